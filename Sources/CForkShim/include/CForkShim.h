@@ -1,0 +1,89 @@
+// CForkShim: the few operations ForkPool cannot do safely or at all from Swift.
+//
+// Everything that must run in a freshly forked child before any Swift code runs
+// lives here, and so does every libc macro or variadic call Swift does not import.
+// Each function says in one line why it is in C.
+#ifndef CFORKSHIM_H
+#define CFORKSHIM_H
+
+#include <sys/types.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Child set-up options for `forkpool_fork_worker`.
+enum {
+    /// Put the child in its own process group, so a terminal's Ctrl-C reaches only the parent.
+    FORKPOOL_NEW_PROCESS_GROUP = 1 << 0,
+    /// Leave the handlers of fault signals (SEGV, BUS, ILL, FPE, ABRT, TRAP) as inherited, so
+    /// Swift's crash backtracer still reports why a worker died; all other handlers are reset.
+    FORKPOOL_KEEP_FAULT_HANDLERS = 1 << 1,
+};
+
+/// Forks a worker. In the child, before returning 0: resets the signal mask and handlers,
+/// asks for SIGKILL when the forking thread's process dies (and exits at once if it already
+/// has), optionally starts a new process group, and closes `close_fds`. Returns the child's
+/// pid in the parent, 0 in the child, -1 with errno on failure.
+/// Why C: between fork and the worker loop only async-signal-safe calls are allowed, and
+/// `fork` itself is unavailable to Swift on some platforms.
+pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options);
+
+/// Creates an AF_UNIX stream socketpair with SOCK_CLOEXEC. Returns 0 or -1 with errno.
+/// Why C: `SOCK_STREAM | SOCK_CLOEXEC` does not type-check in Swift (an imported enum).
+int forkpool_socketpair(int fds[2]);
+
+/// Creates a close-on-exec, non-blocking eventfd used to wake a poll loop. Returns fd or -1.
+/// Why C: the EFD_* flags are macros Swift imports inconsistently across Glibc versions.
+int forkpool_eventfd(void);
+
+/// Sets O_NONBLOCK on `fd`. Returns 0 or -1 with errno.
+/// Why C: `fcntl` is variadic.
+int forkpool_set_nonblocking(int fd);
+
+/// `send` with MSG_NOSIGNAL (and MSG_DONTWAIT when `nonblocking`): a dead peer yields EPIPE
+/// instead of a SIGPIPE that would kill the whole process. Returns bytes sent or -1.
+/// Why C: one place that can never forget MSG_NOSIGNAL; the flag's import type varies.
+ssize_t forkpool_send(int fd, const void *bytes, size_t count, int nonblocking);
+
+/// `waitpid` retried on EINTR. Returns the pid, 0 (WNOHANG and still running) or -1.
+/// Why C: keeps the EINTR loop next to the status macros below.
+pid_t forkpool_waitpid(pid_t pid, int *status, int nohang);
+
+/// Opens a pidfd for `pid` (close-on-exec): it polls readable when the process exits, and
+/// signals sent through it cannot hit a recycled pid. Returns fd or -1 with errno.
+/// Why C: `pidfd_open` needs <sys/pidfd.h>, which Glibc's module map does not export.
+int forkpool_pidfd_open(pid_t pid);
+
+/// Sends `signal_number` to the process behind `pidfd`. Returns 0 or -1 with errno.
+/// Why C: as above, <sys/pidfd.h>.
+int forkpool_pidfd_send_signal(int pidfd, int signal_number);
+
+/// Decoded wait status. Why C: WIFEXITED and friends are macros Swift does not import.
+int forkpool_wifexited(int status);
+int forkpool_wexitstatus(int status);
+int forkpool_wifsignaled(int status);
+int forkpool_wtermsig(int status);
+
+/// Writes the short name of a signal ("SIGKILL") into `buffer`; falls back to "signal N".
+/// Why C: `sigabbrev_np` / `strsignal` are GNU extensions behind _GNU_SOURCE.
+void forkpool_signal_name(int signal_number, char *buffer, size_t size);
+
+/// Exits the calling process at once, without atexit handlers or stdio flushing of the
+/// parent's duplicated buffers (flushed explicitly before). Why C: `_exit` as a non-returning
+/// import is awkward across Glibc module maps.
+__attribute__((noreturn)) void forkpool_exit(int status);
+
+/// Names the calling thread (at most 15 bytes are kept).
+/// Why C: `pthread_setname_np` is a GNU extension behind _GNU_SOURCE.
+void forkpool_set_thread_name(const char *name);
+
+/// Flushes every stdio stream. Why C: `fflush(stdout)` touches a global Swift 6 rejects.
+void forkpool_flush_stdio(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

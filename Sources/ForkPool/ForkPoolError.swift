@@ -1,0 +1,103 @@
+// ForkPoolError: the one error type every ForkPool call throws.
+//
+// A stable `code` says what kind of failure it was; the optional fields say which task,
+// which worker process and which signal or exit status were involved, so an error from a
+// dead worker carries its cause (pid + signal) rather than a bare "broken pool".
+import CForkShim
+import Glibc
+
+/// The error thrown by ``ProcessPool``, ``ThreadPool`` and ``Future``.
+public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
+    /// What kind of failure this is. Stable: match on it, not on the message.
+    public enum Code: Sendable, Hashable, CustomStringConvertible {
+        /// The work function threw; ``ForkPoolError/message`` carries the original description.
+        case workFailed
+        /// The worker process running the task died (signal or exit).
+        case workerDied
+        /// `submit` or `map` was called after `shutdown`.
+        case poolShutDown
+        /// The task was cancelled before it ran (`Future.cancel()` or `shutdown(cancelPending: true)`).
+        case cancelled
+        /// An input or output could not be encoded.
+        case encodingFailed
+        /// An input or output could not be decoded.
+        case decodingFailed
+        /// A frame was longer than ``ProcessPool/Configuration/maximumFrameBytes``.
+        case frameTooLarge
+        /// A frame had a wrong version, kind or layout.
+        case malformedFrame
+        /// A system call failed; ``ForkPoolError/errno`` has the error number.
+        case systemCallFailed
+        /// An argument was out of range (for example zero workers).
+        case invalidArgument
+        /// The pool cannot start workers any more.
+        case poolBroken
+
+        public var description: String {
+            switch self {
+            case .workFailed: "work failed"
+            case .workerDied: "worker died"
+            case .poolShutDown: "pool shut down"
+            case .cancelled: "cancelled"
+            case .encodingFailed: "encoding failed"
+            case .decodingFailed: "decoding failed"
+            case .frameTooLarge: "frame too large"
+            case .malformedFrame: "malformed frame"
+            case .systemCallFailed: "system call failed"
+            case .invalidArgument: "invalid argument"
+            case .poolBroken: "pool broken"
+            }
+        }
+    }
+
+    /// What kind of failure this is.
+    public let code: Code
+    /// A human-readable explanation; for ``Code/workFailed`` the thrown error's description.
+    public let message: String
+    /// The id of the task that failed, when the failure belongs to one task.
+    public var taskID: UInt64?
+    /// The worker process involved, when there is one.
+    public var processID: pid_t?
+    /// The signal that killed the worker, for ``Code/workerDied``.
+    public var signal: Int32?
+    /// The worker's exit status, for ``Code/workerDied`` after a normal exit.
+    public var exitStatus: Int32?
+    /// The C error number, for ``Code/systemCallFailed``.
+    public var errno: Int32?
+    /// The error the work function threw, when it crossed no process boundary (``ThreadPool``).
+    /// A ``ProcessPool`` can only carry its description, in ``message``.
+    public var underlyingError: (any Error)?
+
+    /// Creates an error. Library users normally only read these.
+    public init(_ code: Code, _ message: String, taskID: UInt64? = nil, processID: pid_t? = nil,
+                signal: Int32? = nil, exitStatus: Int32? = nil, errno: Int32? = nil) {
+        self.code = code
+        self.message = message
+        self.taskID = taskID
+        self.processID = processID
+        self.signal = signal
+        self.exitStatus = exitStatus
+        self.errno = errno
+    }
+
+    public var description: String {
+        var text = "ForkPoolError(\(code)): \(message)"
+        if let taskID { text += " [task \(taskID)]" }
+        if let errno { text += " [errno \(errno): \(String(cString: strerror(errno)))]" }
+        return text
+    }
+
+    /// The name of a signal, such as "SIGKILL".
+    static func signalName(_ signal: Int32) -> String {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32) { buffer in
+            forkpool_signal_name(signal, buffer.baseAddress!, 32)
+            return String(cString: buffer.baseAddress!)
+        }
+    }
+
+    /// A system call failure, reading `errno` now.
+    static func systemCall(_ name: String) -> ForkPoolError {
+        let number = Glibc.errno
+        return ForkPoolError(.systemCallFailed, "\(name) failed", errno: number)
+    }
+}

@@ -1,0 +1,133 @@
+// Future: the caller's handle on one submitted task.
+//
+// A pool creates it at `submit`, the pool's thread completes it exactly once (result, error
+// or cancellation), and any number of callers wait on it: blocking with `get()` or
+// suspending with `await value`. State moves queued → running → done, or queued → done
+// when cancelled; `cancel()` only wins while the task is still queued.
+
+/// The eventual result of one task submitted to a ``WorkerPool``.
+public final class Future<Value: Sendable>: @unchecked Sendable {
+    private enum State {
+        case queued
+        case running
+        case done(Result<Value, ForkPoolError>)
+    }
+
+    /// The pool-wide id of the task; error messages name it.
+    public let taskID: UInt64
+    private let lock = ConditionLock()
+    private var state = State.queued
+    private var waiters: [UnsafeContinuation<Result<Value, ForkPoolError>, Never>] = []
+
+    init(taskID: UInt64) {
+        self.taskID = taskID
+    }
+
+    /// Whether the task has finished: succeeded, failed or been cancelled.
+    public var isDone: Bool {
+        lock.withLock { if case .done = state { true } else { false } }
+    }
+
+    /// Whether the task was cancelled before it ran.
+    public var isCancelled: Bool {
+        lock.withLock {
+            if case .done(.failure(let error)) = state { error.code == .cancelled } else { false }
+        }
+    }
+
+    /// Blocks the calling thread until the task finishes and returns its output.
+    ///
+    /// - Throws: ``ForkPoolError``: ``ForkPoolError/Code/workFailed`` with the thrown error's
+    ///   description, ``ForkPoolError/Code/workerDied`` naming the pid and signal or exit
+    ///   status, ``ForkPoolError/Code/cancelled``, or a coding error.
+    public func get() throws(ForkPoolError) -> Value {
+        try waitForResult().get()
+    }
+
+    /// Blocks until the task finishes or `seconds` pass; `nil` on time-out.
+    public func get(timeout seconds: Double) throws(ForkPoolError) -> Value? {
+        let deadline = monotonicNanoseconds() + UInt64(max(0, seconds) * 1e9)
+        let outcome: Result<Value, ForkPoolError>? = lock.withLock {
+            while true {
+                if case .done(let result) = state { return result }
+                if !lock.wait(untilMonotonicNanoseconds: deadline) {
+                    if case .done(let result) = state { return result }
+                    return nil
+                }
+            }
+        }
+        return try outcome?.get()
+    }
+
+    /// The task's output, suspending (not blocking) the calling task until it is ready.
+    public var value: Value {
+        get async throws(ForkPoolError) {
+            try await result.get()
+        }
+    }
+
+    /// The task's outcome as a `Result`, suspending until it is ready.
+    public var result: Result<Value, ForkPoolError> {
+        get async {
+            await withUnsafeContinuation { continuation in
+                lock.lock()
+                if case .done(let result) = state {
+                    lock.unlock()
+                    continuation.resume(returning: result)
+                } else {
+                    waiters.append(continuation)
+                    lock.unlock()
+                }
+            }
+        }
+    }
+
+    /// Cancels the task if it has not started; returns whether it was cancelled.
+    /// A cancelled task's waiters get ``ForkPoolError/Code/cancelled``.
+    @discardableResult
+    public func cancel() -> Bool {
+        guard case .queued = lock.withLock({ state }) else { return false }
+        return complete(.failure(ForkPoolError(.cancelled, "task \(taskID) was cancelled before it ran", taskID: taskID)),
+                        onlyIfQueued: true)
+    }
+
+    func waitForResult() -> Result<Value, ForkPoolError> {
+        lock.withLock {
+            while true {
+                if case .done(let result) = state { return result }
+                lock.wait()
+            }
+        }
+    }
+
+    /// Moves queued → running; false if the task was cancelled (or finished) meanwhile.
+    func markRunning() -> Bool {
+        lock.withLock {
+            guard case .queued = state else { return false }
+            state = .running
+            return true
+        }
+    }
+
+    /// Completes the future once; later completions are ignored. Returns whether this one won.
+    @discardableResult
+    func complete(_ result: Result<Value, ForkPoolError>, onlyIfQueued: Bool = false) -> Bool {
+        lock.lock()
+        switch state {
+        case .done:
+            lock.unlock()
+            return false
+        case .running where onlyIfQueued:
+            lock.unlock()
+            return false
+        case .queued, .running:
+            state = .done(result)
+            let waiting = waiters
+            waiters = []
+            lock.broadcast()
+            lock.unlock()
+            for continuation in waiting { continuation.resume(returning: result) }
+            return true
+        }
+    }
+}

@@ -1,0 +1,142 @@
+// ProcessPool: the public face of the multi-process pool.
+//
+//   submit(input) ─ encode on the caller's thread ─▶ frame ─▶ Dispatcher queue
+//        ▲                                                        │
+//   Future<Output> ◀─ decode on the dispatcher thread ◀─ result frame ◀─ worker process
+//
+// The work function is captured at creation; the workers are forked right away (by the
+// dispatcher thread) and inherit it, so nothing but inputs and outputs ever crosses a socket.
+import Glibc
+
+/// A pool of pre-forked worker processes running one function over many inputs — the Swift
+/// counterpart of Python's `ProcessPoolExecutor`.
+///
+/// ```swift
+/// let pool = try ProcessPool(workers: 4) { (n: Int) -> Int in fib(n) }
+/// let results = try pool.map([30, 31, 32, 33, 34, 35])
+/// pool.shutdown()
+/// ```
+///
+/// Each worker is a `fork` of this process made when the pool is created. A worker that
+/// crashes, exits or is killed fails only the task it was running (with its pid and signal or
+/// exit status) and is replaced; the pool keeps serving. Inputs and outputs cross a private
+/// socketpair as compact binary frames: any `Codable & Sendable` type works.
+///
+/// The work function runs synchronously in the worker: it must not rely on Dispatch queues or
+/// Swift concurrency, which do not survive `fork`.
+public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Sendable>: WorkerPool, @unchecked Sendable {
+    public typealias Configuration = ProcessPoolConfiguration
+
+    /// The number of worker processes the pool keeps running.
+    public let workerCount: Int
+    /// The settings the pool was created with.
+    public let configuration: Configuration
+    private let dispatcher: Dispatcher
+    private let inputCodec = PayloadCodec<Input>()
+    private let outputCodec = PayloadCodec<Output>()
+
+    /// Forks `workers` worker processes that will run `work`, and returns once they are up.
+    ///
+    /// - Throws: ``ForkPoolError`` with ``ForkPoolError/Code/invalidArgument`` for fewer than one
+    ///   worker, or ``ForkPoolError/Code/systemCallFailed`` if a worker cannot be started.
+    public init(workers: Int = defaultWorkerCount, configuration: Configuration = .init(),
+                work: @escaping @Sendable (Input) throws -> Output) throws(ForkPoolError) {
+        guard workers >= 1 else {
+            throw ForkPoolError(.invalidArgument, "a ProcessPool needs at least one worker, not \(workers)")
+        }
+        guard configuration.maximumFrameBytes >= 1, configuration.maximumFrameBytes <= Int(UInt32.max) else {
+            throw ForkPoolError(.invalidArgument, "maximumFrameBytes must be between 1 and \(UInt32.max)")
+        }
+        self.workerCount = workers
+        self.configuration = configuration
+        let inputCodec = PayloadCodec<Input>()
+        let outputCodec = PayloadCodec<Output>()
+        let handler: TaskHandler = { payload, reply in
+            Self.runTask(payload, into: &reply, work: work, inputCodec: inputCodec, outputCodec: outputCodec)
+        }
+        let maximumFrameBytes = configuration.maximumFrameBytes
+        let settings = Dispatcher.Settings(workerCount: workers, maximumFrameBytes: maximumFrameBytes,
+                                           forkOptions: configuration.forkOptions,
+                                           shutdownGracePeriod: configuration.shutdownGracePeriod)
+        dispatcher = try Dispatcher(settings: settings) { socket in
+            WorkerLoop.run(socket: socket, maximumFrameBytes: maximumFrameBytes, handler: handler)
+        }
+    }
+
+    deinit {
+        dispatcher.shutdown(cancelPending: false)
+    }
+
+    /// The pids of the live worker processes (replacements appear once forked).
+    public var workerProcessIDs: [pid_t] { dispatcher.workerProcessIDs }
+
+    /// Queues one input and returns a future for its output. The input is encoded here, on the
+    /// calling thread, so an input that cannot be encoded fails this call, not a worker.
+    public func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
+        let task = try makeTask(input)
+        try dispatcher.enqueue(CollectionOfOne(task))
+        return task.future
+    }
+
+    /// Runs `work` on every input in the worker processes and returns the outputs in input
+    /// order. All inputs are encoded before any is queued, so a bad input queues nothing.
+    public func map<Inputs: Sequence>(_ inputs: Inputs) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
+        var tasks: [TypedPendingTask<Output>] = []
+        tasks.reserveCapacity(inputs.underestimatedCount)
+        for input in inputs { tasks.append(try makeTask(input)) }
+        try dispatcher.enqueue(tasks.lazy.map { $0 as PendingTask })
+        return try collectInOrder(tasks.map(\.future))
+    }
+
+    /// Stops accepting tasks, runs (or cancels) the queued ones, lets running ones finish,
+    /// and waits until every worker process has exited and been reaped. Idempotent.
+    public func shutdown(cancelPending: Bool) {
+        dispatcher.shutdown(cancelPending: cancelPending)
+    }
+
+    /// Encodes `input` into a complete task frame with a fresh id.
+    private func makeTask(_ input: Input) throws(ForkPoolError) -> TypedPendingTask<Output> {
+        var frame = FrameHeader.emptyFrame()
+        do {
+            try inputCodec.encode(input, into: &frame)
+        } catch {
+            throw ForkPoolError(.encodingFailed, "could not encode the input: \(error)")
+        }
+        let length = frame.count - FrameHeader.size
+        guard length <= configuration.maximumFrameBytes else {
+            throw ForkPoolError(.frameTooLarge,
+                                "the input encodes to \(length) bytes; the frame limit is \(configuration.maximumFrameBytes)")
+        }
+        let id = dispatcher.makeTaskID()
+        FrameHeader(kind: .task, length: length, taskID: id).write(into: &frame)
+        return TypedPendingTask(id: id, frame: frame, codec: outputCodec)
+    }
+
+    /// Worker side: decode, run, encode. Every failure becomes a failure payload.
+    private static func runTask(_ payload: UnsafeRawBufferPointer, into reply: inout [UInt8],
+                                work: (Input) throws -> Output,
+                                inputCodec: PayloadCodec<Input>, outputCodec: PayloadCodec<Output>) -> FrameKind {
+        let input: Input
+        do {
+            input = try inputCodec.decode(from: payload)
+        } catch {
+            WorkerLoop.appendFailure(.inputDecodingFailed, "\(error)", to: &reply)
+            return .failure
+        }
+        let output: Output
+        do {
+            output = try work(input)
+        } catch {
+            WorkerLoop.appendFailure(.workThrew, "\(error)", to: &reply)
+            return .failure
+        }
+        do {
+            try outputCodec.encode(output, into: &reply)
+            return .result
+        } catch {
+            reply.removeSubrange(FrameHeader.size...)
+            WorkerLoop.appendFailure(.outputEncodingFailed, "\(error)", to: &reply)
+            return .failure
+        }
+    }
+}

@@ -1,0 +1,78 @@
+// WorkerLoop: the whole life of a worker process after fork.
+//
+//   read frame ─▶ task?  ─▶ decode input ─▶ work ─▶ encode output ─▶ write result frame ─┐
+//        ▲        shutdown / end of stream / socket error ─▶ flush stdio ─▶ _exit         │
+//        └────────────────────────────────────────────────────────────────────────────────┘
+//
+// Plain synchronous code on the one thread fork left: Dispatch and Swift concurrency do not
+// survive a fork of a process that already started their threads. The process leaves only
+// through `_exit`, so the parent's atexit handlers never run here.
+import CForkShim
+import Glibc
+
+/// Turns one task payload into a reply: appends the result (or a failure) payload after the
+/// header space already in `reply`, and says which kind of frame it is.
+typealias TaskHandler = @Sendable (UnsafeRawBufferPointer, inout [UInt8]) -> FrameKind
+
+enum WorkerLoop {
+    /// Exit status of a worker that received a frame it cannot parse.
+    static let protocolErrorStatus: Int32 = 76  // EX_PROTOCOL
+
+    /// This worker's socket; -1 outside a worker. Tests use it to forge frames from inside.
+    nonisolated(unsafe) static var socketInThisWorker: CInt = -1
+
+    static func run(socket fd: CInt, maximumFrameBytes: Int, handler: TaskHandler) -> Never {
+        socketInThisWorker = fd
+        var reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
+        var reply = FrameHeader.emptyFrame()
+        while true {
+            let frame: (FrameHeader, Bool)?
+            do {
+                frame = try reader.nextFrame { header, payload in
+                    guard header.kind == .task else { return (header, false) }
+                    reply.removeAll(keepingCapacity: true)
+                    reply.append(contentsOf: repeatElement(0, count: FrameHeader.size))
+                    var kind = handler(payload, &reply)
+                    if reply.count - FrameHeader.size > maximumFrameBytes {
+                        reply.removeSubrange(FrameHeader.size...)
+                        appendFailure(.outputTooLarge,
+                                      "result of \(reply.count) bytes exceeds the frame limit of \(maximumFrameBytes) bytes",
+                                      to: &reply)
+                        kind = .failure
+                    }
+                    FrameHeader(kind: kind, length: reply.count - FrameHeader.size, taskID: header.taskID)
+                        .write(into: &reply)
+                    return (header, true)
+                }
+            } catch {
+                leave(protocolErrorStatus)
+            }
+            guard let (header, handled) = frame else {
+                switch try? reader.fill(from: fd) {
+                case .received: continue
+                default: leave(0)  // end of stream or a dead socket: the parent is gone
+                }
+            }
+            guard handled else {
+                leave(header.kind == .shutdown ? 0 : protocolErrorStatus)
+            }
+            // Output the work printed must reach the terminal before the result does.
+            forkpool_flush_stdio()
+            do {
+                try sendAll(fd, reply)
+            } catch {
+                leave(0)
+            }
+        }
+    }
+
+    static func appendFailure(_ reason: FailureReason, _ message: String, to reply: inout [UInt8]) {
+        reply.append(reason.rawValue)
+        reply.append(contentsOf: message.utf8)
+    }
+
+    private static func leave(_ status: Int32) -> Never {
+        forkpool_flush_stdio()
+        forkpool_exit(status)
+    }
+}

@@ -1,0 +1,142 @@
+// ThreadPool: the same API as ProcessPool on plain pthreads in this process.
+//
+//   submit(input) ─▶ queue (ConditionLock) ─▶ worker thread: work(input) ─▶ Future
+//
+// No Dispatch and no Swift concurrency inside: N joinable pthreads wait on one condition
+// variable. Inputs and outputs are handed over in memory, so they need not be Codable, and
+// a thrown error reaches the caller with the original error attached.
+
+/// A pool of pthreads running one function over many inputs — the Swift counterpart of
+/// Python's `ThreadPoolExecutor`, with the same calls as ``ProcessPool``.
+///
+/// Swift has no global interpreter lock, so threads parallelise CPU work as well as processes
+/// do and hand data over far more cheaply. What they cannot give is isolation: a crash in the
+/// work function takes the whole process down, and a running task cannot be stopped.
+public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @unchecked Sendable {
+    /// The number of worker threads.
+    public let workerCount: Int
+    private let core: Core
+
+    /// Starts `workers` threads that will run `work`.
+    ///
+    /// - Precondition: `workers >= 1`, and the system can create that many threads.
+    public init(workers: Int = defaultWorkerCount, work: @escaping @Sendable (Input) throws -> Output) {
+        precondition(workers >= 1, "a ThreadPool needs at least one worker, not \(workers)")
+        workerCount = workers
+        core = Core(work: work)
+        core.start(workers: workers)
+    }
+
+    /// Dropping the last reference shuts the pool down: queued tasks still run.
+    deinit {
+        core.shutdown(cancelPending: false)
+    }
+
+    /// Queues one input and returns a future for its output.
+    public func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
+        try core.enqueue(CollectionOfOne(input))[0]
+    }
+
+    /// Runs `work` on every input on the pool's threads and returns the outputs in input order.
+    public func map<Inputs: Sequence>(_ inputs: Inputs) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
+        try collectInOrder(core.enqueue(inputs))
+    }
+
+    /// Stops accepting tasks, runs (or cancels) the queued ones, lets running ones finish and
+    /// joins every thread. Idempotent. Cancellation is cooperative: a running task cannot be
+    /// interrupted, only queued ones are cancelled.
+    public func shutdown(cancelPending: Bool) {
+        core.shutdown(cancelPending: cancelPending)
+    }
+
+    /// The queue and threads; the threads hold the core, not the pool, so dropping the pool
+    /// can shut them down.
+    private final class Core: @unchecked Sendable {
+        private final class Task {
+            let input: Input
+            let future: Future<Output>
+            init(input: Input, future: Future<Output>) {
+                self.input = input
+                self.future = future
+            }
+        }
+
+        private let work: @Sendable (Input) throws -> Output
+        private let lock = ConditionLock()
+        private var queue = FIFOQueue<Task>()
+        private var nextTaskID: UInt64 = 1
+        private var accepting = true
+        private var threads: [PosixThread] = []
+        private let joinLock = ConditionLock()
+        private var joined = false
+
+        init(work: @escaping @Sendable (Input) throws -> Output) {
+            self.work = work
+        }
+
+        func start(workers: Int) {
+            for index in 0..<workers {
+                do {
+                    threads.append(try PosixThread.start(name: "forkpool-t\(index)") { [self] in serve() })
+                } catch {
+                    fatalError("ThreadPool could not start thread \(index): \(error)")
+                }
+            }
+        }
+
+        func shutdown(cancelPending: Bool) {
+            let cancelled: [Task] = lock.withLock {
+                accepting = false
+                lock.broadcast()
+                return cancelPending ? queue.removeAll() : []
+            }
+            for task in cancelled {
+                let id = task.future.taskID
+                task.future.complete(.failure(ForkPoolError(.cancelled, "task \(id) was cancelled by shutdown", taskID: id)))
+            }
+            joinLock.withLock {
+                guard !joined else { return }
+                for thread in threads { thread.join() }
+                threads = []
+                joined = true
+            }
+        }
+
+        func enqueue(_ inputs: some Sequence<Input>) throws(ForkPoolError) -> [Future<Output>] {
+            try lock.withLock { () throws(ForkPoolError) in
+                guard accepting else { throw ForkPoolError(.poolShutDown, "the pool has been shut down") }
+                var futures: [Future<Output>] = []
+                futures.reserveCapacity(inputs.underestimatedCount)
+                for input in inputs {
+                    let future = Future<Output>(taskID: nextTaskID)
+                    nextTaskID += 1
+                    queue.append(Task(input: input, future: future))
+                    futures.append(future)
+                }
+                if futures.count == 1 { lock.signal() } else { lock.broadcast() }
+                return futures
+            }
+        }
+
+        /// One worker thread: take a task, run it, complete its future; leave when shut down
+        /// and the queue is empty.
+        private func serve() {
+            while true {
+                let next: Task? = lock.withLock {
+                    while queue.isEmpty && accepting { lock.wait() }
+                    return queue.popFirst()
+                }
+                guard let task = next else { return }
+                guard task.future.markRunning() else { continue }  // cancelled while queued
+                do {
+                    task.future.complete(.success(try work(task.input)))
+                } catch {
+                    let id = task.future.taskID
+                    var failure = ForkPoolError(.workFailed, "task \(id) threw: \(error)", taskID: id)
+                    failure.underlyingError = error
+                    task.future.complete(.failure(failure))
+                }
+            }
+        }
+    }
+}

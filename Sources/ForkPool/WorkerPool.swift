@@ -1,0 +1,91 @@
+// WorkerPool: what both pools promise, so callers can pick processes or threads at run time
+// (the article's `run_pool(strategy:)`), plus the scoped `with…Pool` helpers.
+import Glibc
+
+/// A pool of workers that runs one function, fixed at creation, over many inputs.
+///
+/// ``ProcessPool`` runs it in pre-forked worker processes; ``ThreadPool`` in pthreads.
+/// All methods may be called from any number of threads at once.
+public protocol WorkerPool<Input, Output>: AnyObject, Sendable {
+    associatedtype Input: Sendable
+    associatedtype Output: Sendable
+
+    /// The number of workers the pool keeps running.
+    var workerCount: Int { get }
+
+    /// Queues one input and returns a future for its output.
+    /// - Throws: ``ForkPoolError`` with ``ForkPoolError/Code/poolShutDown`` after `shutdown`,
+    ///   or a coding error if the input cannot be sent to a worker.
+    func submit(_ input: Input) throws(ForkPoolError) -> Future<Output>
+
+    /// Runs the work on every input in parallel and returns the outputs in input order,
+    /// blocking until all are done. On the first failure (in input order) the tasks not yet
+    /// started are cancelled and that failure is thrown.
+    func map<Inputs: Sequence>(_ inputs: Inputs) throws(ForkPoolError) -> [Output] where Inputs.Element == Input
+
+    /// Stops accepting tasks and waits until every worker has exited. Queued tasks still run
+    /// unless `cancelPending` is true, in which case they fail with ``ForkPoolError/Code/cancelled``.
+    /// Running tasks always finish. Idempotent.
+    func shutdown(cancelPending: Bool)
+}
+
+extension WorkerPool {
+    /// Stops accepting tasks, runs the queued ones and waits for every worker to exit.
+    public func shutdown() {
+        shutdown(cancelPending: false)
+    }
+}
+
+/// Collects futures in order; on the first failure cancels the rest and throws it.
+func collectInOrder<Output>(_ futures: [Future<Output>]) throws(ForkPoolError) -> [Output] {
+    var outputs: [Output] = []
+    outputs.reserveCapacity(futures.count)
+    for (index, future) in futures.enumerated() {
+        switch future.waitForResult() {
+        case .success(let output):
+            outputs.append(output)
+        case .failure(let error):
+            for rest in futures[(index + 1)...] { rest.cancel() }
+            throw error
+        }
+    }
+    return outputs
+}
+
+/// The number of online processors: the default worker count.
+public var defaultWorkerCount: Int {
+    max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+}
+
+/// Creates a ``ProcessPool``, runs `body` with it and shuts the pool down when `body`
+/// returns or throws (cancelling queued tasks on throw).
+public func withProcessPool<Input: Codable & Sendable, Output: Codable & Sendable, Result>(
+    workers: Int = defaultWorkerCount,
+    configuration: ProcessPoolConfiguration = .init(),
+    work: @escaping @Sendable (Input) throws -> Output,
+    _ body: (ProcessPool<Input, Output>) throws -> Result
+) throws -> Result {
+    let pool = try ProcessPool(workers: workers, configuration: configuration, work: work)
+    return try withShutdown(of: pool, body)
+}
+
+/// Creates a ``ThreadPool``, runs `body` with it and shuts the pool down when `body`
+/// returns or throws (cancelling queued tasks on throw).
+public func withThreadPool<Input: Sendable, Output: Sendable, Result>(
+    workers: Int = defaultWorkerCount,
+    work: @escaping @Sendable (Input) throws -> Output,
+    _ body: (ThreadPool<Input, Output>) throws -> Result
+) throws -> Result {
+    try withShutdown(of: ThreadPool(workers: workers, work: work), body)
+}
+
+private func withShutdown<Pool: WorkerPool, Result>(of pool: Pool, _ body: (Pool) throws -> Result) throws -> Result {
+    do {
+        let result = try body(pool)
+        pool.shutdown(cancelPending: false)
+        return result
+    } catch {
+        pool.shutdown(cancelPending: true)
+        throw error
+    }
+}

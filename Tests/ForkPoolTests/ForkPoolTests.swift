@@ -1,0 +1,141 @@
+// The root of every suite: serialized, because the process tests count this process's
+// children and open file descriptors, which tests running alongside would disturb.
+import CForkShim
+import Glibc
+import Testing
+@testable import ForkPool
+
+@Suite(.serialized, .timeLimit(.minutes(3)))
+enum ForkPoolTests {}
+
+func fib(_ n: Int) -> Int {
+    n < 2 ? n : fib(n - 1) + fib(n - 2)
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// A task that does what the test tells it, inside the worker.
+enum Command: Codable, Sendable {
+    case square(Int)
+    case fail(String)
+    case exit(Int32)
+    case segfault
+    /// Writes the worker's pid to `fd` (a pipe the test holds), then sleeps `milliseconds`
+    /// (forever when negative).
+    case reportPID(fd: Int32, sleepMilliseconds: Int)
+    /// Writes raw bytes to the worker's own socket as if they were a reply, then sleeps.
+    case forgeReply([UInt8])
+}
+
+@Sendable func obey(_ command: Command) throws -> Int {
+    switch command {
+    case .square(let n):
+        return n * n
+    case .fail(let message):
+        throw TestFailure(description: message)
+    case .exit(let status):
+        Glibc.exit(status)
+    case .segfault:
+        UnsafeMutablePointer<Int>(bitPattern: 8)!.pointee = 1
+        return -1
+    case .reportPID(let fd, let milliseconds):
+        var pid = getpid()
+        _ = write(fd, &pid, MemoryLayout<pid_t>.size)
+        if milliseconds < 0 {
+            while true { pause() }
+        }
+        usleep(UInt32(milliseconds) * 1000)
+        return Int(getpid())
+    case .forgeReply(let bytes):
+        _ = bytes.withUnsafeBytes { write(WorkerLoop.socketInThisWorker, $0.baseAddress, $0.count) }
+        while true { pause() }
+    }
+}
+
+/// A pipe whose read end yields the pids that `Command.reportPID` tasks write.
+final class PIDPipe {
+    let readEnd: Int32
+    let writeEnd: Int32
+
+    init() {
+        var fds: [Int32] = [0, 0]
+        precondition(pipe(&fds) == 0)
+        readEnd = fds[0]
+        writeEnd = fds[1]
+    }
+
+    deinit {
+        close(readEnd)
+        close(writeEnd)
+    }
+
+    /// Blocks until a task reports its pid (bounded by the suite's time limit).
+    func nextPID() -> pid_t {
+        var pid: pid_t = 0
+        let count = read(readEnd, &pid, MemoryLayout<pid_t>.size)
+        precondition(count == MemoryLayout<pid_t>.size)
+        return pid
+    }
+}
+
+/// Open file descriptors of this process.
+func openFileDescriptorCount() -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = 0
+    while readdir(directory) != nil { count += 1 }
+    return count - 3  // ".", ".." and the directory's own descriptor
+}
+
+/// The pids of this process's children, read from /proc (zombies included).
+func childProcessIDs() -> [pid_t] {
+    guard let directory = opendir("/proc") else { return [] }
+    defer { closedir(directory) }
+    let me = getpid()
+    var children: [pid_t] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        guard let pid = pid_t(name), let stat = readFile("/proc/\(pid)/stat") else { continue }
+        // Fields after the parenthesised command name: state, ppid, ...
+        guard let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        if fields.count > 1, pid_t(fields[1]) == me { children.append(pid) }
+    }
+    return children
+}
+
+func readFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count <= 0 { break }
+        bytes.append(contentsOf: chunk[0..<count])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+func isAlive(_ pid: pid_t) -> Bool {
+    kill(pid, 0) == 0
+}
+
+/// Expects `body` to throw a ForkPoolError and returns it.
+func expectForkPoolError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> ForkPoolError? {
+    do {
+        try body()
+        Issue.record("expected a ForkPoolError, got success", sourceLocation: sourceLocation)
+        return nil
+    } catch let error as ForkPoolError {
+        return error
+    } catch {
+        Issue.record("expected a ForkPoolError, got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}

@@ -1,0 +1,112 @@
+// The frame reader on a real socketpair: split and coalesced frames, end of stream, and
+// hostile headers rejected before anything is allocated for them.
+import CForkShim
+import Glibc
+import Testing
+@testable import ForkPool
+
+extension ForkPoolTests {
+    @Suite struct FrameTests {
+        /// A socketpair closed at the end of the test.
+        final class Pair {
+            let writer: Int32
+            let reader: Int32
+            init() {
+                var fds: [Int32] = [0, 0]
+                precondition(forkpool_socketpair(&fds) == 0)
+                writer = fds[0]
+                reader = fds[1]
+                precondition(forkpool_set_nonblocking(reader) == 0)
+            }
+            deinit {
+                close(writer)
+                close(reader)
+            }
+            func send(_ bytes: [UInt8]) {
+                try! sendAll(writer, bytes)
+            }
+        }
+
+        func frame(_ kind: FrameKind, id: UInt64, payload: [UInt8]) -> [UInt8] {
+            var bytes = FrameHeader.emptyFrame()
+            bytes.append(contentsOf: payload)
+            FrameHeader(kind: kind, length: payload.count, taskID: id).write(into: &bytes)
+            return bytes
+        }
+
+        @Test func readsCoalescedAndSplitFrames() throws {
+            let pair = Pair()
+            var reader = FrameReader(maximumPayloadBytes: 1 << 20)
+            let first = frame(.result, id: 7, payload: [1, 2, 3])
+            let second = frame(.failure, id: 8, payload: Array(repeating: 9, count: 100_000))
+            pair.send(first + second.prefix(10))
+            #expect(try reader.fill(from: pair.reader) == .received)
+            let got = try reader.nextFrame { header, payload in (header, Array(payload)) }
+            #expect(got?.0 == FrameHeader(kind: .result, length: 3, taskID: 7))
+            #expect(got?.1 == [1, 2, 3])
+            #expect(try reader.nextFrame { _, _ in 0 } == nil)  // only 10 bytes of the second
+            pair.send(Array(second.dropFirst(10)))
+            var payload: [UInt8]?
+            while payload == nil {
+                _ = try reader.fill(from: pair.reader)
+                payload = try reader.nextFrame { header, bytes in
+                    #expect(header.taskID == 8)
+                    return Array(bytes)
+                }
+            }
+            #expect(payload == Array(repeating: 9, count: 100_000))
+            #expect(try reader.fill(from: pair.reader) == .wouldBlock)
+            #expect(reader.bufferedByteCount == 0)
+        }
+
+        @Test func reportsEndOfStream() throws {
+            var fds: [Int32] = [0, 0]
+            #expect(forkpool_socketpair(&fds) == 0)
+            close(fds[0])
+            var reader = FrameReader(maximumPayloadBytes: 1024)
+            #expect(try reader.fill(from: fds[1]) == .endOfStream)
+            close(fds[1])
+        }
+
+        @Test func overLimitLengthIsRejectedWithoutAllocating() throws {
+            let pair = Pair()
+            var reader = FrameReader(maximumPayloadBytes: 1 << 20)
+            let capacity = reader.capacity
+            var header = [UInt8](repeating: 0, count: FrameHeader.size)
+            FrameHeader(kind: .result, length: Int(UInt32.max), taskID: 1).write(into: &header)
+            pair.send(header)
+            #expect(try reader.fill(from: pair.reader) == .received)
+            let error = expectForkPoolError { _ = try reader.nextFrame { _, _ in 0 } }
+            #expect(error?.code == .frameTooLarge)
+            #expect(error?.message.contains("\(UInt32.max)") == true)
+            // Asking for more bytes must not grow the buffer towards 4 GiB either.
+            #expect(expectForkPoolError { _ = try reader.fill(from: pair.reader) }?.code == .frameTooLarge)
+            #expect(reader.capacity == capacity)
+        }
+
+        @Test(arguments: [
+            ([2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "version"),
+            ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "kind"),
+            ([1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "kind"),
+            ([1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "reserved"),
+        ])
+        func malformedHeadersAreRejected(header: [UInt8], mentions word: String) throws {
+            let pair = Pair()
+            var reader = FrameReader(maximumPayloadBytes: 1024)
+            pair.send(header)
+            _ = try reader.fill(from: pair.reader)
+            let error = expectForkPoolError { _ = try reader.nextFrame { _, _ in 0 } }
+            #expect(error?.code == .malformedFrame)
+            #expect(error?.message.contains(word) == true)
+        }
+
+        @Test func sendToADeadPeerFailsWithEPIPEInsteadOfSIGPIPE() throws {
+            var fds: [Int32] = [0, 0]
+            #expect(forkpool_socketpair(&fds) == 0)
+            close(fds[1])
+            let error = expectForkPoolError { try sendAll(fds[0], [UInt8](repeating: 1, count: 64)) }
+            #expect(error?.errno == EPIPE)
+            close(fds[0])
+        }
+    }
+}

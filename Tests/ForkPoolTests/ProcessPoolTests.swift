@@ -1,0 +1,288 @@
+// ProcessPool behaviour, provoked for real: results, errors, dying workers, concurrency,
+// shutdown hygiene (no child left, no descriptor leaked) and over-limit frames.
+import Glibc
+import Testing
+@testable import ForkPool
+
+extension ForkPoolTests {
+    @Suite struct ProcessPoolTests {
+        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+
+        @Test func mapReturnsOrderedResultsEqualToSequential() throws {
+            let inputs = Array(0...24)
+            let pool = try ProcessPool(workers: 3) { (n: Int) -> Int in fib(n) }
+            defer { pool.shutdown() }
+            #expect(try pool.map(inputs) == inputs.map(fib))
+            #expect(try pool.map([Int]()) == [])
+        }
+
+        @Test func workRunsInWorkerProcessesNotTheCaller() throws {
+            let pool = try ProcessPool(workers: 2) { (_: Int) -> Int32 in getpid() }
+            defer { pool.shutdown() }
+            let pids = Set(try pool.map(Array(0..<50)))
+            #expect(!pids.contains(getpid()))
+            #expect(pids.isSubset(of: Set(pool.workerProcessIDs)))
+        }
+
+        @Test func submitGetAndAwaitValue() async throws {
+            let pool = try ProcessPool(workers: 2) { (text: String) -> [String] in text.split(separator: " ").map(String.init) }
+            defer { pool.shutdown() }
+            let future = try pool.submit("how now brown cow")
+            #expect(try future.get() == ["how", "now", "brown", "cow"])
+            let later = try pool.submit("tread softly")
+            #expect(try await later.value == ["tread", "softly"])
+            #expect(later.isDone)
+        }
+
+        @Test func thrownErrorArrivesWithItsDescription() throws {
+            let pool = try ProcessPool(workers: 2, work: obey)
+            defer { pool.shutdown() }
+            let future = try pool.submit(.fail("the cow is not brown"))
+            let error = expectForkPoolError { _ = try future.get() }
+            #expect(error?.code == .workFailed)
+            #expect(error?.taskID == future.taskID)
+            #expect(error?.description.contains("the cow is not brown") == true)
+            // map throws the first failure in input order.
+            let mapError = expectForkPoolError { _ = try pool.map([.square(2), .fail("second"), .fail("third")]) }
+            #expect(mapError?.message.contains("second") == true)
+            #expect(try pool.map([.square(3)]) == [9])
+        }
+
+        @Test(arguments: [SIGKILL, SIGTERM, SIGSEGV])
+        func workerKilledBySignalMidTaskFailsOnlyThatTask(signal: Int32) throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 2, configuration: quiet, work: obey)
+            defer { pool.shutdown() }
+            let victim = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1))
+            let pid = pids.nextPID()
+            let others = try (1...20).map { try pool.submit(.square($0)) }
+            #expect(kill(pid, signal) == 0)
+            let error = expectForkPoolError { _ = try victim.get() }
+            #expect(error?.code == .workerDied)
+            #expect(error?.processID == pid)
+            #expect(error?.signal == signal)
+            #expect(error?.taskID == victim.taskID)
+            #expect(error?.description.contains("\(pid)") == true)
+            #expect(error?.description.contains(ForkPoolError.signalName(signal)) == true)
+            #expect(try others.map { try $0.get() } == (1...20).map { $0 * $0 })
+            try expectPoolServesWithFullStrength(pool)
+            #expect(!pool.workerProcessIDs.contains(pid))
+        }
+
+        @Test func segfaultInWorkFailsTheTaskWithSIGSEGV() throws {
+            // Default configuration: Swift's backtracer reports the crash, then the worker dies.
+            let pool = try ProcessPool(workers: 2, work: obey)
+            defer { pool.shutdown() }
+            let crash = try pool.submit(.segfault)
+            let fine = try pool.submit(.square(7))
+            let error = expectForkPoolError { _ = try crash.get() }
+            #expect(error?.code == .workerDied)
+            #expect(error?.signal == SIGSEGV)
+            #expect(try fine.get() == 49)
+            try expectPoolServesWithFullStrength(pool)
+        }
+
+        @Test func exitInWorkFailsTheTaskWithItsStatus() throws {
+            let pool = try ProcessPool(workers: 2, configuration: quiet, work: obey)
+            defer { pool.shutdown() }
+            let dying = try pool.submit(.exit(3))
+            let error = expectForkPoolError { _ = try dying.get() }
+            #expect(error?.code == .workerDied)
+            #expect(error?.exitStatus == 3)
+            #expect(error?.signal == nil)
+            #expect(error?.description.contains("exited with status 3") == true)
+            try expectPoolServesWithFullStrength(pool)
+        }
+
+        @Test func idleWorkerKilledFromOutsideIsReplaced() throws {
+            let pool = try ProcessPool(workers: 2, configuration: quiet, work: obey)
+            defer { pool.shutdown() }
+            let before = pool.workerProcessIDs
+            #expect(kill(before[0], SIGKILL) == 0)
+            #expect(waitUntil { !pool.workerProcessIDs.contains(before[0]) && pool.workerProcessIDs.count == 2 })
+            try expectPoolServesWithFullStrength(pool)
+        }
+
+        @Test func eightThreadsSubmittingConcurrentlyGetTheirOwnResults() throws {
+            let pool = try ProcessPool(workers: 2) { (n: Int) -> Int in n * 3 }
+            defer { pool.shutdown() }
+            let mismatches = ConditionLockedCounter()
+            let threads = try (0..<8).map { thread in
+                try PosixThread.start(name: "submitter\(thread)") {
+                    do {
+                        let inputs = (0..<200).map { thread * 1000 + $0 }
+                        let futures = try inputs.map { try pool.submit($0) }
+                        for (input, future) in zip(inputs, futures) where try future.get() != input * 3 {
+                            mismatches.add(1)
+                        }
+                        if try pool.map(inputs) != inputs.map({ $0 * 3 }) { mismatches.add(1) }
+                    } catch {
+                        mismatches.add(1000)
+                    }
+                }
+            }
+            threads.forEach { $0.join() }
+            #expect(mismatches.value == 0)
+        }
+
+        @Test func shutdownLeavesNoChildAndNoDescriptor() throws {
+            let fdsBefore = openFileDescriptorCount()
+            let registeredBefore = PoolDescriptors.count
+            #expect(childProcessIDs().isEmpty)
+            var everyWorker: Set<pid_t> = []
+            for round in 0..<50 {
+                let pool = try ProcessPool(workers: 2) { (n: Int) -> Int in n + round }
+                everyWorker.formUnion(pool.workerProcessIDs)
+                #expect(try pool.map([1, 2, 3]) == [1 + round, 2 + round, 3 + round])
+                pool.shutdown()
+                pool.shutdown()  // idempotent
+            }
+            #expect(everyWorker.count == 100)
+            #expect(childProcessIDs().isEmpty)
+            #expect(everyWorker.allSatisfy { !isAlive($0) })
+            #expect(openFileDescriptorCount() == fdsBefore)
+            #expect(PoolDescriptors.count == registeredBefore)
+        }
+
+        @Test func droppingThePoolShutsItDown() throws {
+            var pids: [pid_t] = []
+            do {
+                let pool = try ProcessPool(workers: 2) { (n: Int) -> Int in n }
+                pids = pool.workerProcessIDs
+                #expect(try pool.map([1]) == [1])
+            }
+            #expect(pids.count == 2)
+            #expect(childProcessIDs().isEmpty)
+        }
+
+        @Test func submitAfterShutdownThrows() throws {
+            let pool = try ProcessPool(workers: 1) { (n: Int) -> Int in n }
+            pool.shutdown()
+            #expect(expectForkPoolError { _ = try pool.submit(1) }?.code == .poolShutDown)
+            #expect(expectForkPoolError { _ = try pool.map([1, 2]) }?.code == .poolShutDown)
+        }
+
+        @Test func shutdownCancellingPendingFailsQueuedTasksAndFinishesRunningOnes() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, work: obey)
+            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: 300))
+            let pid = pids.nextPID()
+            let queued = try (1...5).map { try pool.submit(.square($0)) }
+            pool.shutdown(cancelPending: true)
+            #expect(try running.get() == Int(pid))
+            for future in queued {
+                #expect(expectForkPoolError { _ = try future.get() }?.code == .cancelled)
+                #expect(future.isCancelled)
+            }
+            #expect(childProcessIDs().isEmpty)
+        }
+
+        @Test func shutdownWithoutCancellingRunsQueuedTasks() throws {
+            let pool = try ProcessPool(workers: 1) { (n: Int) -> Int in usleep(2000); return n * 2 }
+            let futures = try (1...10).map { try pool.submit($0) }
+            pool.shutdown()
+            #expect(try futures.map { try $0.get() } == (1...10).map { $0 * 2 })
+        }
+
+        @Test func cancelWinsOnlyWhileQueued() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, work: obey)
+            defer { pool.shutdown() }
+            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: 200))
+            _ = pids.nextPID()
+            let queued = try pool.submit(.square(4))
+            #expect(!running.cancel())
+            #expect(queued.cancel())
+            #expect(expectForkPoolError { _ = try queued.get() }?.code == .cancelled)
+            #expect(try running.get() > 0)
+        }
+
+        @Test func inputOverTheFrameLimitFailsAtSubmit() throws {
+            let pool = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: 1024)) { (text: String) -> Int in text.count }
+            defer { pool.shutdown() }
+            let error = expectForkPoolError { _ = try pool.submit(String(repeating: "x", count: 5000)) }
+            #expect(error?.code == .frameTooLarge)
+            #expect(try pool.submit("small").get() == 5)
+        }
+
+        @Test func outputOverTheFrameLimitFailsItsTaskOnly() throws {
+            let pool = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: 1024)) { (n: Int) -> String in
+                String(repeating: "y", count: n)
+            }
+            defer { pool.shutdown() }
+            let pid = pool.workerProcessIDs[0]
+            let error = expectForkPoolError { _ = try pool.submit(5000).get() }
+            #expect(error?.code == .frameTooLarge)
+            #expect(try pool.submit(3).get() == "yyy")
+            #expect(pool.workerProcessIDs == [pid])
+        }
+
+        @Test func workerFrameDeclaringOverLimitLengthIsRejectedAndWorkerReplaced() throws {
+            var header = [UInt8](repeating: 0, count: FrameHeader.size)
+            // version 1, kind result, length 1 GiB, task id 1.
+            FrameHeader(kind: .result, length: 1 << 30, taskID: 1).write(into: &header)
+            let pool = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: 4096), work: obey)
+            defer { pool.shutdown() }
+            let pid = pool.workerProcessIDs[0]
+            let future = try pool.submit(.forgeReply(header))
+            let error = expectForkPoolError { _ = try future.get() }
+            #expect(error?.code == .frameTooLarge)
+            #expect(error?.processID == pid)
+            #expect(error?.taskID == future.taskID)
+            #expect(!isAlive(pid) || !pool.workerProcessIDs.contains(pid))
+            try expectPoolServesWithFullStrength(pool)
+        }
+
+        @Test func workerFrameWithWrongVersionOrKindIsRejected() throws {
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)
+            defer { pool.shutdown() }
+            for forged: [UInt8] in [[9, 2, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+                                    [1, 77, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]] {
+                let future = try pool.submit(.forgeReply(forged))
+                #expect(expectForkPoolError { _ = try future.get() }?.code == .malformedFrame)
+            }
+            try expectPoolServesWithFullStrength(pool)
+        }
+
+        @Test func zeroWorkersIsAnInvalidArgument() {
+            #expect(expectForkPoolError { _ = try ProcessPool(workers: 0) { (n: Int) -> Int in n } }?.code == .invalidArgument)
+        }
+
+        @Test func withProcessPoolShutsDownOnReturnAndOnThrow() throws {
+            let result = try withProcessPool(workers: 2, work: fib) { pool in try pool.map([10, 11, 12]) }
+            #expect(result == [55, 89, 144])
+            #expect(childProcessIDs().isEmpty)
+            #expect(throws: TestFailure.self) {
+                try withProcessPool(workers: 2, work: fib) { (_: ProcessPool<Int, Int>) -> Int in
+                    throw TestFailure(description: "body failed")
+                }
+            }
+            #expect(childProcessIDs().isEmpty)
+        }
+    }
+}
+
+/// After a failure: a map still succeeds, and `workerCount` live workers serve it.
+func expectPoolServesWithFullStrength(_ pool: ProcessPool<Command, Int>,
+                                      sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let inputs = (1...12).map(Command.square)
+    #expect(try pool.map(inputs) == (1...12).map { $0 * $0 }, sourceLocation: sourceLocation)
+    #expect(waitUntil { pool.workerProcessIDs.count == pool.workerCount }, sourceLocation: sourceLocation)
+    #expect(pool.workerProcessIDs.allSatisfy(isAlive), sourceLocation: sourceLocation)
+}
+
+/// Polls `condition` for up to 30 seconds (a hang detector, not a timing assertion).
+func waitUntil(_ condition: () -> Bool) -> Bool {
+    for _ in 0..<3000 {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
+final class ConditionLockedCounter: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var count = 0
+    func add(_ amount: Int) { lock.withLock { count += amount } }
+    var value: Int { lock.withLock { count } }
+}

@@ -1,0 +1,123 @@
+// ThreadPool: the same promises as ProcessPool, minus isolation.
+import Glibc
+import Testing
+@testable import ForkPool
+
+extension ForkPoolTests {
+    @Suite struct ThreadPoolTests {
+        @Test func mapReturnsOrderedResultsEqualToSequential() throws {
+            let inputs = Array(0...24)
+            let pool = ThreadPool(workers: 3) { (n: Int) -> Int in fib(n) }
+            defer { pool.shutdown() }
+            #expect(try pool.map(inputs) == inputs.map(fib))
+            #expect(try pool.map([Int]()) == [])
+        }
+
+        @Test func submitGetAndAwaitValue() async throws {
+            let pool = ThreadPool(workers: 2) { (text: String) -> Int in text.count }
+            defer { pool.shutdown() }
+            #expect(try pool.submit("brown cow").get() == 9)
+            #expect(try await pool.submit("tread").value == 5)
+        }
+
+        @Test func thrownErrorArrivesWithItsDescriptionAndTheErrorItself() throws {
+            let pool = ThreadPool(workers: 2) { (n: Int) throws -> Int in
+                if n == 2 { throw TestFailure(description: "two is not allowed") }
+                return n
+            }
+            defer { pool.shutdown() }
+            let error = expectForkPoolError { _ = try pool.map([1, 2, 3]) }
+            #expect(error?.code == .workFailed)
+            #expect(error?.description.contains("two is not allowed") == true)
+            #expect((error?.underlyingError as? TestFailure)?.description == "two is not allowed")
+            #expect(try pool.map([1, 3]) == [1, 3])
+        }
+
+        @Test func runsOnSeveralThreadsOfThisProcess() throws {
+            let pool = ThreadPool(workers: 4) { (_: Int) -> UInt in
+                usleep(5_000)
+                return UInt(pthread_self())
+            }
+            defer { pool.shutdown() }
+            let threads = Set(try pool.map(Array(0..<40)))
+            #expect(threads.count > 1)
+            #expect(!threads.contains(UInt(pthread_self())))
+        }
+
+        @Test func eightThreadsSubmittingConcurrentlyGetTheirOwnResults() throws {
+            let pool = ThreadPool(workers: 3) { (n: Int) -> Int in n * 3 }
+            defer { pool.shutdown() }
+            let mismatches = ConditionLockedCounter()
+            let threads = try (0..<8).map { thread in
+                try PosixThread.start(name: "submitter\(thread)") {
+                    do {
+                        let inputs = (0..<500).map { thread * 1000 + $0 }
+                        let futures = try inputs.map { try pool.submit($0) }
+                        for (input, future) in zip(inputs, futures) where try future.get() != input * 3 {
+                            mismatches.add(1)
+                        }
+                        if try pool.map(inputs) != inputs.map({ $0 * 3 }) { mismatches.add(1) }
+                    } catch {
+                        mismatches.add(1000)
+                    }
+                }
+            }
+            threads.forEach { $0.join() }
+            #expect(mismatches.value == 0)
+        }
+
+        @Test func shutdownCancellingPendingFailsQueuedTasks() throws {
+            let started = ConditionLockedCounter()
+            let pool = ThreadPool(workers: 1) { (n: Int) -> Int in
+                started.add(1)
+                usleep(200_000)
+                return n
+            }
+            let running = try pool.submit(1)
+            #expect(waitUntil { started.value == 1 })
+            let queued = try (2...6).map { try pool.submit($0) }
+            pool.shutdown(cancelPending: true)
+            #expect(try running.get() == 1)
+            for future in queued {
+                #expect(expectForkPoolError { _ = try future.get() }?.code == .cancelled)
+            }
+            #expect(expectForkPoolError { _ = try pool.submit(9) }?.code == .poolShutDown)
+            pool.shutdown(cancelPending: true)  // idempotent
+        }
+
+        @Test func withThreadPoolAndRuntimeChoiceOfStrategy() throws {
+            #expect(try withThreadPool(workers: 2, work: fib) { try $0.map([10, 20]) } == [55, 6765])
+            // Both pools behind the one protocol, chosen at run time.
+            let strategies: [any WorkerPool<Int, Int>] = [
+                ThreadPool(workers: 2, work: fib),
+                try ProcessPool(workers: 2, work: fib),
+            ]
+            for pool in strategies {
+                #expect(pool.workerCount == 2)
+                #expect(try pool.map([15, 16]) == [610, 987])
+                pool.shutdown()
+            }
+        }
+
+        @Test func threadsAreJoinedAtShutdown() throws {
+            let before = threadCount()
+            #expect(before > 0)
+            for _ in 0..<20 {
+                let pool = ThreadPool(workers: 4) { (n: Int) -> Int in n }
+                _ = try pool.map([1, 2, 3])
+                pool.shutdown()
+            }
+            #expect(threadCount() <= before)
+        }
+    }
+}
+
+/// Threads of this process, from /proc.
+func threadCount() -> Int {
+    guard let status = readFile("/proc/self/status"),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }),
+          let count = Int(line.dropFirst("Threads:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) else {
+        return -1
+    }
+    return count
+}
