@@ -7,6 +7,10 @@ let package = Package(
         .library(name: "ForkPool", targets: ["ForkPool"]),
         .executable(name: "Demo", targets: ["Demo"]),
     ],
+    dependencies: [
+        // The Demo's command line only; the ForkPool library depends on nothing but Glibc.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         .target(
             name: "CForkShim",
@@ -16,13 +20,25 @@ let package = Package(
             name: "ForkPool",
             dependencies: ["CForkShim"]
         ),
+        // The article's three workloads (tagger, io, fib), shared by the Demo and its tests.
+        .target(
+            name: "Workloads"
+        ),
         .executableTarget(
             name: "Demo",
-            dependencies: ["ForkPool"]
+            dependencies: [
+                "ForkPool",
+                "Workloads",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .testTarget(
             name: "ForkPoolTests",
             dependencies: ["ForkPool", "CForkShim"]
+        ),
+        .testTarget(
+            name: "WorkloadsTests",
+            dependencies: ["Workloads"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -23,6 +23,11 @@ public protocol WorkerPool<Input, Output>: AnyObject, Sendable {
     /// started are cancelled and that failure is thrown.
     func map<Inputs: Sequence>(_ inputs: Inputs) throws(ForkPoolError) -> [Output] where Inputs.Element == Input
 
+    /// Like `map(_:)`, handing inputs to workers `chunkSize` at a time (as Python's
+    /// `Executor.map(chunksize:)`): less overhead per task for many small tasks.
+    /// - Throws: ``ForkPoolError/Code/invalidArgument`` when `chunkSize < 1`.
+    func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) throws(ForkPoolError) -> [Output] where Inputs.Element == Input
+
     /// Stops accepting tasks and waits until every worker has exited. Queued tasks still run
     /// unless `cancelPending` is true, in which case they fail with ``ForkPoolError/Code/cancelled``.
     /// Running tasks always finish. Idempotent.

@@ -294,12 +294,12 @@ final class Dispatcher: @unchecked Sendable {
             let outcome: ForkPoolError??
             do {
                 outcome = try workers[index].reader.nextFrame { header, payload -> ForkPoolError? in
-                    guard let task, header.taskID == task.id, header.kind == .result || header.kind == .failure else {
+                    guard let task, header.taskID == task.id, header.kind == task.replyKind || header.kind == .failure else {
                         return ForkPoolError(.malformedFrame,
                                              "worker process \(pid) sent an unexpected \(header.kind) frame for task \(header.taskID)",
                                              processID: pid)
                     }
-                    if header.kind == .result {
+                    if header.kind == task.replyKind {
                         task.finish(output: payload, worker: pid)
                     } else {
                         task.fail(Self.failure(from: payload, task: task.id, worker: pid))
@@ -321,19 +321,11 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Decodes a failure frame's payload: reason byte + UTF-8 message.
     private static func failure(from payload: UnsafeRawBufferPointer, task: UInt64, worker: pid_t) -> ForkPoolError {
-        guard let first = payload.first, let reason = FailureReason(rawValue: first) else {
+        guard let first = payload.first else {
             return ForkPoolError(.malformedFrame, "worker process \(worker) sent a failure frame without a reason",
                                  taskID: task, processID: worker)
         }
-        let message = String(decoding: payload.dropFirst(), as: UTF8.self)
-        let text: String
-        switch reason {
-        case .workThrew: text = "task \(task) threw in worker process \(worker): \(message)"
-        case .inputDecodingFailed: text = "worker process \(worker) could not decode the input of task \(task): \(message)"
-        case .outputEncodingFailed: text = "worker process \(worker) could not encode the output of task \(task): \(message)"
-        case .outputTooLarge: text = "worker process \(worker) could not send the output of task \(task): \(message)"
-        }
-        return ForkPoolError(reason.code, text, taskID: task, processID: worker)
+        return itemFailure(status: first, message: UnsafeRawBufferPointer(rebasing: payload.dropFirst()), task: task, worker: worker)
     }
 
     /// The worker broke the protocol or its socket: kill it; its task fails with `fault` once

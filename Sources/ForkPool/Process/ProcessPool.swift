@@ -51,8 +51,17 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         self.configuration = configuration
         let inputCodec = PayloadCodec<Input>()
         let outputCodec = PayloadCodec<Output>()
-        let handler: TaskHandler = { payload, reply in
-            Self.runTask(payload, into: &reply, work: work, inputCodec: inputCodec, outputCodec: outputCodec)
+        let handler: TaskHandler = { kind, payload, reply in
+            if kind == .taskBatch {
+                return Self.runBatch(payload, into: &reply, work: work, inputCodec: inputCodec, outputCodec: outputCodec)
+            }
+            switch Self.runOne(payload, into: &reply, work: work, inputCodec: inputCodec, outputCodec: outputCodec) {
+            case .success:
+                return .result
+            case .failure(let failure):
+                WorkerLoop.appendFailure(failure.reason, failure.message, to: &reply)
+                return .failure
+            }
         }
         let maximumFrameBytes = configuration.maximumFrameBytes
         let settings = Dispatcher.Settings(workerCount: workers, maximumFrameBytes: maximumFrameBytes,
@@ -88,6 +97,64 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         return try collectInOrder(tasks.map(\.future))
     }
 
+    /// Like ``map(_:)``, but sends the inputs to the workers `chunkSize` at a time, one frame
+    /// and one reply per chunk: far less overhead per task for small tasks, at the price of
+    /// coarser load balancing. Each input still succeeds or fails on its own; a worker that
+    /// dies fails every input of the chunk it held.
+    public func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
+        guard chunkSize >= 1 else {
+            throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
+        }
+        if chunkSize == 1 { return try map(inputs) }
+        let limit = configuration.maximumFrameBytes
+        var tasks: [PendingTask] = []
+        var futures: [Future<Output>] = []
+        futures.reserveCapacity(inputs.underestimatedCount)
+        var frame = FrameHeader.emptyFrame(reservingPayload: 1024)
+        var chunk: [Future<Output>] = []
+
+        func flush() {
+            guard !chunk.isEmpty else { return }
+            let id = dispatcher.makeTaskID()
+            FrameHeader(kind: .taskBatch, length: frame.count - FrameHeader.size, taskID: id).write(into: &frame)
+            tasks.append(BatchPendingTask(id: id, frame: frame, futures: chunk, codec: outputCodec))
+            frame = FrameHeader.emptyFrame(reservingPayload: 1024)
+            chunk = []
+        }
+
+        for input in inputs {
+            let mark = frame.count
+            frame.append(contentsOf: repeatElement(0, count: 4))
+            do {
+                try inputCodec.encode(input, into: &frame)
+            } catch {
+                throw ForkPoolError(.encodingFailed, "could not encode the input: \(error)")
+            }
+            let itemLength = frame.count - mark - 4
+            if frame.count - FrameHeader.size > limit {
+                // Send what the chunk holds so far; the item starts the next chunk if it fits alone.
+                guard !chunk.isEmpty, itemLength + 4 <= limit else {
+                    throw ForkPoolError(.frameTooLarge, "the input encodes to \(itemLength) bytes; the frame limit is \(limit)")
+                }
+                let item = Array(frame[mark...])
+                frame.removeSubrange(mark...)
+                flush()
+                frame.append(contentsOf: item)
+            }
+            let lengthAt = frame.count - itemLength - 4
+            withUnsafeBytes(of: UInt32(itemLength).littleEndian) { bytes in
+                for index in 0..<4 { frame[lengthAt + index] = bytes[index] }
+            }
+            let future = Future<Output>(taskID: dispatcher.makeTaskID())
+            chunk.append(future)
+            futures.append(future)
+            if chunk.count == chunkSize { flush() }
+        }
+        flush()
+        try dispatcher.enqueue(tasks)
+        return try collectInOrder(futures)
+    }
+
     /// Stops accepting tasks, runs (or cancels) the queued ones, lets running ones finish,
     /// and waits until every worker process has exited and been reaped. Idempotent.
     public func shutdown(cancelPending: Bool) {
@@ -112,31 +179,73 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         return TypedPendingTask(id: id, frame: frame, codec: outputCodec)
     }
 
-    /// Worker side: decode, run, encode. Every failure becomes a failure payload.
-    private static func runTask(_ payload: UnsafeRawBufferPointer, into reply: inout [UInt8],
-                                work: (Input) throws -> Output,
-                                inputCodec: PayloadCodec<Input>, outputCodec: PayloadCodec<Output>) -> FrameKind {
+    /// Why one input failed inside the worker.
+    private struct ItemFailure: Error {
+        let reason: FailureReason
+        let message: String
+    }
+
+    /// Worker side: decode, run, encode one input, appending the encoded output to `reply`.
+    /// On failure nothing is appended and the reason comes back instead.
+    private static func runOne(_ payload: UnsafeRawBufferPointer, into reply: inout [UInt8],
+                               work: (Input) throws -> Output,
+                               inputCodec: PayloadCodec<Input>, outputCodec: PayloadCodec<Output>) -> Result<Void, ItemFailure> {
         let input: Input
         do {
             input = try inputCodec.decode(from: payload)
         } catch {
-            WorkerLoop.appendFailure(.inputDecodingFailed, "\(error)", to: &reply)
-            return .failure
+            return .failure(ItemFailure(reason: .inputDecodingFailed, message: "\(error)"))
         }
         let output: Output
         do {
             output = try work(input)
         } catch {
-            WorkerLoop.appendFailure(.workThrew, "\(error)", to: &reply)
-            return .failure
+            return .failure(ItemFailure(reason: .workThrew, message: "\(error)"))
         }
+        let mark = reply.count
         do {
             try outputCodec.encode(output, into: &reply)
-            return .result
+            return .success(())
         } catch {
-            reply.removeSubrange(FrameHeader.size...)
-            WorkerLoop.appendFailure(.outputEncodingFailed, "\(error)", to: &reply)
-            return .failure
+            reply.removeSubrange(mark...)
+            return .failure(ItemFailure(reason: .outputEncodingFailed, message: "\(error)"))
         }
+    }
+
+    /// Worker side: runs every item of a `taskBatch` frame and appends a `resultBatch` payload.
+    private static func runBatch(_ payload: UnsafeRawBufferPointer, into reply: inout [UInt8],
+                                 work: (Input) throws -> Output,
+                                 inputCodec: PayloadCodec<Input>, outputCodec: PayloadCodec<Output>) -> FrameKind {
+        var offset = 0
+        while offset < payload.count {
+            guard payload.count - offset >= 4 else {
+                return malformedBatch(&reply)
+            }
+            let length = Int(UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+            offset += 4
+            guard length <= payload.count - offset else {
+                return malformedBatch(&reply)
+            }
+            let item = UnsafeRawBufferPointer(rebasing: payload[offset..<offset + length])
+            offset += length
+            let mark = reply.count
+            reply.append(0)
+            reply.append(contentsOf: repeatElement(0, count: 4))
+            if case .failure(let failure) = runOne(item, into: &reply, work: work, inputCodec: inputCodec, outputCodec: outputCodec) {
+                reply[mark] = failure.reason.rawValue
+                reply.append(contentsOf: failure.message.utf8)
+            }
+            let itemLength = UInt32(reply.count - mark - 5).littleEndian
+            withUnsafeBytes(of: itemLength) { bytes in
+                for index in 0..<4 { reply[mark + 1 + index] = bytes[index] }
+            }
+        }
+        return .resultBatch
+    }
+
+    private static func malformedBatch(_ reply: inout [UInt8]) -> FrameKind {
+        reply.removeSubrange(FrameHeader.size...)
+        WorkerLoop.appendFailure(.inputDecodingFailed, "a batch item's length runs past the frame", to: &reply)
+        return .failure
     }
 }

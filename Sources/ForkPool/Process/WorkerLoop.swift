@@ -12,7 +12,7 @@ import Glibc
 
 /// Turns one task payload into a reply: appends the result (or a failure) payload after the
 /// header space already in `reply`, and says which kind of frame it is.
-typealias TaskHandler = @Sendable (UnsafeRawBufferPointer, inout [UInt8]) -> FrameKind
+typealias TaskHandler = @Sendable (FrameKind, UnsafeRawBufferPointer, inout [UInt8]) -> FrameKind
 
 enum WorkerLoop {
     /// Exit status of a worker that received a frame it cannot parse.
@@ -29,10 +29,10 @@ enum WorkerLoop {
             let frame: (FrameHeader, Bool)?
             do {
                 frame = try reader.nextFrame { header, payload in
-                    guard header.kind == .task else { return (header, false) }
+                    guard header.kind == .task || header.kind == .taskBatch else { return (header, false) }
                     reply.removeAll(keepingCapacity: true)
                     reply.append(contentsOf: repeatElement(0, count: FrameHeader.size))
-                    var kind = handler(payload, &reply)
+                    var kind = handler(header.kind, payload, &reply)
                     if reply.count - FrameHeader.size > maximumFrameBytes {
                         reply.removeSubrange(FrameHeader.size...)
                         appendFailure(.outputTooLarge,

@@ -42,6 +42,14 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         try collectInOrder(core.enqueue(inputs))
     }
 
+    /// Like ``map(_:)``, but a thread takes `chunkSize` inputs at a time off the queue.
+    public func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
+        guard chunkSize >= 1 else {
+            throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
+        }
+        return try collectInOrder(core.enqueue(inputs, chunkSize: chunkSize))
+    }
+
     /// Stops accepting tasks, runs (or cancels) the queued ones, lets running ones finish and
     /// joins every thread. Idempotent. Cancellation is cooperative: a running task cannot be
     /// interrupted, only queued ones are cancelled.
@@ -52,18 +60,22 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
     /// The queue and threads; the threads hold the core, not the pool, so dropping the pool
     /// can shut them down.
     private final class Core: @unchecked Sendable {
-        private final class Task {
-            let input: Input
-            let future: Future<Output>
-            init(input: Input, future: Future<Output>) {
-                self.input = input
-                self.future = future
+        /// One queue entry: a single input, or a chunk taken by one thread at once.
+        private enum Job {
+            case one(Input, Future<Output>)
+            case chunk([Input], [Future<Output>])
+
+            var futures: [Future<Output>] {
+                switch self {
+                case .one(_, let future): [future]
+                case .chunk(_, let futures): futures
+                }
             }
         }
 
         private let work: @Sendable (Input) throws -> Output
         private let lock = ConditionLock()
-        private var queue = FIFOQueue<Task>()
+        private var queue = FIFOQueue<Job>()
         private var nextTaskID: UInt64 = 1
         private var accepting = true
         private var threads: [PosixThread] = []
@@ -85,14 +97,14 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         }
 
         func shutdown(cancelPending: Bool) {
-            let cancelled: [Task] = lock.withLock {
+            let cancelled: [Job] = lock.withLock {
                 accepting = false
                 lock.broadcast()
                 return cancelPending ? queue.removeAll() : []
             }
-            for task in cancelled {
-                let id = task.future.taskID
-                task.future.complete(.failure(ForkPoolError(.cancelled, "task \(id) was cancelled by shutdown", taskID: id)))
+            for future in cancelled.flatMap(\.futures) {
+                let id = future.taskID
+                future.complete(.failure(ForkPoolError(.cancelled, "task \(id) was cancelled by shutdown", taskID: id)))
             }
             joinLock.withLock {
                 guard !joined else { return }
@@ -102,16 +114,28 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
             }
         }
 
-        func enqueue(_ inputs: some Sequence<Input>) throws(ForkPoolError) -> [Future<Output>] {
+        func enqueue(_ inputs: some Sequence<Input>, chunkSize: Int = 1) throws(ForkPoolError) -> [Future<Output>] {
             try lock.withLock { () throws(ForkPoolError) in
                 guard accepting else { throw ForkPoolError(.poolShutDown, "the pool has been shut down") }
                 var futures: [Future<Output>] = []
                 futures.reserveCapacity(inputs.underestimatedCount)
+                var chunk: [Input] = []
                 for input in inputs {
                     let future = Future<Output>(taskID: nextTaskID)
                     nextTaskID += 1
-                    queue.append(Task(input: input, future: future))
                     futures.append(future)
+                    if chunkSize == 1 {
+                        queue.append(.one(input, future))
+                        continue
+                    }
+                    chunk.append(input)
+                    if chunk.count == chunkSize {
+                        queue.append(.chunk(chunk, Array(futures.suffix(chunkSize))))
+                        chunk.removeAll(keepingCapacity: true)
+                    }
+                }
+                if !chunk.isEmpty {
+                    queue.append(.chunk(chunk, Array(futures.suffix(chunk.count))))
                 }
                 if futures.count == 1 { lock.signal() } else { lock.broadcast() }
                 return futures
@@ -122,20 +146,30 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         /// and the queue is empty.
         private func serve() {
             while true {
-                let next: Task? = lock.withLock {
+                let next: Job? = lock.withLock {
                     while queue.isEmpty && accepting { lock.wait() }
                     return queue.popFirst()
                 }
-                guard let task = next else { return }
-                guard task.future.markRunning() else { continue }  // cancelled while queued
-                do {
-                    task.future.complete(.success(try work(task.input)))
-                } catch {
-                    let id = task.future.taskID
-                    var failure = ForkPoolError(.workFailed, "task \(id) threw: \(error)", taskID: id)
-                    failure.underlyingError = error
-                    task.future.complete(.failure(failure))
+                switch next {
+                case nil:
+                    return
+                case .one(let input, let future):
+                    run(input, future)
+                case .chunk(let inputs, let futures):
+                    for (input, future) in zip(inputs, futures) { run(input, future) }
                 }
+            }
+        }
+
+        private func run(_ input: Input, _ future: Future<Output>) {
+            guard future.markRunning() else { return }  // cancelled while queued
+            do {
+                future.complete(.success(try work(input)))
+            } catch {
+                let id = future.taskID
+                var failure = ForkPoolError(.workFailed, "task \(id) threw: \(error)", taskID: id)
+                failure.underlyingError = error
+                future.complete(.failure(failure))
             }
         }
     }

@@ -7,8 +7,10 @@
 //          8   task id  UInt64  little-endian
 //         16   payload
 //
-// Parent → worker: `task` (payload = encoded input) and `shutdown`. Worker → parent: `result`
-// (payload = encoded output) or `failure` (payload = FailureReason byte + UTF-8 message).
+// Parent → worker: `task` (payload = encoded input), `taskBatch` (several length-prefixed
+// inputs) and `shutdown`. Worker → parent: `result` (payload = encoded output), `resultBatch`
+// (a status + length-prefixed output or message per input) or `failure` (payload =
+// FailureReason byte + UTF-8 message).
 // A header is validated — version, kind, reserved bits, length against the configured
 // maximum — before a single byte is reserved for its payload.
 import CForkShim
@@ -19,6 +21,11 @@ enum FrameKind: UInt8 {
     case result = 2
     case failure = 3
     case shutdown = 4
+    /// Several inputs in one frame (`map(_:chunkSize:)`): each item is u32 length + bytes.
+    case taskBatch = 5
+    /// The replies to a `taskBatch`, in order: each item is u8 status (0 = result, else a
+    /// FailureReason) + u32 length + bytes (encoded output or UTF-8 message).
+    case resultBatch = 6
 }
 
 /// Why a worker answered a task with a `failure` frame (first payload byte).

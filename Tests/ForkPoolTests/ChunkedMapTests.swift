@@ -1,0 +1,60 @@
+// map(_:chunkSize:) on both pools: order, per-item failures, frame-limit splitting, and a
+// worker dying with a whole chunk.
+import Glibc
+import Testing
+@testable import ForkPool
+
+extension ForkPoolTests {
+    @Suite struct ChunkedMapTests {
+        @Test(arguments: [1, 2, 7, 100, 5000])
+        func chunkedMapEqualsSequential(chunkSize: Int) throws {
+            let inputs = Array(0..<1000)
+            let processes = try ProcessPool(workers: 2) { (n: Int) -> Int in n &* 31 &+ 7 }
+            defer { processes.shutdown() }
+            let threads = ThreadPool(workers: 2) { (n: Int) -> Int in n &* 31 &+ 7 }
+            defer { threads.shutdown() }
+            let expected = inputs.map { $0 &* 31 &+ 7 }
+            #expect(try processes.map(inputs, chunkSize: chunkSize) == expected)
+            #expect(try threads.map(inputs, chunkSize: chunkSize) == expected)
+            #expect(try processes.map([Int](), chunkSize: chunkSize) == [])
+        }
+
+        @Test func eachItemOfAChunkFailsOnItsOwn() throws {
+            let pool = try ProcessPool(workers: 2, work: obey)
+            defer { pool.shutdown() }
+            let error = expectForkPoolError {
+                _ = try pool.map([.square(1), .square(2), .fail("item three"), .square(4)], chunkSize: 4)
+            }
+            #expect(error?.code == .workFailed)
+            #expect(error?.message.contains("item three") == true)
+            #expect(try pool.map((1...9).map(Command.square), chunkSize: 4) == (1...9).map { $0 * $0 })
+        }
+
+        @Test func chunksSplitToStayUnderTheFrameLimit() throws {
+            let pool = try ProcessPool(workers: 2, configuration: .init(maximumFrameBytes: 256)) { (text: String) -> Int in text.count }
+            defer { pool.shutdown() }
+            let inputs = (0..<100).map { String(repeating: "a", count: 20 + $0 % 7) }
+            #expect(try pool.map(inputs, chunkSize: 50) == inputs.map(\.count))
+            let tooBig = expectForkPoolError { _ = try pool.map(["ok", String(repeating: "b", count: 300)], chunkSize: 10) }
+            #expect(tooBig?.code == .frameTooLarge)
+        }
+
+        @Test func workerDyingMidChunkFailsThatChunkAndThePoolGoesOn() throws {
+            let pool = try ProcessPool(workers: 1, configuration: .init(workerCrashBacktraces: false), work: obey)
+            defer { pool.shutdown() }
+            let error = expectForkPoolError { _ = try pool.map([.square(1), .exit(9), .square(3)], chunkSize: 3) }
+            #expect(error?.code == .workerDied)
+            #expect(error?.exitStatus == 9)
+            try expectPoolServesWithFullStrength(pool)
+        }
+
+        @Test func chunkSizeBelowOneIsAnInvalidArgument() throws {
+            let pool = try ProcessPool(workers: 1) { (n: Int) -> Int in n }
+            defer { pool.shutdown() }
+            #expect(expectForkPoolError { _ = try pool.map([1], chunkSize: 0) }?.code == .invalidArgument)
+            let threads = ThreadPool(workers: 1) { (n: Int) -> Int in n }
+            defer { threads.shutdown() }
+            #expect(expectForkPoolError { _ = try threads.map([1], chunkSize: -1) }?.code == .invalidArgument)
+        }
+    }
+}

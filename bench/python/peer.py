@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Python peers of the Demo's workloads, written the way the article writes them.
+
+`make bench` runs this beside the Swift Demo, in the same run, on the same inputs:
+
+    with ProcessPoolExecutor(max_workers=4) as executor:
+        result = list(executor.map(work, inputs))
+
+and the same with ThreadPoolExecutor. It prints one JSON document on stdout:
+{"python": "...", "spacy": bool, "rows": [{"workload", "strategy", "workers",
+"seconds": [...], "median": s, "tasks": n, "chunksize": c?}, ...], "notes": [...]}
+"""
+import argparse
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+
+def cpu_intensive_transform(n):
+    """The article's naive recursive Fibonacci."""
+    if n == 0:
+        return 0
+    elif n == 1:
+        return 1
+    else:
+        return cpu_intensive_transform(n - 1) + cpu_intensive_transform(n - 2)
+
+
+def io_round_trip(task):
+    """Same work as the Swift FileRoundTrip: wait, write lines, read back, check, remove."""
+    directory, index, lines, latency_us = task
+    if latency_us > 0:
+        time.sleep(latency_us / 1e6)
+    path = os.path.join(directory, f"task-{index}.txt")
+    contents = "".join(f"Hello World{count}\n" for count in range(lines)).encode()
+    try:
+        with open(path, "wb") as handle:
+            handle.write(contents)
+        with open(path, "rb") as handle:
+            back = handle.read()
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    if back != contents:
+        raise RuntimeError(f"{path}: read back differs")
+    return len(back)
+
+
+def identity(x):
+    return x
+
+
+NLP = None
+
+
+def transform(phrase):
+    """The article's transform: the part-of-speech tags of a sentence (spaCy)."""
+    global NLP
+    if NLP is None:
+        import spacy
+        NLP = spacy.load("en_core_web_sm")
+    return {phrase: [token.pos_ for token in NLP(phrase)]}
+
+
+def timed(strategy, workers, function, inputs, chunksize=1):
+    start = time.perf_counter()
+    with strategy(max_workers=workers) as executor:
+        result = list(executor.map(function, inputs, chunksize=chunksize))
+    return time.perf_counter() - start, result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, help="JSON file: what to run (written by the Demo)")
+    args = parser.parse_args()
+    with open(args.spec) as handle:
+        spec = json.load(handle)
+
+    rows = []
+    notes = []
+    strategies = {
+        "ProcessPoolExecutor": concurrent.futures.ProcessPoolExecutor,
+        "ThreadPoolExecutor": concurrent.futures.ThreadPoolExecutor,
+    }
+    have_spacy = True
+    try:
+        import spacy  # noqa: F401
+        spacy.load("en_core_web_sm")
+    except Exception:
+        have_spacy = False
+        notes.append("spaCy (with en_core_web_sm) is not installed: the transform peer was skipped")
+
+    for job in spec["jobs"]:
+        workload = job["workload"]
+        if workload == "transform" and not have_spacy:
+            continue
+        if workload == "cpu":
+            function, inputs, expected = cpu_intensive_transform, job["inputs"], job.get("expected")
+        elif workload.startswith("io"):
+            directory = tempfile.mkdtemp(prefix="forkpool-py-io-")
+            function = io_round_trip
+            inputs = [(directory, i, job["lines"], job["latency_us"]) for i in range(job["tasks"])]
+            expected = None
+        elif workload == "transform":
+            function, inputs, expected = transform, job["inputs"], None
+        else:
+            raise SystemExit(f"unknown workload {workload}")
+        try:
+            for name in job["strategies"]:
+                for workers in job["workers"]:
+                    seconds = []
+                    for _ in range(job["repetitions"]):
+                        elapsed, result = timed(strategies[name], workers, function, inputs)
+                        if expected is not None and result != expected:
+                            raise SystemExit(f"{workload} with {name}: wrong results")
+                        seconds.append(elapsed)
+                    rows.append({"workload": workload, "strategy": name, "workers": workers,
+                                 "tasks": len(inputs), "seconds": seconds,
+                                 "median": statistics.median(seconds)})
+        finally:
+            if workload.startswith("io"):
+                shutil.rmtree(directory, ignore_errors=True)
+
+    overhead = spec.get("overhead")
+    if overhead:
+        tasks = overhead["tasks"]
+        inputs = range(tasks)
+        for chunksize in overhead["chunksizes"]:
+            elapsed, result = timed(concurrent.futures.ProcessPoolExecutor, overhead["workers"], identity,
+                                    inputs, chunksize=chunksize)
+            assert result == list(inputs)
+            rows.append({"workload": "overhead", "strategy": "ProcessPoolExecutor", "workers": overhead["workers"],
+                         "tasks": tasks, "chunksize": chunksize, "seconds": [elapsed], "median": elapsed})
+        start = time.perf_counter()
+        with multiprocessing.Pool(overhead["workers"]) as pool:
+            result = pool.map(identity, inputs)
+        elapsed = time.perf_counter() - start
+        assert result == list(inputs)
+        rows.append({"workload": "overhead", "strategy": "multiprocessing.Pool", "workers": overhead["workers"],
+                     "tasks": tasks, "chunksize": "auto", "seconds": [elapsed], "median": elapsed})
+
+    json.dump({"python": sys.version.split()[0], "spacy": have_spacy, "rows": rows, "notes": notes},
+              sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
