@@ -40,6 +40,10 @@ let package = Package(
             name: "WorkloadsTests",
             dependencies: ["Workloads"]
         ),
+        .testTarget(
+            name: "DemoTests",
+            dependencies: ["Demo", "Workloads"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -111,8 +111,8 @@ void forkpool_exit(int status) { _exit(status); }
 
 void forkpool_flush_stdio(void) { fflush(NULL); }
 
-void forkpool_set_thread_name(const char *name) {
+void forkpool_set_thread_name(pthread_t thread, const char *name) {
     char truncated[16];
     snprintf(truncated, sizeof truncated, "%s", name);
-    (void)pthread_setname_np(pthread_self(), truncated);
+    (void)pthread_setname_np(thread, truncated);
 }

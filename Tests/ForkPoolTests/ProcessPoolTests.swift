@@ -139,7 +139,9 @@ extension ForkPoolTests {
             }
             #expect(everyWorker.count == 100)
             #expect(childProcessIDs().isEmpty)
-            #expect(everyWorker.allSatisfy { !isAlive($0) })
+            // Reaped, not zombies: a zombie still has a /proc entry.
+            #expect(everyWorker.allSatisfy { access("/proc/\($0)", F_OK) != 0 })
+            #expect(!threadNames().contains("forkpool-disp"))
             #expect(openFileDescriptorCount() == fdsBefore)
             #expect(PoolDescriptors.count == registeredBefore)
         }

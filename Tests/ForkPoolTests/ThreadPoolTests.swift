@@ -100,24 +100,27 @@ extension ForkPoolTests {
         }
 
         @Test func threadsAreJoinedAtShutdown() throws {
-            let before = threadCount()
-            #expect(before > 0)
+            #expect(threadNames().contains { $0.hasPrefix("forkpool-t") } == false)
             for _ in 0..<20 {
                 let pool = ThreadPool(workers: 4) { (n: Int) -> Int in n }
+                #expect(threadNames().filter { $0.hasPrefix("forkpool-t") }.count == 4)
                 _ = try pool.map([1, 2, 3])
                 pool.shutdown()
+                #expect(threadNames().filter { $0.hasPrefix("forkpool-t") }.isEmpty)
             }
-            #expect(threadCount() <= before)
         }
     }
 }
 
-/// Threads of this process, from /proc.
-func threadCount() -> Int {
-    guard let status = readFile("/proc/self/status"),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }),
-          let count = Int(line.dropFirst("Threads:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) else {
-        return -1
+/// The names of this process's threads, from /proc/self/task/*/comm.
+func threadNames() -> [String] {
+    guard let directory = opendir("/proc/self/task") else { return [] }
+    defer { closedir(directory) }
+    var names: [String] = []
+    while let entry = readdir(directory) {
+        let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard Int(tid) != nil, let comm = readFile("/proc/self/task/\(tid)/comm") else { continue }
+        names.append(String(comm.drop { $0 == " " }.prefix { $0 != "\n" }))
     }
-    return count
+    return names
 }

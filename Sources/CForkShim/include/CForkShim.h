@@ -6,6 +6,7 @@
 #ifndef CFORKSHIM_H
 #define CFORKSHIM_H
 
+#include <pthread.h>
 #include <sys/types.h>
 #include <stdint.h>
 
@@ -75,9 +76,9 @@ void forkpool_signal_name(int signal_number, char *buffer, size_t size);
 /// import is awkward across Glibc module maps.
 __attribute__((noreturn)) void forkpool_exit(int status);
 
-/// Names the calling thread (at most 15 bytes are kept).
+/// Names `thread` (at most 15 bytes are kept).
 /// Why C: `pthread_setname_np` is a GNU extension behind _GNU_SOURCE.
-void forkpool_set_thread_name(const char *name);
+void forkpool_set_thread_name(pthread_t thread, const char *name);
 
 /// Flushes every stdio stream. Why C: `fflush(stdout)` touches a global Swift 6 rejects.
 void forkpool_flush_stdio(void);

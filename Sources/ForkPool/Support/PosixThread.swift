@@ -16,11 +16,7 @@ struct PosixThread: @unchecked Sendable {
 
     /// Starts `body` on a new thread. The corresponding C function is `pthread_create`.
     static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(ForkPoolError) -> PosixThread {
-        let box = Unmanaged.passRetained(Box {
-            // Names show in `top -H` and debuggers; the kernel limit is 15 bytes.
-            forkpool_set_thread_name(String(name.prefix(15)))
-            body()
-        }).toOpaque()
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
         var handle = pthread_t()
         let result = pthread_create(&handle, nil, { argument in
             let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
@@ -31,6 +27,8 @@ struct PosixThread: @unchecked Sendable {
             Unmanaged<Box>.fromOpaque(box).release()
             throw ForkPoolError(.systemCallFailed, "pthread_create failed", errno: result)
         }
+        // Names show in `top -H`, debuggers and /proc/self/task/*/comm.
+        forkpool_set_thread_name(handle, name)
         return PosixThread(handle: handle)
     }
 

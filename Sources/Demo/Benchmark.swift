@@ -1,0 +1,152 @@
+// Benchmark: runs each workload with each strategy and worker count, several times, checks
+// every result against the sequential run, and collects rows for the table, JSON and chart.
+import ForkPool
+import Glibc
+import Workloads
+
+/// One configuration's measurements (a row of the table and of the JSON).
+struct Row: Codable, Sendable {
+    var workload: String
+    /// "Swift" or "Python".
+    var language: String
+    /// sequential / threads / processes, or the Python executor's name.
+    var strategy: String
+    var workers: Int
+    var tasks: Int
+    var chunkSize: Int?
+    var seconds: [Double]
+    var median: Double
+    /// Swift rows: the sequential median divided by this median.
+    var speedUp: Double?
+    /// Swift rows: the Python peer's median (same workload, inputs, kind of pool, workers).
+    var pythonMedian: Double?
+    /// Swift rows: pythonMedian / median — how many times faster than the Python peer.
+    var timesFasterThanPython: Double?
+
+    /// Microseconds per task (overhead rows).
+    var microsecondsPerTask: Double { median / Double(max(tasks, 1)) * 1e6 }
+}
+
+struct BenchmarkError: Error, CustomStringConvertible {
+    let description: String
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+struct Benchmark {
+    var workloads: [WorkloadName]
+    var strategies: [Strategy]
+    var workerCounts: [Int]
+    var latencyWorkerCounts: [Int]
+    var repetitions: Int
+    var sizes: Sizes
+    var progress: Progress
+
+    /// Runs every selected workload; throws if any strategy's output differs from sequential.
+    func run() throws -> [Row] {
+        var rows: [Row] = []
+        for workload in workloads {
+            switch workload {
+            case .transform:
+                let sentences = Corpus.articleSentences + Corpus.sentences(count: max(0, sizes.sentences - 5))
+                rows += try measure(workload, inputs: sentences, work: tagSentence)
+            case .io, .ioLatency:
+                let directory = try makeScratchDirectory()
+                defer { removeScratchDirectory(directory) }
+                let latency = workload == .io ? 0 : sizes.latencyMicroseconds
+                let count = workload == .io ? sizes.ioTasks : sizes.latencyTasks
+                let lines = workload == .io ? sizes.ioLines : 10
+                let inputs = (0..<count).map { FileRoundTrip(directory: directory, index: $0, lines: lines, latencyMicroseconds: latency) }
+                rows += try measure(workload, inputs: inputs, work: fileRoundTrip) {
+                    let left = leftoverFiles(in: directory)
+                    guard left == 0 else { throw BenchmarkError(description: "\(left) io files were left behind") }
+                }
+            case .cpu:
+                rows += try measure(workload, inputs: articleFibonacciInputs, work: cpuIntensiveTransform)
+            case .cpuLarge:
+                let inputs = (0..<sizes.cpuRepeats).flatMap { _ in articleFibonacciInputs }
+                rows += try measure(workload, inputs: inputs, work: cpuIntensiveTransform)
+            }
+        }
+        return rows
+    }
+
+    /// Times the sequential baseline, then each pool at each worker count.
+    private func measure<Input: Codable & Sendable, Output: Codable & Sendable & Equatable>(
+        _ workload: WorkloadName, inputs: [Input], work: @escaping @Sendable (Input) throws -> Output,
+        afterEachRun check: () throws -> Void = {}
+    ) throws -> [Row] {
+        var rows: [Row] = []
+        var expected: [Output]?
+        var sequentialMedian: Double?
+        var plan: [(Strategy, Int)] = [(.sequential, 1)]
+        let counts = workload == .ioLatency ? latencyWorkerCounts : workerCounts
+        for strategy in strategies where strategy != .sequential {
+            plan += counts.map { (strategy, $0) }
+        }
+        for (strategy, workers) in plan {
+            var seconds: [Double] = []
+            for repetition in 1...repetitions {
+                progress.update("\(workload.rawValue): \(strategy.poolName) × \(workers), run \(repetition)/\(repetitions)")
+                let (elapsed, results) = try runPool(strategy: strategy, workers: workers, inputs: inputs,
+                                                     announce: false, work: work)
+                try check()
+                if let expected {
+                    guard results == expected else {
+                        throw BenchmarkError(description: "\(workload.rawValue) with \(strategy.poolName) × \(workers) "
+                                             + "returned results that differ from the sequential run")
+                    }
+                } else {
+                    expected = results
+                }
+                seconds.append(elapsed)
+            }
+            let middle = median(seconds)
+            if strategy == .sequential { sequentialMedian = middle }
+            rows.append(Row(workload: workload.rawValue, language: "Swift", strategy: strategy.rawValue, workers: workers,
+                            tasks: inputs.count, seconds: seconds, median: middle,
+                            speedUp: sequentialMedian.map { $0 / middle }))
+        }
+        progress.clear()
+        return rows
+    }
+
+    /// The cost of the machinery: `tasks` identity tasks, one at a time and in chunks.
+    func overhead(workers: Int, chunkSizes: [Int]) throws -> [Row] {
+        let inputs = Array(0..<sizes.overheadTasks)
+        var rows: [Row] = []
+        for strategy in strategies where strategy != .sequential {
+            for chunkSize in chunkSizes {
+                var seconds: [Double] = []
+                for repetition in 1...repetitions {
+                    progress.update("overhead: \(strategy.poolName), chunk size \(chunkSize), run \(repetition)/\(repetitions)")
+                    let (elapsed, results) = try runPool(strategy: strategy, workers: workers, inputs: inputs,
+                                                         chunkSize: chunkSize, announce: false, work: identity)
+                    guard results == inputs else {
+                        throw BenchmarkError(description: "overhead run with \(strategy.poolName) returned wrong results")
+                    }
+                    seconds.append(elapsed)
+                }
+                rows.append(Row(workload: "overhead", language: "Swift", strategy: strategy.rawValue, workers: workers,
+                                tasks: inputs.count, chunkSize: chunkSize, seconds: seconds, median: median(seconds)))
+            }
+        }
+        progress.clear()
+        return rows
+    }
+}
+
+/// Files still in `directory` (every io task removes its own).
+func leftoverFiles(in directory: String) -> Int {
+    var count = 0
+    if let handle = opendir(directory) {
+        while readdir(handle) != nil { count += 1 }
+        closedir(handle)
+    }
+    return max(0, count - 2)
+}

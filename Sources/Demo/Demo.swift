@@ -1,0 +1,170 @@
+// The Demo's command line. `Demo` (or `Demo article`) replays the article: each workload on
+// each pool, printing "Time to complete using …". `Demo bench` is the benchmark behind
+// `make bench`: table, Python peers, JSON and chart.
+import ArgumentParser
+import Foundation
+import ForkPool
+import Workloads
+
+extension WorkloadName: ExpressibleByArgument {}
+extension Strategy: ExpressibleByArgument {}
+
+@main
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "ForkPool's demo: the concurrent.futures article's workloads on process and thread pools.",
+        subcommands: [Article.self, Bench.self],
+        defaultSubcommand: Article.self
+    )
+}
+
+struct Article: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay the article: transform, io and cpu on ThreadPool and ProcessPool, timed."
+    )
+
+    @Option(help: "Workers per pool (the article uses 4).")
+    var workers = 4
+
+    func run() throws {
+        print("transform — the article's five sentences, tagged:")
+        let (_, tagged) = try runPool(strategy: .processes, workers: workers, inputs: Corpus.articleSentences, work: tagSentence)
+        _ = try runPool(strategy: .threads, workers: workers, inputs: Corpus.articleSentences, work: tagSentence)
+        for sentence in tagged { print("  \(sentence.rendered)") }
+
+        print("\nio — 10,000 small file round trips:")
+        let directory = try makeScratchDirectory()
+        defer { removeScratchDirectory(directory) }
+        let files = (0..<10_000).map { FileRoundTrip(directory: directory, index: $0, lines: 20) }
+        for strategy in [Strategy.processes, .threads] {
+            _ = try runPool(strategy: strategy, workers: workers, inputs: files, work: fileRoundTrip)
+        }
+
+        print("\ncpu — fib(n) for n in \(articleFibonacciInputs):")
+        let (_, expected) = try runPool(strategy: .sequential, workers: 1, inputs: articleFibonacciInputs, work: cpuIntensiveTransform)
+        for strategy in [Strategy.processes, .threads] {
+            let (_, results) = try runPool(strategy: strategy, workers: workers, inputs: articleFibonacciInputs, work: cpuIntensiveTransform)
+            guard results == expected else { throw BenchmarkError(description: "\(strategy.poolName) returned \(results)") }
+        }
+        print("  \(expected)\n")
+        try demonstrateIsolation(workers: workers)
+        print("Swift has no GIL: threads and processes both use every core for CPU work. Processes buy isolation;")
+        print("threads buy cheap hand-off. `make bench` measures both against Python's executors.")
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark every workload × strategy × worker count, beside Python's executors.",
+        discussion: """
+        Each configuration runs --repetitions times (pool start and shutdown included, as the
+        article's `with` block); the table shows medians, the speed-up against sequential Swift
+        and, where bench/python/peer.py ran the same work, the ratio against the Python peer.
+        Every strategy's results are checked against the sequential results.
+        """
+    )
+
+    @Option(parsing: .upToNextOption, help: "Workloads to run: transform, io, io-latency, cpu, cpu-large.")
+    var workloads: [WorkloadName] = WorkloadName.allCases
+
+    @Option(parsing: .upToNextOption, help: "Strategies: sequential, threads, processes (sequential always runs as the baseline).")
+    var strategies: [Strategy] = Strategy.allCases
+
+    @Option(parsing: .upToNextOption, help: "Worker counts for the pools.")
+    var workers: [Int] = [1, 2, 4]
+
+    @Option(name: .customLong("latency-workers"), parsing: .upToNextOption, help: "Worker counts for io-latency (waiting scales past the core count).")
+    var latencyWorkers: [Int] = [1, 2, 4, 16, 64]
+
+    @Option(help: "Runs per configuration; the table reports the median.")
+    var repetitions: Int?
+
+    @Flag(help: "Small sizes and one repetition: the whole run in well under a minute.")
+    var quick = false
+
+    @Option(help: "Sentences for transform.") var sentences: Int?
+    @Option(name: .customLong("io-tasks"), help: "File round trips for io.") var ioTasks: Int?
+    @Option(name: .customLong("latency-ms"), help: "Milliseconds each io-latency task waits.") var latencyMilliseconds: Int?
+    @Option(name: .customLong("cpu-repeats"), help: "How many times cpu-large repeats the list 30…35.") var cpuRepeats: Int?
+    @Option(name: .customLong("overhead-tasks"), help: "Identity tasks in the overhead test.") var overheadTasks: Int?
+    @Flag(name: .customLong("no-overhead"), help: "Skip the trivial-task overhead test.") var noOverhead = false
+
+    @Option(help: "Write all results as JSON to this file.") var json: String?
+    @Option(help: "Write the chart (SVG) to this file.") var svg: String?
+    @Option(help: "The Python interpreter for the peers.") var python = "python3"
+    @Option(name: .customLong("python-peer"), help: "The peer script.") var pythonPeer = "bench/python/peer.py"
+    @Flag(name: .customLong("no-python"), help: "Do not run the Python peers.") var noPython = false
+    @Option(name: .customLong("swift-version"), help: "Label for the machine line.") var swiftVersion = "Swift 6"
+
+    func validate() throws {
+        guard workers.allSatisfy({ $0 >= 1 }), latencyWorkers.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("worker counts must be at least 1")
+        }
+        if let repetitions, repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
+    }
+
+    func run() throws {
+        var sizes = quick ? Sizes.quick : Sizes()
+        if let sentences { sizes.sentences = sentences }
+        if let ioTasks { sizes.ioTasks = ioTasks }
+        if let latencyMilliseconds { sizes.latencyMicroseconds = latencyMilliseconds * 1000 }
+        if let cpuRepeats { sizes.cpuRepeats = cpuRepeats }
+        if let overheadTasks { sizes.overheadTasks = overheadTasks }
+        let repetitions = repetitions ?? (quick ? 1 : 3)
+        let benchmark = Benchmark(workloads: workloads, strategies: strategies, workerCounts: workers,
+                                  latencyWorkerCounts: latencyWorkers, repetitions: repetitions, sizes: sizes,
+                                  progress: Progress())
+        var machine = Machine.current(swiftVersion: swiftVersion)
+        print("ForkPool benchmark on \(machine.label)")
+        print("Medians of \(repetitions) run(s); each run includes pool start and shutdown.\n")
+
+        var rows = try benchmark.run()
+        let overheadWorkers = min(2, defaultWorkerCount)
+        let chunkSizes = [1, 1000]
+        var overhead = noOverhead ? [] : try benchmark.overhead(workers: overheadWorkers, chunkSizes: chunkSizes)
+
+        var notes: [String] = []
+        if noPython {
+            notes.append("Python peers not run (--no-python)")
+        } else {
+            let spec = PythonPeer.spec(for: benchmark, pythonRepetitions: quick ? 1 : 1, overheadWorkers: overheadWorkers,
+                                       chunkSizes: chunkSizes, includeOverhead: !noOverhead)
+            Progress().update("Python peers: running bench/python/peer.py …")
+            let (report, note) = PythonPeer.run(python: python, script: pythonPeer, spec: spec)
+            Progress().clear()
+            if let note { notes.append(note) }
+            if let report {
+                machine.python = report.python
+                notes += report.notes
+                let pythonRows = report.rows.map(Row.init(python:))
+                attachPythonPeers(&rows, python: pythonRows.filter { $0.workload != "overhead" })
+                rows += pythonRows.filter { $0.workload != "overhead" }
+                overhead += pythonRows.filter { $0.workload == "overhead" }
+                notes.append("Python cpu and transform peers ran once per configuration (CPython takes seconds per run)")
+            }
+        }
+        notes.append("cpu-large has no Python peer: in CPython the repeated list takes minutes per run")
+
+        let results = Results(machine: machine, repetitions: repetitions, rows: rows, overhead: overhead, notes: notes)
+        print(renderTable(results))
+        if !overhead.isEmpty { print("\n" + renderOverhead(overhead)) }
+        print("")
+        for note in notes { print("note: \(note)") }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try write(encoder.encode(results), to: json)
+            print("JSON results: \(json)")
+        }
+        if let svg {
+            try write(Data(renderChart(results).utf8), to: svg)
+            print("Chart (open in a browser): \(svg)")
+        }
+    }
+
+    private func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try data.write(to: url)
+    }
+}

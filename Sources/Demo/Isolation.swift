@@ -1,0 +1,39 @@
+// Isolation: what processes buy in Swift, shown for real. One task crashes its worker with a
+// null-pointer write; the ProcessPool fails that task alone, replaces the worker and returns
+// every other result. The same crash on a ThreadPool would end this program, so that half is
+// only described, not run.
+import ForkPool
+import Glibc
+import Workloads
+
+/// Fibonacci, except that a negative input writes through a null pointer (a real SIGSEGV).
+@Sendable func fibonacciOrCrash(_ n: Int) -> Int {
+    if n < 0 {
+        UnsafeMutablePointer<Int>(bitPattern: 8)!.pointee = n
+    }
+    return fibonacci(n)
+}
+
+func demonstrateIsolation(workers: Int) throws {
+    let inputs = [20, 21, 22, -1, 23, 24, 25, 26]
+    print("Isolation: \(inputs.count) tasks on ProcessPool(workers: \(workers)); the task with input -1 "
+          + "writes through a null pointer.")
+    // Backtraces off: the crash is the point here, not its stack.
+    let pool = try ProcessPool(workers: workers, configuration: .init(workerCrashBacktraces: false), work: fibonacciOrCrash)
+    defer { pool.shutdown() }
+    let futures = try inputs.map { try pool.submit($0) }
+    var correct = 0
+    for (input, future) in zip(inputs, futures) {
+        do {
+            let value = try future.get()
+            if value == fibonacci(input) { correct += 1 }
+        } catch {
+            print("  input \(input): \(error.message)")
+        }
+    }
+    let live = pool.workerProcessIDs.count
+    print("  \(correct) of \(inputs.count - 1) other results correct; the pool replaced the worker and has \(live) live workers.")
+    let after = try pool.map([27, 28])
+    print("  and keeps serving: map([27, 28]) = \(after)")
+    print("  With ThreadPool the same crash would end this whole program: threads share one process.\n")
+}

@@ -1,0 +1,63 @@
+// The Demo's promises: every strategy returns exactly the sequential results on every
+// workload, and `bench --json` writes a parseable file with a row per configuration.
+import Foundation
+import Testing
+@testable import Demo
+import Workloads
+
+@Suite(.serialized) struct DemoTests {
+    @Test func strategiesAgreeWithSequentialOnEveryWorkload() throws {
+        let sentences = Corpus.articleSentences + Corpus.sentences(count: 40)
+        let directory = try makeScratchDirectory()
+        defer { removeScratchDirectory(directory) }
+        let files = (0..<60).map { FileRoundTrip(directory: directory, index: $0, lines: 30) }
+        let (_, taggedExpected) = try runPool(strategy: .sequential, workers: 1, inputs: sentences, announce: false, work: tagSentence)
+        let (_, filesExpected) = try runPool(strategy: .sequential, workers: 1, inputs: files, announce: false, work: fileRoundTrip)
+        let (_, fibExpected) = try runPool(strategy: .sequential, workers: 1, inputs: Array(10...22), announce: false, work: cpuIntensiveTransform)
+        #expect(fibExpected == (10...22).map(fibonacci))
+        for strategy in [Strategy.threads, .processes] {
+            for workers in [1, 3] {
+                #expect(try runPool(strategy: strategy, workers: workers, inputs: sentences, announce: false, work: tagSentence).results == taggedExpected)
+                #expect(try runPool(strategy: strategy, workers: workers, inputs: files, announce: false, work: fileRoundTrip).results == filesExpected)
+                #expect(try runPool(strategy: strategy, workers: workers, inputs: Array(10...22), chunkSize: 4, announce: false,
+                                    work: cpuIntensiveTransform).results == fibExpected)
+            }
+        }
+        #expect(leftoverFiles(in: directory) == 0)
+    }
+
+    @Test func benchJSONParsesAndHasARowPerConfiguration() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("forkpool-demo-test-\(getpid()).json").path
+        let svg = path.replacingOccurrences(of: ".json", with: ".svg")
+        defer {
+            try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: svg)
+        }
+        var bench = try Bench.parse([
+            "--quick", "--no-python", "--workers", "1", "2", "--latency-workers", "2",
+            "--sentences", "30", "--io-tasks", "40", "--latency-ms", "1", "--cpu-repeats", "1", "--overhead-tasks", "200",
+            "--json", path, "--svg", svg,
+        ])
+        try bench.run()
+        let results = try JSONDecoder().decode(Results.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        // transform, io, cpu, cpu-large: sequential + 2 pools × 2 worker counts; io-latency: 1 + 2 × 1.
+        #expect(results.rows.count == 4 * 5 + 3)
+        for workload in WorkloadName.allCases {
+            let rows = results.rows.filter { $0.workload == workload.rawValue }
+            #expect(rows.contains { $0.strategy == "sequential" && $0.speedUp == 1 })
+            #expect(rows.allSatisfy { $0.seconds.count == 1 && $0.median > 0 && $0.tasks > 0 })
+        }
+        #expect(results.overhead.count == 4)  // 2 pools × chunk sizes 1 and 1000
+        #expect(results.notes.contains { $0.contains("--no-python") })
+        let chart = try String(contentsOfFile: svg, encoding: .utf8)
+        #expect(chart.hasPrefix("<svg"))
+        #expect(chart.components(separatedBy: "<rect x=").count - 1 >= results.rows.count)
+        _ = bench
+    }
+
+    @Test func benchRejectsBadArguments() {
+        #expect(throws: (any Error).self) { try Bench.parse(["--workers", "0"]) }
+        #expect(throws: (any Error).self) { try Bench.parse(["--workloads", "nonsense"]) }
+        #expect(throws: (any Error).self) { try Bench.parse(["--repetitions", "0"]) }
+    }
+}
