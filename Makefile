@@ -3,7 +3,7 @@
 # short version; `make demo` replays the article.
 SWIFT ?= swift
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
-SWIFT_VERSION = $(shell $(SWIFT) --version 2>/dev/null | head -n 1 | sed 's/ (.*//')
+SWIFT_VERSION = $(shell $(SWIFT) --version 2>/dev/null | head -n 1 | awk '{print $$1, $$3}')
 BENCH_FLAGS = --json bench/results/latest.json --svg bench/results/latest.svg --swift-version "$(SWIFT_VERSION)"
 
 .PHONY: all build test bench demo clean

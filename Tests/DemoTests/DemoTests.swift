@@ -33,7 +33,7 @@ import Workloads
             try? FileManager.default.removeItem(atPath: path)
             try? FileManager.default.removeItem(atPath: svg)
         }
-        var bench = try Bench.parse([
+        let bench = try Bench.parse([
             "--quick", "--no-python", "--workers", "1", "2", "--latency-workers", "2",
             "--sentences", "30", "--io-tasks", "40", "--latency-ms", "1", "--cpu-repeats", "1", "--overhead-tasks", "200",
             "--json", path, "--svg", svg,
@@ -52,7 +52,7 @@ import Workloads
         let chart = try String(contentsOfFile: svg, encoding: .utf8)
         #expect(chart.hasPrefix("<svg"))
         #expect(chart.components(separatedBy: "<rect x=").count - 1 >= results.rows.count)
-        _ = bench
+
     }
 
     @Test func benchRejectsBadArguments() {

@@ -1,0 +1,649 @@
+// BinaryDecoder: the general decoding half of the payload wire format (laid out in
+// BinaryEncoder.swift) — reads any Decodable value back through Swift's Decoder protocol.
+//
+// Data flow: decode(_:from:) wraps the payload in a WireReader, reads the top-level slot, checks
+// that nothing follows it, and hands a decoder over that slot to the value's init(from:).
+// Containers never copy: each is a bounded window (base pointer, start, end) into the caller's
+// bytes, and every nested value is a narrower window cut from its parent's by a length prefix.
+// A FastWireCodable type met anywhere is read by its own fast path, which accepts everything
+// the containers accept (packed or slot-form arrays alike).
+//
+// The input may be hostile. Every length is checked against the bytes that remain before it
+// is used, nothing is allocated from a count that has not been checked that way, recursion is
+// capped at `maximumDepth`, and every failure is a thrown error, never a trap.
+
+/// A bounded cursor into a payload. Offsets are from the payload's first byte, so errors can
+/// say where they happened.
+internal struct WireReader {
+    let base: UnsafeRawPointer
+    var position: Int
+    let end: Int
+
+    init(base: UnsafeRawPointer, position: Int, end: Int) {
+        self.base = base
+        self.position = position
+        self.end = end
+    }
+
+    /// A reader over a whole payload. A payload is at least one byte (a nil slot).
+    init(payload bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else {
+            throw WireCodingError.truncated(needed: 1, at: 0, remaining: 0)
+        }
+        self.init(base: base, position: 0, end: bytes.count)
+    }
+
+    var isAtEnd: Bool { position >= end }
+    var remaining: Int { end - position }
+    var rawBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base + position, count: end - position) }
+
+    mutating func readByte() throws -> UInt8 {
+        guard position < end else { throw WireCodingError.truncated(needed: 1, at: position, remaining: 0) }
+        let byte = base.load(fromByteOffset: position, as: UInt8.self)
+        position += 1
+        return byte
+    }
+
+    /// An unsigned LEB128 that must fit in an Int; lengths and headers are read with this.
+    mutating func readVarint() throws -> Int {
+        let start = position
+        var byte = try readByte()
+        if byte < 0x80 { return Int(byte) }
+        var value = UInt64(byte & 0x7F)
+        var shift: UInt64 = 7
+        repeat {
+            byte = try readByte()
+            let bits = UInt64(byte & 0x7F)
+            // Anything past bit 62 could not be an Int length anyway.
+            guard shift < 63, bits <= UInt64(Int.max) >> shift else {
+                throw WireCodingError.malformedVarint(at: start)
+            }
+            value |= bits << shift
+            shift += 7
+        } while byte >= 0x80
+        return Int(value)
+    }
+
+    /// Reads a slot header and returns a reader over the slot's content (nil for a nil slot),
+    /// moving past it. The content must fit in what remains of this reader.
+    mutating func readSlot() throws -> WireReader? {
+        let header = try readVarint()
+        if header == 0 { return nil }
+        let length = header - 1
+        guard length <= end - position else {
+            throw WireCodingError.truncated(needed: length, at: position, remaining: end - position)
+        }
+        let content = WireReader(base: base, position: position, end: position + length)
+        position += length
+        return content
+    }
+
+    func expectEnd() throws {
+        guard position == end else { throw WireCodingError.trailingBytes(end - position, at: position) }
+    }
+
+    /// The whole remaining content as one little-endian `T`; its size must match exactly.
+    func readWhole<T: FixedWidthInteger>(_: T.Type, as type: Any.Type) throws -> T {
+        let size = MemoryLayout<T>.size
+        guard end - position == size else {
+            throw WireCodingError.sizeMismatch(type, expected: size, found: end - position, at: position)
+        }
+        return T(littleEndian: base.loadUnaligned(fromByteOffset: position, as: T.self))
+    }
+
+    /// The whole remaining content as validated UTF-8.
+    func readUTF8() throws -> String {
+        // Validated here rather than by String(validating:), which instantiates generic
+        // metadata on every call and took twice as long for short strings; once valid,
+        // String(decoding:) never repairs anything.
+        guard isValidUTF8(rawBytes) else {
+            throw WireCodingError.invalidUTF8(at: position, length: end - position)
+        }
+        return rawBytes.withMemoryRebound(to: UInt8.self) { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+/// Whether `bytes` is well-formed UTF-8 (RFC 3629: shortest forms only, no surrogates, nothing
+/// above U+10FFFF) — exactly what String(validating:as:) accepts.
+internal func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    let count = bytes.count
+    var index = 0
+    while index < count {
+        // ASCII runs, eight bytes at a time.
+        while index + 8 <= count,
+              bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+            index += 8
+        }
+        guard index < count else { break }
+        let lead = bytes[index]
+        if lead < 0x80 {
+            index += 1
+            continue
+        }
+        let length: Int
+        var low: UInt8 = 0x80  // allowed range of the second byte
+        var high: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; low = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; high = 0x9F
+        case 0xF0: length = 4; low = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; high = 0x8F
+        default: return false
+        }
+        guard index + length <= count else { return false }
+        let second = bytes[index + 1]
+        guard second >= low && second <= high else { return false }
+        for offset in 2..<length where bytes[index + offset] & 0xC0 != 0x80 {
+            return false
+        }
+        index += length
+    }
+    return true
+}
+
+// MARK: - Decoder
+
+internal struct BinaryDecoder: Decoder {
+    /// Deeper payloads are refused rather than recursed into: a hostile payload for a recursive
+    /// type could otherwise overflow the stack. 512 levels of a small recursive class took under
+    /// 512 KiB of stack in a release build and under 1 MiB in a debug one, well inside a default
+    /// pthread stack (the stack rlimit, usually 8 MiB); real values are far shallower.
+    static let maximumDepth = 512
+
+    static func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
+        try decodePayload(T.self, from: bytes, fast: T.self as? any FastWireCodable.Type)
+    }
+
+    /// Like `decode`, for a type already known not to be FastWireCodable (PayloadCodec asked at
+    /// init), which saves the dynamic cast.
+    static func decodeGeneral<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
+        try decodePayload(T.self, from: bytes, fast: nil)
+    }
+
+    private static func decodePayload<T: Decodable>(
+        _: T.Type, from bytes: UnsafeRawBufferPointer, fast: (any FastWireCodable.Type)?
+    ) throws -> T {
+        var reader = try WireReader(payload: bytes)
+        let slot = try reader.readSlot()
+        try reader.expectEnd()
+        do {
+            if let fast {
+                guard slot != nil || fast.wireAcceptsNil else { throw WireCodingError.unexpectedNil(T.self, at: 0) }
+                return try fast.decodeWireValue(slot, as: T.self)
+            }
+            return try T(from: BinaryDecoder(slot: slot, path: WireCodingPath(), depth: 0))
+        } catch let error as DecodingError {
+            throw WireCodingError(error, decoding: T.self)
+        }
+    }
+
+    /// The content of the slot being decoded; nil when the slot is nil.
+    let slot: WireReader?
+    let path: WireCodingPath
+    let depth: Int
+
+    var codingPath: [any CodingKey] { path.keys }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy _: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        let content = try nonNilContent(KeyedDecodingContainer<Key>.self)
+        return KeyedDecodingContainer(WireKeyedDecodingContainer<Key>(content: content, path: path, depth: depth))
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        let content = try nonNilContent((any UnkeyedDecodingContainer).self)
+        return try WireUnkeyedDecodingContainer(content: content, path: path, depth: depth)
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer {
+        self
+    }
+
+    private func nonNilContent(_ expected: Any.Type) throws -> WireReader {
+        guard let slot else {
+            throw DecodingError.valueNotFound(expected, DecodingError.Context(
+                codingPath: codingPath, debugDescription: "Expected a container but found nil."))
+        }
+        return slot
+    }
+
+    // Shared by the containers.
+
+    /// A decoder one level down, or an error once the payload is too deep.
+    static func nested(_ slot: WireReader?, path: WireCodingPath, depth: Int) throws -> BinaryDecoder {
+        guard depth < maximumDepth else {
+            throw WireCodingError.nestingTooDeep(limit: maximumDepth, path: path.keys)
+        }
+        return BinaryDecoder(slot: slot, path: path, depth: depth + 1)
+    }
+
+    static func decodeValue<T: Decodable>(
+        _: T.Type, slot: WireReader?, path: WireCodingPath, key: some CodingKey, depth: Int
+    ) throws -> T {
+        if let fast = T.self as? any FastWireCodable.Type {
+            guard slot != nil || fast.wireAcceptsNil else { throw valueNotFound(T.self, path.appending(key)) }
+            return try fast.decodeWireValue(slot, as: T.self)
+        }
+        return try T(from: nested(slot, path: path.appending(key), depth: depth))
+    }
+
+    static func valueNotFound(_ type: Any.Type, _ path: WireCodingPath) -> DecodingError {
+        DecodingError.valueNotFound(type, DecodingError.Context(
+            codingPath: path.keys, debugDescription: "Expected \(type) value but found nil."))
+    }
+}
+
+extension BinaryDecoder: SingleValueDecodingContainer {
+    func decodeNil() -> Bool { slot == nil }
+
+    func decode(_: Bool.Type) throws -> Bool { try primitive() }
+    func decode(_: String.Type) throws -> String { try primitive() }
+    func decode(_: Double.Type) throws -> Double { try primitive() }
+    func decode(_: Float.Type) throws -> Float { try primitive() }
+    func decode(_: Int.Type) throws -> Int { try primitive() }
+    func decode(_: Int8.Type) throws -> Int8 { try primitive() }
+    func decode(_: Int16.Type) throws -> Int16 { try primitive() }
+    func decode(_: Int32.Type) throws -> Int32 { try primitive() }
+    func decode(_: Int64.Type) throws -> Int64 { try primitive() }
+    func decode(_: UInt.Type) throws -> UInt { try primitive() }
+    func decode(_: UInt8.Type) throws -> UInt8 { try primitive() }
+    func decode(_: UInt16.Type) throws -> UInt16 { try primitive() }
+    func decode(_: UInt32.Type) throws -> UInt32 { try primitive() }
+    func decode(_: UInt64.Type) throws -> UInt64 { try primitive() }
+
+    func decode<T: Decodable>(_: T.Type) throws -> T {
+        if let fast = T.self as? any FastWireCodable.Type {
+            guard slot != nil || fast.wireAcceptsNil else { throw Self.valueNotFound(T.self, path) }
+            return try fast.decodeWireValue(slot, as: T.self)
+        }
+        // Same slot (a wrapper's single value), but one level deeper, so even a type that
+        // decodes itself this way cannot recurse without bound.
+        return try T(from: Self.nested(slot, path: path, depth: depth))
+    }
+
+    private func primitive<P: FastWireCodable>() throws -> P {
+        guard let slot else { throw Self.valueNotFound(P.self, path) }
+        return try P.decodeWireContent(slot)
+    }
+}
+
+// MARK: - Keyed container
+
+internal struct WireKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    // Everything lives in one object: the struct is copied through unspecialized generic code
+    // several times per call, and a single reference is the cheapest thing to copy.
+    private let entries: WireKeyedEntries
+
+    init(content: WireReader, path: WireCodingPath, depth: Int) {
+        entries = WireKeyedEntries(content: content, path: path, depth: depth)
+    }
+
+    private var path: WireCodingPath { entries.path }
+    private var depth: Int { entries.depth }
+
+    var codingPath: [any CodingKey] { path.keys }
+
+    /// The keys in payload order, up to the first malformed entry (which any decode would
+    /// then report).
+    var allKeys: [Key] {
+        entries.allNames().compactMap { Key(stringValue: $0) }
+    }
+
+    func contains(_ key: Key) -> Bool {
+        (try? entries.entry(named: key.stringValue)) != nil
+    }
+
+    private func require(_ key: Key) throws -> WireKeyedEntries.Entry {
+        guard let entry = try entries.entry(named: key.stringValue) else {
+            throw DecodingError.keyNotFound(key, DecodingError.Context(
+                codingPath: codingPath, debugDescription: "No value associated with key '\(key.stringValue)'."))
+        }
+        return entry
+    }
+
+    private func primitive<P: FastWireCodable>(_ key: Key) throws -> P {
+        guard let slot = try require(key).slot else {
+            throw BinaryDecoder.valueNotFound(P.self, path.appending(key))
+        }
+        return try P.decodeWireContent(slot)
+    }
+
+    // One lookup instead of the default contains + decodeNil + decode.
+    private func primitiveIfPresent<P: FastWireCodable>(_ key: Key) throws -> P? {
+        guard let slot = try entries.entry(named: key.stringValue)?.slot else { return nil }
+        return try P.decodeWireContent(slot)
+    }
+
+    func decodeNil(forKey key: Key) throws -> Bool {
+        try require(key).slot == nil
+    }
+
+    func decode(_: Bool.Type, forKey key: Key) throws -> Bool { try primitive(key) }
+    func decode(_: String.Type, forKey key: Key) throws -> String { try primitive(key) }
+    func decode(_: Double.Type, forKey key: Key) throws -> Double { try primitive(key) }
+    func decode(_: Float.Type, forKey key: Key) throws -> Float { try primitive(key) }
+    func decode(_: Int.Type, forKey key: Key) throws -> Int { try primitive(key) }
+    func decode(_: Int8.Type, forKey key: Key) throws -> Int8 { try primitive(key) }
+    func decode(_: Int16.Type, forKey key: Key) throws -> Int16 { try primitive(key) }
+    func decode(_: Int32.Type, forKey key: Key) throws -> Int32 { try primitive(key) }
+    func decode(_: Int64.Type, forKey key: Key) throws -> Int64 { try primitive(key) }
+    func decode(_: UInt.Type, forKey key: Key) throws -> UInt { try primitive(key) }
+    func decode(_: UInt8.Type, forKey key: Key) throws -> UInt8 { try primitive(key) }
+    func decode(_: UInt16.Type, forKey key: Key) throws -> UInt16 { try primitive(key) }
+    func decode(_: UInt32.Type, forKey key: Key) throws -> UInt32 { try primitive(key) }
+    func decode(_: UInt64.Type, forKey key: Key) throws -> UInt64 { try primitive(key) }
+
+    func decode<T: Decodable>(_: T.Type, forKey key: Key) throws -> T {
+        try BinaryDecoder.decodeValue(T.self, slot: require(key).slot, path: path, key: key, depth: depth)
+    }
+
+    func decodeIfPresent(_: Bool.Type, forKey key: Key) throws -> Bool? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: String.Type, forKey key: Key) throws -> String? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: Double.Type, forKey key: Key) throws -> Double? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: Float.Type, forKey key: Key) throws -> Float? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: Int.Type, forKey key: Key) throws -> Int? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: Int8.Type, forKey key: Key) throws -> Int8? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: Int16.Type, forKey key: Key) throws -> Int16? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: Int32.Type, forKey key: Key) throws -> Int32? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: Int64.Type, forKey key: Key) throws -> Int64? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: UInt.Type, forKey key: Key) throws -> UInt? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: UInt8.Type, forKey key: Key) throws -> UInt8? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: UInt16.Type, forKey key: Key) throws -> UInt16? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: UInt32.Type, forKey key: Key) throws -> UInt32? { try primitiveIfPresent(key) }
+    func decodeIfPresent(_: UInt64.Type, forKey key: Key) throws -> UInt64? { try primitiveIfPresent(key) }
+
+    func decodeIfPresent<T: Decodable>(_: T.Type, forKey key: Key) throws -> T? {
+        guard let slot = try entries.entry(named: key.stringValue)?.slot else { return nil }
+        return try BinaryDecoder.decodeValue(T.self, slot: slot, path: path, key: key, depth: depth)
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(
+        keyedBy _: NestedKey.Type, forKey key: Key
+    ) throws -> KeyedDecodingContainer<NestedKey> {
+        try BinaryDecoder.nested(require(key).slot, path: path.appending(key), depth: depth)
+            .container(keyedBy: NestedKey.self)
+    }
+
+    func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
+        try BinaryDecoder.nested(require(key).slot, path: path.appending(key), depth: depth).unkeyedContainer()
+    }
+
+    func superDecoder() throws -> any Decoder {
+        try superDecoder(named: WireCodingKey.super)
+    }
+
+    func superDecoder(forKey key: Key) throws -> any Decoder {
+        try superDecoder(named: key)
+    }
+
+    /// As with JSONDecoder, a missing entry gives a decoder over nil rather than failing here.
+    private func superDecoder(named key: some CodingKey) throws -> any Decoder {
+        try BinaryDecoder.nested(entries.entry(named: key.stringValue)?.slot, path: path.appending(key), depth: depth)
+    }
+}
+
+/// The entries of one keyed container and the lookup over them. Entries are found by key, in
+/// any order: the common case (keys read in the order they were written) costs one or two key
+/// comparisons; anything else a scan, which in a large container is replaced by a hash table.
+/// Entries are parsed as they are reached, so a malformed one is reported by the lookup that
+/// meets it. (Confined to one decode call on one thread: no run-time exclusivity checks, as in
+/// WireEncodingBuffer.)
+internal final class WireKeyedEntries {
+    struct Entry {
+        let keyStart: Int
+        let keyLength: Int
+        /// The value's content, nil for a nil value.
+        let slot: WireReader?
+        /// Offset of the entry after this one.
+        let next: Int
+    }
+
+    /// A scan that passes this many entries switches the container to a hash table.
+    private static let tableThreshold = 16
+
+    let content: WireReader
+    let path: WireCodingPath
+    let depth: Int
+    /// Offset of the entry most recently found.
+    @exclusivity(unchecked) private var hint: Int
+    @exclusivity(unchecked) private var table: [String: Int]?
+
+    init(content: WireReader, path: WireCodingPath, depth: Int) {
+        self.content = content
+        self.path = path
+        self.depth = depth
+        self.hint = content.position
+    }
+
+    /// The entry at `offset`, or nil at the end.
+    private func entry(at offset: Int) throws -> Entry? {
+        guard offset < content.end else { return nil }
+        var reader = WireReader(base: content.base, position: offset, end: content.end)
+        let keyLength = try reader.readVarint()
+        guard keyLength <= reader.remaining else {
+            throw WireCodingError.truncated(needed: keyLength, at: reader.position, remaining: reader.remaining)
+        }
+        let keyStart = reader.position
+        reader.position += keyLength
+        let slot = try reader.readSlot()
+        return Entry(keyStart: keyStart, keyLength: keyLength, slot: slot, next: reader.position)
+    }
+
+    private func keyBytes(of entry: Entry) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: content.base + entry.keyStart, count: entry.keyLength)
+    }
+
+    private func matches(_ entry: Entry, _ name: String) -> Bool {
+        let utf8 = name.utf8
+        guard utf8.count == entry.keyLength else { return false }
+        let stored = content.base + entry.keyStart
+        let equal = utf8.withContiguousStorageIfAvailable { text in
+            for index in 0..<text.count where text[index] != stored.load(fromByteOffset: index, as: UInt8.self) {
+                return false
+            }
+            return true
+        }
+        return equal ?? utf8.elementsEqual(UnsafeRawBufferPointer(start: stored, count: entry.keyLength))
+    }
+
+    func entry(named name: String) throws -> Entry? {
+        if let current = try entry(at: hint) {
+            if matches(current, name) { return current }
+            if let following = try entry(at: current.next), matches(following, name) {
+                hint = current.next
+                return following
+            }
+        }
+        return try search(name)
+    }
+
+    private func search(_ name: String) throws -> Entry? {
+        if table == nil {
+            var offset = content.position
+            var visited = 0
+            while let candidate = try entry(at: offset) {
+                if matches(candidate, name) {
+                    hint = offset
+                    return candidate
+                }
+                offset = candidate.next
+                visited += 1
+                if visited == Self.tableThreshold { break }
+            }
+            guard visited == Self.tableThreshold else { return nil }
+            table = try buildTable()
+        }
+        guard let offset = table?[name] else { return nil }
+        hint = offset
+        return try entry(at: offset)
+    }
+
+    /// Calls `body` with each key's text and entry offset, in payload order, up to the end or
+    /// the first malformed entry. Keys that are not valid UTF-8 cannot name a CodingKey and are
+    /// left out.
+    private func forEachName(_ body: (String, Int) -> Void) {
+        var offset = content.position
+        while let candidate = try? entry(at: offset) {
+            let key = keyBytes(of: candidate)
+            if isValidUTF8(key) {
+                body(key.withMemoryRebound(to: UInt8.self) { String(decoding: $0, as: UTF8.self) }, offset)
+            }
+            offset = candidate.next
+        }
+    }
+
+    func allNames() -> [String] {
+        var names: [String] = []
+        forEachName { name, _ in names.append(name) }
+        return names
+    }
+
+    /// The first entry for each key. Checks every entry's framing on the way.
+    private func buildTable() throws -> [String: Int] {
+        var table: [String: Int] = [:]
+        var offset = content.position
+        while let candidate = try entry(at: offset) {
+            let key = keyBytes(of: candidate)
+            if isValidUTF8(key) {
+                let name = key.withMemoryRebound(to: UInt8.self) { String(decoding: $0, as: UTF8.self) }
+                if table[name] == nil { table[name] = offset }
+            }
+            offset = candidate.next
+        }
+        return table
+    }
+}
+
+// MARK: - Unkeyed container
+
+internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
+    /// The elements not yet decoded.
+    private var reader: WireReader
+    /// Width of packed elements; 0 when every element is a slot.
+    private let width: Int
+    let count: Int?
+    private(set) var currentIndex = 0
+    private let path: WireCodingPath
+    private let depth: Int
+
+    init(content: WireReader, path: WireCodingPath, depth: Int) throws {
+        self.path = path
+        self.depth = depth
+        guard !content.isAtEnd else {
+            (reader, width, count) = (content, 0, 0)
+            return
+        }
+        var body = content
+        let formOffset = body.position
+        let form = try body.readByte()
+        if form == WireLayout.slotsForm {
+            // Counting checks every element's framing, and gives callers such as Data's
+            // init(from:) an exact count to preallocate — one bounded by the bytes present.
+            var scan = body
+            var elements = 0
+            while !scan.isAtEnd {
+                _ = try scan.readSlot()
+                elements += 1
+            }
+            (reader, width, count) = (body, 0, elements)
+        } else if let packedWidth = WireLayout.packedWidth(ofForm: form) {
+            let (elements, ragged) = body.remaining.quotientAndRemainder(dividingBy: packedWidth)
+            guard ragged == 0 else {
+                throw WireCodingError.raggedPackedArray(width: packedWidth, length: body.remaining, at: body.position)
+            }
+            (reader, width, count) = (body, packedWidth, elements)
+        } else {
+            throw WireCodingError.invalidArrayForm(form, at: formOffset)
+        }
+    }
+
+    var codingPath: [any CodingKey] { path.keys }
+    var isAtEnd: Bool { reader.isAtEnd }
+
+    private var elementPath: WireCodingPath { path.appending(WireCodingKey(index: currentIndex)) }
+
+    /// The next element's content and where the element after it begins, without moving on:
+    /// a failed decode leaves the element in place, so the caller may try another type.
+    private func peek(_ type: Any.Type) throws -> (slot: WireReader?, next: Int) {
+        guard !reader.isAtEnd else {
+            throw DecodingError.valueNotFound(type, DecodingError.Context(
+                codingPath: elementPath.keys, debugDescription: "Unkeyed container is at end."))
+        }
+        if width > 0 {
+            let start = reader.position
+            return (WireReader(base: reader.base, position: start, end: start + width), start + width)
+        }
+        var scan = reader
+        let slot = try scan.readSlot()
+        return (slot, scan.position)
+    }
+
+    private mutating func advance(to next: Int) {
+        reader.position = next
+        currentIndex += 1
+    }
+
+    private mutating func primitive<P: FastWireCodable>() throws -> P {
+        let (slot, next) = try peek(P.self)
+        guard let slot else { throw BinaryDecoder.valueNotFound(P.self, elementPath) }
+        let value = try P.decodeWireContent(slot)
+        advance(to: next)
+        return value
+    }
+
+    mutating func decodeNil() throws -> Bool {
+        let (slot, next) = try peek(Any?.self)
+        guard slot == nil else { return false }
+        advance(to: next)
+        return true
+    }
+
+    mutating func decode(_: Bool.Type) throws -> Bool { try primitive() }
+    mutating func decode(_: String.Type) throws -> String { try primitive() }
+    mutating func decode(_: Double.Type) throws -> Double { try primitive() }
+    mutating func decode(_: Float.Type) throws -> Float { try primitive() }
+    mutating func decode(_: Int.Type) throws -> Int { try primitive() }
+    mutating func decode(_: Int8.Type) throws -> Int8 { try primitive() }
+    mutating func decode(_: Int16.Type) throws -> Int16 { try primitive() }
+    mutating func decode(_: Int32.Type) throws -> Int32 { try primitive() }
+    mutating func decode(_: Int64.Type) throws -> Int64 { try primitive() }
+    mutating func decode(_: UInt.Type) throws -> UInt { try primitive() }
+    mutating func decode(_: UInt8.Type) throws -> UInt8 { try primitive() }
+    mutating func decode(_: UInt16.Type) throws -> UInt16 { try primitive() }
+    mutating func decode(_: UInt32.Type) throws -> UInt32 { try primitive() }
+    mutating func decode(_: UInt64.Type) throws -> UInt64 { try primitive() }
+
+    mutating func decode<T: Decodable>(_: T.Type) throws -> T {
+        let (slot, next) = try peek(T.self)
+        let value = try BinaryDecoder.decodeValue(
+            T.self, slot: slot, path: path, key: WireCodingKey(index: currentIndex), depth: depth)
+        advance(to: next)
+        return value
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy _: NestedKey.Type
+    ) throws -> KeyedDecodingContainer<NestedKey> {
+        let (slot, next) = try peek(KeyedDecodingContainer<NestedKey>.self)
+        let container = try BinaryDecoder.nested(slot, path: elementPath, depth: depth).container(keyedBy: NestedKey.self)
+        advance(to: next)
+        return container
+    }
+
+    mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        let (slot, next) = try peek((any UnkeyedDecodingContainer).self)
+        let container = try BinaryDecoder.nested(slot, path: elementPath, depth: depth).unkeyedContainer()
+        advance(to: next)
+        return container
+    }
+
+    mutating func superDecoder() throws -> any Decoder {
+        let (slot, next) = try peek((any Decoder).self)
+        let decoder = try BinaryDecoder.nested(slot, path: elementPath, depth: depth)
+        advance(to: next)
+        return decoder
+    }
+}
