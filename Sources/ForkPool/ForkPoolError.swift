@@ -30,8 +30,12 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         case systemCallFailed
         /// An argument was out of range (for example zero workers).
         case invalidArgument
-        /// The pool cannot start workers any more.
+        /// The pool cannot serve any more: its workers keep failing to start, or a crash broke
+        /// it under ``CrashPolicy/breakPool``.
         case poolBroken
+        /// The task ran past its deadline (``ProcessPoolConfiguration/taskTimeout`` or the
+        /// `timeout` given to `submit`); its worker was killed and replaced.
+        case timedOut
 
         public var description: String {
             switch self {
@@ -46,6 +50,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
             case .systemCallFailed: "system call failed"
             case .invalidArgument: "invalid argument"
             case .poolBroken: "pool broken"
+            case .timedOut: "timed out"
             }
         }
     }

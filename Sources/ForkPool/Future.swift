@@ -3,7 +3,8 @@
 // A pool creates it at `submit`, the pool's thread completes it exactly once (result, error
 // or cancellation), and any number of callers wait on it: blocking with `get()` or
 // suspending with `await value`. State moves queued → running → done, or queued → done
-// when cancelled; `cancel()` only wins while the task is still queued.
+// when cancelled. `cancel()` wins while the task is queued; on a ProcessPool it also wins
+// while the task runs, by killing the worker that runs it.
 
 /// The eventual result of one task submitted to a ``WorkerPool``.
 public final class Future<Value: Sendable>: @unchecked Sendable {
@@ -18,9 +19,13 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     private let lock = ConditionLock()
     private var state = State.queued
     private var waiters: [UnsafeContinuation<Result<Value, ForkPoolError>, Never>] = []
+    /// Set by pools that can stop a running task (ProcessPool kills its worker); called once,
+    /// outside the lock, when `cancel()` wins against a running task.
+    private let stopRunning: (@Sendable () -> Void)?
 
-    init(taskID: UInt64) {
+    init(taskID: UInt64, stopRunning: (@Sendable () -> Void)? = nil) {
         self.taskID = taskID
+        self.stopRunning = stopRunning
     }
 
     /// Whether the task has finished: succeeded, failed or been cancelled.
@@ -82,13 +87,20 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Cancels the task if it has not started; returns whether it was cancelled.
-    /// A cancelled task's waiters get ``ForkPoolError/Code/cancelled``.
+    /// Cancels the task; returns whether it was cancelled. A queued task is dropped. A running
+    /// task is stopped only on a ``ProcessPool``, which kills the worker running it (and
+    /// replaces it); a ``ThreadPool`` cannot interrupt a thread, so there `cancel()` returns
+    /// false once the task runs. A cancelled task's waiters get ``ForkPoolError/Code/cancelled``.
     @discardableResult
     public func cancel() -> Bool {
-        guard case .queued = lock.withLock({ state }) else { return false }
-        return complete(.failure(ForkPoolError(.cancelled, "task \(taskID) was cancelled before it ran", taskID: taskID)),
-                        onlyIfQueued: true)
+        let queued = ForkPoolError(.cancelled, "task \(taskID) was cancelled before it ran", taskID: taskID)
+        if complete(.failure(queued), onlyIfQueued: true) { return true }
+        guard let stopRunning else { return false }
+        let running = ForkPoolError(.cancelled, "task \(taskID) was cancelled while running; its worker was killed",
+                                    taskID: taskID)
+        guard complete(.failure(running)) else { return false }
+        stopRunning()
+        return true
     }
 
     func waitForResult() -> Result<Value, ForkPoolError> {

@@ -186,17 +186,23 @@ extension ForkPoolTests {
             #expect(try futures.map { try $0.get() } == (1...10).map { $0 * 2 })
         }
 
-        @Test func cancelWinsOnlyWhileQueued() throws {
+        @Test func cancellingAQueuedTaskDropsItAndARunningOneKillsItsWorker() throws {
             let pids = PIDPipe()
             let pool = try ProcessPool(workers: 1, work: obey)
             defer { pool.shutdown() }
-            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: 200))
-            _ = pids.nextPID()
+            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1))
+            let pid = pids.nextPID()
             let queued = try pool.submit(.square(4))
-            #expect(!running.cancel())
             #expect(queued.cancel())
             #expect(expectForkPoolError { _ = try queued.get() }?.code == .cancelled)
-            #expect(try running.get() > 0)
+            #expect(running.cancel())
+            #expect(!running.cancel())  // already done
+            let error = expectForkPoolError { _ = try running.get() }
+            #expect(error?.code == .cancelled)
+            #expect(error?.message.contains("while running") == true)
+            #expect(waitUntil { access("/proc/\(pid)", F_OK) != 0 })  // killed and reaped
+            try expectPoolServesWithFullStrength(pool)
+            #expect(!pool.workerProcessIDs.contains(pid))
         }
 
         @Test func inputOverTheFrameLimitFailsAtSubmit() throws {

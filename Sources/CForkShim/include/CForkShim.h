@@ -52,6 +52,31 @@ ssize_t forkpool_send(int fd, const void *bytes, size_t count, int nonblocking);
 /// Why C: keeps the EINTR loop next to the status macros below.
 pid_t forkpool_waitpid(pid_t pid, int *status, int nohang);
 
+/// Creates an AF_UNIX SOCK_SEQPACKET socketpair with SOCK_CLOEXEC (the fork server's control
+/// channel: message boundaries kept, descriptors passed). Returns 0 or -1 with errno.
+/// Why C: the socket type flags do not type-check in Swift.
+int forkpool_seqpacket_pair(int fds[2]);
+
+/// Sends one message of `count` bytes with `fd_count` descriptors attached (SCM_RIGHTS),
+/// MSG_NOSIGNAL. Returns bytes sent or -1 with errno (EINTR retried).
+/// Why C: the CMSG_* macros that build the control message are not importable.
+ssize_t forkpool_send_with_fds(int socket, const void *bytes, size_t count, const int *fds, int fd_count);
+
+/// Receives one message into `bytes` and up to `max_fds` descriptors (made close-on-exec) into
+/// `fds`, storing how many arrived in `*fd_count`. Returns bytes received, 0 at end of stream,
+/// or -1 with errno (EINTR retried). Descriptors beyond `max_fds` are closed.
+/// Why C: the CMSG_* macros that walk the control messages are not importable.
+ssize_t forkpool_receive_with_fds(int socket, void *bytes, size_t count, int *fds, int max_fds, int *fd_count);
+
+/// Blocks SIGCHLD in the calling (single-threaded) process and returns a non-blocking,
+/// close-on-exec signalfd that becomes readable when a child changes state; -1 with errno.
+/// Why C: sigset_t manipulation macros and signalfd flags.
+int forkpool_child_signal_fd(void);
+
+/// Reads and discards every pending record of a signalfd.
+/// Why C: `struct signalfd_siginfo` lives in a header Glibc's module map does not export.
+void forkpool_drain_signal_fd(int fd);
+
 /// Opens a pidfd for `pid` (close-on-exec): it polls readable when the process exits, and
 /// signals sent through it cannot hit a recycled pid. Returns fd or -1 with errno.
 /// Why C: `pidfd_open` needs <sys/pidfd.h>, which Glibc's module map does not export.

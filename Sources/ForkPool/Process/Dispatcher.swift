@@ -2,15 +2,19 @@
 //
 //   submit() ─▶ queue (locked) ─▶ eventfd wake ─┐
 //                                               ▼
-//   ┌──────────────── poll([eventfd, worker sockets, worker pidfds]) ◀──────────────┐
-//   │ idle worker + queued task ─▶ send task frame                                  │
-//   │ socket readable ─▶ FrameReader ─▶ result / failure frame ─▶ complete Future ──┘
-//   │ pidfd readable  ─▶ waitpid ─▶ fail the task it held ─▶ fork a replacement
-//   └ shutdown: drain (or cancel) the queue, send `shutdown`, close sockets, reap all
+//   ┌──────── poll([eventfd, fork-server control socket, worker sockets], next deadline) ◀──┐
+//   │ fewer workers than wanted ─▶ `spawn` to the fork server                                │
+//   │ control: spawned(pid)+[socket, pidfd] ─▶ new worker ─▶ `ready` frame ─▶ idle          │
+//   │ idle worker + queued task ─▶ send task frame (deadline armed)                          │
+//   │ socket readable ─▶ FrameReader ─▶ result / failure frame ─▶ complete Future ──────────┘
+//   │ control: exited(pid, status) ─▶ fail or retry its task ─▶ spawn a replacement
+//   │ deadline passed / task cancelled ─▶ SIGTERM/SIGKILL via pidfd ─▶ exited(...) as above
+//   └ shutdown: drain (or cancel) the queue, `shutdown` frames, wait for every exit, stop the
+//     fork server and reap it
 //
-// It forks every worker itself, because PR_SET_PDEATHSIG follows the forking thread and this
-// thread lives exactly as long as the pool. Worker state is touched by this thread only; the
-// queue, phase and published pids are shared under `lock`.
+// Worker state is touched by this thread only; the queue, phase and published pids are shared
+// under `lock`. This thread forks the fork server, because PR_SET_PDEATHSIG follows the
+// forking thread and this thread lives exactly as long as the pool.
 import CForkShim
 import Glibc
 import Synchronization
@@ -18,10 +22,7 @@ import Synchronization
 final class Dispatcher: @unchecked Sendable {
     struct Settings: Sendable {
         var workerCount: Int
-        var maximumFrameBytes: Int
-        var forkOptions: CInt
-        /// How long idle workers get to exit at shutdown before SIGKILL.
-        var shutdownGracePeriod: Double
+        var configuration: ProcessPoolConfiguration
     }
 
     private enum Phase {
@@ -33,6 +34,7 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     let settings: Settings
+    private var configuration: ProcessPoolConfiguration { settings.configuration }
     private let workerMain: @Sendable (CInt) -> Never
     private let wakeFD: CInt
     private let taskIDs = Atomic<UInt64>(1)
@@ -40,11 +42,16 @@ final class Dispatcher: @unchecked Sendable {
     // Shared state, guarded by `lock`.
     private let lock = ConditionLock()
     private var queue = FIFOQueue<PendingTask>()
+    /// Queued tasks that carry a deadline, checked for expiry each turn.
+    private var queuedWithDeadline: [PendingTask] = []
     private var phase = Phase.starting
     private var shutdownRequested = false
     private var cancelRequested = false
     private var wakePending = false
     private var publishedPIDs: [pid_t] = []
+    private var publishedForkServerPID: pid_t?
+    /// Running tasks whose futures were cancelled: their workers are to be killed.
+    private var cancelledRunning: Set<UInt64> = []
 
     private let joinLock = ConditionLock()
     private var thread: PosixThread?
@@ -52,7 +59,13 @@ final class Dispatcher: @unchecked Sendable {
 
     // Dispatcher thread only.
     private var workers: [WorkerProcess] = []
-    private var missingWorkers = 0
+    private var forkServer: (pid: pid_t, control: CInt)?
+    private var spawnsInFlight = 0
+    private var consecutiveStartFailures = 0
+    private var nextSpawnTime: UInt64 = 0
+    private var retries = FIFOQueue<PendingTask>()
+    private var stopping = false
+    private var random = SystemRandomNumberGenerator()
 
     init(settings: Settings, workerMain: @escaping @Sendable (CInt) -> Never) throws(ForkPoolError) {
         self.settings = settings
@@ -75,8 +88,10 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    /// The pids of the live workers, as last published by the dispatcher.
+    /// The pids of the live, ready workers, as last published by the dispatcher.
     var workerProcessIDs: [pid_t] { lock.withLock { publishedPIDs } }
+    /// The pid of the fork server, while it runs.
+    var forkServerProcessID: pid_t? { lock.withLock { publishedForkServerPID } }
 
     // MARK: - Called by any thread
 
@@ -89,13 +104,30 @@ final class Dispatcher: @unchecked Sendable {
     func enqueue(_ tasks: some Sequence<PendingTask>) throws(ForkPoolError) {
         try lock.withLock { () throws(ForkPoolError) in
             try checkAccepting()
-            for task in tasks { queue.append(task) }
+            for task in tasks {
+                queue.append(task)
+                if task.deadline != nil { queuedWithDeadline.append(task) }
+            }
+            wakeLocked()
+        }
+    }
+
+    /// Asks the dispatcher to kill the worker running task `id` (its future is already
+    /// completed as cancelled).
+    func stopRunningTask(_ id: UInt64) {
+        lock.withLock {
+            switch phase {
+            case .stopped, .failedToStart: return
+            default: break
+            }
+            cancelledRunning.insert(id)
             wakeLocked()
         }
     }
 
     /// Stops accepting tasks, lets queued ones run (or cancels them), then waits until every
-    /// worker has exited and been reaped. Idempotent; concurrent callers all wait.
+    /// worker and the fork server have exited and been reaped. Idempotent; concurrent
+    /// callers all wait.
     func shutdown(cancelPending: Bool) {
         lock.withLock {
             shutdownRequested = true
@@ -133,11 +165,8 @@ final class Dispatcher: @unchecked Sendable {
 
     private func run() {
         do {
-            for _ in 0..<settings.workerCount {
-                workers.append(try spawnWorker())
-            }
+            try startForkServer()
         } catch {
-            stopWorkers()
             lock.withLock {
                 phase = .failedToStart(error)
                 PoolDescriptors.close(wakeFD)
@@ -145,57 +174,45 @@ final class Dispatcher: @unchecked Sendable {
             }
             return
         }
-        lock.withLock {
-            phase = .running
-            publishedPIDs = workers.map(\.pid)
-            lock.broadcast()
-        }
         serve()
         stopWorkers()
+        stopForkServer()
         lock.withLock {
-            phase = .stopped
+            if case .failedToStart = phase {} else { phase = .stopped }
             publishedPIDs = []
             PoolDescriptors.close(wakeFD)
             lock.broadcast()
         }
     }
 
-    private func spawnWorker() throws(ForkPoolError) -> WorkerProcess {
-        try WorkerProcess.spawn(maximumFrameBytes: settings.maximumFrameBytes,
-                                forkOptions: settings.forkOptions, workerMain: workerMain)
-    }
-
-    /// The poll loop; returns once shutdown was requested and no task is left.
+    /// The poll loop; returns once shutdown was requested and no task is left, or the pool
+    /// failed to start.
     private func serve() {
         var pollSet: [pollfd] = []
-        // For each pollfd after the eventfd: which worker, and whether it is the pidfd.
-        var owners: [(worker: Int, isPidfd: Bool)] = []
+        var owners: [Int] = []  // worker index of each pollfd after the first two
         while true {
-            let (assigned, dropped, finished) = takeWork()
-            for (task, error) in dropped { task.fail(error) }
-            if finished { return }
-            for index in assigned { flush(index) }
+            let now = monotonicNanoseconds()
+            requestWorkers(now: now)
+            let turn = takeWork(now: now)
+            for (task, error) in turn.dropped { task.fail(error) }
+            if turn.finished { return }
+            for index in turn.assigned { flush(index) }
+            for index in workers.indices where workers[index].task.map({ turn.cancelled.contains($0.id) }) == true {
+                stop(index, ForkPoolError(.cancelled, "task \(workers[index].task!.id) was cancelled while running",
+                                          taskID: workers[index].task!.id, processID: workers[index].pid), now: now)
+            }
 
             pollSet.removeAll(keepingCapacity: true)
             owners.removeAll(keepingCapacity: true)
             pollSet.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
-            var timeout: Int32 = missingWorkers > 0 ? 100 : -1
-            let now = monotonicNanoseconds()
-            for (index, worker) in workers.enumerated() {
-                if worker.socket >= 0 {
-                    var events = Int16(POLLIN)
-                    if worker.hasOutgoing { events |= Int16(POLLOUT) }
-                    pollSet.append(pollfd(fd: worker.socket, events: events, revents: 0))
-                    owners.append((index, false))
-                }
-                pollSet.append(pollfd(fd: worker.pidfd, events: Int16(POLLIN), revents: 0))
-                owners.append((index, true))
-                if let deadline = worker.killDeadline {
-                    let milliseconds = deadline > now ? Int32(min((deadline - now) / 1_000_000 + 1, 60_000)) : 0
-                    timeout = timeout < 0 ? milliseconds : min(timeout, milliseconds)
-                }
+            pollSet.append(pollfd(fd: forkServer?.control ?? -1, events: Int16(POLLIN), revents: 0))
+            for (index, worker) in workers.enumerated() where worker.socket >= 0 {
+                var events = Int16(POLLIN)
+                if worker.hasOutgoing { events |= Int16(POLLOUT) }
+                pollSet.append(pollfd(fd: worker.socket, events: events, revents: 0))
+                owners.append(index)
             }
-            let ready = poll(&pollSet, nfds_t(pollSet.count), timeout)
+            let ready = poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline))
             if ready < 0 && errno != EINTR {
                 fatalError("ForkPool dispatcher: poll failed with errno \(errno)")
             }
@@ -206,62 +223,118 @@ final class Dispatcher: @unchecked Sendable {
                     wakePending = false
                 }
             }
-            var exited: [Int] = []
-            for (slot, owner) in owners.enumerated() where pollSet[slot + 1].revents != 0 {
-                if owner.isPidfd {
-                    exited.append(owner.worker)
-                } else {
-                    service(owner.worker, events: pollSet[slot + 1].revents)
-                }
+            for (slot, index) in owners.enumerated() where pollSet[slot + 2].revents != 0 {
+                service(index, events: pollSet[slot + 2].revents)
             }
-            enforceKillDeadlines()
-            // Remove from the highest index down so earlier indices stay valid.
-            for index in exited.sorted(by: >) { reap(index) }
-            replaceMissingWorkers()
+            if pollSet[1].revents != 0 { readForkServer() }
+            enforceDeadlines(now: monotonicNanoseconds())
         }
     }
 
-    /// Under the lock: hands queued tasks to idle workers and collects tasks to fail.
-    private func takeWork() -> (assigned: [Int], dropped: [(PendingTask, ForkPoolError)], finished: Bool) {
+    /// Milliseconds until the nearest deadline: a task's time limit, a kill, the next spawn.
+    private func pollTimeout(now: UInt64, nextQueuedDeadline: UInt64?) -> Int32 {
+        var nearest = nextQueuedDeadline
+        for worker in workers {
+            for deadline in [worker.taskDeadline, worker.killDeadline].compactMap({ $0 }) {
+                nearest = min(nearest ?? deadline, deadline)
+            }
+        }
+        if missingWorkers > 0 && nextSpawnTime > now {
+            nearest = min(nearest ?? nextSpawnTime, nextSpawnTime)
+        }
+        guard let nearest else { return -1 }
+        return nearest > now ? Int32(min((nearest - now) / 1_000_000 + 1, 60_000)) : 0
+    }
+
+    /// Under the lock: expires, cancels and hands out tasks; says whether the loop is done.
+    private func takeWork(now: UInt64) -> (assigned: [Int], dropped: [(PendingTask, ForkPoolError)],
+                                           cancelled: Set<UInt64>, nextQueuedDeadline: UInt64?, finished: Bool) {
         lock.withLock {
             var dropped: [(PendingTask, ForkPoolError)] = []
             if cancelRequested {
                 for task in queue.removeAll() {
                     dropped.append((task, ForkPoolError(.cancelled, "task \(task.id) was cancelled by shutdown", taskID: task.id)))
                 }
+                queuedWithDeadline.removeAll()
             }
             if case .broken(let error) = phase {
-                for task in queue.removeAll() {
+                for task in queue.removeAll() + retries.removeAll() {
                     var failure = error
                     failure.taskID = task.id
                     dropped.append((task, failure))
                 }
+                queuedWithDeadline.removeAll()
+            }
+            // Queued tasks past their deadline fail without ever running.
+            var nextQueuedDeadline: UInt64?
+            queuedWithDeadline.removeAll { task in
+                guard let deadline = task.deadline else { return true }
+                if deadline <= now {
+                    _ = task.failIfQueued(ForkPoolError(.timedOut, "task \(task.id) reached its deadline before a worker was free",
+                                                        taskID: task.id))
+                    return true
+                }
+                nextQueuedDeadline = min(nextQueuedDeadline ?? deadline, deadline)
+                return false
             }
             var assigned: [Int] = []
             for index in workers.indices where workers[index].isIdle {
+                if let retry = retries.popFirst() {
+                    assign(retry, to: index, now: now)
+                    assigned.append(index)
+                    continue
+                }
                 while let task = queue.popFirst() {
                     if task.start() {
-                        workers[index].assign(task)
+                        assign(task, to: index, now: now)
                         assigned.append(index)
                         break
                     }
                 }
-                if queue.isEmpty { break }
+                if queue.isEmpty && retries.isEmpty { break }
             }
-            let finished = shutdownRequested && queue.isEmpty && !workers.contains { $0.task != nil }
-            return (assigned, dropped, finished)
+            let cancelled = cancelledRunning
+            cancelledRunning.removeAll()
+            if case .starting = phase, workers.filter(\.isReady).count >= settings.workerCount {
+                phase = .running
+                lock.broadcast()
+            }
+            let busy = workers.contains { $0.task != nil && $0.fault == nil }
+            let finished: Bool
+            if case .failedToStart = phase {
+                finished = true
+            } else {
+                finished = shutdownRequested && queue.isEmpty && retries.isEmpty && !busy
+            }
+            return (assigned, dropped, cancelled, nextQueuedDeadline, finished)
         }
+    }
+
+    private func assign(_ task: PendingTask, to index: Int, now: UInt64) {
+        var deadline = task.deadline
+        if let limit = configuration.taskTimeout {
+            let end = now + UInt64(limit * 1e9)
+            deadline = min(deadline ?? end, end)
+        }
+        workers[index].assign(task, deadline: deadline)
+    }
+
+    /// Under a retry policy a task's frame must survive its first send.
+    private var keepsSentFrames: Bool {
+        if case .retry = configuration.crashPolicy { true } else { false }
     }
 
     private func flush(_ index: Int) {
         do {
-            try workers[index].flush()
+            try workers[index].flush(keepSent: keepsSentFrames)
         } catch {
             giveUp(on: index, error)
         }
     }
 
-    /// Reads everything the socket has and completes the tasks whose replies arrived.
+    // MARK: Worker sockets
+
+    /// Reads everything the socket has and handles the frames that arrived.
     private func service(_ index: Int, events: Int16) {
         if events & Int16(POLLOUT) != 0 { flush(index) }
         guard workers[index].socket >= 0, events & ~Int16(POLLOUT) != 0 else { return }
@@ -277,7 +350,8 @@ final class Dispatcher: @unchecked Sendable {
             case .wouldBlock:
                 return
             case .endOfStream:
-                // The process is exiting (or closed its socket): wait for its pidfd, but not forever.
+                // The process is exiting (or closed its socket): the fork server will report
+                // its exit; if it does not exit, kill it.
                 workers[index].closeSocket()
                 workers[index].killDeadline = monotonicNanoseconds() + 2_000_000_000
                 return
@@ -289,34 +363,61 @@ final class Dispatcher: @unchecked Sendable {
 
     private func readFrames(_ index: Int) {
         let pid = workers[index].pid
-        while true {
+        while workers[index].socket >= 0 {
             let task = workers[index].task
-            let outcome: ForkPoolError??
+            let isReady = workers[index].isReady
+            let outcome: FrameOutcome?
             do {
-                outcome = try workers[index].reader.nextFrame { header, payload -> ForkPoolError? in
-                    guard let task, header.taskID == task.id, header.kind == task.replyKind || header.kind == .failure else {
-                        return ForkPoolError(.malformedFrame,
-                                             "worker process \(pid) sent an unexpected \(header.kind) frame for task \(header.taskID)",
-                                             processID: pid)
+                outcome = try workers[index].reader.nextFrame { header, payload -> FrameOutcome in
+                    if !isReady {
+                        switch header.kind {
+                        case .ready: return .ready
+                        case .initializerFailed: return .initializerFailed(String(decoding: payload, as: UTF8.self))
+                        default: break
+                        }
+                    } else if let task, header.taskID == task.id, header.kind == task.replyKind || header.kind == .failure {
+                        if header.kind == task.replyKind {
+                            task.finish(output: payload, worker: pid)
+                        } else {
+                            task.fail(Self.failure(from: payload, task: task.id, worker: pid))
+                        }
+                        return .taskDone
                     }
-                    if header.kind == task.replyKind {
-                        task.finish(output: payload, worker: pid)
-                    } else {
-                        task.fail(Self.failure(from: payload, task: task.id, worker: pid))
-                    }
-                    return nil
+                    return .violation(ForkPoolError(.malformedFrame,
+                                                    "worker process \(pid) sent an unexpected \(header.kind) frame for task \(header.taskID)",
+                                                    processID: pid))
                 }
             } catch {
                 giveUp(on: index, error)
                 return
             }
-            guard let outcome else { return }  // no complete frame yet
-            if let violation = outcome {
-                giveUp(on: index, violation)
+            switch outcome {
+            case nil:
+                return  // no complete frame yet
+            case .ready:
+                workers[index].isReady = true
+                consecutiveStartFailures = 0
+                publishWorkers()
+                dismissOneRetiringWorker()
+            case .initializerFailed(let message):
+                workers[index].startError = message
+            case .taskDone:
+                workers[index].task = nil
+                workers[index].taskDeadline = nil
+                workers[index].tasksDone += 1
+                checkRecycling(index)
+            case .violation(let error):
+                giveUp(on: index, error)
                 return
             }
-            workers[index].task = nil
         }
+    }
+
+    private enum FrameOutcome {
+        case ready
+        case initializerFailed(String)
+        case taskDone
+        case violation(ForkPoolError)
     }
 
     /// Decodes a failure frame's payload: reason byte + UTF-8 message.
@@ -343,90 +444,301 @@ final class Dispatcher: @unchecked Sendable {
             }
         }
         workers[index].closeSocket()
-        workers[index].kill()
+        workers[index].send(SIGKILL)
     }
 
-    private func enforceKillDeadlines() {
-        let now = monotonicNanoseconds()
+    /// Stops a worker whose task timed out or was cancelled: the task fails with `fault` now;
+    /// the worker gets SIGTERM (then SIGKILL after the grace period) or SIGKILL at once.
+    private func stop(_ index: Int, _ fault: ForkPoolError, now: UInt64) {
+        guard workers[index].fault == nil else { return }
+        workers[index].fault = fault
+        workers[index].task?.fail(fault)
+        workers[index].taskDeadline = nil
+        workers[index].closeSocket()
+        if configuration.terminationGracePeriod > 0 {
+            workers[index].send(SIGTERM)
+            workers[index].killDeadline = now + UInt64(configuration.terminationGracePeriod * 1e9)
+        } else {
+            workers[index].send(SIGKILL)
+        }
+    }
+
+    private func enforceDeadlines(now: UInt64) {
         for index in workers.indices {
+            if let deadline = workers[index].taskDeadline, deadline <= now, let task = workers[index].task {
+                let limit = configuration.taskTimeout.map { "its time limit of \($0) s" } ?? "its deadline"
+                stop(index, ForkPoolError(.timedOut, "task \(task.id) ran past \(limit) in worker process \(workers[index].pid), "
+                                          + "which was killed", taskID: task.id, processID: workers[index].pid), now: now)
+            }
             if let deadline = workers[index].killDeadline, deadline <= now {
-                workers[index].kill()
+                workers[index].send(SIGKILL)
                 workers[index].killDeadline = nil
             }
         }
     }
 
-    /// Collects an exited worker: fails its task, removes it, and counts it as missing.
-    private func reap(_ index: Int) {
-        var status: CInt = 0
-        let result = forkpool_waitpid(workers[index].pid, &status, 1)
-        guard result == workers[index].pid else { return }  // not exited after all
+    // MARK: Recycling
+
+    private func checkRecycling(_ index: Int) {
+        guard !workers[index].retiring else { return }
+        var retire = workers[index].tasksDone >= workers[index].taskLimit
+        if !retire, let ceiling = configuration.maximumWorkerResidentBytes {
+            retire = workers[index].residentBytes() > ceiling
+        }
+        guard retire else { return }
+        // The replacement is requested now (the retiring worker no longer counts); the old one
+        // leaves when a new worker is ready.
+        workers[index].retiring = true
+        if lock.withLock({ shutdownRequested }) { workers[index].dismiss() }
+    }
+
+    private func dismissOneRetiringWorker() {
+        if let index = workers.firstIndex(where: { $0.retiring && $0.task == nil && $0.socket >= 0 }) {
+            workers[index].dismiss()
+        }
+    }
+
+    // MARK: The fork server
+
+    private func startForkServer() throws(ForkPoolError) {
+        let (parentEnd, childEnd) = try PoolDescriptors.makeSocketPair(seqpacket: true)
+        let pid: pid_t
+        do {
+            pid = try PoolDescriptors.forkWorker(keeping: childEnd, options: configuration.forkServerOptions)
+        } catch {
+            PoolDescriptors.close(parentEnd)
+            PoolDescriptors.close(childEnd)
+            throw error
+        }
+        if pid == 0 {
+            ForkServer.run(control: childEnd, workerForkOptions: configuration.workerForkOptions, workerMain: workerMain)
+        }
+        PoolDescriptors.close(childEnd)
+        _ = forkpool_set_nonblocking(parentEnd)
+        forkServer = (pid, parentEnd)
+        lock.withLock { publishedForkServerPID = pid }
+    }
+
+    private var missingWorkers: Int {
+        settings.workerCount - workers.filter(\.isServing).count - spawnsInFlight
+    }
+
+    /// Asks the fork server for the workers the pool lacks (none while broken, or when
+    /// shutting down with nothing left to run), pacing restarts after failed starts.
+    private func requestWorkers(now: UInt64) {
+        guard let forkServer, !stopping, missingWorkers > 0, now >= nextSpawnTime else { return }
+        let wanted = lock.withLock { () -> Bool in
+            switch phase {
+            case .broken, .failedToStart, .stopped: return false
+            case .starting: return true
+            case .running: return !shutdownRequested || !queue.isEmpty || !retries.isEmpty
+            }
+        }
+        guard wanted else { return }
+        for _ in 0..<missingWorkers {
+            let sent = ForkServerMessage(.spawn).bytes.withUnsafeBytes {
+                forkpool_send_with_fds(forkServer.control, $0.baseAddress, $0.count, nil, 0)
+            }
+            guard sent > 0 else {
+                forkServerDied()
+                return
+            }
+            spawnsInFlight += 1
+        }
+    }
+
+    /// Handles every message the fork server has sent.
+    private func readForkServer() {
+        while let control = forkServer?.control {
+            var buffer = [UInt8](repeating: 0, count: ForkServerMessage.size)
+            var fds: [CInt] = [-1, -1, -1, -1]
+            var fdCount: CInt = 0
+            let count: Int = PoolDescriptors.adopt {
+                let count = buffer.withUnsafeMutableBytes { forkpool_receive_with_fds(control, $0.baseAddress, $0.count, &fds, 4, &fdCount) }
+                return (count, Array(fds.prefix(Int(fdCount))))
+            }
+            let passed = Array(fds.prefix(Int(fdCount)))
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            guard count > 0, let message = buffer.withUnsafeBytes({ ForkServerMessage(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }) else {
+                passed.forEach(PoolDescriptors.close)
+                forkServerDied()
+                return
+            }
+            switch message.operation {
+            case .spawned where passed.count == 2:
+                spawnsInFlight -= 1
+                _ = forkpool_set_nonblocking(passed[0])
+                var worker = WorkerProcess(pid: message.pid, socket: passed[0], pidfd: passed[1],
+                                           maximumFrameBytes: configuration.maximumFrameBytes)
+                if let limit = configuration.maximumTasksPerWorker {
+                    worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
+                }
+                workers.append(worker)
+                if stopping { workers[workers.count - 1].dismiss() }
+            case .spawnFailed:
+                spawnsInFlight -= 1
+                startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: Int32(message.value)))
+            case .exited:
+                if let index = workers.firstIndex(where: { $0.pid == message.pid }) {
+                    workerExited(index, status: CInt(truncatingIfNeeded: message.value))
+                }
+            default:
+                passed.forEach(PoolDescriptors.close)
+            }
+        }
+    }
+
+    /// A worker ended: fail, retry or break on its task, and count failed starts.
+    private func workerExited(_ index: Int, status: CInt) {
         var worker = workers.remove(at: index)
         worker.closeSocket()
         PoolDescriptors.close(worker.pidfd)
-        if let task = worker.task {
-            var error = worker.fault ?? worker.deathError(status: status)
-            error.taskID = task.id
-            task.fail(error)
+        if !worker.isReady {
+            let cause = worker.startError.map { "the initializer threw: \($0)" } ?? worker.deathError(status: status).message
+            startFailed(ForkPoolError(.poolBroken, "worker process \(worker.pid) failed to start: \(cause)",
+                                      processID: worker.pid))
         }
-        missingWorkers += 1
-        lock.withLock { publishedPIDs = workers.map(\.pid) }
+        if let task = worker.task {
+            if var fault = worker.fault {
+                fault.taskID = task.id
+                task.fail(fault)
+            } else {
+                handleCrash(of: task, error: worker.deathError(status: status))
+            }
+        }
+        publishWorkers()
     }
 
-    private func replaceMissingWorkers() {
-        guard missingWorkers > 0 else { return }
-        let needed = lock.withLock { () -> Bool in
-            if case .broken = phase { return false }
-            return !shutdownRequested || !queue.isEmpty
+    private func handleCrash(of task: PendingTask, error: ForkPoolError) {
+        switch configuration.crashPolicy {
+        case .failTask:
+            task.fail(error)
+        case .retry(let times) where task.retries < times:
+            task.retries += 1
+            retries.append(task)
+        case .retry(let times):
+            task.fail(ForkPoolError(error.code, "\(error.message) (after \(times) retries)", taskID: task.id,
+                                    processID: error.processID, signal: error.signal, exitStatus: error.exitStatus))
+        case .breakPool:
+            task.fail(error)
+            breakPool(ForkPoolError(.poolBroken, "the pool is broken: \(error.message)", processID: error.processID,
+                                    signal: error.signal, exitStatus: error.exitStatus))
         }
-        guard needed else { return }
-        while missingWorkers > 0 {
-            do {
-                workers.append(try spawnWorker())
-                missingWorkers -= 1
-            } catch {
-                if workers.isEmpty {
-                    lock.withLock {
-                        phase = .broken(ForkPoolError(.poolBroken, "no worker can be started: \(error.message)", errno: error.errno))
-                    }
-                }
+    }
+
+    /// Counts a failed start; past the limit the pool breaks instead of restarting forever.
+    private func startFailed(_ error: ForkPoolError) {
+        consecutiveStartFailures += 1
+        if consecutiveStartFailures >= configuration.maximumConsecutiveStartFailures {
+            breakPool(ForkPoolError(.poolBroken, "workers failed to start \(consecutiveStartFailures) times in a row; "
+                                    + "the last: \(error.message)", errno: error.errno))
+        } else {
+            // Back off: 10 ms, 20 ms, 40 ms … at most 1 s between attempts.
+            let delay = min(UInt64(10_000_000) << UInt64(min(consecutiveStartFailures - 1, 7)), 1_000_000_000)
+            nextSpawnTime = monotonicNanoseconds() + delay
+        }
+    }
+
+    private func breakPool(_ error: ForkPoolError) {
+        lock.withLock {
+            switch phase {
+            case .starting:
+                phase = .failedToStart(error)
+                shutdownRequested = true
+                lock.broadcast()
+            case .running:
+                phase = .broken(error)
+            default:
                 break
             }
         }
-        lock.withLock { publishedPIDs = workers.map(\.pid) }
     }
 
-    /// Asks every worker to exit, waits up to the grace period, then kills and reaps the rest.
+    /// The fork server died (it never should): its workers died with it. Fail their tasks,
+    /// reap it and start a new one, counting it as a failed start.
+    private func forkServerDied() {
+        guard let server = forkServer else { return }
+        PoolDescriptors.close(server.control)
+        forkServer = nil
+        let status = reap(server.pid)
+        for index in workers.indices.reversed() {
+            var worker = workers.remove(at: index)
+            worker.closeSocket()
+            worker.send(SIGKILL)
+            PoolDescriptors.close(worker.pidfd)
+            if let task = worker.task {
+                let error = worker.fault ?? ForkPoolError(
+                    .workerDied, "worker process \(worker.pid) died with the pool's fork server (process \(server.pid), "
+                    + "wait status \(status)) while running task \(task.id)", taskID: task.id, processID: worker.pid)
+                task.fail(error)
+            }
+        }
+        spawnsInFlight = 0
+        publishWorkers()
+        lock.withLock { publishedForkServerPID = nil }
+        guard !stopping else { return }
+        startFailed(ForkPoolError(.poolBroken, "the fork server (process \(server.pid)) died with wait status \(status)"))
+        if case .broken = lock.withLock({ phase }) { return }
+        do {
+            try startForkServer()
+        } catch {
+            breakPool(error)
+        }
+    }
+
+    /// Waits for `pid` (a direct child) to exit, killing it after 2 s; returns its wait status.
+    private func reap(_ pid: pid_t) -> CInt {
+        var status: CInt = 0
+        for _ in 0..<200 {
+            if forkpool_waitpid(pid, &status, 1) != 0 { return status }
+            usleep(10_000)
+        }
+        _ = kill(pid, SIGKILL)
+        _ = forkpool_waitpid(pid, &status, 0)
+        return status
+    }
+
+    private func publishWorkers() {
+        let pids = workers.filter { $0.isReady && $0.isServing }.map(\.pid)
+        lock.withLock { publishedPIDs = pids }
+    }
+
+    // MARK: Shutdown
+
+    /// Asks every worker to exit, waits up to the grace period for the fork server to report
+    /// each exit, then kills the rest.
     private func stopWorkers() {
-        var farewell = FrameHeader.emptyFrame()
-        FrameHeader(kind: .shutdown, length: 0, taskID: 0).write(into: &farewell)
-        for index in workers.indices where workers[index].socket >= 0 {
-            _ = farewell.withUnsafeBytes { raw in
-                forkpool_send(workers[index].socket, raw.baseAddress!, raw.count, 1)
-            }
-            workers[index].closeSocket()
-        }
-        let deadline = monotonicNanoseconds() + UInt64(settings.shutdownGracePeriod * 1e9)
-        var killed = false
-        while !workers.isEmpty {
-            var pollSet = workers.map { pollfd(fd: $0.pidfd, events: Int16(POLLIN), revents: 0) }
+        stopping = true
+        let deadline = monotonicNanoseconds() + UInt64(configuration.shutdownGracePeriod * 1e9)
+        var killedAt: UInt64?
+        while (!workers.isEmpty || spawnsInFlight > 0), let control = forkServer?.control {
+            for index in workers.indices where workers[index].socket >= 0 { workers[index].dismiss() }
             let now = monotonicNanoseconds()
-            if now >= deadline && !killed {
-                workers.forEach { $0.kill() }
-                killed = true
+            if now >= deadline && killedAt == nil {
+                workers.forEach { $0.send(SIGKILL) }
+                killedAt = now
             }
-            let timeout: Int32 = killed ? 1000 : Int32(min((deadline - now) / 1_000_000 + 1, 60_000))
-            _ = poll(&pollSet, nfds_t(pollSet.count), timeout)
-            for index in workers.indices.reversed() where pollSet[index].revents != 0 {
-                var status: CInt = 0
-                if forkpool_waitpid(workers[index].pid, &status, 1) == workers[index].pid {
-                    let worker = workers.remove(at: index)
-                    if let task = worker.task {
-                        task.fail(worker.fault ?? worker.deathError(status: status))
-                    }
-                    PoolDescriptors.close(worker.pidfd)
-                }
-            }
+            if let killedAt, now > killedAt + 5_000_000_000 { break }  // the server stopped reporting
+            var pollSet = [pollfd(fd: control, events: Int16(POLLIN), revents: 0)]
+            let timeout = killedAt == nil ? Int32(min((deadline - min(now, deadline)) / 1_000_000 + 1, 60_000)) : 100
+            _ = poll(&pollSet, 1, timeout)
+            if pollSet[0].revents != 0 { readForkServer() }
         }
+        for index in workers.indices.reversed() {
+            var worker = workers.remove(at: index)
+            worker.closeSocket()
+            worker.send(SIGKILL)
+            PoolDescriptors.close(worker.pidfd)
+        }
+        publishWorkers()
+    }
+
+    /// Closes the control socket; the fork server exits on end of stream and is reaped.
+    private func stopForkServer() {
+        guard let server = forkServer else { return }
+        PoolDescriptors.close(server.control)
+        forkServer = nil
+        _ = reap(server.pid)
+        lock.withLock { publishedForkServerPID = nil }
     }
 }

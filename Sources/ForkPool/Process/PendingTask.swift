@@ -8,10 +8,18 @@ class PendingTask: @unchecked Sendable {
     /// The whole frame, header + encoded input; released once sent.
     var frame: [UInt8]
 
+    /// The caller's deadline (monotonic ns) from `submit(_:timeout:)`, if any.
+    var deadline: UInt64?
+    /// How many times the task was re-run after its worker died (``CrashPolicy/retry(times:)``).
+    var retries = 0
+
     init(id: UInt64, frame: [UInt8]) {
         self.id = id
         self.frame = frame
     }
+
+    /// Fails the task only if it has not started; true if it did.
+    func failIfQueued(_ error: ForkPoolError) -> Bool { fatalError("subclass must override") }
 
     /// The frame kind a successful reply has.
     var replyKind: FrameKind { .result }
@@ -29,8 +37,8 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
     let future: Future<Output>
     let codec: PayloadCodec<Output>
 
-    init(id: UInt64, frame: [UInt8], codec: PayloadCodec<Output>) {
-        self.future = Future(taskID: id)
+    init(id: UInt64, frame: [UInt8], codec: PayloadCodec<Output>, stopRunning: (@Sendable () -> Void)? = nil) {
+        self.future = Future(taskID: id, stopRunning: stopRunning)
         self.codec = codec
         super.init(id: id, frame: frame)
     }
@@ -48,6 +56,8 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
     }
 
     override func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
+
+    override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
 }
 
 /// Several inputs sent as one `taskBatch` frame; each keeps its own Future, and each reply
@@ -110,6 +120,12 @@ final class BatchPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
             failure.taskID = future.taskID
             future.complete(.failure(failure))
         }
+    }
+
+    override func failIfQueued(_ error: ForkPoolError) -> Bool {
+        var any = false
+        for future in futures where future.complete(.failure(error), onlyIfQueued: true) { any = true }
+        return any
     }
 }
 

@@ -11,11 +11,12 @@ enum PoolDescriptors {
     private static let lock = ConditionLock()
     nonisolated(unsafe) private static var open = Set<CInt>()
 
-    /// A new AF_UNIX stream socketpair, both ends registered.
-    static func makeSocketPair() throws(ForkPoolError) -> (parent: CInt, child: CInt) {
+    /// A new AF_UNIX socketpair (stream, or seqpacket for the fork server), both ends registered.
+    static func makeSocketPair(seqpacket: Bool = false) throws(ForkPoolError) -> (parent: CInt, child: CInt) {
         try lock.withLock { () throws(ForkPoolError) in
             var fds: [CInt] = [-1, -1]
-            guard forkpool_socketpair(&fds) == 0 else { throw ForkPoolError.systemCall("socketpair") }
+            let made = seqpacket ? forkpool_seqpacket_pair(&fds) : forkpool_socketpair(&fds)
+            guard made == 0 else { throw ForkPoolError.systemCall("socketpair") }
             open.insert(fds[0])
             open.insert(fds[1])
             return (fds[0], fds[1])
@@ -29,6 +30,16 @@ enum PoolDescriptors {
             guard fd >= 0 else { throw ForkPoolError.systemCall(name) }
             open.insert(fd)
             return fd
+        }
+    }
+
+    /// Runs `receive` (which may create descriptors, e.g. by SCM_RIGHTS) and registers the
+    /// descriptors it returns, all under the lock, so no fork can slip in between.
+    static func adopt<T>(_ receive: () -> (T, [CInt])) -> T {
+        lock.withLock {
+            let (result, fds) = receive()
+            for fd in fds { open.insert(fd) }
+            return result
         }
     }
 

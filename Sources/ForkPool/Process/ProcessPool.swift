@@ -44,9 +44,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         guard workers >= 1 else {
             throw ForkPoolError(.invalidArgument, "a ProcessPool needs at least one worker, not \(workers)")
         }
-        guard configuration.maximumFrameBytes >= 1, configuration.maximumFrameBytes <= Int(UInt32.max) else {
-            throw ForkPoolError(.invalidArgument, "maximumFrameBytes must be between 1 and \(UInt32.max)")
-        }
+        try configuration.validate()
         self.workerCount = workers
         self.configuration = configuration
         let inputCodec = PayloadCodec<Input>()
@@ -64,11 +62,9 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
             }
         }
         let maximumFrameBytes = configuration.maximumFrameBytes
-        let settings = Dispatcher.Settings(workerCount: workers, maximumFrameBytes: maximumFrameBytes,
-                                           forkOptions: configuration.forkOptions,
-                                           shutdownGracePeriod: configuration.shutdownGracePeriod)
-        dispatcher = try Dispatcher(settings: settings) { socket in
-            WorkerLoop.run(socket: socket, maximumFrameBytes: maximumFrameBytes, handler: handler)
+        let initializer = configuration.initializer
+        dispatcher = try Dispatcher(settings: .init(workerCount: workers, configuration: configuration)) { socket in
+            WorkerLoop.run(socket: socket, maximumFrameBytes: maximumFrameBytes, initializer: initializer, handler: handler)
         }
     }
 
@@ -76,13 +72,30 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         dispatcher.shutdown(cancelPending: false)
     }
 
-    /// The pids of the live worker processes (replacements appear once forked).
+    /// The pids of the live, ready worker processes (a replacement appears once it is ready).
     public var workerProcessIDs: [pid_t] { dispatcher.workerProcessIDs }
+
+    /// The pid of the pool's fork server, the single-threaded process that forks every
+    /// worker; nil once the pool has shut down.
+    public var forkServerProcessID: pid_t? { dispatcher.forkServerProcessID }
 
     /// Queues one input and returns a future for its output. The input is encoded here, on the
     /// calling thread, so an input that cannot be encoded fails this call, not a worker.
     public func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
         let task = try makeTask(input)
+        try dispatcher.enqueue(CollectionOfOne(task))
+        return task.future
+    }
+
+    /// Queues one input with a deadline `timeout` seconds from now. If the task has not
+    /// finished by then it fails with ``ForkPoolError/Code/timedOut``: dropped if still queued,
+    /// or its worker killed (and replaced) if running.
+    public func submit(_ input: Input, timeout: Double) throws(ForkPoolError) -> Future<Output> {
+        guard timeout > 0 else {
+            throw ForkPoolError(.invalidArgument, "timeout must be positive, not \(timeout)")
+        }
+        let task = try makeTask(input)
+        task.deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
         try dispatcher.enqueue(CollectionOfOne(task))
         return task.future
     }
@@ -176,7 +189,8 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         }
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .task, length: length, taskID: id).write(into: &frame)
-        return TypedPendingTask(id: id, frame: frame, codec: outputCodec)
+        return TypedPendingTask(id: id, frame: frame, codec: outputCodec,
+                                stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) })
     }
 
     /// Why one input failed inside the worker.

@@ -1,6 +1,17 @@
 // ProcessPoolConfiguration: the knobs of a ProcessPool, with production defaults.
 import CForkShim
 
+/// What a ``ProcessPool`` does with the task of a worker that died while running it.
+public enum CrashPolicy: Sendable, Equatable {
+    /// Fail that task with ``ForkPoolError/Code/workerDied``; replace the worker. The default.
+    case failTask
+    /// Run the task again on a fresh worker, up to `times` more times, then fail it.
+    case retry(times: Int)
+    /// Fail that task and break the pool: queued tasks fail and `submit` throws
+    /// ``ForkPoolError/Code/poolBroken`` (Python's `BrokenProcessPool` behaviour).
+    case breakPool
+}
+
 /// Settings for a ``ProcessPool``. Also reachable as `ProcessPool.Configuration`.
 public struct ProcessPoolConfiguration: Sendable {
     /// The largest payload a frame may carry in either direction, in bytes. A larger input
@@ -8,9 +19,9 @@ public struct ProcessPoolConfiguration: Sendable {
     /// more is rejected before anything is allocated for it. Default 256 MiB.
     public var maximumFrameBytes: Int = 256 << 20
 
-    /// Start workers in their own process group, so a terminal's Ctrl-C (SIGINT to the
-    /// foreground group) reaches only the parent, which then shuts the pool down; the workers
-    /// also die with the parent through their parent-death signal. Default true.
+    /// Start the fork server and workers in their own process group, so a terminal's Ctrl-C
+    /// (SIGINT to the foreground group) reaches only the parent; the workers then die with it
+    /// through their parent-death signal. Default true.
     public var workersInOwnProcessGroup = true
 
     /// Keep Swift's crash backtracer in the workers: a worker that crashes prints a backtrace
@@ -22,21 +33,82 @@ public struct ProcessPoolConfiguration: Sendable {
     /// Seconds that idle workers get to exit at shutdown before they are killed. Default 5.
     public var shutdownGracePeriod: Double = 5
 
+    /// The longest a task may run, in seconds; nil (the default) for no limit. A task over its
+    /// limit fails with ``ForkPoolError/Code/timedOut`` and its worker is killed and replaced.
+    public var taskTimeout: Double?
+
+    /// When a worker must be stopped (time-out, cancellation), seconds between SIGTERM and
+    /// SIGKILL. 0 (the default) sends SIGKILL at once.
+    public var terminationGracePeriod: Double = 0
+
+    /// What happens to the task of a worker that dies running it. Default ``CrashPolicy/failTask``.
+    public var crashPolicy = CrashPolicy.failTask
+
+    /// Recycle a worker after this many tasks (each worker's limit is raised by a random 0–10%
+    /// so they do not all restart at once); nil (the default) never recycles. The replacement is
+    /// started before the old worker leaves.
+    public var maximumTasksPerWorker: Int?
+
+    /// Recycle a worker whose resident memory (read from /proc after each task) exceeds this
+    /// many bytes; nil (the default) for no ceiling.
+    public var maximumWorkerResidentBytes: Int?
+
+    /// Runs once in each worker after fork, before its first task. If it throws, the worker
+    /// exits; after ``maximumConsecutiveStartFailures`` such failures in a row the pool breaks
+    /// (creation throws if it happens while the pool starts).
+    public var initializer: (@Sendable () throws -> Void)?
+
+    /// How many workers in a row may fail to start (initializer throws, worker dies before it
+    /// is ready, fork fails) before the pool gives up instead of restarting forever. Default 5.
+    public var maximumConsecutiveStartFailures = 5
+
     public init() {}
 
     /// Creates a configuration, changing only the settings given.
     public init(maximumFrameBytes: Int = 256 << 20, workersInOwnProcessGroup: Bool = true,
-                workerCrashBacktraces: Bool = true, shutdownGracePeriod: Double = 5) {
+                workerCrashBacktraces: Bool = true, shutdownGracePeriod: Double = 5,
+                taskTimeout: Double? = nil, terminationGracePeriod: Double = 0,
+                crashPolicy: CrashPolicy = .failTask, maximumTasksPerWorker: Int? = nil,
+                maximumWorkerResidentBytes: Int? = nil, maximumConsecutiveStartFailures: Int = 5,
+                initializer: (@Sendable () throws -> Void)? = nil) {
         self.maximumFrameBytes = maximumFrameBytes
         self.workersInOwnProcessGroup = workersInOwnProcessGroup
         self.workerCrashBacktraces = workerCrashBacktraces
         self.shutdownGracePeriod = shutdownGracePeriod
+        self.taskTimeout = taskTimeout
+        self.terminationGracePeriod = terminationGracePeriod
+        self.crashPolicy = crashPolicy
+        self.maximumTasksPerWorker = maximumTasksPerWorker
+        self.maximumWorkerResidentBytes = maximumWorkerResidentBytes
+        self.maximumConsecutiveStartFailures = maximumConsecutiveStartFailures
+        self.initializer = initializer
     }
 
-    var forkOptions: CInt {
+    /// Checks every setting; the message names the bad one.
+    func validate() throws(ForkPoolError) {
+        func invalid(_ message: String) -> ForkPoolError { ForkPoolError(.invalidArgument, message) }
+        guard maximumFrameBytes >= 1, maximumFrameBytes <= Int(UInt32.max) else {
+            throw invalid("maximumFrameBytes must be between 1 and \(UInt32.max), not \(maximumFrameBytes)")
+        }
+        guard shutdownGracePeriod >= 0, terminationGracePeriod >= 0 else {
+            throw invalid("grace periods must not be negative")
+        }
+        if let taskTimeout, !(taskTimeout > 0) { throw invalid("taskTimeout must be positive, not \(taskTimeout)") }
+        if case .retry(let times) = crashPolicy, times < 0 { throw invalid("retry times must not be negative") }
+        if let maximumTasksPerWorker, maximumTasksPerWorker < 1 { throw invalid("maximumTasksPerWorker must be at least 1") }
+        if let maximumWorkerResidentBytes, maximumWorkerResidentBytes < 1 { throw invalid("maximumWorkerResidentBytes must be positive") }
+        guard maximumConsecutiveStartFailures >= 1 else { throw invalid("maximumConsecutiveStartFailures must be at least 1") }
+    }
+
+    var forkServerOptions: CInt {
         var options: CInt = 0
         if workersInOwnProcessGroup { options |= CInt(FORKPOOL_NEW_PROCESS_GROUP) }
         if workerCrashBacktraces { options |= CInt(FORKPOOL_KEEP_FAULT_HANDLERS) }
         return options
+    }
+
+    /// Workers stay in the fork server's process group.
+    var workerForkOptions: CInt {
+        workerCrashBacktraces ? CInt(FORKPOOL_KEEP_FAULT_HANDLERS) : 0
     }
 }

@@ -1,5 +1,6 @@
 // WorkerLoop: the whole life of a worker process after fork.
 //
+//   initializer ─▶ `ready` frame (or `initializerFailed` + _exit(78))
 //   read frame ─▶ task?  ─▶ decode input ─▶ work ─▶ encode output ─▶ write result frame ─┐
 //        ▲        shutdown / end of stream / socket error ─▶ flush stdio ─▶ _exit         │
 //        └────────────────────────────────────────────────────────────────────────────────┘
@@ -17,14 +18,31 @@ typealias TaskHandler = @Sendable (FrameKind, UnsafeRawBufferPointer, inout [UIn
 enum WorkerLoop {
     /// Exit status of a worker that received a frame it cannot parse.
     static let protocolErrorStatus: Int32 = 76  // EX_PROTOCOL
+    /// Exit status of a worker whose initializer threw.
+    static let initializerFailedStatus: Int32 = 78  // EX_CONFIG
 
     /// This worker's socket; -1 outside a worker. Tests use it to forge frames from inside.
     nonisolated(unsafe) static var socketInThisWorker: CInt = -1
 
-    static func run(socket fd: CInt, maximumFrameBytes: Int, handler: TaskHandler) -> Never {
+    static func run(socket fd: CInt, maximumFrameBytes: Int, initializer: (@Sendable () throws -> Void)?,
+                    handler: TaskHandler) -> Never {
         socketInThisWorker = fd
         var reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
         var reply = FrameHeader.emptyFrame()
+        // The handshake: the parent hands this worker no task before `ready`.
+        var greeting = FrameHeader.emptyFrame()
+        var startStatus: Int32?
+        do {
+            try initializer?()
+            FrameHeader(kind: .ready, length: 0, taskID: 0).write(into: &greeting)
+        } catch {
+            greeting.append(contentsOf: "\(error)".utf8.prefix(4096))
+            FrameHeader(kind: .initializerFailed, length: greeting.count - FrameHeader.size, taskID: 0).write(into: &greeting)
+            startStatus = initializerFailedStatus
+        }
+        forkpool_flush_stdio()
+        do { try sendAll(fd, greeting) } catch { leave(0) }
+        if let startStatus { leave(startStatus) }
         while true {
             let frame: (FrameHeader, Bool)?
             do {
@@ -33,10 +51,11 @@ enum WorkerLoop {
                     reply.removeAll(keepingCapacity: true)
                     reply.append(contentsOf: repeatElement(0, count: FrameHeader.size))
                     var kind = handler(header.kind, payload, &reply)
-                    if reply.count - FrameHeader.size > maximumFrameBytes {
+                    let resultBytes = reply.count - FrameHeader.size
+                    if resultBytes > maximumFrameBytes {
                         reply.removeSubrange(FrameHeader.size...)
                         appendFailure(.outputTooLarge,
-                                      "result of \(reply.count) bytes exceeds the frame limit of \(maximumFrameBytes) bytes",
+                                      "result of \(resultBytes) bytes exceeds the frame limit of \(maximumFrameBytes) bytes",
                                       to: &reply)
                         kind = .failure
                     }

@@ -1,73 +1,62 @@
-// WorkerProcess: the parent's record of one live worker — its pid, its socket (parent end,
-// non-blocking), its pidfd (readable once the process exits), the frame being read from it,
-// the frame being written to it and the one task it runs. Owned by the dispatcher thread only.
+// WorkerProcess: the parent's record of one worker — its pid, its socket (parent end,
+// non-blocking), its pidfd (for signals that cannot hit a recycled pid), the frame being read
+// from it, the frame being written to it, the one task it runs and where it is in its life.
+// Owned by the dispatcher thread only; the process itself is a child of the fork server.
 import CForkShim
 import Glibc
 
 struct WorkerProcess {
     let pid: pid_t
-    /// Parent end of the socketpair; -1 once closed (end of stream or a protocol fault).
+    /// Parent end of the socketpair; -1 once closed (end of stream, a fault, or dismissed).
     var socket: CInt
     let pidfd: CInt
     var reader: FrameReader
     /// The frame being sent and how much of it is out.
     var outgoing: [UInt8] = []
     var outgoingOffset = 0
+    /// True once the worker's initializer ran and it said `ready`.
+    var isReady = false
+    /// The initializer's error, when it threw.
+    var startError: String?
     /// The task this worker runs, if any: at most one, so no task waits behind another.
     var task: PendingTask?
-    /// Why the parent gave up on this worker (a bad frame, a dead socket), if it did; the
-    /// task it held fails with this rather than a bare "worker died".
+    /// When the running task must be done (monotonic ns), if it has a time limit.
+    var taskDeadline: UInt64?
+    /// Why the parent gave up on this worker (a bad frame, a dead socket, a time-out, a
+    /// cancellation), if it did; its task fails with this rather than a bare "worker died".
     var fault: ForkPoolError?
-    /// When the socket closed before the process exited: the time to stop waiting and kill it.
+    /// When to SIGKILL a worker that was asked to stop (SIGTERM, closed socket) but has not.
     var killDeadline: UInt64?
+    /// Tasks completed, and how many this worker may complete before it is recycled.
+    var tasksDone = 0
+    var taskLimit = Int.max
+    /// Recycled: takes no more tasks, and leaves once its replacement is ready.
+    var retiring = false
 
-    var isIdle: Bool { task == nil && socket >= 0 && fault == nil }
-    var hasOutgoing: Bool { outgoingOffset < outgoing.count }
-
-    /// Forks a worker running `workerMain` on its end of a new socketpair.
-    static func spawn(maximumFrameBytes: Int, forkOptions: CInt,
-                      workerMain: (CInt) -> Never) throws(ForkPoolError) -> WorkerProcess {
-        let (parentEnd, childEnd) = try PoolDescriptors.makeSocketPair()
-        let pid: pid_t
-        do throws(ForkPoolError) {
-            pid = try PoolDescriptors.forkWorker(keeping: childEnd, options: forkOptions)
-        } catch {
-            PoolDescriptors.close(parentEnd)
-            PoolDescriptors.close(childEnd)
-            throw error
-        }
-        if pid == 0 {
-            workerMain(childEnd)
-        }
-        PoolDescriptors.close(childEnd)
-        do throws(ForkPoolError) {
-            let pidfd = try PoolDescriptors.register({ forkpool_pidfd_open(pid) }, name: "pidfd_open")
-            guard forkpool_set_nonblocking(parentEnd) == 0 else {
-                let error = ForkPoolError.systemCall("fcntl(O_NONBLOCK)")
-                PoolDescriptors.close(pidfd)
-                throw error
-            }
-            return WorkerProcess(pid: pid, socket: parentEnd, pidfd: pidfd,
-                                 reader: FrameReader(maximumPayloadBytes: maximumFrameBytes))
-        } catch {
-            PoolDescriptors.close(parentEnd)
-            _ = Glibc.kill(pid, SIGKILL)
-            var status: CInt = 0
-            _ = forkpool_waitpid(pid, &status, 0)
-            throw error
-        }
+    init(pid: pid_t, socket: CInt, pidfd: CInt, maximumFrameBytes: Int) {
+        self.pid = pid
+        self.socket = socket
+        self.pidfd = pidfd
+        self.reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
     }
 
+    var isIdle: Bool { isReady && task == nil && socket >= 0 && fault == nil && !retiring }
+    /// Counts towards the pool's strength: not leaving, not given up on.
+    var isServing: Bool { socket >= 0 && fault == nil && !retiring }
+    var hasOutgoing: Bool { outgoingOffset < outgoing.count }
+
     /// Starts sending `task` to this worker.
-    mutating func assign(_ task: PendingTask) {
+    mutating func assign(_ task: PendingTask, deadline: UInt64?) {
         self.task = task
+        taskDeadline = deadline
         outgoing = task.frame
         outgoingOffset = 0
     }
 
-    /// Sends as much of the outgoing frame as the socket takes now.
+    /// Sends as much of the outgoing frame as the socket takes now; once it is all out, the
+    /// task's copy is released unless `keepSent` (a task that may be retried keeps it).
     /// Throws when the socket is dead.
-    mutating func flush() throws(ForkPoolError) {
+    mutating func flush(keepSent: Bool) throws(ForkPoolError) {
         while hasOutgoing {
             let sent = outgoing.withUnsafeBytes { raw in
                 forkpool_send(socket, raw.baseAddress! + outgoingOffset, raw.count - outgoingOffset, 1)
@@ -82,10 +71,20 @@ struct WorkerProcess {
         }
         outgoing = []
         outgoingOffset = 0
-        task?.frame = []  // the worker has it now; do not hold a second copy of a large input
+        if !keepSent { task?.frame = [] }  // the worker has it: no second copy of a large input
     }
 
-    /// Stops talking to the worker: closes the socket. The process is reaped via its pidfd.
+    /// Asks an idle worker to exit (`shutdown` frame) and closes the socket.
+    mutating func dismiss() {
+        guard socket >= 0 else { return }
+        var farewell = FrameHeader.emptyFrame()
+        FrameHeader(kind: .shutdown, length: 0, taskID: 0).write(into: &farewell)
+        _ = farewell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
+        closeSocket()
+        killDeadline = monotonicNanoseconds() + 5_000_000_000
+    }
+
+    /// Stops talking to the worker: closes the socket. The fork server reports its exit.
     mutating func closeSocket() {
         if socket >= 0 {
             PoolDescriptors.close(socket)
@@ -93,9 +92,22 @@ struct WorkerProcess {
         }
     }
 
-    /// Sends SIGKILL through the pidfd (no risk of hitting a recycled pid).
-    func kill() {
-        _ = forkpool_pidfd_send_signal(pidfd, SIGKILL)
+    /// Sends `signal` through the pidfd (no risk of hitting a recycled pid).
+    func send(_ signal: Int32) {
+        _ = forkpool_pidfd_send_signal(pidfd, signal)
+    }
+
+    /// Resident memory in bytes, from /proc/<pid>/statm (0 if unreadable).
+    func residentBytes() -> Int {
+        let fd = open("/proc/\(pid)/statm", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0 else { return 0 }
+        let fields = buffer[0..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
+        return pages * sysconf(Int32(_SC_PAGESIZE))
     }
 
     /// Describes how the worker ended, from its wait status.

@@ -26,6 +26,11 @@ enum FrameKind: UInt8 {
     /// The replies to a `taskBatch`, in order: each item is u8 status (0 = result, else a
     /// FailureReason) + u32 length + bytes (encoded output or UTF-8 message).
     case resultBatch = 6
+    /// Worker → parent, once, before any task: the initializer ran; send tasks.
+    case ready = 7
+    /// Worker → parent, instead of `ready`: the initializer threw (payload: UTF-8 message);
+    /// the worker then exits.
+    case initializerFailed = 8
 }
 
 /// Why a worker answered a task with a `failure` frame (first payload byte).
