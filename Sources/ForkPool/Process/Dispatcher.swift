@@ -519,8 +519,11 @@ final class Dispatcher: @unchecked Sendable {
         lock.withLock { publishedForkServerPID = pid }
     }
 
+    /// Workers to ask for. A dead or killed worker keeps its slot until the fork server reports
+    /// its exit (so a crash is judged before a replacement can take queued tasks); a retiring
+    /// one gives its slot up at once (its replacement starts before it leaves).
     private var missingWorkers: Int {
-        settings.workerCount - workers.filter(\.isServing).count - spawnsInFlight
+        settings.workerCount - workers.filter { !$0.retiring }.count - spawnsInFlight
     }
 
     /// Asks the fork server for the workers the pool lacks (none while broken, or when
@@ -590,6 +593,9 @@ final class Dispatcher: @unchecked Sendable {
 
     /// A worker ended: fail, retry or break on its task, and count failed starts.
     private func workerExited(_ index: Int, status: CInt) {
+        // Whatever it wrote before it exited (a result, `initializerFailed`) counts: read it
+        // first, even when the exit report overtook the socket's turn in the poll loop.
+        if workers[index].socket >= 0 { service(index, events: Int16(POLLIN)) }
         var worker = workers.remove(at: index)
         worker.closeSocket()
         PoolDescriptors.close(worker.pidfd)

@@ -185,17 +185,26 @@ struct FrameReader {
             needed = max(1, FrameHeader.size + header.length - (end - start))
         }
         if buffer.count - end >= needed { return }
-        if start > 0 {
+        let live = end - start
+        if live + needed <= buffer.count {
             buffer.withUnsafeMutableBytes { raw in
                 let base = raw.baseAddress!
-                base.copyMemory(from: base + start, byteCount: end - start)
+                base.copyMemory(from: base + start, byteCount: live)
             }
-            end -= start
-            start = 0
+        } else {
+            // Grow to exactly what the validated frame needs, copying only the live bytes; the
+            // rest is left for recv to fill (UInt8 needs no initialisation to be overwritten).
+            let size = live + needed
+            let old = buffer
+            buffer = [UInt8](unsafeUninitializedCapacity: size) { raw, initialized in
+                old.withUnsafeBufferPointer { bytes in
+                    _ = raw.baseAddress!.initialize(from: bytes.baseAddress! + start, count: live)
+                }
+                initialized = size
+            }
         }
-        if buffer.count - end < needed {
-            buffer.append(contentsOf: repeatElement(0, count: needed - (buffer.count - end)))
-        }
+        start = 0
+        end = live
     }
 }
 

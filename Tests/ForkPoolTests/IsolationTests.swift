@@ -1,0 +1,430 @@
+// Isolation, provoked for real: hangs and deadlines, crash policies, recycling, initializers
+// and restart storms, the parent's death, Ctrl-C, process groups, and bad input either way.
+import CForkShim
+import Glibc
+import Testing
+@testable import ForkPool
+
+/// Global state an initializer sets in each worker.
+nonisolated(unsafe) var initializedIn: pid_t = 0
+
+/// Whether `pid` is gone or a zombie (dead, awaiting a reaper that may be an absent init).
+func isDead(_ pid: pid_t) -> Bool {
+    guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return true }
+    let state = stat[stat.index(after: close)...].split(separator: " ").first
+    return state == "Z" || state == "X"
+}
+
+extension ForkPoolTests {
+    @Suite struct IsolationTests {
+        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+
+        // MARK: Hangs and deadlines
+
+        @Test func taskOverItsTimeLimitIsKilledAndReplaced() throws {
+            let pids = PIDPipe()
+            var configuration = quiet
+            configuration.taskTimeout = 0.5
+            let pool = try ProcessPool(workers: 2, configuration: configuration, work: obey)
+            defer { pool.shutdown() }
+            let hung = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1))
+            let pid = pids.nextPID()
+            let quick = try pool.submit(.square(5))
+            let error = expectForkPoolError { _ = try hung.get() }
+            #expect(error?.code == .timedOut)
+            #expect(error?.processID == pid)
+            #expect(error?.message.contains("time limit of 0.5 s") == true)
+            #expect(try quick.get() == 25)
+            #expect(waitUntil { isDead(pid) })
+            try expectPoolServesWithFullStrength(pool)
+        }
+
+        @Test func terminationGracePeriodEscalatesFromSIGTERMToSIGKILL() throws {
+            let pids = PIDPipe()
+            var configuration = quiet
+            configuration.taskTimeout = 0.3
+            configuration.terminationGracePeriod = 0.3
+            // This work ignores SIGTERM, so only the SIGKILL after the grace period stops it.
+            let pool = try ProcessPool(workers: 1, configuration: configuration) { (fd: Int32) -> Int in
+                signal(SIGTERM, SIG_IGN)
+                var pid = getpid()
+                _ = write(fd, &pid, MemoryLayout<pid_t>.size)
+                while true { pause() }
+            }
+            defer { pool.shutdown() }
+            let hung = try pool.submit(pids.writeEnd)
+            let pid = pids.nextPID()
+            #expect(expectForkPoolError { _ = try hung.get() }?.code == .timedOut)
+            #expect(waitUntil { isDead(pid) })
+            #expect(waitUntil { pool.workerProcessIDs.count == 1 && !pool.workerProcessIDs.contains(pid) })
+        }
+
+        @Test func perCallDeadlineCoversRunningAndQueuedTasks() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)
+            defer { pool.shutdown() }
+            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: 0.5)
+            let pid = pids.nextPID()
+            // Queued behind the hung task; its own deadline passes before a worker is free.
+            let queued = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: 0), timeout: 0.2)
+            let queuedError = expectForkPoolError { _ = try queued.get() }
+            #expect(queuedError?.code == .timedOut)
+            #expect(queuedError?.message.contains("before a worker was free") == true)
+            #expect(expectForkPoolError { _ = try running.get() }?.code == .timedOut)
+            #expect(waitUntil { isDead(pid) })
+            try expectPoolServesWithFullStrength(pool)
+            // The queued task never ran: no pid beyond the first was reported.
+            #expect(forkpool_set_nonblocking(pids.readEnd) == 0)
+            var extra: pid_t = 0
+            #expect(read(pids.readEnd, &extra, MemoryLayout<pid_t>.size) == -1)
+            #expect(expectForkPoolError { _ = try pool.submit(.square(1), timeout: 0) }?.code == .invalidArgument)
+        }
+
+        // MARK: Crash policies
+
+        @Test func retryPolicyRunsACrashedTaskAgainOnAFreshWorker() throws {
+            let directory = String(cString: mkdtemp(strdup("/tmp/forkpool-retry-XXXXXX"))!)
+            defer {
+                for n in 1...5 { unlink("\(directory)/\(n)") }
+                rmdir(directory)
+            }
+            var configuration = quiet
+            configuration.crashPolicy = .retry(times: 2)
+            // Crashes the first time it sees an input, succeeds the second time.
+            let pool = try ProcessPool(workers: 2, configuration: configuration) { (n: Int) -> Int in
+                let marker = "\(directory)/\(n)"
+                if access(marker, F_OK) != 0 {
+                    close(open(marker, O_CREAT | O_WRONLY, 0o600))
+                    raise(SIGKILL)
+                }
+                return n * 10
+            }
+            defer { pool.shutdown() }
+            #expect(try pool.map([1, 2, 3]) == [10, 20, 30])
+            #expect(try pool.map([4, 5], chunkSize: 2) == [40, 50])
+        }
+
+        @Test func retryPolicyGivesUpAfterItsLimit() throws {
+            var configuration = quiet
+            configuration.crashPolicy = .retry(times: 2)
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
+            defer { pool.shutdown() }
+            let error = expectForkPoolError { _ = try pool.submit(.exit(4)).get() }
+            #expect(error?.code == .workerDied)
+            #expect(error?.exitStatus == 4)
+            #expect(error?.message.contains("after 2 retries") == true)
+            try expectPoolServesWithFullStrength(pool)
+        }
+
+        @Test func breakPoolPolicyFailsQueuedTasksAndRefusesNewOnes() throws {
+            var configuration = quiet
+            configuration.crashPolicy = .breakPool
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
+            defer { pool.shutdown() }
+            let crash = try pool.submit(.exit(2))
+            let queued = try (1...4).map { try pool.submit(.square($0)) }
+            #expect(expectForkPoolError { _ = try crash.get() }?.code == .workerDied)
+            for future in queued {
+                #expect(expectForkPoolError { _ = try future.get() }?.code == .poolBroken)
+            }
+            let refused = expectForkPoolError { _ = try pool.submit(.square(1)) }
+            #expect(refused?.code == .poolBroken)
+            #expect(refused?.message.contains("exited with status 2") == true)
+        }
+
+        // MARK: Recycling
+
+        @Test func workersAreRecycledAfterTheirTaskLimit() throws {
+            var configuration = quiet
+            configuration.maximumTasksPerWorker = 5
+            let pool = try ProcessPool(workers: 1, configuration: configuration) { (_: Int) -> Int32 in getpid() }
+            defer { pool.shutdown() }
+            var served: [pid_t: Int] = [:]
+            for index in 0..<30 {
+                served[try pool.submit(index).get(), default: 0] += 1
+            }
+            // A limit of 5 plus 0–10% jitter (0 for 5): exactly 5 tasks per worker.
+            #expect(served.count == 6)
+            #expect(served.values.allSatisfy { $0 == 5 })
+            #expect(waitUntil { served.keys.allSatisfy(isDead) || served.keys.filter { !isDead($0) }.count == 1 })
+        }
+
+        @Test func workersAreRecycledPastTheirMemoryCeiling() throws {
+            let probe = try ProcessPool(workers: 1) { (_: Int) -> Int in 0 }
+            let baseline = WorkerProcess(pid: probe.workerProcessIDs[0], socket: -1, pidfd: -1, maximumFrameBytes: 1).residentBytes()
+            probe.shutdown()
+            #expect(baseline > 0)
+            var configuration = quiet
+            configuration.maximumWorkerResidentBytes = baseline + (48 << 20)
+            // Each task leaks 20 MiB of touched memory: the third one pushes a worker over.
+            let pool = try ProcessPool(workers: 1, configuration: configuration) { (_: Int) -> Int32 in
+                let leak = UnsafeMutableRawPointer.allocate(byteCount: 20 << 20, alignment: 4096)
+                memset(leak, 1, 20 << 20)
+                return getpid()
+            }
+            defer { pool.shutdown() }
+            let pids = try (0..<9).map { try pool.submit($0).get() }
+            #expect(Set(pids).count == 3)
+            #expect(pids[0] == pids[1] && pids[1] == pids[2] && pids[2] != pids[3])
+        }
+
+        // MARK: Initializers and restart storms
+
+        @Test func initializerRunsOncePerWorkerBeforeItsTasks() throws {
+            let pids = PIDPipe()
+            let fd = pids.writeEnd
+            var configuration = ProcessPoolConfiguration()
+            configuration.initializer = {
+                initializedIn = getpid()
+                var pid = getpid()
+                _ = write(fd, &pid, MemoryLayout<pid_t>.size)
+            }
+            let pool = try ProcessPool(workers: 3, configuration: configuration) { (_: Int) -> Bool in initializedIn == getpid() }
+            defer { pool.shutdown() }
+            #expect(try pool.map(Array(0..<30)).allSatisfy { $0 })
+            let reported = Set((0..<3).map { _ in pids.nextPID() })
+            #expect(reported == Set(pool.workerProcessIDs))
+            #expect(initializedIn == 0)  // never in the parent
+        }
+
+        @Test(arguments: ["throws", "exits"])
+        func failingInitializerBreaksThePoolInsteadOfRespawningForever(how: String) throws {
+            let fdsBefore = openFileDescriptorCount()
+            var configuration = quiet
+            configuration.maximumConsecutiveStartFailures = 4
+            configuration.initializer = {
+                if how == "throws" { throw TestFailure(description: "no database here") }
+                Glibc.exit(1)
+            }
+            let error = expectForkPoolError { _ = try ProcessPool(workers: 2, configuration: configuration) { (n: Int) -> Int in n } }
+            #expect(error?.code == .poolBroken)
+            #expect(error?.message.contains("4 times in a row") == true)
+            if how == "throws" {
+                #expect(error?.message.contains("no database here") == true)
+            } else {
+                #expect(error?.message.contains("exited with status 1") == true)
+            }
+            #expect(childProcessIDs().isEmpty)
+            #expect(openFileDescriptorCount() == fdsBefore)
+        }
+
+        // MARK: The parent's death, Ctrl-C, process groups
+
+        /// Forks a stand-in application that makes a pool, reports its fork server's and
+        /// workers' pids, then waits to be killed with `signal`.
+        func poolOrphanedBy(_ signal: Int32) throws -> [pid_t] {
+            var fds: [Int32] = [0, 0]
+            #expect(pipe(&fds) == 0)
+            defer { close(fds[0]) }
+            let application = forkpool_fork_worker(nil, 0, 0)
+            if application == 0 {
+                close(fds[0])
+                guard let pool = try? ProcessPool(workers: 3, work: { (n: Int) -> Int in n }) else { forkpool_exit(3) }
+                var pids = [pool.forkServerProcessID ?? 0] + pool.workerProcessIDs
+                _ = write(fds[1], &pids, pids.count * MemoryLayout<pid_t>.size)
+                while true { pause() }
+            }
+            close(fds[1])
+            var pids = [pid_t](repeating: 0, count: 4)
+            #expect(read(fds[0], &pids, 4 * MemoryLayout<pid_t>.size) == 4 * MemoryLayout<pid_t>.size)
+            #expect(pids.allSatisfy { $0 > 0 && !isDead($0) })
+            #expect(pids.allSatisfy { getpgid($0) != getpgid(application) })  // their own process group
+            #expect(kill(application, signal) == 0)
+            var status: Int32 = 0
+            #expect(forkpool_waitpid(application, &status, 0) == application)
+            #expect(forkpool_wtermsig(status) == signal)
+            return pids
+        }
+
+        @Test func parentKilledWithSIGKILLLeavesNoOrphans() throws {
+            let pids = try poolOrphanedBy(SIGKILL)
+            #expect(waitUntil { pids.allSatisfy(isDead) })
+        }
+
+        @Test func ctrlCInTheParentEndsEveryWorkerOnce() throws {
+            // SIGINT's default action ends the application; nothing needs a second Ctrl-C.
+            let pids = try poolOrphanedBy(SIGINT)
+            #expect(waitUntil { pids.allSatisfy(isDead) })
+        }
+
+        @Test func workersAndForkServerAreNotTheCallersProcessGroup() throws {
+            let pool = try ProcessPool(workers: 2) { (n: Int) -> Int in n }
+            defer { pool.shutdown() }
+            let server = try #require(pool.forkServerProcessID)
+            #expect(getpgid(server) == server)
+            #expect(pool.workerProcessIDs.allSatisfy { getpgid($0) == server })
+            #expect(getpgid(server) != getpgrp())
+        }
+
+        @Test func writingToAWorkerThatDiedNeverRaisesSIGPIPE() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, configuration: quiet) { (bytes: [UInt8]) -> Int in
+                if bytes.count == 1 {
+                    var pid = getpid()
+                    _ = write(Int32(bytes[0]), &pid, MemoryLayout<pid_t>.size)
+                    while true { pause() }
+                }
+                return bytes.count
+            }
+            defer { pool.shutdown() }
+            let first = try pool.submit([UInt8(pids.writeEnd)])
+            let pid = pids.nextPID()
+            #expect(kill(pid, SIGKILL) == 0)
+            // 32 MiB cannot fit in a socket buffer: the dispatcher is mid-write when it finds out.
+            let big = try pool.submit([UInt8](repeating: 7, count: 32 << 20))
+            #expect(expectForkPoolError { _ = try first.get() }?.signal == SIGKILL)
+            #expect(try big.get() == 32 << 20)
+        }
+
+        // MARK: Bad input, both directions
+
+        @Test func inputThatFailsToEncodeFailsAtSubmitAndQueuesNothing() throws {
+            let pool = try ProcessPool(workers: 1) { (value: Unencodable) -> Int in value.number }
+            defer { pool.shutdown() }
+            let error = expectForkPoolError { _ = try pool.submit(Unencodable(number: -1)) }
+            #expect(error?.code == .encodingFailed)
+            #expect(error?.message.contains("negative numbers do not travel") == true)
+            #expect(expectForkPoolError { _ = try pool.map([Unencodable(number: 1), Unencodable(number: -1)]) }?.code == .encodingFailed)
+            #expect(try pool.map([Unencodable(number: 3)]) == [3])
+        }
+
+        @Test func outputThatFailsToDecodeInTheParentFailsItsTaskOnly() throws {
+            let pool = try ProcessPool(workers: 1) { (n: Int) -> ParentRejects in ParentRejects(number: n) }
+            defer { pool.shutdown() }
+            let pid = pool.workerProcessIDs[0]
+            let error = expectForkPoolError { _ = try pool.submit(1).get() }
+            #expect(error?.code == .decodingFailed)
+            #expect(error?.message.contains("the parent refuses") == true)
+            #expect(pool.workerProcessIDs == [pid])
+        }
+
+        @Test func workerReplyTruncatedByItsDeathFailsTheTask() throws {
+            var header = [UInt8](repeating: 0, count: FrameHeader.size)
+            FrameHeader(kind: .result, length: 100, taskID: 1).write(into: &header)
+            let pool = try ProcessPool(workers: 1, configuration: quiet) { (bytes: [UInt8]) -> Int in
+                _ = (bytes + [1, 2, 3]).withUnsafeBytes { write(WorkerLoop.socketInThisWorker, $0.baseAddress, $0.count) }
+                Glibc.exit(9)
+            }
+            defer { pool.shutdown() }
+            let error = expectForkPoolError { _ = try pool.submit(header).get() }
+            #expect(error?.code == .workerDied)
+            #expect(error?.exitStatus == 9)
+        }
+
+        @Test(arguments: [
+            ("wrong version", [9, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0] as [UInt8], WorkerLoop.protocolErrorStatus),
+            ("unknown kind", [1, 99, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0] as [UInt8], WorkerLoop.protocolErrorStatus),
+            ("over the limit", [1, 1, 0, 0, 0, 0, 0, 64, 1, 0, 0, 0, 0, 0, 0, 0] as [UInt8], WorkerLoop.protocolErrorStatus),
+            ("truncated", [1, 1, 0, 0, 100, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3] as [UInt8], 0),
+        ])
+        func workerGivenABadFrameExitsCleanly(name: String, frame: [UInt8], status: Int32) throws {
+            let worker = try RawWorker()
+            worker.send(frame)
+            worker.closeSending()
+            #expect(worker.exitStatus() == status, "\(name)")
+        }
+
+        @Test func workerGivenAnUndecodableInputRepliesWithAnErrorAndServesOn() throws {
+            let worker = try RawWorker()
+            var bad = FrameHeader.emptyFrame()
+            bad.append(contentsOf: [1, 2, 3])  // not a valid Int payload
+            FrameHeader(kind: .task, length: 3, taskID: 5).write(into: &bad)
+            worker.send(bad)
+            let (badHeader, badPayload) = try worker.receive()
+            #expect(badHeader.kind == .failure && badHeader.taskID == 5)
+            #expect(badPayload.first == FailureReason.inputDecodingFailed.rawValue)
+            var good = FrameHeader.emptyFrame()
+            try PayloadCodec<Int>().encode(21, into: &good)
+            FrameHeader(kind: .task, length: good.count - FrameHeader.size, taskID: 6).write(into: &good)
+            worker.send(good)
+            let (goodHeader, goodPayload) = try worker.receive()
+            #expect(goodHeader.kind == .result && goodHeader.taskID == 6)
+            #expect(try goodPayload.withUnsafeBytes { try PayloadCodec<Int>().decode(from: $0) } == 42)
+            worker.closeSending()
+            #expect(worker.exitStatus() == 0)
+        }
+    }
+}
+
+struct Unencodable: Codable, Sendable {
+    var number: Int
+    func encode(to encoder: any Encoder) throws {
+        if number < 0 { throw TestFailure(description: "negative numbers do not travel") }
+        var container = encoder.singleValueContainer()
+        try container.encode(number)
+    }
+    init(number: Int) { self.number = number }
+    init(from decoder: any Decoder) throws { number = try decoder.singleValueContainer().decode(Int.self) }
+}
+
+/// Decodes in the worker, but not in the parent.
+struct ParentRejects: Codable, Sendable {
+    var number: Int
+    init(number: Int) { self.number = number }
+    init(from decoder: any Decoder) throws {
+        if WorkerLoop.socketInThisWorker < 0 { throw TestFailure(description: "the parent refuses") }
+        number = try decoder.singleValueContainer().decode(Int.self)
+    }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(number)
+    }
+}
+
+/// A worker process (Int → Int doubling) driven by hand over its socket, without a pool.
+final class RawWorker {
+    let socket: Int32
+    let pid: pid_t
+    private var reaped = false
+
+    init() throws {
+        var fds: [Int32] = [0, 0]
+        precondition(forkpool_socketpair(&fds) == 0)
+        let closing = [fds[0]]
+        let pid = closing.withUnsafeBufferPointer { forkpool_fork_worker($0.baseAddress, 1, 0) }
+        if pid == 0 {
+            let codec = PayloadCodec<Int>()
+            WorkerLoop.run(socket: fds[1], maximumFrameBytes: 1 << 20, initializer: nil) { _, payload, reply in
+                guard let n = try? codec.decode(from: payload) else {
+                    WorkerLoop.appendFailure(.inputDecodingFailed, "bad input", to: &reply)
+                    return .failure
+                }
+                try? codec.encode(n * 2, into: &reply)
+                return .result
+            }
+        }
+        close(fds[1])
+        socket = fds[0]
+        self.pid = pid
+        let (header, _) = try receive()
+        precondition(header.kind == .ready)
+    }
+
+    deinit {
+        close(socket)
+        if !reaped {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = forkpool_waitpid(pid, &status, 0)
+        }
+    }
+
+    func send(_ bytes: [UInt8]) { _ = try? sendAll(socket, bytes) }
+    func closeSending() { shutdown(socket, Int32(SHUT_WR)) }
+
+    func receive() throws -> (FrameHeader, [UInt8]) {
+        var reader = FrameReader(maximumPayloadBytes: 1 << 20)
+        while true {
+            if let frame = try reader.nextFrame({ header, payload in (header, Array(payload)) }) { return frame }
+            guard try reader.fill(from: socket) == .received else { throw TestFailure(description: "worker closed") }
+        }
+    }
+
+    /// The worker's exit status (or 128 + signal).
+    func exitStatus() -> Int32 {
+        var status: Int32 = 0
+        _ = forkpool_waitpid(pid, &status, 0)
+        reaped = true
+        return forkpool_wifexited(status) != 0 ? forkpool_wexitstatus(status) : 128 + forkpool_wtermsig(status)
+    }
+}
