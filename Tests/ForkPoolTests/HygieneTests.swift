@@ -1,0 +1,88 @@
+// Hygiene at scale: 1,000 pools created and destroyed, 1,000 workers crashed, and the fork
+// server itself killed — no zombie, no leaked descriptor, no leaked temporary file.
+import Glibc
+import Testing
+@testable import ForkPool
+
+/// Names in /tmp that ForkPool could have left (it creates none; this proves it).
+func temporaryEntries() -> Set<String> {
+    var names: Set<String> = []
+    if let directory = opendir("/tmp") {
+        while let entry = readdir(directory) {
+            names.insert(withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        }
+        closedir(directory)
+    }
+    return names.filter { $0.lowercased().contains("forkpool") }
+}
+
+/// Direct children of `parent`, from /proc.
+func childrenOf(_ parent: pid_t) -> [pid_t] {
+    guard let directory = opendir("/proc") else { return [] }
+    defer { closedir(directory) }
+    var children: [pid_t] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard let pid = pid_t(name), let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        if fields.count > 1, pid_t(fields[1]) == parent { children.append(pid) }
+    }
+    return children
+}
+
+extension ForkPoolTests {
+    @Suite struct HygieneTests {
+        @Test func aThousandPoolsLeaveNothingBehind() throws {
+            let fdsBefore = openFileDescriptorCount()
+            let temporaryBefore = temporaryEntries()
+            for round in 0..<1000 {
+                let pool = try ProcessPool(workers: 1) { (n: Int) -> Int in n + round }
+                if round % 100 == 0 { #expect(try pool.submit(1).get() == 1 + round) }
+                pool.shutdown()
+            }
+            #expect(childProcessIDs().isEmpty)
+            #expect(openFileDescriptorCount() == fdsBefore)
+            #expect(temporaryEntries() == temporaryBefore)
+            #expect(!threadNames().contains("forkpool-disp"))
+        }
+
+        @Test func aThousandCrashesLeaveNothingBehind() throws {
+            let configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            let pool = try ProcessPool(workers: 2, configuration: configuration, work: obey)
+            let fdsBefore = openFileDescriptorCount()
+            let server = try #require(pool.forkServerProcessID)
+            var crashed = 0
+            for batch in 0..<10 {
+                let futures = try (0..<100).map { try pool.submit($0 % 2 == 0 ? .exit(Int32(3 + batch)) : .segfault) }
+                for future in futures {
+                    if expectForkPoolError({ _ = try future.get() })?.code == .workerDied { crashed += 1 }
+                }
+            }
+            #expect(crashed == 1000)
+            try expectPoolServesWithFullStrength(pool)
+            // Every crashed worker was reaped by the fork server: only the live ones remain.
+            #expect(Set(childrenOf(server)) == Set(pool.workerProcessIDs))
+            #expect(openFileDescriptorCount() == fdsBefore)
+            pool.shutdown()
+            #expect(childProcessIDs().isEmpty)
+            #expect(openFileDescriptorCount() < fdsBefore)
+        }
+
+        @Test func killingTheForkServerFailsRunningTasksAndThePoolRecovers() throws {
+            let pids = PIDPipe()
+            let configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            let pool = try ProcessPool(workers: 2, configuration: configuration, work: obey)
+            defer { pool.shutdown() }
+            let server = try #require(pool.forkServerProcessID)
+            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1))
+            let worker = pids.nextPID()
+            #expect(kill(server, SIGKILL) == 0)
+            let error = expectForkPoolError { _ = try running.get() }
+            #expect(error?.code == .workerDied)
+            #expect(error?.message.contains("fork server") == true)
+            #expect(waitUntil { isDead(worker) })
+            try expectPoolServesWithFullStrength(pool)
+            #expect(pool.forkServerProcessID != server)
+        }
+    }
+}
