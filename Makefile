@@ -6,7 +6,12 @@ RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 SWIFT_VERSION = $(shell $(SWIFT) --version 2>/dev/null | head -n 1 | awk '{print $$1, $$3}')
 BENCH_FLAGS = --json bench/results/latest.json --svg bench/results/latest.svg --swift-version "$(SWIFT_VERSION)"
 
-.PHONY: all build test bench demo clean
+FUZZ_SECONDS ?= 60
+FUZZ_DIR = .build-fuzz
+SWIFTC ?= swiftc
+CLANG ?= $(dir $(realpath $(shell which $(SWIFTC))))clang
+
+.PHONY: all build test bench demo fuzz test-sanitizers soak clean
 
 all: build
 
@@ -25,5 +30,22 @@ demo:
 	$(SWIFT) build -c release --product Demo
 	$(RELEASE_BIN)/Demo article
 
+# The frame decoder under libFuzzer (+ AddressSanitizer) for FUZZ_SECONDS, from the seed
+# corpus in Fuzz/corpus; a crash leaves its input in $(FUZZ_DIR) (make it a regression test).
+fuzz:
+	mkdir -p $(FUZZ_DIR)/work
+	$(CLANG) -c -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address -I Sources/CForkShim/include \
+		Sources/CForkShim/shim.c -o $(FUZZ_DIR)/shim.o
+	$(SWIFTC) -sanitize=fuzzer,address -use-ld=lld -parse-as-library -module-name ForkPool -swift-version 6 \
+		-I Sources/CForkShim/include $$(find Sources/ForkPool -name '*.swift') Fuzz/FrameFuzzer.swift \
+		$(FUZZ_DIR)/shim.o -o $(FUZZ_DIR)/frame-fuzzer
+	$(FUZZ_DIR)/frame-fuzzer -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+		-artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/work Fuzz/corpus
+
+# The whole suite under ThreadSanitizer, then AddressSanitizer (separate build folders).
+test-sanitizers:
+	$(SWIFT) test --no-parallel --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --no-parallel --sanitize=address --scratch-path .build-asan
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz .build-tsan .build-asan

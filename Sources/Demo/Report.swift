@@ -163,8 +163,8 @@ func renderChart(_ results: Results) -> String {
     let legend = [("Swift sequential", "#888888"), ("ForkPool ThreadPool", "#1f77b4"), ("ForkPool ProcessPool", "#ff7f0e"),
                   ("Python ThreadPoolExecutor", "#aec7e8"), ("Python ProcessPoolExecutor", "#ffbb78")]
         .enumerated().map { index, item in
-            "<rect x=\"\(left + Double(index) * 170)\" y=\"28\" width=\"12\" height=\"12\" fill=\"\(item.1)\"/>"
-                + "<text x=\"\(left + Double(index) * 170 + 16)\" y=\"38\" font-size=\"11\">\(item.0)</text>"
+            "<rect x=\"\(left + Double(index) * 190)\" y=\"28\" width=\"12\" height=\"12\" fill=\"\(item.1)\"/>"
+                + "<text x=\"\(left + Double(index) * 190 + 16)\" y=\"38\" font-size=\"11\">\(item.0)</text>"
         }.joined(separator: "\n")
     return """
     <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(max(width, 900)))" height="\(Int(top + plotHeight + 60))" font-family="sans-serif">

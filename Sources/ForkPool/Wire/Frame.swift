@@ -127,6 +127,20 @@ struct FrameReader {
     /// Bytes allocated for buffering (tests check that a hostile length does not grow it).
     var capacity: Int { buffer.count }
 
+    /// Appends bytes as if received (the fuzz target feeds the reader this way).
+    mutating func append(_ bytes: UnsafeRawBufferPointer) throws(ForkPoolError) {
+        var offset = 0
+        while offset < bytes.count {
+            try makeRoom()
+            let count = min(buffer.count - end, bytes.count - offset)
+            buffer.withUnsafeMutableBytes { raw in
+                (raw.baseAddress! + end).copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
+            }
+            end += count
+            offset += count
+        }
+    }
+
     /// Receives once from `fd` (retrying EINTR). Throws on a socket error.
     mutating func fill(from fd: CInt) throws(ForkPoolError) -> FillStatus {
         try makeRoom()
@@ -198,7 +212,7 @@ struct FrameReader {
             let old = buffer
             buffer = [UInt8](unsafeUninitializedCapacity: size) { raw, initialized in
                 old.withUnsafeBufferPointer { bytes in
-                    _ = raw.baseAddress!.initialize(from: bytes.baseAddress! + start, count: live)
+                    raw.baseAddress!.initialize(from: bytes.baseAddress! + start, count: live)
                 }
                 initialized = size
             }

@@ -1,0 +1,54 @@
+// libFuzzer target: arbitrary bytes as they could arrive on a worker socket, in either
+// direction. They go through the one FrameReader, and every frame's payload through the
+// decoders the pools use (task inputs, results, batch replies, failures). Nothing may crash,
+// hang or allocate past the frame limit; every rejection must be a thrown ForkPoolError.
+// Built and run by `make fuzz` (compiled into the ForkPool module, so it reaches internals).
+import Glibc
+
+struct FuzzRecord: Codable, Sendable {
+    var id: Int
+    var name: String
+    var tags: [String]
+    var score: Double?
+    var nested: [String: [Int]]
+}
+
+/// Output futures of a batch reply, to drive the same parsing as BatchPendingTask.finish.
+private let recordCodec = PayloadCodec<FuzzRecord>()
+private let stringsCodec = PayloadCodec<[String]>()
+private let intCodec = PayloadCodec<Int>()
+private let bytesCodec = PayloadCodec<[UInt8]>()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    var reader = FrameReader(maximumPayloadBytes: 1 << 16)
+    do {
+        try reader.append(bytes)
+        while let _ = try reader.nextFrame({ header, payload -> Bool in
+            switch header.kind {
+            case .task, .result:
+                _ = try? intCodec.decode(from: payload)
+                _ = try? stringsCodec.decode(from: payload)
+                _ = try? bytesCodec.decode(from: payload)
+                _ = try? recordCodec.decode(from: payload)
+            case .resultBatch:
+                let futures = (0..<4).map { Future<FuzzRecord>(taskID: UInt64($0)) }
+                BatchPendingTask(id: header.taskID, frame: [], futures: futures, codec: recordCodec)
+                    .finish(output: payload, worker: 1)
+                precondition(futures.allSatisfy(\.isDone), "a batch reply left a future pending")
+            case .failure:
+                if let first = payload.first {
+                    _ = itemFailure(status: first, message: UnsafeRawBufferPointer(rebasing: payload.dropFirst()), task: 1, worker: 1)
+                }
+            case .taskBatch, .shutdown, .ready, .initializerFailed:
+                break
+            }
+            return true
+        }) {}
+    } catch {
+        precondition(error.code == .malformedFrame || error.code == .frameTooLarge, "unexpected error \(error)")
+    }
+    precondition(reader.capacity <= (1 << 16) + FrameHeader.size + 64 * 1024, "the reader grew past the frame limit")
+    return 0
+}
