@@ -1,6 +1,7 @@
 // Isolation: what processes buy in Swift, shown for real. One task crashes its worker with a
 // null-pointer write; the ProcessPool fails that task alone, replaces the worker and returns
-// every other result. The same crash on a ThreadPool would end this program, so that half is
+// every other result. Another hangs and is killed at its deadline. The same crash on a
+// ThreadPool would end this program, and a hung thread cannot be stopped, so that half is
 // only described, not run.
 import ForkPool
 import Glibc
@@ -35,5 +36,20 @@ func demonstrateIsolation(workers: Int) throws {
     print("  \(correct) of \(inputs.count - 1) other results correct; the pool replaced the worker and has \(live) live workers.")
     let after = try pool.map([27, 28])
     print("  and keeps serving: map([27, 28]) = \(after)")
-    print("  With ThreadPool the same crash would end this whole program: threads share one process.\n")
+    print("  With ThreadPool the same crash would end this whole program: threads share one process.")
+
+    // A hung task: the deadline kills its worker; a thread could not be stopped at all.
+    let guarded = try ProcessPool(workers: 1, configuration: .init(taskTimeout: 0.5)) { (seconds: UInt32) -> UInt32 in
+        sleep(seconds)
+        return seconds
+    }
+    defer { guarded.shutdown() }
+    let start = now()
+    do {
+        _ = try guarded.submit(3600).get()
+    } catch {
+        print("  A task that would sleep an hour, with taskTimeout 0.5 s: \(error.message) "
+              + "(after \(formatSeconds(now() - start)) s)")
+    }
+    print("  and the pool still answers: \(try guarded.submit(0).get() == 0 ? "yes" : "no").\n")
 }
