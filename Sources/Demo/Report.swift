@@ -59,6 +59,11 @@ private func ratio(_ value: Double) -> String {
     value >= 100 ? "\(formatSeconds(value, digits: 0))×" : value >= 10 ? "\(formatSeconds(value, digits: 1))×" : "\(formatSeconds(value, digits: 2))×"
 }
 
+/// "3.2× faster" or "1.5× slower": how a ForkPool time compares with a baseline's.
+private func comparison(_ baselineOverOurs: Double) -> String {
+    baselineOverOurs >= 1 ? "\(ratio(baselineOverOurs)) faster" : "\(ratio(1 / baselineOverOurs)) slower"
+}
+
 private func duration(_ seconds: Double) -> String {
     seconds >= 1 ? "\(formatSeconds(seconds, digits: 2)) s" : "\(formatSeconds(seconds * 1000, digits: 1)) ms"
 }
@@ -79,7 +84,7 @@ func renderTable(_ results: Results) -> String {
             + pad(duration(row.median), 11, right: true) + pad(row.speedUp.map(ratio) ?? "", 10, right: true)
         if let python = row.pythonMedian, let faster = row.timesFasterThanPython {
             let peer = Strategy(rawValue: row.strategy)?.pythonPeer ?? ""
-            line += "   " + pad("\(peer) \(duration(python))", 32) + pad("\(ratio(faster)) faster", 16, right: true)
+            line += "   " + pad("\(peer) \(duration(python))", 32) + pad(comparison(faster), 16, right: true)
         }
         lines.append(line)
     }
@@ -106,13 +111,13 @@ func renderOverhead(_ rows: [Row]) -> String {
     for swiftRow in forkPool {
         if let peer = python.first(where: { $0.chunkSize == swiftRow.chunkSize }) {
             lines.append("  ProcessPool vs ProcessPoolExecutor at chunk size \(swiftRow.chunkSize ?? 1): "
-                         + "\(ratio(peer.median / swiftRow.median)) faster")
+                         + comparison(peer.median / swiftRow.median))
         }
     }
     if let pool = rows.first(where: { $0.strategy == "multiprocessing.Pool" }),
        let best = forkPool.min(by: { $0.median < $1.median }) {
         lines.append("  best ProcessPool (chunk size \(best.chunkSize ?? 1)) vs multiprocessing.Pool.map (automatic chunks): "
-                     + "\(ratio(pool.median / best.median)) faster")
+                     + comparison(pool.median / best.median))
     }
     return lines.joined(separator: "\n")
 }

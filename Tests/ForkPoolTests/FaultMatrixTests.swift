@@ -24,7 +24,7 @@ func inject(_ fault: Fault?, reportTo fd: Int32) throws {
     case .throwError:
         throw InjectedFailure()
     case .exit:
-        Glibc.exit(7)
+        exitLikeUserCode(7)
     case .abort:
         abort()
     case .segfault:

@@ -36,7 +36,7 @@ enum Command: Codable, Sendable {
     case .fail(let message):
         throw TestFailure(description: message)
     case .exit(let status):
-        Glibc.exit(status)
+        exitLikeUserCode(status)
     case .segfault:
         UnsafeMutablePointer<Int>(bitPattern: 8)!.pointee = 1
         return -1
@@ -52,6 +52,18 @@ enum Command: Codable, Sendable {
         _ = bytes.withUnsafeBytes { write(WorkerLoop.socketInThisWorker, $0.baseAddress, $0.count) }
         while true { pause() }
     }
+}
+
+/// Set by `make test-sanitizers` to the sanitizer in use.
+let sanitizer = getenv("FORKPOOL_SANITIZER").map { String(cString: $0) }
+
+/// What user code calling `exit(status)` in a worker does. Under a sanitizer, `_exit`
+/// instead: the sanitizers' own exit handlers hang or rewrite the status in a forked child
+/// of a multi-threaded process. For ForkPool the two are the same event: a worker process
+/// that exits with `status` mid-task.
+func exitLikeUserCode(_ status: Int32) -> Never {
+    if sanitizer != nil { forkpool_exit(status) }
+    Glibc.exit(status)
 }
 
 /// A pipe whose read end yields the pids that `Command.reportPID` tasks write.

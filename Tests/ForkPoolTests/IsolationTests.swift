@@ -194,7 +194,7 @@ extension ForkPoolTests {
             configuration.maximumConsecutiveStartFailures = 4
             configuration.initializer = {
                 if how == "throws" { throw TestFailure(description: "no database here") }
-                Glibc.exit(1)
+                exitLikeUserCode(1)
             }
             let error = expectForkPoolError { _ = try ProcessPool(workers: 2, configuration: configuration) { (n: Int) -> Int in n } }
             #expect(error?.code == .poolBroken)
@@ -303,7 +303,7 @@ extension ForkPoolTests {
             FrameHeader(kind: .result, length: 100, taskID: 1).write(into: &header)
             let pool = try ProcessPool(workers: 1, configuration: quiet) { (bytes: [UInt8]) -> Int in
                 _ = (bytes + [1, 2, 3]).withUnsafeBytes { write(WorkerLoop.socketInThisWorker, $0.baseAddress, $0.count) }
-                Glibc.exit(9)
+                exitLikeUserCode(9)
             }
             defer { pool.shutdown() }
             let error = expectForkPoolError { _ = try pool.submit(header).get() }
