@@ -116,6 +116,40 @@ struct Benchmark {
         return rows
     }
 
+    /// The cost of one trivial task's round trip (`submit` + `get`, nothing else in flight) and
+    /// of starting a pool: medians over many samples, one row each per pool.
+    func roundTripAndStart(samples: Int) throws -> [Row] {
+        var rows: [Row] = []
+        for strategy in strategies where strategy != .sequential {
+            progress.update("round trip: \(strategy.poolName)")
+            let pool: any WorkerPool<Int, Int> = strategy == .processes
+                ? try ProcessPool(workers: 1, work: identity) : ThreadPool(workers: 1, work: identity)
+            var trips: [Double] = []
+            for index in 0..<(samples + samples / 10) {
+                let start = now()
+                guard try pool.submit(index).get() == index else {
+                    throw BenchmarkError(description: "\(strategy.poolName) round trip returned a wrong value")
+                }
+                if index >= samples / 10 { trips.append(now() - start) }  // the first 10% warm up
+            }
+            pool.shutdown()
+            rows.append(Row(workload: "round-trip", language: "Swift", strategy: strategy.rawValue, workers: 1,
+                            tasks: 1, seconds: [median(trips)], median: median(trips)))
+            var starts: [Double] = []
+            for _ in 0..<20 {
+                let start = now()
+                let started: any WorkerPool<Int, Int> = strategy == .processes
+                    ? try ProcessPool(workers: 4, work: identity) : ThreadPool(workers: 4, work: identity)
+                starts.append(now() - start)
+                started.shutdown()
+            }
+            rows.append(Row(workload: "pool-start", language: "Swift", strategy: strategy.rawValue, workers: 4,
+                            tasks: 1, seconds: starts, median: median(starts)))
+        }
+        progress.clear()
+        return rows
+    }
+
     /// The cost of the machinery: `tasks` identity tasks, one at a time and in chunks.
     func overhead(workers: Int, chunkSizes: [Int]) throws -> [Row] {
         let inputs = Array(0..<sizes.overheadTasks)

@@ -122,13 +122,14 @@ struct Bench: ParsableCommand {
         let overheadWorkers = min(2, defaultWorkerCount)
         let chunkSizes = [1, 1000]
         var overhead = noOverhead ? [] : try benchmark.overhead(workers: overheadWorkers, chunkSizes: chunkSizes)
+        let latency = noOverhead ? [] : try benchmark.roundTripAndStart(samples: quick ? 500 : 5000)
 
         var notes: [String] = []
         if noPython {
             notes.append("Python peers not run (--no-python)")
         } else {
-            let spec = PythonPeer.spec(for: benchmark, pythonRepetitions: quick ? 1 : 1, overheadWorkers: overheadWorkers,
-                                       chunkSizes: chunkSizes, includeOverhead: !noOverhead)
+            let spec = PythonPeer.spec(for: benchmark, cpuWorkers: quick ? [workers.max() ?? 4] : workers,
+                                       overheadWorkers: overheadWorkers, chunkSizes: chunkSizes, includeOverhead: !noOverhead)
             Progress().update("Python peers: running bench/python/peer.py …")
             let (report, note) = PythonPeer.run(python: python, script: pythonPeer, spec: spec)
             Progress().clear()
@@ -140,14 +141,16 @@ struct Bench: ParsableCommand {
                 attachPythonPeers(&rows, python: pythonRows.filter { $0.workload != "overhead" })
                 rows += pythonRows.filter { $0.workload != "overhead" }
                 overhead += pythonRows.filter { $0.workload == "overhead" }
-                notes.append("Python cpu and transform peers ran once per configuration (CPython takes seconds per run)")
+                notes.append("Python cpu and transform peers ran once per configuration (CPython takes seconds per run)"
+                             + (quick ? ", cpu at \(workers.max() ?? 4) workers only (--quick)" : ""))
             }
         }
         notes.append("cpu-large has no Python peer: in CPython the repeated list takes minutes per run")
 
-        let results = Results(machine: machine, repetitions: repetitions, rows: rows, overhead: overhead, notes: notes)
+        let results = Results(machine: machine, repetitions: repetitions, rows: rows, overhead: overhead + latency, notes: notes)
         print(renderTable(results))
         if !overhead.isEmpty { print("\n" + renderOverhead(overhead)) }
+        if !latency.isEmpty { print("\n" + renderLatency(latency)) }
         print("")
         for note in notes { print("note: \(note)") }
         if let json {

@@ -89,15 +89,16 @@ enum PythonPeer {
     }
 
     /// What the peer must run to mirror `benchmark`.
-    static func spec(for benchmark: Benchmark, pythonRepetitions: Int, overheadWorkers: Int, chunkSizes: [Int],
-                     includeOverhead: Bool, scratchNote: String = "") -> PythonSpec {
+    static func spec(for benchmark: Benchmark, cpuWorkers: [Int], overheadWorkers: Int, chunkSizes: [Int],
+                     includeOverhead: Bool) -> PythonSpec {
+        let pythonRepetitions = 1  // CPython's cpu and transform runs take seconds each
         let executors = benchmark.strategies.compactMap(\.pythonPeer)
         var jobs: [PythonJob] = []
         for workload in benchmark.workloads {
             let sizes = benchmark.sizes
             switch workload {
             case .cpu:
-                jobs.append(PythonJob(workload: "cpu", strategies: executors, workers: benchmark.workerCounts,
+                jobs.append(PythonJob(workload: "cpu", strategies: executors, workers: cpuWorkers,
                                       repetitions: pythonRepetitions, inputs: articleFibonacciInputs.map(JSONValue.int)))
             case .io:
                 jobs.append(PythonJob(workload: "io", strategies: executors, workers: benchmark.workerCounts,

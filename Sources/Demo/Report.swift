@@ -93,6 +93,7 @@ func renderTable(_ results: Results) -> String {
 
 /// The overhead table: trivial tasks, one at a time and chunked, ForkPool against Python.
 func renderOverhead(_ rows: [Row]) -> String {
+    let rows = rows.filter { $0.workload == "overhead" }
     guard let first = rows.first else { return "" }
     var lines = ["Overhead: \(first.tasks) identity tasks, \(first.workers) workers (map, including pool start and shutdown)"]
     let header = pad("", 2) + pad("pool", 34) + pad("chunk size", 11, right: true) + pad("median", 11, right: true)
@@ -118,6 +119,17 @@ func renderOverhead(_ rows: [Row]) -> String {
        let best = forkPool.min(by: { $0.median < $1.median }) {
         lines.append("  best ProcessPool (chunk size \(best.chunkSize ?? 1)) vs multiprocessing.Pool.map (automatic chunks): "
                      + comparison(pool.median / best.median))
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// One trivial task's round trip and a pool's start, per pool.
+func renderLatency(_ rows: [Row]) -> String {
+    var lines = ["Latency: one trivial task, submit + get, nothing else in flight (median); pool start with 4 workers (median of 20)"]
+    for row in rows {
+        let name = Strategy(rawValue: row.strategy)?.poolName ?? row.strategy
+        let what = row.workload == "round-trip" ? "round trip" : "start (4 workers)"
+        lines.append("  " + pad(name, 13) + pad(what, 20) + pad("\(formatSeconds(row.median * 1e6, digits: 1)) µs", 14, right: true))
     }
     return lines.joined(separator: "\n")
 }

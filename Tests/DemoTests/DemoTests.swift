@@ -47,7 +47,10 @@ import Workloads
             #expect(rows.contains { $0.strategy == "sequential" && $0.speedUp == 1 })
             #expect(rows.allSatisfy { $0.seconds.count == 1 && $0.median > 0 && $0.tasks > 0 })
         }
-        #expect(results.overhead.count == 4)  // 2 pools × chunk sizes 1 and 1000
+        #expect(results.overhead.filter { $0.workload == "overhead" }.count == 4)  // 2 pools × chunk sizes 1 and 1000
+        #expect(results.overhead.filter { $0.workload == "round-trip" }.count == 2)
+        #expect(results.overhead.filter { $0.workload == "pool-start" && $0.workers == 4 }.count == 2)
+        #expect(results.overhead.allSatisfy { $0.median > 0 })
         #expect(results.notes.contains { $0.contains("--no-python") })
         let chart = try String(contentsOfFile: svg, encoding: .utf8)
         #expect(chart.hasPrefix("<svg"))
