@@ -92,32 +92,31 @@ final class PIDPipe {
     }
 }
 
-/// Open file descriptors of this process.
-func openFileDescriptorCount() -> Int {
-    guard let directory = opendir("/proc/self/fd") else { return -1 }
+/// The names in a directory, without "." and "..".
+func directoryEntries(_ path: String) -> [String] {
+    guard let directory = opendir(path) else { return [] }
     defer { closedir(directory) }
-    var count = 0
-    while readdir(directory) != nil { count += 1 }
-    return count - 3  // ".", ".." and the directory's own descriptor
+    var names: [String] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
 }
 
-/// The pids of this process's children, read from /proc (zombies included).
-func childProcessIDs() -> [pid_t] {
-    guard let directory = opendir("/proc") else { return [] }
-    defer { closedir(directory) }
-    let me = getpid()
-    var children: [pid_t] = []
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        guard let pid = pid_t(name), let stat = readFile("/proc/\(pid)/stat") else { continue }
+/// Open file descriptors of this process (less the one listing them).
+func openFileDescriptorCount() -> Int {
+    directoryEntries("/proc/self/fd").count - 1
+}
+
+/// The pids whose parent is `parent` (default: this process), read from /proc (zombies included).
+func childProcessIDs(of parent: pid_t = getpid()) -> [pid_t] {
+    directoryEntries("/proc").compactMap { name -> pid_t? in
+        guard let pid = pid_t(name), let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
         // Fields after the parenthesised command name: state, ppid, ...
-        guard let close = stat.lastIndex(of: ")") else { continue }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        if fields.count > 1, pid_t(fields[1]) == me { children.append(pid) }
+        return fields.count > 1 && pid_t(fields[1]) == parent ? pid : nil
     }
-    return children
 }
 
 func readFile(_ path: String) -> String? {

@@ -6,28 +6,7 @@ import Testing
 
 /// Names in /tmp that ForkPool could have left (it creates none; this proves it).
 func temporaryEntries() -> Set<String> {
-    var names: Set<String> = []
-    if let directory = opendir("/tmp") {
-        while let entry = readdir(directory) {
-            names.insert(withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
-        }
-        closedir(directory)
-    }
-    return names.filter { $0.lowercased().contains("forkpool") }
-}
-
-/// Direct children of `parent`, from /proc.
-func childrenOf(_ parent: pid_t) -> [pid_t] {
-    guard let directory = opendir("/proc") else { return [] }
-    defer { closedir(directory) }
-    var children: [pid_t] = []
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        guard let pid = pid_t(name), let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { continue }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        if fields.count > 1, pid_t(fields[1]) == parent { children.append(pid) }
-    }
-    return children
+    Set(directoryEntries("/tmp").filter { $0.lowercased().contains("forkpool") })
 }
 
 extension ForkPoolTests {
@@ -61,7 +40,7 @@ extension ForkPoolTests {
             #expect(crashed == 1000)
             try expectPoolServesWithFullStrength(pool)
             // Every crashed worker was reaped by the fork server: only the live ones remain.
-            #expect(Set(childrenOf(server)) == Set(pool.workerProcessIDs))
+            #expect(Set(childProcessIDs(of: server)) == Set(pool.workerProcessIDs))
             #expect(openFileDescriptorCount() == fdsBefore)
             pool.shutdown()
             #expect(childProcessIDs().isEmpty)

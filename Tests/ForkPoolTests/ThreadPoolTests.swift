@@ -47,23 +47,7 @@ extension ForkPoolTests {
         @Test func eightThreadsSubmittingConcurrentlyGetTheirOwnResults() throws {
             let pool = ThreadPool(workers: 3) { (n: Int) -> Int in n * 3 }
             defer { pool.shutdown() }
-            let mismatches = ConditionLockedCounter()
-            let threads = try (0..<8).map { thread in
-                try PosixThread.start(name: "submitter\(thread)") {
-                    do {
-                        let inputs = (0..<500).map { thread * 1000 + $0 }
-                        let futures = try inputs.map { try pool.submit($0) }
-                        for (input, future) in zip(inputs, futures) where try future.get() != input * 3 {
-                            mismatches.add(1)
-                        }
-                        if try pool.map(inputs) != inputs.map({ $0 * 3 }) { mismatches.add(1) }
-                    } catch {
-                        mismatches.add(1000)
-                    }
-                }
-            }
-            threads.forEach { $0.join() }
-            #expect(mismatches.value == 0)
+            #expect(try mismatchesWithConcurrentSubmitters(pool, tasksPerThread: 500) == 0)
         }
 
         @Test func shutdownCancellingPendingFailsQueuedTasks() throws {
@@ -114,13 +98,7 @@ extension ForkPoolTests {
 
 /// The names of this process's threads, from /proc/self/task/*/comm.
 func threadNames() -> [String] {
-    guard let directory = opendir("/proc/self/task") else { return [] }
-    defer { closedir(directory) }
-    var names: [String] = []
-    while let entry = readdir(directory) {
-        let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        guard Int(tid) != nil, let comm = readFile("/proc/self/task/\(tid)/comm") else { continue }
-        names.append(String(comm.drop { $0 == " " }.prefix { $0 != "\n" }))
+    directoryEntries("/proc/self/task").compactMap { tid in
+        readFile("/proc/self/task/\(tid)/comm").map { String($0.prefix { $0 != "\n" }) }
     }
-    return names
 }
