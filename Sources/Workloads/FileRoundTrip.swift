@@ -92,12 +92,17 @@ public func makeScratchDirectory() throws -> String {
 public func removeScratchDirectory(_ directory: String) {
     if let handle = opendir(directory) {
         while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            let name = direntName(entry)
             if name != "." && name != ".." { unlink("\(directory)/\(name)") }
         }
         closedir(handle)
     }
     rmdir(directory)
+}
+
+/// The name in a directory entry. Read through a pointer up to its NUL: the kernel's record can
+/// be shorter than `struct dirent`, so copying the whole `d_name` array would read past it.
+func direntName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+    let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+    return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
 }

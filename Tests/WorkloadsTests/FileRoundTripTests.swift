@@ -1,7 +1,7 @@
 // The io workload does real file I/O and removes its file on every path, errors included.
 import Glibc
 import Testing
-import Workloads
+@testable import Workloads
 
 @Suite struct FileRoundTripTests {
     @Test func writesReadsBackAndRemovesItsFile() throws {
@@ -57,7 +57,7 @@ func entries(of directory: String) -> [String] {
     var names: [String] = []
     if let handle = opendir(directory) {
         while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = direntName(entry)
             if name != "." && name != ".." { names.append(name) }
         }
         closedir(handle)

@@ -1,0 +1,609 @@
+/*
+ * limits.c: what the kernel itself costs, measured in the same run as ForkPool's benchmark.
+ *
+ * ForkPool moves every task and result between processes over AF_UNIX stream socketpairs, and
+ * starts its workers with fork(). Its overhead benchmark reports each ForkPool figure as a ratio
+ * to the floor measured here, on the same machine and in the same run, so that a figure such as
+ * "40 us per tiny task" can be read as "N times a bare socketpair round trip" rather than
+ * compared with numbers from another machine. This program is that baseline. It measures:
+ *
+ *   socketpair_round_trip  parent <-> forked child over a blocking AF_UNIX SOCK_STREAM
+ *                          socketpair: the parent sends a 16-byte frame, the child reads exactly
+ *                          16 bytes and writes them back; one sample per round trip.
+ *   batched_frames         the parent writes 1000 16-byte frames in one write() (16,000 bytes),
+ *                          the child reads the whole batch and replies with one 16-byte ack
+ *                          (coalesced replies); the parent waits for the ack before the next
+ *                          batch. Frames per second over the whole run.
+ *   bulk_echo_1MiB,        the parent sends a payload, the child reads it fully and writes it
+ *   bulk_echo_64MiB        all back, the parent reads it fully; whole-buffer read()/write()
+ *                          calls; bandwidth = 2 x bytes / median round-trip time.
+ *   condvar_ping_pong      two threads of one process hand a token back and forth with one
+ *                          pthread mutex, two condition variables and a turn variable.
+ *   spin_ping_pong         (informational) two threads spinning on a C11 atomic with a pause
+ *                          instruction; after 1024 fruitless spins a waiter calls
+ *                          sched_yield() so the run goes on even when both threads share a CPU
+ *                          (the count of such yields is reported), and the run stops after
+ *                          10 s (1 s with --quick) with the samples taken so far.
+ *   fork_exit_wait         fork() + child _exit(0) + waitpid().
+ *   machine                online CPU count and kernel release.
+ *
+ * Latencies are per-iteration samples from clock_gettime(CLOCK_MONOTONIC), sorted, with
+ * nearest-rank percentiles (p50/p90/p99) and the mean, in microseconds. No CPU pinning (ForkPool
+ * does not pin either), default socket buffer sizes (ForkPool does not change them either).
+ *
+ * Output: ONE JSON object on stdout, nothing else; progress goes to stderr. Any unexpected
+ * failure of a call prints "limits: <call> failed: <reason> (errno N)" to stderr and exits 1.
+ *
+ * Build and run (Linux; `make bench` builds it too):
+ *     cc -O2 -std=gnu11 -pthread -Wall -Wextra -o limits bench/limits/limits.c
+ *     ./limits            # full run, roughly 10-20 s
+ *     ./limits --quick    # every repetition count / 10 (at least 1): a few seconds
+ *     ./limits --help
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FRAME_BYTES 16
+#define FRAMES_PER_BATCH 1000
+#define BATCH_BYTES (FRAME_BYTES * FRAMES_PER_BATCH)
+#define SPINS_BEFORE_YIELD (1L << 10)
+
+/* ---------------------------------------------------------------- errors */
+
+static bool in_child = false;     /* set in every forked child: fail with _exit, not exit */
+static pid_t current_child = -1;  /* the parent's live child, killed and reaped on a failure */
+
+/* Ends the run: a child _exits 1; the parent kills and reaps its live child, then exits 1. */
+_Noreturn static void die(void) {
+    if (in_child) _exit(1);
+    if (current_child > 0) {
+        (void)kill(current_child, SIGKILL);
+        while (waitpid(current_child, NULL, 0) < 0 && errno == EINTR) {}
+        current_child = -1;
+    }
+    exit(1);
+}
+
+_Noreturn static void fail(const char *call, int err) {
+    fprintf(stderr, "limits%s: %s failed: %s (errno %d)\n", in_child ? " (child)" : "", call,
+            strerror(err), err);
+    die();
+}
+
+_Noreturn static void fail_errno(const char *call) { fail(call, errno); }
+
+_Noreturn static void fail_msg(const char *what) {
+    fprintf(stderr, "limits%s: %s\n", in_child ? " (child)" : "", what);
+    die();
+}
+
+/* pthread_* calls return the error number instead of setting errno. */
+static void check_pthread(const char *call, int rc) {
+    if (rc != 0) fail(call, rc);
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n);
+    if (p == NULL) fail("malloc", errno ? errno : ENOMEM);
+    return p;
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) fail_errno("clock_gettime(CLOCK_MONOTONIC)");
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- exact I/O */
+
+/* Reads exactly n bytes. Returns n, or 0 on end of stream before the first byte (a clean close
+   by the peer); end of stream in the middle of the n bytes is a failure. */
+static size_t read_exact(int fd, void *buf, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = read(fd, (char *)buf + done, n - done);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            fail_errno("read");
+        }
+        if (r == 0) {
+            if (done == 0) return 0;
+            fail_msg("read failed: end of stream in the middle of a message");
+        }
+        done += (size_t)r;
+    }
+    return done;
+}
+
+/* Writes exactly n bytes (no SIGPIPE: MSG_NOSIGNAL, and SIGPIPE is ignored as well). */
+static void write_exact(int fd, const void *buf, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = send(fd, (const char *)buf + done, n - done, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            fail_errno("send");
+        }
+        done += (size_t)w;
+    }
+}
+
+static void xclose(int fd) {
+    /* Linux releases the descriptor even when close() reports EINTR: never retry. */
+    if (close(fd) != 0 && errno != EINTR) fail_errno("close");
+}
+
+/* ---------------------------------------------------------------- child processes */
+
+typedef void (*child_main_fn)(int fd, size_t arg);
+
+/* Forks a child that runs body(fd, arg) on its end of a fresh socketpair, then closes it and
+   _exits 0. Returns the parent's end; the child's pid is in current_child. */
+static int spawn_child(child_main_fn body, size_t arg) {
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        fail_errno("socketpair(AF_UNIX, SOCK_STREAM)");
+    if (fflush(NULL) != 0) fail_errno("fflush");
+    pid_t pid = fork();
+    if (pid < 0) fail_errno("fork");
+    if (pid == 0) {
+        in_child = true;
+        current_child = -1;
+        xclose(fds[0]);
+        body(fds[1], arg);
+        xclose(fds[1]);
+        _exit(0);
+    }
+    current_child = pid;
+    xclose(fds[1]);
+    return fds[0];
+}
+
+static void reap(pid_t pid, const char *what) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno == EINTR) continue;
+        fail_errno("waitpid");
+    }
+    if (pid == current_child) current_child = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char msg[160];
+        if (WIFSIGNALED(status))
+            snprintf(msg, sizeof msg, "%s child %d was killed by signal %d", what, (int)pid,
+                     WTERMSIG(status));
+        else
+            snprintf(msg, sizeof msg, "%s child %d exited with status %d", what, (int)pid,
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        fail_msg(msg);
+    }
+}
+
+/* Closes the parent's end (the child sees end of stream and exits 0) and reaps the child. */
+static void finish_child(int fd, const char *what) {
+    pid_t pid = current_child;
+    xclose(fd);
+    reap(pid, what);
+}
+
+/* ---------------------------------------------------------------- statistics */
+
+typedef struct {
+    long samples;
+    double p50_us, p90_us, p99_us, mean_us;
+} latency;
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest sample with at least p% of the samples at or below it. */
+static int64_t nearest_rank(const int64_t *sorted, long n, int p) {
+    long rank = ((long)p * n + 99) / 100;
+    if (rank < 1) rank = 1;
+    return sorted[rank - 1];
+}
+
+static latency summarize(int64_t *ns, long n) {
+    qsort(ns, (size_t)n, sizeof *ns, cmp_i64);
+    double sum = 0;
+    for (long i = 0; i < n; i++) sum += (double)ns[i];
+    latency l = {
+        .samples = n,
+        .p50_us = (double)nearest_rank(ns, n, 50) / 1e3,
+        .p90_us = (double)nearest_rank(ns, n, 90) / 1e3,
+        .p99_us = (double)nearest_rank(ns, n, 99) / 1e3,
+        .mean_us = sum / (double)n / 1e3,
+    };
+    return l;
+}
+
+static double median_seconds(int64_t *ns, long n) {
+    qsort(ns, (size_t)n, sizeof *ns, cmp_i64);
+    double m = n % 2 ? (double)ns[n / 2] : ((double)ns[n / 2 - 1] + (double)ns[n / 2]) / 2;
+    return m / 1e9;
+}
+
+/* ---------------------------------------------------------------- 1. socketpair round trip */
+
+static void echo_frames_child(int fd, size_t unused) {
+    (void)unused;
+    unsigned char frame[FRAME_BYTES];
+    while (read_exact(fd, frame, sizeof frame) == sizeof frame) write_exact(fd, frame, sizeof frame);
+}
+
+static latency bench_round_trip(long warmup, long n) {
+    int64_t *ns = xmalloc((size_t)n * sizeof *ns);
+    int fd = spawn_child(echo_frames_child, 0);
+    unsigned char out[FRAME_BYTES], in[FRAME_BYTES];
+    for (long i = -warmup; i < n; i++) {
+        memset(out, (int)(i & 0xff), sizeof out);
+        int64_t t0 = now_ns();
+        write_exact(fd, out, sizeof out);
+        if (read_exact(fd, in, sizeof in) != sizeof in) fail_msg("echo child closed early");
+        int64_t t1 = now_ns();
+        if (memcmp(in, out, sizeof in) != 0) fail_msg("echo child returned a different frame");
+        if (i >= 0) ns[i] = t1 - t0;
+    }
+    finish_child(fd, "socketpair_round_trip");
+    latency l = summarize(ns, n);
+    free(ns);
+    return l;
+}
+
+/* ---------------------------------------------------------------- 2. batched frames */
+
+static void batch_ack_child(int fd, size_t unused) {
+    (void)unused;
+    unsigned char *batch = xmalloc(BATCH_BYTES);
+    unsigned char ack[FRAME_BYTES];
+    memset(ack, 0xac, sizeof ack);
+    while (read_exact(fd, batch, BATCH_BYTES) == BATCH_BYTES) {
+        memcpy(ack, batch, 8); /* ack carries the first frame's sequence number */
+        write_exact(fd, ack, sizeof ack);
+    }
+    free(batch);
+}
+
+typedef struct {
+    long frames;
+    double seconds, frames_per_second;
+} throughput;
+
+static throughput bench_batched(long warmup_batches, long batches) {
+    unsigned char *batch = xmalloc(BATCH_BYTES);
+    memset(batch, 0x5a, BATCH_BYTES);
+    unsigned char ack[FRAME_BYTES];
+    int fd = spawn_child(batch_ack_child, 0);
+    int64_t t0 = 0;
+    for (long b = -warmup_batches; b < batches; b++) {
+        if (b == 0) t0 = now_ns();
+        uint64_t seq = (uint64_t)b;
+        memcpy(batch, &seq, sizeof seq);
+        write_exact(fd, batch, BATCH_BYTES);
+        if (read_exact(fd, ack, sizeof ack) != sizeof ack) fail_msg("batch child closed early");
+        if (memcmp(ack, &seq, sizeof seq) != 0) fail_msg("batch child acknowledged the wrong batch");
+    }
+    int64_t t1 = now_ns();
+    finish_child(fd, "batched_frames");
+    free(batch);
+    throughput t;
+    t.frames = batches * FRAMES_PER_BATCH;
+    t.seconds = (double)(t1 - t0) / 1e9;
+    t.frames_per_second = (double)t.frames / t.seconds;
+    return t;
+}
+
+/* ---------------------------------------------------------------- 3. bulk echo */
+
+static void bulk_echo_child(int fd, size_t bytes) {
+    unsigned char *buf = xmalloc(bytes);
+    memset(buf, 0, bytes); /* touched once, before any timing */
+    while (read_exact(fd, buf, bytes) == bytes) write_exact(fd, buf, bytes);
+    free(buf);
+}
+
+typedef struct {
+    size_t bytes;
+    long repetitions;
+    double median_seconds, bandwidth_MiB_s;
+} bulk;
+
+static bulk bench_bulk(size_t bytes, long warmup, long reps) {
+    unsigned char *out = xmalloc(bytes), *in = xmalloc(bytes);
+    for (size_t i = 0; i < bytes; i++) out[i] = (unsigned char)(i * 131 + 7);
+    memset(in, 0, bytes);
+    int64_t *ns = xmalloc((size_t)reps * sizeof *ns);
+    int fd = spawn_child(bulk_echo_child, bytes);
+    for (long r = -warmup; r < reps; r++) {
+        int64_t t0 = now_ns();
+        write_exact(fd, out, bytes);
+        if (read_exact(fd, in, bytes) != bytes) fail_msg("bulk echo child closed early");
+        int64_t t1 = now_ns();
+        if (r < 0 && memcmp(in, out, bytes) != 0)
+            fail_msg("bulk echo child returned different bytes");
+        if (r >= 0) ns[r] = t1 - t0;
+    }
+    finish_child(fd, "bulk_echo");
+    bulk b = {.bytes = bytes, .repetitions = reps};
+    b.median_seconds = median_seconds(ns, reps);
+    b.bandwidth_MiB_s = 2.0 * (double)bytes / b.median_seconds / (1024.0 * 1024.0);
+    free(ns);
+    free(in);
+    free(out);
+    return b;
+}
+
+/* ---------------------------------------------------------------- 4. condvar ping-pong */
+
+typedef struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t to_main, to_peer;
+    int turn; /* 0: main's turn, 1: the peer's */
+    long round_trips;
+} condvar_game;
+
+static void *condvar_peer(void *arg) {
+    condvar_game *g = arg;
+    check_pthread("pthread_mutex_lock", pthread_mutex_lock(&g->mutex));
+    for (long i = 0; i < g->round_trips; i++) {
+        while (g->turn != 1) check_pthread("pthread_cond_wait", pthread_cond_wait(&g->to_peer, &g->mutex));
+        g->turn = 0;
+        check_pthread("pthread_cond_signal", pthread_cond_signal(&g->to_main));
+    }
+    check_pthread("pthread_mutex_unlock", pthread_mutex_unlock(&g->mutex));
+    return NULL;
+}
+
+static latency bench_condvar(long warmup, long n) {
+    int64_t *ns = xmalloc((size_t)n * sizeof *ns);
+    condvar_game g = {.turn = 0, .round_trips = warmup + n};
+    check_pthread("pthread_mutex_init", pthread_mutex_init(&g.mutex, NULL));
+    check_pthread("pthread_cond_init", pthread_cond_init(&g.to_main, NULL));
+    check_pthread("pthread_cond_init", pthread_cond_init(&g.to_peer, NULL));
+    pthread_t peer;
+    check_pthread("pthread_create", pthread_create(&peer, NULL, condvar_peer, &g));
+    for (long i = -warmup; i < n; i++) {
+        int64_t t0 = now_ns();
+        check_pthread("pthread_mutex_lock", pthread_mutex_lock(&g.mutex));
+        g.turn = 1;
+        check_pthread("pthread_cond_signal", pthread_cond_signal(&g.to_peer));
+        while (g.turn != 0) check_pthread("pthread_cond_wait", pthread_cond_wait(&g.to_main, &g.mutex));
+        check_pthread("pthread_mutex_unlock", pthread_mutex_unlock(&g.mutex));
+        int64_t t1 = now_ns();
+        if (i >= 0) ns[i] = t1 - t0;
+    }
+    check_pthread("pthread_join", pthread_join(peer, NULL));
+    check_pthread("pthread_cond_destroy", pthread_cond_destroy(&g.to_peer));
+    check_pthread("pthread_cond_destroy", pthread_cond_destroy(&g.to_main));
+    check_pthread("pthread_mutex_destroy", pthread_mutex_destroy(&g.mutex));
+    latency l = summarize(ns, n);
+    free(ns);
+    return l;
+}
+
+/* ---------------------------------------------------------------- 5. spin ping-pong */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+enum { SPIN_MAIN = 0, SPIN_PEER = 1, SPIN_STOP = 2 }; /* whose turn it is, or: stop */
+
+typedef struct {
+    _Alignas(64) atomic_int turn;
+    _Alignas(64) atomic_long yields;
+} spin_game;
+
+/* Spins while turn == busy and returns the new value; yields the CPU after SPINS_BEFORE_YIELD
+   spins in a row so that the run goes on even when the other thread is descheduled (or shares
+   this CPU). */
+static int spin_while(spin_game *g, int busy) {
+    long spins = 0;
+    int v;
+    while ((v = atomic_load_explicit(&g->turn, memory_order_acquire)) == busy) {
+        cpu_relax();
+        if (++spins >= SPINS_BEFORE_YIELD) {
+            spins = 0;
+            atomic_fetch_add_explicit(&g->yields, 1, memory_order_relaxed);
+            if (sched_yield() != 0) fail_errno("sched_yield");
+        }
+    }
+    return v;
+}
+
+static void *spin_peer(void *arg) {
+    spin_game *g = arg;
+    while (spin_while(g, SPIN_MAIN) == SPIN_PEER)
+        atomic_store_explicit(&g->turn, SPIN_MAIN, memory_order_release);
+    return NULL;
+}
+
+/* Up to warmup + n round trips, but no longer than budget_ns in all (at least one sample): on a
+   loaded machine a descheduled spinner can cost a whole scheduler tick per round trip. */
+static latency bench_spin(long warmup, long n, int64_t budget_ns, long *yields) {
+    int64_t *ns = xmalloc((size_t)n * sizeof *ns);
+    spin_game *g = aligned_alloc(_Alignof(spin_game), sizeof(spin_game));
+    if (g == NULL) fail_errno("aligned_alloc");
+    atomic_init(&g->turn, SPIN_MAIN);
+    atomic_init(&g->yields, 0);
+    pthread_t peer;
+    check_pthread("pthread_create", pthread_create(&peer, NULL, spin_peer, g));
+    int64_t deadline = now_ns() + budget_ns;
+    long taken = 0;
+    for (long i = -warmup; i < n; i++) {
+        int64_t t0 = now_ns();
+        atomic_store_explicit(&g->turn, SPIN_PEER, memory_order_release);
+        if (spin_while(g, SPIN_PEER) != SPIN_MAIN) fail_msg("spin_ping_pong: unexpected turn value");
+        int64_t t1 = now_ns();
+        if (i >= 0) ns[taken++] = t1 - t0;
+        if (t1 > deadline) {
+            if (i < 0) i = -1; /* budget spent in the warm-up: still take one sample */
+            else break;
+        }
+    }
+    atomic_store_explicit(&g->turn, SPIN_STOP, memory_order_release);
+    check_pthread("pthread_join", pthread_join(peer, NULL));
+    *yields = atomic_load(&g->yields);
+    free(g);
+    latency l = summarize(ns, taken);
+    free(ns);
+    return l;
+}
+
+/* ---------------------------------------------------------------- 6. fork + _exit + waitpid */
+
+static latency bench_fork(long warmup, long n) {
+    int64_t *ns = xmalloc((size_t)n * sizeof *ns);
+    if (fflush(NULL) != 0) fail_errno("fflush");
+    for (long i = -warmup; i < n; i++) {
+        int64_t t0 = now_ns();
+        pid_t pid = fork();
+        if (pid < 0) fail_errno("fork");
+        if (pid == 0) _exit(0);
+        current_child = pid;
+        reap(pid, "fork_exit_wait");
+        int64_t t1 = now_ns();
+        if (i >= 0) ns[i] = t1 - t0;
+    }
+    latency l = summarize(ns, n);
+    free(ns);
+    return l;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
+}
+
+static void print_latency(const char *name, latency l, const char *extra) {
+    printf("  \"%s\": {\"samples\": %ld, \"p50_us\": %.3f, \"p90_us\": %.3f, \"p99_us\": %.3f, "
+           "\"mean_us\": %.3f%s},\n",
+           name, l.samples, l.p50_us, l.p90_us, l.p99_us, l.mean_us, extra);
+}
+
+static void print_bulk(const char *name, bulk b) {
+    printf("  \"%s\": {\"bytes\": %zu, \"repetitions\": %ld, \"median_seconds\": %.6f, "
+           "\"bandwidth_MiB_s\": %.1f},\n",
+           name, b.bytes, b.repetitions, b.median_seconds, b.bandwidth_MiB_s);
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: limits [--quick] [--help]\n"
+            "\n"
+            "Measures the kernel's own costs (socketpair round trip, batched frames, bulk echo,\n"
+            "condvar and spin ping-pong between threads, fork+exit+wait) and prints one JSON\n"
+            "object on stdout; progress goes to stderr. ForkPool's overhead benchmark reports\n"
+            "its figures as ratios to these.\n"
+            "\n"
+            "  --quick   divide every repetition count by 10 (at least 1): a run of a few seconds\n"
+            "  --help    print this message\n");
+}
+
+static long scaled(long count, bool quick) {
+    if (!quick) return count;
+    long c = count / 10;
+    return c < 1 ? 1 : c;
+}
+
+static void progress(const char *what) {
+    fprintf(stderr, "limits: %s...\n", what);
+}
+
+int main(int argc, char **argv) {
+    bool quick = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = true;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage();
+            return 0;
+        } else {
+            fprintf(stderr, "limits: unknown argument '%s'\n\n", argv[i]);
+            usage();
+            return 2;
+        }
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    if (sigemptyset(&sa.sa_mask) != 0) fail_errno("sigemptyset");
+    if (sigaction(SIGPIPE, &sa, NULL) != 0) fail_errno("sigaction(SIGPIPE)");
+
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 0) fail_errno("sysconf(_SC_NPROCESSORS_ONLN)");
+    struct utsname un;
+    if (uname(&un) != 0) fail_errno("uname");
+
+    progress("socketpair_round_trip");
+    latency rt = bench_round_trip(scaled(1000, quick), scaled(20000, quick));
+
+    progress("batched_frames");
+    throughput bf = bench_batched(scaled(20, quick), scaled(2000000 / FRAMES_PER_BATCH, quick));
+
+    progress("bulk_echo_1MiB");
+    bulk b1 = bench_bulk((size_t)1 << 20, scaled(1, quick), scaled(200, quick));
+
+    progress("bulk_echo_64MiB");
+    bulk b64 = bench_bulk((size_t)64 << 20, scaled(1, quick), scaled(5, quick));
+
+    progress("condvar_ping_pong");
+    latency cv = bench_condvar(scaled(1000, quick), scaled(20000, quick));
+
+    progress("spin_ping_pong");
+    long yields = 0;
+    latency sp = bench_spin(scaled(1000, quick), scaled(100000, quick),
+                             quick ? 1000000000LL : 10000000000LL, &yields);
+
+    progress("fork_exit_wait");
+    latency fk = bench_fork(scaled(20, quick), scaled(500, quick));
+
+    char spin_extra[64];
+    snprintf(spin_extra, sizeof spin_extra, ", \"sched_yields\": %ld", yields);
+
+    printf("{\n");
+    printf("  \"quick\": %s,\n", quick ? "true" : "false");
+    print_latency("socketpair_round_trip", rt, "");
+    printf("  \"batched_frames\": {\"frames\": %ld, \"seconds\": %.6f, \"frames_per_second\": %.0f},\n",
+           bf.frames, bf.seconds, bf.frames_per_second);
+    print_bulk("bulk_echo_1MiB", b1);
+    print_bulk("bulk_echo_64MiB", b64);
+    print_latency("condvar_ping_pong", cv, "");
+    print_latency("spin_ping_pong", sp, spin_extra);
+    print_latency("fork_exit_wait", fk, "");
+    printf("  \"machine\": {\"cpus\": %ld, \"kernel\": ", cpus);
+    print_json_string(un.release);
+    printf("}\n}\n");
+    if (fflush(stdout) != 0 || ferror(stdout)) fail_errno("writing to stdout");
+    fprintf(stderr, "limits: done\n");
+    return 0;
+}
