@@ -83,7 +83,8 @@ extension ForkPoolTests {
         // MARK: Crash policies
 
         @Test func retryPolicyRunsACrashedTaskAgainOnAFreshWorker() throws {
-            let directory = String(cString: mkdtemp(strdup("/tmp/forkpool-retry-XXXXXX"))!)
+            var template = Array("/tmp/forkpool-retry-XXXXXX".utf8CString)
+            let directory = String(cString: try #require(mkdtemp(&template)))
             defer {
                 for n in 1...5 { unlink("\(directory)/\(n)") }
                 rmdir(directory)

@@ -36,7 +36,7 @@
  *
  * Build and run (Linux; `make bench` builds it too):
  *     cc -O2 -std=gnu11 -pthread -Wall -Wextra -o limits bench/limits/limits.c
- *     ./limits            # full run, roughly 10-20 s
+ *     ./limits            # full run: a few seconds (up to ~15 s on a loaded machine)
  *     ./limits --quick    # every repetition count / 10 (at least 1): a few seconds
  *     ./limits --help
  */
