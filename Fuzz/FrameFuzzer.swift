@@ -13,7 +13,7 @@ struct FuzzRecord: Codable, Sendable {
     var nested: [String: [Int]]
 }
 
-/// Output futures of a batch reply, to drive the same parsing as BatchPendingTask.finish.
+/// The decoders the pools use, made once.
 private let recordCodec = PayloadCodec<FuzzRecord>()
 private let stringsCodec = PayloadCodec<[String]>()
 private let intCodec = PayloadCodec<Int>()
@@ -33,10 +33,9 @@ public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
                 _ = try? bytesCodec.decode(from: payload)
                 _ = try? recordCodec.decode(from: payload)
             case .resultBatch:
-                let futures = (0..<4).map { Future<FuzzRecord>(taskID: UInt64($0)) }
-                BatchPendingTask(id: header.taskID, frame: [], futures: futures, codec: recordCodec)
-                    .finish(output: payload, worker: 1)
-                precondition(futures.allSatisfy(\.isDone), "a batch reply left a future pending")
+                let chunk = ChunkTask(id: header.taskID, frame: [], count: 4, codec: recordCodec)
+                chunk.finish(output: payload, worker: 1)
+                precondition(chunk.future.isDone, "a batch reply left the chunk pending")
             case .failure:
                 if let first = payload.first {
                     _ = itemFailure(status: first, message: UnsafeRawBufferPointer(rebasing: payload.dropFirst()), task: 1, worker: 1)

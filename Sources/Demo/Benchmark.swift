@@ -150,15 +150,17 @@ struct Benchmark {
         return rows
     }
 
-    /// The cost of the machinery: `tasks` identity tasks, one at a time and in chunks.
+    /// The cost of the machinery: identity tasks one at a time and in fixed chunks
+    /// (`overheadTasks` of them), and with the pool's automatic chunking (`throughputTasks`).
     func overhead(workers: Int, chunkSizes: [Int]) throws -> [Row] {
-        let inputs = Array(0..<sizes.overheadTasks)
         var rows: [Row] = []
         for strategy in strategies where strategy != .sequential {
-            for chunkSize in chunkSizes {
+            for chunkSize in chunkSizes + [nil] {
+                let inputs = Array(0..<(chunkSize == nil ? sizes.throughputTasks : sizes.overheadTasks))
                 var seconds: [Double] = []
                 for repetition in 1...repetitions {
-                    progress.update("overhead: \(strategy.poolName), chunk size \(chunkSize), run \(repetition)/\(repetitions)")
+                    progress.update("overhead: \(strategy.poolName), chunk size \(chunkSize.map(String.init) ?? "auto"), "
+                                    + "run \(repetition)/\(repetitions)")
                     let (elapsed, results) = try runPool(strategy: strategy, workers: workers, inputs: inputs,
                                                          chunkSize: chunkSize, announce: false, work: identity)
                     guard results == inputs else {

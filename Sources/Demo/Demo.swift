@@ -86,7 +86,9 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("io-tasks"), help: "File round trips for io.") var ioTasks: Int?
     @Option(name: .customLong("latency-ms"), help: "Milliseconds each io-latency task waits.") var latencyMilliseconds: Int?
     @Option(name: .customLong("cpu-repeats"), help: "How many times cpu-large repeats the list 30…35.") var cpuRepeats: Int?
-    @Option(name: .customLong("overhead-tasks"), help: "Identity tasks in the overhead test.") var overheadTasks: Int?
+    @Option(name: .customLong("overhead-tasks"), help: "Identity tasks in the overhead test (chunk sizes 1 and 1000).") var overheadTasks: Int?
+    @Option(name: .customLong("throughput-tasks"), help: "Identity tasks for automatic chunking (and multiprocessing.Pool.map).")
+    var throughputTasks: Int?
     @Flag(name: .customLong("no-overhead"), help: "Skip the trivial-task overhead test.") var noOverhead = false
 
     @Option(help: "Write all results as JSON to this file.") var json: String?
@@ -110,6 +112,7 @@ struct Bench: ParsableCommand {
         if let latencyMilliseconds { sizes.latencyMicroseconds = latencyMilliseconds * 1000 }
         if let cpuRepeats { sizes.cpuRepeats = cpuRepeats }
         if let overheadTasks { sizes.overheadTasks = overheadTasks }
+        if let throughputTasks { sizes.throughputTasks = throughputTasks }
         let repetitions = repetitions ?? (quick ? 1 : 3)
         let benchmark = Benchmark(workloads: workloads, strategies: strategies, workerCounts: workers,
                                   latencyWorkerCounts: latencyWorkers, repetitions: repetitions, sizes: sizes,

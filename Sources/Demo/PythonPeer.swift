@@ -38,6 +38,8 @@ struct PythonSpec: Codable {
         var tasks: Int
         var chunksizes: [Int]
         var workers: Int
+        /// Tasks for multiprocessing.Pool.map with its automatic chunks.
+        var pool_tasks: Int
     }
 
     var jobs: [PythonJob]
@@ -116,7 +118,8 @@ enum PythonPeer {
             }
         }
         let overhead = includeOverhead && benchmark.strategies.contains(.processes)
-            ? PythonSpec.Overhead(tasks: benchmark.sizes.overheadTasks, chunksizes: chunkSizes, workers: overheadWorkers)
+            ? PythonSpec.Overhead(tasks: benchmark.sizes.overheadTasks, chunksizes: chunkSizes, workers: overheadWorkers,
+                                  pool_tasks: benchmark.sizes.throughputTasks)
             : nil
         return PythonSpec(jobs: jobs, overhead: overhead)
     }

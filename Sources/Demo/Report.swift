@@ -95,30 +95,31 @@ func renderTable(_ results: Results) -> String {
 func renderOverhead(_ rows: [Row]) -> String {
     let rows = rows.filter { $0.workload == "overhead" }
     guard let first = rows.first else { return "" }
-    var lines = ["Overhead: \(first.tasks) identity tasks, \(first.workers) workers (map, including pool start and shutdown)"]
-    let header = pad("", 2) + pad("pool", 34) + pad("chunk size", 11, right: true) + pad("median", 11, right: true)
-        + pad("per task", 12, right: true)
+    var lines = ["Overhead: identity tasks, \(first.workers) workers (map, including pool start and shutdown)"]
+    let header = pad("", 2) + pad("pool", 34) + pad("tasks", 10, right: true) + pad("chunk size", 11, right: true)
+        + pad("median", 11, right: true) + pad("per task", 12, right: true)
     lines.append(header)
     lines.append(String(repeating: "─", count: header.count))
     for row in rows {
         let name = row.language == "Swift" ? "ForkPool " + (Strategy(rawValue: row.strategy)?.poolName ?? row.strategy)
             : "Python " + row.strategy
-        lines.append(pad("", 2) + pad(name, 34) + pad(row.chunkSize.map(String.init) ?? "auto", 11, right: true)
+        lines.append(pad("", 2) + pad(name, 34) + pad("\(row.tasks)", 10, right: true)
+                     + pad(row.chunkSize.map(String.init) ?? "auto", 11, right: true)
                      + pad(duration(row.median), 11, right: true)
                      + pad("\(formatSeconds(row.microsecondsPerTask, digits: 2)) µs", 12, right: true))
     }
     let forkPool = rows.filter { $0.language == "Swift" && $0.strategy == Strategy.processes.rawValue }
     let python = rows.filter { $0.language == "Python" && $0.strategy == "ProcessPoolExecutor" }
-    for swiftRow in forkPool {
+    for swiftRow in forkPool where swiftRow.chunkSize != nil {
         if let peer = python.first(where: { $0.chunkSize == swiftRow.chunkSize }) {
             lines.append("  ProcessPool vs ProcessPoolExecutor at chunk size \(swiftRow.chunkSize ?? 1): "
                          + comparison(peer.median / swiftRow.median))
         }
     }
     if let pool = rows.first(where: { $0.strategy == "multiprocessing.Pool" }),
-       let best = forkPool.min(by: { $0.median < $1.median }) {
-        lines.append("  best ProcessPool (chunk size \(best.chunkSize ?? 1)) vs multiprocessing.Pool.map (automatic chunks): "
-                     + comparison(pool.median / best.median))
+       let automatic = forkPool.first(where: { $0.chunkSize == nil }) {
+        lines.append("  ProcessPool.map (automatic chunks) vs multiprocessing.Pool.map (automatic chunks), per task: "
+                     + comparison(pool.microsecondsPerTask / automatic.microsecondsPerTask))
     }
     return lines.joined(separator: "\n")
 }

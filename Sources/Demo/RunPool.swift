@@ -36,8 +36,9 @@ func now() -> Double {
 }
 
 /// Times one run of `work` over `inputs`; prints the article's line when `announce` is set.
+/// `chunkSize` nil lets the pool choose (`map(_:)`); a number forces `map(_:chunkSize:)`.
 func runPool<Input: Codable & Sendable, Output: Codable & Sendable>(
-    strategy: Strategy, workers: Int, inputs: [Input], chunkSize: Int = 1, announce: Bool = true,
+    strategy: Strategy, workers: Int, inputs: [Input], chunkSize: Int? = nil, announce: Bool = true,
     work: @escaping @Sendable (Input) throws -> Output
 ) throws -> (seconds: Double, results: [Output]) {
     let start = now()
@@ -46,9 +47,13 @@ func runPool<Input: Codable & Sendable, Output: Codable & Sendable>(
     case .sequential:
         results = try inputs.map(work)
     case .threads:
-        results = try withThreadPool(workers: workers, work: work) { pool in try pool.map(inputs, chunkSize: chunkSize) }
+        results = try withThreadPool(workers: workers, work: work) { pool in
+            try chunkSize.map { try pool.map(inputs, chunkSize: $0) } ?? pool.map(inputs)
+        }
     case .processes:
-        results = try withProcessPool(workers: workers, work: work) { pool in try pool.map(inputs, chunkSize: chunkSize) }
+        results = try withProcessPool(workers: workers, work: work) { pool in
+            try chunkSize.map { try pool.map(inputs, chunkSize: $0) } ?? pool.map(inputs)
+        }
     }
     let seconds = now() - start
     if announce {

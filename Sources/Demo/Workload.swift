@@ -35,9 +35,10 @@ struct Sizes: Codable, Sendable {
     var latencyMicroseconds = 5000
     var cpuRepeats = 12
     var overheadTasks = 100_000
+    var throughputTasks = 1_000_000
 
     static let quick = Sizes(sentences: 500, ioTasks: 1000, ioLines: 100, latencyTasks: 64,
-                             latencyMicroseconds: 5000, cpuRepeats: 2, overheadTasks: 10_000)
+                             latencyMicroseconds: 5000, cpuRepeats: 2, overheadTasks: 10_000, throughputTasks: 100_000)
 }
 
 let articleFibonacciInputs = Array(30...35)

@@ -35,7 +35,7 @@ import Workloads
         }
         let bench = try Bench.parse([
             "--quick", "--no-python", "--workers", "1", "2", "--latency-workers", "2",
-            "--sentences", "30", "--io-tasks", "40", "--latency-ms", "1", "--cpu-repeats", "1", "--overhead-tasks", "200",
+            "--sentences", "30", "--io-tasks", "40", "--latency-ms", "1", "--cpu-repeats", "1", "--overhead-tasks", "200", "--throughput-tasks", "300",
             "--json", path, "--svg", svg,
         ])
         try bench.run()
@@ -47,7 +47,7 @@ import Workloads
             #expect(rows.contains { $0.strategy == "sequential" && $0.speedUp == 1 })
             #expect(rows.allSatisfy { $0.seconds.count == 1 && $0.median > 0 && $0.tasks > 0 })
         }
-        #expect(results.overhead.filter { $0.workload == "overhead" }.count == 4)  // 2 pools × chunk sizes 1 and 1000
+        #expect(results.overhead.filter { $0.workload == "overhead" }.count == 6)  // 2 pools × chunk sizes 1, 1000, auto
         #expect(results.overhead.filter { $0.workload == "round-trip" }.count == 2)
         #expect(results.overhead.filter { $0.workload == "pool-start" && $0.workers == 4 }.count == 2)
         #expect(results.overhead.allSatisfy { $0.median > 0 })

@@ -58,3 +58,78 @@ extension ForkPoolTests {
         }
     }
 }
+
+/// A sequence that counts how many elements have been pulled from it.
+struct CountingSequence: Sequence {
+    let count: Int
+    let pulled: ConditionLockedCounter
+
+    func makeIterator() -> AnyIterator<Int> {
+        var next = 0
+        return AnyIterator {
+            guard next < count else { return nil }
+            pulled.add(1)
+            next += 1
+            return next - 1
+        }
+    }
+}
+
+extension ForkPoolTests {
+    @Suite struct AutomaticChunkingTests {
+        @Test func fastTasksAreBatched() throws {
+            let pool = try ProcessPool(workers: 2) { (n: Int) -> Int in n + 1 }
+            defer { pool.shutdown() }
+            let before = pool.tasksCreated
+            #expect(try pool.map(Array(0..<20_000)) == Array(1...20_000))
+            let frames = pool.tasksCreated - before
+            #expect(frames < 2_000, "20,000 fast tasks went out in \(frames) frames")
+        }
+
+        @Test func slowTasksAreNotBatched() throws {
+            let pool = try ProcessPool(workers: 2) { (n: Int) -> Int in
+                usleep(5_000)
+                return n
+            }
+            defer { pool.shutdown() }
+            let before = pool.tasksCreated
+            #expect(try pool.map(Array(0..<20)) == Array(0..<20))
+            #expect(pool.tasksCreated - before == 20)
+        }
+
+        @Test func inputIsConsumedLazilyWithABoundedWindow() throws {
+            let pulled = ConditionLockedCounter()
+            let pool = try ProcessPool(workers: 2) { (n: Int) -> Int in
+                usleep(20_000)
+                return n
+            }
+            defer { pool.shutdown() }
+            let result = ResultBox()
+            let mapper = try PosixThread.start(name: "mapper") {
+                result.set(try? pool.map(CountingSequence(count: 100, pulled: pulled)))
+            }
+            usleep(150_000)
+            // Eager consumption would have pulled all 100 at once; the window is 2 × 4 chunks
+            // of one slow task each, plus the ~15 done by now.
+            #expect(pulled.value < 60, "pulled \(pulled.value) of 100 inputs after 150 ms")
+            mapper.join()
+            #expect(result.value == Array(0..<100))
+            #expect(pulled.value == 100)
+        }
+
+        @Test func anInputThatCannotBeEncodedStopsTheMap() throws {
+            let pool = try ProcessPool(workers: 2) { (value: Unencodable) -> Int in value.number }
+            defer { pool.shutdown() }
+            let inputs = (0..<5_000).map { Unencodable(number: $0 == 4_000 ? -1 : $0) }
+            #expect(expectForkPoolError { _ = try pool.map(inputs) }?.code == .encodingFailed)
+            #expect(try pool.map([Unencodable(number: 7)]) == [7])
+        }
+    }
+}
+
+final class ResultBox: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var stored: [Int]?
+    func set(_ value: [Int]?) { lock.withLock { stored = value } }
+    var value: [Int]? { lock.withLock { stored } }
+}

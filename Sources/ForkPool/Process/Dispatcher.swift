@@ -95,6 +95,9 @@ final class Dispatcher: @unchecked Sendable {
 
     // MARK: - Called by any thread
 
+    /// How many task ids were handed out (tests count frames with it).
+    var taskIDsIssued: UInt64 { taskIDs.load(ordering: .relaxed) - 1 }
+
     /// A fresh pool-wide task id.
     func makeTaskID() -> UInt64 {
         taskIDs.wrappingAdd(1, ordering: .relaxed).oldValue

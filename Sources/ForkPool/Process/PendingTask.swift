@@ -60,73 +60,68 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
     override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
 }
 
-/// Several inputs sent as one `taskBatch` frame; each keeps its own Future, and each reply
-/// item completes its own.
-final class BatchPendingTask<Output: Codable & Sendable>: PendingTask, @unchecked Sendable {
-    let futures: [Future<Output>]
+/// Several inputs sent as one `taskBatch` frame (`map`): one Future for the chunk's outputs,
+/// in order. The chunk fails with its first failing item's error (what `map` throws).
+final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Sendable {
+    let future: Future<[Output]>
+    let count: Int
     let codec: PayloadCodec<Output>
 
-    init(id: UInt64, frame: [UInt8], futures: [Future<Output>], codec: PayloadCodec<Output>) {
-        self.futures = futures
+    init(id: UInt64, frame: [UInt8], count: Int, codec: PayloadCodec<Output>) {
+        self.future = Future(taskID: id)
+        self.count = count
         self.codec = codec
         super.init(id: id, frame: frame)
     }
 
     override var replyKind: FrameKind { .resultBatch }
 
-    /// Runs unless every item was cancelled; cancelled items' results are dropped.
-    override func start() -> Bool {
-        var anyRunning = false
-        for future in futures where future.markRunning() { anyRunning = true }
-        return anyRunning
-    }
+    override func start() -> Bool { future.markRunning() }
 
     override func finish(output: UnsafeRawBufferPointer, worker: pid_t) {
+        future.complete(outputs(from: output, worker: worker))
+    }
+
+    /// Parses a `resultBatch` payload: per item a status byte, a u32 length and the bytes.
+    private func outputs(from payload: UnsafeRawBufferPointer, worker: pid_t) -> Result<[Output], ForkPoolError> {
+        var outputs: [Output] = []
+        outputs.reserveCapacity(count)
         var offset = 0
-        for future in futures {
-            guard output.count - offset >= 5 else {
-                future.complete(.failure(ForkPoolError(.malformedFrame, "worker process \(worker) sent too few batch replies",
-                                                       taskID: future.taskID, processID: worker)))
-                continue
+        for index in 0..<count {
+            guard payload.count - offset >= 5 else {
+                return .failure(ForkPoolError(.malformedFrame, "worker process \(worker) sent \(index) of \(count) batch replies",
+                                              taskID: id, processID: worker))
             }
-            let status = output[offset]
-            let length = Int(UInt32(littleEndian: output.loadUnaligned(fromByteOffset: offset + 1, as: UInt32.self)))
+            let status = payload[offset]
+            let length = Int(UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: offset + 1, as: UInt32.self)))
             offset += 5
-            guard length <= output.count - offset else {
-                offset = output.count
-                future.complete(.failure(ForkPoolError(.malformedFrame, "worker process \(worker) sent a truncated batch reply",
-                                                       taskID: future.taskID, processID: worker)))
-                continue
+            guard length <= payload.count - offset else {
+                return .failure(ForkPoolError(.malformedFrame, "worker process \(worker) sent a truncated batch reply",
+                                              taskID: id, processID: worker))
             }
-            let item = UnsafeRawBufferPointer(rebasing: output[offset..<offset + length])
+            let item = UnsafeRawBufferPointer(rebasing: payload[offset..<offset + length])
             offset += length
-            if status == 0 {
-                do {
-                    future.complete(.success(try codec.decode(from: item)))
-                } catch {
-                    future.complete(.failure(ForkPoolError(
-                        .decodingFailed, "could not decode the output of task \(future.taskID) from worker process \(worker): \(error)",
-                        taskID: future.taskID, processID: worker)))
-                }
-            } else {
-                future.complete(.failure(itemFailure(status: status, message: item, task: future.taskID, worker: worker)))
+            guard status == 0 else {
+                return .failure(itemFailure(status: status, message: item, task: id, worker: worker))
+            }
+            do {
+                outputs.append(try codec.decode(from: item))
+            } catch {
+                return .failure(ForkPoolError(.decodingFailed,
+                                              "could not decode an output of task \(id) from worker process \(worker): \(error)",
+                                              taskID: id, processID: worker))
             }
         }
+        return .success(outputs)
     }
 
     override func fail(_ error: ForkPoolError) {
-        for future in futures {
-            var failure = error
-            failure.taskID = future.taskID
-            future.complete(.failure(failure))
-        }
+        var failure = error
+        failure.taskID = id
+        future.complete(.failure(failure))
     }
 
-    override func failIfQueued(_ error: ForkPoolError) -> Bool {
-        var any = false
-        for future in futures where future.complete(.failure(error), onlyIfQueued: true) { any = true }
-        return any
-    }
+    override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
 }
 
 /// The error for a failed item: a FailureReason byte and the worker's UTF-8 message.

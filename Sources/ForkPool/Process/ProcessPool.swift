@@ -75,6 +75,9 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// The pids of the live, ready worker processes (a replacement appears once it is ready).
     public var workerProcessIDs: [pid_t] { dispatcher.workerProcessIDs }
 
+    /// How many tasks (single inputs or chunks) the pool has created; tests use it.
+    var tasksCreated: UInt64 { dispatcher.taskIDsIssued }
+
     /// The pid of the pool's fork server, the single-threaded process that forks every
     /// worker; nil once the pool has shut down.
     public var forkServerProcessID: pid_t? { dispatcher.forkServerProcessID }
@@ -101,41 +104,100 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     }
 
     /// Runs `work` on every input in the worker processes and returns the outputs in input
-    /// order. All inputs are encoded before any is queued, so a bad input queues nothing.
+    /// order, choosing how many inputs to send per frame: the first `workerCount` inputs go one
+    /// by one, and after every completed chunk the time per input so far sets the next chunk's
+    /// size, so that fast tasks are batched about 2 ms of work to a frame while slow ones
+    /// (≥ 2 ms) stay one per frame and a long task never holds short ones hostage. The input sequence is consumed lazily, with at most `workerCount × 4` chunks in
+    /// flight, so memory stays flat however long it is. On the first failure in input order
+    /// (including an input that cannot be encoded) the chunks not yet started are cancelled and
+    /// that failure is thrown.
     public func map<Inputs: Sequence>(_ inputs: Inputs) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
-        var tasks: [TypedPendingTask<Output>] = []
-        tasks.reserveCapacity(inputs.underestimatedCount)
-        for input in inputs { tasks.append(try makeTask(input)) }
-        try dispatcher.enqueue(tasks.lazy.map { $0 as PendingTask })
-        return try collectInOrder(tasks.map(\.future))
+        try mapInChunks(inputs, fixedChunkSize: nil)
     }
 
-    /// Like ``map(_:)``, but sends the inputs to the workers `chunkSize` at a time, one frame
-    /// and one reply per chunk: far less overhead per task for small tasks, at the price of
-    /// coarser load balancing. Each input still succeeds or fails on its own; a worker that
-    /// dies fails every input of the chunk it held.
+    /// Like ``map(_:)``, but sends the inputs to the workers exactly `chunkSize` at a time (one
+    /// frame and one reply per chunk), as Python's `Executor.map(chunksize:)`. A worker that dies
+    /// fails the chunk it held.
     public func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
         guard chunkSize >= 1 else {
             throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
-        if chunkSize == 1 { return try map(inputs) }
-        let limit = configuration.maximumFrameBytes
-        var tasks: [PendingTask] = []
-        var futures: [Future<Output>] = []
-        futures.reserveCapacity(inputs.underestimatedCount)
-        var frame = FrameHeader.emptyFrame(reservingPayload: 1024)
-        var chunk: [Future<Output>] = []
+        return try mapInChunks(inputs, fixedChunkSize: chunkSize)
+    }
 
-        func flush() {
-            guard !chunk.isEmpty else { return }
-            let id = dispatcher.makeTaskID()
-            FrameHeader(kind: .taskBatch, length: frame.count - FrameHeader.size, taskID: id).write(into: &frame)
-            tasks.append(BatchPendingTask(id: id, frame: frame, futures: chunk, codec: outputCodec))
-            frame = FrameHeader.emptyFrame(reservingPayload: 1024)
-            chunk = []
+    /// The amount of work per chunk `map` aims for when it picks the chunk size itself.
+    static var targetChunkSeconds: Double { 0.002 }
+
+    private func mapInChunks<Inputs: Sequence>(_ inputs: Inputs, fixedChunkSize: Int?) throws(ForkPoolError) -> [Output]
+    where Inputs.Element == Input {
+        var iterator = inputs.makeIterator()
+        var outputs: [Output] = []
+        outputs.reserveCapacity(inputs.underestimatedCount)
+        var inFlight = FIFOQueue<Future<[Output]>>()
+        let window = workerCount * 4
+        var chunkSize = fixedChunkSize ?? 1
+        var probesLeft = fixedChunkSize == nil ? workerCount : 0
+        let started = monotonicNanoseconds()
+        var carried: [UInt8]?  // an encoded item that did not fit in the previous chunk's frame
+        var exhausted = false
+
+        func stop(_ error: ForkPoolError) -> ForkPoolError {
+            while let future = inFlight.popFirst() { future.cancel() }
+            return error
         }
 
-        for input in inputs {
+        while true {
+            // Keep the window full; while probing, only the probes are out.
+            while !exhausted && inFlight.count < (probesLeft > 0 ? probesLeft : window) {
+                let chunk: ChunkTask<Output>?
+                do {
+                    (chunk, exhausted) = try makeChunk(from: &iterator, carried: &carried, size: chunkSize)
+                    if let chunk { try dispatcher.enqueue(CollectionOfOne(chunk)) }
+                } catch {
+                    throw stop(error)
+                }
+                if let chunk { inFlight.append(chunk.future) }
+            }
+            guard let oldest = inFlight.popFirst() else { return outputs }
+            switch oldest.waitForResult() {
+            case .success(let values):
+                outputs.append(contentsOf: values)
+            case .failure(let error):
+                throw stop(error)
+            }
+            if probesLeft > 0 { probesLeft -= 1 }
+            if fixedChunkSize == nil && probesLeft == 0 {
+                // Re-estimate after every chunk: the workers' wall time per completed input so
+                // far (round trips and a fresh worker's first, slower task included, so the
+                // estimate errs towards smaller chunks and improves as the map goes on).
+                let elapsed = Double(monotonicNanoseconds() - started) / 1e9
+                let perTask = max(elapsed * Double(workerCount) / Double(outputs.count), 1e-7)
+                var size = Int(Self.targetChunkSeconds / perTask)
+                let known = inputs.underestimatedCount
+                if known > outputs.count { size = min(size, max(1, (known - outputs.count) / (workerCount * 4))) }
+                chunkSize = min(max(size, 1), 4096)
+            }
+        }
+    }
+
+    /// Encodes up to `size` inputs into one `taskBatch` frame (fewer when the frame limit is
+    /// reached). Returns nil when no input was left, and whether the iterator is exhausted.
+    private func makeChunk<Iterator: IteratorProtocol>(from iterator: inout Iterator, carried: inout [UInt8]?, size: Int)
+        throws(ForkPoolError) -> (ChunkTask<Output>?, Bool) where Iterator.Element == Input {
+        let limit = configuration.maximumFrameBytes
+        var frame = FrameHeader.emptyFrame(reservingPayload: 1024)
+        var count = 0
+        if let item = carried {
+            frame.append(contentsOf: item)
+            count = 1
+            carried = nil
+        }
+        var exhausted = false
+        while count < size {
+            guard let input = iterator.next() else {
+                exhausted = true
+                break
+            }
             let mark = frame.count
             frame.append(contentsOf: repeatElement(0, count: 4))
             do {
@@ -144,28 +206,24 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
                 throw ForkPoolError(.encodingFailed, "could not encode the input: \(error)")
             }
             let itemLength = frame.count - mark - 4
-            if frame.count - FrameHeader.size > limit {
-                // Send what the chunk holds so far; the item starts the next chunk if it fits alone.
-                guard !chunk.isEmpty, itemLength + 4 <= limit else {
-                    throw ForkPoolError(.frameTooLarge, "the input encodes to \(itemLength) bytes; the frame limit is \(limit)")
-                }
-                let item = Array(frame[mark...])
-                frame.removeSubrange(mark...)
-                flush()
-                frame.append(contentsOf: item)
+            guard itemLength + 4 <= limit else {
+                throw ForkPoolError(.frameTooLarge, "the input encodes to \(itemLength) bytes; the frame limit is \(limit)")
             }
-            let lengthAt = frame.count - itemLength - 4
             withUnsafeBytes(of: UInt32(itemLength).littleEndian) { bytes in
-                for index in 0..<4 { frame[lengthAt + index] = bytes[index] }
+                for index in 0..<4 { frame[mark + index] = bytes[index] }
             }
-            let future = Future<Output>(taskID: dispatcher.makeTaskID())
-            chunk.append(future)
-            futures.append(future)
-            if chunk.count == chunkSize { flush() }
+            if frame.count - FrameHeader.size > limit {
+                // Over the limit with this item: it starts the next chunk instead.
+                carried = Array(frame[mark...])
+                frame.removeSubrange(mark...)
+                break
+            }
+            count += 1
         }
-        flush()
-        try dispatcher.enqueue(tasks)
-        return try collectInOrder(futures)
+        guard count > 0 else { return (nil, exhausted) }
+        let id = dispatcher.makeTaskID()
+        FrameHeader(kind: .taskBatch, length: frame.count - FrameHeader.size, taskID: id).write(into: &frame)
+        return (ChunkTask(id: id, frame: frame, count: count, codec: outputCodec), exhausted && carried == nil)
     }
 
     /// Stops accepting tasks, runs (or cancels) the queued ones, lets running ones finish,
