@@ -24,7 +24,10 @@ test:
 
 bench:
 	$(SWIFT) build -c release --product Demo
-	$(RELEASE_BIN)/Demo bench $(BENCH_FLAGS) $(if $(QUICK),--quick)
+	mkdir -p .build-bench bench/results
+	$(CC) -O2 -std=gnu11 -pthread -Wall -Wextra -o .build-bench/limits bench/limits/limits.c
+	.build-bench/limits $(if $(QUICK),--quick) > bench/results/limits.json
+	$(RELEASE_BIN)/Demo bench $(BENCH_FLAGS) --limits bench/results/limits.json $(if $(QUICK),--quick)
 
 demo:
 	$(SWIFT) build -c release --product Demo

@@ -8,8 +8,10 @@ let package = Package(
         .executable(name: "Demo", targets: ["Demo"]),
     ],
     dependencies: [
-        // The Demo's command line only; the ForkPool library depends on nothing but Glibc.
+        // The Demo's command line; the ForkPool library depends on nothing but Glibc.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The benchmark's latency percentiles; also the Demo's only.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -30,6 +32,7 @@ let package = Package(
                 "ForkPool",
                 "Workloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(

@@ -36,6 +36,7 @@ public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
                 let chunk = ChunkTask(id: header.taskID, frame: [], count: 4, codec: recordCodec)
                 chunk.finish(output: payload, worker: 1)
                 precondition(chunk.future.isDone, "a batch reply left the chunk pending")
+                _ = chunk.outputs()
             case .failure:
                 if let first = payload.first {
                     _ = itemFailure(status: first, message: UnsafeRawBufferPointer(rebasing: payload.dropFirst()), task: 1, worker: 1)

@@ -2,6 +2,7 @@
 // every result against the sequential run, and collects rows for the table, JSON and chart.
 import ForkPool
 import Glibc
+import Histogram
 import Workloads
 
 /// One configuration's measurements (a row of the table and of the JSON).
@@ -18,6 +19,8 @@ struct Row: Codable, Sendable {
     var median: Double
     /// Swift rows: the sequential median divided by this median.
     var speedUp: Double?
+    /// Latency rows: 99th percentile, seconds.
+    var p99: Double?
     /// Swift rows: the Python peer's median (same workload, inputs, kind of pool, workers).
     var pythonMedian: Double?
     /// Swift rows: pythonMedian / median — how many times faster than the Python peer.
@@ -124,17 +127,19 @@ struct Benchmark {
             progress.update("round trip: \(strategy.poolName)")
             let pool: any WorkerPool<Int, Int> = strategy == .processes
                 ? try ProcessPool(workers: 1, work: identity) : ThreadPool(workers: 1, work: identity)
-            var trips: [Double] = []
+            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
             for index in 0..<(samples + samples / 10) {
-                let start = now()
+                let start = monotonicNanoseconds()
                 guard try pool.submit(index).get() == index else {
                     throw BenchmarkError(description: "\(strategy.poolName) round trip returned a wrong value")
                 }
-                if index >= samples / 10 { trips.append(now() - start) }  // the first 10% warm up
+                if index >= samples / 10 { _ = histogram.record(monotonicNanoseconds() - start) }  // the first 10% warm up
             }
             pool.shutdown()
+            let p50 = Double(histogram.valueAtPercentile(50)) / 1e9
             rows.append(Row(workload: "round-trip", language: "Swift", strategy: strategy.rawValue, workers: 1,
-                            tasks: 1, seconds: [median(trips)], median: median(trips)))
+                            tasks: Int(histogram.totalCount), seconds: [p50], median: p50,
+                            p99: Double(histogram.valueAtPercentile(99)) / 1e9))
             var starts: [Double] = []
             for _ in 0..<20 {
                 let start = now()
@@ -148,6 +153,27 @@ struct Benchmark {
         }
         progress.clear()
         return rows
+    }
+
+    /// A large `[UInt8]` sent to a worker and back (identity): median seconds of `repetitions`.
+    func bulkRoundTrip(bytes: Int) throws -> Row {
+        let pool = try ProcessPool(workers: 1) { (payload: [UInt8]) -> [UInt8] in payload }
+        defer { pool.shutdown() }
+        let payload = [UInt8](repeating: 0xA5, count: bytes)
+        _ = try pool.submit(payload).get()  // warm up: buffers grown once
+        var seconds: [Double] = []
+        for repetition in 1...max(repetitions, 3) {
+            progress.update("bulk: \(bytes >> 20) MiB round trip \(repetition)")
+            let start = now()
+            let back = try pool.submit(payload).get()
+            seconds.append(now() - start)
+            guard back.count == bytes, back.first == 0xA5, back.last == 0xA5 else {
+                throw BenchmarkError(description: "bulk round trip returned different bytes")
+            }
+        }
+        progress.clear()
+        return Row(workload: "bulk", language: "Swift", strategy: Strategy.processes.rawValue, workers: 1,
+                   tasks: bytes, seconds: seconds, median: median(seconds))
     }
 
     /// The cost of the machinery: identity tasks one at a time and in fixed chunks
@@ -185,4 +211,11 @@ func leftoverFiles(in directory: String) -> Int {
         closedir(handle)
     }
     return max(0, count - 2)
+}
+
+/// Nanoseconds on the monotonic clock.
+func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }

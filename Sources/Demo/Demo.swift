@@ -92,6 +92,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("no-overhead"), help: "Skip the trivial-task overhead test.") var noOverhead = false
 
     @Option(help: "Write all results as JSON to this file.") var json: String?
+    @Option(help: "JSON written by bench/limits in this run: the kernel's own costs, for ratios.") var limits: String?
     @Option(help: "Write the chart (SVG) to this file.") var svg: String?
     @Option(help: "The Python interpreter for the peers.") var python = "python3"
     @Option(name: .customLong("python-peer"), help: "The peer script.") var pythonPeer = "bench/python/peer.py"
@@ -125,7 +126,11 @@ struct Bench: ParsableCommand {
         let overheadWorkers = min(2, defaultWorkerCount)
         let chunkSizes = [1, 1000]
         var overhead = noOverhead ? [] : try benchmark.overhead(workers: overheadWorkers, chunkSizes: chunkSizes)
-        let latency = noOverhead ? [] : try benchmark.roundTripAndStart(samples: quick ? 500 : 5000)
+        var latency = noOverhead ? [] : try benchmark.roundTripAndStart(samples: quick ? 500 : 5000)
+        let bulk = noOverhead || !strategies.contains(.processes) ? nil : try benchmark.bulkRoundTrip(bytes: 64 << 20)
+        if let bulk { latency.append(bulk) }
+        let kernel = limits.flatMap(KernelBaseline.load)
+        if limits != nil && kernel == nil { print("note: could not read \(limits!)") }
 
         var notes: [String] = []
         if noPython {
@@ -150,10 +155,12 @@ struct Bench: ParsableCommand {
         }
         notes.append("cpu-large has no Python peer: in CPython the repeated list takes minutes per run")
 
-        let results = Results(machine: machine, repetitions: repetitions, rows: rows, overhead: overhead + latency, notes: notes)
+        let results = Results(machine: machine, repetitions: repetitions, rows: rows, overhead: overhead + latency,
+                              kernel: kernel, notes: notes)
         print(renderTable(results))
         if !overhead.isEmpty { print("\n" + renderOverhead(overhead)) }
-        if !latency.isEmpty { print("\n" + renderLatency(latency)) }
+        if !latency.isEmpty { print("\n" + renderLatency(latency.filter { $0.workload != "bulk" })) }
+        if let kernel, !latency.isEmpty { print("\n" + renderAgainstKernel(kernel, latency: latency, bulk: bulk)) }
         print("")
         for note in notes { print("note: \(note)") }
         if let json {

@@ -35,6 +35,8 @@ struct Results: Codable {
     var repetitions: Int
     var rows: [Row]
     var overhead: [Row]
+    /// bench/limits' figures from the same run, when it ran.
+    var kernel: KernelBaseline?
     var notes: [String]
 }
 
@@ -129,8 +131,10 @@ func renderLatency(_ rows: [Row]) -> String {
     var lines = ["Latency: one trivial task, submit + get, nothing else in flight (median); pool start with 4 workers (median of 20)"]
     for row in rows {
         let name = Strategy(rawValue: row.strategy)?.poolName ?? row.strategy
-        let what = row.workload == "round-trip" ? "round trip" : "start (4 workers)"
-        lines.append("  " + pad(name, 13) + pad(what, 20) + pad("\(formatSeconds(row.median * 1e6, digits: 1)) µs", 14, right: true))
+        let what = row.workload == "round-trip" ? "round trip p50" : "start (4 workers)"
+        var line = "  " + pad(name, 13) + pad(what, 20) + pad("\(formatSeconds(row.median * 1e6, digits: 1)) µs", 14, right: true)
+        if let p99 = row.p99 { line += "   p99 \(formatSeconds(p99 * 1e6, digits: 1)) µs" }
+        lines.append(line)
     }
     return lines.joined(separator: "\n")
 }

@@ -103,6 +103,11 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         return true
     }
 
+    /// Fails the task as cancelled by `shutdown(cancelPending: true)`.
+    func cancelByShutdown() {
+        complete(.failure(ForkPoolError(.cancelled, "task \(taskID) was cancelled by shutdown", taskID: taskID)))
+    }
+
     func waitForResult() -> Result<Value, ForkPoolError> {
         lock.withLock {
             while true {

@@ -19,8 +19,9 @@ public protocol WorkerPool<Input, Output>: AnyObject, Sendable {
     func submit(_ input: Input) throws(ForkPoolError) -> Future<Output>
 
     /// Runs the work on every input in parallel and returns the outputs in input order,
-    /// blocking until all are done. On the first failure (in input order) the tasks not yet
-    /// started are cancelled and that failure is thrown.
+    /// blocking until all are done; the pool chooses how many inputs to hand a worker at once.
+    /// On the first failure (in input order) the work not yet started is cancelled and that
+    /// failure is thrown.
     func map<Inputs: Sequence>(_ inputs: Inputs) throws(ForkPoolError) -> [Output] where Inputs.Element == Input
 
     /// Like `map(_:)`, handing inputs to workers `chunkSize` at a time (as Python's
@@ -39,22 +40,6 @@ extension WorkerPool {
     public func shutdown() {
         shutdown(cancelPending: false)
     }
-}
-
-/// Collects futures in order; on the first failure cancels the rest and throws it.
-func collectInOrder<Output>(_ futures: [Future<Output>]) throws(ForkPoolError) -> [Output] {
-    var outputs: [Output] = []
-    outputs.reserveCapacity(futures.count)
-    for (index, future) in futures.enumerated() {
-        switch future.waitForResult() {
-        case .success(let output):
-            outputs.append(output)
-        case .failure(let error):
-            for rest in futures[(index + 1)...] { rest.cancel() }
-            throw error
-        }
-    }
-    return outputs
 }
 
 /// The number of online processors: the default worker count.

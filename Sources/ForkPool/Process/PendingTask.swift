@@ -60,10 +60,18 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
     override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
 }
 
-/// Several inputs sent as one `taskBatch` frame (`map`): one Future for the chunk's outputs,
-/// in order. The chunk fails with its first failing item's error (what `map` throws).
+/// Several inputs sent as one `taskBatch` frame (`map`). The dispatcher only copies the reply's
+/// bytes into the chunk's future; the caller waiting in `map` decodes them with ``outputs(_:)``,
+/// so decoding runs on the callers' threads in parallel with the dispatcher's I/O. The chunk
+/// fails with its first failing item's error (what `map` throws).
 final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Sendable {
-    let future: Future<[Output]>
+    /// The reply: the `resultBatch` payload and the pid of the worker that sent it.
+    struct Reply: Sendable {
+        let payload: [UInt8]
+        let worker: pid_t
+    }
+
+    let future: Future<Reply>
     let count: Int
     let codec: PayloadCodec<Output>
 
@@ -79,11 +87,18 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
     override func start() -> Bool { future.markRunning() }
 
     override func finish(output: UnsafeRawBufferPointer, worker: pid_t) {
-        future.complete(outputs(from: output, worker: worker))
+        future.complete(.success(Reply(payload: Array(output), worker: worker)))
+    }
+
+    /// Waits for the reply and decodes it.
+    func outputs() -> Result<[Output], ForkPoolError> {
+        future.waitForResult().flatMap { reply in
+            reply.payload.withUnsafeBytes { outputs(from: $0, worker: reply.worker) }
+        }
     }
 
     /// Parses a `resultBatch` payload: per item a status byte, a u32 length and the bytes.
-    private func outputs(from payload: UnsafeRawBufferPointer, worker: pid_t) -> Result<[Output], ForkPoolError> {
+    func outputs(from payload: UnsafeRawBufferPointer, worker: pid_t) -> Result<[Output], ForkPoolError> {
         var outputs: [Output] = []
         outputs.reserveCapacity(count)
         var offset = 0

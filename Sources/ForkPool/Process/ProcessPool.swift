@@ -133,7 +133,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         var iterator = inputs.makeIterator()
         var outputs: [Output] = []
         outputs.reserveCapacity(inputs.underestimatedCount)
-        var inFlight = FIFOQueue<Future<[Output]>>()
+        var inFlight = FIFOQueue<ChunkTask<Output>>()
         let window = workerCount * 4
         var chunkSize = fixedChunkSize ?? 1
         var probesLeft = fixedChunkSize == nil ? workerCount : 0
@@ -142,7 +142,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         var exhausted = false
 
         func stop(_ error: ForkPoolError) -> ForkPoolError {
-            while let future = inFlight.popFirst() { future.cancel() }
+            while let chunk = inFlight.popFirst() { chunk.future.cancel() }
             return error
         }
 
@@ -156,10 +156,10 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
                 } catch {
                     throw stop(error)
                 }
-                if let chunk { inFlight.append(chunk.future) }
+                if let chunk { inFlight.append(chunk) }
             }
             guard let oldest = inFlight.popFirst() else { return outputs }
-            switch oldest.waitForResult() {
+            switch oldest.outputs() {
             case .success(let values):
                 outputs.append(contentsOf: values)
             case .failure(let error):
