@@ -3,9 +3,11 @@
 //   submit(input) ─ encode on the caller's thread ─▶ frame ─▶ Dispatcher queue
 //        ▲                                                        │
 //   Future<Output> ◀─ decode on the dispatcher thread ◀─ result frame ◀─ worker process
+//   map(inputs): chunk frames, at most workers × 4 in flight; replies decoded by the caller
 //
-// The work function is captured at creation; the workers are forked right away (by the
-// dispatcher thread) and inherit it, so nothing but inputs and outputs ever crosses a socket.
+// The work function is captured at creation. The dispatcher forks a single-threaded fork
+// server right away, which forks the workers; they inherit the function by memory, so
+// nothing but inputs and outputs ever crosses a socket.
 import Glibc
 
 /// A pool of pre-forked worker processes running one function over many inputs — the Swift
@@ -17,7 +19,8 @@ import Glibc
 /// pool.shutdown()
 /// ```
 ///
-/// Each worker is a `fork` of this process made when the pool is created. A worker that
+/// Each worker is forked by the pool's fork server, itself a `fork` of this process made when
+/// the pool is created (so workers see this process's memory as it was then). A worker that
 /// crashes, exits or is killed fails only the task it was running (with its pid and signal or
 /// exit status) and is replaced; the pool keeps serving. Inputs and outputs cross a private
 /// socketpair as compact binary frames: any `Codable & Sendable` type works.
