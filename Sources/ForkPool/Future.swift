@@ -6,6 +6,9 @@
 // when cancelled. `cancel()` wins while the task is queued; on a ProcessPool it also wins
 // while the task runs, by killing the worker that runs it.
 
+import CForkShim
+import Synchronization
+
 /// The eventual result of one task submitted to a ``WorkerPool``.
 public final class Future<Value: Sendable>: @unchecked Sendable {
     private enum State {
@@ -22,6 +25,11 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Set by pools that can stop a running task (ProcessPool kills its worker); called once,
     /// outside the lock, when `cancel()` wins against a running task.
     private let stopRunning: (@Sendable () -> Void)?
+    /// Mirrors `state == .done` for the lock-free spin in `waitForResult`.
+    private let isCompleted = Atomic<Bool>(false)
+    /// About 20–40 µs of `pause` on current x86: longer than a wake-up costs, far shorter than
+    /// any task worth a pool. Measured by `make bench` (round trip p50 with and without).
+    static var spinIterations: Int { 2000 }
 
     init(taskID: UInt64, stopRunning: (@Sendable () -> Void)? = nil) {
         self.taskID = taskID
@@ -109,7 +117,14 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     func waitForResult() -> Result<Value, ForkPoolError> {
-        lock.withLock {
+        // A short bounded spin first: a reply that lands within microseconds is picked up
+        // without the cost of sleeping on the condition variable and being woken.
+        var spins = 0
+        while spins < Self.spinIterations && !isCompleted.load(ordering: .acquiring) {
+            forkpool_cpu_relax()
+            spins += 1
+        }
+        return lock.withLock {
             while true {
                 if case .done(let result) = state { return result }
                 lock.wait()
@@ -139,6 +154,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             return false
         case .queued, .running:
             state = .done(result)
+            isCompleted.store(true, ordering: .releasing)
             let waiting = waiters
             waiters = []
             lock.broadcast()

@@ -105,6 +105,16 @@ __attribute__((noreturn)) void forkpool_exit(int status);
 /// Why C: `pthread_setname_np` is a GNU extension behind _GNU_SOURCE.
 void forkpool_set_thread_name(pthread_t thread, const char *name);
 
+/// Tells the CPU the caller is spin-waiting (x86 `pause`), easing the sibling hyperthread.
+/// Why C: the intrinsic has no Swift spelling.
+static inline void forkpool_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /// Flushes every stdio stream. Why C: `fflush(stdout)` touches a global Swift 6 rejects.
 void forkpool_flush_stdio(void);
 
