@@ -27,12 +27,15 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     private let stopRunning: (@Sendable () -> Void)?
     /// Mirrors `state == .done` for the lock-free spin in `waitForResult`.
     private let isCompleted = Atomic<Bool>(false)
-    /// About 20–40 µs of `pause` on current x86: longer than a wake-up costs, far shorter than
-    /// any task worth a pool. Measured by `make bench` (round trip p50 with and without).
-    static var spinIterations: Int { 2000 }
+    /// At most about 20–40 µs of `pause` on current x86: longer than a wake-up costs, far
+    /// shorter than any task worth a pool. Measured by `make bench` (round trip p50).
+    static var maximumSpins: Int { 2000 }
+    /// Whether `get()` spins briefly before sleeping (single tasks yes, `map` chunks no).
+    private let spinsWhileWaiting: Bool
 
-    init(taskID: UInt64, stopRunning: (@Sendable () -> Void)? = nil) {
+    init(taskID: UInt64, spinsWhileWaiting: Bool = true, stopRunning: (@Sendable () -> Void)? = nil) {
         self.taskID = taskID
+        self.spinsWhileWaiting = spinsWhileWaiting
         self.stopRunning = stopRunning
     }
 
@@ -117,19 +120,26 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     func waitForResult() -> Result<Value, ForkPoolError> {
-        // A short bounded spin first: a reply that lands within microseconds is picked up
-        // without the cost of sleeping on the condition variable and being woken.
+        // A short bounded spin first, for a lone task whose reply lands within microseconds:
+        // it is picked up without sleeping on the condition variable and being woken, which
+        // on these machines costs more than the socket round trip itself. `map`'s chunk
+        // futures do not spin: their replies take milliseconds, and a spinning caller would
+        // take a core from the workers.
         var spins = 0
-        while spins < Self.spinIterations && !isCompleted.load(ordering: .acquiring) {
+        while spinsWhileWaiting && spins < Self.maximumSpins && !isCompleted.load(ordering: .acquiring) {
             forkpool_cpu_relax()
             spins += 1
         }
         return lock.withLock {
-            while true {
-                if case .done(let result) = state { return result }
-                lock.wait()
-            }
+            while !isCompleted.load(ordering: .relaxed) { lock.wait() }
+            return doneResult()
         }
+    }
+
+    /// The result of a completed future; the caller holds the lock.
+    private func doneResult() -> Result<Value, ForkPoolError> {
+        guard case .done(let result) = state else { preconditionFailure("future \(taskID) is not done") }
+        return result
     }
 
     /// Moves queued → running; false if the task was cancelled (or finished) meanwhile.

@@ -76,7 +76,7 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
     let codec: PayloadCodec<Output>
 
     init(id: UInt64, frame: [UInt8], count: Int, codec: PayloadCodec<Output>) {
-        self.future = Future(taskID: id)
+        self.future = Future(taskID: id, spinsWhileWaiting: false)
         self.count = count
         self.codec = codec
         super.init(id: id, frame: frame)

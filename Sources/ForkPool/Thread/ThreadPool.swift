@@ -137,7 +137,7 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
                 guard accepting else { throw ForkPoolError(.poolShutDown, "the pool has been shut down") }
                 var futures: [Future<[Output]>] = []
                 for start in stride(from: 0, to: inputs.count, by: chunkSize) {
-                    let future = Future<[Output]>(taskID: nextTaskID)
+                    let future = Future<[Output]>(taskID: nextTaskID, spinsWhileWaiting: false)
                     nextTaskID += 1
                     futures.append(future)
                     queue.append(.chunk(inputs[start..<min(start + chunkSize, inputs.count)], future))
