@@ -59,7 +59,7 @@ final class Dispatcher: @unchecked Sendable {
 
     // Dispatcher thread only.
     private var workers: [WorkerProcess] = []
-    private var forkServer: (pid: pid_t, control: CInt)?
+    private var forkServer: (pid: pid_t, control: CInt, pidfd: CInt)?
     private var spawnsInFlight = 0
     private var consecutiveStartFailures = 0
     private var nextSpawnTime: UInt64 = 0
@@ -518,7 +518,17 @@ final class Dispatcher: @unchecked Sendable {
         }
         PoolDescriptors.close(childEnd)
         _ = forkpool_set_nonblocking(parentEnd)
-        forkServer = (pid, parentEnd)
+        let pidfd: CInt
+        do {
+            pidfd = try PoolDescriptors.register({ forkpool_pidfd_open(pid) }, name: "pidfd_open")
+        } catch {
+            PoolDescriptors.close(parentEnd)
+            _ = kill(pid, SIGKILL)
+            var status: CInt = 0
+            _ = forkpool_waitpid(pid, &status, 0)
+            throw error
+        }
+        forkServer = (pid, parentEnd, pidfd)
         lock.withLock { publishedForkServerPID = pid }
     }
 
@@ -669,7 +679,7 @@ final class Dispatcher: @unchecked Sendable {
         guard let server = forkServer else { return }
         PoolDescriptors.close(server.control)
         forkServer = nil
-        let status = reap(server.pid)
+        let status = reap(server)
         for index in workers.indices.reversed() {
             var worker = workers.remove(at: index)
             worker.closeSocket()
@@ -695,15 +705,15 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    /// Waits for `pid` (a direct child) to exit, killing it after 2 s; returns its wait status.
-    private func reap(_ pid: pid_t) -> CInt {
+    /// Waits for the fork server to exit — its pidfd turns readable the moment it does — and
+    /// kills it after 2 s; closes the pidfd and returns the wait status.
+    private func reap(_ server: (pid: pid_t, control: CInt, pidfd: CInt)) -> CInt {
+        var exited = pollfd(fd: server.pidfd, events: Int16(POLLIN), revents: 0)
+        while poll(&exited, 1, 2_000) < 0 && errno == EINTR {}
+        if exited.revents == 0 { _ = forkpool_pidfd_send_signal(server.pidfd, SIGKILL) }
         var status: CInt = 0
-        for _ in 0..<200 {
-            if forkpool_waitpid(pid, &status, 1) != 0 { return status }
-            usleep(10_000)
-        }
-        _ = kill(pid, SIGKILL)
-        _ = forkpool_waitpid(pid, &status, 0)
+        _ = forkpool_waitpid(server.pid, &status, 0)
+        PoolDescriptors.close(server.pidfd)
         return status
     }
 
@@ -747,7 +757,7 @@ final class Dispatcher: @unchecked Sendable {
         guard let server = forkServer else { return }
         PoolDescriptors.close(server.control)
         forkServer = nil
-        _ = reap(server.pid)
+        _ = reap(server)
         lock.withLock { publishedForkServerPID = nil }
     }
 }
