@@ -205,12 +205,7 @@ struct Benchmark {
 
 /// Files still in `directory` (every io task removes its own).
 func leftoverFiles(in directory: String) -> Int {
-    var count = 0
-    if let handle = opendir(directory) {
-        while readdir(handle) != nil { count += 1 }
-        closedir(handle)
-    }
-    return max(0, count - 2)
+    directoryEntries(directory).count
 }
 
 /// Nanoseconds on the monotonic clock.

@@ -28,11 +28,9 @@ enum Strategy: String, CaseIterable, Codable, Sendable {
     }
 }
 
-/// Wall-clock seconds on the monotonic clock.
+/// Seconds on the monotonic clock.
 func now() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    Double(monotonicNanoseconds()) / 1e9
 }
 
 /// Times one run of `work` over `inputs`; prints the article's line when `announce` is set.

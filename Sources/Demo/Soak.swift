@@ -4,6 +4,7 @@
 import ArgumentParser
 import ForkPool
 import Glibc
+import Workloads
 
 struct Soak: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -98,11 +99,7 @@ struct Snapshot: CustomStringConvertible {
             fclose(statm)
             residentBytes = resident * sysconf(Int32(_SC_PAGESIZE))
         }
-        if let directory = opendir("/proc/self/fd") {
-            while readdir(directory) != nil { descriptors += 1 }
-            closedir(directory)
-            descriptors -= 3  // ".", ".." and the directory itself
-        }
+        descriptors = directoryEntries("/proc/self/fd").count - 1  // less the one listing them
     }
 
     var description: String { "resident \(residentBytes >> 20) MiB, \(descriptors) open descriptors" }

@@ -90,14 +90,20 @@ public func makeScratchDirectory() throws -> String {
 
 /// Removes a scratch directory and any file left in it.
 public func removeScratchDirectory(_ directory: String) {
-    if let handle = opendir(directory) {
-        while let entry = readdir(handle) {
-            let name = direntName(entry)
-            if name != "." && name != ".." { unlink("\(directory)/\(name)") }
-        }
-        closedir(handle)
-    }
+    for name in directoryEntries(directory) { unlink("\(directory)/\(name)") }
     rmdir(directory)
+}
+
+/// The names in a directory, without "." and ".." (empty if it cannot be read).
+public func directoryEntries(_ directory: String) -> [String] {
+    guard let handle = opendir(directory) else { return [] }
+    defer { closedir(handle) }
+    var names: [String] = []
+    while let entry = readdir(handle) {
+        let name = direntName(entry)
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
 }
 
 /// The name in a directory entry. Read through a pointer up to its NUL: the kernel's record can

@@ -54,13 +54,5 @@ import Testing
 }
 
 func entries(of directory: String) -> [String] {
-    var names: [String] = []
-    if let handle = opendir(directory) {
-        while let entry = readdir(handle) {
-            let name = direntName(entry)
-            if name != "." && name != ".." { names.append(name) }
-        }
-        closedir(handle)
-    }
-    return names
+    directoryEntries(directory)
 }
