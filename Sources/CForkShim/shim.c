@@ -80,6 +80,13 @@ ssize_t forkpool_send(int fd, const void *bytes, size_t count, int nonblocking) 
     return send(fd, bytes, count, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0));
 }
 
+ssize_t forkpool_send_two(int fd, const void *head, size_t head_count, const void *tail, size_t tail_count,
+                          int nonblocking) {
+    struct iovec parts[2] = {{(void *)head, head_count}, {(void *)tail, tail_count}};
+    struct msghdr message = {.msg_iov = parts, .msg_iovlen = tail_count > 0 ? 2 : 1};
+    return sendmsg(fd, &message, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0));
+}
+
 pid_t forkpool_waitpid(pid_t pid, int *status, int nohang) {
     pid_t result;
     do {

@@ -13,7 +13,7 @@ extension Strategy: ExpressibleByArgument {}
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "ForkPool's demo: the concurrent.futures article's workloads on process and thread pools.",
-        subcommands: [Article.self, Bench.self, Soak.self],
+        subcommands: [Article.self, Bench.self, Soak.self, Profile.self],
         defaultSubcommand: Article.self
     )
 }

@@ -105,6 +105,25 @@ extension ForkPoolTests {
             #expect(try pool.map([4, 5], chunkSize: 2) == [40, 50])
         }
 
+        @Test func retryResendsALargeByteArrayWhole() throws {
+            // A large [UInt8] input is sent from the caller's array (not copied into the frame):
+            // a retry must send the same bytes again.
+            var configuration = quiet
+            configuration.crashPolicy = .retry(times: 1)
+            let marker = "/tmp/forkpool-retry-bytes-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            defer { unlink(marker) }
+            let pool = try ProcessPool(workers: 1, configuration: configuration) { (bytes: [UInt8]) -> Int in
+                if access(marker, F_OK) != 0 {  // the first attempt dies
+                    close(open(marker, O_CREAT | O_WRONLY, 0o600))
+                    raise(SIGKILL)
+                }
+                return bytes.reduce(0) { $0 &+ Int($1) }
+            }
+            defer { pool.shutdown() }
+            let bytes = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            #expect(try pool.submit(bytes).get() == bytes.reduce(0) { $0 &+ Int($1) })
+        }
+
         @Test func retryPolicyGivesUpAfterItsLimit() throws {
             var configuration = quiet
             configuration.crashPolicy = .retry(times: 2)
@@ -385,7 +404,7 @@ final class RawWorker {
         let pid = closing.withUnsafeBufferPointer { forkpool_fork_worker($0.baseAddress, 1, 0) }
         if pid == 0 {
             let codec = PayloadCodec<Int>()
-            WorkerLoop.run(socket: fds[1], maximumFrameBytes: 1 << 20, initializer: nil) { _, payload, reply in
+            WorkerLoop.run(socket: fds[1], maximumFrameBytes: 1 << 20, initializer: nil) { _, payload, reply, _ in
                 guard let n = try? codec.decode(from: payload) else {
                     WorkerLoop.appendFailure(.inputDecodingFailed, "bad input", to: &reply)
                     return .failure

@@ -442,6 +442,23 @@ extension ForkPoolTests.PayloadCodecTests {
         #expect(try encode("") == [1])
     }
 
+    @Test func aLargeByteArraysPrefixPlusItsBytesIsExactlyItsEncoding() throws {
+        let codec = PayloadCodec<[UInt8]>()
+        for count in [PayloadCodec<[UInt8]>.borrowedBytesThreshold, 1 << 21, (5 << 20) + 3] {
+            let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+            var prefix: [UInt8] = [9, 9]
+            let borrowed = codec.encodePrefix(ofLargeBytes: bytes, into: &prefix)
+            #expect(borrowed == bytes)
+            #expect(try prefix + bytes == encode(bytes, after: [9, 9]))
+            // ≥ 4 MiB decodes through the huge-page copy: same bytes.
+            #expect(try decode([UInt8].self, from: encode(bytes)) == bytes)
+        }
+        var untouched: [UInt8] = [1]
+        #expect(codec.encodePrefix(ofLargeBytes: [UInt8](repeating: 0, count: 100), into: &untouched) == nil)
+        #expect(PayloadCodec<[Int8]>().encodePrefix(ofLargeBytes: [Int8](repeating: 0, count: 1 << 20), into: &untouched) == nil)
+        #expect(untouched == [1])
+    }
+
     @Test func arraysAndOptionalsRoundTrip() throws {
         #expect(try roundTrip([UInt8]()) == [])
         #expect(try roundTrip([UInt8](repeating: 0xAB, count: 16)) == [UInt8](repeating: 0xAB, count: 16))

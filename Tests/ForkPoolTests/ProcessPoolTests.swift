@@ -211,6 +211,38 @@ extension ForkPoolTests {
             #expect(pool.workerProcessIDs == [pid])
         }
 
+        @Test func largeByteArraysCrossIntactBothWaysWithoutACopyIntoTheFrame() throws {
+            // 5 MiB each way takes the borrowed-bytes path (writev of header + the array itself)
+            // and the huge-page decode; the worker reverses, so a misplaced byte would show.
+            let pool = try ProcessPool(workers: 1) { (bytes: [UInt8]) -> [UInt8] in bytes.reversed() }
+            defer { pool.shutdown() }
+            let input = (0..<(5 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 9) }
+            #expect(try pool.submit(input).get() == input.reversed())
+            // Just under and just over the borrowing threshold, and a small one between them.
+            for count in [65_535, 65_536, 3, 200_001] {
+                let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 * 7) }
+                #expect(try pool.submit(bytes).get() == bytes.reversed())
+            }
+        }
+
+        @Test func largeByteArraysObeyTheFrameLimitBothWays() throws {
+            let limit = 256 << 10
+            let pool = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: limit)) { (count: Int) -> [UInt8] in
+                [UInt8](repeating: 9, count: count)
+            }
+            defer { pool.shutdown() }
+            let pid = pool.workerProcessIDs[0]
+            #expect(expectForkPoolError { _ = try pool.submit(limit + 1).get() }?.code == .frameTooLarge)
+            #expect(try pool.submit(limit - 16).get().count == limit - 16)
+            #expect(pool.workerProcessIDs == [pid])
+
+            let echo = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: limit)) { (bytes: [UInt8]) in bytes.count }
+            defer { echo.shutdown() }
+            let error = expectForkPoolError { _ = try echo.submit([UInt8](repeating: 1, count: limit)) }
+            #expect(error?.code == .frameTooLarge)
+            #expect(try echo.submit([UInt8](repeating: 1, count: limit - 16)).get() == limit - 16)
+        }
+
         @Test func workerFrameDeclaringOverLimitLengthIsRejectedAndWorkerReplaced() throws {
             var header = [UInt8](repeating: 0, count: FrameHeader.size)
             // version 1, kind result, length 1 GiB, task id 1.

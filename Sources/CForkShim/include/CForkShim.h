@@ -47,6 +47,10 @@ int forkpool_set_nonblocking(int fd);
 /// instead of a SIGPIPE that would kill the whole process. Returns bytes sent or -1.
 /// Why C: one place that can never forget MSG_NOSIGNAL; the flag's import type varies.
 ssize_t forkpool_send(int fd, const void *bytes, size_t count, int nonblocking);
+/// Like forkpool_send, but gathers two buffers into one sendmsg (writev): a frame's header
+/// and a large payload sent from where it lies, with no copy in user space.
+ssize_t forkpool_send_two(int fd, const void *head, size_t head_count, const void *tail, size_t tail_count,
+                          int nonblocking);
 
 /// `waitpid` retried on EINTR. Returns the pid, 0 (WNOHANG and still running) or -1.
 /// Why C: keeps the EINTR loop next to the status macros below.

@@ -5,17 +5,21 @@ import Glibc
 
 class PendingTask: @unchecked Sendable {
     let id: UInt64
-    /// The whole frame, header + encoded input; released once sent.
+    /// The frame, header + encoded input; released once sent.
     var frame: [UInt8]
+    /// A large `[UInt8]` input's own bytes, sent after `frame` (the header counts them) with
+    /// no copy; empty for every other input.
+    var tail: [UInt8]
 
     /// The caller's deadline (monotonic ns) from `submit(_:timeout:)`, if any.
     var deadline: UInt64?
     /// How many times the task was re-run after its worker died (``CrashPolicy/retry(times:)``).
     var retries = 0
 
-    init(id: UInt64, frame: [UInt8]) {
+    init(id: UInt64, frame: [UInt8], tail: [UInt8] = []) {
         self.id = id
         self.frame = frame
+        self.tail = tail
     }
 
     /// Fails the task only if it has not started; true if it did.
@@ -37,10 +41,11 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
     let future: Future<Output>
     let codec: PayloadCodec<Output>
 
-    init(id: UInt64, frame: [UInt8], codec: PayloadCodec<Output>, stopRunning: (@Sendable () -> Void)? = nil) {
+    init(id: UInt64, frame: [UInt8], tail: [UInt8] = [], codec: PayloadCodec<Output>,
+         stopRunning: (@Sendable () -> Void)? = nil) {
         self.future = Future(taskID: id, stopRunning: stopRunning)
         self.codec = codec
-        super.init(id: id, frame: frame)
+        super.init(id: id, frame: frame, tail: tail)
     }
 
     override func start() -> Bool { future.markRunning() }

@@ -52,11 +52,12 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         self.configuration = configuration
         let inputCodec = PayloadCodec<Input>()
         let outputCodec = PayloadCodec<Output>()
-        let handler: TaskHandler = { kind, payload, reply in
+        let handler: TaskHandler = { kind, payload, reply, replyTail in
             if kind == .taskBatch {
                 return Self.runBatch(payload, into: &reply, work: work, inputCodec: inputCodec, outputCodec: outputCodec)
             }
-            switch Self.runOne(payload, into: &reply, work: work, inputCodec: inputCodec, outputCodec: outputCodec) {
+            switch Self.runOne(payload, into: &reply, tail: &replyTail, work: work, inputCodec: inputCodec,
+                               outputCodec: outputCodec) {
             case .success:
                 return .result
             case .failure(let failure):
@@ -238,19 +239,23 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// Encodes `input` into a complete task frame with a fresh id.
     private func makeTask(_ input: Input) throws(ForkPoolError) -> TypedPendingTask<Output> {
         var frame = FrameHeader.emptyFrame()
-        do {
-            try inputCodec.encode(input, into: &frame)
-        } catch {
-            throw ForkPoolError(.encodingFailed, "could not encode the input: \(error)")
+        // A large [UInt8] stays where it is and goes out after the frame (writev): no copy.
+        let tail = inputCodec.encodePrefix(ofLargeBytes: input, into: &frame) ?? []
+        if tail.isEmpty {
+            do {
+                try inputCodec.encode(input, into: &frame)
+            } catch {
+                throw ForkPoolError(.encodingFailed, "could not encode the input: \(error)")
+            }
         }
-        let length = frame.count - FrameHeader.size
+        let length = frame.count - FrameHeader.size + tail.count
         guard length <= configuration.maximumFrameBytes else {
             throw ForkPoolError(.frameTooLarge,
                                 "the input encodes to \(length) bytes; the frame limit is \(configuration.maximumFrameBytes)")
         }
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .task, length: length, taskID: id).write(into: &frame)
-        return TypedPendingTask(id: id, frame: frame, codec: outputCodec,
+        return TypedPendingTask(id: id, frame: frame, tail: tail, codec: outputCodec,
                                 stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) })
     }
 
@@ -260,10 +265,11 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         let message: String
     }
 
-    /// Worker side: decode, run, encode one input, appending the encoded output to `reply`.
-    /// On failure nothing is appended and the reason comes back instead.
+    /// Worker side: decode, run, encode one input, appending the encoded output to `reply`
+    /// (a large `[UInt8]` output: only its prefix, its bytes going to `tail` when there is
+    /// one). On failure nothing is appended and the reason comes back instead.
     private static func runOne(_ payload: UnsafeRawBufferPointer, into reply: inout [UInt8],
-                               work: (Input) throws -> Output,
+                               tail: UnsafeMutablePointer<[UInt8]>? = nil, work: (Input) throws -> Output,
                                inputCodec: PayloadCodec<Input>, outputCodec: PayloadCodec<Output>) -> Result<Void, ItemFailure> {
         let input: Input
         do {
@@ -276,6 +282,10 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
             output = try work(input)
         } catch {
             return .failure(ItemFailure(reason: .workThrew, message: "\(error)"))
+        }
+        if let tail, let bytes = outputCodec.encodePrefix(ofLargeBytes: output, into: &reply) {
+            tail.pointee = bytes
+            return .success(())
         }
         let mark = reply.count
         do {

@@ -12,8 +12,9 @@ import CForkShim
 import Glibc
 
 /// Turns one task payload into a reply: appends the result (or a failure) payload after the
-/// header space already in `reply`, and says which kind of frame it is.
-typealias TaskHandler = @Sendable (FrameKind, UnsafeRawBufferPointer, inout [UInt8]) -> FrameKind
+/// header space already in `reply`, and says which kind of frame it is. A large `[UInt8]`
+/// output may instead leave its bytes in the last argument, sent after `reply` with no copy.
+typealias TaskHandler = @Sendable (FrameKind, UnsafeRawBufferPointer, inout [UInt8], inout [UInt8]) -> FrameKind
 
 enum WorkerLoop {
     /// Exit status of a worker that received a frame it cannot parse.
@@ -29,6 +30,7 @@ enum WorkerLoop {
         socketInThisWorker = fd
         var reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
         var reply = FrameHeader.emptyFrame()
+        var replyTail: [UInt8] = []
         // The handshake: the parent hands this worker no task before `ready`.
         var greeting = FrameHeader.emptyFrame()
         var startStatus: Int32?
@@ -50,16 +52,17 @@ enum WorkerLoop {
                     guard header.kind == .task || header.kind == .taskBatch else { return (header, false) }
                     reply.removeAll(keepingCapacity: true)
                     reply.append(contentsOf: repeatElement(0, count: FrameHeader.size))
-                    var kind = handler(header.kind, payload, &reply)
-                    let resultBytes = reply.count - FrameHeader.size
+                    var kind = handler(header.kind, payload, &reply, &replyTail)
+                    let resultBytes = reply.count - FrameHeader.size + replyTail.count
                     if resultBytes > maximumFrameBytes {
                         reply.removeSubrange(FrameHeader.size...)
+                        replyTail = []
                         appendFailure(.outputTooLarge,
                                       "result of \(resultBytes) bytes exceeds the frame limit of \(maximumFrameBytes) bytes",
                                       to: &reply)
                         kind = .failure
                     }
-                    FrameHeader(kind: kind, length: reply.count - FrameHeader.size, taskID: header.taskID)
+                    FrameHeader(kind: kind, length: reply.count - FrameHeader.size + replyTail.count, taskID: header.taskID)
                         .write(into: &reply)
                     return (header, true)
                 }
@@ -78,10 +81,11 @@ enum WorkerLoop {
             // Output the work printed must reach the terminal before the result does.
             forkpool_flush_stdio()
             do {
-                try sendAll(fd, reply)
+                try sendAll(fd, reply, tail: replyTail)
             } catch {
                 leave(0)
             }
+            replyTail = []
         }
     }
 

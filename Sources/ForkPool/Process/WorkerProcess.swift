@@ -11,8 +11,10 @@ struct WorkerProcess {
     var socket: CInt
     let pidfd: CInt
     var reader: FrameReader
-    /// The frame being sent and how much of it is out.
+    /// The frame being sent (its head, and a large input's bytes sent after it with no copy)
+    /// and how much of the two is out.
     var outgoing: [UInt8] = []
+    var outgoingTail: [UInt8] = []
     var outgoingOffset = 0
     /// True once the worker's initializer ran and it said `ready`.
     var isReady = false
@@ -43,13 +45,14 @@ struct WorkerProcess {
     var isIdle: Bool { isReady && task == nil && socket >= 0 && fault == nil && !retiring }
     /// Counts towards the pool's strength: not leaving, not given up on.
     var isServing: Bool { socket >= 0 && fault == nil && !retiring }
-    var hasOutgoing: Bool { outgoingOffset < outgoing.count }
+    var hasOutgoing: Bool { outgoingOffset < outgoing.count + outgoingTail.count }
 
     /// Starts sending `task` to this worker.
     mutating func assign(_ task: PendingTask, deadline: UInt64?) {
         self.task = task
         taskDeadline = deadline
         outgoing = task.frame
+        outgoingTail = task.tail
         outgoingOffset = 0
     }
 
@@ -58,9 +61,7 @@ struct WorkerProcess {
     /// Throws when the socket is dead.
     mutating func flush(keepSent: Bool) throws(ForkPoolError) {
         while hasOutgoing {
-            let sent = outgoing.withUnsafeBytes { raw in
-                forkpool_send(socket, raw.baseAddress! + outgoingOffset, raw.count - outgoingOffset, 1)
-            }
+            let sent = sendSome(socket, head: outgoing, tail: outgoingTail, from: outgoingOffset, nonblocking: true)
             if sent >= 0 {
                 outgoingOffset += sent
             } else if errno == EAGAIN || errno == EWOULDBLOCK {
@@ -70,8 +71,12 @@ struct WorkerProcess {
             }
         }
         outgoing = []
+        outgoingTail = []
         outgoingOffset = 0
-        if !keepSent { task?.frame = [] }  // the worker has it: no second copy of a large input
+        if !keepSent {  // the worker has it: no second copy of a large input
+            task?.frame = []
+            task?.tail = []
+        }
     }
 
     /// Asks an idle worker to exit (`shutdown` frame) and closes the socket.

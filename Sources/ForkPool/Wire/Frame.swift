@@ -222,22 +222,33 @@ struct FrameReader {
     }
 }
 
-/// Sends `bytes` completely on a blocking socket, retrying EINTR and short writes.
-/// Throws on any other error (EPIPE when the peer is gone; never SIGPIPE).
-func sendAll(_ fd: CInt, _ bytes: [UInt8]) throws(ForkPoolError) {
-    let failure: Int32 = bytes.withUnsafeBytes { raw in
-        var offset = 0
-        while offset < raw.count {
-            let sent = forkpool_send(fd, raw.baseAddress! + offset, raw.count - offset, 0)
-            if sent >= 0 {
-                offset += sent
-            } else if errno != EINTR {
-                return errno
-            }
+/// Sends `head` then `tail` (a frame and, for a large `[UInt8]` payload, the array's own
+/// bytes) completely on a blocking socket, retrying EINTR and short writes. Throws on any
+/// other error (EPIPE when the peer is gone; never SIGPIPE).
+func sendAll(_ fd: CInt, _ head: [UInt8], tail: [UInt8] = []) throws(ForkPoolError) {
+    var offset = 0
+    while offset < head.count + tail.count {
+        let sent = sendSome(fd, head: head, tail: tail, from: offset, nonblocking: false)
+        if sent >= 0 {
+            offset += sent
+        } else if errno != EINTR {
+            throw ForkPoolError(.systemCallFailed, "send failed", errno: errno)
         }
-        return 0
     }
-    if failure != 0 {
-        throw ForkPoolError(.systemCallFailed, "send failed", errno: failure)
+}
+
+/// One `send` of what is left of `head` + `tail` from `offset`: a gathering `sendmsg` while
+/// part of the head is unsent, so a header and a large payload leave in one call with no copy.
+/// Returns the bytes sent or -1 with errno.
+func sendSome(_ fd: CInt, head: [UInt8], tail: [UInt8], from offset: Int, nonblocking: Bool) -> Int {
+    let flag: CInt = nonblocking ? 1 : 0
+    return head.withUnsafeBytes { headBytes in
+        tail.withUnsafeBytes { tailBytes in
+            if offset < headBytes.count {
+                return forkpool_send_two(fd, headBytes.baseAddress! + offset, headBytes.count - offset,
+                                         tailBytes.baseAddress, tailBytes.count, flag)
+            }
+            return forkpool_send(fd, tailBytes.baseAddress! + (offset - headBytes.count), tailBytes.count - (offset - headBytes.count), flag)
+        }
     }
 }

@@ -1,0 +1,55 @@
+// `Demo profile`: one hot loop of the library, alone, for a profiler — `perf record` or
+// `valgrind --tool=callgrind` (`make profile CASE=…` runs the latter). Each case is a
+// benchmark's inner loop without the timing around it.
+import ArgumentParser
+import ForkPool
+
+enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
+    /// `submit` + `get` of a trivial task, one at a time (the latency figure).
+    case roundTrip = "round-trip"
+    /// A 64 MiB `[UInt8]` sent to a worker and back (the bulk figure).
+    case bulk
+    /// `map` with automatic chunking over trivial Int tasks (the throughput figure).
+    case mapAuto = "map-auto"
+    /// `ThreadPool.map` over trivial Int tasks.
+    case threadMap = "thread-map"
+}
+
+struct Profile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one of the library's hot loops alone, for perf or callgrind.")
+
+    @Argument(help: "What to run: \(ProfileCase.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var hotLoop: ProfileCase
+
+    @Option(help: "Round trips, bulk transfers, or map inputs.")
+    var iterations: Int?
+
+    func run() throws {
+        switch hotLoop {
+        case .roundTrip:
+            let pool = try ProcessPool(workers: 1) { (n: Int) in n }
+            defer { pool.shutdown() }
+            for n in 0..<(iterations ?? 20_000) where try pool.submit(n).get() != n {
+                throw BenchmarkError(description: "round trip returned a different value")
+            }
+        case .bulk:
+            let pool = try ProcessPool(workers: 1) { (payload: [UInt8]) in payload }
+            defer { pool.shutdown() }
+            let payload = [UInt8](repeating: 0xA5, count: 64 << 20)
+            for _ in 0..<(iterations ?? 10) where try pool.submit(payload).get().count != payload.count {
+                throw BenchmarkError(description: "bulk round trip returned a different size")
+            }
+        case .mapAuto:
+            let inputs = Array(0..<(iterations ?? 1_000_000))
+            let pool = try ProcessPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }
+            defer { pool.shutdown() }
+            guard try pool.map(inputs) == inputs else { throw BenchmarkError(description: "map returned wrong results") }
+        case .threadMap:
+            let inputs = Array(0..<(iterations ?? 1_000_000))
+            let pool = ThreadPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }
+            defer { pool.shutdown() }
+            guard try pool.map(inputs) == inputs else { throw BenchmarkError(description: "map returned wrong results") }
+        }
+    }
+}
