@@ -129,6 +129,16 @@ struct Bench: ParsableCommand {
         var latency = noOverhead ? [] : try benchmark.roundTripAndStart(samples: quick ? 500 : 5000)
         let bulk = noOverhead || !strategies.contains(.processes) ? nil : try benchmark.bulkRoundTrip(bytes: 64 << 20)
         if let bulk { latency.append(bulk) }
+        var extras: [Row] = []
+        if !noOverhead {
+            if strategies.contains(.threads) {
+                extras += try benchmark.threadMapAgainstConcurrentPerform(tasks: sizes.throughputTasks, workers: overheadWorkers)
+            }
+            if strategies.contains(.processes) {
+                extras += try benchmark.slowTasks(count: quick ? 40 : 100, microseconds: 2000, workers: overheadWorkers)
+                extras.append(try benchmark.workerPrivateMemory())
+            }
+        }
         let kernel = limits.flatMap(KernelBaseline.load)
         if limits != nil && kernel == nil { print("note: could not read \(limits!)") }
 
@@ -146,21 +156,23 @@ struct Bench: ParsableCommand {
                 machine.python = report.python
                 notes += report.notes
                 let pythonRows = report.rows.map(Row.init(python:))
-                attachPythonPeers(&rows, python: pythonRows.filter { $0.workload != "overhead" })
-                rows += pythonRows.filter { $0.workload != "overhead" }
-                overhead += pythonRows.filter { $0.workload == "overhead" }
+                let measuresOverhead: (Row) -> Bool = { ["overhead", "worker-memory"].contains($0.workload) }
+                attachPythonPeers(&rows, python: pythonRows.filter { !measuresOverhead($0) })
+                rows += pythonRows.filter { !measuresOverhead($0) }
+                overhead += pythonRows.filter(measuresOverhead)
                 notes.append("Python cpu and transform peers ran once per configuration (CPython takes seconds per run)"
                              + (quick ? ", cpu at \(workers.max() ?? 4) workers only (--quick)" : ""))
             }
         }
         notes.append("cpu-large has no Python peer: in CPython the repeated list takes minutes per run")
 
-        let results = Results(machine: machine, repetitions: repetitions, rows: rows, overhead: overhead + latency,
-                              kernel: kernel, notes: notes)
+        let figures = collectFigures(kernel: kernel, overhead: overhead, latency: latency + extras)
+        let results = Results(machine: machine, repetitions: repetitions, rows: rows, overhead: overhead + latency + extras,
+                              kernel: kernel, figures: figures, notes: notes)
         print(renderTable(results))
         if !overhead.isEmpty { print("\n" + renderOverhead(overhead)) }
         if !latency.isEmpty { print("\n" + renderLatency(latency.filter { $0.workload != "bulk" })) }
-        if let kernel, !latency.isEmpty { print("\n" + renderAgainstKernel(kernel, latency: latency, bulk: bulk)) }
+        if !figures.isEmpty { print("\n" + renderFigures(figures)) }
         print("")
         for note in notes { print("note: \(note)") }
         if let json {

@@ -37,6 +37,8 @@ struct Results: Codable {
     var overhead: [Row]
     /// bench/limits' figures from the same run, when it ran.
     var kernel: KernelBaseline?
+    /// Every overhead figure beside its baseline from this run, with the ratio.
+    var figures: [Figure]
     var notes: [String]
 }
 

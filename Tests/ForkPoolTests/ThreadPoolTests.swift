@@ -1,5 +1,6 @@
 // ThreadPool: the same promises as ProcessPool, minus isolation.
 import Glibc
+import Synchronization
 import Testing
 @testable import ForkPool
 
@@ -31,6 +32,25 @@ extension ForkPoolTests {
             #expect(error?.description.contains("two is not allowed") == true)
             #expect((error?.underlyingError as? TestFailure)?.description == "two is not allowed")
             #expect(try pool.map([1, 3]) == [1, 3])
+        }
+
+        @Test func aFailedMapDestroysEveryOutputAlreadyWrittenAndAGoodOneHandsThemAllOver() throws {
+            // map writes outputs straight into the result array from the pool's threads; when an
+            // input fails, the outputs of chunks that finished (before and after it) must be
+            // destroyed, not leaked, and a successful map must hand over each exactly once.
+            let pool = ThreadPool(workers: 3) { (n: Int) throws -> Tracked in
+                if n == 517 { throw TestFailure(description: "517") }
+                return Tracked(n)
+            }
+            defer { pool.shutdown() }
+            for chunkSize in [1, 7, 100, 2000] {
+                let error = expectForkPoolError { _ = try pool.map(Array(0..<2000), chunkSize: chunkSize) }
+                #expect(error?.description.contains("517") == true)
+                #expect(Tracked.live.load(ordering: .relaxed) == 0, "chunk size \(chunkSize)")
+            }
+            let good = try pool.map(Array(600..<1600))
+            #expect(good.map(\.value) == Array(600..<1600))
+            #expect(Tracked.live.load(ordering: .relaxed) == 1000)
         }
 
         @Test func runsOnSeveralThreadsOfThisProcess() throws {
@@ -101,4 +121,17 @@ func threadNames() -> [String] {
     directoryEntries("/proc/self/task").compactMap { tid in
         readFile("/proc/self/task/\(tid)/comm").map { String($0.prefix { $0 != "\n" }) }
     }
+}
+
+/// An output that counts its live instances, to catch leaked or doubly destroyed outputs.
+private final class Tracked: Sendable {
+    static let live = Atomic<Int>(0)
+    let value: Int
+
+    init(_ value: Int) {
+        self.value = value
+        Self.live.add(1, ordering: .relaxed)
+    }
+
+    deinit { Self.live.subtract(1, ordering: .relaxed) }
 }

@@ -70,6 +70,16 @@ def transform(phrase):
     return {phrase: [token.pos_ for token in NLP(phrase)]}
 
 
+def private_bytes(pid):
+    """Private_Clean + Private_Dirty of a process, from /proc/<pid>/smaps_rollup, in bytes."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        return sum(int(fields[key].split()[0]) for key in ("Private_Clean", "Private_Dirty")) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def timed(strategy, workers, function, inputs, chunksize=1):
     start = time.perf_counter()
     with strategy(max_workers=workers) as executor:
@@ -147,6 +157,15 @@ def main():
         assert result == list(pool_inputs)
         rows.append({"workload": "overhead", "strategy": "multiprocessing.Pool", "workers": overhead["workers"],
                      "tasks": len(pool_inputs), "chunksize": "auto", "seconds": [elapsed], "median": elapsed})
+
+    if overhead:
+        # What one more worker process costs: private (not shared) memory after some tasks.
+        with concurrent.futures.ProcessPoolExecutor(max_workers=4) as executor:
+            assert list(executor.map(identity, range(10_000), chunksize=10)) == list(range(10_000))
+            sizes = [size for size in map(private_bytes, list(executor._processes)) if size is not None]
+        if sizes:
+            rows.append({"workload": "worker-memory", "strategy": "ProcessPoolExecutor", "workers": 4,
+                         "tasks": len(sizes), "seconds": sizes, "median": statistics.median(sizes)})
 
     json.dump({"python": sys.version.split()[0], "spacy": have_spacy, "rows": rows, "notes": notes},
               sys.stdout)

@@ -203,7 +203,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
                 break
             }
             let mark = frame.count
-            frame.append(contentsOf: repeatElement(0, count: 4))
+            frame.appendZeros(4)
             do {
                 try inputCodec.encode(input, into: &frame)
             } catch {
@@ -314,8 +314,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
             let item = UnsafeRawBufferPointer(rebasing: payload[offset..<offset + length])
             offset += length
             let mark = reply.count
-            reply.append(0)
-            reply.append(contentsOf: repeatElement(0, count: 4))
+            reply.appendZeros(5)
             if case .failure(let failure) = runOne(item, into: &reply, work: work, inputCodec: inputCodec, outputCodec: outputCodec) {
                 reply[mark] = failure.reason.rawValue
                 reply.append(contentsOf: failure.message.utf8)

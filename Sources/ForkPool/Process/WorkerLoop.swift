@@ -51,7 +51,7 @@ enum WorkerLoop {
                 frame = try reader.nextFrame { header, payload in
                     guard header.kind == .task || header.kind == .taskBatch else { return (header, false) }
                     reply.removeAll(keepingCapacity: true)
-                    reply.append(contentsOf: repeatElement(0, count: FrameHeader.size))
+                    reply.appendZeros(FrameHeader.size)
                     var kind = handler(header.kind, payload, &reply, &replyTail)
                     let resultBytes = reply.count - FrameHeader.size + replyTail.count
                     if resultBytes > maximumFrameBytes {

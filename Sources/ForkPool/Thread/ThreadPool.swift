@@ -63,15 +63,16 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
     /// The queue and threads; the threads hold the core, not the pool, so dropping the pool
     /// can shut them down.
     private final class Core: @unchecked Sendable {
-        /// One queue entry: a single input, or a chunk of `map` taken by one thread at once.
+        /// One queue entry: a single input, or a chunk of `map` taken by one thread at once,
+        /// whose outputs the thread writes straight into the caller's result array at `slots`.
         private enum Job {
             case one(Input, Future<Output>)
-            case chunk(ArraySlice<Input>, Future<[Output]>)
+            case chunk(ArraySlice<Input>, UnsafeMutablePointer<Output>, Future<Void>)
 
             func cancel() {
                 switch self {
                 case .one(_, let future): future.cancelByShutdown()
-                case .chunk(_, let future): future.cancelByShutdown()
+                case .chunk(_, _, let future): future.cancelByShutdown()
                 }
             }
         }
@@ -130,33 +131,60 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
             }
         }
 
-        /// Queues `inputs` in chunks (one future per chunk) and collects them in order; on the
-        /// first failure the chunks not yet started are cancelled and it is thrown.
+        /// Queues `inputs` in chunks (one future per chunk) whose threads write each output
+        /// into its place in the result array — no per-chunk arrays, no copy at the end. On the
+        /// first failure in input order the chunks not yet started are cancelled, the running
+        /// ones are waited for (they write into the array), every output already written is
+        /// destroyed, and the failure is thrown.
         func mapInChunks(_ inputs: [Input], chunkSize: Int) throws(ForkPoolError) -> [Output] {
-            let futures = try lock.withLock { () throws(ForkPoolError) -> [Future<[Output]>] in
+            var failure: ForkPoolError?
+            let outputs = [Output](unsafeUninitializedCapacity: inputs.count) { slots, initialized in
+                initialized = 0
+                let queued = Result { () throws(ForkPoolError) in
+                    try queueChunks(inputs, chunkSize: chunkSize, into: slots.baseAddress)
+                }
+                guard case .success(let futures) = queued else {
+                    if case .failure(let error) = queued { failure = error }
+                    return
+                }
+                var completed = 0
+                for future in futures {
+                    if case .failure(let error) = future.waitForResult() {
+                        failure = error
+                        break
+                    }
+                    completed += 1
+                }
+                guard failure != nil else {
+                    initialized = inputs.count
+                    return
+                }
+                for future in futures[(completed + 1)...] { future.cancel() }
+                for (index, future) in futures.enumerated() {
+                    guard index < completed || (index > completed && (try? future.waitForResult().get()) != nil) else { continue }
+                    let start = index * chunkSize
+                    (slots.baseAddress! + start).deinitialize(count: min(chunkSize, inputs.count - start))
+                }
+            }
+            if let failure { throw failure }
+            return outputs
+        }
+
+        private func queueChunks(_ inputs: [Input], chunkSize: Int, into slots: UnsafeMutablePointer<Output>?)
+            throws(ForkPoolError) -> [Future<Void>] {
+            try lock.withLock { () throws(ForkPoolError) -> [Future<Void>] in
                 guard accepting else { throw ForkPoolError(.poolShutDown, "the pool has been shut down") }
-                var futures: [Future<[Output]>] = []
+                var futures: [Future<Void>] = []
+                futures.reserveCapacity(inputs.count / chunkSize + 1)
                 for start in stride(from: 0, to: inputs.count, by: chunkSize) {
-                    let future = Future<[Output]>(taskID: nextTaskID, spinsWhileWaiting: false)
+                    let future = Future<Void>(taskID: nextTaskID, spinsWhileWaiting: false)
                     nextTaskID += 1
                     futures.append(future)
-                    queue.append(.chunk(inputs[start..<min(start + chunkSize, inputs.count)], future))
+                    queue.append(.chunk(inputs[start..<min(start + chunkSize, inputs.count)], slots! + start, future))
                 }
                 lock.broadcast()
                 return futures
             }
-            var outputs: [Output] = []
-            outputs.reserveCapacity(inputs.count)
-            for (index, future) in futures.enumerated() {
-                switch future.waitForResult() {
-                case .success(let values):
-                    outputs.append(contentsOf: values)
-                case .failure(let error):
-                    for rest in futures[(index + 1)...] { rest.cancel() }
-                    throw error
-                }
-            }
-            return outputs
         }
 
         /// One worker thread: take a task, run it, complete its future; leave when shut down
@@ -172,21 +200,23 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
                     return
                 case .one(let input, let future):
                     run(input, future)
-                case .chunk(let inputs, let future):
-                    run(inputs, future)
+                case .chunk(let inputs, let slots, let future):
+                    run(inputs, writingTo: slots, future)
                 }
             }
         }
 
-        /// Runs a chunk; its first failing input fails the whole chunk (as `map` reports it).
-        private func run(_ inputs: ArraySlice<Input>, _ future: Future<[Output]>) {
+        /// Runs a chunk, initializing one slot per input. Its first failing input fails the
+        /// whole chunk (as `map` reports it) and leaves every slot of the chunk uninitialized.
+        private func run(_ inputs: ArraySlice<Input>, writingTo slots: UnsafeMutablePointer<Output>, _ future: Future<Void>) {
             guard future.markRunning() else { return }  // cancelled while queued
-            var outputs: [Output] = []
-            outputs.reserveCapacity(inputs.count)
+            var written = 0
             for input in inputs {
                 do {
-                    outputs.append(try work(input))
+                    (slots + written).initialize(to: try work(input))
+                    written += 1
                 } catch {
+                    slots.deinitialize(count: written)
                     let id = future.taskID
                     var failure = ForkPoolError(.workFailed, "task \(id) threw: \(error)", taskID: id)
                     failure.underlyingError = error
@@ -194,7 +224,7 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
                     return
                 }
             }
-            future.complete(.success(outputs))
+            future.complete(.success(()))
         }
 
         private func run(_ input: Input, _ future: Future<Output>) {

@@ -252,3 +252,16 @@ func sendSome(_ fd: CInt, head: [UInt8], tail: [UInt8], from offset: Int, nonblo
         }
     }
 }
+
+extension [UInt8] {
+    /// Appends `count` (≤ 16) zero bytes: room for a header or a length written afterwards.
+    /// One memcpy — `append(contentsOf: repeatElement(0, count:))` showed up in profiles of
+    /// `map` at a few per cent, once per item.
+    @inline(__always)
+    mutating func appendZeros(_ count: Int) {
+        precondition(count <= 16)
+        Swift.withUnsafeBytes(of: (UInt64(0), UInt64(0))) { zeros in
+            append(contentsOf: UnsafeRawBufferPointer(rebasing: zeros[0..<count]))
+        }
+    }
+}

@@ -1,0 +1,108 @@
+// Figures: the "overhead" section's summary — every ForkPool overhead figure as a value beside
+// a baseline measured in the same run (the kernel's own cost from bench/limits, a Python pool,
+// or Dispatch), with the ratio and the goal it is held to. The table prints them and the JSON
+// carries them as `figures`.
+import Foundation
+
+struct Figure: Codable {
+    var name: String
+    var value: Double
+    var unit: String
+    var baseline: String
+    var baselineValue: Double
+    /// value ÷ baselineValue.
+    var ratio: Double
+    /// "lower" when a smaller ratio is better (costs), "higher" when a larger one is (rates).
+    var better: String
+    /// The goal for the ratio, when the project set one (issue #5).
+    var goal: String?
+
+    init(_ name: String, _ value: Double, _ unit: String, against baseline: String, _ baselineValue: Double,
+         better: String, goal: String? = nil) {
+        self.name = name
+        self.value = value
+        self.unit = unit
+        self.baseline = baseline
+        self.baselineValue = baselineValue
+        ratio = baselineValue > 0 ? value / baselineValue : 0
+        self.better = better
+        self.goal = goal
+    }
+}
+
+/// Collects the figures that the run measured (each needs its value and its baseline).
+func collectFigures(kernel: KernelBaseline?, overhead: [Row], latency: [Row]) -> [Figure] {
+    var figures: [Figure] = []
+    func row(_ workload: String, _ strategy: String, chunk: Int?? = nil) -> Row? {
+        (overhead + latency).first {
+            $0.workload == workload && $0.strategy == strategy && (chunk == nil || $0.chunkSize == chunk!)
+        }
+    }
+    let processes = Strategy.processes.rawValue, threads = Strategy.threads.rawValue
+    if let kernel {
+        if let trip = row("round-trip", processes) {
+            figures.append(Figure("ProcessPool submit+get p50", trip.median * 1e6, "µs",
+                                  against: "socketpair 16-byte round trip p50 (C)", kernel.socketpair_round_trip.p50_us,
+                                  better: "lower", goal: "≤ 1.5"))
+            figures.append(Figure("ProcessPool submit+get p99", (trip.p99 ?? 0) * 1e6, "µs",
+                                  against: "socketpair 16-byte round trip p99 (C)", kernel.socketpair_round_trip.p99_us,
+                                  better: "lower"))
+        }
+        if let trip = row("round-trip", threads) {
+            figures.append(Figure("ThreadPool submit+get p50", trip.median * 1e6, "µs",
+                                  against: "mutex/condvar ping-pong p50 (C)", kernel.condvar_ping_pong.p50_us,
+                                  better: "lower", goal: "≤ 1.5"))
+        }
+        if let start = row("pool-start", processes) {
+            figures.append(Figure("ProcessPool(workers: 4) ready", start.median * 1e3, "ms",
+                                  against: "4 × fork+exit+wait (C)", 4 * kernel.fork_exit_wait.p50_us / 1e3, better: "lower"))
+        }
+        if let bulk = row("bulk", processes) {
+            figures.append(Figure("64 MiB [UInt8] round trip", 2 * Double(bulk.tasks) / bulk.median / 1_048_576, "MiB/s",
+                                  against: "bulk echo, 64 MiB (C)", kernel.bulk_echo_64MiB.bandwidth_MiB_s,
+                                  better: "higher", goal: "≥ 0.5"))
+        }
+    }
+    if let automatic = row("overhead", processes, chunk: .some(nil)),
+       let peer = row("overhead", "multiprocessing.Pool") {
+        figures.append(Figure("ProcessPool.map, automatic chunks", Double(automatic.tasks) / automatic.median, "tasks/s",
+                              against: "multiprocessing.Pool.map", Double(peer.tasks) / peer.median, better: "higher", goal: "≥ 2"))
+    }
+    for chunk in [1, 1000] {
+        if let swift = row("overhead", processes, chunk: .some(chunk)),
+           let peer = overhead.first(where: { $0.strategy == "ProcessPoolExecutor" && $0.chunkSize == chunk }) {
+            figures.append(Figure("ProcessPool.map, chunk size \(chunk), per task", swift.microsecondsPerTask, "µs",
+                                  against: "ProcessPoolExecutor.map(chunksize=\(chunk))", peer.microsecondsPerTask, better: "lower"))
+        }
+    }
+    if let automatic = row("slow-tasks", processes, chunk: .some(nil)), let single = row("slow-tasks", processes, chunk: .some(1)) {
+        figures.append(Figure("ProcessPool.map of \(automatic.tasks) slow tasks, automatic chunks", automatic.median * 1e3, "ms",
+                              against: "the same with chunk size 1", single.median * 1e3, better: "lower", goal: "≤ 1 (±noise)"))
+    }
+    if let pool = row("thread-map", threads), let dispatch = row("thread-map", "concurrentPerform") {
+        figures.append(Figure("ThreadPool.map, automatic chunks", Double(pool.tasks) / pool.median, "tasks/s",
+                              against: "DispatchQueue.concurrentPerform", Double(dispatch.tasks) / dispatch.median,
+                              better: "higher", goal: "≥ 1"))
+    }
+    if let memory = row("worker-memory", processes) {
+        if let peer = row("worker-memory", "ProcessPoolExecutor") {
+            figures.append(Figure("private memory per ProcessPool worker", memory.median / 1024, "KiB",
+                                  against: "per ProcessPoolExecutor worker (CPython)", peer.median / 1024, better: "lower"))
+        }
+    }
+    return figures
+}
+
+func renderFigures(_ figures: [Figure]) -> String {
+    guard !figures.isEmpty else { return "" }
+    var lines = ["Overhead against baselines measured in this run (ratio = ForkPool ÷ baseline):"]
+    for figure in figures {
+        let digits = figure.value >= 100 ? 0 : 1
+        var line = "  \(figure.name): \(formatSeconds(figure.value, digits: digits)) \(figure.unit)"
+            + " vs \(figure.baseline) \(formatSeconds(figure.baselineValue, digits: figure.baselineValue >= 100 ? 0 : 1)) \(figure.unit)"
+            + " → \(formatSeconds(figure.ratio, digits: 2))× (\(figure.better) is better"
+        if let goal = figure.goal { line += "; goal \(goal)" }
+        lines.append(line + ")")
+    }
+    return lines.joined(separator: "\n")
+}
