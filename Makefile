@@ -11,7 +11,7 @@ FUZZ_DIR = .build-fuzz
 SWIFTC ?= swiftc
 CLANG ?= $(dir $(realpath $(shell which $(SWIFTC))))clang
 
-.PHONY: all build test bench demo fuzz test-sanitizers soak clean
+.PHONY: all build test bench demo docs fuzz test-sanitizers soak clean
 
 all: build
 
@@ -32,6 +32,13 @@ bench:
 demo:
 	$(SWIFT) build -c release --product Demo
 	$(RELEASE_BIN)/Demo article
+
+# The DocC catalog (Sources/ForkPool/ForkPool.docc) and every doc comment through swift-docc-plugin;
+# a broken symbol link or any other warning fails the build. The archive goes to .build/docs.
+docs:
+	mkdir -p .build/docs
+	$(SWIFT) package --allow-writing-to-directory .build/docs generate-documentation --target ForkPool \
+		--warnings-as-errors --output-path .build/docs/ForkPool.doccarchive
 
 # Not in CI: 10 million tiny tasks and 10,000 crashes; memory and descriptors must not grow.
 soak:
