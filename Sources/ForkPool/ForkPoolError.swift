@@ -16,13 +16,14 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         case workerDied
         /// `submit` or `map` was called after `shutdown`.
         case poolShutDown
-        /// The task was cancelled before it ran (`Future.cancel()` or `shutdown(cancelPending: true)`).
+        /// The task was cancelled: dropped before it ran (`Future.cancel()`, `shutdown(cancelPending: true)`,
+        /// a cancelled calling `Task`), or stopped while running on a ``ProcessPool`` (its worker killed).
         case cancelled
         /// An input or output could not be encoded.
         case encodingFailed
         /// An input or output could not be decoded.
         case decodingFailed
-        /// A frame was longer than ``ProcessPool/Configuration/maximumFrameBytes``.
+        /// A frame was longer than ``ProcessPoolConfiguration/maximumFrameBytes``.
         case frameTooLarge
         /// A frame had a wrong version, kind or layout.
         case malformedFrame

@@ -40,8 +40,14 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
 
     /// Forks `workers` worker processes that will run `work`, and returns once they are up.
     ///
+    /// - Parameters:
+    ///   - workers: How many worker processes to keep running (at least one).
+    ///   - configuration: Limits, time-outs and failure policies; see ``ProcessPoolConfiguration``.
+    ///   - work: The function each worker runs on each input. It is inherited by `fork`, never sent.
     /// - Throws: ``ForkPoolError`` with ``ForkPoolError/Code/invalidArgument`` for fewer than one
-    ///   worker, or ``ForkPoolError/Code/systemCallFailed`` if a worker cannot be started.
+    ///   worker or a bad setting, ``ForkPoolError/Code/systemCallFailed`` if the fork server
+    ///   cannot be started, or ``ForkPoolError/Code/poolBroken`` when workers keep failing to
+    ///   start (``ProcessPoolConfiguration/maximumConsecutiveStartFailures``).
     public init(workers: Int = defaultWorkerCount, configuration: Configuration = .init(),
                 work: @escaping @Sendable (Input) throws -> Output) throws(ForkPoolError) {
         guard workers >= 1 else {
