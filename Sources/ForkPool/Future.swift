@@ -4,7 +4,10 @@
 // or cancellation), and any number of callers wait on it: blocking with `get()` or
 // suspending with `await value`. State moves queued → running → done, or queued → done
 // when cancelled. `cancel()` wins while the task is queued; on a ProcessPool it also wins
-// while the task runs, by killing the worker that runs it.
+// while the task runs, by killing the worker that runs it. An awaiting caller whose Swift
+// `Task` is cancelled cancels the future the same way, the running case only when the pool
+// was configured to (`cancellationKillsRunningTasks`). Completion callbacks feed
+// `results(for:)`, which hands results over in the order they complete.
 
 import CForkShim
 import Synchronization
@@ -22,6 +25,11 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     private let lock = ConditionLock()
     private var state = State.queued
     private var waiters: [UnsafeContinuation<Result<Value, ForkPoolError>, Never>] = []
+    /// Called once each, outside the lock, when the future completes.
+    private var completionHandlers: [@Sendable (Result<Value, ForkPoolError>) -> Void] = []
+    /// Whether a cancelled awaiting `Task` may stop the task while it runs (ProcessPool's
+    /// `cancellationKillsRunningTasks`); queued tasks are always dropped.
+    let taskCancellationStopsRunning: Bool
     /// Set by pools that can stop a running task (ProcessPool kills its worker); called once,
     /// outside the lock, when `cancel()` wins against a running task.
     private let stopRunning: (@Sendable () -> Void)?
@@ -33,10 +41,12 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Whether `get()` spins briefly before sleeping (single tasks yes, `map` chunks no).
     private let spinsWhileWaiting: Bool
 
-    init(taskID: UInt64, spinsWhileWaiting: Bool = true, stopRunning: (@Sendable () -> Void)? = nil) {
+    init(taskID: UInt64, spinsWhileWaiting: Bool = true, stopRunning: (@Sendable () -> Void)? = nil,
+         taskCancellationStopsRunning: Bool = false) {
         self.taskID = taskID
         self.spinsWhileWaiting = spinsWhileWaiting
         self.stopRunning = stopRunning
+        self.taskCancellationStopsRunning = taskCancellationStopsRunning
     }
 
     /// Whether the task has finished: succeeded, failed or been cancelled.
@@ -76,14 +86,32 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     /// The task's output, suspending (not blocking) the calling task until it is ready.
+    ///
+    /// If the calling `Task` is cancelled meanwhile, the task is cancelled too: dropped if it
+    /// is still queued (this then throws ``ForkPoolError/Code/cancelled``), and killed with
+    /// its worker if it runs on a ``ProcessPool`` configured with
+    /// ``ProcessPoolConfiguration/cancellationKillsRunningTasks``. Otherwise a running task
+    /// finishes and its result is returned: cancellation is cooperative.
     public var value: Value {
         get async throws(ForkPoolError) {
             try await result.get()
         }
     }
 
-    /// The task's outcome as a `Result`, suspending until it is ready.
+    /// The task's outcome as a `Result`, suspending until it is ready; cancelling the calling
+    /// `Task` cancels the task as ``value`` describes.
     public var result: Result<Value, ForkPoolError> {
+        get async {
+            await withTaskCancellationHandler {
+                await completion
+            } onCancel: {
+                cancelForCancelledCaller()
+            }
+        }
+    }
+
+    /// Suspends until the future completes, ignoring cancellation of the calling task.
+    var completion: Result<Value, ForkPoolError> {
         get async {
             await withUnsafeContinuation { continuation in
                 lock.lock()
@@ -98,20 +126,49 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         }
     }
 
+    /// What a cancelled awaiting `Task` does: drop the task if queued; stop it while running
+    /// only where the pool allows (``taskCancellationStopsRunning``).
+    func cancelForCancelledCaller() {
+        if taskCancellationStopsRunning {
+            cancel()
+        } else {
+            cancelIfQueued()
+        }
+    }
+
+    /// Calls `handler` once with the result: now if the future is done, else when it completes
+    /// (on the completing thread, outside the lock).
+    func onCompletion(_ handler: @escaping @Sendable (Result<Value, ForkPoolError>) -> Void) {
+        lock.lock()
+        if case .done(let result) = state {
+            lock.unlock()
+            handler(result)
+            return
+        }
+        completionHandlers.append(handler)
+        lock.unlock()
+    }
+
     /// Cancels the task; returns whether it was cancelled. A queued task is dropped. A running
     /// task is stopped only on a ``ProcessPool``, which kills the worker running it (and
     /// replaces it); a ``ThreadPool`` cannot interrupt a thread, so there `cancel()` returns
     /// false once the task runs. A cancelled task's waiters get ``ForkPoolError/Code/cancelled``.
     @discardableResult
     public func cancel() -> Bool {
-        let queued = ForkPoolError(.cancelled, "task \(taskID) was cancelled before it ran", taskID: taskID)
-        if complete(.failure(queued), onlyIfQueued: true) { return true }
+        if cancelIfQueued() { return true }
         guard let stopRunning else { return false }
         let running = ForkPoolError(.cancelled, "task \(taskID) was cancelled while running; its worker was killed",
                                     taskID: taskID)
         guard complete(.failure(running)) else { return false }
         stopRunning()
         return true
+    }
+
+    /// Cancels the task only if it has not started; returns whether it was cancelled.
+    @discardableResult
+    func cancelIfQueued() -> Bool {
+        complete(.failure(ForkPoolError(.cancelled, "task \(taskID) was cancelled before it ran", taskID: taskID)),
+                 onlyIfQueued: true)
     }
 
     /// Fails the task as cancelled by `shutdown(cancelPending: true)`.
@@ -167,9 +224,12 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             isCompleted.store(true, ordering: .releasing)
             let waiting = waiters
             waiters = []
+            let handlers = completionHandlers
+            completionHandlers = []
             lock.broadcast()
             lock.unlock()
             for continuation in waiting { continuation.resume(returning: result) }
+            for handler in handlers { handler(result) }
             return true
         }
     }

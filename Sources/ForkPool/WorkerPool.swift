@@ -29,6 +29,15 @@ public protocol WorkerPool<Input, Output>: AnyObject, Sendable {
     /// - Throws: ``ForkPoolError/Code/invalidArgument`` when `chunkSize < 1`.
     func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) throws(ForkPoolError) -> [Output] where Inputs.Element == Input
 
+    /// The async form of `map(_:)`: suspends the calling task instead of blocking a thread.
+    /// Cancelling the calling `Task` cancels the work not yet started and throws
+    /// ``ForkPoolError/Code/cancelled``.
+    func map<Inputs: Sequence>(_ inputs: Inputs) async throws(ForkPoolError) -> [Output] where Inputs.Element == Input
+
+    /// The async form of `map(_:chunkSize:)`.
+    func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) async throws(ForkPoolError) -> [Output]
+    where Inputs.Element == Input
+
     /// Stops accepting tasks and waits until every worker has exited. Queued tasks still run
     /// unless `cancelPending` is true, in which case they fail with ``ForkPoolError/Code/cancelled``.
     /// Running tasks always finish. Idempotent.

@@ -27,6 +27,9 @@ enum Command: Codable, Sendable {
     case reportPID(fd: Int32, sleepMilliseconds: Int)
     /// Writes raw bytes to the worker's own socket as if they were a reply, then sleeps.
     case forgeReply([UInt8])
+    /// Writes the worker's pid to `reportFD`, waits for one byte on `gateFD` (a ``Gate``),
+    /// then returns `value`.
+    case passGate(reportFD: Int32, gateFD: Int32, value: Int)
 }
 
 @Sendable func obey(_ command: Command) throws -> Int {
@@ -48,6 +51,12 @@ enum Command: Codable, Sendable {
         }
         usleep(UInt32(milliseconds) * 1000)
         return Int(getpid())
+    case .passGate(let reportFD, let gateFD, let value):
+        var pid = getpid()
+        _ = write(reportFD, &pid, MemoryLayout<pid_t>.size)
+        var byte: UInt8 = 0
+        while read(gateFD, &byte, 1) < 0 && errno == EINTR {}
+        return value
     case .forgeReply(let bytes):
         _ = bytes.withUnsafeBytes { write(WorkerLoop.socketInThisWorker, $0.baseAddress, $0.count) }
         while true { pause() }
@@ -81,6 +90,12 @@ final class PIDPipe {
     deinit {
         close(readEnd)
         close(writeEnd)
+    }
+
+    /// Whether no pid is waiting to be read (no task reported since the last `nextPID`).
+    var isEmpty: Bool {
+        var entry = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) == 0
     }
 
     /// Blocks until a task reports its pid (bounded by the suite's time limit).
@@ -140,6 +155,20 @@ func isAlive(_ pid: pid_t) -> Bool {
 }
 
 /// Expects `body` to throw a ForkPoolError and returns it.
+/// The ForkPoolError an async body throws; records an issue if it returns or throws another.
+func expectAsyncForkPoolError(_ body: () async throws -> Void,
+                              sourceLocation: SourceLocation = #_sourceLocation) async -> ForkPoolError? {
+    do {
+        try await body()
+        Issue.record("expected a ForkPoolError, got success", sourceLocation: sourceLocation)
+    } catch let error as ForkPoolError {
+        return error
+    } catch {
+        Issue.record("expected a ForkPoolError, got \(error)", sourceLocation: sourceLocation)
+    }
+    return nil
+}
+
 func expectForkPoolError(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> ForkPoolError? {
     do {
         try body()
@@ -150,5 +179,29 @@ func expectForkPoolError(_ body: () throws -> Void, sourceLocation: SourceLocati
     } catch {
         Issue.record("expected a ForkPoolError, got \(error)", sourceLocation: sourceLocation)
         return nil
+    }
+}
+
+/// A pipe that `Command.passGate` tasks wait on: each `open(count)` lets that many through.
+/// Tasks still waiting when the test ends would hold their pool's shutdown: open enough.
+final class Gate: @unchecked Sendable {
+    let readEnd: Int32
+    let writeEnd: Int32
+
+    init() {
+        var fds: [Int32] = [0, 0]
+        precondition(pipe(&fds) == 0)
+        readEnd = fds[0]
+        writeEnd = fds[1]
+    }
+
+    deinit {
+        close(readEnd)
+        close(writeEnd)
+    }
+
+    func open(_ count: Int) {
+        let bytes = [UInt8](repeating: 1, count: count)
+        precondition(write(writeEnd, bytes, count) == count)
     }
 }

@@ -42,8 +42,8 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
     let codec: PayloadCodec<Output>
 
     init(id: UInt64, frame: [UInt8], tail: [UInt8] = [], codec: PayloadCodec<Output>,
-         stopRunning: (@Sendable () -> Void)? = nil) {
-        self.future = Future(taskID: id, stopRunning: stopRunning)
+         stopRunning: (@Sendable () -> Void)? = nil, taskCancellationStopsRunning: Bool = false) {
+        self.future = Future(taskID: id, stopRunning: stopRunning, taskCancellationStopsRunning: taskCancellationStopsRunning)
         self.codec = codec
         super.init(id: id, frame: frame, tail: tail)
     }
@@ -80,8 +80,10 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
     let count: Int
     let codec: PayloadCodec<Output>
 
-    init(id: UInt64, frame: [UInt8], count: Int, codec: PayloadCodec<Output>) {
-        self.future = Future(taskID: id, spinsWhileWaiting: false)
+    init(id: UInt64, frame: [UInt8], count: Int, codec: PayloadCodec<Output>, stopRunning: (@Sendable () -> Void)? = nil,
+         taskCancellationStopsRunning: Bool = false) {
+        self.future = Future(taskID: id, spinsWhileWaiting: false, stopRunning: stopRunning,
+                             taskCancellationStopsRunning: taskCancellationStopsRunning)
         self.count = count
         self.codec = codec
         super.init(id: id, frame: frame)
@@ -97,7 +99,17 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
 
     /// Waits for the reply and decodes it.
     func outputs() -> Result<[Output], ForkPoolError> {
-        future.waitForResult().flatMap { reply in
+        decode(future.waitForResult())
+    }
+
+    /// Suspends until the reply arrives and decodes it. Cancellation is the caller's to
+    /// relay (`map` cancels all its chunks at once).
+    func outputs() async -> Result<[Output], ForkPoolError> {
+        decode(await future.completion)
+    }
+
+    private func decode(_ reply: Result<Reply, ForkPoolError>) -> Result<[Output], ForkPoolError> {
+        reply.flatMap { reply in
             reply.payload.withUnsafeBytes { outputs(from: $0, worker: reply.worker) }
         }
     }

@@ -135,59 +135,149 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         return try mapInChunks(inputs, fixedChunkSize: chunkSize)
     }
 
+    /// The async form of ``map(_:)``: suspends the calling task instead of blocking its
+    /// thread. Cancelling the calling `Task` cancels the chunks not yet started (and kills the
+    /// workers running the others when ``ProcessPoolConfiguration/cancellationKillsRunningTasks``
+    /// is set), then throws ``ForkPoolError/Code/cancelled``.
+    public func map<Inputs: Sequence>(_ inputs: Inputs) async throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
+        try await mapInChunks(inputs, fixedChunkSize: nil)
+    }
+
+    /// The async form of ``map(_:chunkSize:)``; cancellation as in ``map(_:)-(Inputs)async``.
+    public func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) async throws(ForkPoolError) -> [Output]
+    where Inputs.Element == Input {
+        guard chunkSize >= 1 else {
+            throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
+        }
+        return try await mapInChunks(inputs, fixedChunkSize: chunkSize)
+    }
+
     /// The amount of work per chunk `map` aims for when it picks the chunk size itself.
     static var targetChunkSeconds: Double { 0.002 }
 
-    private func mapInChunks<Inputs: Sequence>(_ inputs: Inputs, fixedChunkSize: Int?) throws(ForkPoolError) -> [Output]
-    where Inputs.Element == Input {
-        var iterator = inputs.makeIterator()
+    /// The progress of one `map` call: the input not yet read, the chunks in flight (oldest
+    /// first), the outputs so far and the chunk size. The blocking and the async `map` drive
+    /// it the same way: fill the window, take the oldest chunk's outputs, repeat.
+    private struct MapState<Iterator: IteratorProtocol> where Iterator.Element == Input {
+        var iterator: Iterator
+        let fixedChunkSize: Int?
+        /// The input's `underestimatedCount`: chunks stay small enough to spread what is known.
+        let knownCount: Int
         var outputs: [Output] = []
-        outputs.reserveCapacity(inputs.underestimatedCount)
         var inFlight = FIFOQueue<ChunkTask<Output>>()
-        let window = workerCount * 4
-        var chunkSize = fixedChunkSize ?? 1
-        var probesLeft = fixedChunkSize == nil ? workerCount : 0
+        var chunkSize: Int
+        /// While positive, only this many single-input probes are out (automatic chunking).
+        var probesLeft: Int
         let started = monotonicNanoseconds()
-        var carried: [UInt8]?  // an encoded item that did not fit in the previous chunk's frame
+        /// An encoded item that did not fit in the previous chunk's frame.
+        var carried: [UInt8]?
         var exhausted = false
 
-        func stop(_ error: ForkPoolError) -> ForkPoolError {
-            while let chunk = inFlight.popFirst() { chunk.future.cancel() }
-            return error
+        init(_ inputs: some Sequence<Input>, iterator: Iterator, fixedChunkSize: Int?, workerCount: Int) {
+            self.iterator = iterator
+            self.fixedChunkSize = fixedChunkSize
+            knownCount = inputs.underestimatedCount
+            outputs.reserveCapacity(knownCount)
+            chunkSize = fixedChunkSize ?? 1
+            probesLeft = fixedChunkSize == nil ? workerCount : 0
         }
 
+        /// Cancels every chunk in flight that has not started (running ones finish).
+        mutating func cancelQueued() {
+            while let chunk = inFlight.popFirst() { chunk.future.cancelIfQueued() }
+        }
+    }
+
+    private func mapInChunks<Inputs: Sequence>(_ inputs: Inputs, fixedChunkSize: Int?) throws(ForkPoolError) -> [Output]
+    where Inputs.Element == Input {
+        var state = MapState(inputs, iterator: inputs.makeIterator(), fixedChunkSize: fixedChunkSize, workerCount: workerCount)
         while true {
-            // Keep the window full; while probing, only the probes are out.
-            while !exhausted && inFlight.count < (probesLeft > 0 ? probesLeft : window) {
-                let chunk: ChunkTask<Output>?
-                do {
-                    (chunk, exhausted) = try makeChunk(from: &iterator, carried: &carried, size: chunkSize)
-                    if let chunk { try dispatcher.enqueue(CollectionOfOne(chunk)) }
-                } catch {
-                    throw stop(error)
-                }
-                if let chunk { inFlight.append(chunk) }
+            do {
+                _ = try fillWindow(&state)
+            } catch {
+                state.cancelQueued()
+                throw error
             }
-            guard let oldest = inFlight.popFirst() else { return outputs }
+            guard let oldest = state.inFlight.popFirst() else { return state.outputs }
             switch oldest.outputs() {
             case .success(let values):
-                outputs.append(contentsOf: values)
+                accept(values, into: &state)
             case .failure(let error):
-                throw stop(error)
-            }
-            if probesLeft > 0 { probesLeft -= 1 }
-            if fixedChunkSize == nil && probesLeft == 0 {
-                // Re-estimate after every chunk: the workers' wall time per completed input so
-                // far (round trips and a fresh worker's first, slower task included, so the
-                // estimate errs towards smaller chunks and improves as the map goes on).
-                let elapsed = Double(monotonicNanoseconds() - started) / 1e9
-                let perTask = max(elapsed * Double(workerCount) / Double(outputs.count), 1e-7)
-                var size = Int(Self.targetChunkSeconds / perTask)
-                let known = inputs.underestimatedCount
-                if known > outputs.count { size = min(size, max(1, (known - outputs.count) / (workerCount * 4))) }
-                chunkSize = min(max(size, 1), 4096)
+                state.cancelQueued()
+                throw error
             }
         }
+    }
+
+    private func mapInChunks<Inputs: Sequence>(_ inputs: Inputs, fixedChunkSize: Int?) async throws(ForkPoolError) -> [Output]
+    where Inputs.Element == Input {
+        var state = MapState(inputs, iterator: inputs.makeIterator(), fixedChunkSize: fixedChunkSize, workerCount: workerCount)
+        let relay = CancellationRelay()
+        // The operation returns a Result: a typed-throws closure through this rethrowing API
+        // crashes the 6.3 compiler.
+        let outcome: Result<[Output], ForkPoolError> = await withTaskCancellationHandler {
+            while true {
+                do throws(ForkPoolError) {
+                    for chunk in try fillWindow(&state) {
+                        relay.add(chunk.id) { chunk.future.cancelForCancelledCaller() }
+                    }
+                } catch {
+                    state.cancelQueued()
+                    return .failure(error)
+                }
+                guard let oldest = state.inFlight.popFirst() else { return .success(state.outputs) }
+                let result = await oldest.outputs()
+                relay.remove(oldest.id)
+                if Task.isCancelled {
+                    relay.cancelAll()
+                    state.cancelQueued()
+                    return .failure(ForkPoolError(.cancelled, "map was cancelled: its calling task was cancelled"))
+                }
+                switch result {
+                case .success(let values):
+                    accept(values, into: &state)
+                case .failure(let error):
+                    state.cancelQueued()
+                    return .failure(error)
+                }
+            }
+        } onCancel: {
+            relay.cancelAll()
+        }
+        return try outcome.get()
+    }
+
+    /// Keeps the window full: at most `workerCount × 4` chunks in flight (while probing, only
+    /// the probes). Returns the chunks it queued.
+    private func fillWindow<Iterator>(_ state: inout MapState<Iterator>) throws(ForkPoolError) -> [ChunkTask<Output>] {
+        var queued: [ChunkTask<Output>] = []
+        let window = workerCount * 4
+        while !state.exhausted && state.inFlight.count < (state.probesLeft > 0 ? state.probesLeft : window) {
+            let chunk: ChunkTask<Output>?
+            (chunk, state.exhausted) = try makeChunk(from: &state.iterator, carried: &state.carried, size: state.chunkSize)
+            guard let chunk else { continue }
+            try dispatcher.enqueue(CollectionOfOne(chunk))
+            state.inFlight.append(chunk)
+            queued.append(chunk)
+        }
+        return queued
+    }
+
+    /// Takes the oldest chunk's outputs and, when the pool picks chunk sizes, re-estimates:
+    /// the workers' wall time per completed input so far (round trips and a fresh worker's
+    /// first, slower task included, so the estimate errs towards smaller chunks and improves
+    /// as the map goes on).
+    private func accept<Iterator>(_ values: [Output], into state: inout MapState<Iterator>) {
+        state.outputs.append(contentsOf: values)
+        if state.probesLeft > 0 { state.probesLeft -= 1 }
+        guard state.fixedChunkSize == nil && state.probesLeft == 0 else { return }
+        let elapsed = Double(monotonicNanoseconds() - state.started) / 1e9
+        let perTask = max(elapsed * Double(workerCount) / Double(state.outputs.count), 1e-7)
+        var size = Int(Self.targetChunkSeconds / perTask)
+        if state.knownCount > state.outputs.count {
+            size = min(size, max(1, (state.knownCount - state.outputs.count) / (workerCount * 4)))
+        }
+        state.chunkSize = min(max(size, 1), 4096)
     }
 
     /// Encodes up to `size` inputs into one `taskBatch` frame (fewer when the frame limit is
@@ -233,7 +323,10 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         guard count > 0 else { return (nil, exhausted) }
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .taskBatch, length: frame.count - FrameHeader.size, taskID: id).write(into: &frame)
-        return (ChunkTask(id: id, frame: frame, count: count, codec: outputCodec), exhausted && carried == nil)
+        let chunk = ChunkTask(id: id, frame: frame, count: count, codec: outputCodec,
+                              stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
+                              taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
+        return (chunk, exhausted && carried == nil)
     }
 
     /// Stops accepting tasks, runs (or cancels) the queued ones, lets running ones finish,
@@ -262,7 +355,8 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .task, length: length, taskID: id).write(into: &frame)
         return TypedPendingTask(id: id, frame: frame, tail: tail, codec: outputCodec,
-                                stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) })
+                                stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
+                                taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
     }
 
     /// Why one input failed inside the worker.

@@ -62,6 +62,13 @@ public struct ProcessPoolConfiguration: Sendable {
     /// is ready, fork fails) before the pool gives up instead of restarting forever. Default 5.
     public var maximumConsecutiveStartFailures = 5
 
+    /// When the Swift `Task` awaiting a task (`await future.value`, `await pool.map(…)`,
+    /// `results(for:)`) is cancelled: false (the default) drops only the tasks still queued and
+    /// lets running ones finish; true also kills the workers running them (each is replaced),
+    /// as ``Future/cancel()`` does.
+    public var cancellationKillsRunningTasks = false
+
+    /// A configuration with every default.
     public init() {}
 
     /// Creates a configuration, changing only the settings given.
@@ -70,7 +77,7 @@ public struct ProcessPoolConfiguration: Sendable {
                 taskTimeout: Double? = nil, terminationGracePeriod: Double = 0,
                 crashPolicy: CrashPolicy = .failTask, maximumTasksPerWorker: Int? = nil,
                 maximumWorkerResidentBytes: Int? = nil, maximumConsecutiveStartFailures: Int = 5,
-                initializer: (@Sendable () throws -> Void)? = nil) {
+                initializer: (@Sendable () throws -> Void)? = nil, cancellationKillsRunningTasks: Bool = false) {
         self.maximumFrameBytes = maximumFrameBytes
         self.workersInOwnProcessGroup = workersInOwnProcessGroup
         self.workerCrashBacktraces = workerCrashBacktraces
@@ -82,6 +89,7 @@ public struct ProcessPoolConfiguration: Sendable {
         self.maximumWorkerResidentBytes = maximumWorkerResidentBytes
         self.maximumConsecutiveStartFailures = maximumConsecutiveStartFailures
         self.initializer = initializer
+        self.cancellationKillsRunningTasks = cancellationKillsRunningTasks
     }
 
     /// Checks every setting; the message names the bad one.

@@ -53,6 +53,23 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         return try core.mapInChunks(Array(inputs), chunkSize: chunkSize)
     }
 
+    /// The async form of ``map(_:)``: suspends the calling task instead of blocking its
+    /// thread. Cancelling the calling `Task` cancels the chunks not yet started (running ones
+    /// finish: a thread cannot be interrupted), then throws ``ForkPoolError/Code/cancelled``.
+    public func map<Inputs: Sequence>(_ inputs: Inputs) async throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
+        let all = Array(inputs)
+        return try await core.mapInChunks(all, chunkSize: max(1, all.count / (workerCount * 8)))
+    }
+
+    /// The async form of ``map(_:chunkSize:)``; cancellation as in ``map(_:)-(Inputs)async``.
+    public func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) async throws(ForkPoolError) -> [Output]
+    where Inputs.Element == Input {
+        guard chunkSize >= 1 else {
+            throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
+        }
+        return try await core.mapInChunks(Array(inputs), chunkSize: chunkSize)
+    }
+
     /// Stops accepting tasks, runs (or cancels) the queued ones, lets running ones finish and
     /// joins every thread. Idempotent. Cancellation is cooperative: a running task cannot be
     /// interrupted, only queued ones are cancelled.
@@ -168,6 +185,51 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
             }
             if let failure { throw failure }
             return outputs
+        }
+
+        /// The async form: the threads write into a buffer of this call's, moved into the
+        /// result array at the end (the array's own storage cannot outlive a suspension).
+        func mapInChunks(_ inputs: [Input], chunkSize: Int) async throws(ForkPoolError) -> [Output] {
+            let count = inputs.count
+            let slots = UnsafeMutablePointer<Output>.allocate(capacity: max(count, 1))
+            defer { slots.deallocate() }
+            let futures = try queueChunks(inputs, chunkSize: chunkSize, into: slots)
+            let relay = CancellationRelay()
+            for future in futures { relay.add(future.taskID) { future.cancelIfQueued() } }
+            let (completed, failure): (Int, ForkPoolError?) = await withTaskCancellationHandler {
+                for (index, future) in futures.enumerated() {
+                    if case .failure(let error) = await future.completion { return (index, error) }
+                    if Task.isCancelled {
+                        return (index + 1, ForkPoolError(.cancelled, "map was cancelled: its calling task was cancelled"))
+                    }
+                }
+                return (futures.count, nil)
+            } onCancel: {
+                relay.cancelAll()
+            }
+            guard let failure else {
+                return [Output](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    if count > 0 { buffer.baseAddress!.moveInitialize(from: slots, count: count) }
+                    initialized = count
+                }
+            }
+            // Chunks before `completed` succeeded; the one at `completed` (if it failed) wrote
+            // nothing; later ones are cancelled if queued, waited for if running.
+            for future in futures.dropFirst(completed) { future.cancelIfQueued() }
+            for (index, future) in futures.enumerated() {
+                let wrote: Bool
+                if index < completed {
+                    wrote = true
+                } else if case .success = await future.completion {
+                    wrote = true
+                } else {
+                    wrote = false
+                }
+                guard wrote else { continue }
+                let start = index * chunkSize
+                (slots + start).deinitialize(count: min(chunkSize, count - start))
+            }
+            throw failure
         }
 
         private func queueChunks(_ inputs: [Input], chunkSize: Int, into slots: UnsafeMutablePointer<Output>?)
