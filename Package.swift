@@ -5,6 +5,8 @@ let package = Package(
     name: "ForkPool",
     products: [
         .library(name: "ForkPool", targets: ["ForkPool"]),
+        // Optional: ProcessPool and ThreadPool as swift-service-lifecycle Services.
+        .library(name: "ForkPoolServiceLifecycle", targets: ["ForkPoolServiceLifecycle"]),
         .executable(name: "Demo", targets: ["Demo"]),
     ],
     dependencies: [
@@ -14,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         // `make docs`: the DocC catalog through `swift package generate-documentation`; no target uses it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // ForkPoolServiceLifecycle's only; the core ForkPool target does not depend on it.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -23,6 +27,15 @@ let package = Package(
         .target(
             name: "ForkPool",
             dependencies: ["CForkShim"]
+        ),
+        // The pools as `Service`s: graceful shutdown on SIGTERM inside a ServiceGroup.
+        .target(
+            name: "ForkPoolServiceLifecycle",
+            dependencies: [
+                "ForkPool",
+                "CForkShim",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         // The article's three workloads (tagger, io, fib), shared by the Demo and its tests.
         .target(
@@ -40,6 +53,14 @@ let package = Package(
         .testTarget(
             name: "ForkPoolTests",
             dependencies: ["ForkPool", "CForkShim"]
+        ),
+        .testTarget(
+            name: "ForkPoolServiceLifecycleTests",
+            dependencies: [
+                "ForkPool",
+                "ForkPoolServiceLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "WorkloadsTests",

@@ -1,0 +1,334 @@
+// The pools as swift-service-lifecycle Services, for real: a ServiceGroup runs a pool whose
+// workers are held busy (a pipe the test controls), tasks queue up behind them, and then a
+// graceful shutdown (triggerGracefulShutdown, or a real SIGTERM) or a cancellation arrives.
+// Serialized: the tests count this process's threads, like ForkPoolTests.
+import ForkPool
+import ForkPoolServiceLifecycle
+import Glibc
+import ServiceLifecycle
+import Testing
+
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct ForkPoolServiceLifecycleTests {
+    @Test func processPoolFinishesQueuedTasksOnGracefulShutdown() async throws {
+        let hold = WorkerHold()
+        let pool = try ProcessPool(workers: 2, work: perform)
+        let group = ServiceGroup(services: [pool])
+        let outcome = try await runGracefulShutdown(of: pool, held: hold) {
+            await group.triggerGracefulShutdown()
+        } runGroup: {
+            try await group.run()
+        }
+        expectFinishedGracefully(pool, outcome)
+    }
+
+    /// SIGTERM to the whole process, in a child process of its own (an exit test): the signal
+    /// handler libdispatch installs for ServiceLifecycle stays for the life of the process and
+    /// re-masks the thread that catches the signal, which the rest of this test run must not
+    /// inherit. The child must survive the signal and exit normally.
+    @Test func processPoolShutsDownGracefullyOnSIGTERM() async {
+        await #expect(processExitsWith: .success) {
+            let hold = WorkerHold()
+            let pool = try ProcessPool(workers: 2, work: perform)
+            let group = ServiceGroup(services: [pool], gracefulShutdownSignals: [.sigterm])
+            let outcome = try await runGracefulShutdown(of: pool, held: hold) {
+                // Only once ServiceLifecycle's handler replaced the default action (which would
+                // end this process) is the signal sent.
+                let installed = await eventually { hasSignalHandler(SIGTERM) }
+                try #require(installed, "ServiceGroup never installed its SIGTERM handler")
+                #expect(kill(getpid(), SIGTERM) == 0)
+            } runGroup: {
+                try await group.run()
+            }
+            expectFinishedGracefully(pool, outcome)
+        }
+    }
+
+    @Test func cancellingTheGroupCancelsQueuedTasks() async throws {
+        let hold = WorkerHold()
+        let pool = try ProcessPool(workers: 1, work: perform)
+        let holder = try pool.submit(hold.job)
+        let workerPID = try #require(hold.waitForHolder())
+        let queued = try (1...10).map { try pool.submit(.square($0)) }
+        let group = ServiceGroup(services: [pool])
+        let running = Task { try await group.run() }
+        defer {
+            running.cancel()
+            hold.release(1)
+        }
+
+        running.cancel()
+        // The worker is still held, so nothing queued can have run: each is cancelled, or the
+        // deadline (a hang guard only) passes.
+        let allCancelled = await eventually { queued.allSatisfy(\.isDone) }
+        #expect(allCancelled)
+        hold.release(1)
+        _ = await running.result  // returns: run() does not throw on cancellation
+
+        #expect(try holder.get() == Int(workerPID), "a running task still finishes")
+        for future in queued {
+            #expect(future.isCancelled)
+            #expect(fails(future, with: .cancelled))
+        }
+        #expect(submitIsRefused(pool))
+        #expect(isGone(workerPID))
+        #expect(pool.workerProcessIDs.isEmpty && pool.forkServerProcessID == nil)
+    }
+
+    @Test func cancellationDuringGracefulShutdownCancelsWhatIsStillQueued() async throws {
+        let hold = WorkerHold()
+        let pool = try ProcessPool(workers: 1, work: perform)
+        let holder = try pool.submit(hold.job)
+        let workerPID = try #require(hold.waitForHolder())
+        let queued = try (1...10).map { try pool.submit(.square($0)) }
+        let group = ServiceGroup(services: [pool])
+        let running = Task { try await group.run() }
+        defer {
+            running.cancel()
+            hold.release(1)
+        }
+
+        await group.triggerGracefulShutdown()
+        let refusing = await eventually { submitIsRefused(pool) }
+        #expect(refusing, "the graceful shutdown began")
+        #expect(queued.allSatisfy { !$0.isDone }, "a graceful shutdown keeps the queued tasks")
+        running.cancel()
+        let allCancelled = await eventually { queued.allSatisfy(\.isDone) }
+        #expect(allCancelled)
+        hold.release(1)
+        _ = await running.result
+
+        #expect(try holder.get() == Int(workerPID))
+        #expect(queued.allSatisfy { fails($0, with: .cancelled) })
+        #expect(isGone(workerPID))
+    }
+
+    @Test func threadPoolFinishesQueuedTasksOnGracefulShutdown() async throws {
+        let threadsBefore = poolThreadCount()
+        let hold = WorkerHold()
+        let pool = ThreadPool(workers: 2, work: perform)
+        #expect(poolThreadCount() == threadsBefore + 2)
+        let group = ServiceGroup(services: [pool])
+        let outcome = try await runGracefulShutdown(of: pool, held: hold) {
+            await group.triggerGracefulShutdown()
+        } runGroup: {
+            try await group.run()
+        }
+        #expect(outcome.holders.allSatisfy { (try? $0.get()) == Int(getpid()) })
+        #expect(try outcome.queued.map { try $0.get() } == (1...20).map { $0 * $0 })
+        #expect(outcome.lateAccepted.allSatisfy { (try? $0.get()) == 49 })
+        #expect(submitIsRefused(pool))
+        #expect(poolThreadCount() == threadsBefore, "every pool thread was joined before run() returned")
+    }
+
+    @Test func runOutsideAServiceGroupReturnsWhenItsTaskIsCancelled() async throws {
+        let hold = WorkerHold()
+        let pool = ThreadPool(workers: 1, work: perform)
+        let holder = try pool.submit(hold.job)
+        _ = try #require(hold.waitForHolder())
+        let queued = try pool.submit(.square(3))
+        let running = Task { await pool.run() }
+        defer {
+            running.cancel()
+            hold.release(1)
+        }
+
+        running.cancel()
+        let cancelled = await eventually { queued.isDone }
+        #expect(cancelled)
+        hold.release(1)
+        await running.value
+
+        #expect(try holder.get() == Int(getpid()))
+        #expect(fails(queued, with: .cancelled))
+        #expect(submitIsRefused(pool))
+    }
+}
+
+// MARK: - The graceful scenario shared by ProcessPool, ThreadPool and SIGTERM
+
+/// The futures of one graceful-shutdown scenario.
+struct GracefulOutcome {
+    var holders: [Future<Int>]
+    var queued: [Future<Int>]
+    /// Submitted after the shutdown was triggered but accepted before the pool stopped
+    /// accepting (usually none): they must complete too.
+    var lateAccepted: [Future<Int>]
+    var workerPIDs: [pid_t]
+    var forkServerPID: pid_t?
+}
+
+/// Holds both workers of `pool`, queues 20 tasks behind them, runs the group, `trigger`s the
+/// graceful shutdown and waits until the pool refuses new tasks, and only then lets the
+/// workers go. So the 20 tasks were provably still queued when the shutdown began. Returns once
+/// the group's `run()` (and so the pool's `run()`) has returned.
+func runGracefulShutdown<Pool: WorkerPool>(
+    of pool: Pool, held hold: WorkerHold,
+    trigger: () async throws -> Void,
+    runGroup: @escaping @Sendable () async throws -> Void
+) async throws -> GracefulOutcome where Pool.Input == Job, Pool.Output == Int {
+    let holders = try (0..<pool.workerCount).map { _ in try pool.submit(hold.job) }
+    let reported = (0..<pool.workerCount).compactMap { _ in hold.waitForHolder() }
+    try #require(reported.count == pool.workerCount, "the workers never picked up the holding tasks")
+    let processPool = pool as? ProcessPool<Job, Int>
+    let workerPIDs = processPool?.workerProcessIDs ?? []
+    let forkServerPID = processPool?.forkServerProcessID
+    let queued = try (1...20).map { try pool.submit(.square($0)) }
+
+    async let groupRun: Void = runGroup()
+    // Declared after `groupRun`, so it runs before an early exit awaits the group: never leave
+    // a worker held, or the group's shutdown would wait for it forever.
+    defer { hold.release(pool.workerCount) }
+    try await trigger()
+    var lateAccepted: [Future<Int>] = []
+    let refusing = await eventually {
+        do {
+            lateAccepted.append(try pool.submit(.square(7)))
+            return false
+        } catch {
+            return (error as? ForkPoolError)?.code == .poolShutDown
+        }
+    }
+    #expect(refusing, "the pool never stopped accepting tasks")
+    #expect(queued.allSatisfy { !$0.isDone }, "the queued tasks waited behind the held workers")
+    hold.release(pool.workerCount)
+    try await groupRun
+    return GracefulOutcome(holders: holders, queued: queued, lateAccepted: lateAccepted,
+                           workerPIDs: workerPIDs, forkServerPID: forkServerPID)
+}
+
+/// What a graceful shutdown of a ProcessPool must leave behind: every task done with its
+/// result, no new task accepted, no worker and no fork server alive.
+func expectFinishedGracefully(_ pool: ProcessPool<Job, Int>, _ outcome: GracefulOutcome,
+                              sourceLocation: SourceLocation = #_sourceLocation) {
+    let holderPIDs = outcome.holders.compactMap { try? $0.get() }.map { pid_t($0) }
+    #expect(Set(holderPIDs) == Set(outcome.workerPIDs), "each held worker finished its task", sourceLocation: sourceLocation)
+    #expect(outcome.workerPIDs.count == 2, sourceLocation: sourceLocation)
+    #expect(outcome.queued.map { try? $0.get() } == (1...20).map { $0 * $0 }, sourceLocation: sourceLocation)
+    #expect(outcome.lateAccepted.allSatisfy { (try? $0.get()) == 49 }, sourceLocation: sourceLocation)
+    #expect(submitIsRefused(pool), sourceLocation: sourceLocation)
+    for pid in outcome.workerPIDs + [outcome.forkServerPID].compactMap({ $0 }) {
+        #expect(isGone(pid), "process \(pid) outlived the pool's run()", sourceLocation: sourceLocation)
+    }
+    #expect(outcome.forkServerPID != nil, sourceLocation: sourceLocation)
+    #expect(pool.workerProcessIDs.isEmpty && pool.forkServerProcessID == nil, sourceLocation: sourceLocation)
+}
+
+// MARK: - Helpers
+
+/// A task for either pool.
+enum Job: Codable, Sendable {
+    case square(Int)
+    /// Writes the pid of the process running it to `report`, then blocks until a byte arrives
+    /// on `gate`; returns that pid.
+    case holdWorker(report: Int32, gate: Int32)
+}
+
+@Sendable func perform(_ job: Job) -> Int {
+    switch job {
+    case .square(let n):
+        return n * n
+    case .holdWorker(let report, let gate):
+        var pid = getpid()
+        _ = write(report, &pid, MemoryLayout<pid_t>.size)
+        var byte: UInt8 = 0
+        _ = read(gate, &byte, 1)
+        return Int(pid)
+    }
+}
+
+/// Two pipes: a held worker reports on one and waits on the other until the test releases it.
+/// Created before a ProcessPool, so its workers inherit them.
+final class WorkerHold: Sendable {
+    private let reportRead: Int32
+    private let reportWrite: Int32
+    private let gateRead: Int32
+    private let gateWrite: Int32
+
+    init() {
+        var report: [Int32] = [0, 0]
+        var gate: [Int32] = [0, 0]
+        precondition(pipe(&report) == 0 && pipe(&gate) == 0)
+        (reportRead, reportWrite, gateRead, gateWrite) = (report[0], report[1], gate[0], gate[1])
+    }
+
+    deinit {
+        for fd in [reportRead, reportWrite, gateRead, gateWrite] { close(fd) }
+    }
+
+    var job: Job { .holdWorker(report: reportWrite, gate: gateRead) }
+
+    /// The pid a holding task reported once it runs; nil if none did within a minute (a hang
+    /// guard, not a timing assertion).
+    func waitForHolder() -> pid_t? {
+        var poller = pollfd(fd: reportRead, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 60_000) == 1 else { return nil }
+        var pid: pid_t = 0
+        return read(reportRead, &pid, MemoryLayout<pid_t>.size) == MemoryLayout<pid_t>.size ? pid : nil
+    }
+
+    /// Lets `count` held tasks go on (extra bytes stay in the pipe, harmlessly).
+    func release(_ count: Int) {
+        let bytes = [UInt8](repeating: 1, count: count)
+        _ = bytes.withUnsafeBytes { write(gateWrite, $0.baseAddress, $0.count) }
+    }
+}
+
+/// Polls `condition` every millisecond until it holds; false after `seconds` (a hang guard).
+func eventually(within seconds: Int = 60, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(1))
+    }
+    return condition()
+}
+
+/// Whether `submit` now fails with `.poolShutDown`.
+func submitIsRefused<Pool: WorkerPool>(_ pool: Pool) -> Bool where Pool.Input == Job {
+    do {
+        _ = try pool.submit(.square(1))
+        return false
+    } catch {
+        return error.code == .poolShutDown
+    }
+}
+
+func fails(_ future: Future<Int>, with code: ForkPoolError.Code) -> Bool {
+    do {
+        _ = try future.get()
+        return false
+    } catch {
+        return error.code == code
+    }
+}
+
+/// Whether no process `pid` exists any more (exited and reaped).
+func isGone(_ pid: pid_t) -> Bool {
+    kill(pid, 0) == -1 && errno == ESRCH
+}
+
+/// Whether `signal`'s disposition is no longer the default action.
+func hasSignalHandler(_ signal: Int32) -> Bool {
+    var action = sigaction()
+    return sigaction(signal, nil, &action) == 0 && action.__sigaction_handler.sa_handler != nil
+}
+
+/// The threads of this process that belong to a ThreadPool ("forkpool-t…").
+func poolThreadCount() -> Int {
+    guard let directory = opendir("/proc/self/task") else { return 0 }
+    defer { closedir(directory) }
+    var count = 0
+    while let entry = readdir(directory) {
+        let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        let tid = String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
+        guard tid.first?.isNumber == true else { continue }
+        let fd = open("/proc/self/task/\(tid)/comm", O_RDONLY)
+        guard fd >= 0 else { continue }
+        var name = [UInt8](repeating: 0, count: 32)
+        let length = read(fd, &name, name.count)
+        close(fd)
+        if length > 0 && String(decoding: name[0..<length], as: UTF8.self).hasPrefix("forkpool-t") { count += 1 }
+    }
+    return count
+}
