@@ -10,7 +10,11 @@ let package = Package(
         .executable(name: "Demo", targets: ["Demo"]),
     ],
     dependencies: [
-        // The Demo's command line; the ForkPool library depends on nothing but Glibc.
+        // The library's only dependencies: the logging and metrics APIs (no backend; both are
+        // silent unless the application bootstraps one).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // The Demo's command line.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // The benchmark's latency percentiles; also the Demo's only.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
@@ -26,7 +30,11 @@ let package = Package(
         ),
         .target(
             name: "ForkPool",
-            dependencies: ["CForkShim"]
+            dependencies: [
+                "CForkShim",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
         ),
         // The pools as `Service`s: graceful shutdown on SIGTERM inside a ServiceGroup.
         .target(
@@ -52,7 +60,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ForkPoolTests",
-            dependencies: ["ForkPool", "CForkShim"]
+            dependencies: [
+                "ForkPool",
+                "CForkShim",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
         .testTarget(
             name: "ForkPoolServiceLifecycleTests",

@@ -13,10 +13,16 @@
 //     fork server and reap it
 //
 // Worker state is touched by this thread only; the queue, phase and published pids are shared
-// under `lock`. This thread forks the fork server, because PR_SET_PDEATHSIG follows the
-// forking thread and this thread lives exactly as long as the pool.
+// under `lock`, the stats under `statsLock`. This thread forks the fork server, because
+// PR_SET_PDEATHSIG follows the forking thread and this thread lives exactly as long as the pool.
+//
+// Observability happens here too: every log event (debug level: a worker spawned, recycled,
+// crashed or exited, a task timed out, the pool broken) and every metric (PoolMetrics) comes
+// from this thread, and a task is counted in the stats before its future completes.
 import CForkShim
+import CoreMetrics
 import Glibc
+import Logging
 import Synchronization
 
 final class Dispatcher: @unchecked Sendable {
@@ -66,10 +72,26 @@ final class Dispatcher: @unchecked Sendable {
     private var retries = FIFOQueue<PendingTask>()
     private var stopping = false
     private var random = SystemRandomNumberGenerator()
+    /// Which worker slots have had a worker: the next one in such a slot is a restart.
+    private var slotsFilled: [Bool]
+
+    // Observability, made at creation (so a bootstrap done before the pool is honoured).
+    private let logger: Logger
+    private let metrics: PoolMetrics
+    /// Per-slot and pool-wide counts, written by the dispatcher thread. A lock of their own, so
+    /// reading `stats` never holds up `submit`.
+    private let statsLock = ConditionLock()
+    private var statistics: PoolStats
 
     init(settings: Settings, workerMain: @escaping @Sendable (CInt) -> Never) throws(ForkPoolError) {
         self.settings = settings
         self.workerMain = workerMain
+        let configuration = settings.configuration
+        logger = configuration.logger ?? Logger(label: "ForkPool")
+        metrics = PoolMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory, pool: "process",
+                              dimensions: configuration.metricsDimensions)
+        statistics = PoolStats(workerCount: settings.workerCount)
+        slotsFilled = Array(repeating: false, count: settings.workerCount)
         wakeFD = try PoolDescriptors.register(forkpool_eventfd, name: "eventfd")
         do {
             thread = try PosixThread.start(name: "forkpool-disp") { [self] in run() }
@@ -93,6 +115,13 @@ final class Dispatcher: @unchecked Sendable {
     /// The pid of the fork server, while it runs.
     var forkServerProcessID: pid_t? { lock.withLock { publishedForkServerPID } }
 
+    /// A snapshot of the counts, with the queue's length now.
+    var stats: PoolStats {
+        var snapshot = statsLock.withLock { statistics }
+        snapshot.queuedTasks = lock.withLock { queue.count }
+        return snapshot
+    }
+
     // MARK: - Called by any thread
 
     /// How many task ids were handed out (tests count frames with it).
@@ -105,9 +134,11 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Queues `tasks` in order and wakes the dispatcher once.
     func enqueue(_ tasks: some Sequence<PendingTask>) throws(ForkPoolError) {
+        let now = monotonicNanoseconds()
         try lock.withLock { () throws(ForkPoolError) in
             try checkAccepting()
             for task in tasks {
+                task.enqueuedAt = now
                 queue.append(task)
                 if task.deadline != nil { queuedWithDeadline.append(task) }
             }
@@ -180,6 +211,9 @@ final class Dispatcher: @unchecked Sendable {
         serve()
         stopWorkers()
         stopForkServer()
+        statsLock.withLock {
+            for slot in statistics.workers.indices { statistics.workers[slot].processID = nil }
+        }
         lock.withLock {
             if case .failedToStart = phase {} else { phase = .stopped }
             publishedPIDs = []
@@ -198,9 +232,16 @@ final class Dispatcher: @unchecked Sendable {
             let now = monotonicNanoseconds()
             requestWorkers(now: now)
             let turn = takeWork(now: now)
-            for (task, error) in turn.dropped { task.fail(error) }
+            for (task, error) in turn.dropped {
+                settle(task, failure: error.code, slot: nil)
+                task.fail(error)
+            }
+            for task in turn.expired {
+                logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.queued": "true"])
+                settle(task, failure: .timedOut, slot: nil)
+            }
             if turn.finished { return }
-            for index in turn.assigned { flush(index) }
+            handOut(turn.assigned)
             for index in workers.indices where workers[index].task.map({ turn.cancelled.contains($0.id) }) == true {
                 stop(index, ForkPoolError(.cancelled, "task \(workers[index].task!.id) was cancelled while running",
                                           taskID: workers[index].task!.id, processID: workers[index].pid), now: now)
@@ -276,10 +317,12 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     /// Under the lock: expires, cancels and hands out tasks; says whether the loop is done.
-    private func takeWork(now: UInt64) -> (assigned: [Int], dropped: [(PendingTask, ForkPoolError)],
+    /// `expired`: queued tasks just failed for passing their deadline (to be counted outside the lock).
+    private func takeWork(now: UInt64) -> (assigned: [Int], dropped: [(PendingTask, ForkPoolError)], expired: [PendingTask],
                                            cancelled: Set<UInt64>, nextQueuedDeadline: UInt64?, finished: Bool) {
         lock.withLock {
             var dropped: [(PendingTask, ForkPoolError)] = []
+            var expired: [PendingTask] = []
             if cancelRequested {
                 for task in queue.removeAll() {
                     dropped.append((task, ForkPoolError(.cancelled, "task \(task.id) was cancelled by shutdown", taskID: task.id)))
@@ -299,8 +342,10 @@ final class Dispatcher: @unchecked Sendable {
             queuedWithDeadline.removeAll { task in
                 guard let deadline = task.deadline else { return true }
                 if deadline <= now {
-                    _ = task.failIfQueued(ForkPoolError(.timedOut, "task \(task.id) reached its deadline before a worker was free",
-                                                        taskID: task.id))
+                    if task.failIfQueued(ForkPoolError(.timedOut, "task \(task.id) reached its deadline before a worker was free",
+                                                       taskID: task.id)) {
+                        expired.append(task)
+                    }
                     return true
                 }
                 nextQueuedDeadline = min(nextQueuedDeadline ?? deadline, deadline)
@@ -335,7 +380,7 @@ final class Dispatcher: @unchecked Sendable {
             } else {
                 finished = shutdownRequested && queue.isEmpty && retries.isEmpty && !busy
             }
-            return (assigned, dropped, cancelled, nextQueuedDeadline, finished)
+            return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished)
         }
     }
 
@@ -346,6 +391,21 @@ final class Dispatcher: @unchecked Sendable {
             deadline = min(deadline ?? end, end)
         }
         workers[index].assign(task, deadline: deadline)
+    }
+
+    /// Starts sending the tasks just assigned to these workers, then records how long each
+    /// waited in the queue (after the sends, so metrics never delay a task).
+    private func handOut(_ assigned: [Int]) {
+        guard !assigned.isEmpty else { return }
+        let now = monotonicNanoseconds()
+        for index in assigned {
+            workers[index].task?.handedOutAt = now
+            flush(index)
+        }
+        for index in assigned {
+            guard let task = workers[index].task else { continue }
+            metrics.taskHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
+        }
     }
 
     /// Under a retry policy a task's frame must survive its first send.
@@ -392,6 +452,7 @@ final class Dispatcher: @unchecked Sendable {
 
     private func readFrames(_ index: Int) {
         let pid = workers[index].pid
+        let slot = workers[index].slot
         while workers[index].socket >= 0 {
             let task = workers[index].task
             let isReady = workers[index].isReady
@@ -405,10 +466,13 @@ final class Dispatcher: @unchecked Sendable {
                         default: break
                         }
                     } else if let task, header.taskID == task.id, header.kind == task.replyKind || header.kind == .failure {
+                        // `self.workers` is being read from: settle() must not touch it.
                         if header.kind == task.replyKind {
-                            task.finish(output: payload, worker: pid)
+                            task.finish(output: payload, worker: pid) { failure in settle(task, failure: failure, slot: slot) }
                         } else {
-                            task.fail(Self.failure(from: payload, task: task.id, worker: pid))
+                            let failure = Self.failure(from: payload, task: task.id, worker: pid)
+                            settle(task, failure: failure.code, slot: slot)
+                            task.fail(failure)
                         }
                         return .taskDone
                     }
@@ -425,6 +489,7 @@ final class Dispatcher: @unchecked Sendable {
                 return  // no complete frame yet
             case .ready:
                 workers[index].isReady = true
+                statsLock.withLock { statistics.workers[slot].processID = pid }
                 consecutiveStartFailures = 0
                 publishWorkers()
                 dismissOneRetiringWorker()
@@ -481,7 +546,10 @@ final class Dispatcher: @unchecked Sendable {
     private func stop(_ index: Int, _ fault: ForkPoolError, now: UInt64) {
         guard workers[index].fault == nil else { return }
         workers[index].fault = fault
-        workers[index].task?.fail(fault)
+        if let task = workers[index].task {
+            settle(task, failure: fault.code, slot: workers[index].slot)
+            task.fail(fault)
+        }
         workers[index].taskDeadline = nil
         workers[index].closeSocket()
         if configuration.terminationGracePeriod > 0 {
@@ -495,6 +563,8 @@ final class Dispatcher: @unchecked Sendable {
     private func enforceDeadlines(now: UInt64) {
         for index in workers.indices {
             if let deadline = workers[index].taskDeadline, deadline <= now, let task = workers[index].task {
+                logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.pid": "\(workers[index].pid)",
+                                                          "forkpool.worker": "\(workers[index].slot)"])
                 let limit = configuration.taskTimeout.map { "its time limit of \($0) s" } ?? "its deadline"
                 stop(index, ForkPoolError(.timedOut, "task \(task.id) ran past \(limit) in worker process \(workers[index].pid), "
                                           + "which was killed", taskID: task.id, processID: workers[index].pid), now: now)
@@ -510,11 +580,19 @@ final class Dispatcher: @unchecked Sendable {
 
     private func checkRecycling(_ index: Int) {
         guard !workers[index].retiring else { return }
-        var retire = workers[index].tasksDone >= workers[index].taskLimit
-        if !retire, let ceiling = configuration.maximumWorkerResidentBytes {
-            retire = workers[index].residentBytes() > ceiling
+        var metadata: Logger.Metadata
+        if workers[index].tasksDone >= workers[index].taskLimit {
+            metadata = ["forkpool.reason": "task limit"]
+        } else if let ceiling = configuration.maximumWorkerResidentBytes, case let resident = workers[index].residentBytes(),
+                  resident > ceiling {
+            metadata = ["forkpool.reason": "memory", "forkpool.resident_bytes": "\(resident)"]
+        } else {
+            return
         }
-        guard retire else { return }
+        metadata["forkpool.pid"] = "\(workers[index].pid)"
+        metadata["forkpool.worker"] = "\(workers[index].slot)"
+        metadata["forkpool.tasks_done"] = "\(workers[index].tasksDone)"
+        logger.debug("worker recycled", metadata: metadata)
         // The replacement is requested now (the retiring worker no longer counts); the old one
         // leaves when a new worker is ready.
         workers[index].retiring = true
@@ -610,7 +688,9 @@ final class Dispatcher: @unchecked Sendable {
             case .spawned where passed.count == 2:
                 spawnsInFlight -= 1
                 _ = forkpool_set_nonblocking(passed[0])
-                var worker = WorkerProcess(pid: message.pid, socket: passed[0], pidfd: passed[1],
+                let slot = freeSlot()
+                workerSpawned(message.pid, slot: slot)
+                var worker = WorkerProcess(pid: message.pid, slot: slot, socket: passed[0], pidfd: passed[1],
                                            maximumFrameBytes: configuration.maximumFrameBytes)
                 if let limit = configuration.maximumTasksPerWorker {
                     worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
@@ -638,6 +718,10 @@ final class Dispatcher: @unchecked Sendable {
         var worker = workers.remove(at: index)
         worker.closeSocket()
         PoolDescriptors.close(worker.pidfd)
+        logExit(of: worker, status: status)
+        statsLock.withLock {
+            if statistics.workers[worker.slot].processID == worker.pid { statistics.workers[worker.slot].processID = nil }
+        }
         if !worker.isReady {
             let cause = worker.startError.map { "the initializer threw: \($0)" } ?? worker.deathError(status: status).message
             startFailed(ForkPoolError(.poolBroken, "worker process \(worker.pid) failed to start: \(cause)",
@@ -646,25 +730,31 @@ final class Dispatcher: @unchecked Sendable {
         if let task = worker.task {
             if var fault = worker.fault {
                 fault.taskID = task.id
+                settle(task, failure: fault.code, slot: worker.slot)
                 task.fail(fault)
             } else {
-                handleCrash(of: task, error: worker.deathError(status: status))
+                handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)
             }
         }
         publishWorkers()
     }
 
-    private func handleCrash(of task: PendingTask, error: ForkPoolError) {
+    private func handleCrash(of task: PendingTask, error: ForkPoolError, slot: Int) {
         switch configuration.crashPolicy {
         case .failTask:
+            settle(task, failure: error.code, slot: slot)
             task.fail(error)
         case .retry(let times) where task.retries < times:
             task.retries += 1
+            endAttempt(of: task, slot: slot)
+            task.enqueuedAt = monotonicNanoseconds()
             retries.append(task)
         case .retry(let times):
+            settle(task, failure: error.code, slot: slot)
             task.fail(ForkPoolError(error.code, "\(error.message) (after \(times) retries)", taskID: task.id,
                                     processID: error.processID, signal: error.signal, exitStatus: error.exitStatus))
         case .breakPool:
+            settle(task, failure: error.code, slot: slot)
             task.fail(error)
             breakPool(ForkPoolError(.poolBroken, "the pool is broken: \(error.message)", processID: error.processID,
                                     signal: error.signal, exitStatus: error.exitStatus))
@@ -685,6 +775,7 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     private func breakPool(_ error: ForkPoolError) {
+        logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
         lock.withLock {
             switch phase {
             case .starting:
@@ -706,6 +797,7 @@ final class Dispatcher: @unchecked Sendable {
         PoolDescriptors.close(server.control)
         forkServer = nil
         let status = reap(server)
+        logger.debug("fork server died", metadata: ["forkpool.pid": "\(server.pid)", "forkpool.wait_status": "\(status)"])
         for index in workers.indices.reversed() {
             var worker = workers.remove(at: index)
             worker.closeSocket()
@@ -715,8 +807,12 @@ final class Dispatcher: @unchecked Sendable {
                 let error = worker.fault ?? ForkPoolError(
                     .workerDied, "worker process \(worker.pid) died with the pool's fork server (process \(server.pid), "
                     + "wait status \(status)) while running task \(task.id)", taskID: task.id, processID: worker.pid)
+                settle(task, failure: error.code, slot: worker.slot)
                 task.fail(error)
             }
+        }
+        statsLock.withLock {
+            for slot in statistics.workers.indices { statistics.workers[slot].processID = nil }
         }
         spawnsInFlight = 0
         publishWorkers()
@@ -741,6 +837,96 @@ final class Dispatcher: @unchecked Sendable {
         _ = forkpool_waitpid(server.pid, &status, 0)
         PoolDescriptors.close(server.pidfd)
         return status
+    }
+
+    // MARK: Stats, metrics and log events
+
+    /// Counts how `task` ended (`failure` nil for success) in the stats and metrics — once per
+    /// task, and not at all if it was cancelled — with the time it ran on the worker in `slot`
+    /// (nil: it ended off any worker, in the queue or waiting for a retry). Called before the
+    /// task's future is completed, so a caller woken by it finds it counted. Never touches
+    /// `workers` (readFrames holds it).
+    private func settle(_ task: PendingTask, failure: ForkPoolError.Code?, slot: Int?) {
+        let ranFor = takeOffWorker(task)
+        let counts = !task.isSettled && failure != .cancelled
+        task.isSettled = true
+        guard counts || ranFor != nil else { return }
+        statsLock.withLock {
+            if let slot, let ranFor { statistics.workers[slot].busyTime += .nanoseconds(Int64(clamping: ranFor)) }
+            guard counts else { return }
+            statistics.tasksCompleted += 1
+            if failure != nil { statistics.tasksFailed += 1 }
+            if let slot {
+                statistics.workers[slot].tasksCompleted += 1
+                if failure != nil { statistics.workers[slot].tasksFailed += 1 }
+            }
+        }
+        if counts { metrics.taskEnded(failure: failure, runNanoseconds: ranFor) }
+    }
+
+    /// The task lost its worker in `slot` and will run again (a retry): only the slot's busy
+    /// time grows.
+    private func endAttempt(of task: PendingTask, slot: Int) {
+        guard let ranFor = takeOffWorker(task) else { return }
+        statsLock.withLock { statistics.workers[slot].busyTime += .nanoseconds(Int64(clamping: ranFor)) }
+    }
+
+    /// Nanoseconds since the task was handed to its worker, and it is no longer on one; nil if
+    /// it was not (already taken off: a stopped task whose worker's exit comes later).
+    private func takeOffWorker(_ task: PendingTask) -> UInt64? {
+        guard let start = task.handedOutAt else { return nil }
+        task.handedOutAt = nil
+        let now = monotonicNanoseconds()
+        return now > start ? now - start : 0
+    }
+
+    /// The lowest slot that no worker still counted towards the pool holds (a retiring worker
+    /// has handed its slot to its replacement already). There always is one: a worker is asked
+    /// for only when one is missing.
+    private func freeSlot() -> Int {
+        let taken = workers.filter { !$0.retiring }.map(\.slot)
+        return (0..<settings.workerCount).first { !taken.contains($0) } ?? 0
+    }
+
+    /// A new worker process fills `slot`: a restart if the slot had a worker before.
+    private func workerSpawned(_ pid: pid_t, slot: Int) {
+        logger.debug("worker spawned", metadata: ["forkpool.pid": "\(pid)", "forkpool.worker": "\(slot)"])
+        guard slotsFilled[slot] else {
+            slotsFilled[slot] = true
+            return
+        }
+        statsLock.withLock {
+            statistics.restarts += 1
+            statistics.workers[slot].restarts += 1
+        }
+        metrics.workerRestarted()
+    }
+
+    /// "worker crashed": it died of a signal nobody sent on the pool's behalf. "worker exited":
+    /// any other end, with the reason — recycled, shutdown, killed by the pool (timed out,
+    /// cancelled, a bad frame: the error code), failed to start, or unexpected (the work or the
+    /// initializer called exit).
+    private func logExit(of worker: WorkerProcess, status: CInt) {
+        var metadata: Logger.Metadata = ["forkpool.pid": "\(worker.pid)", "forkpool.worker": "\(worker.slot)"]
+        let killed = forkpool_wifsignaled(status) != 0
+        if killed {
+            metadata["forkpool.signal"] = "\(forkpool_wtermsig(status))"
+        } else {
+            metadata["forkpool.exit_status"] = "\(forkpool_wexitstatus(status))"
+        }
+        if let task = worker.task { metadata["forkpool.task_id"] = "\(task.id)" }
+        if let startError = worker.startError { metadata["forkpool.error"] = "\(startError)" }
+        if worker.dismissed {
+            metadata["forkpool.reason"] = worker.retiring ? "recycled" : "shutdown"
+        } else if let fault = worker.fault {
+            metadata["forkpool.reason"] = "\(fault.code.metricValue)"
+        } else if killed {
+            logger.debug("worker crashed", metadata: metadata)
+            return
+        } else {
+            metadata["forkpool.reason"] = worker.isReady ? "unexpected" : "failed to start"
+        }
+        logger.debug("worker exited", metadata: metadata)
     }
 
     private func publishWorkers() {

@@ -16,6 +16,14 @@ class PendingTask: @unchecked Sendable {
     /// How many times the task was re-run after its worker died (``CrashPolicy/retry(times:)``).
     var retries = 0
 
+    // Dispatcher bookkeeping for stats and metrics (monotonic ns).
+    /// When the task was queued (or queued again for a retry).
+    var enqueuedAt: UInt64 = 0
+    /// When the task was handed to its worker; nil while it is not on one.
+    var handedOutAt: UInt64?
+    /// Counted as ended (or cancelled): a later failure of the same task is not counted again.
+    var isSettled = false
+
     init(id: UInt64, frame: [UInt8], tail: [UInt8] = []) {
         self.id = id
         self.frame = frame
@@ -30,8 +38,11 @@ class PendingTask: @unchecked Sendable {
 
     /// Moves the task to running; false if it was cancelled while queued.
     func start() -> Bool { fatalError("subclass must override") }
-    /// Completes with the worker's encoded output.
-    func finish(output: UnsafeRawBufferPointer, worker: pid_t) { fatalError("subclass must override") }
+    /// Completes with the worker's encoded output, first telling `settle` whether the outcome is
+    /// a failure (its code) or a success (nil), so the pool counts it before anyone waiting wakes.
+    func finish(output: UnsafeRawBufferPointer, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
+        fatalError("subclass must override")
+    }
     /// Completes with an error.
     func fail(_ error: ForkPoolError) { fatalError("subclass must override") }
 }
@@ -50,14 +61,17 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
 
     override func start() -> Bool { future.markRunning() }
 
-    override func finish(output: UnsafeRawBufferPointer, worker: pid_t) {
+    override func finish(output: UnsafeRawBufferPointer, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
+        let result: Result<Output, ForkPoolError>
         do {
-            future.complete(.success(try codec.decode(from: output)))
+            result = .success(try codec.decode(from: output))
         } catch {
-            future.complete(.failure(ForkPoolError(
+            result = .failure(ForkPoolError(
                 .decodingFailed, "could not decode the output of task \(id) from worker process \(worker): \(error)",
-                taskID: id, processID: worker)))
+                taskID: id, processID: worker))
         }
+        if case .failure(let error) = result { settle(error.code) } else { settle(nil) }
+        future.complete(result)
     }
 
     override func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
@@ -93,8 +107,25 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
 
     override func start() -> Bool { future.markRunning() }
 
-    override func finish(output: UnsafeRawBufferPointer, worker: pid_t) {
+    override func finish(output: UnsafeRawBufferPointer, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
+        settle(firstFailure(in: output))
         future.complete(.success(Reply(payload: Array(output), worker: worker)))
+    }
+
+    /// The code ``outputs(from:worker:)`` will fail with, found by walking the items' status
+    /// bytes and lengths without decoding anything; nil when every item succeeded. (An output
+    /// that then fails to decode on the caller's side is not seen here.)
+    func firstFailure(in payload: UnsafeRawBufferPointer) -> ForkPoolError.Code? {
+        var offset = 0
+        for _ in 0..<count {
+            guard payload.count - offset >= 5 else { return .malformedFrame }
+            let status = payload[offset]
+            if status != 0 { return FailureReason(rawValue: status)?.code ?? .malformedFrame }
+            let length = Int(UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: offset + 1, as: UInt32.self)))
+            guard length <= payload.count - offset - 5 else { return .malformedFrame }
+            offset += 5 + length
+        }
+        return nil
     }
 
     /// Waits for the reply and decodes it.

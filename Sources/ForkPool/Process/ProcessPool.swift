@@ -85,6 +85,12 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// The pids of the live, ready worker processes (a replacement appears once it is ready).
     public var workerProcessIDs: [pid_t] { dispatcher.workerProcessIDs }
 
+    /// What the pool has done so far: per worker slot (the worker's pid, tasks completed and
+    /// failed, busy time, restarts) and in total, plus the tasks waiting in the queue. Each
+    /// call takes a fresh snapshot; safe from any thread. A chunk of `map` counts as one task.
+    /// See ``PoolStats`` for what is counted.
+    public var stats: PoolStats { dispatcher.stats }
+
     /// How many tasks (single inputs or chunks) the pool has created; tests use it.
     var tasksCreated: UInt64 { dispatcher.taskIDsIssued }
 

@@ -1,5 +1,7 @@
 // ProcessPoolConfiguration: the knobs of a ProcessPool, with production defaults.
 import CForkShim
+import CoreMetrics
+import Logging
 
 /// What a ``ProcessPool`` does with the task of a worker that died while running it.
 public enum CrashPolicy: Sendable, Equatable {
@@ -68,6 +70,25 @@ public struct ProcessPoolConfiguration: Sendable {
     /// as ``Future/cancel()`` does.
     public var cancellationKillsRunningTasks = false
 
+    /// Where the pool logs its workers' lives: spawned, recycled, crashed or exited, a task
+    /// timed out, the pool broken. Everything is logged at `debug` level from the pool's
+    /// dispatcher thread (failures also reach the caller as errors), with metadata keys such
+    /// as `forkpool.pid`, `forkpool.signal`, `forkpool.exit_status` and `forkpool.task_id`.
+    /// nil (the default): `Logger(label: "ForkPool")`, made when the pool is created, so a
+    /// `LoggingSystem.bootstrap` done before then is honoured.
+    public var logger: Logger?
+
+    /// The swift-metrics factory for the pool's counters and timers
+    /// (`forkpool_tasks_completed`, `forkpool_task_failures`, `forkpool_queue_wait`,
+    /// `forkpool_run_time`, `forkpool_worker_restarts`). nil (the default): `MetricsSystem.factory`
+    /// when the pool is created, which records nothing unless the application bootstrapped a
+    /// backend.
+    public var metricsFactory: (any MetricsFactory)?
+
+    /// Dimensions added to every metric of the pool, beside `("pool", "process")`, to tell
+    /// pools apart, for example `[("name", "thumbnails")]`. Default none.
+    public var metricsDimensions: [(String, String)] = []
+
     /// A configuration with every default.
     public init() {}
 
@@ -77,7 +98,9 @@ public struct ProcessPoolConfiguration: Sendable {
                 taskTimeout: Double? = nil, terminationGracePeriod: Double = 0,
                 crashPolicy: CrashPolicy = .failTask, maximumTasksPerWorker: Int? = nil,
                 maximumWorkerResidentBytes: Int? = nil, maximumConsecutiveStartFailures: Int = 5,
-                initializer: (@Sendable () throws -> Void)? = nil, cancellationKillsRunningTasks: Bool = false) {
+                initializer: (@Sendable () throws -> Void)? = nil, logger: Logger? = nil,
+                metricsFactory: (any MetricsFactory)? = nil, metricsDimensions: [(String, String)] = [],
+                cancellationKillsRunningTasks: Bool = false) {
         self.maximumFrameBytes = maximumFrameBytes
         self.workersInOwnProcessGroup = workersInOwnProcessGroup
         self.workerCrashBacktraces = workerCrashBacktraces
@@ -89,6 +112,9 @@ public struct ProcessPoolConfiguration: Sendable {
         self.maximumWorkerResidentBytes = maximumWorkerResidentBytes
         self.maximumConsecutiveStartFailures = maximumConsecutiveStartFailures
         self.initializer = initializer
+        self.logger = logger
+        self.metricsFactory = metricsFactory
+        self.metricsDimensions = metricsDimensions
         self.cancellationKillsRunningTasks = cancellationKillsRunningTasks
     }
 

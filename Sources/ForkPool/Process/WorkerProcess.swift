@@ -7,6 +7,9 @@ import Glibc
 
 struct WorkerProcess {
     let pid: pid_t
+    /// The worker slot (0..<workerCount) this process fills; a replacement takes over the slot
+    /// of the worker it replaces. Stats are kept per slot.
+    let slot: Int
     /// Parent end of the socketpair; -1 once closed (end of stream, a fault, or dismissed).
     var socket: CInt
     let pidfd: CInt
@@ -34,9 +37,12 @@ struct WorkerProcess {
     var taskLimit = Int.max
     /// Recycled: takes no more tasks, and leaves once its replacement is ready.
     var retiring = false
+    /// Asked to exit (`shutdown` frame): recycled, or the pool is shutting down.
+    var dismissed = false
 
-    init(pid: pid_t, socket: CInt, pidfd: CInt, maximumFrameBytes: Int) {
+    init(pid: pid_t, slot: Int = 0, socket: CInt, pidfd: CInt, maximumFrameBytes: Int) {
         self.pid = pid
+        self.slot = slot
         self.socket = socket
         self.pidfd = pidfd
         self.reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
@@ -82,6 +88,7 @@ struct WorkerProcess {
     /// Asks an idle worker to exit (`shutdown` frame) and closes the socket.
     mutating func dismiss() {
         guard socket >= 0 else { return }
+        dismissed = true
         var farewell = FrameHeader.emptyFrame()
         FrameHeader(kind: .shutdown, length: 0, taskID: 0).write(into: &farewell)
         _ = farewell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }

@@ -4,7 +4,10 @@
 //
 // No Dispatch and no Swift concurrency inside: N joinable pthreads wait on one condition
 // variable. Inputs and outputs are handed over in memory, so they need not be Codable, and
-// a thrown error reaches the caller with the original error attached.
+// a thrown error reaches the caller with the original error attached. Each thread counts
+// what it runs in its own atomic counters (`stats`) and in the pool's metrics.
+import CoreMetrics
+import Synchronization
 
 /// A pool of pthreads running one function over many inputs — the Swift counterpart of
 /// Python's `ThreadPoolExecutor`, with the same calls as ``ProcessPool``.
@@ -19,13 +22,29 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
 
     /// Starts `workers` threads that will run `work`.
     ///
+    /// - Parameters:
+    ///   - workers: How many threads to run (at least one).
+    ///   - metricsFactory: The swift-metrics factory for the pool's metrics
+    ///     (`forkpool_tasks_completed`, `forkpool_task_failures`, `forkpool_run_time`, with the
+    ///     dimension `("pool", "thread")`); nil (the default): `MetricsSystem.factory`, which
+    ///     records nothing unless the application bootstrapped a backend.
+    ///   - metricsDimensions: Dimensions added to every metric of the pool, to tell pools apart.
+    ///   - work: The function the threads run on each input.
     /// - Precondition: `workers >= 1`, and the system can create that many threads.
-    public init(workers: Int = defaultWorkerCount, work: @escaping @Sendable (Input) throws -> Output) {
+    public init(workers: Int = defaultWorkerCount, metricsFactory: (any MetricsFactory)? = nil,
+                metricsDimensions: [(String, String)] = [], work: @escaping @Sendable (Input) throws -> Output) {
         precondition(workers >= 1, "a ThreadPool needs at least one worker, not \(workers)")
         workerCount = workers
-        core = Core(work: work)
+        let metrics = PoolMetrics(factory: metricsFactory ?? MetricsSystem.factory, pool: "thread", dimensions: metricsDimensions)
+        core = Core(work: work, workerCount: workers, metrics: metrics)
         core.start(workers: workers)
     }
+
+    /// What the pool has done so far, per thread (tasks completed and failed, busy time) and
+    /// in total, plus the tasks waiting in the queue. Each call takes a fresh snapshot; safe
+    /// from any thread. A chunk of `map` counts as one task; ``WorkerStats/processID`` is
+    /// always nil and restarts are always 0. See ``PoolStats`` for what is counted.
+    public var stats: PoolStats { core.stats }
 
     /// Dropping the last reference shuts the pool down: queued tasks still run.
     deinit {
@@ -102,9 +121,41 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         private var threads: [PosixThread] = []
         private let joinLock = ConditionLock()
         private var joined = false
+        private let metrics: PoolMetrics
+        /// One set of counters per thread, each written by its thread only.
+        private let threadCounters: [ThreadCounters]
+        private let threadsStarted = Atomic<Int>(0)
 
-        init(work: @escaping @Sendable (Input) throws -> Output) {
+        init(work: @escaping @Sendable (Input) throws -> Output, workerCount: Int, metrics: PoolMetrics) {
             self.work = work
+            self.metrics = metrics
+            threadCounters = (0..<workerCount).map { _ in ThreadCounters() }
+        }
+
+        var stats: PoolStats {
+            var snapshot = PoolStats(workerCount: threadCounters.count)
+            for (index, counters) in threadCounters.enumerated() {
+                let completed = counters.tasksCompleted.load(ordering: .relaxed)
+                let failed = counters.tasksFailed.load(ordering: .relaxed)
+                snapshot.workers[index].tasksCompleted = completed
+                snapshot.workers[index].tasksFailed = failed
+                snapshot.workers[index].busyTime = .nanoseconds(counters.busyNanoseconds.load(ordering: .relaxed))
+                snapshot.tasksCompleted += completed
+                snapshot.tasksFailed += failed
+            }
+            snapshot.queuedTasks = lock.withLock { queue.count }
+            return snapshot
+        }
+
+        /// Counts a task a thread ran, before its future completes (so a caller woken by it
+        /// finds it counted).
+        private func count(_ counters: ThreadCounters, since start: UInt64, failed: Bool) {
+            let now = monotonicNanoseconds()
+            let ranFor = now > start ? now - start : 0
+            counters.busyNanoseconds.wrappingAdd(Int64(clamping: ranFor), ordering: .relaxed)
+            if failed { counters.tasksFailed.wrappingAdd(1, ordering: .relaxed) }
+            counters.tasksCompleted.wrappingAdd(1, ordering: .relaxed)
+            metrics.taskEnded(failure: failed ? .workFailed : nil, runNanoseconds: ranFor)
         }
 
         func start(workers: Int) {
@@ -252,6 +303,7 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         /// One worker thread: take a task, run it, complete its future; leave when shut down
         /// and the queue is empty.
         private func serve() {
+            let counters = threadCounters[threadsStarted.wrappingAdd(1, ordering: .relaxed).oldValue]
             while true {
                 let next: Job? = lock.withLock {
                     while queue.isEmpty && accepting { lock.wait() }
@@ -261,17 +313,19 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
                 case nil:
                     return
                 case .one(let input, let future):
-                    run(input, future)
+                    run(input, future, counters)
                 case .chunk(let inputs, let slots, let future):
-                    run(inputs, writingTo: slots, future)
+                    run(inputs, writingTo: slots, future, counters)
                 }
             }
         }
 
         /// Runs a chunk, initializing one slot per input. Its first failing input fails the
         /// whole chunk (as `map` reports it) and leaves every slot of the chunk uninitialized.
-        private func run(_ inputs: ArraySlice<Input>, writingTo slots: UnsafeMutablePointer<Output>, _ future: Future<Void>) {
+        private func run(_ inputs: ArraySlice<Input>, writingTo slots: UnsafeMutablePointer<Output>, _ future: Future<Void>,
+                         _ counters: ThreadCounters) {
             guard future.markRunning() else { return }  // cancelled while queued
+            let start = monotonicNanoseconds()
             var written = 0
             for input in inputs {
                 do {
@@ -282,23 +336,36 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
                     let id = future.taskID
                     var failure = ForkPoolError(.workFailed, "task \(id) threw: \(error)", taskID: id)
                     failure.underlyingError = error
+                    count(counters, since: start, failed: true)
                     future.complete(.failure(failure))
                     return
                 }
             }
+            count(counters, since: start, failed: false)
             future.complete(.success(()))
         }
 
-        private func run(_ input: Input, _ future: Future<Output>) {
+        private func run(_ input: Input, _ future: Future<Output>, _ counters: ThreadCounters) {
             guard future.markRunning() else { return }  // cancelled while queued
+            let start = monotonicNanoseconds()
             do {
-                future.complete(.success(try work(input)))
+                let output = try work(input)
+                count(counters, since: start, failed: false)
+                future.complete(.success(output))
             } catch {
                 let id = future.taskID
                 var failure = ForkPoolError(.workFailed, "task \(id) threw: \(error)", taskID: id)
                 failure.underlyingError = error
+                count(counters, since: start, failed: true)
                 future.complete(.failure(failure))
             }
         }
     }
+}
+
+/// One ThreadPool thread's counts: written by that thread only, read by `stats`.
+private final class ThreadCounters: Sendable {
+    let tasksCompleted = Atomic<Int>(0)
+    let tasksFailed = Atomic<Int>(0)
+    let busyNanoseconds = Atomic<Int64>(0)
 }
