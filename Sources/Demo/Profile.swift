@@ -3,6 +3,7 @@
 // benchmark's inner loop without the timing around it.
 import ArgumentParser
 import ForkPool
+import Histogram
 
 enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     /// `submit` + `get` of a trivial task, one at a time (the latency figure).
@@ -30,9 +31,15 @@ struct Profile: ParsableCommand {
         case .roundTrip:
             let pool = try ProcessPool(workers: 1) { (n: Int) in n }
             defer { pool.shutdown() }
-            for n in 0..<(iterations ?? 20_000) where try pool.submit(n).get() != n {
-                throw BenchmarkError(description: "round trip returned a different value")
+            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+            for n in 0..<(iterations ?? 20_000) {
+                let start = monotonicNanoseconds()
+                guard try pool.submit(n).get() == n else {
+                    throw BenchmarkError(description: "round trip returned a different value")
+                }
+                _ = histogram.record(monotonicNanoseconds() - start)
             }
+            print("round trip p50 \(Double(histogram.valueAtPercentile(50)) / 1000) µs, p99 \(Double(histogram.valueAtPercentile(99)) / 1000) µs")
         case .bulk:
             let pool = try ProcessPool(workers: 1) { (payload: [UInt8]) in payload }
             defer { pool.shutdown() }

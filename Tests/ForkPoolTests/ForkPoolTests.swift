@@ -28,7 +28,7 @@ enum Command: Codable, Sendable {
     /// Writes raw bytes to the worker's own socket as if they were a reply, then sleeps.
     case forgeReply([UInt8])
     /// Writes the worker's pid to `reportFD`, waits for one byte on `gateFD` (a ``Gate``),
-    /// then returns `value`.
+    /// then returns `value` (`Int.min` if the gate stayed shut for 60 s).
     case passGate(reportFD: Int32, gateFD: Int32, value: Int)
 }
 
@@ -54,6 +54,10 @@ enum Command: Codable, Sendable {
     case .passGate(let reportFD, let gateFD, let value):
         var pid = getpid()
         _ = write(reportFD, &pid, MemoryLayout<pid_t>.size)
+        // A hang guard: a gate never opened (a bug under test) lets the task go after 60 s
+        // with a value no test expects, instead of wedging the test run.
+        var entry = pollfd(fd: gateFD, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, 60_000) > 0 else { return Int.min }
         var byte: UInt8 = 0
         while read(gateFD, &byte, 1) < 0 && errno == EINTR {}
         return value

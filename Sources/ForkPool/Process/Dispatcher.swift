@@ -227,7 +227,6 @@ final class Dispatcher: @unchecked Sendable {
     private func serve() {
         var pollSet: [pollfd] = []
         var owners: [Int] = []  // worker index of each pollfd after the first two
-        var hot = false  // the last event came within `spinNanoseconds`: spin before sleeping
         while true {
             let now = monotonicNanoseconds()
             requestWorkers(now: now)
@@ -257,7 +256,7 @@ final class Dispatcher: @unchecked Sendable {
                 pollSet.append(pollfd(fd: worker.socket, events: events, revents: 0))
                 owners.append(index)
             }
-            let ready = wait(&pollSet, timeout: pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline), hot: &hot)
+            let ready = poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline))
             if ready < 0 && errno != EINTR {
                 fatalError("ForkPool dispatcher: poll failed with errno \(errno)")
             }
@@ -274,31 +273,6 @@ final class Dispatcher: @unchecked Sendable {
             if pollSet[1].revents != 0 { readForkServer() }
             enforceDeadlines(now: monotonicNanoseconds())
         }
-    }
-
-    /// How long the dispatcher polls without sleeping while the pool is hot: about what waking
-    /// a sleeping thread costs on these virtual machines (see Future.maximumSpins).
-    static var spinNanoseconds: UInt64 { 40_000 }
-
-    /// Waits for an event, as an adaptive mutex does: while events have been coming within
-    /// `spinNanoseconds` (a caller submitting one task after another, a worker replying in
-    /// microseconds) it first polls without sleeping for up to that long, so neither a submit
-    /// nor a reply pays for waking this thread; once a spin finds nothing the pool is cold and
-    /// the next wait sleeps at once, so an idle or slow pool burns no CPU.
-    private func wait(_ pollSet: inout [pollfd], timeout: Int32, hot: inout Bool) -> Int32 {
-        if hot && timeout != 0 {
-            let end = monotonicNanoseconds() + Self.spinNanoseconds
-            repeat {
-                let ready = poll(&pollSet, nfds_t(pollSet.count), 0)
-                if ready != 0 { return ready }
-                for _ in 0..<16 { forkpool_cpu_relax() }
-            } while monotonicNanoseconds() < end
-            hot = false
-        }
-        let start = monotonicNanoseconds()
-        let ready = poll(&pollSet, nfds_t(pollSet.count), timeout)
-        hot = ready > 0 && monotonicNanoseconds() - start < Self.spinNanoseconds
-        return ready
     }
 
     /// Milliseconds until the nearest deadline: a task's time limit, a kill, the next spawn.

@@ -199,7 +199,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         var state = MapState(inputs, iterator: inputs.makeIterator(), fixedChunkSize: fixedChunkSize, workerCount: workerCount)
         while true {
             do {
-                _ = try fillWindow(&state)
+                try fillWindow(&state)
             } catch {
                 state.cancelQueued()
                 throw error
@@ -224,9 +224,9 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         let outcome: Result<[Output], ForkPoolError> = await withTaskCancellationHandler {
             while true {
                 do throws(ForkPoolError) {
-                    for chunk in try fillWindow(&state) {
-                        relay.add(chunk.id) { chunk.future.cancelForCancelledCaller() }
-                    }
+                    // Each chunk joins the relay before it is queued, so a cancellation never
+                    // misses one.
+                    try fillWindow(&state) { chunk in relay.add(chunk.id) { chunk.future.cancelForCancelledCaller() } }
                 } catch {
                     state.cancelQueued()
                     return .failure(error)
@@ -254,19 +254,18 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     }
 
     /// Keeps the window full: at most `workerCount × 4` chunks in flight (while probing, only
-    /// the probes). Returns the chunks it queued.
-    private func fillWindow<Iterator>(_ state: inout MapState<Iterator>) throws(ForkPoolError) -> [ChunkTask<Output>] {
-        var queued: [ChunkTask<Output>] = []
+    /// the probes), handing each chunk to `willQueue` just before it is queued.
+    private func fillWindow<Iterator>(_ state: inout MapState<Iterator>,
+                                      willQueue: (ChunkTask<Output>) -> Void = { _ in }) throws(ForkPoolError) {
         let window = workerCount * 4
         while !state.exhausted && state.inFlight.count < (state.probesLeft > 0 ? state.probesLeft : window) {
             let chunk: ChunkTask<Output>?
             (chunk, state.exhausted) = try makeChunk(from: &state.iterator, carried: &state.carried, size: state.chunkSize)
             guard let chunk else { continue }
+            willQueue(chunk)
             try dispatcher.enqueue(CollectionOfOne(chunk))
             state.inFlight.append(chunk)
-            queued.append(chunk)
         }
-        return queued
     }
 
     /// Takes the oldest chunk's outputs and, when the pool picks chunk sizes, re-estimates:

@@ -244,10 +244,22 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
             let count = inputs.count
             let slots = UnsafeMutablePointer<Output>.allocate(capacity: max(count, 1))
             defer { slots.deallocate() }
-            let futures = try queueChunks(inputs, chunkSize: chunkSize, into: slots)
             let relay = CancellationRelay()
-            for future in futures { relay.add(future.taskID) { future.cancelIfQueued() } }
+            var futures: [Future<Void>] = []
+            // The handler is in place before any chunk is queued: once the chunks are visible,
+            // a cancellation reaches every one still queued before `cancel()` returns.
             let (completed, failure): (Int, ForkPoolError?) = await withTaskCancellationHandler {
+                if Task.isCancelled { return (0, ForkPoolError(.cancelled, "map was cancelled before it started")) }
+                // Each chunk joins the relay before a thread can see it.
+                let queued = Result { () throws(ForkPoolError) in
+                    try queueChunks(inputs, chunkSize: chunkSize, into: slots) { future in
+                        relay.add(future.taskID) { future.cancelIfQueued() }
+                    }
+                }
+                switch queued {
+                case .success(let queued): futures = queued
+                case .failure(let error): return (0, error)
+                }
                 for (index, future) in futures.enumerated() {
                     if case .failure(let error) = await future.completion { return (index, error) }
                     if Task.isCancelled {
@@ -283,8 +295,8 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
             throw failure
         }
 
-        private func queueChunks(_ inputs: [Input], chunkSize: Int, into slots: UnsafeMutablePointer<Output>?)
-            throws(ForkPoolError) -> [Future<Void>] {
+        private func queueChunks(_ inputs: [Input], chunkSize: Int, into slots: UnsafeMutablePointer<Output>?,
+                                 willQueue: (Future<Void>) -> Void = { _ in }) throws(ForkPoolError) -> [Future<Void>] {
             try lock.withLock { () throws(ForkPoolError) -> [Future<Void>] in
                 guard accepting else { throw ForkPoolError(.poolShutDown, "the pool has been shut down") }
                 var futures: [Future<Void>] = []
@@ -293,6 +305,7 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
                     let future = Future<Void>(taskID: nextTaskID, spinsWhileWaiting: false)
                     nextTaskID += 1
                     futures.append(future)
+                    willQueue(future)
                     queue.append(.chunk(inputs[start..<min(start + chunkSize, inputs.count)], slots! + start, future))
                 }
                 lock.broadcast()
