@@ -38,6 +38,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         /// `timeout` given to `submit`); its worker was killed and replaced.
         case timedOut
 
+        /// The code in words, as in `worker died`.
         public var description: String {
             switch self {
             case .workFailed: "work failed"
@@ -86,6 +87,8 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         self.errno = errno
     }
 
+    /// The code, the message and the task id and errno when known, as in
+    /// `ForkPoolError(worker died): worker process 812 was killed by signal 9 (SIGKILL) … [task 3]`.
     public var description: String {
         var text = "ForkPoolError(\(code)): \(message)"
         if let taskID { text += " [task \(taskID)]" }

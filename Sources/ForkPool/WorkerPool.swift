@@ -7,13 +7,17 @@ import Glibc
 /// ``ProcessPool`` runs it in pre-forked worker processes; ``ThreadPool`` in pthreads.
 /// All methods may be called from any number of threads at once.
 public protocol WorkerPool<Input, Output>: AnyObject, Sendable {
+    /// What the work function takes: one element of the inputs.
     associatedtype Input: Sendable
+    /// What the work function returns for one input.
     associatedtype Output: Sendable
 
     /// The number of workers the pool keeps running.
     var workerCount: Int { get }
 
     /// Queues one input and returns a future for its output.
+    /// - Parameter input: The input for the work function.
+    /// - Returns: A ``Future`` that completes with the output or the task's error.
     /// - Throws: ``ForkPoolError`` with ``ForkPoolError/Code/poolShutDown`` after `shutdown`,
     ///   or a coding error if the input cannot be sent to a worker.
     func submit(_ input: Input) throws(ForkPoolError) -> Future<Output>
@@ -41,6 +45,7 @@ public protocol WorkerPool<Input, Output>: AnyObject, Sendable {
     /// Stops accepting tasks and waits until every worker has exited. Queued tasks still run
     /// unless `cancelPending` is true, in which case they fail with ``ForkPoolError/Code/cancelled``.
     /// Running tasks always finish. Idempotent.
+    /// - Parameter cancelPending: Whether to cancel the queued tasks instead of running them.
     func shutdown(cancelPending: Bool)
 }
 
@@ -58,6 +63,12 @@ public var defaultWorkerCount: Int {
 
 /// Creates a ``ProcessPool``, runs `body` with it and shuts the pool down when `body`
 /// returns or throws (cancelling queued tasks on throw).
+///
+/// - Parameters:
+///   - workers: How many worker processes.
+///   - configuration: The pool's settings.
+///   - work: The function each worker runs on each input.
+///   - body: What to do with the pool; its result is returned.
 public func withProcessPool<Input: Codable & Sendable, Output: Codable & Sendable, Result>(
     workers: Int = defaultWorkerCount,
     configuration: ProcessPoolConfiguration = .init(),
@@ -70,6 +81,11 @@ public func withProcessPool<Input: Codable & Sendable, Output: Codable & Sendabl
 
 /// Creates a ``ThreadPool``, runs `body` with it and shuts the pool down when `body`
 /// returns or throws (cancelling queued tasks on throw).
+///
+/// - Parameters:
+///   - workers: How many threads.
+///   - work: The function each thread runs on each input.
+///   - body: What to do with the pool; its result is returned.
 public func withThreadPool<Input: Sendable, Output: Sendable, Result>(
     workers: Int = defaultWorkerCount,
     work: @escaping @Sendable (Input) throws -> Output,

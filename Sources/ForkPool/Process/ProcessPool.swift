@@ -28,6 +28,7 @@ import Glibc
 /// The work function runs synchronously in the worker: it must not rely on Dispatch queues or
 /// Swift concurrency, which do not survive `fork`.
 public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Sendable>: WorkerPool, @unchecked Sendable {
+    /// The pool's settings: ``ProcessPoolConfiguration`` under a shorter name.
     public typealias Configuration = ProcessPoolConfiguration
 
     /// The number of worker processes the pool keeps running.
@@ -131,7 +132,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         try mapInChunks(inputs, fixedChunkSize: nil)
     }
 
-    /// Like ``map(_:)``, but sends the inputs to the workers exactly `chunkSize` at a time (one
+    /// Like ``map(_:)-lovd``, but sends the inputs to the workers exactly `chunkSize` at a time (one
     /// frame and one reply per chunk), as Python's `Executor.map(chunksize:)`. A worker that dies
     /// fails the chunk it held.
     public func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
@@ -149,7 +150,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         try await mapInChunks(inputs, fixedChunkSize: nil)
     }
 
-    /// The async form of ``map(_:chunkSize:)``; cancellation as in ``map(_:)-(Inputs)async``.
+    /// The async form of ``map(_:chunkSize:)``; cancellation as in ``map(_:)-4niv5``.
     public func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) async throws(ForkPoolError) -> [Output]
     where Inputs.Element == Input {
         guard chunkSize >= 1 else {

@@ -64,7 +64,7 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         return try core.mapInChunks(all, chunkSize: max(1, all.count / (workerCount * 8)))
     }
 
-    /// Like ``map(_:)``, but a thread takes exactly `chunkSize` inputs at a time off the queue.
+    /// Like ``map(_:)-1ynr7``, but a thread takes exactly `chunkSize` inputs at a time off the queue.
     public func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
         guard chunkSize >= 1 else {
             throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
@@ -80,7 +80,7 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         return try await core.mapInChunks(all, chunkSize: max(1, all.count / (workerCount * 8)))
     }
 
-    /// The async form of ``map(_:chunkSize:)``; cancellation as in ``map(_:)-(Inputs)async``.
+    /// The async form of ``map(_:chunkSize:)``; cancellation as in ``map(_:)-7qelq``.
     public func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int) async throws(ForkPoolError) -> [Output]
     where Inputs.Element == Input {
         guard chunkSize >= 1 else {
