@@ -15,6 +15,7 @@ struct FuzzRecord: Codable, Sendable {
 
 /// The decoders the pools use, made once.
 private let recordCodec = PayloadCodec<FuzzRecord>()
+private let recordsCodec = PayloadCodec<[FuzzRecord]>()
 private let stringsCodec = PayloadCodec<[String]>()
 private let intCodec = PayloadCodec<Int>()
 private let bytesCodec = PayloadCodec<[UInt8]>()
@@ -33,7 +34,7 @@ public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
                 _ = try? bytesCodec.decode(from: payload)
                 _ = try? recordCodec.decode(from: payload)
             case .resultBatch:
-                let chunk = ChunkTask(id: header.taskID, frame: [], count: 4, codec: recordCodec)
+                let chunk = ChunkTask(id: header.taskID, frame: [], count: 4, codec: recordsCodec)
                 chunk.finish(output: payload, worker: 1)
                 precondition(chunk.future.isDone, "a batch reply left the chunk pending")
                 _ = chunk.outputs()

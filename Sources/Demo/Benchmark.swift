@@ -155,14 +155,15 @@ struct Benchmark {
         return rows
     }
 
-    /// A large `[UInt8]` sent to a worker and back (identity): median seconds of `repetitions`.
+    /// A large `[UInt8]` sent to a worker and back (identity): the median seconds of at least
+    /// ten round trips (each allocates fresh 64 MiB arrays, so single runs vary).
     func bulkRoundTrip(bytes: Int) throws -> Row {
         let pool = try ProcessPool(workers: 1) { (payload: [UInt8]) -> [UInt8] in payload }
         defer { pool.shutdown() }
         let payload = [UInt8](repeating: 0xA5, count: bytes)
-        _ = try pool.submit(payload).get()  // warm up: buffers grown once
+        for _ in 0..<2 { _ = try pool.submit(payload).get() }  // warm up: buffers grown once
         var seconds: [Double] = []
-        for repetition in 1...max(repetitions, 3) {
+        for repetition in 1...max(repetitions, 10) {
             progress.update("bulk: \(bytes >> 20) MiB round trip \(repetition)")
             let start = now()
             let back = try pool.submit(payload).get()

@@ -85,6 +85,11 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         return try outcome?.get()
     }
 
+    /// Blocks until the task finishes or `timeout` passes; `nil` on time-out.
+    public func get(timeout: Duration) throws(ForkPoolError) -> Value? {
+        try get(timeout: timeout.seconds)
+    }
+
     /// The task's output, suspending (not blocking) the calling task until it is ready.
     ///
     /// If the calling `Task` is cancelled meanwhile, the task is cancelled too: dropped if it

@@ -80,6 +80,19 @@ extension ForkPoolTests {
             #expect(expectForkPoolError { _ = try pool.submit(.square(1), timeout: 0) }?.code == .invalidArgument)
         }
 
+        @Test func durationFormsOfTheDeadlineAndTheBoundedWait() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)
+            defer { pool.shutdown() }
+            let hung = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: .milliseconds(300))
+            let pid = pids.nextPID()
+            #expect(try hung.get(timeout: .milliseconds(1)) == nil)  // still running
+            #expect(expectForkPoolError { _ = try hung.get(timeout: .seconds(60)) }?.code == .timedOut)
+            #expect(waitUntil { isDead(pid) })
+            #expect(try pool.submit(.square(3), timeout: .seconds(60)).get(timeout: .seconds(60)) == 9)
+            #expect(expectForkPoolError { _ = try pool.submit(.square(1), timeout: .zero) }?.code == .invalidArgument)
+        }
+
         // MARK: Crash policies
 
         @Test func retryPolicyRunsACrashedTaskAgainOnAFreshWorker() throws {

@@ -79,10 +79,11 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
     override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
 }
 
-/// Several inputs sent as one `taskBatch` frame (`map`). The dispatcher only copies the reply's
-/// bytes into the chunk's future; the caller waiting in `map` decodes them with ``outputs(_:)``,
-/// so decoding runs on the callers' threads in parallel with the dispatcher's I/O. The chunk
-/// fails with its first failing item's error (what `map` throws).
+/// Several inputs sent as one `taskBatch` frame (`map`): the encoded `[Input]`, answered by a
+/// `resultBatch` holding the encoded `[Output]`, or by a `failure` frame for the first input
+/// that failed (what `map` throws). The dispatcher only copies the reply's bytes into the
+/// chunk's future; the caller waiting in `map` decodes them with ``outputs()``, so decoding
+/// runs on the callers' threads in parallel with the dispatcher's I/O.
 final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Sendable {
     /// The reply: the `resultBatch` payload and the pid of the worker that sent it.
     struct Reply: Sendable {
@@ -92,9 +93,9 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
 
     let future: Future<Reply>
     let count: Int
-    let codec: PayloadCodec<Output>
+    let codec: PayloadCodec<[Output]>
 
-    init(id: UInt64, frame: [UInt8], count: Int, codec: PayloadCodec<Output>, stopRunning: (@Sendable () -> Void)? = nil,
+    init(id: UInt64, frame: [UInt8], count: Int, codec: PayloadCodec<[Output]>, stopRunning: (@Sendable () -> Void)? = nil,
          taskCancellationStopsRunning: Bool = false) {
         self.future = Future(taskID: id, spinsWhileWaiting: false, stopRunning: stopRunning,
                              taskCancellationStopsRunning: taskCancellationStopsRunning)
@@ -108,24 +109,8 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
     override func start() -> Bool { future.markRunning() }
 
     override func finish(output: UnsafeRawBufferPointer, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
-        settle(firstFailure(in: output))
+        settle(nil)  // a failed chunk comes as a `failure` frame
         future.complete(.success(Reply(payload: Array(output), worker: worker)))
-    }
-
-    /// The code ``outputs(from:worker:)`` will fail with, found by walking the items' status
-    /// bytes and lengths without decoding anything; nil when every item succeeded. (An output
-    /// that then fails to decode on the caller's side is not seen here.)
-    func firstFailure(in payload: UnsafeRawBufferPointer) -> ForkPoolError.Code? {
-        var offset = 0
-        for _ in 0..<count {
-            guard payload.count - offset >= 5 else { return .malformedFrame }
-            let status = payload[offset]
-            if status != 0 { return FailureReason(rawValue: status)?.code ?? .malformedFrame }
-            let length = Int(UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: offset + 1, as: UInt32.self)))
-            guard length <= payload.count - offset - 5 else { return .malformedFrame }
-            offset += 5 + length
-        }
-        return nil
     }
 
     /// Waits for the reply and decodes it.
@@ -145,35 +130,19 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
         }
     }
 
-    /// Parses a `resultBatch` payload: per item a status byte, a u32 length and the bytes.
+    /// Decodes a `resultBatch` payload: exactly `count` outputs.
     func outputs(from payload: UnsafeRawBufferPointer, worker: pid_t) -> Result<[Output], ForkPoolError> {
-        var outputs: [Output] = []
-        outputs.reserveCapacity(count)
-        var offset = 0
-        for index in 0..<count {
-            guard payload.count - offset >= 5 else {
-                return .failure(ForkPoolError(.malformedFrame, "worker process \(worker) sent \(index) of \(count) batch replies",
-                                              taskID: id, processID: worker))
-            }
-            let status = payload[offset]
-            let length = Int(UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: offset + 1, as: UInt32.self)))
-            offset += 5
-            guard length <= payload.count - offset else {
-                return .failure(ForkPoolError(.malformedFrame, "worker process \(worker) sent a truncated batch reply",
-                                              taskID: id, processID: worker))
-            }
-            let item = UnsafeRawBufferPointer(rebasing: payload[offset..<offset + length])
-            offset += length
-            guard status == 0 else {
-                return .failure(itemFailure(status: status, message: item, task: id, worker: worker))
-            }
-            do {
-                outputs.append(try codec.decode(from: item))
-            } catch {
-                return .failure(ForkPoolError(.decodingFailed,
-                                              "could not decode an output of task \(id) from worker process \(worker): \(error)",
-                                              taskID: id, processID: worker))
-            }
+        let outputs: [Output]
+        do {
+            outputs = try codec.decode(from: payload)
+        } catch {
+            return .failure(ForkPoolError(.decodingFailed,
+                                          "could not decode the outputs of task \(id) from worker process \(worker): \(error)",
+                                          taskID: id, processID: worker))
+        }
+        guard outputs.count == count else {
+            return .failure(ForkPoolError(.malformedFrame, "worker process \(worker) sent \(outputs.count) outputs for \(count) inputs",
+                                          taskID: id, processID: worker))
         }
         return .success(outputs)
     }

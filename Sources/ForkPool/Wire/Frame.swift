@@ -7,10 +7,10 @@
 //          8   task id  UInt64  little-endian
 //         16   payload
 //
-// Parent → worker: `task` (payload = encoded input), `taskBatch` (several length-prefixed
-// inputs) and `shutdown`. Worker → parent: `result` (payload = encoded output), `resultBatch`
-// (a status + length-prefixed output or message per input) or `failure` (payload =
-// FailureReason byte + UTF-8 message).
+// Parent → worker: `task` (payload = encoded input), `taskBatch` (payload = encoded [Input])
+// and `shutdown`. Worker → parent: `result` (payload = encoded output), `resultBatch`
+// (payload = encoded [Output], one per input) or `failure` (payload = FailureReason byte +
+// UTF-8 message; for a batch, its first failing input's).
 // A header is validated — version, kind, reserved bits, length against the configured
 // maximum — before a single byte is reserved for its payload.
 import CForkShim
@@ -21,10 +21,10 @@ enum FrameKind: UInt8 {
     case result = 2
     case failure = 3
     case shutdown = 4
-    /// Several inputs in one frame (`map(_:chunkSize:)`): each item is u32 length + bytes.
+    /// Several inputs in one frame (`map`): the encoded `[Input]`.
     case taskBatch = 5
-    /// The replies to a `taskBatch`, in order: each item is u8 status (0 = result, else a
-    /// FailureReason) + u32 length + bytes (encoded output or UTF-8 message).
+    /// The outputs of a whole `taskBatch`, in order: the encoded `[Output]`. A batch with a
+    /// failing input is answered by a `failure` frame instead.
     case resultBatch = 6
     /// Worker → parent, once, before any task: the initializer ran; send tasks.
     case ready = 7
