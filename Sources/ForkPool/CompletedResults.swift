@@ -15,7 +15,9 @@
 /// Iterating starts the work: each iteration submits the inputs anew. Inputs are read lazily,
 /// only as results are taken, so an endless input sequence is fine.
 public struct CompletedResults<Output: Sendable>: AsyncSequence {
+    /// An input's position (0 for the first) and its task's outcome.
     public typealias Element = (index: Int, result: Result<Output, ForkPoolError>)
+    /// The sequence never throws: a failed task is an element.
     public typealias Failure = Never
 
     private let makeRun: () -> CompletionRun<Output>
@@ -31,6 +33,7 @@ public struct CompletedResults<Output: Sendable>: AsyncSequence {
         }
     }
 
+    /// Starts a run: submits the first inputs and returns the iterator that hands over results.
     public func makeAsyncIterator() -> Iterator {
         Iterator(run: makeRun())
     }
@@ -41,10 +44,13 @@ public struct CompletedResults<Output: Sendable>: AsyncSequence {
     public struct Iterator: AsyncIteratorProtocol {
         fileprivate let run: CompletionRun<Output>
 
+        /// The next result to complete, suspending until there is one; nil once every input's
+        /// result was handed over or the calling `Task` was cancelled.
         public mutating func next() async -> Element? {
             await run.next()
         }
 
+        /// The same as ``next()``; the isolation parameter is the standard library's.
         public mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
             await run.next()
         }

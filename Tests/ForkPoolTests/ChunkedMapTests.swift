@@ -30,6 +30,29 @@ extension ForkPoolTests {
             #expect(try pool.map((1...9).map(Command.square), chunkSize: 4) == (1...9).map { $0 * $0 })
         }
 
+        @Test func aBatchReplyWithTheWrongNumberOfOutputsOrGarbageIsRejected() throws {
+            let codec = PayloadCodec<[Int]>()
+            let chunk = ChunkTask(id: 7, frame: [], count: 3, codec: codec)
+            var short: [UInt8] = []
+            try codec.encode([1, 2], into: &short)
+            guard case .failure(let error) = short.withUnsafeBytes({ chunk.outputs(from: $0, worker: 42) }) else {
+                Issue.record("two outputs for three inputs were accepted")
+                return
+            }
+            #expect(error.code == .malformedFrame)
+            #expect(error.processID == 42)
+            #expect(error.taskID == 7)
+            let garbage: [UInt8] = [0xFF, 0x13, 0x00]
+            guard case .failure(let decoding) = garbage.withUnsafeBytes({ chunk.outputs(from: $0, worker: 42) }) else {
+                Issue.record("garbage was accepted as outputs")
+                return
+            }
+            #expect(decoding.code == .decodingFailed)
+            var exact: [UInt8] = []
+            try codec.encode([4, 5, 6], into: &exact)
+            #expect(try exact.withUnsafeBytes { chunk.outputs(from: $0, worker: 42) }.get() == [4, 5, 6])
+        }
+
         @Test func chunksSplitToStayUnderTheFrameLimit() throws {
             let pool = try ProcessPool(workers: 2, configuration: .init(maximumFrameBytes: 256)) { (text: String) -> Int in text.count }
             defer { pool.shutdown() }
