@@ -79,8 +79,8 @@ func exitLikeUserCode(_ status: Int32) -> Never {
     Glibc.exit(status)
 }
 
-/// A pipe whose read end yields the pids that `Command.reportPID` tasks write.
-final class PIDPipe {
+/// A pipe the test holds; workers inherit its descriptors (it is made before their pool).
+class TestPipe: @unchecked Sendable {
     let readEnd: Int32
     let writeEnd: Int32
 
@@ -95,6 +95,10 @@ final class PIDPipe {
         close(readEnd)
         close(writeEnd)
     }
+}
+
+/// A pipe whose read end yields the pids that `Command.reportPID` tasks write.
+final class PIDPipe: TestPipe, @unchecked Sendable {
 
     /// Whether no pid is waiting to be read (no task reported since the last `nextPID`).
     var isEmpty: Bool {
@@ -188,22 +192,7 @@ func expectForkPoolError(_ body: () throws -> Void, sourceLocation: SourceLocati
 
 /// A pipe that `Command.passGate` tasks wait on: each `open(count)` lets that many through.
 /// Tasks still waiting when the test ends would hold their pool's shutdown: open enough.
-final class Gate: @unchecked Sendable {
-    let readEnd: Int32
-    let writeEnd: Int32
-
-    init() {
-        var fds: [Int32] = [0, 0]
-        precondition(pipe(&fds) == 0)
-        readEnd = fds[0]
-        writeEnd = fds[1]
-    }
-
-    deinit {
-        close(readEnd)
-        close(writeEnd)
-    }
-
+final class Gate: TestPipe, @unchecked Sendable {
     func open(_ count: Int) {
         let bytes = [UInt8](repeating: 1, count: count)
         precondition(write(writeEnd, bytes, count) == count)
