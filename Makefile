@@ -49,10 +49,17 @@ soak:
 # corpus in Fuzz/corpus; a crash leaves its input in $(FUZZ_DIR) (make it a regression test).
 fuzz:
 	mkdir -p $(FUZZ_DIR)/work
+	$(SWIFT) package resolve
+	for module in swift-log/Sources/Logging swift-metrics/Sources/CoreMetrics; do \
+		$(SWIFTC) -sanitize=address -parse-as-library -emit-library -static -package-name $$(dirname $$(dirname $$module)) -module-name $$(basename $$module) \
+			-emit-module -emit-module-path $(FUZZ_DIR)/$$(basename $$module).swiftmodule \
+			$$(find .build/checkouts/$$module -name '*.swift') -o $(FUZZ_DIR)/lib$$(basename $$module).a || exit 1; \
+	done
 	$(CLANG) -c -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address -I Sources/CForkShim/include \
 		Sources/CForkShim/shim.c -o $(FUZZ_DIR)/shim.o
 	$(SWIFTC) -sanitize=fuzzer,address -use-ld=lld -parse-as-library -module-name ForkPool -swift-version 6 \
-		-I Sources/CForkShim/include $$(find Sources/ForkPool -name '*.swift') Fuzz/FrameFuzzer.swift \
+		-I Sources/CForkShim/include -I $(FUZZ_DIR) -L $(FUZZ_DIR) -lLogging -lCoreMetrics \
+		$$(find Sources/ForkPool -name '*.swift') Fuzz/FrameFuzzer.swift \
 		$(FUZZ_DIR)/shim.o -o $(FUZZ_DIR)/frame-fuzzer
 	$(FUZZ_DIR)/frame-fuzzer -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 		-artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/work Fuzz/corpus

@@ -35,7 +35,7 @@ public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
                 _ = try? recordCodec.decode(from: payload)
             case .resultBatch:
                 let chunk = ChunkTask(id: header.taskID, frame: [], count: 4, codec: recordsCodec)
-                chunk.finish(output: payload, worker: 1)
+                chunk.finish(output: payload, worker: 1) { _ in }
                 precondition(chunk.future.isDone, "a batch reply left the chunk pending")
                 _ = chunk.outputs()
             case .failure:
