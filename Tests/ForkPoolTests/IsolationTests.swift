@@ -80,6 +80,17 @@ extension ForkPoolTests {
             #expect(expectForkPoolError { _ = try pool.submit(.square(1), timeout: 0) }?.code == .invalidArgument)
         }
 
+        @Test func tasksWithLongDeadlinesAreLetGoOnceTheyLeaveTheQueue() throws {
+            // Each task's deadline is far away: the queue's deadline watch must still let go of
+            // it when it starts, or every finished task (and its output) would stay in memory
+            // until its deadline.
+            let pool = try ProcessPool(workers: 2, configuration: quiet, work: obey)
+            defer { pool.shutdown() }
+            let futures = try (1...200).map { try pool.submit(.square($0), timeout: .seconds(3600)) }
+            #expect(try futures.map { try $0.get() } == (1...200).map { $0 * $0 })
+            #expect(waitUntil { pool.tasksWatchedForDeadline == 0 })
+        }
+
         @Test func durationFormsOfTheDeadlineAndTheBoundedWait() throws {
             let pids = PIDPipe()
             let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)

@@ -124,6 +124,9 @@ final class Dispatcher: @unchecked Sendable {
 
     // MARK: - Called by any thread
 
+    /// Queued tasks the deadline watch holds (tests check that finished ones are let go).
+    var tasksWatchedForDeadline: Int { lock.withLock { queuedWithDeadline.count } }
+
     /// How many task ids were handed out (tests count frames with it).
     var taskIDsIssued: UInt64 { taskIDs.load(ordering: .relaxed) - 1 }
 
@@ -314,7 +317,9 @@ final class Dispatcher: @unchecked Sendable {
             // Queued tasks past their deadline fail without ever running.
             var nextQueuedDeadline: UInt64?
             queuedWithDeadline.removeAll { task in
-                guard let deadline = task.deadline else { return true }
+                // A task that left the queue is the running-task deadline's business (or done):
+                // holding it here until its deadline would keep every finished task alive.
+                guard let deadline = task.deadline, !task.leftQueue else { return true }
                 if deadline <= now {
                     if task.failIfQueued(ForkPoolError(.timedOut, "task \(task.id) reached its deadline before a worker was free",
                                                        taskID: task.id)) {
@@ -333,6 +338,7 @@ final class Dispatcher: @unchecked Sendable {
                     continue
                 }
                 while let task = queue.popFirst() {
+                    task.leftQueue = true
                     if task.start() {
                         assign(task, to: index, now: now)
                         assigned.append(index)

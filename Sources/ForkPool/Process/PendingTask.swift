@@ -13,6 +13,9 @@ class PendingTask: @unchecked Sendable {
 
     /// The caller's deadline (monotonic ns) from `submit(_:timeout:)`, if any.
     var deadline: UInt64?
+    /// Set (under the dispatcher's lock) once the task left the queue: started, or dropped as
+    /// cancelled. From then on the queue's deadline watch lets go of it.
+    var leftQueue = false
     /// How many times the task was re-run after its worker died (``CrashPolicy/retry(times:)``).
     var retries = 0
 

@@ -97,6 +97,9 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// See ``PoolStats`` for what is counted.
     public var stats: PoolStats { dispatcher.stats }
 
+    /// Queued tasks whose deadline the dispatcher watches; tests use it.
+    var tasksWatchedForDeadline: Int { dispatcher.tasksWatchedForDeadline }
+
     /// How many tasks (single inputs or chunks) the pool has created; tests use it.
     var tasksCreated: UInt64 { dispatcher.taskIDsIssued }
 
