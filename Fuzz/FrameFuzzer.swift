@@ -23,7 +23,7 @@ private let bytesCodec = PayloadCodec<[UInt8]>()
 @_cdecl("LLVMFuzzerTestOneInput")
 public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: size)
-    var reader = FrameReader(maximumPayloadBytes: 1 << 16)
+    var reader = FrameReader(maximumPayloadBytes: 1 << 16, directTailBytes: 8)
     do {
         try reader.append(bytes)
         while let _ = try reader.nextFrame({ header, payload -> Bool in
@@ -35,7 +35,7 @@ public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
                 _ = try? recordCodec.decode(from: payload)
             case .resultBatch:
                 let chunk = ChunkTask(id: header.taskID, frame: [], count: 4, codec: recordsCodec)
-                chunk.finish(output: payload, worker: 1) { _ in }
+                chunk.finish(output: payload, tail: nil, worker: 1) { _ in }
                 precondition(chunk.future.isDone, "a batch reply left the chunk pending")
                 _ = chunk.outputs()
             case .failure:

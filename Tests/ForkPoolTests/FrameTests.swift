@@ -88,7 +88,10 @@ extension ForkPoolTests {
             ([2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "version"),
             ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "kind"),
             ([1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "kind"),
-            ([1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "reserved"),
+            ([1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "reserved"),
+            // A split longer than the payload, and a split on a kind that never has a tail.
+            ([1, 1, 5, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "split"),
+            ([1, 3, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "split"),
         ])
         func malformedHeadersAreRejected(header: [UInt8], mentions word: String) throws {
             let pair = Pair()
@@ -98,6 +101,41 @@ extension ForkPoolTests {
             let error = expectForkPoolError { _ = try reader.nextFrame { _, _ in 0 } }
             #expect(error?.code == .malformedFrame)
             #expect(error?.message.contains(word) == true)
+        }
+
+        @Test func aSplitFrameIsReceivedStraightIntoItsTailArrayAndTheNextFrameFollows() throws {
+            // A task frame whose payload is 3 prefix bytes and a 300,000-byte raw tail, then a
+            // small frame, sent through a real socket in one stream: the reader must hand over
+            // the prefix and the tail as its own array, then the next frame intact.
+            let pair = Pair()
+            let tail = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
+            var first = FrameHeader.emptyFrame()
+            first += [0xAA, 0xBB, 0xCC]
+            FrameHeader(kind: .task, length: 3 + tail.count, taskID: 9, split: 3).write(into: &first)
+            var second = FrameHeader.emptyFrame()
+            second += [1, 2]
+            FrameHeader(kind: .task, length: 2, taskID: 10).write(into: &second)
+            let writerFD = pair.writer
+            let (head, rest) = (first, tail + second)
+            let writer = try PosixThread.start(name: "frame-writer") { try? sendAll(writerFD, head, tail: rest) }
+            var reader = FrameReader(maximumPayloadBytes: 1 << 20, directTailBytes: 1000)
+            var frames: [(FrameHeader, [UInt8], [UInt8]?)] = []
+            while frames.count < 2 {
+                if let frame = try reader.nextFrame({ header, payload, tail in (header, Array(payload), tail) }) {
+                    frames.append(frame)
+                } else {
+                    var ready = pollfd(fd: pair.reader, events: Int16(POLLIN), revents: 0)
+                    #expect(poll(&ready, 1, 60_000) == 1)  // a hang guard only
+                    #expect(try reader.fill(from: pair.reader) != .endOfStream)
+                }
+            }
+            writer.join()
+            #expect(frames[0].0.taskID == 9 && frames[0].0.split == 3)
+            #expect(frames[0].1 == [0xAA, 0xBB, 0xCC])
+            #expect(frames[0].2 == tail)
+            #expect(frames[1].0.taskID == 10 && frames[1].1 == [1, 2] && frames[1].2 == nil)
+            // The reader's own buffer never grew for the tail.
+            #expect(reader.capacity <= 64 * 1024 + FrameHeader.size)
         }
 
         @Test func sendToADeadPeerFailsWithEPIPEInsteadOfSIGPIPE() throws {

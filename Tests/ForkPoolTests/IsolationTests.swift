@@ -428,7 +428,7 @@ final class RawWorker {
         let pid = closing.withUnsafeBufferPointer { forkpool_fork_worker($0.baseAddress, 1, 0) }
         if pid == 0 {
             let codec = PayloadCodec<Int>()
-            WorkerLoop.run(socket: fds[1], maximumFrameBytes: 1 << 20, initializer: nil) { _, payload, reply, _ in
+            WorkerLoop.run(socket: fds[1], maximumFrameBytes: 1 << 20, initializer: nil) { _, payload, _, reply, _ in
                 guard let n = try? codec.decode(from: payload) else {
                     WorkerLoop.appendFailure(.inputDecodingFailed, "bad input", to: &reply)
                     return .failure

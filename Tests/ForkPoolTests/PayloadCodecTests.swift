@@ -459,6 +459,24 @@ extension ForkPoolTests.PayloadCodecTests {
         #expect(untouched == [1])
     }
 
+    @Test func aSplitPayloadDecodesToItsTailOrFromTheJoinedBytes() throws {
+        let codec = PayloadCodec<[UInt8]>()
+        let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 5) }
+        var prefix: [UInt8] = []
+        _ = codec.encodePrefix(ofLargeBytes: bytes, into: &prefix)
+        // The head is exactly the array's wire prefix: the tail is the value.
+        #expect(try prefix.withUnsafeBytes { try codec.decode(from: $0, tail: bytes) } == bytes)
+        // A head that is not the prefix is decoded from the joined bytes, and can fail there.
+        let whole = try encode(Array(bytes.prefix(10)))
+        #expect(try Array(whole.prefix(3)).withUnsafeBytes { try codec.decode(from: $0, tail: Array(whole.dropFirst(3))) }
+                == Array(bytes.prefix(10)))
+        #expect(throws: (any Error).self) { try [UInt8]([0x05]).withUnsafeBytes { try codec.decode(from: $0, tail: [1]) } }
+        // Any other type joins head and tail too.
+        let ints = try encode([1, 2, 3])
+        #expect(try Array(ints.prefix(2)).withUnsafeBytes { try PayloadCodec<[Int]>().decode(from: $0, tail: Array(ints.dropFirst(2))) }
+                == [1, 2, 3])
+    }
+
     @Test func arraysAndOptionalsRoundTrip() throws {
         #expect(try roundTrip([UInt8]()) == [])
         #expect(try roundTrip([UInt8](repeating: 0xAB, count: 16)) == [UInt8](repeating: 0xAB, count: 16))

@@ -438,7 +438,7 @@ final class Dispatcher: @unchecked Sendable {
             let isReady = workers[index].isReady
             let outcome: FrameOutcome?
             do {
-                outcome = try workers[index].reader.nextFrame { header, payload -> FrameOutcome in
+                outcome = try workers[index].reader.nextFrame { header, payload, tail -> FrameOutcome in
                     if !isReady {
                         switch header.kind {
                         case .ready: return .ready
@@ -448,7 +448,7 @@ final class Dispatcher: @unchecked Sendable {
                     } else if let task, header.taskID == task.id, header.kind == task.replyKind || header.kind == .failure {
                         // `self.workers` is being read from: settle() must not touch it.
                         if header.kind == task.replyKind {
-                            task.finish(output: payload, worker: pid) { failure in settle(task, failure: failure, slot: slot) }
+                            task.finish(output: payload, tail: tail, worker: pid) { failure in settle(task, failure: failure, slot: slot) }
                         } else {
                             let failure = Self.failure(from: payload, task: task.id, worker: pid)
                             settle(task, failure: failure.code, slot: slot)

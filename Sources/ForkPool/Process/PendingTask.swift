@@ -41,9 +41,10 @@ class PendingTask: @unchecked Sendable {
 
     /// Moves the task to running; false if it was cancelled while queued.
     func start() -> Bool { fatalError("subclass must override") }
-    /// Completes with the worker's encoded output, first telling `settle` whether the outcome is
+    /// Completes with the worker's encoded output (and, for a split frame received directly,
+    /// its raw tail), first telling `settle` whether the outcome is
     /// a failure (its code) or a success (nil), so the pool counts it before anyone waiting wakes.
-    func finish(output: UnsafeRawBufferPointer, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
+    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
         fatalError("subclass must override")
     }
     /// Completes with an error.
@@ -64,10 +65,10 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
 
     override func start() -> Bool { future.markRunning() }
 
-    override func finish(output: UnsafeRawBufferPointer, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
+    override func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
         let result: Result<Output, ForkPoolError>
         do {
-            result = .success(try codec.decode(from: output))
+            result = .success(try codec.decode(from: output, tail: tail))
         } catch {
             result = .failure(ForkPoolError(
                 .decodingFailed, "could not decode the output of task \(id) from worker process \(worker): \(error)",
@@ -111,7 +112,7 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
 
     override func start() -> Bool { future.markRunning() }
 
-    override func finish(output: UnsafeRawBufferPointer, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
+    override func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
         settle(nil)  // a failed chunk comes as a `failure` frame
         future.complete(.success(Reply(payload: Array(output), worker: worker)))
     }

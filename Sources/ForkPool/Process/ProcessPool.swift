@@ -64,12 +64,12 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         let outputCodec = PayloadCodec<Output>()
         let inputsCodec = PayloadCodec<[Input]>()
         let outputsCodec = PayloadCodec<[Output]>()
-        let handler: TaskHandler = { kind, payload, reply, replyTail in
+        let handler: TaskHandler = { kind, payload, inputTail, reply, replyTail in
             if kind == .taskBatch {
                 return Self.runBatch(payload, into: &reply, work: work, inputsCodec: inputsCodec, outputsCodec: outputsCodec)
             }
-            switch Self.runOne(payload, into: &reply, tail: &replyTail, work: work, inputCodec: inputCodec,
-                               outputCodec: outputCodec) {
+            switch Self.runOne(payload, inputTail: inputTail, into: &reply, tail: &replyTail, work: work,
+                               inputCodec: inputCodec, outputCodec: outputCodec) {
             case .success:
                 return .result
             case .failure(let failure):
@@ -371,7 +371,8 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
                                 "the input encodes to \(length) bytes; the frame limit is \(configuration.maximumFrameBytes)")
         }
         let id = dispatcher.makeTaskID()
-        FrameHeader(kind: .task, length: length, taskID: id).write(into: &frame)
+        FrameHeader(kind: .task, length: length, taskID: id, split: tail.isEmpty ? 0 : frame.count - FrameHeader.size)
+            .write(into: &frame)
         return TypedPendingTask(id: id, frame: frame, tail: tail, codec: outputCodec,
                                 stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
                                 taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
@@ -386,12 +387,12 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// Worker side: decode, run, encode one input, appending the encoded output to `reply`
     /// (a large `[UInt8]` output: only its prefix, its bytes going to `tail` when there is
     /// one). On failure nothing is appended and the reason comes back instead.
-    private static func runOne(_ payload: UnsafeRawBufferPointer, into reply: inout [UInt8],
+    private static func runOne(_ payload: UnsafeRawBufferPointer, inputTail: [UInt8]? = nil, into reply: inout [UInt8],
                                tail: UnsafeMutablePointer<[UInt8]>? = nil, work: (Input) throws -> Output,
                                inputCodec: PayloadCodec<Input>, outputCodec: PayloadCodec<Output>) -> Result<Void, ItemFailure> {
         let input: Input
         do {
-            input = try inputCodec.decode(from: payload)
+            input = try inputCodec.decode(from: payload, tail: inputTail)
         } catch {
             return .failure(ItemFailure(reason: .inputDecodingFailed, message: "\(error)"))
         }

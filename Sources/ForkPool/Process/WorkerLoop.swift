@@ -13,8 +13,10 @@ import Glibc
 
 /// Turns one task payload into a reply: appends the result (or a failure) payload after the
 /// header space already in `reply`, and says which kind of frame it is. A large `[UInt8]`
-/// output may instead leave its bytes in the last argument, sent after `reply` with no copy.
-typealias TaskHandler = @Sendable (FrameKind, UnsafeRawBufferPointer, inout [UInt8], inout [UInt8]) -> FrameKind
+/// input may arrive as its frame's raw tail (third argument, the payload then holding only
+/// what precedes it); a large `[UInt8]` output may leave its bytes in the last argument, sent
+/// after `reply` with no copy.
+typealias TaskHandler = @Sendable (FrameKind, UnsafeRawBufferPointer, [UInt8]?, inout [UInt8], inout [UInt8]) -> FrameKind
 
 enum WorkerLoop {
     /// Exit status of a worker that received a frame it cannot parse.
@@ -48,11 +50,11 @@ enum WorkerLoop {
         while true {
             let frame: (FrameHeader, Bool)?
             do {
-                frame = try reader.nextFrame { header, payload in
+                frame = try reader.nextFrame { header, payload, tail in
                     guard header.kind == .task || header.kind == .taskBatch else { return (header, false) }
                     reply.removeAll(keepingCapacity: true)
                     reply.appendZeros(FrameHeader.size)
-                    var kind = handler(header.kind, payload, &reply, &replyTail)
+                    var kind = handler(header.kind, payload, tail, &reply, &replyTail)
                     let resultBytes = reply.count - FrameHeader.size + replyTail.count
                     if resultBytes > maximumFrameBytes {
                         reply.removeSubrange(FrameHeader.size...)
@@ -62,7 +64,8 @@ enum WorkerLoop {
                                       to: &reply)
                         kind = .failure
                     }
-                    FrameHeader(kind: kind, length: reply.count - FrameHeader.size + replyTail.count, taskID: header.taskID)
+                    FrameHeader(kind: kind, length: reply.count - FrameHeader.size + replyTail.count, taskID: header.taskID,
+                                split: replyTail.isEmpty ? 0 : reply.count - FrameHeader.size)
                         .write(into: &reply)
                     return (header, true)
                 }

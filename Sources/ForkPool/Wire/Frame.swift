@@ -2,7 +2,8 @@
 //
 //   offset 0   version  UInt8   (FrameHeader.version)
 //          1   kind     UInt8   (FrameKind)
-//          2   reserved UInt16  (must be 0)
+//          2   split    UInt8   payload bytes before a raw byte tail (0: no tail; task/result only)
+//          3   reserved UInt8   (must be 0)
 //          4   length   UInt32  payload bytes that follow the header, little-endian
 //          8   task id  UInt64  little-endian
 //         16   payload
@@ -11,7 +12,7 @@
 // and `shutdown`. Worker → parent: `result` (payload = encoded output), `resultBatch`
 // (payload = encoded [Output], one per input) or `failure` (payload = FailureReason byte +
 // UTF-8 message; for a batch, its first failing input's).
-// A header is validated — version, kind, reserved bits, length against the configured
+// A header is validated — version, kind, split, reserved bits, length against the configured
 // maximum — before a single byte is reserved for its payload.
 import CForkShim
 import Glibc
@@ -57,13 +58,17 @@ struct FrameHeader: Equatable {
     var kind: FrameKind
     var length: Int
     var taskID: UInt64
+    /// For a payload that is a `[UInt8]` sent from where it lies: how many payload bytes (the
+    /// value's wire prefix) come before the array's raw bytes. 0 for every other frame. A
+    /// receiver may then read the raw bytes straight into the array it hands over.
+    var split = 0
 
     /// Writes this header over the first `size` bytes of `frame`.
     func write(into frame: inout [UInt8]) {
         frame.withUnsafeMutableBytes { raw in
             raw[0] = Self.version
             raw[1] = kind.rawValue
-            raw[2] = 0
+            raw[2] = UInt8(split)
             raw[3] = 0
             raw.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 4, as: UInt32.self)
             raw.storeBytes(of: taskID.littleEndian, toByteOffset: 8, as: UInt64.self)
@@ -78,17 +83,21 @@ struct FrameHeader: Equatable {
         guard let kind = FrameKind(rawValue: bytes[1]) else {
             throw ForkPoolError(.malformedFrame, "frame has unknown kind \(bytes[1])")
         }
-        guard bytes[2] == 0, bytes[3] == 0 else {
+        guard bytes[3] == 0 else {
             throw ForkPoolError(.malformedFrame, "frame has non-zero reserved bits")
         }
+        let split = Int(bytes[2])
         let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
         let taskID = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        guard split == 0 || ((kind == .task || kind == .result) && split <= length) else {
+            throw ForkPoolError(.malformedFrame, "frame of kind \(kind) declares a split of \(split) in \(length) bytes")
+        }
         guard length <= maximumPayloadBytes else {
             throw ForkPoolError(.frameTooLarge,
                                 "frame declares \(length) payload bytes; the limit is \(maximumPayloadBytes)",
                                 taskID: taskID)
         }
-        return FrameHeader(kind: kind, length: length, taskID: taskID)
+        return FrameHeader(kind: kind, length: length, taskID: taskID, split: split)
     }
 
     /// A frame with room for the header, to which a payload is then appended.
@@ -113,12 +122,19 @@ struct FrameReader {
 
     private static let chunk = 64 * 1024
     let maximumPayloadBytes: Int
+    /// A split frame whose raw tail is at least this long is received straight into the
+    /// `[UInt8]` it is handed over as (tests and the fuzzer lower it).
+    let directTailBytes: Int
     private var buffer: [UInt8]
     private var start = 0
     private var end = 0
+    /// The split frame being received into its own array: its header, the payload bytes
+    /// before the tail, the tail and how much of it has arrived.
+    private var direct: (header: FrameHeader, head: [UInt8], tail: [UInt8], filled: Int)?
 
-    init(maximumPayloadBytes: Int) {
+    init(maximumPayloadBytes: Int, directTailBytes: Int = 1 << 20) {
         self.maximumPayloadBytes = maximumPayloadBytes
+        self.directTailBytes = max(1, directTailBytes)
         buffer = [UInt8](repeating: 0, count: Self.chunk)
     }
 
@@ -131,6 +147,17 @@ struct FrameReader {
     mutating func append(_ bytes: UnsafeRawBufferPointer) throws(ForkPoolError) {
         var offset = 0
         while offset < bytes.count {
+            if var frame = direct, frame.filled < frame.tail.count {
+                let count = min(frame.tail.count - frame.filled, bytes.count - offset)
+                direct = nil  // keep the tail uniquely referenced while it is written
+                frame.tail.withUnsafeMutableBytes { raw in
+                    (raw.baseAddress! + frame.filled).copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
+                }
+                frame.filled += count
+                direct = frame
+                offset += count
+                continue
+            }
             try makeRoom()
             let count = min(buffer.count - end, bytes.count - offset)
             buffer.withUnsafeMutableBytes { raw in
@@ -143,6 +170,25 @@ struct FrameReader {
 
     /// Receives once from `fd` (retrying EINTR). Throws on a socket error.
     mutating func fill(from fd: CInt) throws(ForkPoolError) -> FillStatus {
+        if var frame = direct, frame.filled < frame.tail.count {
+            direct = nil  // keep the tail uniquely referenced while recv writes into it
+            defer { direct = frame }
+            while true {
+                let count = frame.tail.withUnsafeMutableBytes { raw in
+                    recv(fd, raw.baseAddress! + frame.filled, raw.count - frame.filled, 0)
+                }
+                if count > 0 {
+                    frame.filled += count
+                    return .received
+                }
+                if count == 0 { return .endOfStream }
+                switch errno {
+                case EINTR: continue
+                case EAGAIN, EWOULDBLOCK: return .wouldBlock
+                default: throw ForkPoolError.systemCall("recv")
+                }
+            }
+        }
         try makeRoom()
         while true {
             let count = buffer.withUnsafeMutableBytes { raw in
@@ -162,15 +208,53 @@ struct FrameReader {
     }
 
     /// Hands the next complete frame to `body`, or returns nil if none is complete yet.
-    /// The payload view is valid only inside `body`.
+    /// The payload view is valid only inside `body`. A split frame received straight into its
+    /// own array is handed over whole (head and tail copied together): for callers that do not
+    /// take tails.
     mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer) -> R) throws(ForkPoolError) -> R? {
+        try nextFrame { header, payload, tail in
+            guard let tail else { return body(header, payload) }
+            return (Array(payload) + tail).withUnsafeBytes { body(header, $0) }
+        }
+    }
+
+    /// Hands the next complete frame to `body`: its header, its payload and — for a split
+    /// frame whose tail was received straight into its own array — that array, the payload
+    /// view then holding only the bytes before it. Returns nil if no frame is complete yet.
+    mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer, [UInt8]?) -> R) throws(ForkPoolError) -> R? {
+        if let frame = direct {
+            guard frame.filled == frame.tail.count else { return nil }
+            direct = nil
+            return frame.head.withUnsafeBytes { body(frame.header, $0, frame.tail) }
+        }
         guard end - start >= FrameHeader.size else { return nil }
         let header = try pendingHeader()
+        if receivesDirectly(header) {
+            guard end - start >= FrameHeader.size + header.split else { return nil }
+            // From here the tail goes straight into the array that will be handed over.
+            let headStart = start + FrameHeader.size
+            let head = Array(buffer[headStart..<headStart + header.split])
+            let tailCount = header.length - header.split
+            let buffered = min(end - headStart - header.split, tailCount)
+            var tail = largeByteArray(count: tailCount)
+            tail.withUnsafeMutableBytes { raw in
+                buffer.withUnsafeBytes { source in
+                    raw.baseAddress!.copyMemory(from: source.baseAddress! + headStart + header.split, byteCount: buffered)
+                }
+            }
+            start = headStart + header.split + buffered
+            if start == end {
+                start = 0
+                end = 0
+            }
+            direct = (header, head, tail, buffered)
+            return try nextFrame(body)
+        }
         let total = FrameHeader.size + header.length
         guard end - start >= total else { return nil }
         let payloadStart = start + FrameHeader.size
         let result = buffer.withUnsafeBytes { raw in
-            body(header, UnsafeRawBufferPointer(rebasing: raw[payloadStart..<payloadStart + header.length]))
+            body(header, UnsafeRawBufferPointer(rebasing: raw[payloadStart..<payloadStart + header.length]), nil)
         }
         start += total
         if start == end {
@@ -190,13 +274,19 @@ struct FrameReader {
         }.get()
     }
 
+    /// Whether a frame's raw tail is received straight into its own array.
+    private func receivesDirectly(_ header: FrameHeader) -> Bool {
+        header.split > 0 && header.length - header.split >= directTailBytes
+    }
+
     /// Makes sure there is space to receive into: enough for the frame in progress (its
-    /// header already validated) or one chunk.
+    /// header already validated; for a frame received directly, its head only) or one chunk.
     private mutating func makeRoom() throws(ForkPoolError) {
         var needed = Self.chunk
         if end - start >= FrameHeader.size {
             let header = try pendingHeader()
-            needed = max(1, FrameHeader.size + header.length - (end - start))
+            let inBuffer = receivesDirectly(header) ? header.split : header.length
+            needed = max(1, FrameHeader.size + inBuffer - (end - start))
         }
         if buffer.count - end >= needed { return }
         let live = end - start

@@ -54,6 +54,11 @@ internal struct PayloadCodec<Value: Codable>: Sendable {
         guard Value.self == [UInt8].self else { return nil }
         let array = unsafeBitCast(value, to: [UInt8].self)
         guard array.count >= Self.borrowedBytesThreshold else { return nil }
+        return encodePrefix(of: array, into: &bytes)
+    }
+
+    /// Appends the wire prefix of `array` (what precedes its bytes) and returns the array.
+    private func encodePrefix(of array: [UInt8], into bytes: inout [UInt8]) -> [UInt8] {
         // The slot: varint(content size + 1), then the content: packed form (width 1) + bytes.
         var remaining = UInt(array.count + 2)
         while remaining >= 0x80 {
@@ -63,6 +68,19 @@ internal struct PayloadCodec<Value: Codable>: Sendable {
         bytes.append(UInt8(truncatingIfNeeded: remaining))
         bytes.append(WireLayout.packedForm(width: 1))
         return array
+    }
+
+    /// Decodes a value whose payload is `head` followed by the raw bytes `tail` (a split frame
+    /// received straight into its own array). A `[UInt8]` whose head is exactly its wire
+    /// prefix is the tail itself, with no copy; anything else is decoded from the bytes joined.
+    func decode(from head: UnsafeRawBufferPointer, tail: [UInt8]?) throws -> Value {
+        guard let tail else { return try decode(from: head) }
+        if Value.self == [UInt8].self {
+            var prefix: [UInt8] = []
+            _ = encodePrefix(of: tail, into: &prefix)
+            if prefix.elementsEqual(head) { return unsafeBitCast(tail, to: Value.self) }
+        }
+        return try (Array(head) + tail).withUnsafeBytes { try decode(from: $0) }
     }
 
     /// Decodes a value that must occupy exactly all of `bytes`.
@@ -466,15 +484,24 @@ extension Array: FastWireCodable where Element: FastWireCodable {
 /// for transparent huge pages on its fresh memory: filling 64 MiB then takes 32 page faults
 /// instead of 16,384, which profiling showed cost more than the copy itself.
 internal func copyBytes(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
-    let hugePage = 2 << 20
-    guard raw.count >= 2 * hugePage else { return [UInt8](raw) }
-    return [UInt8](unsafeUninitializedCapacity: raw.count) { buffer, initialized in
-        let start = (Int(bitPattern: buffer.baseAddress!) + hugePage - 1) & ~(hugePage - 1)
-        let end = (Int(bitPattern: buffer.baseAddress!) + raw.count) & ~(hugePage - 1)
-        if end > start {  // advice only: where it is refused, the copy below faults page by page
-            _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_HUGEPAGE)
+    var bytes = largeByteArray(count: raw.count)
+    bytes.withUnsafeMutableBytes { $0.copyMemory(from: raw) }
+    return bytes
+}
+
+/// A new `[UInt8]` of `count` bytes for the caller to overwrite entirely (its contents are
+/// whatever the fresh memory holds). From 4 MiB up its memory is advised for transparent huge
+/// pages (see ``copyBytes(_:)``).
+internal func largeByteArray(count: Int) -> [UInt8] {
+    [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        let hugePage = 2 << 20
+        if count >= 2 * hugePage, let base = buffer.baseAddress {
+            let start = (Int(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
+            let end = (Int(bitPattern: base) + count) & ~(hugePage - 1)
+            if end > start {  // advice only: where it is refused, filling faults page by page
+                _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_HUGEPAGE)
+            }
         }
-        UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
-        initialized = raw.count
+        initialized = count
     }
 }
