@@ -3,6 +3,7 @@
 // beside chunk size 1, and the private memory one worker process adds.
 import Dispatch
 import ForkPool
+import Foundation
 import Glibc
 
 /// Busy for `microseconds` of wall time, then returns `n`: a task too slow to batch.
@@ -83,7 +84,7 @@ extension Benchmark {
 
 /// Private_Clean + Private_Dirty of a process, from /proc/<pid>/smaps_rollup, in bytes.
 func privateBytes(of pid: pid_t) -> Int? {
-    guard let text = readSmallFile("/proc/\(pid)/smaps_rollup") else { return nil }
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return nil }
     var kilobytes = 0
     for line in text.split(separator: "\n") where line.hasPrefix("Private_Clean:") || line.hasPrefix("Private_Dirty:") {
         guard let value = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Int($0) })
@@ -91,20 +92,4 @@ func privateBytes(of pid: pid_t) -> Int? {
         kilobytes += value
     }
     return kilobytes * 1024
-}
-
-/// The whole of a small text file (a /proc entry), or nil.
-func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = read(fd, &buffer, buffer.count)
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0 else { break }
-        bytes += buffer[0..<count]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }

@@ -227,11 +227,12 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
                     initialized = inputs.count
                     return
                 }
-                for future in futures[(completed + 1)...] { future.cancel() }
-                for (index, future) in futures.enumerated() {
-                    guard index < completed || (index > completed && (try? future.waitForResult().get()) != nil) else { continue }
-                    let start = index * chunkSize
-                    (slots.baseAddress! + start).deinitialize(count: min(chunkSize, inputs.count - start))
+                // Chunks before `completed` succeeded; the failed one wrote nothing; later ones are
+                // cancelled if queued, waited for if running.
+                for future in futures[(completed + 1)...] { future.cancelIfQueued() }
+                for (index, future) in futures.enumerated()
+                where index < completed || (index > completed && (try? future.waitForResult().get()) != nil) {
+                    Self.destroyOutputs(ofChunk: index, chunkSize: chunkSize, count: inputs.count, in: slots.baseAddress!)
                 }
             }
             if let failure { throw failure }
@@ -288,11 +289,15 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
                 } else {
                     wrote = false
                 }
-                guard wrote else { continue }
-                let start = index * chunkSize
-                (slots + start).deinitialize(count: min(chunkSize, count - start))
+                if wrote { Self.destroyOutputs(ofChunk: index, chunkSize: chunkSize, count: count, in: slots) }
             }
             throw failure
+        }
+
+        /// Destroys the outputs chunk `index` wrote into `slots` (a map that failed).
+        private static func destroyOutputs(ofChunk index: Int, chunkSize: Int, count: Int, in slots: UnsafeMutablePointer<Output>) {
+            let start = index * chunkSize
+            (slots + start).deinitialize(count: min(chunkSize, count - start))
         }
 
         private func queueChunks(_ inputs: [Input], chunkSize: Int, into slots: UnsafeMutablePointer<Output>?,

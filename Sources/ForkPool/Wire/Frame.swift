@@ -173,35 +173,36 @@ struct FrameReader {
         if var frame = direct, frame.filled < frame.tail.count {
             direct = nil  // keep the tail uniquely referenced while recv writes into it
             defer { direct = frame }
-            while true {
-                let count = frame.tail.withUnsafeMutableBytes { raw in
-                    recv(fd, raw.baseAddress! + frame.filled, raw.count - frame.filled, 0)
+            let filled = frame.filled
+            let (status, count) = try frame.tail.withUnsafeMutableBytes { raw in
+                Result { () throws(ForkPoolError) in
+                    try Self.receive(from: fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
                 }
-                if count > 0 {
-                    frame.filled += count
-                    return .received
-                }
-                if count == 0 { return .endOfStream }
-                switch errno {
-                case EINTR: continue
-                case EAGAIN, EWOULDBLOCK: return .wouldBlock
-                default: throw ForkPoolError.systemCall("recv")
-                }
-            }
+            }.get()
+            frame.filled += count
+            return status
         }
         try makeRoom()
+        let free = end
+        let (status, count) = try buffer.withUnsafeMutableBytes { raw in
+            Result { () throws(ForkPoolError) in
+                try Self.receive(from: fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[free...]))
+            }
+        }.get()
+        end += count
+        return status
+    }
+
+    /// One `recv` into `space`, retrying EINTR: what happened and how many bytes arrived.
+    private static func receive(from fd: CInt, into space: UnsafeMutableRawBufferPointer)
+        throws(ForkPoolError) -> (FillStatus, Int) {
         while true {
-            let count = buffer.withUnsafeMutableBytes { raw in
-                recv(fd, raw.baseAddress! + end, raw.count - end, 0)
-            }
-            if count > 0 {
-                end += count
-                return .received
-            }
-            if count == 0 { return .endOfStream }
+            let count = recv(fd, space.baseAddress, space.count, 0)
+            if count > 0 { return (.received, count) }
+            if count == 0 { return (.endOfStream, 0) }
             switch errno {
             case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case EAGAIN, EWOULDBLOCK: return (.wouldBlock, 0)
             default: throw ForkPoolError.systemCall("recv")
             }
         }

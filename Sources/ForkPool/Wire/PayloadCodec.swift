@@ -60,13 +60,16 @@ internal struct PayloadCodec<Value: Codable>: Sendable {
     /// Appends the wire prefix of `array` (what precedes its bytes) and returns the array.
     private func encodePrefix(of array: [UInt8], into bytes: inout [UInt8]) -> [UInt8] {
         // The slot: varint(content size + 1), then the content: packed form (width 1) + bytes.
-        var remaining = UInt(array.count + 2)
-        while remaining >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: remaining) | 0x80)
-            remaining >>= 7
+        let slotHeader = array.count + 2
+        let size = wireVarintSize(slotHeader) + 1
+        bytes.append(addingCapacity: size) { span in
+            span.withUnsafeMutableBufferPointer { tail, initialized in
+                var writer = WireWriter(base: UnsafeMutableRawPointer(tail.baseAddress!), capacity: size)
+                writer.appendVarint(slotHeader)
+                writer.append(WireLayout.packedForm(width: 1))
+                initialized = writer.count
+            }
         }
-        bytes.append(UInt8(truncatingIfNeeded: remaining))
-        bytes.append(WireLayout.packedForm(width: 1))
         return array
     }
 
