@@ -40,6 +40,11 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     static var maximumSpins: Int { 2000 }
     /// Whether `get()` spins briefly before sleeping (single tasks yes, `map` chunks no).
     private let spinsWhileWaiting: Bool
+    /// Set while a task that went straight to an idle worker (ProcessPool's direct lane) has
+    /// no reader: the first caller to block on it reads the reply itself; anyone else who asks
+    /// (isDone, await, a callback) hands the reply to the pool's dispatcher. Cleared on use
+    /// and on completion.
+    private var directReply: (any DirectReply)?
 
     init(taskID: UInt64, spinsWhileWaiting: Bool = true, stopRunning: (@Sendable () -> Void)? = nil,
          taskCancellationStopsRunning: Bool = false) {
@@ -51,12 +56,14 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
 
     /// Whether the task has finished: succeeded, failed or been cancelled.
     public var isDone: Bool {
-        lock.withLock { if case .done = state { true } else { false } }
+        handBackDirectReply()
+        return lock.withLock { if case .done = state { true } else { false } }
     }
 
     /// Whether the task was cancelled before it ran.
     public var isCancelled: Bool {
-        lock.withLock {
+        handBackDirectReply()
+        return lock.withLock {
             if case .done(.failure(let error)) = state { error.code == .cancelled } else { false }
         }
     }
@@ -73,6 +80,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Blocks until the task finishes or `seconds` pass; `nil` on time-out.
     public func get(timeout seconds: Double) throws(ForkPoolError) -> Value? {
         let deadline = monotonicNanoseconds() + UInt64(max(0, seconds) * 1e9)
+        takeDirectReply()?.receive(until: deadline)
         let outcome: Result<Value, ForkPoolError>? = lock.withLock {
             while true {
                 if case .done(let result) = state { return result }
@@ -118,7 +126,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Suspends until the future completes, ignoring cancellation of the calling task.
     var completion: Result<Value, ForkPoolError> {
         get async {
-            await withUnsafeContinuation { continuation in
+            handBackDirectReply()
+            return await withUnsafeContinuation { continuation in
                 lock.lock()
                 if case .done(let result) = state {
                     lock.unlock()
@@ -144,6 +153,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Calls `handler` once with the result: now if the future is done, else when it completes
     /// (on the completing thread, outside the lock).
     func onCompletion(_ handler: @escaping @Sendable (Result<Value, ForkPoolError>) -> Void) {
+        handBackDirectReply()
         lock.lock()
         if case .done(let result) = state {
             lock.unlock()
@@ -182,6 +192,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     func waitForResult() -> Result<Value, ForkPoolError> {
+        takeDirectReply()?.receive(until: nil)
         // A short bounded spin first, for a lone task whose reply lands within microseconds:
         // it is picked up without sleeping on the condition variable and being woken, which
         // on these machines costs more than the socket round trip itself. `map`'s chunk
@@ -196,6 +207,25 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             while !isCompleted.load(ordering: .relaxed) { lock.wait() }
             return doneResult()
         }
+    }
+
+    /// Lets the first caller to block on a task sent by lane read its reply.
+    func attach(_ reply: any DirectReply) {
+        lock.withLock {
+            if case .done = state { return }
+            directReply = reply
+        }
+    }
+
+    private func takeDirectReply() -> (any DirectReply)? {
+        lock.withLock {
+            defer { directReply = nil }
+            return directReply
+        }
+    }
+
+    private func handBackDirectReply() {
+        takeDirectReply()?.handBack()
     }
 
     /// The result of a completed future; the caller holds the lock.
@@ -226,6 +256,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             return false
         case .queued, .running:
             state = .done(result)
+            directReply = nil
             isCompleted.store(true, ordering: .releasing)
             let waiting = waiters
             waiters = []

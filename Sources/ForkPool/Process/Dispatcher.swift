@@ -44,6 +44,9 @@ final class Dispatcher: @unchecked Sendable {
     private let workerMain: @Sendable (CInt) -> Never
     private let wakeFD: CInt
     private let taskIDs = Atomic<UInt64>(1)
+    /// Tasks sent by lane, and callers reading a lane now (tests watch both).
+    private let laneSends = Atomic<Int>(0)
+    private let laneReaders = Atomic<Int>(0)
 
     // Shared state, guarded by `lock`.
     private let lock = ConditionLock()
@@ -58,6 +61,15 @@ final class Dispatcher: @unchecked Sendable {
     private var publishedForkServerPID: pid_t?
     /// Running tasks whose futures were cancelled: their workers are to be killed.
     private var cancelledRunning: Set<UInt64> = []
+    /// Idle workers lent to submitting threads (DirectLane), in state `.open`.
+    private var openLanes: [DirectLane] = []
+    /// Whether submitting threads may take open lanes (while the queue is also empty): the
+    /// pool runs, is not shutting down and has no crashed task waiting for a retry.
+    private var lanesAllowed = false
+    /// Callers still reading from a lane whose worker has exited, and the tasks such readers
+    /// gave back without a reply (to fail, or retry, here).
+    private var detachedReaders = 0
+    private var orphans: [(task: PendingTask, error: ForkPoolError, slot: Int, crashed: Bool)] = []
 
     private let joinLock = ConditionLock()
     private var thread: PosixThread?
@@ -74,6 +86,9 @@ final class Dispatcher: @unchecked Sendable {
     private var random = SystemRandomNumberGenerator()
     /// Which worker slots have had a worker: the next one in such a slot is a restart.
     private var slotsFilled: [Bool]
+    /// Whether single tasks may go by lane: not when the pool has deadlines or recycling
+    /// limits to keep, which only this thread keeps.
+    private let lanesEnabled: Bool
 
     // Observability, made at creation (so a bootstrap done before the pool is honoured).
     private let logger: Logger
@@ -92,6 +107,8 @@ final class Dispatcher: @unchecked Sendable {
                               dimensions: configuration.metricsDimensions)
         statistics = PoolStats(workerCount: settings.workerCount)
         slotsFilled = Array(repeating: false, count: settings.workerCount)
+        lanesEnabled = configuration.usesDirectLanes && configuration.taskTimeout == nil
+            && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil
         wakeFD = try PoolDescriptors.register(forkpool_eventfd, name: "eventfd")
         do {
             thread = try PosixThread.start(name: "forkpool-disp") { [self] in run() }
@@ -127,6 +144,11 @@ final class Dispatcher: @unchecked Sendable {
     /// Queued tasks the deadline watch holds (tests check that finished ones are let go).
     var tasksWatchedForDeadline: Int { lock.withLock { queuedWithDeadline.count } }
 
+    /// How many tasks went by lane, straight from the submitting thread to a worker.
+    var tasksSentByLane: Int { laneSends.load(ordering: .relaxed) }
+    /// How many callers are reading a reply by lane now.
+    var callersReadingByLane: Int { laneReaders.load(ordering: .relaxed) }
+
     /// How many task ids were handed out (tests count frames with it).
     var taskIDsIssued: UInt64 { taskIDs.load(ordering: .relaxed) - 1 }
 
@@ -145,6 +167,89 @@ final class Dispatcher: @unchecked Sendable {
                 queue.append(task)
                 if task.deadline != nil { queuedWithDeadline.append(task) }
             }
+            wakeLocked()
+        }
+    }
+
+    /// Sends `task` straight to an idle worker from this thread when the queue is empty and a
+    /// lane is open (its future then lets the first waiting caller read the reply itself);
+    /// otherwise queues it.
+    func submit(_ task: PendingTask) throws(ForkPoolError) {
+        guard lanesEnabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
+            return try enqueue(CollectionOfOne(task))
+        }
+        let now = monotonicNanoseconds()
+        let lane = try lock.withLock { () throws(ForkPoolError) -> DirectLane? in
+            try checkAccepting()
+            task.enqueuedAt = now
+            guard lanesAllowed, queue.isEmpty, let lane = openLanes.popLast() else {
+                queue.append(task)
+                wakeLocked()
+                return nil
+            }
+            lane.state = .sent(task)
+            task.leftQueue = true
+            _ = task.start()
+            task.handedOutAt = now
+            return lane
+        }
+        guard let lane else { return }
+        task.bind(LaneClaim(dispatcher: self, lane: lane, task: task))
+        task.frame[3] = FrameHeader.directFlag  // the worker may spin for this caller's next task
+        let delivered = lane.send(task.frame)
+        laneSends.add(1, ordering: .relaxed)
+        metrics.taskHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
+        if !delivered {
+            lock.withLock {
+                guard case .sent(let sent) = lane.state, sent === task else { return }
+                lane.state = .returned(task, .undelivered)
+                wakeLocked()
+            }
+        }
+    }
+
+    /// A waiting caller reads `task`'s reply from its lane, unless the dispatcher has taken
+    /// the task over; then gives the lane back (open again, or to the dispatcher).
+    func receiveByLane(_ task: PendingTask, from lane: DirectLane, until deadline: UInt64?) {
+        let claimed = lock.withLock { () -> Bool in
+            guard case .sent(let sent) = lane.state, sent === task else { return false }
+            lane.state = .reading(task)
+            return true
+        }
+        guard claimed else { return }
+        laneReaders.add(1, ordering: .relaxed)
+        defer { laneReaders.subtract(1, ordering: .relaxed) }
+        let outcome = lane.receiveReply(for: task, until: deadline) { failure in settle(task, failure: failure, slot: lane.slot) }
+        lock.withLock {
+            if case .detached(let error, let crashed) = lane.state {
+                detachedReaders -= 1
+                switch outcome {
+                case .replied, .repliedThenFault: break
+                case .fault(let fault): orphans.append((task, Self.describe(fault, worker: lane.pid, task: task.id), lane.slot, false))
+                case .stoppedWaiting, .endOfStream: orphans.append((task, error, lane.slot, crashed))
+                }
+                wakeLocked()
+                return
+            }
+            switch outcome {
+            case .replied where lanesAllowed && queue.isEmpty && !lane.withdrawn:
+                lane.state = .open
+                openLanes.append(lane)
+                return
+            case .replied: lane.state = .returned(nil, .idle)
+            case .repliedThenFault(let fault): lane.state = .returned(nil, .fault(fault))
+            case .stoppedWaiting: lane.state = .returned(task, .stoppedWaiting)
+            case .endOfStream: lane.state = .returned(task, .endOfStream)
+            case .fault(let fault): lane.state = .returned(task, .fault(fault))
+            }
+            wakeLocked()
+        }
+    }
+
+    /// The caller will not read `task`'s reply: the dispatcher takes it over on its next turn.
+    func handBack(_ task: PendingTask, from lane: DirectLane) {
+        lock.withLock {
+            guard case .sent(let sent) = lane.state, sent === task else { return }
             wakeLocked()
         }
     }
@@ -184,6 +289,10 @@ final class Dispatcher: @unchecked Sendable {
     /// Writes the eventfd unless a wake-up is already pending. Under `lock`, so it can never
     /// race with the dispatcher closing the eventfd.
     private func wakeLocked() {
+        switch phase {
+        case .stopped, .failedToStart: return  // the eventfd is closed
+        default: break
+        }
         guard !wakePending else { return }
         wakePending = true
         var one: UInt64 = 1
@@ -233,6 +342,7 @@ final class Dispatcher: @unchecked Sendable {
         while true {
             let now = monotonicNanoseconds()
             requestWorkers(now: now)
+            reclaimLanes(now: now)
             let turn = takeWork(now: now)
             for (task, error) in turn.dropped {
                 settle(task, failure: error.code, slot: nil)
@@ -253,7 +363,7 @@ final class Dispatcher: @unchecked Sendable {
             owners.removeAll(keepingCapacity: true)
             pollSet.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
             pollSet.append(pollfd(fd: forkServer?.control ?? -1, events: Int16(POLLIN), revents: 0))
-            for (index, worker) in workers.enumerated() where worker.socket >= 0 {
+            for (index, worker) in workers.enumerated() where worker.socket >= 0 && !worker.lent {
                 var events = Int16(POLLIN)
                 if worker.hasOutgoing { events |= Int16(POLLOUT) }
                 pollSet.append(pollfd(fd: worker.socket, events: events, revents: 0))
@@ -353,7 +463,15 @@ final class Dispatcher: @unchecked Sendable {
                 phase = .running
                 lock.broadcast()
             }
-            let busy = workers.contains { $0.task != nil && $0.fault == nil }
+            lanesAllowed = lanesMayOpen
+            if lanesAllowed && queue.isEmpty {
+                for index in workers.indices where workers[index].isIdle && workers[index].lane.socket >= 0 {
+                    workers[index].lent = true
+                    workers[index].lane.state = .open
+                    openLanes.append(workers[index].lane)
+                }
+            }
+            let busy = workers.contains { ($0.task != nil && $0.fault == nil) || $0.lent } || detachedReaders > 0 || !orphans.isEmpty
             let finished: Bool
             if case .failedToStart = phase {
                 finished = true
@@ -362,6 +480,127 @@ final class Dispatcher: @unchecked Sendable {
             }
             return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished)
         }
+    }
+
+    /// Under the lock: whether idle workers may be lent to submitting threads.
+    private var lanesMayOpen: Bool {
+        guard lanesEnabled, !shutdownRequested, retries.isEmpty, case .running = phase else { return false }
+        return true
+    }
+
+    // MARK: Direct lanes
+
+    /// Takes back what submitting threads hold or gave back: tasks sent by lane that nobody
+    /// reads yet (this thread reads their replies from now on), lanes returned after a reply,
+    /// a time-out or a fault, and open lanes when they may not stay open (queued work,
+    /// shutdown, a retry). Kills a worker whose lane task was cancelled while a caller reads,
+    /// and settles the tasks that readers of exited workers gave back.
+    private func reclaimLanes(now: UInt64) {
+        guard lanesEnabled else { return }
+        var returned: [(index: Int, task: PendingTask?, why: DirectLane.Return)] = []
+        var cancelled: [(index: Int, task: PendingTask)] = []
+        let orphaned = lock.withLock { () -> [(task: PendingTask, error: ForkPoolError, slot: Int, crashed: Bool)] in
+            let mayStayOpen = lanesMayOpen && queue.isEmpty
+            for index in workers.indices where workers[index].lent {
+                let lane = workers[index].lane
+                switch lane.state {
+                case .open where !mayStayOpen:
+                    lane.state = .closed
+                    workers[index].lent = false
+                case .sent(let task):
+                    lane.state = .closed
+                    workers[index].lent = false
+                    workers[index].task = task
+                case .returned(let task, let why):
+                    lane.state = .closed
+                    workers[index].lent = false
+                    returned.append((index, task, why))
+                case .reading(let task) where cancelledRunning.contains(task.id) && !lane.withdrawn:
+                    lane.withdrawn = true
+                    cancelled.append((index, task))
+                default:
+                    break
+                }
+            }
+            openLanes.removeAll { if case .open = $0.state { false } else { true } }
+            lanesAllowed = mayStayOpen
+            defer { orphans.removeAll() }
+            return orphans
+        }
+        for (index, task, why) in returned { laneReturned(index, task: task, why, now: now) }
+        for (index, task) in cancelled {
+            workers[index].fault = ForkPoolError(.cancelled, "task \(task.id) was cancelled while running", taskID: task.id,
+                                                 processID: workers[index].pid)
+            terminate(index, now: now)
+        }
+        for orphan in orphaned {
+            if orphan.crashed {
+                handleCrash(of: orphan.task, error: orphan.error, slot: orphan.slot)
+            } else {
+                settle(orphan.task, failure: orphan.error.code, slot: orphan.slot)
+                orphan.task.fail(orphan.error)
+            }
+        }
+    }
+
+    /// A lane came back to this thread: the worker takes up `task` (if any) as if it had been
+    /// assigned here, and what ended the caller's read is dealt with as for any worker.
+    private func laneReturned(_ index: Int, task: PendingTask?, _ why: DirectLane.Return, now: UInt64) {
+        workers[index].task = task
+        switch why {
+        case .idle, .stoppedWaiting:
+            break
+        case .endOfStream:
+            workers[index].closeSocket()
+            workers[index].killDeadline = now + 2_000_000_000
+        case .undelivered:
+            // The worker's end was closed before the frame got there: it is exiting, and the
+            // task, which never ran, goes to the next free worker.
+            workers[index].task = nil
+            workers[index].closeSocket()
+            workers[index].killDeadline = now + 2_000_000_000
+            if let task {
+                task.handedOutAt = nil
+                task.frame[3] = 0
+                retries.append(task)
+            }
+        case .fault(let fault):
+            giveUp(on: index, fault)
+        }
+    }
+
+    /// The worker at `index` is leaving the pool (it exited, or the fork server died): takes
+    /// its lane back. A caller still reading is left to finish with what the socket holds
+    /// (shut down, so it ends at once), its task to fail with `error` if no reply is there
+    /// (`crashed`: through the crash policy).
+    /// Returns whether a caller still reads (this thread must not read the socket then).
+    @discardableResult
+    private func withdrawLane(_ index: Int, error: (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> Bool {
+        guard workers[index].lent else { return false }
+        workers[index].lent = false
+        let lane = workers[index].lane
+        var stillReading = false
+        let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in
+            defer { openLanes.removeAll { $0 === lane } }
+            switch lane.state {
+            case .open, .closed, .detached:
+                lane.state = .closed
+            case .sent(let task):
+                lane.state = .closed
+                workers[index].task = task
+            case .returned(let task, let why):
+                lane.state = .closed
+                return (task, why)
+            case .reading(let task):
+                lane.state = .detached(error(task), crashed: crashed)
+                detachedReaders += 1
+                stillReading = true
+                _ = Glibc.shutdown(lane.socket, CInt(SHUT_RDWR))
+            }
+            return nil
+        }
+        if let returned { laneReturned(index, task: returned.task, returned.why, now: now) }
+        return stillReading
     }
 
     private func assign(_ task: PendingTask, to index: Int, now: UInt64) {
@@ -410,7 +649,7 @@ final class Dispatcher: @unchecked Sendable {
         while workers[index].socket >= 0 {
             let status: FrameReader.FillStatus
             do {
-                status = try workers[index].reader.fill(from: workers[index].socket)
+                status = try workers[index].lane.reader.fill(from: workers[index].socket)
             } catch {
                 giveUp(on: index, error)
                 return
@@ -438,7 +677,7 @@ final class Dispatcher: @unchecked Sendable {
             let isReady = workers[index].isReady
             let outcome: FrameOutcome?
             do {
-                outcome = try workers[index].reader.nextFrame { header, payload, tail -> FrameOutcome in
+                outcome = try workers[index].lane.reader.nextFrame { header, payload, tail -> FrameOutcome in
                     if !isReady {
                         switch header.kind {
                         case .ready: return .ready
@@ -450,7 +689,7 @@ final class Dispatcher: @unchecked Sendable {
                         if header.kind == task.replyKind {
                             task.finish(output: payload, tail: tail, worker: pid) { failure in settle(task, failure: failure, slot: slot) }
                         } else {
-                            let failure = Self.failure(from: payload, task: task.id, worker: pid)
+                            let failure = taskFailure(from: payload, task: task.id, worker: pid)
                             settle(task, failure: failure.code, slot: slot)
                             task.fail(failure)
                         }
@@ -494,31 +733,25 @@ final class Dispatcher: @unchecked Sendable {
         case violation(ForkPoolError)
     }
 
-    /// Decodes a failure frame's payload: reason byte + UTF-8 message.
-    private static func failure(from payload: UnsafeRawBufferPointer, task: UInt64, worker: pid_t) -> ForkPoolError {
-        guard let first = payload.first else {
-            return ForkPoolError(.malformedFrame, "worker process \(worker) sent a failure frame without a reason",
-                                 taskID: task, processID: worker)
-        }
-        return itemFailure(status: first, message: UnsafeRawBufferPointer(rebasing: payload.dropFirst()), task: task, worker: worker)
-    }
-
     /// The worker broke the protocol or its socket: kill it; its task fails with `fault` once
     /// the process is reaped.
     private func giveUp(on index: Int, _ fault: ForkPoolError) {
         if workers[index].fault == nil {
-            let pid = workers[index].pid
-            workers[index].fault = switch fault.code {
-            case .frameTooLarge, .malformedFrame:
-                ForkPoolError(fault.code, "worker process \(pid) sent a bad frame: \(fault.message)",
-                              taskID: workers[index].task?.id, processID: pid)
-            default:
-                ForkPoolError(.workerDied, "lost the socket to worker process \(pid): \(fault.message)",
-                              taskID: workers[index].task?.id, processID: pid, errno: fault.errno)
-            }
+            workers[index].fault = Self.describe(fault, worker: workers[index].pid, task: workers[index].task?.id)
         }
         workers[index].closeSocket()
         workers[index].send(SIGKILL)
+    }
+
+    /// The error a task gets when its worker broke the protocol or its socket failed.
+    static func describe(_ fault: ForkPoolError, worker pid: pid_t, task: UInt64?) -> ForkPoolError {
+        switch fault.code {
+        case .frameTooLarge, .malformedFrame:
+            ForkPoolError(fault.code, "worker process \(pid) sent a bad frame: \(fault.message)", taskID: task, processID: pid)
+        default:
+            ForkPoolError(.workerDied, "lost the socket to worker process \(pid): \(fault.message)",
+                          taskID: task, processID: pid, errno: fault.errno)
+        }
     }
 
     /// Stops a worker whose task timed out or was cancelled: the task fails with `fault` now;
@@ -530,8 +763,15 @@ final class Dispatcher: @unchecked Sendable {
             settle(task, failure: fault.code, slot: workers[index].slot)
             task.fail(fault)
         }
+        terminate(index, now: now)
+    }
+
+    /// Closes the socket and signals the worker: SIGTERM (SIGKILL after the grace period) or
+    /// SIGKILL at once. A caller reading its lane sees end of stream.
+    private func terminate(_ index: Int, now: UInt64) {
         workers[index].taskDeadline = nil
         workers[index].closeSocket()
+        if workers[index].lent { _ = Glibc.shutdown(workers[index].lane.socket, CInt(SHUT_RDWR)) }
         if configuration.terminationGracePeriod > 0 {
             workers[index].send(SIGTERM)
             workers[index].killDeadline = now + UInt64(configuration.terminationGracePeriod * 1e9)
@@ -671,7 +911,7 @@ final class Dispatcher: @unchecked Sendable {
                 let slot = freeSlot()
                 workerSpawned(message.pid, slot: slot)
                 var worker = WorkerProcess(pid: message.pid, slot: slot, socket: passed[0], pidfd: passed[1],
-                                           maximumFrameBytes: configuration.maximumFrameBytes)
+                                           maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanesEnabled)
                 if let limit = configuration.maximumTasksPerWorker {
                     worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
                 }
@@ -692,9 +932,18 @@ final class Dispatcher: @unchecked Sendable {
 
     /// A worker ended: fail, retry or break on its task, and count failed starts.
     private func workerExited(_ index: Int, status: CInt) {
+        let fault = workers[index].fault
+        let callerReads = withdrawLane(index, error: { [worker = workers[index]] task in
+            var running = worker
+            running.task = task
+            guard var fault else { return running.deathError(status: status) }
+            fault.taskID = task.id
+            return fault
+        }, crashed: fault == nil, now: monotonicNanoseconds())
         // Whatever it wrote before it exited (a result, `initializerFailed`) counts: read it
-        // first, even when the exit report overtook the socket's turn in the poll loop.
-        if workers[index].socket >= 0 { service(index, events: Int16(POLLIN)) }
+        // first, even when the exit report overtook the socket's turn in the poll loop. (Not
+        // while a caller reads it by lane.)
+        if workers[index].socket >= 0 && !callerReads { service(index, events: Int16(POLLIN)) }
         var worker = workers.remove(at: index)
         worker.closeSocket()
         PoolDescriptors.close(worker.pidfd)
@@ -779,6 +1028,11 @@ final class Dispatcher: @unchecked Sendable {
         let status = reap(server)
         logger.debug("fork server died", metadata: ["forkpool.pid": "\(server.pid)", "forkpool.wait_status": "\(status)"])
         for index in workers.indices.reversed() {
+            withdrawLane(index, error: { task in
+                ForkPoolError(.workerDied, "worker process \(workers[index].pid) died with the pool's fork server (process "
+                              + "\(server.pid), wait status \(status)) while running task \(task.id)", taskID: task.id,
+                              processID: workers[index].pid)
+            }, crashed: false, now: monotonicNanoseconds())
             var worker = workers.remove(at: index)
             worker.closeSocket()
             worker.send(SIGKILL)
@@ -936,6 +1190,9 @@ final class Dispatcher: @unchecked Sendable {
             if pollSet[0].revents != 0 { readForkServer() }
         }
         for index in workers.indices.reversed() {
+            withdrawLane(index, error: { task in
+                ForkPoolError(.poolShutDown, "the pool shut down while task \(task.id) ran", taskID: task.id)
+            }, crashed: false, now: monotonicNanoseconds())
             var worker = workers.remove(at: index)
             worker.closeSocket()
             worker.send(SIGKILL)

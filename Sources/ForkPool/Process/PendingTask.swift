@@ -49,6 +49,8 @@ class PendingTask: @unchecked Sendable {
     }
     /// Completes with an error.
     func fail(_ error: ForkPoolError) { fatalError("subclass must override") }
+    /// The task went by lane: lets the first caller to wait read the reply itself.
+    func bind(_ reply: any DirectReply) {}
 }
 
 /// The typed task ProcessPool enqueues.
@@ -81,6 +83,8 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
     override func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
 
     override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
+
+    override func bind(_ reply: any DirectReply) { future.attach(reply) }
 }
 
 /// Several inputs sent as one `taskBatch` frame (`map`): the encoded `[Input]`, answered by a
@@ -158,6 +162,15 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
     }
 
     override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
+}
+
+/// Decodes a failure frame's payload: reason byte + UTF-8 message.
+func taskFailure(from payload: UnsafeRawBufferPointer, task: UInt64, worker: pid_t) -> ForkPoolError {
+    guard let first = payload.first else {
+        return ForkPoolError(.malformedFrame, "worker process \(worker) sent a failure frame without a reason",
+                             taskID: task, processID: worker)
+    }
+    return itemFailure(status: first, message: UnsafeRawBufferPointer(rebasing: payload.dropFirst()), task: task, worker: worker)
 }
 
 /// The error for a failed item: a FailureReason byte and the worker's UTF-8 message.

@@ -100,6 +100,11 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// Queued tasks whose deadline the dispatcher watches; tests use it.
     var tasksWatchedForDeadline: Int { dispatcher.tasksWatchedForDeadline }
 
+    /// How many tasks went straight from the submitting thread to an idle worker (the direct
+    /// lane), and how many callers read a reply that way now; tests use them.
+    var tasksSentByLane: Int { dispatcher.tasksSentByLane }
+    var callersReadingByLane: Int { dispatcher.callersReadingByLane }
+
     /// How many tasks (single inputs or chunks) the pool has created; tests use it.
     var tasksCreated: UInt64 { dispatcher.taskIDsIssued }
 
@@ -111,7 +116,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// calling thread, so an input that cannot be encoded fails this call, not a worker.
     public func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
         let task = try makeTask(input)
-        try dispatcher.enqueue(CollectionOfOne(task))
+        try dispatcher.submit(task)
         return task.future
     }
 

@@ -70,6 +70,11 @@ public struct ProcessPoolConfiguration: Sendable {
     /// as ``Future/cancel()`` does.
     public var cancellationKillsRunningTasks = false
 
+    /// Whether a lone `submit` may go straight to an idle worker from the submitting thread,
+    /// its reply read by the thread that waits for it (DirectLane). Off only in tests that
+    /// compare the two paths.
+    var usesDirectLanes = true
+
     /// Where the pool logs its workers' lives: spawned, recycled, crashed or exited, a task
     /// timed out, the pool broken. Everything is logged at `debug` level from the pool's
     /// dispatcher thread (failures also reach the caller as errors), with metadata keys such

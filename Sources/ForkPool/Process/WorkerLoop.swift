@@ -27,12 +27,20 @@ enum WorkerLoop {
     /// This worker's socket; -1 outside a worker. Tests use it to forge frames from inside.
     nonisolated(unsafe) static var socketInThisWorker: CInt = -1
 
+    /// The longest a worker spins for its next task after answering one sent by lane.
+    static let spinLimit: UInt64 = 25_000
+
     static func run(socket fd: CInt, maximumFrameBytes: Int, initializer: (@Sendable () throws -> Void)?,
                     handler: TaskHandler) -> Never {
         socketInThisWorker = fd
         var reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
         var reply = FrameHeader.emptyFrame()
         var replyTail: [UInt8] = []
+        // After answering a task sent by lane (a caller spinning for the reply, likely to send
+        // the next task at once) the worker spins before it sleeps in recv: no wake-up on
+        // either side of a tight submit/get loop.
+        var spin = AdaptiveSpin(limit: spinLimit)
+        var answeredDirectAt: UInt64?
         // The handshake: the parent hands this worker no task before `ready`.
         var greeting = FrameHeader.emptyFrame()
         var startStatus: Int32?
@@ -73,9 +81,19 @@ enum WorkerLoop {
                 leave(protocolErrorStatus)
             }
             guard let (header, handled) = frame else {
-                switch try? reader.fill(from: fd) {
-                case .received: continue
-                default: leave(0)  // end of stream or a dead socket: the parent is gone
+                let spinning = answeredDirectAt.map { monotonicNanoseconds() < $0 + spin.budget } ?? false
+                switch try? reader.fill(from: fd, wait: !spinning) {
+                case .received:
+                    if let answered = answeredDirectAt {
+                        spin.learn(waited: monotonicNanoseconds() - answered)
+                        answeredDirectAt = nil
+                    }
+                    continue
+                case .wouldBlock:
+                    forkpool_cpu_relax()
+                    continue
+                default:
+                    leave(0)  // end of stream or a dead socket: the parent is gone
                 }
             }
             guard handled else {
@@ -89,6 +107,7 @@ enum WorkerLoop {
                 leave(0)
             }
             replyTail = []
+            answeredDirectAt = header.direct ? monotonicNanoseconds() : nil
         }
     }
 

@@ -1,6 +1,7 @@
 // WorkerProcess: the parent's record of one worker — its pid, its socket (parent end,
-// non-blocking), its pidfd (for signals that cannot hit a recycled pid), the frame being read
-// from it, the frame being written to it, the one task it runs and where it is in its life.
+// non-blocking), its pidfd (for signals that cannot hit a recycled pid), its lane (which holds
+// the frame being read from it, and lends it to submitting threads while it is idle), the
+// frame being written to it, the one task it runs and where it is in its life.
 // Owned by the dispatcher thread only; the process itself is a child of the fork server.
 import CForkShim
 import Glibc
@@ -13,7 +14,11 @@ struct WorkerProcess {
     /// Parent end of the socketpair; -1 once closed (end of stream, a fault, or dismissed).
     var socket: CInt
     let pidfd: CInt
-    var reader: FrameReader
+    /// The lane that lends this worker to submitting threads; holds the frame reader, which
+    /// whoever reads the socket (this thread, or a caller by lane) uses.
+    let lane: DirectLane
+    /// Lent to the lane (`lane.state` not `.closed`): neither idle nor polled here.
+    var lent = false
     /// The frame being sent (its head, and a large input's bytes sent after it with no copy)
     /// and how much of the two is out.
     var outgoing: [UInt8] = []
@@ -40,15 +45,15 @@ struct WorkerProcess {
     /// Asked to exit (`shutdown` frame): recycled, or the pool is shutting down.
     var dismissed = false
 
-    init(pid: pid_t, slot: Int = 0, socket: CInt, pidfd: CInt, maximumFrameBytes: Int) {
+    init(pid: pid_t, slot: Int = 0, socket: CInt, pidfd: CInt, maximumFrameBytes: Int, lendable: Bool = false) {
         self.pid = pid
         self.slot = slot
         self.socket = socket
         self.pidfd = pidfd
-        self.reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
+        self.lane = DirectLane(pid: pid, slot: slot, socket: lendable ? socket : -1, maximumFrameBytes: maximumFrameBytes)
     }
 
-    var isIdle: Bool { isReady && task == nil && socket >= 0 && fault == nil && !retiring }
+    var isIdle: Bool { isReady && task == nil && socket >= 0 && fault == nil && !retiring && !lent }
     /// Counts towards the pool's strength: not leaving, not given up on.
     var isServing: Bool { socket >= 0 && fault == nil && !retiring }
     var hasOutgoing: Bool { outgoingOffset < outgoing.count + outgoingTail.count }

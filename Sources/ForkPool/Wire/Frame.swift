@@ -3,7 +3,7 @@
 //   offset 0   version  UInt8   (FrameHeader.version)
 //          1   kind     UInt8   (FrameKind)
 //          2   split    UInt8   payload bytes before a raw byte tail (0: no tail; task/result only)
-//          3   reserved UInt8   (must be 0)
+//          3   flags    UInt8   bit 0: `direct` (tasks only: sent by a caller's lane); the rest 0
 //          4   length   UInt32  payload bytes that follow the header, little-endian
 //          8   task id  UInt64  little-endian
 //         16   payload
@@ -12,7 +12,7 @@
 // and `shutdown`. Worker → parent: `result` (payload = encoded output), `resultBatch`
 // (payload = encoded [Output], one per input) or `failure` (payload = FailureReason byte +
 // UTF-8 message; for a batch, its first failing input's).
-// A header is validated — version, kind, split, reserved bits, length against the configured
+// A header is validated — version, kind, split, flags, length against the configured
 // maximum — before a single byte is reserved for its payload.
 import CForkShim
 import Glibc
@@ -54,6 +54,8 @@ enum FailureReason: UInt8 {
 struct FrameHeader: Equatable {
     static let size = 16
     static let version: UInt8 = 1
+    /// Bit 0 of the flags byte: ``direct``.
+    static let directFlag: UInt8 = 1
 
     var kind: FrameKind
     var length: Int
@@ -62,6 +64,9 @@ struct FrameHeader: Equatable {
     /// value's wire prefix) come before the array's raw bytes. 0 for every other frame. A
     /// receiver may then read the raw bytes straight into the array it hands over.
     var split = 0
+    /// A task sent by a caller's lane (DirectLane): the caller spins for the reply and tends to
+    /// send its next task at once, so the worker spins briefly before it sleeps. Only on tasks.
+    var direct = false
 
     /// Writes this header over the first `size` bytes of `frame`.
     func write(into frame: inout [UInt8]) {
@@ -69,7 +74,7 @@ struct FrameHeader: Equatable {
             raw[0] = Self.version
             raw[1] = kind.rawValue
             raw[2] = UInt8(split)
-            raw[3] = 0
+            raw[3] = direct ? Self.directFlag : 0
             raw.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 4, as: UInt32.self)
             raw.storeBytes(of: taskID.littleEndian, toByteOffset: 8, as: UInt64.self)
         }
@@ -83,8 +88,12 @@ struct FrameHeader: Equatable {
         guard let kind = FrameKind(rawValue: bytes[1]) else {
             throw ForkPoolError(.malformedFrame, "frame has unknown kind \(bytes[1])")
         }
-        guard bytes[3] == 0 else {
-            throw ForkPoolError(.malformedFrame, "frame has non-zero reserved bits")
+        guard bytes[3] & ~directFlag == 0 else {
+            throw ForkPoolError(.malformedFrame, "frame has unknown flags \(bytes[3])")
+        }
+        let direct = bytes[3] & directFlag != 0
+        guard !direct || kind == .task else {
+            throw ForkPoolError(.malformedFrame, "frame of kind \(kind) has the direct flag, which only tasks may have")
         }
         let split = Int(bytes[2])
         let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
@@ -97,7 +106,7 @@ struct FrameHeader: Equatable {
                                 "frame declares \(length) payload bytes; the limit is \(maximumPayloadBytes)",
                                 taskID: taskID)
         }
-        return FrameHeader(kind: kind, length: length, taskID: taskID, split: split)
+        return FrameHeader(kind: kind, length: length, taskID: taskID, split: split, direct: direct)
     }
 
     /// A frame with room for the header, to which a payload is then appended.
@@ -168,15 +177,17 @@ struct FrameReader {
         }
     }
 
-    /// Receives once from `fd` (retrying EINTR). Throws on a socket error.
-    mutating func fill(from fd: CInt) throws(ForkPoolError) -> FillStatus {
+    /// Receives once from `fd` (retrying EINTR); `wait: false` returns `.wouldBlock` rather
+    /// than block on a blocking socket. Throws on a socket error.
+    mutating func fill(from fd: CInt, wait: Bool = true) throws(ForkPoolError) -> FillStatus {
+        let flags = wait ? 0 : CInt(MSG_DONTWAIT)
         if var frame = direct, frame.filled < frame.tail.count {
             direct = nil  // keep the tail uniquely referenced while recv writes into it
             defer { direct = frame }
             let filled = frame.filled
             let (status, count) = try frame.tail.withUnsafeMutableBytes { raw in
                 Result { () throws(ForkPoolError) in
-                    try Self.receive(from: fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
+                    try Self.receive(from: fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]), flags: flags)
                 }
             }.get()
             frame.filled += count
@@ -186,7 +197,7 @@ struct FrameReader {
         let free = end
         let (status, count) = try buffer.withUnsafeMutableBytes { raw in
             Result { () throws(ForkPoolError) in
-                try Self.receive(from: fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[free...]))
+                try Self.receive(from: fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[free...]), flags: flags)
             }
         }.get()
         end += count
@@ -194,10 +205,10 @@ struct FrameReader {
     }
 
     /// One `recv` into `space`, retrying EINTR: what happened and how many bytes arrived.
-    private static func receive(from fd: CInt, into space: UnsafeMutableRawBufferPointer)
+    private static func receive(from fd: CInt, into space: UnsafeMutableRawBufferPointer, flags: CInt)
         throws(ForkPoolError) -> (FillStatus, Int) {
         while true {
-            let count = recv(fd, space.baseAddress, space.count, 0)
+            let count = recv(fd, space.baseAddress, space.count, flags)
             if count > 0 { return (.received, count) }
             if count == 0 { return (.endOfStream, 0) }
             switch errno {

@@ -1,0 +1,199 @@
+// DirectLane: an idle worker lent to the submitting threads, so that a lone `submit` + `get`
+// costs what the raw socket round trip costs.
+//
+//   dispatcher: worker idle, queue empty ─▶ lane .open (in `openLanes`)
+//   submit():   queue empty, a lane open ─▶ .sent(task) ─▶ frame sent on the lane's own dup of
+//               the socket, from the submitting thread (no eventfd, no dispatcher wake-up)
+//   get():      .sent ─▶ .reading ─▶ spin briefly, then poll, on the socket ─▶ reply decoded,
+//               future completed on this thread ─▶ .open again (or .returned if the dispatcher
+//               wants the worker: queue not empty, shutdown, cancellation)
+//   anything else (isDone, await, onCompletion, a second waiter, the dispatcher's next turn):
+//               .sent ─▶ the dispatcher takes the task over and reads the reply as for any task
+//   end of stream, a bad frame, get(timeout:) running out ─▶ .returned(task, why) ─▶ the
+//               dispatcher attaches the task to the worker and handles it as its own
+//   the worker exits while a caller reads ─▶ .detached(error): the caller finishes with what
+//               the socket holds; a task left without a reply goes back to the dispatcher
+//               as an orphan (crash policy, stats), which waits for such readers at shutdown
+//
+// `state` and `withdrawn` are guarded by the dispatcher's lock; `reader` belongs to whoever
+// the state says reads (the dispatcher in .closed/.open/.returned, the caller in .reading and
+// .detached), and the lock's hand-over orders their accesses. The socket is a dup of the
+// dispatcher's, closed when the last reference goes, so the dispatcher may close its own end
+// (a fault, a kill) while a caller still reads. Lanes are off for tasks with deadlines and
+// under recycling limits, whose bookkeeping only the dispatcher does.
+import CForkShim
+import Glibc
+
+final class DirectLane: @unchecked Sendable {
+    enum State {
+        /// The dispatcher's: busy with one of its tasks, starting, leaving, or faulted.
+        case closed
+        /// Idle and up for grabs.
+        case open
+        /// A caller sent this task; nobody reads the reply yet.
+        case sent(PendingTask)
+        /// A caller reads this task's reply.
+        case reading(PendingTask)
+        /// Given back to the dispatcher, with the task still to finish (if any) and why.
+        case returned(PendingTask?, Return)
+        /// The worker exited while a caller read; a task left without a reply fails with this
+        /// error (`crashed`: through the crash policy).
+        case detached(ForkPoolError, crashed: Bool)
+    }
+
+    enum Return {
+        /// The reply was handled; the worker is idle.
+        case idle
+        /// The caller stopped waiting (`get(timeout:)`); the task still runs.
+        case stoppedWaiting
+        /// The socket reached end of stream: the worker is exiting.
+        case endOfStream
+        /// The frame never reached the worker (its end was closed): the task is to run elsewhere.
+        case undelivered
+        /// A bad frame or a socket error (the task, if any, fails with it once the worker is gone).
+        case fault(ForkPoolError)
+    }
+
+    /// How a caller's read ended.
+    enum ReadOutcome {
+        case replied
+        case repliedThenFault(ForkPoolError)
+        case stoppedWaiting
+        case endOfStream
+        case fault(ForkPoolError)
+    }
+
+    let pid: pid_t
+    let slot: Int
+    /// A dup of the dispatcher's socket to the worker (-1 when lanes are off or dup failed:
+    /// never lent).
+    let socket: CInt
+    var reader: FrameReader
+    var state = State.closed
+    /// Set when the dispatcher killed the worker while a caller read (a cancellation): the
+    /// lane must not open again.
+    var withdrawn = false
+
+    /// How long a caller spins on the socket before it sleeps in `poll`, at most: a worker's
+    /// reply to a trivial task lands well within it, and waking a sleeping thread costs more
+    /// than the round trip itself on these machines. It adapts to how long replies took on
+    /// this lane before. Measured by `make bench` (round trip p50).
+    var spin = AdaptiveSpin(limit: 40_000)
+    /// Frames up to this size go by lane (one `send` takes them); larger ones, and inputs with
+    /// a raw `[UInt8]` tail, go through the queue.
+    static let maximumFrameBytes = 64 * 1024
+
+    init(pid: pid_t, slot: Int, socket: CInt, maximumFrameBytes: Int) {
+        self.pid = pid
+        self.slot = slot
+        self.socket = socket < 0 ? -1 : (try? PoolDescriptors.register({ fcntl(socket, F_DUPFD_CLOEXEC, 0) }, name: "dup")) ?? -1
+        reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
+    }
+
+    deinit {
+        if socket >= 0 { PoolDescriptors.close(socket) }
+    }
+
+    /// Caller side, in .sent: writes the task's whole frame. False if the worker's end is
+    /// closed (or the socket failed): the frame did not get there.
+    func send(_ frame: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < frame.count {
+            let sent = sendSome(socket, head: frame, tail: [], from: offset, nonblocking: true)
+            if sent >= 0 {
+                offset += sent
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                var writable = pollfd(fd: socket, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&writable, 1, -1)
+            } else if errno != EINTR {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Caller side, in .reading: receives `task`'s reply and completes its future on this
+    /// thread (`settle` counts it first), or stops at `deadline`, end of stream or a fault.
+    func receiveReply(for task: PendingTask, until deadline: UInt64?, settle: (ForkPoolError.Code?) -> Void) -> ReadOutcome {
+        let start = monotonicNanoseconds()
+        let spinEnd = start + spin.budget
+        defer { spin.learn(waited: monotonicNanoseconds() - start) }
+        while true {
+            let handled: ReadOutcome?
+            do {
+                handled = try reader.nextFrame { header, payload, tail -> ReadOutcome in
+                    guard header.taskID == task.id else { return .fault(unexpected(header)) }
+                    if header.kind == task.replyKind {
+                        task.finish(output: payload, tail: tail, worker: pid, settle: settle)
+                    } else if header.kind == .failure {
+                        let failure = taskFailure(from: payload, task: task.id, worker: pid)
+                        settle(failure.code)
+                        task.fail(failure)
+                    } else {
+                        return .fault(unexpected(header))
+                    }
+                    return .replied
+                }
+            } catch {
+                return .fault(error)
+            }
+            if let handled {
+                guard case .replied = handled, reader.bufferedByteCount > 0 else { return handled }
+                return .repliedThenFault(ForkPoolError(.malformedFrame, "worker process \(pid) sent bytes after the reply to task \(task.id)",
+                                                       processID: pid))
+            }
+            let status: FrameReader.FillStatus
+            do {
+                status = try reader.fill(from: socket)
+            } catch {
+                return .fault(error)
+            }
+            switch status {
+            case .received:
+                continue
+            case .endOfStream:
+                return .endOfStream
+            case .wouldBlock:
+                let now = monotonicNanoseconds()
+                if let deadline, now >= deadline { return .stoppedWaiting }
+                if now < spinEnd {
+                    for _ in 0..<64 { forkpool_cpu_relax() }
+                    continue
+                }
+                var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+                let timeout = deadline.map { Int32(min(($0 - now) / 1_000_000 + 1, 60_000)) } ?? -1
+                _ = poll(&readable, 1, timeout)
+            }
+        }
+    }
+
+    private func unexpected(_ header: FrameHeader) -> ForkPoolError {
+        ForkPoolError(.malformedFrame, "worker process \(pid) sent an unexpected \(header.kind) frame for task \(header.taskID)",
+                      processID: pid)
+    }
+}
+
+/// What a `Future` holds for a task sent by lane: the waiting caller reads the reply itself.
+protocol DirectReply: AnyObject, Sendable {
+    /// Reads the reply on this thread until it is in or `deadline` passes; afterwards the
+    /// future is complete or the dispatcher has the task.
+    func receive(until deadline: UInt64?)
+    /// Leaves the reply to the dispatcher (for a caller that will not block reading it).
+    func handBack()
+}
+
+/// A task sent by lane, as its future sees it.
+final class LaneClaim: DirectReply, @unchecked Sendable {
+    private let dispatcher: Dispatcher
+    private let lane: DirectLane
+    private let task: PendingTask
+
+    init(dispatcher: Dispatcher, lane: DirectLane, task: PendingTask) {
+        self.dispatcher = dispatcher
+        self.lane = lane
+        self.task = task
+    }
+
+    func receive(until deadline: UInt64?) { dispatcher.receiveByLane(task, from: lane, until: deadline) }
+    func handBack() { dispatcher.handBack(task, from: lane) }
+}

@@ -1,0 +1,295 @@
+// The direct lane: a lone `submit` goes from the submitting thread straight to an idle worker
+// and the thread that waits reads the reply itself. Each way that read can end other than
+// with a reply is provoked for real here: the worker killed, the worker's exit reported while
+// a grandchild still holds its socket, a cancellation, a time-out, a bad frame, bytes after
+// the reply, a worker that died idle before the frame got there, the fork server dying, and
+// shutdown while a caller reads.
+import Glibc
+import Testing
+@testable import ForkPool
+
+/// What a lane test's task does, inside the worker.
+enum LaneCommand: Codable, Sendable {
+    case echo(Int)
+    /// Writes the worker's pid to `fd`, then sleeps `milliseconds` (forever when negative)
+    /// and returns the pid.
+    case report(fd: Int32, sleepMilliseconds: Int)
+    /// The first run (no file at `marker`) creates it, reports its pid and hangs; a later run
+    /// returns `value`.
+    case hangOnce(marker: String, fd: Int32, value: Int)
+    /// Forks a grandchild that keeps the worker's socket open; reports the grandchild's pid,
+    /// then its own, and hangs.
+    case shareSocketWithGrandchild(fd: Int32)
+    /// Writes `bytes` to the worker's own socket in one write, then returns `value`.
+    case writeThenReturn([UInt8], value: Int)
+}
+
+@Sendable func obeyLane(_ command: LaneCommand) throws -> Int {
+    switch command {
+    case .echo(let value):
+        return value
+    case .report(let fd, let milliseconds):
+        var pid = getpid()
+        _ = write(fd, &pid, MemoryLayout<pid_t>.size)
+        if milliseconds < 0 { while true { pause() } }
+        usleep(UInt32(milliseconds) * 1000)
+        return Int(pid)
+    case .hangOnce(let marker, let fd, let value):
+        if access(marker, F_OK) == 0 { return value }
+        close(open(marker, O_CREAT | O_WRONLY, 0o600))
+        var pid = getpid()
+        _ = write(fd, &pid, MemoryLayout<pid_t>.size)
+        while true { pause() }
+    case .shareSocketWithGrandchild(let fd):
+        var grandchild = fork()
+        if grandchild == 0 { while true { pause() } }
+        _ = write(fd, &grandchild, MemoryLayout<pid_t>.size)
+        var pid = getpid()
+        _ = write(fd, &pid, MemoryLayout<pid_t>.size)
+        while true { pause() }
+    case .writeThenReturn(let bytes, let value):
+        _ = bytes.withUnsafeBytes { write(WorkerLoop.socketInThisWorker, $0.baseAddress, $0.count) }
+        return value
+    }
+}
+
+/// A value set on one thread and read on another.
+final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var stored: Value?
+    var value: Value? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
+
+/// Runs `body` on a new thread once a caller is reading `pool`'s lane.
+func whileACallerReadsByLane<Input, Output>(_ pool: ProcessPool<Input, Output>,
+                                            _ body: @escaping @Sendable () -> Void) throws -> PosixThread {
+    try PosixThread.start(name: "lane-test") {
+        if waitUntil({ pool.callersReadingByLane == 1 }) { body() }
+    }
+}
+
+/// The one-letter state of a process (R, S, Z, …) from /proc.
+func processState(_ pid: pid_t) -> String? {
+    guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+    return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
+}
+
+extension ForkPoolTests {
+    @Suite struct DirectLaneTests {
+        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+
+        @Test func loneSubmitsGoByLaneAndTheQueueStillServesWhenLanesAreOff() throws {
+            let pool = try ProcessPool(workers: 1, work: obeyLane)
+            defer { pool.shutdown() }
+            for value in 0..<200 {
+                #expect(try pool.submit(.echo(value)).get() == value)
+            }
+            #expect(pool.tasksSentByLane == 200)
+            // Tasks with a deadline go through the dispatcher.
+            #expect(try pool.submit(.echo(7), timeout: 10).get() == 7)
+            #expect(pool.tasksSentByLane == 200)
+
+            var off = ProcessPoolConfiguration()
+            off.usesDirectLanes = false
+            let queued = try ProcessPool(workers: 1, configuration: off, work: obeyLane)
+            defer { queued.shutdown() }
+            for value in 0..<50 {
+                #expect(try queued.submit(.echo(value)).get() == value)
+            }
+            #expect(queued.tasksSentByLane == 0)
+        }
+
+        @Test func manyThreadsSubmittingAtOnceAllGetTheirOwnResults() throws {
+            let pool = try ProcessPool(workers: 2, work: obeyLane)
+            defer { pool.shutdown() }
+            let wrong = ConditionLockedCounter()
+            let threads = try (0..<4).map { thread in
+                try PosixThread.start(name: "submitter") {
+                    for round in 0..<300 {
+                        let value = thread * 10_000 + round
+                        if (try? pool.submit(.echo(value)).get()) != value { wrong.add(1) }
+                    }
+                }
+            }
+            // A map alongside takes workers from the lanes and gives them back.
+            #expect(try pool.map((0..<2000).map { LaneCommand.echo($0) }) == Array(0..<2000))
+            threads.forEach { $0.join() }
+            #expect(wrong.value == 0)
+            #expect(pool.tasksSentByLane > 0)
+            #expect(pool.stats.tasksCompleted >= 1200)
+        }
+
+        @Test func aWorkerKilledWhileItsCallerReadsFailsTheTaskWithTheSignal() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            defer { pool.shutdown() }
+            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: -1))
+            let pid = pids.nextPID()
+            let killer = try whileACallerReadsByLane(pool) { _ = kill(pid, SIGKILL) }
+            let error = expectForkPoolError { _ = try future.get() }
+            killer.join()
+            #expect(error?.code == .workerDied)
+            #expect(error?.signal == SIGKILL)
+            #expect(error?.taskID == future.taskID)
+            #expect(error?.processID == pid)
+            #expect(try pool.submit(.echo(3)).get() == 3)
+            #expect(waitUntil { pool.workerProcessIDs.count == 1 && !pool.workerProcessIDs.contains(pid) })
+        }
+
+        @Test func aWorkerThatExitsWhileAGrandchildHoldsItsSocketStillEndsTheRead() throws {
+            // The caller sees no end of stream (the grandchild keeps the socket open): only the
+            // fork server's exit report can end its read, through the dispatcher.
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            defer { pool.shutdown() }
+            let future = try pool.submit(.shareSocketWithGrandchild(fd: pids.writeEnd))
+            let grandchild = pids.nextPID()
+            defer { kill(grandchild, SIGKILL) }
+            let pid = pids.nextPID()
+            let killer = try whileACallerReadsByLane(pool) { _ = kill(pid, SIGKILL) }
+            let error = expectForkPoolError { _ = try future.get() }
+            killer.join()
+            #expect(error?.code == .workerDied)
+            #expect(error?.signal == SIGKILL)
+            #expect(error?.processID == pid)
+            #expect(isAlive(grandchild))
+            #expect(try pool.submit(.echo(4)).get() == 4)
+        }
+
+        @Test func aTaskWhoseWorkerIsKilledWhileItsCallerReadsIsRetriedUnderARetryPolicy() throws {
+            let pids = PIDPipe()
+            let marker = "/tmp/forkpool-lane-retry-\(getpid())"
+            unlink(marker)
+            defer { unlink(marker) }
+            var configuration = quiet
+            configuration.crashPolicy = .retry(times: 1)
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obeyLane)
+            defer { pool.shutdown() }
+            let future = try pool.submit(.hangOnce(marker: marker, fd: pids.writeEnd, value: 42))
+            let pid = pids.nextPID()
+            let killer = try whileACallerReadsByLane(pool) { _ = kill(pid, SIGKILL) }
+            #expect(try future.get() == 42)
+            killer.join()
+            #expect(pool.stats.restarts == 1)
+        }
+
+        @Test func cancellingATaskWhileItsCallerReadsKillsItsWorker() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            defer { pool.shutdown() }
+            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: -1))
+            let pid = pids.nextPID()
+            let cancelled = LockedBox<Bool>()
+            let canceller = try whileACallerReadsByLane(pool) { cancelled.value = future.cancel() }
+            let error = expectForkPoolError { _ = try future.get() }
+            canceller.join()
+            #expect(cancelled.value == true)
+            #expect(error?.code == .cancelled)
+            #expect(waitUntil { !isAlive(pid) || processState(pid) == "Z" })
+            #expect(try pool.submit(.echo(5)).get() == 5)
+            #expect(waitUntil { pool.workerProcessIDs.count == 1 && !pool.workerProcessIDs.contains(pid) })
+        }
+
+        @Test func aCallerWhoseTimeOutEndsLeavesTheReplyToThePool() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, work: obeyLane)
+            defer { pool.shutdown() }
+            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: 300))
+            let pid = pids.nextPID()
+            #expect(try future.get(timeout: .milliseconds(20)) == nil)
+            #expect(pool.callersReadingByLane == 0)
+            #expect(try future.get() == Int(pid))
+            #expect(try pool.submit(.echo(6)).get() == 6)
+        }
+
+        @Test func aFutureNobodyBlocksOnCompletesAnyway() async throws {
+            let pool = try ProcessPool(workers: 2, work: obeyLane)
+            defer { pool.shutdown() }
+            // Polled, never waited on: the pool reads the reply.
+            let polled = try pool.submit(.echo(8))
+            #expect(waitUntil { polled.isDone })
+            #expect(try polled.get() == 8)
+            // Awaited: the pool reads the reply and resumes the task.
+            let awaited = try pool.submit(.echo(9))
+            #expect(try await awaited.value == 9)
+            #expect(pool.tasksSentByLane == 2)
+        }
+
+        @Test func anUnexpectedFrameOnTheLaneFailsTheTaskAndReplacesTheWorker() throws {
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            defer { pool.shutdown() }
+            let pid = pool.workerProcessIDs[0]
+            var ready = FrameHeader.emptyFrame()
+            FrameHeader(kind: .ready, length: 0, taskID: pool.tasksCreated + 1).write(into: &ready)
+            let error = expectForkPoolError { _ = try pool.submit(.writeThenReturn(ready, value: 1)).get() }
+            #expect(error?.code == .malformedFrame)
+            #expect(error?.message.contains("unexpected") == true)
+            #expect(error?.processID == pid)
+            #expect(pool.tasksSentByLane == 1)
+            #expect(try pool.submit(.echo(2)).get() == 2)
+            #expect(waitUntil { pool.workerProcessIDs.count == 1 && pool.workerProcessIDs != [pid] })
+        }
+
+        @Test func bytesAfterTheReplyGetTheWorkerReplaced() throws {
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            defer { pool.shutdown() }
+            let pid = pool.workerProcessIDs[0]
+            // A reply forged for the task itself, and three stray bytes, in one write: they
+            // arrive together, ahead of the real reply.
+            var forged = FrameHeader.emptyFrame()
+            try PayloadCodec<Int>().encode(777, into: &forged)
+            FrameHeader(kind: .result, length: forged.count - FrameHeader.size, taskID: pool.tasksCreated + 1).write(into: &forged)
+            #expect(try pool.submit(.writeThenReturn(forged + [1, 2, 3], value: 1)).get() == 777)
+            #expect(waitUntil { pool.workerProcessIDs.count == 1 && pool.workerProcessIDs != [pid] })
+            #expect(try pool.submit(.echo(3)).get() == 3)
+        }
+
+        @Test func aTaskSentToAWorkerThatDiedIdleRunsOnItsReplacement() throws {
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            defer { pool.shutdown() }
+            let server = try #require(pool.forkServerProcessID)
+            let pid = pool.workerProcessIDs[0]
+            // The fork server, stopped, cannot report the death: the lane stays open.
+            #expect(kill(server, SIGSTOP) == 0)
+            #expect(kill(pid, SIGKILL) == 0)
+            #expect(waitUntil { processState(pid) == "Z" })
+            let future = try pool.submit(.echo(11))
+            #expect(pool.tasksSentByLane == 1)
+            #expect(kill(server, SIGCONT) == 0)
+            #expect(try future.get() == 11)
+            #expect(pool.stats.tasksFailed == 0)
+        }
+
+        @Test func theForkServerDyingWhileACallerReadsFailsTheTask() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            defer { pool.shutdown() }
+            let server = try #require(pool.forkServerProcessID)
+            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: -1))
+            _ = pids.nextPID()
+            let killer = try whileACallerReadsByLane(pool) { _ = kill(server, SIGKILL) }
+            let error = expectForkPoolError { _ = try future.get() }
+            killer.join()
+            #expect(error?.code == .workerDied)
+            #expect(error?.message.contains("fork server") == true)
+            #expect(try pool.submit(.echo(12)).get() == 12)
+        }
+
+        @Test func shutdownWaitsForACallerReadingByLane() throws {
+            let pids = PIDPipe()
+            let pool = try ProcessPool(workers: 1, work: obeyLane)
+            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: 200))
+            let pid = pids.nextPID()
+            let result = LockedBox<Int>()
+            let reader = try PosixThread.start(name: "lane-reader") { result.value = try? future.get() }
+            #expect(waitUntil { pool.callersReadingByLane == 1 })
+            pool.shutdown()
+            reader.join()
+            #expect(result.value == Int(pid))
+            #expect(expectForkPoolError { _ = try pool.submit(.echo(1)) }?.code == .poolShutDown)
+        }
+    }
+}
