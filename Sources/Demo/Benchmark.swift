@@ -30,6 +30,15 @@ struct Row: Codable, Sendable {
     var microsecondsPerTask: Double { median / Double(max(tasks, 1)) * 1e6 }
 }
 
+extension Row {
+    /// A latency row: p50 (as the median) and p99 of one pool's round trips.
+    init(roundTrip workload: String, strategy: Strategy, _ histogram: Histogram<UInt64>) {
+        let p50 = Double(histogram.valueAtPercentile(50)) / 1e9
+        self.init(workload: workload, language: "Swift", strategy: strategy.rawValue, workers: 1, tasks: Int(histogram.totalCount),
+                  seconds: [p50], median: p50, p99: Double(histogram.valueAtPercentile(99)) / 1e9)
+    }
+}
+
 struct BenchmarkError: Error, CustomStringConvertible {
     let description: String
 }
@@ -127,19 +136,15 @@ struct Benchmark {
             progress.update("round trip: \(strategy.poolName)")
             let pool: any WorkerPool<Int, Int> = strategy == .processes
                 ? try ProcessPool(workers: 1, work: identity) : ThreadPool(workers: 1, work: identity)
-            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-            for index in 0..<(samples + samples / 10) {
-                let start = monotonicNanoseconds()
-                guard try pool.submit(index).get() == index else {
-                    throw BenchmarkError(description: "\(strategy.poolName) round trip returned a wrong value")
-                }
-                if index >= samples / 10 { _ = histogram.record(monotonicNanoseconds() - start) }  // the first 10% warm up
+            rows.append(Row(roundTrip: "round-trip", strategy: strategy, try roundTrips(on: pool, samples: samples)))
+            if strategy == .processes {
+                // The same through the dispatcher thread (no direct lane), for comparison.
+                progress.update("round trip: ProcessPool without lanes")
+                var configuration = ProcessPoolConfiguration()
+                configuration.usesDirectLanes = false
+                let queued = try ProcessPool(workers: 1, configuration: configuration, work: identity)
+                rows.append(Row(roundTrip: "round-trip-no-lanes", strategy: strategy, try roundTrips(on: queued, samples: samples)))
             }
-            pool.shutdown()
-            let p50 = Double(histogram.valueAtPercentile(50)) / 1e9
-            rows.append(Row(workload: "round-trip", language: "Swift", strategy: strategy.rawValue, workers: 1,
-                            tasks: Int(histogram.totalCount), seconds: [p50], median: p50,
-                            p99: Double(histogram.valueAtPercentile(99)) / 1e9))
             var starts: [Double] = []
             for _ in 0..<20 {
                 let start = now()
@@ -153,6 +158,21 @@ struct Benchmark {
         }
         progress.clear()
         return rows
+    }
+
+    /// `samples` timed round trips of one trivial task (`submit` + `get`, nothing else in
+    /// flight) after 10% more untimed ones to warm up; shuts the pool down.
+    private func roundTrips(on pool: any WorkerPool<Int, Int>, samples: Int) throws -> Histogram<UInt64> {
+        defer { pool.shutdown() }
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        for index in 0..<(samples + samples / 10) {
+            let start = monotonicNanoseconds()
+            guard try pool.submit(index).get() == index else {
+                throw BenchmarkError(description: "a round trip returned a wrong value")
+            }
+            if index >= samples / 10 { _ = histogram.record(monotonicNanoseconds() - start) }
+        }
+        return histogram
     }
 
     /// A large `[UInt8]` sent to a worker and back (identity): the median seconds of at least

@@ -48,6 +48,11 @@ func collectFigures(kernel: KernelBaseline?, overhead: [Row], latency: [Row]) ->
                                   against: "socketpair 16-byte round trip p99 (C)", kernel.socketpair_round_trip.p99_us,
                                   better: "lower"))
         }
+        if let trip = row("round-trip-no-lanes", processes) {
+            figures.append(Figure("ProcessPool submit+get p50, lanes off", trip.median * 1e6, "µs",
+                                  against: "socketpair 16-byte round trip p50 (C)", kernel.socketpair_round_trip.p50_us,
+                                  better: "lower"))
+        }
         if let trip = row("round-trip", threads) {
             figures.append(Figure("ThreadPool submit+get p50", trip.median * 1e6, "µs",
                                   against: "mutex/condvar ping-pong p50 (C)", kernel.condvar_ping_pong.p50_us,

@@ -26,10 +26,15 @@ struct Profile: ParsableCommand {
     @Option(help: "Round trips, bulk transfers, or map inputs.")
     var iterations: Int?
 
+    @Flag(help: "round-trip: send every task through the dispatcher thread (no direct lane).")
+    var noLanes = false
+
     func run() throws {
         switch hotLoop {
         case .roundTrip:
-            let pool = try ProcessPool(workers: 1) { (n: Int) in n }
+            var configuration = ProcessPoolConfiguration()
+            configuration.usesDirectLanes = !noLanes
+            let pool = try ProcessPool(workers: 1, configuration: configuration) { (n: Int) in n }
             defer { pool.shutdown() }
             var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
             for n in 0..<(iterations ?? 20_000) {

@@ -133,8 +133,12 @@ func renderLatency(_ rows: [Row]) -> String {
     var lines = ["Latency: one trivial task, submit + get, nothing else in flight (median); pool start with 4 workers (median of 20)"]
     for row in rows {
         let name = Strategy(rawValue: row.strategy)?.poolName ?? row.strategy
-        let what = row.workload == "round-trip" ? "round trip p50" : "start (4 workers)"
-        var line = "  " + pad(name, 13) + pad(what, 20) + pad("\(formatSeconds(row.median * 1e6, digits: 1)) µs", 14, right: true)
+        let what = switch row.workload {
+        case "round-trip": "round trip p50"
+        case "round-trip-no-lanes": "round trip p50, lanes off"
+        default: "start (4 workers)"
+        }
+        var line = "  " + pad(name, 13) + pad(what, 27) + pad("\(formatSeconds(row.median * 1e6, digits: 1)) µs", 14, right: true)
         if let p99 = row.p99 { line += "   p99 \(formatSeconds(p99 * 1e6, digits: 1)) µs" }
         lines.append(line)
     }

@@ -9,16 +9,22 @@
 //   │ socket readable ─▶ FrameReader ─▶ result / failure frame ─▶ complete Future ──────────┘
 //   │ control: exited(pid, status) ─▶ fail or retry its task ─▶ spawn a replacement
 //   │ deadline passed / task cancelled ─▶ SIGTERM/SIGKILL via pidfd ─▶ exited(...) as above
-//   └ shutdown: drain (or cancel) the queue, `shutdown` frames, wait for every exit, stop the
-//     fork server and reap it
+//   │ each turn: lanes — idle workers lent to submitting threads while the queue is empty
+//   │ (DirectLane); tasks sent by lane that nobody reads are taken over here, lanes given back
+//   │ (a fault, end of stream, a time-out) are handled as this thread's own workers
+//   └ shutdown: drain (or cancel) the queue, `shutdown` frames, wait for every exit (and every
+//     caller still reading a lane), stop the fork server and reap it
 //
-// Worker state is touched by this thread only; the queue, phase and published pids are shared
-// under `lock`, the stats under `statsLock`. This thread forks the fork server, because
+// Worker state is touched by this thread only, except a lent worker's lane, whose state is
+// shared under `lock`; the queue, phase and published pids are shared under `lock` too, the
+// stats under `statsLock`. A task that goes by lane is counted (`settle`) and completed on the
+// thread that reads its reply: observability is thread-safe. This thread forks the fork server, because
 // PR_SET_PDEATHSIG follows the forking thread and this thread lives exactly as long as the pool.
 //
 // Observability happens here too: every log event (debug level: a worker spawned, recycled,
 // crashed or exited, a task timed out, the pool broken) and every metric (PoolMetrics) comes
-// from this thread, and a task is counted in the stats before its future completes.
+// from this thread, except a lane task's own counts, and a task is counted in the stats
+// before its future completes.
 import CForkShim
 import CoreMetrics
 import Glibc
@@ -179,7 +185,7 @@ final class Dispatcher: @unchecked Sendable {
             return try enqueue(CollectionOfOne(task))
         }
         let now = monotonicNanoseconds()
-        let lane = try lock.withLock { () throws(ForkPoolError) -> DirectLane? in
+        let sending = try lock.withLock { () throws(ForkPoolError) -> (lane: DirectLane, frame: [UInt8])? in
             try checkAccepting()
             task.enqueuedAt = now
             guard lanesAllowed, queue.isEmpty, let lane = openLanes.popLast() else {
@@ -187,16 +193,16 @@ final class Dispatcher: @unchecked Sendable {
                 wakeLocked()
                 return nil
             }
+            task.frame[3] = FrameHeader.directFlag  // the worker may spin for this caller's next task
             lane.state = .sent(task)
             task.leftQueue = true
             _ = task.start()
             task.handedOutAt = now
-            return lane
+            return (lane, task.frame)
         }
-        guard let lane else { return }
+        guard let (lane, frame) = sending else { return }
         task.bind(LaneClaim(dispatcher: self, lane: lane, task: task))
-        task.frame[3] = FrameHeader.directFlag  // the worker may spin for this caller's next task
-        let delivered = lane.send(task.frame)
+        let delivered = lane.send(frame)
         laneSends.add(1, ordering: .relaxed)
         metrics.taskHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
         if !delivered {

@@ -70,10 +70,17 @@ public struct ProcessPoolConfiguration: Sendable {
     /// as ``Future/cancel()`` does.
     public var cancellationKillsRunningTasks = false
 
-    /// Whether a lone `submit` may go straight to an idle worker from the submitting thread,
-    /// its reply read by the thread that waits for it (DirectLane). Off only in tests that
-    /// compare the two paths.
-    var usesDirectLanes = true
+    /// Whether a `submit` made while the queue is empty goes straight from the submitting
+    /// thread to an idle worker, the reply then read by the first thread that blocks on the
+    /// future (`get()`), with no hop through the pool's dispatcher thread. Default true: a
+    /// lone `submit` + `get` then costs about what the raw socket round trip costs. The
+    /// waiting thread spins for the reply for up to 40 µs, and a worker that answered such a
+    /// task spins for up to 25 µs for the next one; both spins shrink on their own when
+    /// replies or tasks come later than that. false: every task goes through the dispatcher
+    /// thread, and workers never spin. Tasks with a deadline, and pools with ``taskTimeout``,
+    /// ``maximumTasksPerWorker`` or ``maximumWorkerResidentBytes``, always go through the
+    /// dispatcher.
+    public var usesDirectLanes = true
 
     /// Where the pool logs its workers' lives: spawned, recycled, crashed or exited, a task
     /// timed out, the pool broken. Everything is logged at `debug` level from the pool's
