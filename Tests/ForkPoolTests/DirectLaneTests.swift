@@ -216,6 +216,11 @@ extension ForkPoolTests {
             let awaited = try pool.submit(.echo(9))
             #expect(try await awaited.value == 9)
             #expect(pool.tasksSentByLane == 2)
+            // Never looked at: still counted, once anyone reads the stats.
+            #expect(waitUntil { pool.openLaneCount > 0 })
+            _ = try pool.submit(.echo(10))
+            #expect(pool.tasksSentByLane == 3)
+            #expect(waitUntil { pool.stats.tasksCompleted == 3 })
         }
 
         @Test func anUnexpectedFrameOnTheLaneFailsTheTaskAndReplacesTheWorker() throws {

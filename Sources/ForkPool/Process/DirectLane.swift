@@ -2,8 +2,9 @@
 // costs what the raw socket round trip costs.
 //
 //   dispatcher: worker idle, queue empty ─▶ lane .open (in `openLanes`)
-//   submit():   queue empty, a lane open ─▶ .sent(task) ─▶ frame sent on the lane's own dup of
-//               the socket, from the submitting thread (no eventfd, no dispatcher wake-up)
+//   submit():   queue empty, a lane open ─▶ .sending(task) ─▶ frame sent on the lane's own dup
+//               of the socket, from the submitting thread (no eventfd, no dispatcher wake-up)
+//               ─▶ .sent(task)
 //   get():      .sent ─▶ .reading ─▶ spin briefly, then poll, on the socket ─▶ reply decoded,
 //               future completed on this thread ─▶ .open again (or .returned if the dispatcher
 //               wants the worker: queue not empty, shutdown, cancellation)
@@ -11,9 +12,10 @@
 //               .sent ─▶ the dispatcher takes the task over and reads the reply as for any task
 //   end of stream, a bad frame, get(timeout:) running out ─▶ .returned(task, why) ─▶ the
 //               dispatcher attaches the task to the worker and handles it as its own
-//   the worker exits while a caller reads ─▶ .detached(error): the caller finishes with what
-//               the socket holds; a task left without a reply goes back to the dispatcher
-//               as an orphan (crash policy, stats), which waits for such readers at shutdown
+//   the worker exits while a caller sends or reads ─▶ .detached(error), the socket shut down:
+//               the caller finishes with what the socket holds; a task left without a reply
+//               goes back to the dispatcher as an orphan (crash policy, stats; rerun if its
+//               frame never got there), which waits for such callers at shutdown
 //
 // `state` and `withdrawn` are guarded by the dispatcher's lock; `reader` belongs to whoever
 // the state says reads (the dispatcher in .closed/.open/.returned, the caller in .reading and
@@ -30,14 +32,17 @@ final class DirectLane: @unchecked Sendable {
         case closed
         /// Idle and up for grabs.
         case open
+        /// A caller is sending this task's frame.
+        case sending(PendingTask)
         /// A caller sent this task; nobody reads the reply yet.
         case sent(PendingTask)
         /// A caller reads this task's reply.
         case reading(PendingTask)
         /// Given back to the dispatcher, with the task still to finish (if any) and why.
         case returned(PendingTask?, Return)
-        /// The worker exited while a caller read; a task left without a reply fails with this
-        /// error (`crashed`: through the crash policy).
+        /// The worker exited while a caller sent or read; a task left without a reply fails with
+        /// this error (`crashed`: through the crash policy), or runs elsewhere if its frame never
+        /// got there.
         case detached(ForkPoolError, crashed: Bool)
     }
 

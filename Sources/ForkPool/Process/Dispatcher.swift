@@ -75,7 +75,20 @@ final class Dispatcher: @unchecked Sendable {
     /// Callers still reading from a lane whose worker has exited, and the tasks such readers
     /// gave back without a reply (to fail, or retry, here).
     private var detachedReaders = 0
-    private var orphans: [(task: PendingTask, error: ForkPoolError, slot: Int, crashed: Bool)] = []
+    /// Lanes in `.sent`: tasks sent by lane whose replies nobody reads yet (`stats` has the
+    /// dispatcher collect them, so they are counted).
+    private var unreadLaneTasks = 0
+    private var orphans: [Orphan] = []
+
+    /// A task a caller gave back after its lane's worker exited: to fail with `error` (through
+    /// the crash policy if `crashed`), or, with no error, to run on another worker because its
+    /// frame never reached this one.
+    private struct Orphan {
+        var task: PendingTask
+        var error: ForkPoolError?
+        var slot: Int
+        var crashed: Bool
+    }
 
     private let joinLock = ConditionLock()
     private var thread: PosixThread?
@@ -141,7 +154,10 @@ final class Dispatcher: @unchecked Sendable {
     /// A snapshot of the counts, with the queue's length now.
     var stats: PoolStats {
         var snapshot = statsLock.withLock { statistics }
-        snapshot.queuedTasks = lock.withLock { queue.count }
+        snapshot.queuedTasks = lock.withLock {
+            if unreadLaneTasks > 0 { wakeLocked() }  // count tasks sent by lane that nobody waits for
+            return queue.count
+        }
         return snapshot
     }
 
@@ -154,6 +170,8 @@ final class Dispatcher: @unchecked Sendable {
     var tasksSentByLane: Int { laneSends.load(ordering: .relaxed) }
     /// How many callers are reading a reply by lane now.
     var callersReadingByLane: Int { laneReaders.load(ordering: .relaxed) }
+    /// How many idle workers are lent to submitting threads now.
+    var openLaneCount: Int { lock.withLock { openLanes.count } }
 
     /// How many task ids were handed out (tests count frames with it).
     var taskIDsIssued: UInt64 { taskIDs.load(ordering: .relaxed) - 1 }
@@ -194,7 +212,7 @@ final class Dispatcher: @unchecked Sendable {
                 return nil
             }
             task.frame[3] = FrameHeader.directFlag  // the worker may spin for this caller's next task
-            lane.state = .sent(task)
+            lane.state = .sending(task)
             task.leftQueue = true
             _ = task.start()
             task.handedOutAt = now
@@ -205,9 +223,18 @@ final class Dispatcher: @unchecked Sendable {
         let delivered = lane.send(frame)
         laneSends.add(1, ordering: .relaxed)
         metrics.taskHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
-        if !delivered {
-            lock.withLock {
-                guard case .sent(let sent) = lane.state, sent === task else { return }
+        lock.withLock {
+            switch lane.state {
+            case .detached(let error, let crashed):
+                // The worker's exit was reported meanwhile: the task runs elsewhere if its
+                // frame never got there, else it is judged as on the worker that died.
+                detachedReaders -= 1
+                orphans.append(Orphan(task: task, error: delivered ? error : nil, slot: lane.slot, crashed: crashed))
+                wakeLocked()
+            case .sending where delivered:
+                lane.state = .sent(task)
+                unreadLaneTasks += 1
+            default:
                 lane.state = .returned(task, .undelivered)
                 wakeLocked()
             }
@@ -220,19 +247,30 @@ final class Dispatcher: @unchecked Sendable {
         let claimed = lock.withLock { () -> Bool in
             guard case .sent(let sent) = lane.state, sent === task else { return false }
             lane.state = .reading(task)
+            unreadLaneTasks -= 1
             return true
         }
         guard claimed else { return }
         laneReaders.add(1, ordering: .relaxed)
         defer { laneReaders.subtract(1, ordering: .relaxed) }
-        let outcome = lane.receiveReply(for: task, until: deadline) { failure in settle(task, failure: failure, slot: lane.slot) }
+        let count = { (failure: ForkPoolError.Code?) in self.settle(task, failure: failure, slot: lane.slot) }
+        var outcome = lane.receiveReply(for: task, until: deadline, settle: count)
+        if case .stoppedWaiting = outcome, lock.withLock({ if case .detached = lane.state { true } else { false } }) {
+            // The worker is gone and its socket shut down: what it wrote before it exited is
+            // all there, and counts. Read it to the end before giving up.
+            outcome = lane.receiveReply(for: task, until: nil, settle: count)
+        }
         lock.withLock {
             if case .detached(let error, let crashed) = lane.state {
                 detachedReaders -= 1
                 switch outcome {
-                case .replied, .repliedThenFault: break
-                case .fault(let fault): orphans.append((task, Self.describe(fault, worker: lane.pid, task: task.id), lane.slot, false))
-                case .stoppedWaiting, .endOfStream: orphans.append((task, error, lane.slot, crashed))
+                case .replied, .repliedThenFault:
+                    break
+                case .fault(let fault):
+                    orphans.append(Orphan(task: task, error: Self.describe(fault, worker: lane.pid, task: task.id), slot: lane.slot,
+                                          crashed: false))
+                case .stoppedWaiting, .endOfStream:
+                    orphans.append(Orphan(task: task, error: error, slot: lane.slot, crashed: crashed))
                 }
                 wakeLocked()
                 return
@@ -405,6 +443,11 @@ final class Dispatcher: @unchecked Sendable {
         if missingWorkers > 0 && nextSpawnTime > now {
             nearest = min(nearest ?? nextSpawnTime, nextSpawnTime)
         }
+        if workers.contains(where: \.lent) {
+            // A task sent by lane that nobody waits for is collected (and counted) within a
+            // second, even if nothing else happens in the pool.
+            nearest = min(nearest ?? now + 1_000_000_000, now + 1_000_000_000)
+        }
         guard let nearest else { return -1 }
         return nearest > now ? Int32(min((nearest - now) / 1_000_000 + 1, 60_000)) : 0
     }
@@ -464,7 +507,17 @@ final class Dispatcher: @unchecked Sendable {
                 if queue.isEmpty && retries.isEmpty { break }
             }
             let cancelled = cancelledRunning
-            cancelledRunning.removeAll()
+            // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later
+            // turn: keep its id until then.
+            cancelledRunning = cancelledRunning.filter { id in
+                workers.contains { worker in
+                    guard worker.lent else { return false }
+                    switch worker.lane.state {
+                    case .sending(let task), .sent(let task), .reading(let task): return task.id == id
+                    default: return false
+                    }
+                }
+            }
             if case .starting = phase, workers.filter(\.isReady).count >= settings.workerCount {
                 phase = .running
                 lock.broadcast()
@@ -505,7 +558,7 @@ final class Dispatcher: @unchecked Sendable {
         guard lanesEnabled else { return }
         var returned: [(index: Int, task: PendingTask?, why: DirectLane.Return)] = []
         var cancelled: [(index: Int, task: PendingTask)] = []
-        let orphaned = lock.withLock { () -> [(task: PendingTask, error: ForkPoolError, slot: Int, crashed: Bool)] in
+        let orphaned = lock.withLock { () -> [Orphan] in
             let mayStayOpen = lanesMayOpen && queue.isEmpty
             for index in workers.indices where workers[index].lent {
                 let lane = workers[index].lane
@@ -515,8 +568,9 @@ final class Dispatcher: @unchecked Sendable {
                     workers[index].lent = false
                 case .sent(let task):
                     lane.state = .closed
+                    unreadLaneTasks -= 1
                     workers[index].lent = false
-                    workers[index].task = task
+                    adopt(task, at: index)
                 case .returned(let task, let why):
                     lane.state = .closed
                     workers[index].lent = false
@@ -540,34 +594,48 @@ final class Dispatcher: @unchecked Sendable {
             terminate(index, now: now)
         }
         for orphan in orphaned {
-            if orphan.crashed {
-                handleCrash(of: orphan.task, error: orphan.error, slot: orphan.slot)
-            } else {
-                settle(orphan.task, failure: orphan.error.code, slot: orphan.slot)
-                orphan.task.fail(orphan.error)
+            switch orphan.error {
+            case nil:
+                endAttempt(of: orphan.task, slot: orphan.slot)
+                orphan.task.frame[3] = 0
+                retries.append(orphan.task)
+            case let error? where orphan.crashed:
+                handleCrash(of: orphan.task, error: error, slot: orphan.slot)
+            case let error?:
+                settle(orphan.task, failure: error.code, slot: orphan.slot)
+                orphan.task.fail(error)
             }
         }
+    }
+
+    /// The worker at `index` takes up a task a caller sent it by lane, as if this thread had
+    /// assigned it; a resend (a retry) no longer asks the worker to spin.
+    private func adopt(_ task: PendingTask, at index: Int) {
+        workers[index].task = task
+        if task.frame.count > 3 { task.frame[3] = 0 }
     }
 
     /// A lane came back to this thread: the worker takes up `task` (if any) as if it had been
     /// assigned here, and what ended the caller's read is dealt with as for any worker.
     private func laneReturned(_ index: Int, task: PendingTask?, _ why: DirectLane.Return, now: UInt64) {
-        workers[index].task = task
+        workers[index].task = nil
+        if let task { adopt(task, at: index) }
+        // A worker this thread already stopped (a cancellation) keeps its kill deadline.
+        let stillOpen = workers[index].socket >= 0
         switch why {
         case .idle, .stoppedWaiting:
             break
         case .endOfStream:
             workers[index].closeSocket()
-            workers[index].killDeadline = now + 2_000_000_000
+            if stillOpen { workers[index].killDeadline = now + 2_000_000_000 }
         case .undelivered:
             // The worker's end was closed before the frame got there: it is exiting, and the
             // task, which never ran, goes to the next free worker.
             workers[index].task = nil
             workers[index].closeSocket()
-            workers[index].killDeadline = now + 2_000_000_000
+            if stillOpen { workers[index].killDeadline = now + 2_000_000_000 }
             if let task {
                 task.handedOutAt = nil
-                task.frame[3] = 0
                 retries.append(task)
             }
         case .fault(let fault):
@@ -576,10 +644,10 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     /// The worker at `index` is leaving the pool (it exited, or the fork server died): takes
-    /// its lane back. A caller still reading is left to finish with what the socket holds
-    /// (shut down, so it ends at once), its task to fail with `error` if no reply is there
-    /// (`crashed`: through the crash policy).
-    /// Returns whether a caller still reads (this thread must not read the socket then).
+    /// its lane back. A caller still sending or reading is left to finish with what the socket
+    /// holds (shut down, so a blocked send or read ends at once), its task to fail with `error`
+    /// if no reply is there (`crashed`: through the crash policy). Returns whether a caller
+    /// still uses the socket (this thread must not read it then).
     @discardableResult
     private func withdrawLane(_ index: Int, error: (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> Bool {
         guard workers[index].lent else { return false }
@@ -593,11 +661,12 @@ final class Dispatcher: @unchecked Sendable {
                 lane.state = .closed
             case .sent(let task):
                 lane.state = .closed
-                workers[index].task = task
+                unreadLaneTasks -= 1
+                adopt(task, at: index)
             case .returned(let task, let why):
                 lane.state = .closed
                 return (task, why)
-            case .reading(let task):
+            case .sending(let task), .reading(let task):
                 lane.state = .detached(error(task), crashed: crashed)
                 detachedReaders += 1
                 stillReading = true

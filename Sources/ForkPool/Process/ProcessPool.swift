@@ -104,6 +104,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// lane), and how many callers read a reply that way now; tests use them.
     var tasksSentByLane: Int { dispatcher.tasksSentByLane }
     var callersReadingByLane: Int { dispatcher.callersReadingByLane }
+    var openLaneCount: Int { dispatcher.openLaneCount }
 
     /// How many tasks (single inputs or chunks) the pool has created; tests use it.
     var tasksCreated: UInt64 { dispatcher.taskIDsIssued }
