@@ -81,6 +81,22 @@ extension ForkPoolTests {
     @Suite struct DirectLaneTests {
         let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
 
+        @Test func anAdaptiveSpinHalvesAfterLateAnswersAndRecoversAfterAQuickOne() {
+            var spin = AdaptiveSpin(limit: 40_000)
+            #expect(spin.budget == 40_000)
+            spin.learn(waited: 30_000)
+            #expect(spin.budget == 40_000)
+            var budgets: [UInt64] = []
+            for _ in 0..<17 {
+                spin.learn(waited: 5_000_000)
+                budgets.append(spin.budget)
+            }
+            #expect(budgets.prefix(3) == [20_000, 10_000, 5_000])
+            #expect(budgets.last == 0)
+            spin.learn(waited: 12_000)
+            #expect(spin.budget == 40_000)
+        }
+
         @Test func loneSubmitsGoByLaneAndTheQueueStillServesWhenLanesAreOff() throws {
             let pool = try ProcessPool(workers: 1, work: obeyLane)
             defer { pool.shutdown() }

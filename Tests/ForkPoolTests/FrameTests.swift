@@ -59,6 +59,19 @@ extension ForkPoolTests {
             #expect(reader.bufferedByteCount == 0)
         }
 
+        @Test func aTaskSentByLaneCarriesTheDirectFlagThroughTheSocket() throws {
+            let pair = Pair()
+            var reader = FrameReader(maximumPayloadBytes: 1024)
+            var direct = FrameHeader.emptyFrame()
+            direct.append(contentsOf: [4, 5])
+            FrameHeader(kind: .task, length: 2, taskID: 9, direct: true).write(into: &direct)
+            #expect(direct[3] == FrameHeader.directFlag)
+            pair.send(direct + frame(.task, id: 10, payload: [6]))
+            _ = try reader.fill(from: pair.reader)
+            #expect(try reader.nextFrame { header, payload in header.direct && header.taskID == 9 && Array(payload) == [4, 5] } == true)
+            #expect(try reader.nextFrame { header, _ in header.direct || header.taskID != 10 } == false)
+        }
+
         @Test func reportsEndOfStream() throws {
             var fds: [Int32] = [0, 0]
             #expect(forkpool_socketpair(&fds) == 0)
