@@ -25,6 +25,17 @@ extension ForkPoolTests {
             #expect(!threadNames().contains("forkpool-disp"))
         }
 
+        @Test func theForkServerAndWorkersAreNamedForPsAndTop() throws {
+            let pool = try ProcessPool(workers: 2) { (n: Int) -> Int in n }
+            defer { pool.shutdown() }
+            let server = try #require(pool.forkServerProcessID)
+            #expect(readFile("/proc/\(server)/comm") == "forkpool-server\n")
+            #expect(pool.workerProcessIDs.count == 2)
+            for pid in pool.workerProcessIDs {
+                #expect(readFile("/proc/\(pid)/comm") == "forkpool-worker\n")
+            }
+        }
+
         @Test func aThousandCrashesLeaveNothingBehind() throws {
             let configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
             let pool = try ProcessPool(workers: 2, configuration: configuration, work: obey)

@@ -64,6 +64,8 @@ enum ForkServer {
     /// The server's life: serve spawn requests and report exits until the dispatcher closes
     /// the control socket, then exit (its workers follow through their parent-death signal).
     static func run(control: CInt, workerForkOptions: CInt, workerMain: (CInt) -> Never) -> Never {
+        // Named for ps, top and perf (a forked thread keeps its forker's name: the dispatcher's).
+        forkpool_set_thread_name(pthread_self(), "forkpool-server")
         let childSignals = forkpool_child_signal_fd()
         guard childSignals >= 0 else { forkpool_exit(setupFailedStatus) }
         var pollSet = [pollfd(fd: control, events: Int16(POLLIN), revents: 0),

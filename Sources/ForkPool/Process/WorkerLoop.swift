@@ -33,6 +33,7 @@ enum WorkerLoop {
     static func run(socket fd: CInt, maximumFrameBytes: Int, initializer: (@Sendable () throws -> Void)?,
                     handler: TaskHandler) -> Never {
         socketInThisWorker = fd
+        forkpool_set_thread_name(pthread_self(), "forkpool-worker")  // for ps, top and perf
         var reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
         var reply = FrameHeader.emptyFrame()
         var replyTail: [UInt8] = []
