@@ -71,6 +71,20 @@ func whileACallerReadsByLane<Input, Output>(_ pool: ProcessPool<Input, Output>,
     }
 }
 
+/// A one-worker pool whose only task went by lane, reported its worker's pid and hangs.
+struct HangingLaneTask {
+    let pids = PIDPipe()
+    let pool: ProcessPool<LaneCommand, Int>
+    let future: Future<Int>
+    let pid: pid_t
+
+    init(configuration: ProcessPoolConfiguration) throws {
+        pool = try ProcessPool(workers: 1, configuration: configuration, work: obeyLane)
+        future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: -1))
+        pid = pids.nextPID()
+    }
+}
+
 /// The one-letter state of a process (R, S, Z, …) from /proc.
 func processState(_ pid: pid_t) -> String? {
     guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
@@ -139,11 +153,9 @@ extension ForkPoolTests {
         }
 
         @Test func aWorkerKilledWhileItsCallerReadsFailsTheTaskWithTheSignal() throws {
-            let pids = PIDPipe()
-            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            let task = try HangingLaneTask(configuration: quiet)
+            let (pool, future, pid) = (task.pool, task.future, task.pid)
             defer { pool.shutdown() }
-            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: -1))
-            let pid = pids.nextPID()
             let killer = try whileACallerReadsByLane(pool) { _ = kill(pid, SIGKILL) }
             let error = expectForkPoolError { _ = try future.get() }
             killer.join()
@@ -193,11 +205,9 @@ extension ForkPoolTests {
         }
 
         @Test func cancellingATaskWhileItsCallerReadsKillsItsWorker() throws {
-            let pids = PIDPipe()
-            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            let task = try HangingLaneTask(configuration: quiet)
+            let (pool, future, pid) = (task.pool, task.future, task.pid)
             defer { pool.shutdown() }
-            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: -1))
-            let pid = pids.nextPID()
             let cancelled = LockedBox<Bool>()
             let canceller = try whileACallerReadsByLane(pool) { cancelled.value = future.cancel() }
             let error = expectForkPoolError { _ = try future.get() }
@@ -285,12 +295,10 @@ extension ForkPoolTests {
         }
 
         @Test func theForkServerDyingWhileACallerReadsFailsTheTask() throws {
-            let pids = PIDPipe()
-            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            let task = try HangingLaneTask(configuration: quiet)
+            let (pool, future) = (task.pool, task.future)
             defer { pool.shutdown() }
             let server = try #require(pool.forkServerProcessID)
-            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: -1))
-            _ = pids.nextPID()
             let killer = try whileACallerReadsByLane(pool) { _ = kill(server, SIGKILL) }
             let error = expectForkPoolError { _ = try future.get() }
             killer.join()
