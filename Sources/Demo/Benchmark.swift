@@ -39,6 +39,22 @@ extension Row {
     }
 }
 
+/// `samples` timed round trips of one trivial task (`submit` + `get`, nothing else in flight)
+/// after 10% more untimed ones to warm up; shuts the pool down. The benchmark's latency rows
+/// and `Demo profile round-trip` both run this loop.
+func roundTrips(on pool: any WorkerPool<Int, Int>, samples: Int) throws -> Histogram<UInt64> {
+    defer { pool.shutdown() }
+    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+    for index in 0..<(samples + samples / 10) {
+        let start = monotonicNanoseconds()
+        guard try pool.submit(index).get() == index else {
+            throw BenchmarkError(description: "a round trip returned a wrong value")
+        }
+        if index >= samples / 10 { _ = histogram.record(monotonicNanoseconds() - start) }
+    }
+    return histogram
+}
+
 struct BenchmarkError: Error, CustomStringConvertible {
     let description: String
 }
@@ -158,21 +174,6 @@ struct Benchmark {
         }
         progress.clear()
         return rows
-    }
-
-    /// `samples` timed round trips of one trivial task (`submit` + `get`, nothing else in
-    /// flight) after 10% more untimed ones to warm up; shuts the pool down.
-    private func roundTrips(on pool: any WorkerPool<Int, Int>, samples: Int) throws -> Histogram<UInt64> {
-        defer { pool.shutdown() }
-        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-        for index in 0..<(samples + samples / 10) {
-            let start = monotonicNanoseconds()
-            guard try pool.submit(index).get() == index else {
-                throw BenchmarkError(description: "a round trip returned a wrong value")
-            }
-            if index >= samples / 10 { _ = histogram.record(monotonicNanoseconds() - start) }
-        }
-        return histogram
     }
 
     /// A large `[UInt8]` sent to a worker and back (identity): the median seconds of at least

@@ -35,15 +35,7 @@ struct Profile: ParsableCommand {
             var configuration = ProcessPoolConfiguration()
             configuration.usesDirectLanes = !noLanes
             let pool = try ProcessPool(workers: 1, configuration: configuration) { (n: Int) in n }
-            defer { pool.shutdown() }
-            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-            for n in 0..<(iterations ?? 20_000) {
-                let start = monotonicNanoseconds()
-                guard try pool.submit(n).get() == n else {
-                    throw BenchmarkError(description: "round trip returned a different value")
-                }
-                _ = histogram.record(monotonicNanoseconds() - start)
-            }
+            let histogram = try roundTrips(on: pool, samples: iterations ?? 20_000)
             print("round trip p50 \(Double(histogram.valueAtPercentile(50)) / 1000) µs, p99 \(Double(histogram.valueAtPercentile(99)) / 1000) µs")
         case .bulk:
             let pool = try ProcessPool(workers: 1) { (payload: [UInt8]) in payload }

@@ -56,16 +56,23 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
 
     /// Whether the task has finished: succeeded, failed or been cancelled.
     public var isDone: Bool {
-        handBackDirectReply()
-        return lock.withLock { if case .done = state { true } else { false } }
+        observe { if case .done = $0 { true } else { false } }
     }
 
     /// Whether the task was cancelled before it ran.
     public var isCancelled: Bool {
-        handBackDirectReply()
-        return lock.withLock {
-            if case .done(.failure(let error)) = state { error.code == .cancelled } else { false }
+        observe { if case .done(.failure(let error)) = $0 { error.code == .cancelled } else { false } }
+    }
+
+    /// Reads the state under the lock, handing a reply nobody reads yet to the pool (a caller
+    /// who polls will not block reading it).
+    private func observe(_ read: (State) -> Bool) -> Bool {
+        let (answer, reply) = lock.withLock { () -> (Bool, (any DirectReply)?) in
+            defer { directReply = nil }
+            return (read(state), directReply)
         }
+        reply?.handBack()
+        return answer
     }
 
     /// Blocks the calling thread until the task finishes and returns its output.

@@ -8,6 +8,32 @@ import Glibc
 import ServiceLifecycle
 import Testing
 
+/// A one-worker ProcessPool running in a ServiceGroup, its worker held by a task and ten tasks
+/// queued behind it. `release()` cancels the group and lets the worker go.
+struct HeldPoolInGroup {
+    let hold = WorkerHold()
+    let pool: ProcessPool<Job, Int>
+    let holder: Future<Int>
+    let workerPID: pid_t
+    let queued: [Future<Int>]
+    let group: ServiceGroup
+    let running: Task<Void, any Error>
+
+    init() throws {
+        pool = try ProcessPool(workers: 1, work: perform)
+        holder = try pool.submit(hold.job)
+        workerPID = try #require(hold.waitForHolder())
+        queued = try (1...10).map { [pool] in try pool.submit(.square($0)) }
+        group = ServiceGroup(services: [pool])
+        running = Task { [group] in try await group.run() }
+    }
+
+    func release() {
+        running.cancel()
+        hold.release(1)
+    }
+}
+
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct ForkPoolServiceLifecycleTests {
     @Test func processPoolFinishesQueuedTasksOnGracefulShutdown() async throws {
@@ -45,17 +71,10 @@ struct ForkPoolServiceLifecycleTests {
     }
 
     @Test func cancellingTheGroupCancelsQueuedTasks() async throws {
-        let hold = WorkerHold()
-        let pool = try ProcessPool(workers: 1, work: perform)
-        let holder = try pool.submit(hold.job)
-        let workerPID = try #require(hold.waitForHolder())
-        let queued = try (1...10).map { try pool.submit(.square($0)) }
-        let group = ServiceGroup(services: [pool])
-        let running = Task { try await group.run() }
-        defer {
-            running.cancel()
-            hold.release(1)
-        }
+        let held = try HeldPoolInGroup()
+        let (hold, pool, holder, workerPID, queued, running) =
+            (held.hold, held.pool, held.holder, held.workerPID, held.queued, held.running)
+        defer { held.release() }
 
         running.cancel()
         // The worker is still held, so nothing queued can have run: each is cancelled, or the
@@ -76,17 +95,10 @@ struct ForkPoolServiceLifecycleTests {
     }
 
     @Test func cancellationDuringGracefulShutdownCancelsWhatIsStillQueued() async throws {
-        let hold = WorkerHold()
-        let pool = try ProcessPool(workers: 1, work: perform)
-        let holder = try pool.submit(hold.job)
-        let workerPID = try #require(hold.waitForHolder())
-        let queued = try (1...10).map { try pool.submit(.square($0)) }
-        let group = ServiceGroup(services: [pool])
-        let running = Task { try await group.run() }
-        defer {
-            running.cancel()
-            hold.release(1)
-        }
+        let held = try HeldPoolInGroup()
+        let (hold, pool, holder, workerPID, queued, group, running) =
+            (held.hold, held.pool, held.holder, held.workerPID, held.queued, held.group, held.running)
+        defer { held.release() }
 
         await group.triggerGracefulShutdown()
         let refusing = await eventually { submitIsRefused(pool) }

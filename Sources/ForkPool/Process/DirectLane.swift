@@ -99,22 +99,10 @@ final class DirectLane: @unchecked Sendable {
         if socket >= 0 { PoolDescriptors.close(socket) }
     }
 
-    /// Caller side, in .sent: writes the task's whole frame. False if the worker's end is
+    /// Caller side, in .sending: writes the task's whole frame. False if the worker's end is
     /// closed (or the socket failed): the frame did not get there.
     func send(_ frame: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < frame.count {
-            let sent = sendSome(socket, head: frame, tail: [], from: offset, nonblocking: true)
-            if sent >= 0 {
-                offset += sent
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                var writable = pollfd(fd: socket, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&writable, 1, -1)
-            } else if errno != EINTR {
-                return false
-            }
-        }
-        return true
+        (try? sendAll(socket, frame)) != nil
     }
 
     /// Caller side, in .reading: receives `task`'s reply and completes its future on this
@@ -127,17 +115,8 @@ final class DirectLane: @unchecked Sendable {
             let handled: ReadOutcome?
             do {
                 handled = try reader.nextFrame { header, payload, tail -> ReadOutcome in
-                    guard header.taskID == task.id else { return .fault(unexpected(header)) }
-                    if header.kind == task.replyKind {
-                        task.finish(output: payload, tail: tail, worker: pid, settle: settle)
-                    } else if header.kind == .failure {
-                        let failure = taskFailure(from: payload, task: task.id, worker: pid)
-                        settle(failure.code)
-                        task.fail(failure)
-                    } else {
-                        return .fault(unexpected(header))
-                    }
-                    return .replied
+                    task.complete(from: header, payload: payload, tail: tail, worker: pid, settle: settle)
+                        ? .replied : .fault(unexpectedFrame(header, worker: pid))
                 }
             } catch {
                 return .fault(error)
@@ -170,11 +149,6 @@ final class DirectLane: @unchecked Sendable {
                 _ = poll(&readable, 1, timeout)
             }
         }
-    }
-
-    private func unexpected(_ header: FrameHeader) -> ForkPoolError {
-        ForkPoolError(.malformedFrame, "worker process \(pid) sent an unexpected \(header.kind) frame for task \(header.taskID)",
-                      processID: pid)
     }
 }
 

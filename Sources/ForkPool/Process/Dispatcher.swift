@@ -759,20 +759,12 @@ final class Dispatcher: @unchecked Sendable {
                         case .initializerFailed: return .initializerFailed(String(decoding: payload, as: UTF8.self))
                         default: break
                         }
-                    } else if let task, header.taskID == task.id, header.kind == task.replyKind || header.kind == .failure {
-                        // `self.workers` is being read from: settle() must not touch it.
-                        if header.kind == task.replyKind {
-                            task.finish(output: payload, tail: tail, worker: pid) { failure in settle(task, failure: failure, slot: slot) }
-                        } else {
-                            let failure = taskFailure(from: payload, task: task.id, worker: pid)
-                            settle(task, failure: failure.code, slot: slot)
-                            task.fail(failure)
-                        }
+                    } else if let task, task.complete(from: header, payload: payload, tail: tail, worker: pid, settle: { failure in
+                        settle(task, failure: failure, slot: slot)  // `self.workers` is being read from: settle() must not touch it
+                    }) {
                         return .taskDone
                     }
-                    return .violation(ForkPoolError(.malformedFrame,
-                                                    "worker process \(pid) sent an unexpected \(header.kind) frame for task \(header.taskID)",
-                                                    processID: pid))
+                    return .violation(unexpectedFrame(header, worker: pid))
                 }
             } catch {
                 giveUp(on: index, error)

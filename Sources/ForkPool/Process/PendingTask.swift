@@ -51,6 +51,30 @@ class PendingTask: @unchecked Sendable {
     func fail(_ error: ForkPoolError) { fatalError("subclass must override") }
     /// The task went by lane: lets the first caller to wait read the reply itself.
     func bind(_ reply: any DirectReply) {}
+
+    /// Completes the task from a frame its worker sent, if the frame is its reply — this task's
+    /// id, and its reply kind or a failure — counting it through `settle` first. False when the
+    /// frame is not its reply (a protocol violation for whoever reads it).
+    func complete(from header: FrameHeader, payload: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t,
+                  settle: (ForkPoolError.Code?) -> Void) -> Bool {
+        guard header.taskID == id else { return false }
+        if header.kind == replyKind {
+            finish(output: payload, tail: tail, worker: worker, settle: settle)
+        } else if header.kind == .failure {
+            let failure = taskFailure(from: payload, task: id, worker: worker)
+            settle(failure.code)
+            fail(failure)
+        } else {
+            return false
+        }
+        return true
+    }
+}
+
+/// The error for a frame a worker should not have sent (not the reply its task awaits).
+func unexpectedFrame(_ header: FrameHeader, worker: pid_t) -> ForkPoolError {
+    ForkPoolError(.malformedFrame, "worker process \(worker) sent an unexpected \(header.kind) frame for task \(header.taskID)",
+                  processID: worker)
 }
 
 /// The typed task ProcessPool enqueues.

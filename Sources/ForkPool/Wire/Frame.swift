@@ -333,6 +333,10 @@ func sendAll(_ fd: CInt, _ head: [UInt8], tail: [UInt8] = []) throws(ForkPoolErr
         let sent = sendSome(fd, head: head, tail: tail, from: offset, nonblocking: false)
         if sent >= 0 {
             offset += sent
+        } else if errno == EAGAIN || errno == EWOULDBLOCK {
+            // A non-blocking socket (a caller's lane): wait until it takes more.
+            var writable = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&writable, 1, -1)
         } else if errno != EINTR {
             throw ForkPoolError(.systemCallFailed, "send failed", errno: errno)
         }
