@@ -15,6 +15,8 @@ extension ForkPoolTests {
             defer { threads.shutdown() }
             let expected = inputs.map { $0 &* 31 &+ 7 }
             #expect(try processes.map(inputs, chunkSize: chunkSize) == expected)
+            // Not an array: read one input at a time instead of a slice at a time.
+            #expect(try processes.map(inputs.lazy.map { $0 }, chunkSize: chunkSize) == expected)
             #expect(try threads.map(inputs, chunkSize: chunkSize) == expected)
             #expect(try processes.map([Int](), chunkSize: chunkSize) == [])
         }
@@ -58,6 +60,7 @@ extension ForkPoolTests {
             defer { pool.shutdown() }
             let inputs = (0..<100).map { String(repeating: "a", count: 20 + $0 % 7) }
             #expect(try pool.map(inputs, chunkSize: 50) == inputs.map(\.count))
+            #expect(try pool.map(inputs.lazy.map { $0 }, chunkSize: 50) == inputs.map(\.count))
             let tooBig = expectForkPoolError { _ = try pool.map(["ok", String(repeating: "b", count: 300)], chunkSize: 10) }
             #expect(tooBig?.code == .frameTooLarge)
         }

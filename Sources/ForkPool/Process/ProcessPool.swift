@@ -187,6 +187,11 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// it the same way: fill the window, take the oldest chunk's outputs, repeat.
     private struct MapState<Iterator: IteratorProtocol> where Iterator.Element == Input {
         var iterator: Iterator
+        /// The input when it is an array, read a slice at a time from `position` instead of
+        /// through `iterator`: one bulk copy per chunk rather than a generic `next()` per input
+        /// (profiled at about a fifth of the submitting thread's time in `map` of 1M Ints).
+        let array: [Input]?
+        var position = 0
         let fixedChunkSize: Int?
         /// The input's `underestimatedCount`: chunks stay small enough to spread what is known.
         let knownCount: Int
@@ -202,6 +207,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
 
         init(_ inputs: some Sequence<Input>, iterator: Iterator, fixedChunkSize: Int?, workerCount: Int) {
             self.iterator = iterator
+            array = inputs as? [Input]
             self.fixedChunkSize = fixedChunkSize
             knownCount = inputs.underestimatedCount
             outputs.reserveCapacity(knownCount)
@@ -281,7 +287,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         let window = workerCount * 4
         while !state.exhausted && state.inFlight.count < (state.probesLeft > 0 ? state.probesLeft : window) {
             let chunk: ChunkTask<Output>?
-            (chunk, state.exhausted) = try makeChunk(from: &state.iterator, carried: &state.carried, size: state.chunkSize)
+            (chunk, state.exhausted) = try makeChunk(from: &state)
             guard let chunk else { continue }
             willQueue(chunk)
             try dispatcher.enqueue(CollectionOfOne(chunk))
@@ -311,20 +317,27 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// memory copy. A chunk over the frame limit sends its first half and carries the rest to
     /// the next; a single input over the limit throws. Returns nil when no input was left, and
     /// whether the input is used up.
-    private func makeChunk<Iterator: IteratorProtocol>(from iterator: inout Iterator, carried: inout [Input], size: Int)
-        throws(ForkPoolError) -> (ChunkTask<Output>?, Bool) where Iterator.Element == Input {
+    private func makeChunk<Iterator>(from state: inout MapState<Iterator>) throws(ForkPoolError) -> (ChunkTask<Output>?, Bool) {
+        let size = state.chunkSize
         var items: [Input] = []
         items.reserveCapacity(min(size, 4096))
-        let fromCarried = min(size, carried.count)
-        items.append(contentsOf: carried.prefix(fromCarried))
-        carried.removeFirst(fromCarried)
+        let fromCarried = min(size, state.carried.count)
+        items.append(contentsOf: state.carried.prefix(fromCarried))
+        state.carried.removeFirst(fromCarried)
         var exhausted = false
-        while items.count < size {
-            guard let input = iterator.next() else {
-                exhausted = true
-                break
+        if let array = state.array {
+            let end = min(array.count, state.position + size - items.count)
+            items.append(contentsOf: array[state.position..<end])
+            state.position = end
+            exhausted = end == array.count
+        } else {
+            while items.count < size {
+                guard let input = state.iterator.next() else {
+                    exhausted = true
+                    break
+                }
+                items.append(input)
             }
-            items.append(input)
         }
         guard !items.isEmpty else { return (nil, exhausted) }
         let limit = configuration.maximumFrameBytes
@@ -341,7 +354,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
                 throw ForkPoolError(.frameTooLarge, "the input encodes to more than \(limit) bytes, the frame limit")
             }
             let half = items.count / 2
-            carried.insert(contentsOf: items[half...], at: 0)
+            state.carried.insert(contentsOf: items[half...], at: 0)
             items.removeSubrange(half...)
             frame.removeSubrange(FrameHeader.size...)
         }
@@ -350,7 +363,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         let chunk = ChunkTask(id: id, frame: frame, count: items.count, codec: outputsCodec,
                               stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
                               taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
-        return (chunk, exhausted && carried.isEmpty)
+        return (chunk, exhausted && state.carried.isEmpty)
     }
 
     /// Stops accepting tasks, runs (or cancels) the queued ones, lets running ones finish,
