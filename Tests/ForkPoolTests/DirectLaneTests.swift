@@ -171,7 +171,10 @@ extension ForkPoolTests {
             // The caller sees no end of stream (the grandchild keeps the socket open): only the
             // fork server's exit report can end its read, through the dispatcher.
             let pids = PIDPipe()
-            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            let recorder = LogRecorder()
+            var configuration = quiet
+            configuration.logger = recorder.logger
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obeyLane)
             defer { pool.shutdown() }
             let future = try pool.submit(.shareSocketWithGrandchild(fd: pids.writeEnd))
             let grandchild = pids.nextPID()
@@ -184,6 +187,10 @@ extension ForkPoolTests {
             #expect(error?.signal == SIGKILL)
             #expect(error?.processID == pid)
             #expect(isAlive(grandchild))
+            // The crash is logged with the task the caller was reading.
+            let crash = recorder.events("worker crashed").first
+            #expect(crash?["forkpool.pid"] == "\(pid)")
+            #expect(crash?["forkpool.task_id"] == "\(future.taskID)")
             #expect(try pool.submit(.echo(4)).get() == 4)
         }
 

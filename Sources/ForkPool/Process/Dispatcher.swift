@@ -646,14 +646,14 @@ final class Dispatcher: @unchecked Sendable {
     /// The worker at `index` is leaving the pool (it exited, or the fork server died): takes
     /// its lane back. A caller still sending or reading is left to finish with what the socket
     /// holds (shut down, so a blocked send or read ends at once), its task to fail with `error`
-    /// if no reply is there (`crashed`: through the crash policy). Returns whether a caller
-    /// still uses the socket (this thread must not read it then).
+    /// if no reply is there (`crashed`: through the crash policy). Returns the task of a caller
+    /// that still uses the socket (this thread must not read it then).
     @discardableResult
-    private func withdrawLane(_ index: Int, error: (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> Bool {
-        guard workers[index].lent else { return false }
+    private func withdrawLane(_ index: Int, error: (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> PendingTask? {
+        guard workers[index].lent else { return nil }
         workers[index].lent = false
         let lane = workers[index].lane
-        var stillReading = false
+        var heldByCaller: PendingTask?
         let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in
             defer { openLanes.removeAll { $0 === lane } }
             switch lane.state {
@@ -669,13 +669,13 @@ final class Dispatcher: @unchecked Sendable {
             case .sending(let task), .reading(let task):
                 lane.state = .detached(error(task), crashed: crashed)
                 detachedReaders += 1
-                stillReading = true
+                heldByCaller = task
                 _ = Glibc.shutdown(lane.socket, CInt(SHUT_RDWR))
             }
             return nil
         }
         if let returned { laneReturned(index, task: returned.task, returned.why, now: now) }
-        return stillReading
+        return heldByCaller
     }
 
     private func assign(_ task: PendingTask, to index: Int, now: UInt64) {
@@ -1000,7 +1000,7 @@ final class Dispatcher: @unchecked Sendable {
     /// A worker ended: fail, retry or break on its task, and count failed starts.
     private func workerExited(_ index: Int, status: CInt) {
         let fault = workers[index].fault
-        let callerReads = withdrawLane(index, error: { [worker = workers[index]] task in
+        let callersTask = withdrawLane(index, error: { [worker = workers[index]] task in
             var running = worker
             running.task = task
             guard var fault else { return running.deathError(status: status) }
@@ -1010,11 +1010,11 @@ final class Dispatcher: @unchecked Sendable {
         // Whatever it wrote before it exited (a result, `initializerFailed`) counts: read it
         // first, even when the exit report overtook the socket's turn in the poll loop. (Not
         // while a caller reads it by lane.)
-        if workers[index].socket >= 0 && !callerReads { service(index, events: Int16(POLLIN)) }
+        if workers[index].socket >= 0 && callersTask == nil { service(index, events: Int16(POLLIN)) }
         var worker = workers.remove(at: index)
         worker.closeSocket()
         PoolDescriptors.close(worker.pidfd)
-        logExit(of: worker, status: status)
+        logExit(of: worker, status: status, runningTask: worker.task ?? callersTask)
         statsLock.withLock {
             if statistics.workers[worker.slot].processID == worker.pid { statistics.workers[worker.slot].processID = nil }
         }
@@ -1207,7 +1207,7 @@ final class Dispatcher: @unchecked Sendable {
     /// any other end, with the reason — recycled, shutdown, killed by the pool (timed out,
     /// cancelled, a bad frame: the error code), failed to start, or unexpected (the work or the
     /// initializer called exit).
-    private func logExit(of worker: WorkerProcess, status: CInt) {
+    private func logExit(of worker: WorkerProcess, status: CInt, runningTask: PendingTask?) {
         var metadata: Logger.Metadata = ["forkpool.pid": "\(worker.pid)", "forkpool.worker": "\(worker.slot)"]
         let killed = forkpool_wifsignaled(status) != 0
         if killed {
@@ -1215,7 +1215,7 @@ final class Dispatcher: @unchecked Sendable {
         } else {
             metadata["forkpool.exit_status"] = "\(forkpool_wexitstatus(status))"
         }
-        if let task = worker.task { metadata["forkpool.task_id"] = "\(task.id)" }
+        if let task = runningTask { metadata["forkpool.task_id"] = "\(task.id)" }
         if let startError = worker.startError { metadata["forkpool.error"] = "\(startError)" }
         if worker.dismissed {
             metadata["forkpool.reason"] = worker.retiring ? "recycled" : "shutdown"
