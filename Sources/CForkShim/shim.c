@@ -25,6 +25,61 @@ static int is_fault_signal(int sig) {
            sig == SIGABRT || sig == SIGTRAP || sig == SIGSYS;
 }
 
+// The fault handlers a worker inherited (Swift's crash backtracer), indexed by signal.
+static struct sigaction inherited_fault_actions[NSIG];
+
+// Runs the inherited handler (which prints the backtrace), then makes sure the worker dies of
+// the signal. Swift's backtracer resets the handler and *returns*: for a real fault the
+// instruction faults again, but a raised or sent signal (raise, pthread_kill, kill from another
+// process, a software trap) would be swallowed and the task would go on to report success.
+static void die_of_fault_signal(int sig, siginfo_t *info, void *context) {
+    const struct sigaction *inherited = &inherited_fault_actions[sig];
+    if (inherited->sa_flags & SA_SIGINFO) {
+        if (inherited->sa_sigaction != NULL) inherited->sa_sigaction(sig, info, context);
+    } else if (inherited->sa_handler != SIG_DFL && inherited->sa_handler != SIG_IGN) {
+        inherited->sa_handler(sig);
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    (void)sigaction(sig, &dfl, NULL);
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, sig);
+    (void)sigprocmask(SIG_UNBLOCK, &only, NULL);    // in case the handler runs with it blocked
+    (void)raise(sig);                               // the default action: the worker dies here
+    _exit(128 + sig);                               // not reached
+}
+
+// Child side of FORKPOOL_KEEP_FAULT_HANDLERS: every fault signal must end the process. A
+// handler is wrapped so it still runs once; an ignored fault signal gets its default action.
+static void arm_fault_signals(void) {
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (!is_fault_signal(sig)) continue;
+        struct sigaction current;
+        if (sigaction(sig, NULL, &current) != 0) continue;
+        if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == die_of_fault_signal) continue;  // wrapped already
+        if (!(current.sa_flags & SA_SIGINFO) && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) {
+            struct sigaction dfl;
+            memset(&dfl, 0, sizeof dfl);
+            dfl.sa_handler = SIG_DFL;
+            sigemptyset(&dfl.sa_mask);
+            (void)sigaction(sig, &dfl, NULL);
+            continue;
+        }
+        inherited_fault_actions[sig] = current;
+        struct sigaction wrapper;
+        memset(&wrapper, 0, sizeof wrapper);
+        wrapper.sa_sigaction = die_of_fault_signal;
+        // The same mask and flags (SA_NODEFER above all: Swift's backtracer reads memory from
+        // a thread of its own that must still catch its own SIGSEGV), plus SA_SIGINFO.
+        wrapper.sa_mask = current.sa_mask;
+        wrapper.sa_flags = (current.sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+        (void)sigaction(sig, &wrapper, NULL);
+    }
+}
+
 pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options) {
     pid_t parent = getpid();
     // Buffered output written before the fork would otherwise appear twice.
@@ -43,6 +98,7 @@ pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options) {
         if ((options & FORKPOOL_KEEP_FAULT_HANDLERS) && is_fault_signal(sig)) continue;
         (void)sigaction(sig, &dfl, NULL);  // EINVAL for glibc-reserved RT signals: fine
     }
+    if (options & FORKPOOL_KEEP_FAULT_HANDLERS) arm_fault_signals();
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);

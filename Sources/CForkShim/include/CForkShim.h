@@ -18,8 +18,10 @@ extern "C" {
 enum {
     /// Put the child in its own process group, so a terminal's Ctrl-C reaches only the parent.
     FORKPOOL_NEW_PROCESS_GROUP = 1 << 0,
-    /// Leave the handlers of fault signals (SEGV, BUS, ILL, FPE, ABRT, TRAP) as inherited, so
-    /// Swift's crash backtracer still reports why a worker died; all other handlers are reset.
+    /// Keep the handlers of fault signals (SEGV, BUS, ILL, FPE, ABRT, TRAP, SYS), so Swift's
+    /// crash backtracer still reports why a worker died, but wrapped: once the handler returns
+    /// (the backtracer does, for a raised or sent signal) the child dies of that signal. An
+    /// ignored fault signal gets its default action; all other handlers are reset.
     FORKPOOL_KEEP_FAULT_HANDLERS = 1 << 1,
 };
 
