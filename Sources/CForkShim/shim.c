@@ -6,8 +6,10 @@
 
 #include "CForkShim.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +21,9 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+// Runs a system call again while it fails with EINTR; the value is the call's last result.
+#define RETRY_ON_EINTR(call) ({ __typeof__(call) result_; do { result_ = (call); } while (result_ == -1 && errno == EINTR); result_; })
 
 static int is_fault_signal(int sig) {
     return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
@@ -133,22 +138,18 @@ int forkpool_set_nonblocking(int fd) {
 }
 
 ssize_t forkpool_send(int fd, const void *bytes, size_t count, int nonblocking) {
-    return send(fd, bytes, count, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0));
+    return RETRY_ON_EINTR(send(fd, bytes, count, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0)));
 }
 
 ssize_t forkpool_send_two(int fd, const void *head, size_t head_count, const void *tail, size_t tail_count,
                           int nonblocking) {
     struct iovec parts[2] = {{(void *)head, head_count}, {(void *)tail, tail_count}};
     struct msghdr message = {.msg_iov = parts, .msg_iovlen = tail_count > 0 ? 2 : 1};
-    return sendmsg(fd, &message, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0));
+    return RETRY_ON_EINTR(sendmsg(fd, &message, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0)));
 }
 
 pid_t forkpool_waitpid(pid_t pid, int *status, int nohang) {
-    pid_t result;
-    do {
-        result = waitpid(pid, status, nohang ? WNOHANG : 0);
-    } while (result < 0 && errno == EINTR);
-    return result;
+    return RETRY_ON_EINTR(waitpid(pid, status, nohang ? WNOHANG : 0));
 }
 
 int forkpool_pidfd_open(pid_t pid) { return pidfd_open(pid, 0); }
@@ -211,11 +212,7 @@ ssize_t forkpool_send_with_fds(int socket, const void *bytes, size_t count, cons
         header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)fd_count);
         memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)fd_count);
     }
-    ssize_t sent;
-    do {
-        sent = sendmsg(socket, &message, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-    return sent;
+    return RETRY_ON_EINTR(sendmsg(socket, &message, MSG_NOSIGNAL));
 }
 
 ssize_t forkpool_receive_with_fds(int socket, void *bytes, size_t count, int *fds, int max_fds, int *fd_count) {
@@ -231,27 +228,37 @@ ssize_t forkpool_receive_with_fds(int socket, void *bytes, size_t count, int *fd
     message.msg_iovlen = 1;
     message.msg_control = control.buffer;
     message.msg_controllen = sizeof control.buffer;
-    ssize_t received;
-    do {
-        received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    } while (received < 0 && errno == EINTR);
+    ssize_t received = RETRY_ON_EINTR(recvmsg(socket, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT));
     if (received < 0) return received;
+    // With MSG_CTRUNC the kernel dropped descriptors that did not fit: the message is not the
+    // one that was sent, so none of what did arrive is handed on.
+    int truncated = (message.msg_flags & MSG_CTRUNC) != 0;
     for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
         if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
         int n = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        int *passed = (int *)CMSG_DATA(header);
+        int passed[FORKPOOL_MAX_PASSED_FDS];
+        if (n > FORKPOOL_MAX_PASSED_FDS) n = FORKPOOL_MAX_PASSED_FDS;  // cannot be: the buffer holds no more
+        memcpy(passed, CMSG_DATA(header), sizeof(int) * (size_t)n);
         for (int i = 0; i < n; i++) {
-            if (*fd_count < max_fds) {
+            if (!truncated && *fd_count < max_fds) {
                 fds[(*fd_count)++] = passed[i];
             } else {
                 close(passed[i]);
             }
         }
     }
+    if (truncated) {
+        for (int i = 0; i < *fd_count; i++) close(fds[i]);
+        *fd_count = 0;
+        errno = EPROTO;
+        return -1;
+    }
     return received;
 }
 
-int forkpool_child_signal_fd(void) {
+// Blocks SIGCHLD in the (single-threaded) server and returns a non-blocking, close-on-exec
+// signalfd that turns readable when a child changes state; -1 with errno.
+static int forkpool_child_signal_fd(void) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -259,8 +266,126 @@ int forkpool_child_signal_fd(void) {
     return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-void forkpool_drain_signal_fd(int fd) {
+// Reads and discards every pending record of a signalfd.
+static void forkpool_drain_signal_fd(int fd) {
     struct signalfd_siginfo records[16];
-    while (read(fd, records, sizeof records) > 0) {
+    while (RETRY_ON_EINTR(read(fd, records, sizeof records)) > 0) {
     }
+}
+
+// MARK: The fork server
+
+// One control message, as ForkServerMessage in Swift reads and writes it: 16 bytes,
+// little-endian (operation, pid, value).
+enum { SPAWN = 1, SPAWNED = 2, SPAWN_FAILED = 3, EXITED = 4 };
+enum { MESSAGE_SIZE = 16, SETUP_FAILED_STATUS = 71 /* EX_OSERR */ };
+
+static void encode_message(unsigned char bytes[MESSAGE_SIZE], uint32_t operation, pid_t pid, int64_t value) {
+    uint32_t op = htole32(operation);
+    uint32_t id = htole32((uint32_t)pid);
+    uint64_t word = htole64((uint64_t)value);
+    memcpy(bytes, &op, 4);
+    memcpy(bytes + 4, &id, 4);
+    memcpy(bytes + 8, &word, 8);
+}
+
+// Sends one message (with `fd_count` descriptors); a dead pool ends the server.
+static void report(int control, uint32_t operation, pid_t pid, int64_t value, const int *fds, int fd_count) {
+    unsigned char bytes[MESSAGE_SIZE];
+    encode_message(bytes, operation, pid, value);
+    if (forkpool_send_with_fds(control, bytes, MESSAGE_SIZE, fds, fd_count) < 0) _exit(0);
+}
+
+// Reaps every exited child and reports its wait status.
+static void report_exits(int control) {
+    for (;;) {
+        int status = 0;
+        pid_t pid = forkpool_waitpid(-1, &status, 1);
+        if (pid <= 0) return;
+        report(control, EXITED, pid, status, NULL, 0);
+    }
+}
+
+// Forks one worker. Returns its socket in the worker; -1 in the server (reported either way).
+static int spawn_worker(int control, int child_signals, int worker_options) {
+    int fds[2];
+    if (forkpool_socketpair(fds) != 0) {
+        report(control, SPAWN_FAILED, 0, errno, NULL, 0);
+        return -1;
+    }
+    // The pool's end is non-blocking (a flag of the open file, so it travels with the descriptor).
+    if (forkpool_set_nonblocking(fds[0]) != 0) {
+        int fcntl_errno = errno;
+        close(fds[0]);
+        close(fds[1]);
+        report(control, SPAWN_FAILED, 0, fcntl_errno, NULL, 0);
+        return -1;
+    }
+    int closing[3] = {control, child_signals, fds[0]};
+    pid_t pid = forkpool_fork_worker(closing, 3, worker_options);
+    if (pid == 0) return fds[1];
+    int fork_errno = errno;
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        report(control, SPAWN_FAILED, 0, fork_errno, NULL, 0);
+        return -1;
+    }
+    // Opened before this server can reap the worker, so the pidfd always names this worker.
+    int pidfd = forkpool_pidfd_open(pid);
+    if (pidfd < 0) {
+        int open_errno = errno;
+        close(fds[0]);
+        (void)kill(pid, SIGKILL);
+        report(control, SPAWN_FAILED, 0, open_errno, NULL, 0);
+        return -1;
+    }
+    int attached[2] = {fds[0], pidfd};
+    unsigned char bytes[MESSAGE_SIZE];
+    encode_message(bytes, SPAWNED, pid, 0);
+    ssize_t sent = forkpool_send_with_fds(control, bytes, MESSAGE_SIZE, attached, 2);
+    close(fds[0]);
+    close(pidfd);
+    if (sent < 0) _exit(0);  // the pool is gone
+    return -1;
+}
+
+// The server's life: serve spawn requests and report exits until the pool closes the control
+// socket, then exit (its workers follow through their parent-death signal). Returns only in a
+// freshly forked worker, with that worker's socket.
+static int serve_spawn_requests(int control, int worker_options) {
+    (void)prctl(PR_SET_NAME, "forkpool-server");  // for ps, top and perf (else: the forking thread's name)
+    int child_signals = forkpool_child_signal_fd();
+    if (child_signals < 0) _exit(SETUP_FAILED_STATUS);
+    for (;;) {
+        struct pollfd watched[2] = {{.fd = control, .events = POLLIN}, {.fd = child_signals, .events = POLLIN}};
+        if (RETRY_ON_EINTR(poll(watched, 2, -1)) < 0) _exit(SETUP_FAILED_STATUS);
+        if (watched[1].revents != 0) {
+            forkpool_drain_signal_fd(child_signals);
+            report_exits(control);
+        }
+        if (watched[0].revents == 0) continue;
+        for (;;) {
+            unsigned char bytes[MESSAGE_SIZE];
+            int unexpected[FORKPOOL_MAX_PASSED_FDS];
+            int fd_count = 0;
+            ssize_t count = forkpool_receive_with_fds(control, bytes, MESSAGE_SIZE, unexpected, FORKPOOL_MAX_PASSED_FDS, &fd_count);
+            for (int i = 0; i < fd_count; i++) close(unexpected[i]);
+            if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+            if (count <= 0) _exit(0);  // the pool is gone or done
+            uint32_t operation;
+            memcpy(&operation, bytes, 4);
+            if (count != MESSAGE_SIZE || le32toh(operation) != SPAWN) continue;
+            int worker_socket = spawn_worker(control, child_signals, worker_options);
+            if (worker_socket >= 0) return worker_socket;
+        }
+    }
+}
+
+pid_t forkpool_start_fork_server(const int *close_fds, int close_count, int control, int server_options,
+                                 int worker_options, int *worker_socket) {
+    pid_t pid = forkpool_fork_worker(close_fds, close_count, server_options);
+    if (pid != 0) return pid;  // the pool's side, or -1 with errno
+    *worker_socket = serve_spawn_requests(control, worker_options);
+    return 0;
 }

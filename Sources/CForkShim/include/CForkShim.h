@@ -33,6 +33,19 @@ enum {
 /// `fork` itself is unavailable to Swift on some platforms.
 pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options);
 
+/// Starts a pool's fork server: forks (as `forkpool_fork_worker` does, with `server_options`)
+/// a child that runs the server's whole loop here in C — wait on `control` (an AF_UNIX
+/// SOCK_SEQPACKET socket) for spawn requests, fork a worker for each (with `worker_options`),
+/// pass its socket and pidfd back (SCM_RIGHTS), reap exited workers and report their wait
+/// statuses — and exits when `control` reaches end of stream.
+/// Returns the server's pid in the caller (-1 with errno on failure). Returns 0 only in a
+/// worker the server forked, with that worker's end of its socketpair in `*worker_socket`.
+/// Why C: the server is a fork of a multi-threaded program. Swift code there (allocation,
+/// generic metadata, runtime caches) could block forever on a lock another thread of the
+/// program held at the instant of fork; this loop calls only async-signal-safe functions.
+pid_t forkpool_start_fork_server(const int *close_fds, int close_count, int control, int server_options,
+                                 int worker_options, int *worker_socket);
+
 /// Creates an AF_UNIX stream socketpair with SOCK_CLOEXEC. Returns 0 or -1 with errno.
 /// Why C: `SOCK_STREAM | SOCK_CLOEXEC` does not type-check in Swift (an imported enum).
 int forkpool_socketpair(int fds[2]);
@@ -70,18 +83,11 @@ ssize_t forkpool_send_with_fds(int socket, const void *bytes, size_t count, cons
 
 /// Receives one message into `bytes` and up to `max_fds` descriptors (made close-on-exec) into
 /// `fds`, storing how many arrived in `*fd_count`. Returns bytes received, 0 at end of stream,
-/// or -1 with errno (EINTR retried). Descriptors beyond `max_fds` are closed.
+/// or -1 with errno (EINTR retried). Descriptors beyond `max_fds` are closed. A message whose
+/// descriptors the kernel truncated (MSG_CTRUNC) is not the message sent: every descriptor that
+/// did arrive is closed and the call fails with EPROTO.
 /// Why C: the CMSG_* macros that walk the control messages are not importable.
 ssize_t forkpool_receive_with_fds(int socket, void *bytes, size_t count, int *fds, int max_fds, int *fd_count);
-
-/// Blocks SIGCHLD in the calling (single-threaded) process and returns a non-blocking,
-/// close-on-exec signalfd that becomes readable when a child changes state; -1 with errno.
-/// Why C: sigset_t manipulation macros and signalfd flags.
-int forkpool_child_signal_fd(void);
-
-/// Reads and discards every pending record of a signalfd.
-/// Why C: `struct signalfd_siginfo` lives in a header Glibc's module map does not export.
-void forkpool_drain_signal_fd(int fd);
 
 /// Opens a pidfd for `pid` (close-on-exec): it polls readable when the process exits, and
 /// signals sent through it cannot hit a recycled pid. Returns fd or -1 with errno.

@@ -898,19 +898,20 @@ final class Dispatcher: @unchecked Sendable {
         let (parentEnd, childEnd) = try PoolDescriptors.makeSocketPair(seqpacket: true)
         let pid: pid_t
         do {
-            pid = try PoolDescriptors.forkWorker(keeping: childEnd, options: configuration.forkServerOptions)
+            switch try PoolDescriptors.startForkServer(control: childEnd, serverOptions: configuration.forkServerOptions,
+                                                       workerOptions: configuration.workerForkOptions) {
+            case .server(let serverPID): pid = serverPID
+            case .worker(let socket): workerMain(socket)
+            }
         } catch {
             PoolDescriptors.close(parentEnd)
             PoolDescriptors.close(childEnd)
             throw error
         }
-        if pid == 0 {
-            ForkServer.run(control: childEnd, workerForkOptions: configuration.workerForkOptions, workerMain: workerMain)
-        }
         PoolDescriptors.close(childEnd)
-        _ = forkpool_set_nonblocking(parentEnd)
         let pidfd: CInt
-        do {
+        do throws(ForkPoolError) {
+            guard forkpool_set_nonblocking(parentEnd) == 0 else { throw ForkPoolError.systemCall("fcntl(O_NONBLOCK)") }
             pidfd = try PoolDescriptors.register({ forkpool_pidfd_open(pid) }, name: "pidfd_open")
         } catch {
             PoolDescriptors.close(parentEnd)
@@ -974,7 +975,6 @@ final class Dispatcher: @unchecked Sendable {
             switch message.operation {
             case .spawned where passed.count == 2:
                 spawnsInFlight -= 1
-                _ = forkpool_set_nonblocking(passed[0])
                 let slot = freeSlot()
                 workerSpawned(message.pid, slot: slot)
                 var worker = WorkerProcess(pid: message.pid, slot: slot, socket: passed[0], pidfd: passed[1],

@@ -51,23 +51,40 @@ enum PoolDescriptors {
         }
     }
 
-    /// Forks a worker that keeps `childSocket` and closes every other pool descriptor.
-    /// Returns the pid in the parent and 0 in the child (whose registry is then emptied).
-    static func forkWorker(keeping childSocket: CInt, options: CInt) throws(ForkPoolError) -> pid_t {
+    /// What `startForkServer` returns: in the pool's process, the server's pid; in a worker the
+    /// server forked (the only place that call returns into Swift), the worker's socket.
+    enum ForkServerStart {
+        case server(pid_t)
+        case worker(socket: CInt)
+    }
+
+    /// Starts a fork server that keeps `control` and closes every other pool descriptor; its
+    /// loop runs in C (`forkpool_start_fork_server`). In a worker it forked, the registry is
+    /// reset to that worker's own socket: everything else listed here was closed at fork, and
+    /// a pool made inside the worker must never close a number that is reused meanwhile.
+    static func startForkServer(control: CInt, serverOptions: CInt, workerOptions: CInt) throws(ForkPoolError)
+        -> ForkServerStart {
         lock.lock()
-        let closing = open.filter { $0 != childSocket }.map { CInt($0) }
+        let closing = open.filter { $0 != control }.map { CInt($0) }
+        var workerSocket: CInt = -1
         let pid = closing.withUnsafeBufferPointer { fds in
-            forkpool_fork_worker(fds.baseAddress, CInt(fds.count), options)
+            forkpool_start_fork_server(fds.baseAddress, CInt(fds.count), control, serverOptions, workerOptions, &workerSocket)
         }
         let forkErrno = errno
         if pid == 0 {
-            // The child owns none of the parent's pool descriptors any more.
-            open = [childSocket]
+            // A worker: the lock was taken by the pool's thread that forked the server; this
+            // is a copy of that thread, and the only one, so it lets it go.
+            open = [workerSocket]
+            lock.unlock()
+            return .worker(socket: workerSocket)
         }
         lock.unlock()
-        guard pid >= 0 else { throw ForkPoolError(.systemCallFailed, "fork failed", errno: forkErrno) }
-        return pid
+        guard pid > 0 else { throw ForkPoolError(.systemCallFailed, "fork failed", errno: forkErrno) }
+        return .server(pid)
     }
+
+    /// The registered descriptors (tests check that a worker's are all its own and open).
+    static var registered: Set<CInt> { lock.withLock { open } }
 
     /// The number of registered descriptors (tests use it to prove nothing leaks).
     static var count: Int { lock.withLock { open.count } }
