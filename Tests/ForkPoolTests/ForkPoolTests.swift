@@ -1,11 +1,12 @@
 // The root of every suite: serialized, because the process tests count this process's
-// children and open file descriptors, which tests running alongside would disturb.
+// children and open file descriptors, which tests running alongside would disturb; and
+// hang-guarded: a test still running after 60 s ends the run red (HangGuard.swift).
 import CForkShim
 import Glibc
 import Testing
 @testable import ForkPool
 
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(3)), .hangGuard(seconds: 60))
 enum ForkPoolTests {}
 
 func fib(_ n: Int) -> Int {

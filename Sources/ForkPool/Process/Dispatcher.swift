@@ -135,8 +135,18 @@ final class Dispatcher: @unchecked Sendable {
             PoolDescriptors.close(wakeFD)
             throw error
         }
+        let startTimeout = configuration.startTimeout
+        let startDeadline = monotonicNanoseconds() + UInt64(startTimeout * 1e9)
         let failure: ForkPoolError? = lock.withLock {
-            while case .starting = phase { lock.wait() }
+            while case .starting = phase {
+                guard !lock.wait(untilMonotonicNanoseconds: startDeadline), case .starting = phase else { continue }
+                // The dispatcher gives up on the start: it kills what it started and leaves.
+                wakeLocked()
+                phase = .failedToStart(ForkPoolError(
+                    .poolBroken, "the pool did not start within its startTimeout of \(startTimeout) s: the fork server or "
+                    + "first worker did not become ready"))
+                shutdownRequested = true
+            }
             if case .failedToStart(let error) = phase { return error }
             return nil
         }
@@ -1241,7 +1251,9 @@ final class Dispatcher: @unchecked Sendable {
     /// each exit, then kills the rest.
     private func stopWorkers() {
         stopping = true
-        let deadline = monotonicNanoseconds() + UInt64(configuration.shutdownGracePeriod * 1e9)
+        // A pool that failed to start has no task to finish: what it started is killed at once.
+        let failedToStart = lock.withLock { if case .failedToStart = phase { true } else { false } }
+        let deadline = monotonicNanoseconds() + (failedToStart ? 0 : UInt64(configuration.shutdownGracePeriod * 1e9))
         var killedAt: UInt64?
         while (!workers.isEmpty || spawnsInFlight > 0), let control = forkServer?.control {
             for index in workers.indices where workers[index].socket >= 0 { workers[index].dismiss() }

@@ -32,6 +32,12 @@ public struct ProcessPoolConfiguration: Sendable {
     /// Default true.
     public var workerCrashBacktraces = true
 
+    /// The longest pool creation may take, in seconds: the fork server started and every
+    /// first worker ready (its ``initializer`` run). Past it, creation throws
+    /// ``ForkPoolError/Code/poolBroken`` saying the fork server or first worker did not become
+    /// ready, and the processes started so far are killed and reaped. Default 30.
+    public var startTimeout: Double = 30
+
     /// Seconds that idle workers get to exit at shutdown before they are killed. Default 5.
     public var shutdownGracePeriod: Double = 5
 
@@ -112,7 +118,7 @@ public struct ProcessPoolConfiguration: Sendable {
                 maximumWorkerResidentBytes: Int? = nil, maximumConsecutiveStartFailures: Int = 5,
                 initializer: (@Sendable () throws -> Void)? = nil, logger: Logger? = nil,
                 metricsFactory: (any MetricsFactory)? = nil, metricsDimensions: [(String, String)] = [],
-                cancellationKillsRunningTasks: Bool = false) {
+                cancellationKillsRunningTasks: Bool = false, startTimeout: Double = 30) {
         self.maximumFrameBytes = maximumFrameBytes
         self.workersInOwnProcessGroup = workersInOwnProcessGroup
         self.workerCrashBacktraces = workerCrashBacktraces
@@ -128,6 +134,7 @@ public struct ProcessPoolConfiguration: Sendable {
         self.metricsFactory = metricsFactory
         self.metricsDimensions = metricsDimensions
         self.cancellationKillsRunningTasks = cancellationKillsRunningTasks
+        self.startTimeout = startTimeout
     }
 
     /// Checks every setting; the message names the bad one.
@@ -139,6 +146,7 @@ public struct ProcessPoolConfiguration: Sendable {
         guard shutdownGracePeriod >= 0, terminationGracePeriod >= 0 else {
             throw invalid("grace periods must not be negative")
         }
+        guard startTimeout > 0, startTimeout.isFinite else { throw invalid("startTimeout must be positive, not \(startTimeout)") }
         if let taskTimeout, !(taskTimeout > 0) { throw invalid("taskTimeout must be positive, not \(taskTimeout)") }
         if case .retry(let times) = crashPolicy, times < 0 { throw invalid("retry times must not be negative") }
         if let maximumTasksPerWorker, maximumTasksPerWorker < 1 { throw invalid("maximumTasksPerWorker must be at least 1") }
