@@ -55,3 +55,46 @@ extension ForkPoolTests {
         }
     }
 }
+
+extension ForkPoolTests {
+    /// The dispatcher's poll loop never crashes its host: when it cannot wait any more (here:
+    /// its eventfd closed by someone else), the pool breaks with the errno and cleans up.
+    @Suite struct DispatcherFailureTests {
+        @Test func anEventFDClosedFromOutsideBreaksThePoolWithEBADF() throws {
+            let fdsBefore = openFileDescriptorCount()
+            let pids = PIDPipe()
+            var configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            configuration.usesDirectLanes = false
+            let pool = try ProcessPool(workers: 2, configuration: configuration) { (reportTo: Int32) -> Int in
+                guard reportTo >= 0 else { return 7 }
+                var pid = getpid()
+                _ = write(reportTo, &pid, MemoryLayout<pid_t>.size)
+                while true { pause() }
+            }
+            let first = try pool.submit(pids.writeEnd)
+            let firstPID = pids.nextPID()
+            let second = try pool.submit(pids.writeEnd)
+            _ = pids.nextPID()
+            let queued = try pool.submit(-1)
+            #expect(close(pool.dispatcher.wakeFD) == 0)
+            // Wake the dispatcher through its other channel: the fork server reports a death.
+            #expect(kill(firstPID, SIGKILL) == 0)
+            // The death and the lost eventfd arrive in the same poll: either is a true account.
+            let firstError = expectForkPoolError { _ = try first.get() }
+            #expect(firstError?.signal == SIGKILL || firstError?.errno == EBADF)
+            for future in [second, queued] {
+                let error = expectForkPoolError { _ = try future.get() }
+                #expect(error?.code == .poolBroken)
+                #expect(error?.errno == EBADF)
+                #expect(error?.taskID == future.taskID)
+            }
+            let refused = expectForkPoolError { _ = try pool.submit(-1) }
+            #expect(refused?.code == .poolBroken)
+            #expect(refused?.errno == EBADF)
+            #expect(refused?.message.contains("eventfd") == true)
+            pool.shutdown()
+            #expect(waitUntil { childProcessIDs().isEmpty })
+            #expect(openFileDescriptorCount() == fdsBefore + 2)  // the PIDPipe's two ends
+        }
+    }
+}

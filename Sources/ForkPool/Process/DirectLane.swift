@@ -146,7 +146,7 @@ final class DirectLane: @unchecked Sendable {
                 }
                 var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
                 let timeout = deadline.map { Int32(min(($0 - now) / 1_000_000 + 1, 60_000)) } ?? -1
-                _ = poll(&readable, 1, timeout)
+                _ = retryingInterrupts { poll(&readable, 1, timeout) }
             }
         }
     }

@@ -48,7 +48,8 @@ final class Dispatcher: @unchecked Sendable {
     let settings: Settings
     private var configuration: ProcessPoolConfiguration { settings.configuration }
     private let workerMain: @Sendable (CInt) -> Never
-    private let wakeFD: CInt
+    /// The eventfd that wakes the poll loop (a test closes it from outside).
+    let wakeFD: CInt
     private let taskIDs = Atomic<UInt64>(1)
     /// Tasks sent by lane, and callers reading a lane now (tests watch both).
     private let laneSends = Atomic<Int>(0)
@@ -63,6 +64,11 @@ final class Dispatcher: @unchecked Sendable {
     private var shutdownRequested = false
     private var cancelRequested = false
     private var wakePending = false
+    /// The eventfd is closed (the dispatcher left) or lost (closed by someone else): never
+    /// written again.
+    private var wakeClosed = false
+    /// Why the dispatcher could not go on (its poll failed): the pool stays broken with it.
+    private var dispatcherFailure: ForkPoolError?
     private var publishedPIDs: [pid_t] = []
     private var publishedForkServerPID: pid_t?
     /// Running tasks whose futures were cancelled: their workers are to be killed.
@@ -343,11 +349,7 @@ final class Dispatcher: @unchecked Sendable {
     /// Writes the eventfd unless a wake-up is already pending. Under `lock`, so it can never
     /// race with the dispatcher closing the eventfd.
     private func wakeLocked() {
-        switch phase {
-        case .stopped, .failedToStart: return  // the eventfd is closed
-        default: break
-        }
-        guard !wakePending else { return }
+        guard !wakeClosed, !wakePending else { return }
         wakePending = true
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
@@ -369,6 +371,7 @@ final class Dispatcher: @unchecked Sendable {
         } catch {
             lock.withLock {
                 phase = .failedToStart(error)
+                wakeClosed = true
                 PoolDescriptors.close(wakeFD)
                 lock.broadcast()
             }
@@ -377,14 +380,69 @@ final class Dispatcher: @unchecked Sendable {
         serve()
         stopWorkers()
         stopForkServer()
+        if let failure = lock.withLock({ dispatcherFailure }) { failLeftovers(failure) }
         statsLock.withLock {
             for slot in statistics.workers.indices { statistics.workers[slot].processID = nil }
         }
         lock.withLock {
-            if case .failedToStart = phase {} else { phase = .stopped }
+            switch phase {
+            case .failedToStart: break
+            case .broken where dispatcherFailure != nil: break  // submit keeps saying why
+            default: phase = .stopped
+            }
             publishedPIDs = []
-            PoolDescriptors.close(wakeFD)
+            if wakeClosed {
+                PoolDescriptors.forget(wakeFD)  // lost: the number is not ours to close
+            } else {
+                wakeClosed = true
+                PoolDescriptors.close(wakeFD)
+            }
             lock.broadcast()
+        }
+    }
+
+    /// The poll loop cannot go on (`poll` failed, or the pool's eventfd was closed from
+    /// outside): the pool breaks with the errno, lanes close, queued tasks fail now and running
+    /// ones when their workers, killed at once, are reported dead. Never a crash of the host.
+    private func dispatcherFailed(_ error: ForkPoolError, wakeLost: Bool) {
+        logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
+        let queued = lock.withLock { () -> [PendingTask] in
+            dispatcherFailure = error
+            if wakeLost { wakeClosed = true }
+            switch phase {
+            case .starting: phase = .failedToStart(error)
+            case .running: phase = .broken(error)
+            default: break
+            }
+            lanesAllowed = false
+            queuedWithDeadline.removeAll()
+            lock.broadcast()
+            return queue.removeAll()
+        }
+        for task in queued + retries.removeAll() {
+            var failure = error
+            failure.taskID = task.id
+            settle(task, failure: failure.code, slot: nil)
+            task.fail(failure)
+        }
+        for index in workers.indices where workers[index].fault == nil {
+            workers[index].fault = error
+        }
+    }
+
+    /// After a dispatcher failure: waits for callers still reading lanes of killed workers and
+    /// fails the tasks they gave back (nobody else is left to run them).
+    private func failLeftovers(_ error: ForkPoolError) {
+        let leftovers = lock.withLock { () -> [Orphan] in
+            while detachedReaders > 0 { _ = lock.wait(untilMonotonicNanoseconds: monotonicNanoseconds() + 100_000_000) }
+            defer { orphans.removeAll() }
+            return orphans
+        }
+        for orphan in leftovers {
+            var failure = orphan.error ?? error
+            failure.taskID = orphan.task.id
+            settle(orphan.task, failure: failure.code, slot: orphan.slot)
+            orphan.task.fail(failure)
         }
     }
 
@@ -423,9 +481,16 @@ final class Dispatcher: @unchecked Sendable {
                 pollSet.append(pollfd(fd: worker.socket, events: events, revents: 0))
                 owners.append(index)
             }
-            let ready = poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline))
-            if ready < 0 && errno != EINTR {
-                fatalError("ForkPool dispatcher: poll failed with errno \(errno)")
+            let timeout = pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline)
+            if retryingInterrupts({ poll(&pollSet, nfds_t(pollSet.count), timeout) }) < 0 {
+                dispatcherFailed(ForkPoolError(.poolBroken, "the pool's dispatcher cannot wait for events: poll failed",
+                                               errno: errno), wakeLost: false)
+                return
+            }
+            if pollSet[0].revents & Int16(POLLNVAL) != 0 {
+                dispatcherFailed(ForkPoolError(.poolBroken, "the pool's eventfd (descriptor \(wakeFD)) was closed by "
+                                               + "someone else", errno: EBADF), wakeLost: true)
+                return
             }
             if pollSet[0].revents != 0 {
                 var counter: UInt64 = 0
@@ -1142,7 +1207,7 @@ final class Dispatcher: @unchecked Sendable {
     /// kills it after 2 s; closes the pidfd and returns the wait status.
     private func reap(_ server: (pid: pid_t, control: CInt, pidfd: CInt)) -> CInt {
         var exited = pollfd(fd: server.pidfd, events: Int16(POLLIN), revents: 0)
-        while poll(&exited, 1, 2_000) < 0 && errno == EINTR {}
+        _ = retryingInterrupts { poll(&exited, 1, 2_000) }
         if exited.revents == 0 { _ = forkpool_pidfd_send_signal(server.pidfd, SIGKILL) }
         var status: CInt = 0
         _ = forkpool_waitpid(server.pid, &status, 0)
@@ -1252,8 +1317,11 @@ final class Dispatcher: @unchecked Sendable {
     private func stopWorkers() {
         stopping = true
         // A pool that failed to start has no task to finish: what it started is killed at once.
-        let failedToStart = lock.withLock { if case .failedToStart = phase { true } else { false } }
-        let deadline = monotonicNanoseconds() + (failedToStart ? 0 : UInt64(configuration.shutdownGracePeriod * 1e9))
+        let killAtOnce = lock.withLock {
+            if case .failedToStart = phase { return true }
+            return dispatcherFailure != nil
+        }
+        let deadline = monotonicNanoseconds() + (killAtOnce ? 0 : UInt64(configuration.shutdownGracePeriod * 1e9))
         var killedAt: UInt64?
         while (!workers.isEmpty || spawnsInFlight > 0), let control = forkServer?.control {
             for index in workers.indices where workers[index].socket >= 0 { workers[index].dismiss() }
@@ -1265,7 +1333,7 @@ final class Dispatcher: @unchecked Sendable {
             if let killedAt, now > killedAt + 5_000_000_000 { break }  // the server stopped reporting
             var pollSet = [pollfd(fd: control, events: Int16(POLLIN), revents: 0)]
             let timeout = killedAt == nil ? Int32(min((deadline - min(now, deadline)) / 1_000_000 + 1, 60_000)) : 100
-            _ = poll(&pollSet, 1, timeout)
+            _ = retryingInterrupts { poll(&pollSet, 1, timeout) }
             if pollSet[0].revents != 0 { readForkServer() }
         }
         for index in workers.indices.reversed() {

@@ -51,6 +51,12 @@ enum PoolDescriptors {
         }
     }
 
+    /// Unregisters `fd` without closing it: someone else already closed it (the number may
+    /// be another file's by now).
+    static func forget(_ fd: CInt) {
+        _ = lock.withLock { open.remove(fd) }
+    }
+
     /// What `startForkServer` returns: in the pool's process, the server's pid; in a worker the
     /// server forked (the only place that call returns into Swift), the worker's socket.
     enum ForkServerStart {

@@ -35,7 +35,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     public let workerCount: Int
     /// The settings the pool was created with.
     public let configuration: Configuration
-    private let dispatcher: Dispatcher
+    let dispatcher: Dispatcher
     private let inputCodec = PayloadCodec<Input>()
     private let outputCodec = PayloadCodec<Output>()
     /// `map`'s chunks: a whole `[Input]` or `[Output]` per frame.

@@ -77,8 +77,8 @@ struct WorkerProcess {
                 outgoingOffset += sent
             } else if errno == EAGAIN || errno == EWOULDBLOCK {
                 return
-            } else if errno != EINTR {
-                throw ForkPoolError.systemCall("send")
+            } else {
+                throw ForkPoolError.systemCall("send")  // EINTR is retried by the shim
             }
         }
         outgoing = []

@@ -207,16 +207,11 @@ struct FrameReader {
     /// One `recv` into `space`, retrying EINTR: what happened and how many bytes arrived.
     private static func receive(from fd: CInt, into space: UnsafeMutableRawBufferPointer, flags: CInt)
         throws(ForkPoolError) -> (FillStatus, Int) {
-        while true {
-            let count = recv(fd, space.baseAddress, space.count, flags)
-            if count > 0 { return (.received, count) }
-            if count == 0 { return (.endOfStream, 0) }
-            switch errno {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return (.wouldBlock, 0)
-            default: throw ForkPoolError.systemCall("recv")
-            }
-        }
+        let count = retryingInterrupts { recv(fd, space.baseAddress, space.count, flags) }
+        if count > 0 { return (.received, count) }
+        if count == 0 { return (.endOfStream, 0) }
+        guard errno == EAGAIN || errno == EWOULDBLOCK else { throw ForkPoolError.systemCall("recv") }
+        return (.wouldBlock, 0)
     }
 
     /// Hands the next complete frame to `body`, or returns nil if none is complete yet.
@@ -336,9 +331,9 @@ func sendAll(_ fd: CInt, _ head: [UInt8], tail: [UInt8] = []) throws(ForkPoolErr
         } else if errno == EAGAIN || errno == EWOULDBLOCK {
             // A non-blocking socket (a caller's lane): wait until it takes more.
             var writable = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&writable, 1, -1)
-        } else if errno != EINTR {
-            throw ForkPoolError(.systemCallFailed, "send failed", errno: errno)
+            _ = retryingInterrupts { poll(&writable, 1, -1) }
+        } else {
+            throw ForkPoolError(.systemCallFailed, "send failed", errno: errno)  // EINTR is retried by the shim
         }
     }
 }
