@@ -16,15 +16,10 @@
 //     caller still reading a lane), stop the fork server and reap it
 //
 // Worker state is touched by this thread only, except a lent worker's lane, whose state is
-// shared under `lock`; the queue, phase and published pids are shared under `lock` too, the
-// stats under `statsLock`. A task that goes by lane is counted (`settle`) and completed on the
-// thread that reads its reply: observability is thread-safe. This thread forks the fork server, because
-// PR_SET_PDEATHSIG follows the forking thread and this thread lives exactly as long as the pool.
-//
-// Observability happens here too: every log event (debug level: a worker spawned, recycled,
-// crashed or exited, a task timed out, the pool broken) and every metric (PoolMetrics) comes
-// from this thread, except a lane task's own counts, and a task is counted in the stats
-// before its future completes.
+// shared under `lock`; the queue, phase and published pids are shared under `lock` too. A task
+// that goes by lane is counted (PoolAccounting) and completed on the thread that reads its
+// reply. This thread forks the fork server, because PR_SET_PDEATHSIG follows the forking
+// thread and this thread lives exactly as long as the pool.
 import CForkShim
 import CoreMetrics
 import Glibc
@@ -109,29 +104,18 @@ final class Dispatcher: @unchecked Sendable {
     private var retries = FIFOQueue<PendingTask>()
     private var stopping = false
     private var random = SystemRandomNumberGenerator()
-    /// Which worker slots have had a worker: the next one in such a slot is a restart.
-    private var slotsFilled: [Bool]
     /// Whether single tasks may go by lane: not when the pool has deadlines or recycling
     /// limits to keep, which only this thread keeps.
     private let lanesEnabled: Bool
 
-    // Observability, made at creation (so a bootstrap done before the pool is honoured).
-    private let logger: Logger
-    private let metrics: PoolMetrics
-    /// Per-slot and pool-wide counts, written by the dispatcher thread. A lock of their own, so
-    /// reading `stats` never holds up `submit`.
-    private let statsLock = ConditionLock()
-    private var statistics: PoolStats
+    /// Stats, metrics and log events.
+    private let accounting: PoolAccounting
 
     init(settings: Settings, workerMain: @escaping @Sendable (CInt) -> Never) throws(ForkPoolError) {
         self.settings = settings
         self.workerMain = workerMain
         let configuration = settings.configuration
-        logger = configuration.logger ?? Logger(label: "ForkPool")
-        metrics = PoolMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory, pool: "process",
-                              dimensions: configuration.metricsDimensions)
-        statistics = PoolStats(workerCount: settings.workerCount)
-        slotsFilled = Array(repeating: false, count: settings.workerCount)
+        accounting = PoolAccounting(configuration: configuration, workerCount: settings.workerCount)
         lanesEnabled = configuration.usesDirectLanes && configuration.taskTimeout == nil
             && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil
         wakeFD = try PoolDescriptors.register(forkpool_eventfd, name: "eventfd")
@@ -169,7 +153,7 @@ final class Dispatcher: @unchecked Sendable {
 
     /// A snapshot of the counts, with the queue's length now.
     var stats: PoolStats {
-        var snapshot = statsLock.withLock { statistics }
+        var snapshot = accounting.snapshot
         snapshot.queuedTasks = lock.withLock {
             if unreadLaneTasks > 0 { wakeLocked() }  // count tasks sent by lane that nobody waits for
             return queue.count
@@ -238,7 +222,7 @@ final class Dispatcher: @unchecked Sendable {
         task.bind(LaneClaim(dispatcher: self, lane: lane, task: task))
         let delivered = lane.send(frame)
         laneSends.add(1, ordering: .relaxed)
-        metrics.taskHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
+        accounting.recordHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
         lock.withLock {
             switch lane.state {
             case .detached(let error, let crashed):
@@ -269,7 +253,7 @@ final class Dispatcher: @unchecked Sendable {
         guard claimed else { return }
         laneReaders.add(1, ordering: .relaxed)
         defer { laneReaders.subtract(1, ordering: .relaxed) }
-        let count = { (failure: ForkPoolError.Code?) in self.settle(task, failure: failure, slot: lane.slot) }
+        let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot) }
         var outcome = lane.receiveReply(for: task, until: deadline, settle: count)
         if case .stoppedWaiting = outcome, lock.withLock({ if case .detached = lane.state { true } else { false } }) {
             // The worker is gone and its socket shut down: what it wrote before it exited is
@@ -381,9 +365,7 @@ final class Dispatcher: @unchecked Sendable {
         stopWorkers()
         stopForkServer()
         if let failure = lock.withLock({ dispatcherFailure }) { failLeftovers(failure) }
-        statsLock.withLock {
-            for slot in statistics.workers.indices { statistics.workers[slot].processID = nil }
-        }
+        accounting.recordGone()
         lock.withLock {
             switch phase {
             case .failedToStart: break
@@ -405,7 +387,7 @@ final class Dispatcher: @unchecked Sendable {
     /// outside): the pool breaks with the errno, lanes close, queued tasks fail now and running
     /// ones when their workers, killed at once, are reported dead. Never a crash of the host.
     private func dispatcherFailed(_ error: ForkPoolError, wakeLost: Bool) {
-        logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
+        accounting.logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
         let queued = lock.withLock { () -> [PendingTask] in
             dispatcherFailure = error
             if wakeLost { wakeClosed = true }
@@ -422,7 +404,7 @@ final class Dispatcher: @unchecked Sendable {
         for task in queued + retries.removeAll() {
             var failure = error
             failure.taskID = task.id
-            settle(task, failure: failure.code, slot: nil)
+            accounting.recordOutcome(of: task, failure: failure.code, slot: nil)
             task.fail(failure)
         }
         for index in workers.indices where workers[index].fault == nil {
@@ -441,7 +423,7 @@ final class Dispatcher: @unchecked Sendable {
         for orphan in leftovers {
             var failure = orphan.error ?? error
             failure.taskID = orphan.task.id
-            settle(orphan.task, failure: failure.code, slot: orphan.slot)
+            accounting.recordOutcome(of: orphan.task, failure: failure.code, slot: orphan.slot)
             orphan.task.fail(failure)
         }
     }
@@ -457,12 +439,12 @@ final class Dispatcher: @unchecked Sendable {
             reclaimLanes(now: now)
             let turn = takeWork(now: now)
             for (task, error) in turn.dropped {
-                settle(task, failure: error.code, slot: nil)
+                accounting.recordOutcome(of: task, failure: error.code, slot: nil)
                 task.fail(error)
             }
             for task in turn.expired {
-                logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.queued": "true"])
-                settle(task, failure: .timedOut, slot: nil)
+                accounting.logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.queued": "true"])
+                accounting.recordOutcome(of: task, failure: .timedOut, slot: nil)
             }
             if turn.finished { return }
             handOut(turn.assigned)
@@ -671,13 +653,13 @@ final class Dispatcher: @unchecked Sendable {
         for orphan in orphaned {
             switch orphan.error {
             case nil:
-                endAttempt(of: orphan.task, slot: orphan.slot)
+                accounting.recordAttemptEnded(of: orphan.task, slot: orphan.slot)
                 orphan.task.frame[3] = 0
                 retries.append(orphan.task)
             case let error? where orphan.crashed:
                 handleCrash(of: orphan.task, error: error, slot: orphan.slot)
             case let error?:
-                settle(orphan.task, failure: error.code, slot: orphan.slot)
+                accounting.recordOutcome(of: orphan.task, failure: error.code, slot: orphan.slot)
                 orphan.task.fail(error)
             }
         }
@@ -773,7 +755,7 @@ final class Dispatcher: @unchecked Sendable {
         }
         for index in assigned {
             guard let task = workers[index].task else { continue }
-            metrics.taskHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
+            accounting.recordHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
         }
     }
 
@@ -835,7 +817,7 @@ final class Dispatcher: @unchecked Sendable {
                         default: break
                         }
                     } else if let task, task.complete(from: header, payload: payload, tail: tail, worker: pid, settle: { failure in
-                        settle(task, failure: failure, slot: slot)  // `self.workers` is being read from: settle() must not touch it
+                        accounting.recordOutcome(of: task, failure: failure, slot: slot)  // `self.workers` is being read from: accounting.recordOutcome(of: ) must not touch it
                     }) {
                         return .taskDone
                     }
@@ -850,7 +832,7 @@ final class Dispatcher: @unchecked Sendable {
                 return  // no complete frame yet
             case .ready:
                 workers[index].isReady = true
-                statsLock.withLock { statistics.workers[slot].processID = pid }
+                accounting.recordReady(pid, slot: slot)
                 consecutiveStartFailures = 0
                 publishWorkers()
                 dismissOneRetiringWorker()
@@ -902,7 +884,7 @@ final class Dispatcher: @unchecked Sendable {
         guard workers[index].fault == nil else { return }
         workers[index].fault = fault
         if let task = workers[index].task {
-            settle(task, failure: fault.code, slot: workers[index].slot)
+            accounting.recordOutcome(of: task, failure: fault.code, slot: workers[index].slot)
             task.fail(fault)
         }
         terminate(index, now: now)
@@ -925,7 +907,7 @@ final class Dispatcher: @unchecked Sendable {
     private func enforceDeadlines(now: UInt64) {
         for index in workers.indices {
             if let deadline = workers[index].taskDeadline, deadline <= now, let task = workers[index].task {
-                logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.pid": "\(workers[index].pid)",
+                accounting.logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.pid": "\(workers[index].pid)",
                                                           "forkpool.worker": "\(workers[index].slot)"])
                 let limit = configuration.taskTimeout.map { "its time limit of \($0) s" } ?? "its deadline"
                 stop(index, ForkPoolError(.timedOut, "task \(task.id) ran past \(limit) in worker process \(workers[index].pid), "
@@ -954,7 +936,7 @@ final class Dispatcher: @unchecked Sendable {
         metadata["forkpool.pid"] = "\(workers[index].pid)"
         metadata["forkpool.worker"] = "\(workers[index].slot)"
         metadata["forkpool.tasks_done"] = "\(workers[index].tasksDone)"
-        logger.debug("worker recycled", metadata: metadata)
+        accounting.logger.debug("worker recycled", metadata: metadata)
         // The replacement is requested now (the retiring worker no longer counts); the old one
         // leaves when a new worker is ready.
         workers[index].retiring = true
@@ -1051,7 +1033,7 @@ final class Dispatcher: @unchecked Sendable {
             case .spawned where passed.count == 2:
                 spawnsInFlight -= 1
                 let slot = freeSlot()
-                workerSpawned(message.pid, slot: slot)
+                accounting.recordSpawned(message.pid, slot: slot)
                 var worker = WorkerProcess(pid: message.pid, slot: slot, socket: passed[0], pidfd: passed[1],
                                            maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanesEnabled)
                 if let limit = configuration.maximumTasksPerWorker {
@@ -1064,7 +1046,7 @@ final class Dispatcher: @unchecked Sendable {
                 startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: Int32(message.value)))
             case .exited:
                 if let index = workers.firstIndex(where: { $0.pid == message.pid }) {
-                    workerExited(index, status: CInt(truncatingIfNeeded: message.value))
+                    workerExited(index, status: WaitStatus(raw: CInt(truncatingIfNeeded: message.value)))
                 }
             default:
                 passed.forEach(PoolDescriptors.close)
@@ -1073,7 +1055,7 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     /// A worker ended: fail, retry or break on its task, and count failed starts.
-    private func workerExited(_ index: Int, status: CInt) {
+    private func workerExited(_ index: Int, status: WaitStatus) {
         let fault = workers[index].fault
         let callersTask = withdrawLane(index, error: { [worker = workers[index]] task in
             var running = worker
@@ -1089,10 +1071,8 @@ final class Dispatcher: @unchecked Sendable {
         var worker = workers.remove(at: index)
         worker.closeSocket()
         PoolDescriptors.close(worker.pidfd)
-        logExit(of: worker, status: status, runningTask: worker.task ?? callersTask)
-        statsLock.withLock {
-            if statistics.workers[worker.slot].processID == worker.pid { statistics.workers[worker.slot].processID = nil }
-        }
+        accounting.logExit(of: worker, status: status, runningTask: worker.task ?? callersTask)
+        accounting.recordGone(worker.pid, slot: worker.slot)
         if !worker.isReady {
             let cause = worker.startError.map { "the initializer threw: \($0)" } ?? worker.deathError(status: status).message
             startFailed(ForkPoolError(.poolBroken, "worker process \(worker.pid) failed to start: \(cause)",
@@ -1101,7 +1081,7 @@ final class Dispatcher: @unchecked Sendable {
         if let task = worker.task {
             if var fault = worker.fault {
                 fault.taskID = task.id
-                settle(task, failure: fault.code, slot: worker.slot)
+                accounting.recordOutcome(of: task, failure: fault.code, slot: worker.slot)
                 task.fail(fault)
             } else {
                 handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)
@@ -1113,19 +1093,19 @@ final class Dispatcher: @unchecked Sendable {
     private func handleCrash(of task: PendingTask, error: ForkPoolError, slot: Int) {
         switch configuration.crashPolicy {
         case .failTask:
-            settle(task, failure: error.code, slot: slot)
+            accounting.recordOutcome(of: task, failure: error.code, slot: slot)
             task.fail(error)
         case .retry(let times) where task.retries < times:
             task.retries += 1
-            endAttempt(of: task, slot: slot)
+            accounting.recordAttemptEnded(of: task, slot: slot)
             task.enqueuedAt = monotonicNanoseconds()
             retries.append(task)
         case .retry(let times):
-            settle(task, failure: error.code, slot: slot)
+            accounting.recordOutcome(of: task, failure: error.code, slot: slot)
             task.fail(ForkPoolError(error.code, "\(error.message) (after \(times) retries)", taskID: task.id,
                                     processID: error.processID, signal: error.signal, exitStatus: error.exitStatus))
         case .breakPool:
-            settle(task, failure: error.code, slot: slot)
+            accounting.recordOutcome(of: task, failure: error.code, slot: slot)
             task.fail(error)
             breakPool(ForkPoolError(.poolBroken, "the pool is broken: \(error.message)", processID: error.processID,
                                     signal: error.signal, exitStatus: error.exitStatus))
@@ -1146,7 +1126,7 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     private func breakPool(_ error: ForkPoolError) {
-        logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
+        accounting.logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
         lock.withLock {
             switch phase {
             case .starting:
@@ -1168,7 +1148,7 @@ final class Dispatcher: @unchecked Sendable {
         PoolDescriptors.close(server.control)
         forkServer = nil
         let status = reap(server)
-        logger.debug("fork server died", metadata: ["forkpool.pid": "\(server.pid)", "forkpool.wait_status": "\(status)"])
+        accounting.logger.debug("fork server died", metadata: ["forkpool.pid": "\(server.pid)", "forkpool.wait_status": "\(status)"])
         for index in workers.indices.reversed() {
             withdrawLane(index, error: { task in
                 ForkPoolError(.workerDied, "worker process \(workers[index].pid) died with the pool's fork server (process "
@@ -1183,13 +1163,11 @@ final class Dispatcher: @unchecked Sendable {
                 let error = worker.fault ?? ForkPoolError(
                     .workerDied, "worker process \(worker.pid) died with the pool's fork server (process \(server.pid), "
                     + "wait status \(status)) while running task \(task.id)", taskID: task.id, processID: worker.pid)
-                settle(task, failure: error.code, slot: worker.slot)
+                accounting.recordOutcome(of: task, failure: error.code, slot: worker.slot)
                 task.fail(error)
             }
         }
-        statsLock.withLock {
-            for slot in statistics.workers.indices { statistics.workers[slot].processID = nil }
-        }
+        accounting.recordGone()
         spawnsInFlight = 0
         publishWorkers()
         lock.withLock { publishedForkServerPID = nil }
@@ -1215,46 +1193,7 @@ final class Dispatcher: @unchecked Sendable {
         return status
     }
 
-    // MARK: Stats, metrics and log events
-
-    /// Counts how `task` ended (`failure` nil for success) in the stats and metrics — once per
-    /// task, and not at all if it was cancelled — with the time it ran on the worker in `slot`
-    /// (nil: it ended off any worker, in the queue or waiting for a retry). Called before the
-    /// task's future is completed, so a caller woken by it finds it counted. Never touches
-    /// `workers` (readFrames holds it).
-    private func settle(_ task: PendingTask, failure: ForkPoolError.Code?, slot: Int?) {
-        let ranFor = takeOffWorker(task)
-        let counts = !task.isSettled && failure != .cancelled
-        task.isSettled = true
-        guard counts || ranFor != nil else { return }
-        statsLock.withLock {
-            if let slot, let ranFor { statistics.workers[slot].busyTime += .nanoseconds(Int64(clamping: ranFor)) }
-            guard counts else { return }
-            statistics.tasksCompleted += 1
-            if failure != nil { statistics.tasksFailed += 1 }
-            if let slot {
-                statistics.workers[slot].tasksCompleted += 1
-                if failure != nil { statistics.workers[slot].tasksFailed += 1 }
-            }
-        }
-        if counts { metrics.taskEnded(failure: failure, runNanoseconds: ranFor) }
-    }
-
-    /// The task lost its worker in `slot` and will run again (a retry): only the slot's busy
-    /// time grows.
-    private func endAttempt(of task: PendingTask, slot: Int) {
-        guard let ranFor = takeOffWorker(task) else { return }
-        statsLock.withLock { statistics.workers[slot].busyTime += .nanoseconds(Int64(clamping: ranFor)) }
-    }
-
-    /// Nanoseconds since the task was handed to its worker, and it is no longer on one; nil if
-    /// it was not (already taken off: a stopped task whose worker's exit comes later).
-    private func takeOffWorker(_ task: PendingTask) -> UInt64? {
-        guard let start = task.handedOutAt else { return nil }
-        task.handedOutAt = nil
-        let now = monotonicNanoseconds()
-        return now > start ? now - start : 0
-    }
+    // MARK: Slots and published pids
 
     /// The lowest slot that no worker still counted towards the pool holds (a retiring worker
     /// has handed its slot to its replacement already). There always is one: a worker is asked
@@ -1262,47 +1201,6 @@ final class Dispatcher: @unchecked Sendable {
     private func freeSlot() -> Int {
         let taken = workers.filter { !$0.retiring }.map(\.slot)
         return (0..<settings.workerCount).first { !taken.contains($0) } ?? 0
-    }
-
-    /// A new worker process fills `slot`: a restart if the slot had a worker before.
-    private func workerSpawned(_ pid: pid_t, slot: Int) {
-        logger.debug("worker spawned", metadata: ["forkpool.pid": "\(pid)", "forkpool.worker": "\(slot)"])
-        guard slotsFilled[slot] else {
-            slotsFilled[slot] = true
-            return
-        }
-        statsLock.withLock {
-            statistics.restarts += 1
-            statistics.workers[slot].restarts += 1
-        }
-        metrics.workerRestarted()
-    }
-
-    /// "worker crashed": it died of a signal nobody sent on the pool's behalf. "worker exited":
-    /// any other end, with the reason — recycled, shutdown, killed by the pool (timed out,
-    /// cancelled, a bad frame: the error code), failed to start, or unexpected (the work or the
-    /// initializer called exit).
-    private func logExit(of worker: WorkerProcess, status: CInt, runningTask: PendingTask?) {
-        var metadata: Logger.Metadata = ["forkpool.pid": "\(worker.pid)", "forkpool.worker": "\(worker.slot)"]
-        let killed = forkpool_wifsignaled(status) != 0
-        if killed {
-            metadata["forkpool.signal"] = "\(forkpool_wtermsig(status))"
-        } else {
-            metadata["forkpool.exit_status"] = "\(forkpool_wexitstatus(status))"
-        }
-        if let task = runningTask { metadata["forkpool.task_id"] = "\(task.id)" }
-        if let startError = worker.startError { metadata["forkpool.error"] = "\(startError)" }
-        if worker.dismissed {
-            metadata["forkpool.reason"] = worker.retiring ? "recycled" : "shutdown"
-        } else if let fault = worker.fault {
-            metadata["forkpool.reason"] = "\(fault.code.metricValue)"
-        } else if killed {
-            logger.debug("worker crashed", metadata: metadata)
-            return
-        } else {
-            metadata["forkpool.reason"] = worker.isReady ? "unexpected" : "failed to start"
-        }
-        logger.debug("worker exited", metadata: metadata)
     }
 
     private func publishWorkers() {

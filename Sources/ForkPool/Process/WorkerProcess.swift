@@ -128,16 +128,15 @@ struct WorkerProcess {
     }
 
     /// Describes how the worker ended, from its wait status.
-    func deathError(status: CInt) -> ForkPoolError {
+    func deathError(status: WaitStatus) -> ForkPoolError {
         let running = task.map { " while running task \($0.id)" } ?? ""
-        if forkpool_wifsignaled(status) != 0 {
-            let signal = forkpool_wtermsig(status)
-            return ForkPoolError(.workerDied,
-                                 "worker process \(pid) was killed by signal \(signal) (\(ForkPoolError.signalName(signal)))\(running)",
+        switch status {
+        case .signaled(let signal):
+            return ForkPoolError(.workerDied, "worker process \(pid) was killed by \(status)\(running)",
                                  taskID: task?.id, processID: pid, signal: signal)
+        case .exited(let exitStatus):
+            return ForkPoolError(.workerDied, "worker process \(pid) exited with status \(exitStatus)\(running)",
+                                 taskID: task?.id, processID: pid, exitStatus: exitStatus)
         }
-        let exitStatus = forkpool_wexitstatus(status)
-        return ForkPoolError(.workerDied, "worker process \(pid) exited with status \(exitStatus)\(running)",
-                             taskID: task?.id, processID: pid, exitStatus: exitStatus)
     }
 }
