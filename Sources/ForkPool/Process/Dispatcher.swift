@@ -97,7 +97,7 @@ final class Dispatcher: @unchecked Sendable {
 
     // Dispatcher thread only.
     private var workers: [WorkerProcess] = []
-    private var forkServer: (pid: pid_t, control: CInt, pidfd: CInt)?
+    private var forkServer: ForkServerClient?
     private var spawnsInFlight = 0
     private var consecutiveStartFailures = 0
     private var nextSpawnTime: UInt64 = 0
@@ -684,13 +684,13 @@ final class Dispatcher: @unchecked Sendable {
             break
         case .endOfStream:
             workers[index].closeSocket()
-            if stillOpen { workers[index].killDeadline = now + 2_000_000_000 }
+            if stillOpen { workers[index].killDeadline = now + ProcessKill.gracePeriodNanoseconds }
         case .undelivered:
             // The worker's end was closed before the frame got there: it is exiting, and the
             // task, which never ran, goes to the next free worker.
             workers[index].task = nil
             workers[index].closeSocket()
-            if stillOpen { workers[index].killDeadline = now + 2_000_000_000 }
+            if stillOpen { workers[index].killDeadline = now + ProcessKill.gracePeriodNanoseconds }
             if let task {
                 task.handedOutAt = nil
                 retries.append(task)
@@ -793,7 +793,7 @@ final class Dispatcher: @unchecked Sendable {
                 // The process is exiting (or closed its socket): the fork server will report
                 // its exit; if it does not exit, kill it.
                 workers[index].closeSocket()
-                workers[index].killDeadline = monotonicNanoseconds() + 2_000_000_000
+                workers[index].killDeadline = monotonicNanoseconds() + ProcessKill.gracePeriodNanoseconds
                 return
             case .received:
                 readFrames(index)
@@ -952,33 +952,10 @@ final class Dispatcher: @unchecked Sendable {
     // MARK: The fork server
 
     private func startForkServer() throws(ForkPoolError) {
-        let (parentEnd, childEnd) = try PoolDescriptors.makeSocketPair(seqpacket: true)
-        let pid: pid_t
-        do {
-            switch try PoolDescriptors.startForkServer(control: childEnd, serverOptions: configuration.forkServerOptions,
-                                                       workerOptions: configuration.workerForkOptions) {
-            case .server(let serverPID): pid = serverPID
-            case .worker(let socket): workerMain(socket)
-            }
-        } catch {
-            PoolDescriptors.close(parentEnd)
-            PoolDescriptors.close(childEnd)
-            throw error
-        }
-        PoolDescriptors.close(childEnd)
-        let pidfd: CInt
-        do throws(ForkPoolError) {
-            guard forkpool_set_nonblocking(parentEnd) == 0 else { throw ForkPoolError.systemCall("fcntl(O_NONBLOCK)") }
-            pidfd = try PoolDescriptors.register({ forkpool_pidfd_open(pid) }, name: "pidfd_open")
-        } catch {
-            PoolDescriptors.close(parentEnd)
-            _ = kill(pid, SIGKILL)
-            var status: CInt = 0
-            _ = forkpool_waitpid(pid, &status, 0)
-            throw error
-        }
-        forkServer = (pid, parentEnd, pidfd)
-        lock.withLock { publishedForkServerPID = pid }
+        let server = try ForkServerClient.start(serverOptions: configuration.forkServerOptions,
+                                                workerOptions: configuration.workerForkOptions, workerMain: workerMain)
+        forkServer = server
+        lock.withLock { publishedForkServerPID = server.pid }
     }
 
     /// Workers to ask for. A dead or killed worker keeps its slot until the fork server reports
@@ -1001,10 +978,7 @@ final class Dispatcher: @unchecked Sendable {
         }
         guard wanted else { return }
         for _ in 0..<missingWorkers {
-            let sent = ForkServerMessage(.spawn).bytes.withUnsafeBytes {
-                forkpool_send_with_fds(forkServer.control, $0.baseAddress, $0.count, nil, 0)
-            }
-            guard sent > 0 else {
+            guard forkServer.requestWorker() else {
                 forkServerDied()
                 return
             }
@@ -1012,44 +986,31 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    /// Handles every message the fork server has sent.
+    /// Handles every report the fork server has sent.
     private func readForkServer() {
-        while let control = forkServer?.control {
-            var buffer = [UInt8](repeating: 0, count: ForkServerMessage.size)
-            var fds: [CInt] = [-1, -1, -1, -1]
-            var fdCount: CInt = 0
-            let count: Int = PoolDescriptors.adopt {
-                let count = buffer.withUnsafeMutableBytes { forkpool_receive_with_fds(control, $0.baseAddress, $0.count, &fds, 4, &fdCount) }
-                return (count, Array(fds.prefix(Int(fdCount))))
-            }
-            let passed = Array(fds.prefix(Int(fdCount)))
-            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            guard count > 0, let message = buffer.withUnsafeBytes({ ForkServerMessage(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }) else {
-                passed.forEach(PoolDescriptors.close)
+        while let server = forkServer {
+            switch server.nextReport() {
+            case .success(nil):
+                return
+            case .failure:
                 forkServerDied()
                 return
-            }
-            switch message.operation {
-            case .spawned where passed.count == 2:
+            case .success(.spawned(let pid, let socket, let pidfd)?):
                 spawnsInFlight -= 1
                 let slot = freeSlot()
-                accounting.recordSpawned(message.pid, slot: slot)
-                var worker = WorkerProcess(pid: message.pid, slot: slot, socket: passed[0], pidfd: passed[1],
+                accounting.recordSpawned(pid, slot: slot)
+                var worker = WorkerProcess(pid: pid, slot: slot, socket: socket, pidfd: pidfd,
                                            maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanesEnabled)
                 if let limit = configuration.maximumTasksPerWorker {
                     worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
                 }
                 workers.append(worker)
                 if stopping { workers[workers.count - 1].dismiss() }
-            case .spawnFailed:
+            case .success(.spawnFailed(let number)?):
                 spawnsInFlight -= 1
-                startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: Int32(message.value)))
-            case .exited:
-                if let index = workers.firstIndex(where: { $0.pid == message.pid }) {
-                    workerExited(index, status: WaitStatus(raw: CInt(truncatingIfNeeded: message.value)))
-                }
-            default:
-                passed.forEach(PoolDescriptors.close)
+                startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: number))
+            case .success(.exited(let pid, let status)?):
+                if let index = workers.firstIndex(where: { $0.pid == pid }) { workerExited(index, status: status) }
             }
         }
     }
@@ -1145,24 +1106,22 @@ final class Dispatcher: @unchecked Sendable {
     /// reap it and start a new one, counting it as a failed start.
     private func forkServerDied() {
         guard let server = forkServer else { return }
-        PoolDescriptors.close(server.control)
         forkServer = nil
-        let status = reap(server)
+        let status = server.stop()
         accounting.logger.debug("fork server died", metadata: ["forkpool.pid": "\(server.pid)", "forkpool.wait_status": "\(status)"])
+        func diedWithServer(_ worker: pid_t, _ task: PendingTask) -> ForkPoolError {
+            ForkPoolError(.workerDied, "worker process \(worker) died with the pool's fork server (process \(server.pid), "
+                          + "which ended with \(status)) while running task \(task.id)", taskID: task.id, processID: worker)
+        }
         for index in workers.indices.reversed() {
-            withdrawLane(index, error: { task in
-                ForkPoolError(.workerDied, "worker process \(workers[index].pid) died with the pool's fork server (process "
-                              + "\(server.pid), wait status \(status)) while running task \(task.id)", taskID: task.id,
-                              processID: workers[index].pid)
-            }, crashed: false, now: monotonicNanoseconds())
+            withdrawLane(index, error: { [pid = workers[index].pid] in diedWithServer(pid, $0) },
+                         crashed: false, now: monotonicNanoseconds())
             var worker = workers.remove(at: index)
             worker.closeSocket()
             worker.send(SIGKILL)
             PoolDescriptors.close(worker.pidfd)
             if let task = worker.task {
-                let error = worker.fault ?? ForkPoolError(
-                    .workerDied, "worker process \(worker.pid) died with the pool's fork server (process \(server.pid), "
-                    + "wait status \(status)) while running task \(task.id)", taskID: task.id, processID: worker.pid)
+                let error = worker.fault ?? diedWithServer(worker.pid, task)
                 accounting.recordOutcome(of: task, failure: error.code, slot: worker.slot)
                 task.fail(error)
             }
@@ -1172,25 +1131,13 @@ final class Dispatcher: @unchecked Sendable {
         publishWorkers()
         lock.withLock { publishedForkServerPID = nil }
         guard !stopping else { return }
-        startFailed(ForkPoolError(.poolBroken, "the fork server (process \(server.pid)) died with wait status \(status)"))
+        startFailed(ForkPoolError(.poolBroken, "the fork server (process \(server.pid)) ended with \(status)"))
         if case .broken = lock.withLock({ phase }) { return }
         do {
             try startForkServer()
         } catch {
             breakPool(error)
         }
-    }
-
-    /// Waits for the fork server to exit — its pidfd turns readable the moment it does — and
-    /// kills it after 2 s; closes the pidfd and returns the wait status.
-    private func reap(_ server: (pid: pid_t, control: CInt, pidfd: CInt)) -> CInt {
-        var exited = pollfd(fd: server.pidfd, events: Int16(POLLIN), revents: 0)
-        _ = retryingInterrupts { poll(&exited, 1, 2_000) }
-        if exited.revents == 0 { _ = forkpool_pidfd_send_signal(server.pidfd, SIGKILL) }
-        var status: CInt = 0
-        _ = forkpool_waitpid(server.pid, &status, 0)
-        PoolDescriptors.close(server.pidfd)
-        return status
     }
 
     // MARK: Slots and published pids
@@ -1249,9 +1196,8 @@ final class Dispatcher: @unchecked Sendable {
     /// Closes the control socket; the fork server exits on end of stream and is reaped.
     private func stopForkServer() {
         guard let server = forkServer else { return }
-        PoolDescriptors.close(server.control)
         forkServer = nil
-        _ = reap(server)
+        _ = server.stop()
         lock.withLock { publishedForkServerPID = nil }
     }
 }

@@ -62,3 +62,114 @@ struct ForkServerMessage: Equatable {
         value = Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: Int64.self))
     }
 }
+
+/// The pool's side of its fork server: starts it, asks it for workers, reads its reports and
+/// stops it. Used by the dispatcher thread only (the thread that started it: the server's
+/// parent-death signal follows that thread).
+struct ForkServerClient {
+    let pid: pid_t
+    /// The pool's end of the control channel (non-blocking); the dispatcher polls it.
+    let control: CInt
+    let pidfd: CInt
+
+    /// What the server reported.
+    enum Report {
+        /// A worker was forked: its socket (the pool's end, non-blocking) and pidfd, both
+        /// registered in PoolDescriptors.
+        case spawned(pid: pid_t, socket: CInt, pidfd: CInt)
+        /// A fork failed with this errno.
+        case spawnFailed(errno: Int32)
+        /// A worker ended.
+        case exited(pid: pid_t, WaitStatus)
+    }
+
+    /// Starts a fork server. Never returns in a worker the server forks: that process runs
+    /// `workerMain` with its socket.
+    static func start(serverOptions: CInt, workerOptions: CInt,
+                      workerMain: (CInt) -> Never) throws(ForkPoolError) -> ForkServerClient {
+        let (parentEnd, childEnd) = try PoolDescriptors.makeSocketPair(seqpacket: true)
+        let pid: pid_t
+        do {
+            switch try PoolDescriptors.startForkServer(control: childEnd, serverOptions: serverOptions,
+                                                       workerOptions: workerOptions) {
+            case .server(let serverPID): pid = serverPID
+            case .worker(let socket): workerMain(socket)
+            }
+        } catch {
+            PoolDescriptors.close(parentEnd)
+            PoolDescriptors.close(childEnd)
+            throw error
+        }
+        PoolDescriptors.close(childEnd)
+        do throws(ForkPoolError) {
+            guard forkpool_set_nonblocking(parentEnd) == 0 else { throw ForkPoolError.systemCall("fcntl(O_NONBLOCK)") }
+            let pidfd = try PoolDescriptors.register({ forkpool_pidfd_open(pid) }, name: "pidfd_open")
+            return ForkServerClient(pid: pid, control: parentEnd, pidfd: pidfd)
+        } catch {
+            PoolDescriptors.close(parentEnd)
+            _ = kill(pid, SIGKILL)
+            var status: CInt = 0
+            _ = forkpool_waitpid(pid, &status, 0)
+            throw error
+        }
+    }
+
+    /// Asks for one more worker; false if the server is gone.
+    func requestWorker() -> Bool {
+        ForkServerMessage(.spawn).bytes.withUnsafeBytes {
+            forkpool_send_with_fds(control, $0.baseAddress, $0.count, nil, 0)
+        } > 0
+    }
+
+    /// The next report, `.success(nil)` when none is waiting, `.failure` when the server is
+    /// gone (end of stream, a socket error, or a message that is not the protocol's).
+    func nextReport() -> Result<Report?, ForkPoolError> {
+        var buffer = [UInt8](repeating: 0, count: ForkServerMessage.size)
+        var fds: [CInt] = [-1, -1, -1, -1]
+        var fdCount: CInt = 0
+        // Received and registered under the registry's lock: no fork can copy them unregistered.
+        let count: Int = PoolDescriptors.adopt {
+            let count = buffer.withUnsafeMutableBytes { forkpool_receive_with_fds(control, $0.baseAddress, $0.count, &fds, 4, &fdCount) }
+            return (count, Array(fds.prefix(Int(fdCount))))
+        }
+        let receiveErrno = errno
+        let passed = Array(fds.prefix(Int(fdCount)))
+        if count < 0 && (receiveErrno == EAGAIN || receiveErrno == EWOULDBLOCK) { return .success(nil) }
+        let message = count > 0 ? buffer.withUnsafeBytes { ForkServerMessage(UnsafeRawBufferPointer(rebasing: $0[0..<count])) } : nil
+        switch message?.operation {
+        case .spawned? where passed.count == 2:
+            return .success(.spawned(pid: message!.pid, socket: passed[0], pidfd: passed[1]))
+        case .spawnFailed?:
+            passed.forEach(PoolDescriptors.close)
+            return .success(.spawnFailed(errno: Int32(truncatingIfNeeded: message!.value)))
+        case .exited?:
+            passed.forEach(PoolDescriptors.close)
+            return .success(.exited(pid: message!.pid, WaitStatus(raw: CInt(truncatingIfNeeded: message!.value))))
+        default:
+            passed.forEach(PoolDescriptors.close)
+            let reason = count == 0 ? "end of stream" : count < 0 ? "receive failed" : "a message outside the protocol"
+            return .failure(ForkPoolError(.poolBroken, "lost the fork server (process \(pid)): \(reason)",
+                                          errno: count < 0 ? receiveErrno : nil))
+        }
+    }
+
+    /// Closes the control channel (the server exits at end of stream, its workers with it),
+    /// waits for the server to exit — its pidfd turns readable the moment it does — and kills
+    /// it after `ProcessKill.gracePeriod`; reaps it and returns how it ended.
+    func stop() -> WaitStatus {
+        PoolDescriptors.close(control)
+        var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        _ = retryingInterrupts { poll(&exited, 1, Int32(ProcessKill.gracePeriodNanoseconds / 1_000_000)) }
+        if exited.revents == 0 { _ = forkpool_pidfd_send_signal(pidfd, SIGKILL) }
+        var status: CInt = 0
+        _ = forkpool_waitpid(pid, &status, 0)
+        PoolDescriptors.close(pidfd)
+        return WaitStatus(raw: status)
+    }
+}
+
+/// How long the pool waits for a process it asked to go (end of stream, a shutdown frame)
+/// before it sends SIGKILL.
+enum ProcessKill {
+    static let gracePeriodNanoseconds: UInt64 = 2_000_000_000
+}
