@@ -44,7 +44,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// no reader: the first caller to block on it reads the reply itself; anyone else who asks
     /// (isDone, await, a callback) hands the reply to the pool's dispatcher. Cleared on use
     /// and on completion.
-    private var directReply: (any DirectReply)?
+    private var directReply: (LaneClaim)?
 
     init(taskID: UInt64, spinsWhileWaiting: Bool = true, stopRunning: (@Sendable () -> Void)? = nil,
          taskCancellationStopsRunning: Bool = false) {
@@ -67,7 +67,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Reads the state under the lock, handing a reply nobody reads yet to the pool (a caller
     /// who polls will not block reading it).
     private func observe(_ read: (State) -> Bool) -> Bool {
-        let (answer, reply) = lock.withLock { () -> (Bool, (any DirectReply)?) in
+        let (answer, reply) = lock.withLock { () -> (Bool, (LaneClaim)?) in
             defer { directReply = nil }
             return (read(state), directReply)
         }
@@ -217,14 +217,14 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     /// Lets the first caller to block on a task sent by lane read its reply.
-    func attach(_ reply: any DirectReply) {
+    func attach(_ reply: LaneClaim) {
         lock.withLock {
             if case .done = state { return }
             directReply = reply
         }
     }
 
-    private func takeDirectReply() -> (any DirectReply)? {
+    private func takeDirectReply() -> (LaneClaim)? {
         lock.withLock {
             defer { directReply = nil }
             return directReply

@@ -17,7 +17,10 @@
 //               goes back to the dispatcher as an orphan (crash policy, stats; rerun if its
 //               frame never got there), which waits for such callers at shutdown
 //
-// `state` and `withdrawn` are guarded by the dispatcher's lock; `reader` belongs to whoever
+// Every transition of `state` is a method here (open, beginSending/endSending,
+// claimForReading/endReading, reclaim, withdraw), each returning what the dispatcher must do
+// with its books (open lanes, unread tasks, detached readers, orphans). `state` and
+// `withdrawn` are guarded by the dispatcher's lock; `reader` belongs to whoever
 // the state says reads (the dispatcher in .closed/.open/.returned, the caller in .reading and
 // .detached), and the lock's hand-over orders their accesses. The socket is a dup of the
 // dispatcher's, closed when the last reference goes, so the dispatcher may close its own end
@@ -74,7 +77,7 @@ final class DirectLane: @unchecked Sendable {
     /// never lent).
     let socket: CInt
     var reader: FrameReader
-    var state = State.closed
+    private(set) var state = State.closed
     /// Set when the dispatcher killed the worker while a caller read (a cancellation): the
     /// lane must not open again.
     var withdrawn = false
@@ -98,6 +101,184 @@ final class DirectLane: @unchecked Sendable {
     deinit {
         if socket >= 0 { PoolDescriptors.close(socket) }
     }
+
+    // MARK: The state machine — every transition, each called under the dispatcher's lock
+
+    /// A task left without a reply by a worker that exited while a caller used this lane,
+    /// going back to the dispatcher: to fail with `error` (through the crash policy if
+    /// `crashed`), or, with no error, to run elsewhere because its frame never got there.
+    struct Orphan {
+        var task: PendingTask
+        var error: ForkPoolError?
+        var slot: Int
+        var crashed: Bool
+    }
+
+    /// The dispatcher lends its idle worker.
+    func open() { state = .open }
+
+    /// submit(): this open lane takes `task`, whose frame the caller sends next.
+    func beginSending(_ task: PendingTask) { state = .sending(task) }
+
+    /// How a caller's send ended, for the dispatcher's books.
+    enum SendEnd {
+        /// The frame is out; a reader will come (`.sent`).
+        case sent
+        /// The frame did not get there (`.returned`, `.undelivered`).
+        case undelivered
+        /// The worker exited meanwhile (the lane was `.detached`): the task goes back.
+        case orphaned(Orphan)
+    }
+
+    func endSending(_ task: PendingTask, delivered: Bool) -> SendEnd {
+        switch state {
+        case .detached(let error, let crashed):
+            // The frame reached a worker that died (judged as its crash), or never got there (rerun).
+            return .orphaned(Orphan(task: task, error: delivered ? error : nil, slot: slot, crashed: crashed))
+        case .sending where delivered:
+            state = .sent(task)
+            return .sent
+        default:
+            state = .returned(task, .undelivered)
+            return .undelivered
+        }
+    }
+
+    /// get(): the caller takes the reply over, if `task` still waits on this lane unread.
+    func claimForReading(_ task: PendingTask) -> Bool {
+        guard case .sent(let sent) = state, sent === task else { return false }
+        state = .reading(task)
+        return true
+    }
+
+    /// Whether `task` was sent on this lane and nobody reads its reply yet.
+    func holdsUnread(_ task: PendingTask) -> Bool {
+        if case .sent(let sent) = state { sent === task } else { false }
+    }
+
+    /// The task a caller sends, sent, or reads on this lane.
+    var callersTask: PendingTask? {
+        switch state {
+        case .sending(let task), .sent(let task), .reading(let task): task
+        default: nil
+        }
+    }
+
+    /// Whether the worker exited while a caller used the lane.
+    var isDetached: Bool { if case .detached = state { true } else { false } }
+
+    /// How a caller's read ended, for the dispatcher's books.
+    enum ReadEnd {
+        /// Open again for the next caller.
+        case reopened
+        /// Given back to the dispatcher (`.returned`).
+        case returned
+        /// The worker had exited (`.detached`); a task left without a reply goes back.
+        case detached(Orphan?)
+    }
+
+    func endReading(_ task: PendingTask, outcome: ReadOutcome, mayReopen: Bool) -> ReadEnd {
+        if case .detached(let error, let crashed) = state {
+            switch outcome {
+            case .replied, .repliedThenFault:
+                return .detached(nil)
+            case .fault(let fault):
+                return .detached(Orphan(task: task, error: Self.describe(fault, worker: pid, task: task.id), slot: slot, crashed: false))
+            case .stoppedWaiting, .endOfStream:
+                return .detached(Orphan(task: task, error: error, slot: slot, crashed: crashed))
+            }
+        }
+        switch outcome {
+        case .replied where mayReopen && !withdrawn:
+            state = .open
+            return .reopened
+        case .replied: state = .returned(nil, .idle)
+        case .repliedThenFault(let fault): state = .returned(nil, .fault(fault))
+        case .stoppedWaiting: state = .returned(task, .stoppedWaiting)
+        case .endOfStream: state = .returned(task, .endOfStream)
+        case .fault(let fault): state = .returned(task, .fault(fault))
+        }
+        return .returned
+    }
+
+    /// What the dispatcher's turn does with a lent lane.
+    enum Reclaim {
+        /// Nothing now: still open, being sent on or read.
+        case keep
+        /// Closed (an open lane that may not stay open): the worker is the dispatcher's again.
+        case closed
+        /// Closed; the dispatcher reads the reply of this task nobody reads.
+        case adopt(PendingTask)
+        /// Closed; given back with this task (if any) and why.
+        case returned(PendingTask?, Return)
+        /// A caller reads the reply of this task, which was cancelled: the worker is to be
+        /// killed, and the lane never opens again.
+        case cancel(PendingTask)
+    }
+
+    func reclaim(mayStayOpen: Bool, cancelled: Set<UInt64>) -> Reclaim {
+        switch state {
+        case .open where !mayStayOpen:
+            state = .closed
+            return .closed
+        case .sent(let task):
+            state = .closed
+            return .adopt(task)
+        case .returned(let task, let why):
+            state = .closed
+            return .returned(task, why)
+        case .reading(let task) where cancelled.contains(task.id) && !withdrawn:
+            withdrawn = true
+            return .cancel(task)
+        default:
+            return .keep
+        }
+    }
+
+    /// What withdrawing the lane (its worker is leaving the pool) left to do.
+    enum Withdrawal {
+        /// Closed, nothing pending.
+        case closed
+        /// Closed; the dispatcher reads the reply of this task nobody reads.
+        case adopt(PendingTask)
+        /// Closed; given back with this task (if any) and why.
+        case returned(PendingTask?, Return)
+        /// A caller still sends or reads this task: the socket is shut down so a blocked send
+        /// or read ends at once; the caller finishes with what it holds and gives back a task
+        /// left without a reply, to fail with `error(task)` (`crashed`: through the crash policy).
+        case detached(PendingTask)
+    }
+
+    func withdraw(error: (PendingTask) -> ForkPoolError, crashed: Bool) -> Withdrawal {
+        switch state {
+        case .open, .closed, .detached:
+            state = .closed
+            return .closed
+        case .sent(let task):
+            state = .closed
+            return .adopt(task)
+        case .returned(let task, let why):
+            state = .closed
+            return .returned(task, why)
+        case .sending(let task), .reading(let task):
+            state = .detached(error(task), crashed: crashed)
+            _ = Glibc.shutdown(socket, CInt(SHUT_RDWR))
+            return .detached(task)
+        }
+    }
+
+    /// The error a task gets when its worker broke the protocol or its socket failed.
+    static func describe(_ fault: ForkPoolError, worker pid: pid_t, task: UInt64?) -> ForkPoolError {
+        switch fault.code {
+        case .frameTooLarge, .malformedFrame:
+            ForkPoolError(fault.code, "worker process \(pid) sent a bad frame: \(fault.message)", taskID: task, processID: pid)
+        default:
+            ForkPoolError(.workerDied, "lost the socket to worker process \(pid): \(fault.message)",
+                          taskID: task, processID: pid, errno: fault.errno)
+        }
+    }
+
+    // MARK: The caller's side of the socket
 
     /// Caller side, in .sending: writes the task's whole frame. False if the worker's end is
     /// closed (or the socket failed): the frame did not get there.
@@ -152,17 +333,8 @@ final class DirectLane: @unchecked Sendable {
     }
 }
 
-/// What a `Future` holds for a task sent by lane: the waiting caller reads the reply itself.
-protocol DirectReply: AnyObject, Sendable {
-    /// Reads the reply on this thread until it is in or `deadline` passes; afterwards the
-    /// future is complete or the dispatcher has the task.
-    func receive(until deadline: UInt64?)
-    /// Leaves the reply to the dispatcher (for a caller that will not block reading it).
-    func handBack()
-}
-
-/// A task sent by lane, as its future sees it.
-final class LaneClaim: DirectReply, @unchecked Sendable {
+/// A task sent by lane, as its future sees it: the waiting caller reads the reply itself.
+final class LaneClaim: @unchecked Sendable {
     private let dispatcher: Dispatcher
     private let lane: DirectLane
     private let task: PendingTask
@@ -173,6 +345,9 @@ final class LaneClaim: DirectReply, @unchecked Sendable {
         self.task = task
     }
 
+    /// Reads the reply on this thread until it is in or `deadline` passes; afterwards the
+    /// future is complete or the dispatcher has the task.
     func receive(until deadline: UInt64?) { dispatcher.receiveByLane(task, from: lane, until: deadline) }
+    /// Leaves the reply to the dispatcher (for a caller that will not block reading it).
     func handBack() { dispatcher.handBack(task, from: lane) }
 }

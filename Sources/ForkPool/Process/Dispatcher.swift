@@ -79,17 +79,7 @@ final class Dispatcher: @unchecked Sendable {
     /// Lanes in `.sent`: tasks sent by lane whose replies nobody reads yet (`stats` has the
     /// dispatcher collect them, so they are counted).
     private var unreadLaneTasks = 0
-    private var orphans: [Orphan] = []
-
-    /// A task a caller gave back after its lane's worker exited: to fail with `error` (through
-    /// the crash policy if `crashed`), or, with no error, to run on another worker because its
-    /// frame never reached this one.
-    private struct Orphan {
-        var task: PendingTask
-        var error: ForkPoolError?
-        var slot: Int
-        var crashed: Bool
-    }
+    private var orphans: [DirectLane.Orphan] = []
 
     private let joinLock = ConditionLock()
     private var thread: PosixThread?
@@ -212,7 +202,7 @@ final class Dispatcher: @unchecked Sendable {
                 return nil
             }
             task.frame[3] = FrameHeader.directFlag  // the worker may spin for this caller's next task
-            lane.state = .sending(task)
+            lane.beginSending(task)
             task.leftQueue = true
             _ = task.start()
             task.handedOutAt = now
@@ -224,18 +214,14 @@ final class Dispatcher: @unchecked Sendable {
         laneSends.add(1, ordering: .relaxed)
         accounting.recordHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
         lock.withLock {
-            switch lane.state {
-            case .detached(let error, let crashed):
-                // The worker's exit was reported meanwhile: the task runs elsewhere if its
-                // frame never got there, else it is judged as on the worker that died.
-                detachedReaders -= 1
-                orphans.append(Orphan(task: task, error: delivered ? error : nil, slot: lane.slot, crashed: crashed))
-                wakeLocked()
-            case .sending where delivered:
-                lane.state = .sent(task)
+            switch lane.endSending(task, delivered: delivered) {
+            case .sent:
                 unreadLaneTasks += 1
-            default:
-                lane.state = .returned(task, .undelivered)
+            case .undelivered:
+                wakeLocked()
+            case .orphaned(let orphan):
+                detachedReaders -= 1
+                orphans.append(orphan)
                 wakeLocked()
             }
         }
@@ -245,8 +231,7 @@ final class Dispatcher: @unchecked Sendable {
     /// the task over; then gives the lane back (open again, or to the dispatcher).
     func receiveByLane(_ task: PendingTask, from lane: DirectLane, until deadline: UInt64?) {
         let claimed = lock.withLock { () -> Bool in
-            guard case .sent(let sent) = lane.state, sent === task else { return false }
-            lane.state = .reading(task)
+            guard lane.claimForReading(task) else { return false }
             unreadLaneTasks -= 1
             return true
         }
@@ -255,46 +240,29 @@ final class Dispatcher: @unchecked Sendable {
         defer { laneReaders.subtract(1, ordering: .relaxed) }
         let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot) }
         var outcome = lane.receiveReply(for: task, until: deadline, settle: count)
-        if case .stoppedWaiting = outcome, lock.withLock({ if case .detached = lane.state { true } else { false } }) {
+        if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {
             // The worker is gone and its socket shut down: what it wrote before it exited is
             // all there, and counts. Read it to the end before giving up.
             outcome = lane.receiveReply(for: task, until: nil, settle: count)
         }
         lock.withLock {
-            if case .detached(let error, let crashed) = lane.state {
-                detachedReaders -= 1
-                switch outcome {
-                case .replied, .repliedThenFault:
-                    break
-                case .fault(let fault):
-                    orphans.append(Orphan(task: task, error: Self.describe(fault, worker: lane.pid, task: task.id), slot: lane.slot,
-                                          crashed: false))
-                case .stoppedWaiting, .endOfStream:
-                    orphans.append(Orphan(task: task, error: error, slot: lane.slot, crashed: crashed))
-                }
-                wakeLocked()
-                return
-            }
-            switch outcome {
-            case .replied where lanesAllowed && queue.isEmpty && !lane.withdrawn:
-                lane.state = .open
+            switch lane.endReading(task, outcome: outcome, mayReopen: lanesAllowed && queue.isEmpty) {
+            case .reopened:
                 openLanes.append(lane)
-                return
-            case .replied: lane.state = .returned(nil, .idle)
-            case .repliedThenFault(let fault): lane.state = .returned(nil, .fault(fault))
-            case .stoppedWaiting: lane.state = .returned(task, .stoppedWaiting)
-            case .endOfStream: lane.state = .returned(task, .endOfStream)
-            case .fault(let fault): lane.state = .returned(task, .fault(fault))
+            case .returned:
+                wakeLocked()
+            case .detached(let orphan):
+                detachedReaders -= 1
+                if let orphan { orphans.append(orphan) }
+                wakeLocked()
             }
-            wakeLocked()
         }
     }
 
     /// The caller will not read `task`'s reply: the dispatcher takes it over on its next turn.
     func handBack(_ task: PendingTask, from lane: DirectLane) {
         lock.withLock {
-            guard case .sent(let sent) = lane.state, sent === task else { return }
-            wakeLocked()
+            if lane.holdsUnread(task) { wakeLocked() }
         }
     }
 
@@ -415,7 +383,7 @@ final class Dispatcher: @unchecked Sendable {
     /// After a dispatcher failure: waits for callers still reading lanes of killed workers and
     /// fails the tasks they gave back (nobody else is left to run them).
     private func failLeftovers(_ error: ForkPoolError) {
-        let leftovers = lock.withLock { () -> [Orphan] in
+        let leftovers = lock.withLock { () -> [DirectLane.Orphan] in
             while detachedReaders > 0 { _ = lock.wait(untilMonotonicNanoseconds: monotonicNanoseconds() + 100_000_000) }
             defer { orphans.removeAll() }
             return orphans
@@ -567,13 +535,7 @@ final class Dispatcher: @unchecked Sendable {
             // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later
             // turn: keep its id until then.
             cancelledRunning = cancelledRunning.filter { id in
-                workers.contains { worker in
-                    guard worker.lent else { return false }
-                    switch worker.lane.state {
-                    case .sending(let task), .sent(let task), .reading(let task): return task.id == id
-                    default: return false
-                    }
-                }
+                workers.contains { $0.lent && $0.lane.callersTask?.id == id }
             }
             if case .starting = phase, workers.filter(\.isReady).count >= settings.workerCount {
                 phase = .running
@@ -583,7 +545,7 @@ final class Dispatcher: @unchecked Sendable {
             if lanesAllowed && queue.isEmpty {
                 for index in workers.indices where workers[index].isIdle && workers[index].lane.socket >= 0 {
                     workers[index].lent = true
-                    workers[index].lane.state = .open
+                    workers[index].lane.open()
                     openLanes.append(workers[index].lane)
                 }
             }
@@ -615,28 +577,23 @@ final class Dispatcher: @unchecked Sendable {
         guard lanesEnabled else { return }
         var returned: [(index: Int, task: PendingTask?, why: DirectLane.Return)] = []
         var cancelled: [(index: Int, task: PendingTask)] = []
-        let orphaned = lock.withLock { () -> [Orphan] in
+        let orphaned = lock.withLock { () -> [DirectLane.Orphan] in
             let mayStayOpen = lanesMayOpen && queue.isEmpty
             for index in workers.indices where workers[index].lent {
-                let lane = workers[index].lane
-                switch lane.state {
-                case .open where !mayStayOpen:
-                    lane.state = .closed
+                switch workers[index].lane.reclaim(mayStayOpen: mayStayOpen, cancelled: cancelledRunning) {
+                case .keep:
+                    break
+                case .closed:
                     workers[index].lent = false
-                case .sent(let task):
-                    lane.state = .closed
+                case .adopt(let task):
                     unreadLaneTasks -= 1
                     workers[index].lent = false
                     adopt(task, at: index)
                 case .returned(let task, let why):
-                    lane.state = .closed
                     workers[index].lent = false
                     returned.append((index, task, why))
-                case .reading(let task) where cancelledRunning.contains(task.id) && !lane.withdrawn:
-                    lane.withdrawn = true
+                case .cancel(let task):
                     cancelled.append((index, task))
-                default:
-                    break
                 }
             }
             openLanes.removeAll { if case .open = $0.state { false } else { true } }
@@ -713,21 +670,17 @@ final class Dispatcher: @unchecked Sendable {
         var heldByCaller: PendingTask?
         let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in
             defer { openLanes.removeAll { $0 === lane } }
-            switch lane.state {
-            case .open, .closed, .detached:
-                lane.state = .closed
-            case .sent(let task):
-                lane.state = .closed
+            switch lane.withdraw(error: error, crashed: crashed) {
+            case .closed:
+                break
+            case .adopt(let task):
                 unreadLaneTasks -= 1
                 adopt(task, at: index)
             case .returned(let task, let why):
-                lane.state = .closed
                 return (task, why)
-            case .sending(let task), .reading(let task):
-                lane.state = .detached(error(task), crashed: crashed)
+            case .detached(let task):
                 detachedReaders += 1
                 heldByCaller = task
-                _ = Glibc.shutdown(lane.socket, CInt(SHUT_RDWR))
             }
             return nil
         }
@@ -861,21 +814,10 @@ final class Dispatcher: @unchecked Sendable {
     /// the process is reaped.
     private func giveUp(on index: Int, _ fault: ForkPoolError) {
         if workers[index].fault == nil {
-            workers[index].fault = Self.describe(fault, worker: workers[index].pid, task: workers[index].task?.id)
+            workers[index].fault = DirectLane.describe(fault, worker: workers[index].pid, task: workers[index].task?.id)
         }
         workers[index].closeSocket()
         workers[index].send(SIGKILL)
-    }
-
-    /// The error a task gets when its worker broke the protocol or its socket failed.
-    static func describe(_ fault: ForkPoolError, worker pid: pid_t, task: UInt64?) -> ForkPoolError {
-        switch fault.code {
-        case .frameTooLarge, .malformedFrame:
-            ForkPoolError(fault.code, "worker process \(pid) sent a bad frame: \(fault.message)", taskID: task, processID: pid)
-        default:
-            ForkPoolError(.workerDied, "lost the socket to worker process \(pid): \(fault.message)",
-                          taskID: task, processID: pid, errno: fault.errno)
-        }
     }
 
     /// Stops a worker whose task timed out or was cancelled: the task fails with `fault` now;

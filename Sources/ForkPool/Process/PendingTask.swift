@@ -50,7 +50,7 @@ class PendingTask: @unchecked Sendable {
     /// Completes with an error.
     func fail(_ error: ForkPoolError) { fatalError("subclass must override") }
     /// The task went by lane: lets the first caller to wait read the reply itself.
-    func bind(_ reply: any DirectReply) {}
+    func bind(_ reply: LaneClaim) {}
 
     /// Completes the task from a frame its worker sent, if the frame is its reply — this task's
     /// id, and its reply kind or a failure — counting it through `settle` first. False when the
@@ -108,7 +108,7 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
 
     override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
 
-    override func bind(_ reply: any DirectReply) { future.attach(reply) }
+    override func bind(_ reply: LaneClaim) { future.attach(reply) }
 }
 
 /// Several inputs sent as one `taskBatch` frame (`map`): the encoded `[Input]`, answered by a
