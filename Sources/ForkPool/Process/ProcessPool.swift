@@ -1,11 +1,12 @@
 // ProcessPool: the public face of the multi-process pool.
 //
-//   submit(input) ─ encode on the caller's thread ─▶ frame ─▶ Dispatcher queue
+//   submit(input) ─ encode on the caller's thread ─▶ frame ─▶ Dispatcher (queue, or a direct lane)
 //        ▲                                                        │
-//   Future<Output> ◀─ decode on the dispatcher thread ◀─ result frame ◀─ worker process
+//   Future<Output> ◀─ decode ◀─ result frame ◀─ worker process (WorkFunctionHandler)
+//   (decoded by the dispatcher thread, or by the caller that reads a lane reply itself)
 //   map(inputs): chunk frames, at most workers × 4 in flight; replies decoded by the caller
 //
-// The work function is captured at creation. The dispatcher forks a single-threaded fork
+// The work function is captured at creation. The dispatcher starts a single-threaded fork
 // server right away, which forks the workers; they inherit the function by memory, so
 // nothing but inputs and outputs ever crosses a socket.
 import Glibc
@@ -60,23 +61,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         try configuration.validate()
         self.workerCount = workers
         self.configuration = configuration
-        let inputCodec = PayloadCodec<Input>()
-        let outputCodec = PayloadCodec<Output>()
-        let inputsCodec = PayloadCodec<[Input]>()
-        let outputsCodec = PayloadCodec<[Output]>()
-        let handler: TaskHandler = { kind, payload, inputTail, reply, replyTail in
-            if kind == .taskBatch {
-                return Self.runBatch(payload, into: &reply, work: work, inputsCodec: inputsCodec, outputsCodec: outputsCodec)
-            }
-            switch Self.runOne(payload, inputTail: inputTail, into: &reply, tail: &replyTail, work: work,
-                               inputCodec: inputCodec, outputCodec: outputCodec) {
-            case .success:
-                return .result
-            case .failure(let failure):
-                WorkerLoop.appendFailure(failure.reason, failure.message, to: &reply)
-                return .failure
-            }
-        }
+        let handler = WorkFunctionHandler(work: work).handle
         let maximumFrameBytes = configuration.maximumFrameBytes
         let initializer = configuration.initializer
         dispatcher = try Dispatcher(settings: .init(workerCount: workers, configuration: configuration)) { socket in
@@ -395,78 +380,5 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         return TypedPendingTask(id: id, frame: frame, tail: tail, codec: outputCodec,
                                 stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
                                 taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
-    }
-
-    /// Why one input failed inside the worker.
-    private struct ItemFailure: Error {
-        let reason: FailureReason
-        let message: String
-    }
-
-    /// Worker side: decode, run, encode one input, appending the encoded output to `reply`
-    /// (a large `[UInt8]` output: only its prefix, its bytes going to `tail` when there is
-    /// one). On failure nothing is appended and the reason comes back instead.
-    private static func runOne(_ payload: UnsafeRawBufferPointer, inputTail: [UInt8]? = nil, into reply: inout [UInt8],
-                               tail: UnsafeMutablePointer<[UInt8]>? = nil, work: (Input) throws -> Output,
-                               inputCodec: PayloadCodec<Input>, outputCodec: PayloadCodec<Output>) -> Result<Void, ItemFailure> {
-        let input: Input
-        do {
-            input = try inputCodec.decode(from: payload, tail: inputTail)
-        } catch {
-            return .failure(ItemFailure(reason: .inputDecodingFailed, message: "\(error)"))
-        }
-        let output: Output
-        do {
-            output = try work(input)
-        } catch {
-            return .failure(ItemFailure(reason: .workThrew, message: "\(error)"))
-        }
-        if let tail, let bytes = outputCodec.encodePrefix(ofLargeBytes: output, into: &reply) {
-            tail.pointee = bytes
-            return .success(())
-        }
-        let mark = reply.count
-        do {
-            try outputCodec.encode(output, into: &reply)
-            return .success(())
-        } catch {
-            reply.removeSubrange(mark...)
-            return .failure(ItemFailure(reason: .outputEncodingFailed, message: "\(error)"))
-        }
-    }
-
-    /// Worker side: decodes a `taskBatch` frame's `[Input]`, runs the work on each and appends
-    /// the encoded `[Output]` (a `resultBatch`). The first input that fails fails the chunk
-    /// (a `failure` frame), as `map` reports it.
-    private static func runBatch(_ payload: UnsafeRawBufferPointer, into reply: inout [UInt8],
-                                 work: (Input) throws -> Output,
-                                 inputsCodec: PayloadCodec<[Input]>, outputsCodec: PayloadCodec<[Output]>) -> FrameKind {
-        let inputs: [Input]
-        do {
-            inputs = try inputsCodec.decode(from: payload)
-        } catch {
-            WorkerLoop.appendFailure(.inputDecodingFailed, "\(error)", to: &reply)
-            return .failure
-        }
-        var outputs: [Output] = []
-        outputs.reserveCapacity(inputs.count)
-        // A plain loop: `enumerated()` in this unspecialized generic code looked up tuple
-        // metadata on every input (a profile showed it as a fifth of the worker's time).
-        for input in inputs {
-            do {
-                outputs.append(try work(input))
-            } catch {
-                let position = inputs.count == 1 ? "" : " (input \(outputs.count + 1) of \(inputs.count) in the chunk)"
-                WorkerLoop.appendFailure(.workThrew, "\(error)" + position, to: &reply)
-                return .failure
-            }
-        }
-        do {
-            try outputsCodec.encode(outputs, into: &reply)
-        } catch {
-            WorkerLoop.appendFailure(.outputEncodingFailed, "\(error)", to: &reply)
-            return .failure
-        }
-        return .resultBatch
     }
 }
