@@ -326,7 +326,7 @@ final class DirectLane: @unchecked Sendable {
                     continue
                 }
                 var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-                let timeout = deadline.map { Int32(min(($0 - now) / 1_000_000 + 1, 60_000)) } ?? -1
+                let timeout = pollTimeout(until: deadline, now: now)
                 _ = retryingInterrupts { poll(&readable, 1, timeout) }
             }
         }

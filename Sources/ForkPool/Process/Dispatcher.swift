@@ -473,8 +473,7 @@ final class Dispatcher: @unchecked Sendable {
             // second, even if nothing else happens in the pool.
             nearest = min(nearest ?? now + 1_000_000_000, now + 1_000_000_000)
         }
-        guard let nearest else { return -1 }
-        return nearest > now ? Int32(min((nearest - now) / 1_000_000 + 1, 60_000)) : 0
+        return ForkPool.pollTimeout(until: nearest, now: now)
     }
 
     /// Under the lock: expires, cancels and hands out tasks; says whether the loop is done.
@@ -1119,7 +1118,7 @@ final class Dispatcher: @unchecked Sendable {
             }
             if let killedAt, now > killedAt + 5_000_000_000 { break }  // the server stopped reporting
             var pollSet = [pollfd(fd: control, events: Int16(POLLIN), revents: 0)]
-            let timeout = killedAt == nil ? Int32(min((deadline - min(now, deadline)) / 1_000_000 + 1, 60_000)) : 100
+            let timeout = killedAt == nil ? ForkPool.pollTimeout(until: deadline, now: now) : 100
             _ = retryingInterrupts { poll(&pollSet, 1, timeout) }
             if pollSet[0].revents != 0 { readForkServer() }
         }
