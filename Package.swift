@@ -41,7 +41,6 @@ let package = Package(
             name: "ForkPoolServiceLifecycle",
             dependencies: [
                 "ForkPool",
-                "CForkShim",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

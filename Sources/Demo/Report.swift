@@ -197,7 +197,7 @@ func renderChart(_ results: Results) -> String {
     return """
     <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(max(width, 900)))" height="\(Int(top + plotHeight + 60))" font-family="sans-serif">
     <rect width="100%" height="100%" fill="white"/>
-    <text x="\(left)" y="18" font-size="14" font-weight="bold">ForkPool make bench — median wall time per run (log scale; lower is better). \(results.machine.label)</text>
+    <text x="\(left)" y="18" font-size="14" font-weight="bold">ForkPool make bench — median wall time per run (log scale; lower is better). \(xmlEscaped(results.machine.label))</text>
     \(legend)
     \(axis)\(body)<text x="14" y="\(top + plotHeight / 2)" font-size="11" transform="rotate(-90 14 \(top + plotHeight / 2))">seconds</text>
     </svg>

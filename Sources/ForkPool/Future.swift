@@ -195,7 +195,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
 
     /// Fails the task as cancelled by `shutdown(cancelPending: true)`.
     func cancelByShutdown() {
-        complete(.failure(ForkPoolError(.cancelled, "task \(taskID) was cancelled by shutdown", taskID: taskID)))
+        complete(.failure(.cancelledByShutdown(taskID: taskID)))
     }
 
     func waitForResult() -> Result<Value, ForkPoolError> {

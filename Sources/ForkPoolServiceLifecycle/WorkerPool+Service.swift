@@ -11,9 +11,7 @@
 // pool. A cancellation that arrives while a graceful shutdown is draining the queue escalates it:
 // a second stopping thread cancels the tasks still queued (shutdown is idempotent and safe from
 // several threads at once).
-import CForkShim
 import ForkPool
-import Glibc
 import ServiceLifecycle
 import Synchronization
 
@@ -110,10 +108,16 @@ private final class PoolStopper<Pool: WorkerPool>: Sendable {
             return true
         }
         guard start else { return }
-        startDetachedThread { [self] in
+        let body: @Sendable () -> Void = { [self] in
             // Returns only once every worker is gone, whichever of two concurrent calls it is.
             pool.shutdown(cancelPending: cancelPending)
             markStopped()
+        }
+        // A thread that may block, as `shutdown` does, without taking one of the cooperative
+        // pool's few threads; with no thread to be had, block a cooperative one rather than
+        // never stop.
+        if (try? PosixThread.start(name: "forkpool-stop", detached: true, body)) == nil {
+            Task.detached { body() }
         }
     }
 
@@ -136,32 +140,5 @@ private final class PoolStopper<Pool: WorkerPool>: Sendable {
             return state.waiter
         }
         waiter?.resume()
-    }
-}
-
-/// Runs `body` on a new detached pthread named "forkpool-stop": a thread that may block, as
-/// `shutdown` does, without taking one of the cooperative pool's few threads.
-/// The corresponding C function is `pthread_create`.
-private func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    defer { pthread_attr_destroy(&attributes) }
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var handle = pthread_t()
-    let result = pthread_create(&handle, &attributes, { argument in
-        forkpool_set_thread_name(pthread_self(), "forkpool-stop")
-        Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-        return nil
-    }, box)
-    guard result == 0 else {
-        // No thread to be had (EAGAIN): block a cooperative thread rather than never stop.
-        Unmanaged<Box>.fromOpaque(box).release()
-        Task.detached { body() }
-        return
     }
 }

@@ -485,7 +485,7 @@ final class Dispatcher: @unchecked Sendable {
             var expired: [PendingTask] = []
             if cancelRequested {
                 for task in queue.removeAll() {
-                    dropped.append((task, ForkPoolError(.cancelled, "task \(task.id) was cancelled by shutdown", taskID: task.id)))
+                    dropped.append((task, .cancelledByShutdown(taskID: task.id)))
                 }
                 queuedWithDeadline.removeAll()
             }
@@ -816,7 +816,7 @@ final class Dispatcher: @unchecked Sendable {
             workers[index].fault = DirectLane.describe(fault, worker: workers[index].pid, task: workers[index].task?.id)
         }
         workers[index].closeSocket()
-        workers[index].send(SIGKILL)
+        workers[index].signal(SIGKILL)
     }
 
     /// Stops a worker whose task timed out or was cancelled: the task fails with `fault` now;
@@ -838,10 +838,10 @@ final class Dispatcher: @unchecked Sendable {
         workers[index].closeSocket()
         if workers[index].lent { _ = Glibc.shutdown(workers[index].lane.socket, CInt(SHUT_RDWR)) }
         if configuration.terminationGracePeriod > 0 {
-            workers[index].send(SIGTERM)
+            workers[index].signal(SIGTERM)
             workers[index].killDeadline = now + UInt64(configuration.terminationGracePeriod * 1e9)
         } else {
-            workers[index].send(SIGKILL)
+            workers[index].signal(SIGKILL)
         }
     }
 
@@ -855,7 +855,7 @@ final class Dispatcher: @unchecked Sendable {
                                           + "which was killed", taskID: task.id, processID: workers[index].pid), now: now)
             }
             if let deadline = workers[index].killDeadline, deadline <= now {
-                workers[index].send(SIGKILL)
+                workers[index].signal(SIGKILL)
                 workers[index].killDeadline = nil
             }
         }
@@ -1059,7 +1059,7 @@ final class Dispatcher: @unchecked Sendable {
                          crashed: false, now: monotonicNanoseconds())
             var worker = workers.remove(at: index)
             worker.closeSocket()
-            worker.send(SIGKILL)
+            worker.signal(SIGKILL)
             PoolDescriptors.close(worker.pidfd)
             if let task = worker.task {
                 let error = worker.fault ?? diedWithServer(worker.pid, task)
@@ -1113,7 +1113,7 @@ final class Dispatcher: @unchecked Sendable {
             for index in workers.indices where workers[index].socket >= 0 { workers[index].dismiss() }
             let now = monotonicNanoseconds()
             if now >= deadline && killedAt == nil {
-                workers.forEach { $0.send(SIGKILL) }
+                workers.forEach { $0.signal(SIGKILL) }
                 killedAt = now
             }
             if let killedAt, now > killedAt + 5_000_000_000 { break }  // the server stopped reporting
@@ -1128,7 +1128,7 @@ final class Dispatcher: @unchecked Sendable {
             }, crashed: false, now: monotonicNanoseconds())
             var worker = workers.remove(at: index)
             worker.closeSocket()
-            worker.send(SIGKILL)
+            worker.signal(SIGKILL)
             PoolDescriptors.close(worker.pidfd)
         }
         publishWorkers()

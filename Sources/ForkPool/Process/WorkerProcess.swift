@@ -110,7 +110,7 @@ struct WorkerProcess {
     }
 
     /// Sends `signal` through the pidfd (no risk of hitting a recycled pid).
-    func send(_ signal: Int32) {
+    func signal(_ signal: Int32) {
         _ = forkpool_pidfd_send_signal(pidfd, signal)
     }
 

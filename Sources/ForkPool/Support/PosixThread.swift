@@ -1,4 +1,4 @@
-// PosixThread: starts a joinable pthread running a Swift closure.
+// PosixThread: starts a pthread running a Swift closure (joinable, or detached).
 //
 // Both pools own their threads directly (no Dispatch, no Swift concurrency): the process
 // pool's dispatcher must be a thread that lives exactly as long as the pool, because the
@@ -6,7 +6,7 @@
 import CForkShim
 import Glibc
 
-struct PosixThread: @unchecked Sendable {
+package struct PosixThread: @unchecked Sendable {
     private let handle: pthread_t
 
     private final class Box {
@@ -14,11 +14,18 @@ struct PosixThread: @unchecked Sendable {
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
 
-    /// Starts `body` on a new thread. The corresponding C function is `pthread_create`.
-    static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(ForkPoolError) -> PosixThread {
+    /// Starts `body` on a new thread, named `name` (at most 15 bytes are kept); a detached one
+    /// cleans up after itself and must not be joined. The corresponding C function is
+    /// `pthread_create`.
+    package static func start(name: String, detached: Bool = false,
+                              _ body: @escaping @Sendable () -> Void) throws(ForkPoolError) -> PosixThread {
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        if detached { pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED)) }
         var handle = pthread_t()
-        let result = pthread_create(&handle, nil, { argument in
+        let result = pthread_create(&handle, &attributes, { argument in
             let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
             box.body()
             return nil
@@ -32,12 +39,8 @@ struct PosixThread: @unchecked Sendable {
         return PosixThread(handle: handle)
     }
 
-    /// Waits for the thread to finish. The corresponding C function is `pthread_join`.
-    func join() {
+    /// Waits for a joinable thread to finish. The corresponding C function is `pthread_join`.
+    package func join() {
         pthread_join(handle, nil)
-    }
-
-    static var isCurrentThread: (PosixThread) -> Bool {
-        { pthread_equal($0.handle, pthread_self()) != 0 }
     }
 }
