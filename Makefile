@@ -41,9 +41,11 @@ docs:
 		--warnings-as-errors --output-path .build/docs/ForkPool.doccarchive
 
 # Not in CI: 10 million tiny tasks and 10,000 crashes; memory and descriptors must not grow.
+# Then the fork-safety stress test at full size: 1,000 pools made while other threads hold locks.
 soak:
 	$(SWIFT) build -c release --product Demo
 	$(RELEASE_BIN)/Demo soak
+	FORKPOOL_STRESS_POOLS=1000 $(SWIFT) test --no-parallel --filter ForkSafetyStressTests
 
 # The frame decoder under libFuzzer (+ AddressSanitizer) for FUZZ_SECONDS, from the seed
 # corpus in Fuzz/corpus; a crash leaves its input in $(FUZZ_DIR) (make it a regression test).

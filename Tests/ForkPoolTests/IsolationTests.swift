@@ -285,6 +285,64 @@ extension ForkPoolTests {
             #expect(waitUntil { pids.allSatisfy(isDead) })
         }
 
+        @Test func parentKilledWhileEveryWorkerIsBusyLeavesNoOrphans() throws {
+            // Idle workers would leave anyway when their socket closes; these are inside a task
+            // that never returns and never reads the socket, so only the parent-death signal
+            // (fork server: the pool's dispatcher thread died; workers: the fork server died)
+            // can end them.
+            var fds: [Int32] = [0, 0]
+            try #require(pipe(&fds) == 0)
+            defer { close(fds[0]) }
+            let application = forkpool_fork_worker(nil, 0, 0)
+            if application == 0 {
+                close(fds[0])
+                let report = fds[1]
+                guard let pool = try? ProcessPool(workers: 3, configuration: quiet, work: obey),
+                      var server = pool.forkServerProcessID else { forkpool_exit(3) }
+                // The server's pid first; then each busy worker writes its own (4-byte writes
+                // to a pipe are atomic).
+                _ = write(report, &server, MemoryLayout<pid_t>.size)
+                var futures: [Future<Int>] = []
+                for _ in 0..<3 {
+                    guard let future = try? pool.submit(.reportPID(fd: report, sleepMilliseconds: -1)) else { forkpool_exit(4) }
+                    futures.append(future)
+                }
+                withExtendedLifetime((pool, futures)) {
+                    while true { pause() }
+                }
+            }
+            close(fds[1])
+            var status: Int32 = 0
+            // Whatever happens below, the stand-in application is killed and reaped.
+            var reaped = false
+            defer {
+                if !reaped {
+                    kill(application, SIGKILL)
+                    _ = forkpool_waitpid(application, &status, 0)
+                }
+            }
+            let pids = readPIDs(from: fds[0], count: 4, timeoutMilliseconds: 30_000)
+            // Strays of a failing run are killed, so later tests see no extra processes.
+            defer { for pid in pids where !isDead(pid) { kill(pid, SIGKILL) } }
+            try #require(pids.count == 4, "the stand-in application reported \(pids.count) of 4 pids")
+            let server = pids[0]
+            let workers = Array(pids[1...])
+            #expect(Set(workers).count == 3)
+            #expect(pids.allSatisfy { $0 > 0 && !isDead($0) })
+            #expect(Set(childProcessIDs(of: server)).isSuperset(of: workers))
+            // Every worker is busy: it reported from inside its task, which never returns.
+            #expect(kill(application, SIGKILL) == 0)
+            #expect(forkpool_waitpid(application, &status, 0) == application)
+            reaped = true
+            #expect(forkpool_wtermsig(status) == SIGKILL)
+            // Within one second, not the generous 30 s of `waitUntil`: the death signal is
+            // immediate; anything slower is some other, accidental, mechanism.
+            let deadline = monotonicNanoseconds() + 1_000_000_000
+            while !pids.allSatisfy(isDead) && monotonicNanoseconds() < deadline { usleep(5_000) }
+            let survivors = pids.filter { !isDead($0) }
+            #expect(survivors.isEmpty, "still alive 1 s after their application was killed: \(survivors.map { $0 == server ? "fork server \($0)" : "worker \($0)" })")
+        }
+
         @Test func ctrlCInTheParentEndsEveryWorkerOnce() throws {
             // SIGINT's default action ends the application; nothing needs a second Ctrl-C.
             let pids = try poolOrphanedBy(SIGINT)
@@ -471,4 +529,20 @@ final class RawWorker {
         reaped = true
         return forkpool_wifexited(status) != 0 ? forkpool_wexitstatus(status) : 128 + forkpool_wtermsig(status)
     }
+}
+
+/// Reads up to `count` pids from `fd`, giving up once `timeoutMilliseconds` pass without one.
+func readPIDs(from fd: Int32, count: Int, timeoutMilliseconds: Int32) -> [pid_t] {
+    var pids: [pid_t] = []
+    var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    while pids.count < count {
+        entry.revents = 0
+        let ready = poll(&entry, 1, timeoutMilliseconds)
+        if ready < 0 && errno == EINTR { continue }
+        guard ready > 0 else { break }
+        var pid: pid_t = 0
+        guard read(fd, &pid, MemoryLayout<pid_t>.size) == MemoryLayout<pid_t>.size else { break }
+        pids.append(pid)
+    }
+    return pids
 }
