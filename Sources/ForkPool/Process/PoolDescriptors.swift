@@ -95,6 +95,4 @@ enum PoolDescriptors {
     /// The number of registered descriptors (tests use it to prove nothing leaks).
     static var count: Int { lock.withLock { open.count } }
 
-    /// The registered descriptors (tests check a worker's registry against what it has open).
-    static var registered: Set<CInt> { lock.withLock { open } }
 }
