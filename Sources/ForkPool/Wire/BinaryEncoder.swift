@@ -9,60 +9,8 @@
 // returns. A value whose type is FastWireCodable (PayloadCodec.swift) is written by that fast
 // path instead, wherever it occurs. Nested containers and super-encoders, which the Codable API
 // lets a caller fill in any order, write into a buffer of their own that is spliced into the
-// parent when the parent's slot closes.
+// parent when the parent's slot closes. The wire format itself is laid out in WireFormat.swift.
 //
-// Wire format (BinaryDecoder and FastWireCodable read and write exactly this):
-//   payload  = slot, and no byte after it
-//   slot     = 0x00                        nil
-//            | varint(n + 1)  content(n)   a value whose content is n bytes
-//   varint   = unsigned LEB128
-//   content of
-//     Bool, Int8 … UInt64, Float, Double   little-endian bit pattern of the type's width
-//     Int, UInt                            little-endian, always 8 bytes
-//     String                               UTF-8 (the slot gives the length)
-//     keyed container                      ( varint(k) key-UTF-8(k) slot )*  — any order,
-//                                          read by key, unknown keys skipped
-//     unkeyed container                    nothing (empty), or a form byte then
-//                                            form 0        slot*
-//                                            form 1,2,3,4  packed elements: the bare content
-//                                                          of primitives 1, 2, 4 or 8 bytes wide
-//                                          (packed while every element so far is a primitive of
-//                                          one width — [Int], Data — slots once one is not)
-//   Optional follows its own Codable: nil is a nil slot, a value is the wrapped value's slot.
-
-/// Constants of the wire format shared by the encoder, the decoder and the fast path.
-internal enum WireLayout {
-    static let nilSlot: UInt8 = 0
-    static let slotsForm: UInt8 = 0
-
-    static var isLittleEndianHost: Bool {
-        #if _endian(little)
-        true
-        #else
-        false
-        #endif
-    }
-
-    static func packedForm(width: Int) -> UInt8 {
-        switch width {
-        case 1: 1
-        case 2: 2
-        case 4: 3
-        default: 4
-        }
-    }
-
-    static func packedWidth(ofForm form: UInt8) -> Int? {
-        switch form {
-        case 1: 1
-        case 2: 2
-        case 3: 4
-        case 4: 8
-        default: nil
-        }
-    }
-}
-
 // MARK: - Encoder
 
 internal struct BinaryEncoder: Encoder {
