@@ -163,17 +163,22 @@ extension ForkPoolTests {
         @Test func breakPoolPolicyFailsQueuedTasksAndRefusesNewOnes() throws {
             var configuration = quiet
             configuration.crashPolicy = .breakPool
+            let pids = PIDPipe()  // before the pool: its workers inherit the pipe
             let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
             defer { pool.shutdown() }
-            let crash = try pool.submit(.exit(2))
+            // The worker dies only once the others are queued: a crash that came first would
+            // refuse them at `submit` (a race this test once lost).
+            let crash = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1))
+            let worker = pids.nextPID()
             let queued = try (1...4).map { try pool.submit(.square($0)) }
+            #expect(kill(worker, SIGKILL) == 0)
             #expect(expectForkPoolError { _ = try crash.get() }?.code == .workerDied)
             for future in queued {
                 #expect(expectForkPoolError { _ = try future.get() }?.code == .poolBroken)
             }
             let refused = expectForkPoolError { _ = try pool.submit(.square(1)) }
             #expect(refused?.code == .poolBroken)
-            #expect(refused?.message.contains("exited with status 2") == true)
+            #expect(refused?.message.contains("killed by signal 9 (SIGKILL)") == true)  // the crash that broke it
         }
 
         // MARK: Recycling
