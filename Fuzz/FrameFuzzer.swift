@@ -34,7 +34,7 @@ public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
                 _ = try? bytesCodec.decode(from: payload)
                 _ = try? recordCodec.decode(from: payload)
             case .resultBatch:
-                let chunk = ChunkTask(id: header.taskID, frame: [], count: 4, codec: recordsCodec)
+                let chunk = ChunkCompletion(id: header.taskID, count: 4, codec: recordsCodec)
                 chunk.finish(output: payload, tail: nil, worker: 1) { _ in }
                 precondition(chunk.future.isDone, "a batch reply left the chunk pending")
                 _ = chunk.outputs()

@@ -34,7 +34,7 @@ extension ForkPoolTests {
 
         @Test func aBatchReplyWithTheWrongNumberOfOutputsOrGarbageIsRejected() throws {
             let codec = PayloadCodec<[Int]>()
-            let chunk = ChunkTask(id: 7, frame: [], count: 3, codec: codec)
+            let chunk = ChunkCompletion(id: 7, count: 3, codec: codec)
             var short: [UInt8] = []
             try codec.encode([1, 2], into: &short)
             guard case .failure(let error) = short.withUnsafeBytes({ chunk.outputs(from: $0, worker: 42) }) else {

@@ -1,15 +1,18 @@
-// PendingTask: one task as the dispatcher sees it — a ready-to-send frame and a way to
-// complete the caller's future. The dispatcher deals only in bytes; the typed subclass made
-// by ProcessPool decodes the output and completes the typed Future.
+// PendingTask: one task as the dispatcher sees it — a ready-to-send frame, the dispatcher's
+// bookkeeping, and its TaskCompletion: the caller's side, which the pool makes (one input's
+// typed Future, or a chunk of `map`). The dispatcher deals only in bytes; the completion
+// decodes the output and completes the future.
 import Glibc
 
-class PendingTask: @unchecked Sendable {
+final class PendingTask: @unchecked Sendable {
     let id: UInt64
     /// The frame, header + encoded input; released once sent.
     var frame: [UInt8]
     /// A large `[UInt8]` input's own bytes, sent after `frame` (the header counts them) with
     /// no copy; empty for every other input.
     var tail: [UInt8]
+    /// Completes the caller's side.
+    let completion: any TaskCompletion
 
     /// The caller's deadline (monotonic ns) from `submit(_:timeout:)`, if any.
     var deadline: UInt64?
@@ -27,30 +30,27 @@ class PendingTask: @unchecked Sendable {
     /// Counted as ended (or cancelled): a later failure of the same task is not counted again.
     var isSettled = false
 
-    init(id: UInt64, frame: [UInt8], tail: [UInt8] = []) {
+    init(id: UInt64, frame: [UInt8], tail: [UInt8] = [], completion: any TaskCompletion) {
         self.id = id
         self.frame = frame
         self.tail = tail
+        self.completion = completion
     }
-
-    /// Fails the task only if it has not started; true if it did.
-    func failIfQueued(_ error: ForkPoolError) -> Bool { fatalError("subclass must override") }
-
-    /// The frame kind a successful reply has.
-    var replyKind: FrameKind { .result }
 
     /// Moves the task to running; false if it was cancelled while queued.
-    func start() -> Bool { fatalError("subclass must override") }
-    /// Completes with the worker's encoded output (and, for a split frame received directly,
-    /// its raw tail), first telling `settle` whether the outcome is
-    /// a failure (its code) or a success (nil), so the pool counts it before anyone waiting wakes.
-    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
-        fatalError("subclass must override")
-    }
-    /// Completes with an error.
-    func fail(_ error: ForkPoolError) { fatalError("subclass must override") }
+    func start() -> Bool { completion.start() }
+    /// Completes with an error, which names this task.
+    func fail(_ error: ForkPoolError) { completion.fail(naming(error)) }
+    /// Fails the task only if it has not started; true if it did.
+    func failIfQueued(_ error: ForkPoolError) -> Bool { completion.failIfQueued(naming(error)) }
     /// The task went by lane: lets the first caller to wait read the reply itself.
-    func bind(_ reply: LaneClaim) {}
+    func bind(_ claim: LaneClaim) { completion.bind(claim) }
+
+    private func naming(_ error: ForkPoolError) -> ForkPoolError {
+        var failure = error
+        failure.taskID = id
+        return failure
+    }
 
     /// Completes the task from a frame its worker sent, if the frame is its reply — this task's
     /// id, and its reply kind or a failure — counting it through `settle` first. False when the
@@ -58,8 +58,8 @@ class PendingTask: @unchecked Sendable {
     func complete(from header: FrameHeader, payload: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t,
                   settle: (ForkPoolError.Code?) -> Void) -> Bool {
         guard header.taskID == id else { return false }
-        if header.kind == replyKind {
-            finish(output: payload, tail: tail, worker: worker, settle: settle)
+        if header.kind == completion.replyKind {
+            completion.finish(output: payload, tail: tail, worker: worker, settle: settle)
         } else if header.kind == .failure {
             let failure = taskFailure(from: payload, task: id, worker: worker)
             settle(failure.code)
@@ -71,27 +71,50 @@ class PendingTask: @unchecked Sendable {
     }
 }
 
+/// The caller's side of a task, which a pool makes for it: what a reply is, and how it
+/// completes the caller's future.
+protocol TaskCompletion: AnyObject, Sendable {
+    /// The frame kind a successful reply has.
+    var replyKind: FrameKind { get }
+    /// Moves the task to running; false if it was cancelled while queued.
+    func start() -> Bool
+    /// Completes with the worker's encoded output (and, for a split frame received directly,
+    /// its raw tail), first telling `settle` whether the outcome is a failure (its code) or a
+    /// success (nil), so the pool counts it before anyone waiting wakes.
+    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void)
+    /// Completes with an error.
+    func fail(_ error: ForkPoolError)
+    /// Fails only if the task has not started; true if it did.
+    func failIfQueued(_ error: ForkPoolError) -> Bool
+    /// The task went by lane: the first caller to wait reads the reply itself.
+    func bind(_ claim: LaneClaim)
+}
+
 /// The error for a frame a worker should not have sent (not the reply its task awaits).
 func unexpectedFrame(_ header: FrameHeader, worker: pid_t) -> ForkPoolError {
     ForkPoolError(.malformedFrame, "worker process \(worker) sent an unexpected \(header.kind) frame for task \(header.taskID)",
                   processID: worker)
 }
 
-/// The typed task ProcessPool enqueues.
-final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecked Sendable {
+/// One input's future, as ProcessPool makes it: decodes the output and completes the typed
+/// Future.
+final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unchecked Sendable {
+    let id: UInt64
     let future: Future<Output>
     let codec: PayloadCodec<Output>
 
-    init(id: UInt64, frame: [UInt8], tail: [UInt8] = [], codec: PayloadCodec<Output>,
-         stopRunning: (@Sendable () -> Void)? = nil, taskCancellationStopsRunning: Bool = false) {
+    init(id: UInt64, codec: PayloadCodec<Output>, stopRunning: (@Sendable () -> Void)? = nil,
+         taskCancellationStopsRunning: Bool = false) {
+        self.id = id
         self.future = Future(taskID: id, stopRunning: stopRunning, taskCancellationStopsRunning: taskCancellationStopsRunning)
         self.codec = codec
-        super.init(id: id, frame: frame, tail: tail)
     }
 
-    override func start() -> Bool { future.markRunning() }
+    var replyKind: FrameKind { .result }
 
-    override func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
+    func start() -> Bool { future.markRunning() }
+
+    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
         let result: Result<Output, ForkPoolError>
         do {
             result = .success(try codec.decode(from: output, tail: tail))
@@ -104,11 +127,11 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
         future.complete(result)
     }
 
-    override func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
+    func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
 
-    override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
+    func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
 
-    override func bind(_ reply: LaneClaim) { future.attach(reply) }
+    func bind(_ claim: LaneClaim) { future.attach(claim) }
 }
 
 /// Several inputs sent as one `taskBatch` frame (`map`): the encoded `[Input]`, answered by a
@@ -116,31 +139,32 @@ final class TypedPendingTask<Output: Codable & Sendable>: PendingTask, @unchecke
 /// that failed (what `map` throws). The dispatcher only copies the reply's bytes into the
 /// chunk's future; the caller waiting in `map` decodes them with ``outputs()``, so decoding
 /// runs on the callers' threads in parallel with the dispatcher's I/O.
-final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Sendable {
+final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchecked Sendable {
     /// The reply: the `resultBatch` payload and the pid of the worker that sent it.
     struct Reply: Sendable {
         let payload: [UInt8]
         let worker: pid_t
     }
 
+    let id: UInt64
     let future: Future<Reply>
     let count: Int
     let codec: PayloadCodec<[Output]>
 
-    init(id: UInt64, frame: [UInt8], count: Int, codec: PayloadCodec<[Output]>, stopRunning: (@Sendable () -> Void)? = nil,
+    init(id: UInt64, count: Int, codec: PayloadCodec<[Output]>, stopRunning: (@Sendable () -> Void)? = nil,
          taskCancellationStopsRunning: Bool = false) {
+        self.id = id
         self.future = Future(taskID: id, spinsWhileWaiting: false, stopRunning: stopRunning,
                              taskCancellationStopsRunning: taskCancellationStopsRunning)
         self.count = count
         self.codec = codec
-        super.init(id: id, frame: frame)
     }
 
-    override var replyKind: FrameKind { .resultBatch }
+    var replyKind: FrameKind { .resultBatch }
 
-    override func start() -> Bool { future.markRunning() }
+    func start() -> Bool { future.markRunning() }
 
-    override func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
+    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
         settle(nil)  // a failed chunk comes as a `failure` frame
         future.complete(.success(Reply(payload: Array(output), worker: worker)))
     }
@@ -179,13 +203,12 @@ final class ChunkTask<Output: Codable & Sendable>: PendingTask, @unchecked Senda
         return .success(outputs)
     }
 
-    override func fail(_ error: ForkPoolError) {
-        var failure = error
-        failure.taskID = id
-        future.complete(.failure(failure))
-    }
+    func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
 
-    override func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
+    func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
+
+    /// A chunk is always read by the dispatcher (its caller decodes the reply's bytes).
+    func bind(_ claim: LaneClaim) {}
 }
 
 /// Decodes a failure frame's payload: reason byte + UTF-8 message.

@@ -101,9 +101,9 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// Queues one input and returns a future for its output. The input is encoded here, on the
     /// calling thread, so an input that cannot be encoded fails this call, not a worker.
     public func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
-        let task = try makeTask(input)
+        let (task, future) = try makeTask(input)
         try dispatcher.submit(task)
-        return task.future
+        return future
     }
 
     /// Queues one input with a deadline `timeout` seconds from now. If the task has not
@@ -113,10 +113,10 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         guard timeout > 0 else {
             throw ForkPoolError(.invalidArgument, "timeout must be positive, not \(timeout)")
         }
-        let task = try makeTask(input)
+        let (task, future) = try makeTask(input)
         task.deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
         try dispatcher.enqueue(CollectionOfOne(task))
-        return task.future
+        return future
     }
 
     /// Queues one input with a deadline `timeout` from now: the `Duration` form of the call
@@ -181,7 +181,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         /// The input's `underestimatedCount`: chunks stay small enough to spread what is known.
         let knownCount: Int
         var outputs: [Output] = []
-        var inFlight = FIFOQueue<ChunkTask<Output>>()
+        var inFlight = FIFOQueue<ChunkCompletion<Output>>()
         var chunkSize: Int
         /// While positive, only this many single-input probes are out (automatic chunking).
         var probesLeft: Int
@@ -268,14 +268,14 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// Keeps the window full: at most `workerCount × 4` chunks in flight (while probing, only
     /// the probes), handing each chunk to `willQueue` just before it is queued.
     private func fillWindow<Iterator>(_ state: inout MapState<Iterator>,
-                                      willQueue: (ChunkTask<Output>) -> Void = { _ in }) throws(ForkPoolError) {
+                                      willQueue: (ChunkCompletion<Output>) -> Void = { _ in }) throws(ForkPoolError) {
         let window = workerCount * 4
         while !state.exhausted && state.inFlight.count < (state.probesLeft > 0 ? state.probesLeft : window) {
-            let chunk: ChunkTask<Output>?
-            (chunk, state.exhausted) = try makeChunk(from: &state)
-            guard let chunk else { continue }
+            let made: (task: PendingTask, chunk: ChunkCompletion<Output>)?
+            (made, state.exhausted) = try makeChunk(from: &state)
+            guard let (task, chunk) = made else { continue }
             willQueue(chunk)
-            try dispatcher.enqueue(CollectionOfOne(chunk))
+            try dispatcher.enqueue(CollectionOfOne(task))
             state.inFlight.append(chunk)
         }
     }
@@ -302,7 +302,8 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// memory copy. A chunk over the frame limit sends its first half and carries the rest to
     /// the next; a single input over the limit throws. Returns nil when no input was left, and
     /// whether the input is used up.
-    private func makeChunk<Iterator>(from state: inout MapState<Iterator>) throws(ForkPoolError) -> (ChunkTask<Output>?, Bool) {
+    private func makeChunk<Iterator>(from state: inout MapState<Iterator>) throws(ForkPoolError)
+        -> ((task: PendingTask, chunk: ChunkCompletion<Output>)?, Bool) {
         let size = state.chunkSize
         var items: [Input] = []
         items.reserveCapacity(min(size, 4096))
@@ -345,10 +346,10 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         }
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .taskBatch, length: frame.count - FrameHeader.size, taskID: id).write(into: &frame)
-        let chunk = ChunkTask(id: id, frame: frame, count: items.count, codec: outputsCodec,
-                              stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
-                              taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
-        return (chunk, exhausted && state.carried.isEmpty)
+        let chunk = ChunkCompletion(id: id, count: items.count, codec: outputsCodec,
+                                    stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
+                                    taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
+        return ((PendingTask(id: id, frame: frame, completion: chunk), chunk), exhausted && state.carried.isEmpty)
     }
 
     /// Stops accepting tasks, runs (or cancels) the queued ones, lets running ones finish,
@@ -358,7 +359,7 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     }
 
     /// Encodes `input` into a complete task frame with a fresh id.
-    private func makeTask(_ input: Input) throws(ForkPoolError) -> TypedPendingTask<Output> {
+    private func makeTask(_ input: Input) throws(ForkPoolError) -> (PendingTask, Future<Output>) {
         var frame = FrameHeader.emptyFrame()
         // A large [UInt8] stays where it is and goes out after the frame (writev): no copy.
         let tail = inputCodec.encodePrefix(ofLargeBytes: input, into: &frame) ?? []
@@ -377,8 +378,8 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .task, length: length, taskID: id, split: tail.isEmpty ? 0 : frame.count - FrameHeader.size)
             .write(into: &frame)
-        return TypedPendingTask(id: id, frame: frame, tail: tail, codec: outputCodec,
-                                stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
-                                taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
+        let completion = OutputCompletion(id: id, codec: outputCodec, stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
+                                          taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
+        return (PendingTask(id: id, frame: frame, tail: tail, completion: completion), completion.future)
     }
 }
