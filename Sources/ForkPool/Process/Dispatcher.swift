@@ -89,8 +89,7 @@ final class Dispatcher: @unchecked Sendable {
     private var workers: [WorkerProcess] = []
     private var forkServer: ForkServerClient?
     private var spawnsInFlight = 0
-    private var consecutiveStartFailures = 0
-    private var nextSpawnTime: UInt64 = 0
+    private var startFailures: StartFailures
     private var retries = FIFOQueue<PendingTask>()
     private var stopping = false
     private var random = SystemRandomNumberGenerator()
@@ -106,6 +105,7 @@ final class Dispatcher: @unchecked Sendable {
         self.workerMain = workerMain
         let configuration = settings.configuration
         accounting = PoolAccounting(configuration: configuration, workerCount: settings.workerCount)
+        startFailures = StartFailures(limit: configuration.maximumConsecutiveStartFailures)
         lanesEnabled = configuration.usesDirectLanes && configuration.taskTimeout == nil
             && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil
         wakeFD = try PoolDescriptors.register(forkpool_eventfd, name: "eventfd")
@@ -465,8 +465,8 @@ final class Dispatcher: @unchecked Sendable {
                 nearest = min(nearest ?? deadline, deadline)
             }
         }
-        if missingWorkers > 0 && nextSpawnTime > now {
-            nearest = min(nearest ?? nextSpawnTime, nextSpawnTime)
+        if missingWorkers > 0 && startFailures.nextSpawnTime > now {
+            nearest = min(nearest ?? startFailures.nextSpawnTime, startFailures.nextSpawnTime)
         }
         if workers.contains(where: \.lent) {
             // A task sent by lane that nobody waits for is collected (and counted) within a
@@ -785,7 +785,7 @@ final class Dispatcher: @unchecked Sendable {
             case .ready:
                 workers[index].isReady = true
                 accounting.recordReady(pid, slot: slot)
-                consecutiveStartFailures = 0
+                startFailures.reset()
                 publishWorkers()
                 dismissOneRetiringWorker()
             case .initializerFailed(let message):
@@ -909,7 +909,7 @@ final class Dispatcher: @unchecked Sendable {
     /// Asks the fork server for the workers the pool lacks (none while broken, or when
     /// shutting down with nothing left to run), pacing restarts after failed starts.
     private func requestWorkers(now: UInt64) {
-        guard let forkServer, !stopping, missingWorkers > 0, now >= nextSpawnTime else { return }
+        guard let forkServer, !stopping, missingWorkers > 0, now >= startFailures.nextSpawnTime else { return }
         let wanted = lock.withLock { () -> Bool in
             switch phase {
             case .broken, .failedToStart, .stopped: return false
@@ -993,38 +993,24 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     private func handleCrash(of task: PendingTask, error: ForkPoolError, slot: Int) {
-        switch configuration.crashPolicy {
-        case .failTask:
-            accounting.recordOutcome(of: task, failure: error.code, slot: slot)
-            task.fail(error)
-        case .retry(let times) where task.retries < times:
-            task.retries += 1
+        switch configuration.crashPolicy.decide(for: task, error: error) {
+        case .fail(let failure):
+            accounting.recordOutcome(of: task, failure: failure.code, slot: slot)
+            task.fail(failure)
+        case .retry:
             accounting.recordAttemptEnded(of: task, slot: slot)
             task.enqueuedAt = monotonicNanoseconds()
             retries.append(task)
-        case .retry(let times):
-            accounting.recordOutcome(of: task, failure: error.code, slot: slot)
-            task.fail(ForkPoolError(error.code, "\(error.message) (after \(times) retries)", taskID: task.id,
-                                    processID: error.processID, signal: error.signal, exitStatus: error.exitStatus))
-        case .breakPool:
-            accounting.recordOutcome(of: task, failure: error.code, slot: slot)
-            task.fail(error)
-            breakPool(ForkPoolError(.poolBroken, "the pool is broken: \(error.message)", processID: error.processID,
-                                    signal: error.signal, exitStatus: error.exitStatus))
+        case .breakPool(let failure, let broken):
+            accounting.recordOutcome(of: task, failure: failure.code, slot: slot)
+            task.fail(failure)
+            breakPool(broken)
         }
     }
 
     /// Counts a failed start; past the limit the pool breaks instead of restarting forever.
     private func startFailed(_ error: ForkPoolError) {
-        consecutiveStartFailures += 1
-        if consecutiveStartFailures >= configuration.maximumConsecutiveStartFailures {
-            breakPool(ForkPoolError(.poolBroken, "workers failed to start \(consecutiveStartFailures) times in a row; "
-                                    + "the last: \(error.message)", errno: error.errno))
-        } else {
-            // Back off: 10 ms, 20 ms, 40 ms … at most 1 s between attempts.
-            let delay = min(UInt64(10_000_000) << UInt64(min(consecutiveStartFailures - 1, 7)), 1_000_000_000)
-            nextSpawnTime = monotonicNanoseconds() + delay
-        }
+        if let broken = startFailures.count(error, now: monotonicNanoseconds()) { breakPool(broken) }
     }
 
     private func breakPool(_ error: ForkPoolError) {

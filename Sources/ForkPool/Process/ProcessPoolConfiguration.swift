@@ -3,17 +3,6 @@ import CForkShim
 import CoreMetrics
 import Logging
 
-/// What a ``ProcessPool`` does with the task of a worker that died while running it.
-public enum CrashPolicy: Sendable, Equatable {
-    /// Fail that task with ``ForkPoolError/Code/workerDied``; replace the worker. The default.
-    case failTask
-    /// Run the task again on a fresh worker, up to `times` more times, then fail it.
-    case retry(times: Int)
-    /// Fail that task and break the pool: queued tasks fail and `submit` throws
-    /// ``ForkPoolError/Code/poolBroken`` (Python's `BrokenProcessPool` behaviour).
-    case breakPool
-}
-
 /// Settings for a ``ProcessPool``. Also reachable as `ProcessPool.Configuration`.
 public struct ProcessPoolConfiguration: Sendable {
     /// The largest payload a frame may carry in either direction, in bytes. A larger input
