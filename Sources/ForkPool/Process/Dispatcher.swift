@@ -633,20 +633,16 @@ final class Dispatcher: @unchecked Sendable {
     private func laneReturned(_ index: Int, task: PendingTask?, _ why: DirectLane.Return, now: UInt64) {
         workers[index].task = nil
         if let task { adopt(task, at: index) }
-        // A worker this thread already stopped (a cancellation) keeps its kill deadline.
-        let stillOpen = workers[index].socket >= 0
         switch why {
         case .idle, .stoppedWaiting:
             break
         case .endOfStream:
-            workers[index].closeSocket()
-            if stillOpen { workers[index].killDeadline = now + ProcessKill.gracePeriodNanoseconds }
+            workers[index].socketEnded(now: now)
         case .undelivered:
             // The worker's end was closed before the frame got there: it is exiting, and the
             // task, which never ran, goes to the next free worker.
             workers[index].task = nil
-            workers[index].closeSocket()
-            if stillOpen { workers[index].killDeadline = now + ProcessKill.gracePeriodNanoseconds }
+            workers[index].socketEnded(now: now)
             if let task {
                 task.handedOutAt = nil
                 retries.append(task)
@@ -726,87 +722,33 @@ final class Dispatcher: @unchecked Sendable {
 
     // MARK: Worker sockets
 
-    /// Reads everything the socket has and handles the frames that arrived.
+    /// Reads everything the socket has and handles the frames that arrived, one at a time
+    /// (a frame's consequences — a recycled worker dismissed — come before the next is read).
     private func service(_ index: Int, events: Int16) {
         if events & Int16(POLLOUT) != 0 { flush(index) }
         guard workers[index].socket >= 0, events & ~Int16(POLLOUT) != 0 else { return }
+        let (pid, slot) = (workers[index].pid, workers[index].slot)
         while workers[index].socket >= 0 {
-            let status: FrameReader.FillStatus
-            do {
-                status = try workers[index].lane.reader.fill(from: workers[index].socket)
-            } catch {
-                giveUp(on: index, error)
-                return
+            let event = workers[index].receive { [accounting] task, failure in
+                accounting.recordOutcome(of: task, failure: failure, slot: slot)
             }
-            switch status {
-            case .wouldBlock:
+            switch event {
+            case nil, .endOfStream?:
                 return
-            case .endOfStream:
-                // The process is exiting (or closed its socket): the fork server will report
-                // its exit; if it does not exit, kill it.
-                workers[index].closeSocket()
-                workers[index].killDeadline = monotonicNanoseconds() + ProcessKill.gracePeriodNanoseconds
-                return
-            case .received:
-                readFrames(index)
-            }
-        }
-    }
-
-    private func readFrames(_ index: Int) {
-        let pid = workers[index].pid
-        let slot = workers[index].slot
-        while workers[index].socket >= 0 {
-            let task = workers[index].task
-            let isReady = workers[index].isReady
-            let outcome: FrameOutcome?
-            do {
-                outcome = try workers[index].lane.reader.nextFrame { header, payload, tail -> FrameOutcome in
-                    if !isReady {
-                        switch header.kind {
-                        case .ready: return .ready
-                        case .initializerFailed: return .initializerFailed(String(decoding: payload, as: UTF8.self))
-                        default: break
-                        }
-                    } else if let task, task.complete(from: header, payload: payload, tail: tail, worker: pid, settle: { failure in
-                        accounting.recordOutcome(of: task, failure: failure, slot: slot)  // `self.workers` is being read from: accounting.recordOutcome(of: ) must not touch it
-                    }) {
-                        return .taskDone
-                    }
-                    return .violation(unexpectedFrame(header, worker: pid))
-                }
-            } catch {
-                giveUp(on: index, error)
-                return
-            }
-            switch outcome {
-            case nil:
-                return  // no complete frame yet
-            case .ready:
-                workers[index].isReady = true
+            case .initializerFailed?:
+                break  // the worker exits next; its exit is a failed start
+            case .ready?:
                 accounting.recordReady(pid, slot: slot)
                 startFailures.reset()
                 publishWorkers()
                 dismissOneRetiringWorker()
-            case .initializerFailed(let message):
-                workers[index].startError = message
-            case .taskDone:
-                workers[index].task = nil
-                workers[index].taskDeadline = nil
-                workers[index].tasksDone += 1
+            case .taskDone?:
                 checkRecycling(index)
-            case .violation(let error):
+            case .fault(let error)?:
                 giveUp(on: index, error)
                 return
             }
         }
-    }
-
-    private enum FrameOutcome {
-        case ready
-        case initializerFailed(String)
-        case taskDone
-        case violation(ForkPoolError)
     }
 
     /// The worker broke the protocol or its socket: kill it; its task fails with `fault` once

@@ -172,4 +172,6 @@ struct ForkServerClient {
 /// before it sends SIGKILL.
 enum ProcessKill {
     static let gracePeriodNanoseconds: UInt64 = 2_000_000_000
+    /// A worker asked to exit (`shutdown` frame) may first finish flushing its output.
+    static let dismissedGracePeriodNanoseconds: UInt64 = 5_000_000_000
 }

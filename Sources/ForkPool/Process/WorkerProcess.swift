@@ -90,6 +90,90 @@ struct WorkerProcess {
         }
     }
 
+    /// What one step of reading the worker's socket found.
+    enum Event {
+        /// The handshake: the initializer ran (`isReady` is now true).
+        case ready
+        /// The initializer threw (`startError` holds why); the worker exits next.
+        case initializerFailed
+        /// The running task's reply was handled (its future completed, counted first).
+        case taskDone
+        /// The socket reached end of stream: the worker is exiting (the socket is closed, and
+        /// the worker killed if it has not exited by `killDeadline`).
+        case endOfStream
+        /// A frame that breaks the protocol, or a failed socket.
+        case fault(ForkPoolError)
+    }
+
+    /// Handles the next complete frame, receiving more from the socket when none is buffered:
+    /// nil when nothing more has arrived. A task's reply completes its future, counted first
+    /// through `record`.
+    mutating func receive(record: (PendingTask, ForkPoolError.Code?) -> Void) -> Event? {
+        while true {
+            let (task, isReady, pid) = (self.task, self.isReady, self.pid)
+            let outcome: Event?
+            var startMessage: String?
+            do {
+                outcome = try lane.reader.nextFrame { header, payload, tail -> Event in
+                    if !isReady {
+                        switch header.kind {
+                        case .ready: return .ready
+                        case .initializerFailed:
+                            startMessage = String(decoding: payload, as: UTF8.self)
+                            return .initializerFailed
+                        default: break
+                        }
+                    } else if let task, task.complete(from: header, payload: payload, tail: tail, worker: pid,
+                                                      settle: { record(task, $0) }) {
+                        return .taskDone
+                    }
+                    return .fault(unexpectedFrame(header, worker: pid))
+                }
+            } catch {
+                return .fault(error)
+            }
+            switch outcome {
+            case .ready?:
+                self.isReady = true
+                return .ready
+            case .initializerFailed?:
+                startError = startMessage
+                return .initializerFailed
+            case .taskDone?:
+                self.task = nil
+                taskDeadline = nil
+                tasksDone += 1
+                return .taskDone
+            case let other?:
+                return other
+            case nil:
+                break  // no complete frame buffered: receive more
+            }
+            do {
+                switch try lane.reader.fill(from: socket) {
+                case .received:
+                    continue
+                case .wouldBlock:
+                    return nil
+                case .endOfStream:
+                    socketEnded(now: monotonicNanoseconds())
+                    return .endOfStream
+                }
+            } catch {
+                return .fault(error)
+            }
+        }
+    }
+
+    /// The socket reached end of stream: the process is exiting (the fork server will report
+    /// it). Closes the socket and arms a kill in case it does not exit; a worker this thread
+    /// had already stopped (its socket closed) keeps the deadline it has.
+    mutating func socketEnded(now: UInt64) {
+        guard socket >= 0 else { return }
+        closeSocket()
+        killDeadline = now + ProcessKill.gracePeriodNanoseconds
+    }
+
     /// Asks an idle worker to exit (`shutdown` frame) and closes the socket.
     mutating func dismiss() {
         guard socket >= 0 else { return }
@@ -98,7 +182,7 @@ struct WorkerProcess {
         FrameHeader(kind: .shutdown, length: 0, taskID: 0).write(into: &farewell)
         _ = farewell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
         closeSocket()
-        killDeadline = monotonicNanoseconds() + 5_000_000_000
+        killDeadline = monotonicNanoseconds() + ProcessKill.dismissedGracePeriodNanoseconds
     }
 
     /// Stops talking to the worker: closes the socket. The fork server reports its exit.
