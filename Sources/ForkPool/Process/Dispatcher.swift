@@ -15,10 +15,16 @@
 //   └ shutdown: drain (or cancel) the queue, `shutdown` frames, wait for every exit (and every
 //     caller still reading a lane), stop the fork server and reap it
 //
+// This file holds the dispatcher's state, the calls any thread makes (enqueue, stats,
+// shutdown) and the loop itself (serve, takeWork, handing tasks out). Its other rooms:
+// Dispatcher+Workers (the workers' lives, the fork server's reports), Dispatcher+Lanes (the
+// direct lanes' books), Dispatcher+Ending (stopping, and a loop that cannot go on); and beside
+// it ForkServerClient, WorkerProcess, DirectLane, CrashPolicy and PoolAccounting.
+//
 // Worker state is touched by this thread only, except a lent worker's lane, whose state is
 // shared under `lock`; the queue, phase and published pids are shared under `lock` too. A task
 // that goes by lane is counted (PoolAccounting) and completed on the thread that reads its
-// reply. This thread forks the fork server, because PR_SET_PDEATHSIG follows the forking
+// reply. This thread starts the fork server, because PR_SET_PDEATHSIG follows the forking
 // thread and this thread lives exactly as long as the pool.
 import CForkShim
 import CoreMetrics
@@ -32,7 +38,7 @@ final class Dispatcher: @unchecked Sendable {
         var configuration: ProcessPoolConfiguration
     }
 
-    private enum Phase {
+    enum Phase {
         case starting
         case running
         case failedToStart(ForkPoolError)
@@ -41,64 +47,64 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     let settings: Settings
-    private var configuration: ProcessPoolConfiguration { settings.configuration }
-    private let workerMain: @Sendable (CInt) -> Never
+    var configuration: ProcessPoolConfiguration { settings.configuration }
+    let workerMain: @Sendable (CInt) -> Never
     /// The eventfd that wakes the poll loop (a test closes it from outside).
     let wakeFD: CInt
-    private let taskIDs = Atomic<UInt64>(1)
+    let taskIDs = Atomic<UInt64>(1)
     /// Tasks sent by lane, and callers reading a lane now (tests watch both).
-    private let laneSends = Atomic<Int>(0)
-    private let laneReaders = Atomic<Int>(0)
+    let laneSends = Atomic<Int>(0)
+    let laneReaders = Atomic<Int>(0)
 
     // Shared state, guarded by `lock`.
-    private let lock = ConditionLock()
-    private var queue = FIFOQueue<PendingTask>()
+    let lock = ConditionLock()
+    var queue = FIFOQueue<PendingTask>()
     /// Queued tasks that carry a deadline, checked for expiry each turn.
-    private var queuedWithDeadline: [PendingTask] = []
-    private var phase = Phase.starting
-    private var shutdownRequested = false
-    private var cancelRequested = false
-    private var wakePending = false
+    var queuedWithDeadline: [PendingTask] = []
+    var phase = Phase.starting
+    var shutdownRequested = false
+    var cancelRequested = false
+    var wakePending = false
     /// The eventfd is closed (the dispatcher left) or lost (closed by someone else): never
     /// written again.
-    private var wakeClosed = false
+    var wakeClosed = false
     /// Why the dispatcher could not go on (its poll failed): the pool stays broken with it.
-    private var dispatcherFailure: ForkPoolError?
-    private var publishedPIDs: [pid_t] = []
-    private var publishedForkServerPID: pid_t?
+    var dispatcherFailure: ForkPoolError?
+    var publishedPIDs: [pid_t] = []
+    var publishedForkServerPID: pid_t?
     /// Running tasks whose futures were cancelled: their workers are to be killed.
-    private var cancelledRunning: Set<UInt64> = []
+    var cancelledRunning: Set<UInt64> = []
     /// Idle workers lent to submitting threads (DirectLane), in state `.open`.
-    private var openLanes: [DirectLane] = []
+    var openLanes: [DirectLane] = []
     /// Whether submitting threads may take open lanes (while the queue is also empty): the
     /// pool runs, is not shutting down and has no crashed task waiting for a retry.
-    private var lanesAllowed = false
+    var lanesAllowed = false
     /// Callers still reading from a lane whose worker has exited, and the tasks such readers
     /// gave back without a reply (to fail, or retry, here).
-    private var detachedReaders = 0
+    var detachedReaders = 0
     /// Lanes in `.sent`: tasks sent by lane whose replies nobody reads yet (`stats` has the
     /// dispatcher collect them, so they are counted).
-    private var unreadLaneTasks = 0
-    private var orphans: [DirectLane.Orphan] = []
+    var unreadLaneTasks = 0
+    var orphans: [DirectLane.Orphan] = []
 
-    private let joinLock = ConditionLock()
-    private var thread: PosixThread?
-    private var joined = false
+    let joinLock = ConditionLock()
+    var thread: PosixThread?
+    var joined = false
 
     // Dispatcher thread only.
-    private var workers: [WorkerProcess] = []
-    private var forkServer: ForkServerClient?
-    private var spawnsInFlight = 0
-    private var startFailures: StartFailures
-    private var retries = FIFOQueue<PendingTask>()
-    private var stopping = false
-    private var random = SystemRandomNumberGenerator()
+    var workers: [WorkerProcess] = []
+    var forkServer: ForkServerClient?
+    var spawnsInFlight = 0
+    var startFailures: StartFailures
+    var retries = FIFOQueue<PendingTask>()
+    var stopping = false
+    var random = SystemRandomNumberGenerator()
     /// Whether single tasks may go by lane: not when the pool has deadlines or recycling
     /// limits to keep, which only this thread keeps.
-    private let lanesEnabled: Bool
+    let lanesEnabled: Bool
 
     /// Stats, metrics and log events.
-    private let accounting: PoolAccounting
+    let accounting: PoolAccounting
 
     init(settings: Settings, workerMain: @escaping @Sendable (CInt) -> Never) throws(ForkPoolError) {
         self.settings = settings
@@ -185,87 +191,6 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    /// Sends `task` straight to an idle worker from this thread when the queue is empty and a
-    /// lane is open (its future then lets the first waiting caller read the reply itself);
-    /// otherwise queues it.
-    func submit(_ task: PendingTask) throws(ForkPoolError) {
-        guard lanesEnabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
-            return try enqueue(CollectionOfOne(task))
-        }
-        let now = monotonicNanoseconds()
-        let sending = try lock.withLock { () throws(ForkPoolError) -> (lane: DirectLane, frame: [UInt8])? in
-            try checkAccepting()
-            task.enqueuedAt = now
-            guard lanesAllowed, queue.isEmpty, let lane = openLanes.popLast() else {
-                queue.append(task)
-                wakeLocked()
-                return nil
-            }
-            task.frame[3] = FrameHeader.directFlag  // the worker may spin for this caller's next task
-            lane.beginSending(task)
-            task.leftQueue = true
-            _ = task.start()
-            task.handedOutAt = now
-            return (lane, task.frame)
-        }
-        guard let (lane, frame) = sending else { return }
-        task.bind(LaneClaim(dispatcher: self, lane: lane, task: task))
-        let delivered = lane.send(frame)
-        laneSends.add(1, ordering: .relaxed)
-        accounting.recordHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
-        lock.withLock {
-            switch lane.endSending(task, delivered: delivered) {
-            case .sent:
-                unreadLaneTasks += 1
-            case .undelivered:
-                wakeLocked()
-            case .orphaned(let orphan):
-                detachedReaders -= 1
-                orphans.append(orphan)
-                wakeLocked()
-            }
-        }
-    }
-
-    /// A waiting caller reads `task`'s reply from its lane, unless the dispatcher has taken
-    /// the task over; then gives the lane back (open again, or to the dispatcher).
-    func receiveByLane(_ task: PendingTask, from lane: DirectLane, until deadline: UInt64?) {
-        let claimed = lock.withLock { () -> Bool in
-            guard lane.claimForReading(task) else { return false }
-            unreadLaneTasks -= 1
-            return true
-        }
-        guard claimed else { return }
-        laneReaders.add(1, ordering: .relaxed)
-        defer { laneReaders.subtract(1, ordering: .relaxed) }
-        let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot) }
-        var outcome = lane.receiveReply(for: task, until: deadline, settle: count)
-        if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {
-            // The worker is gone and its socket shut down: what it wrote before it exited is
-            // all there, and counts. Read it to the end before giving up.
-            outcome = lane.receiveReply(for: task, until: nil, settle: count)
-        }
-        lock.withLock {
-            switch lane.endReading(task, outcome: outcome, mayReopen: lanesAllowed && queue.isEmpty) {
-            case .reopened:
-                openLanes.append(lane)
-            case .returned:
-                wakeLocked()
-            case .detached(let orphan):
-                detachedReaders -= 1
-                if let orphan { orphans.append(orphan) }
-                wakeLocked()
-            }
-        }
-    }
-
-    /// The caller will not read `task`'s reply: the dispatcher takes it over on its next turn.
-    func handBack(_ task: PendingTask, from lane: DirectLane) {
-        lock.withLock {
-            if lane.holdsUnread(task) { wakeLocked() }
-        }
-    }
-
     /// Asks the dispatcher to kill the worker running task `id` (its future is already
     /// completed as cancelled).
     func stopRunningTask(_ id: UInt64) {
@@ -291,7 +216,7 @@ final class Dispatcher: @unchecked Sendable {
         join()
     }
 
-    private func checkAccepting() throws(ForkPoolError) {
+    func checkAccepting() throws(ForkPoolError) {
         if shutdownRequested {
             throw ForkPoolError(.poolShutDown, "the pool has been shut down")
         }
@@ -300,14 +225,14 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Writes the eventfd unless a wake-up is already pending. Under `lock`, so it can never
     /// race with the dispatcher closing the eventfd.
-    private func wakeLocked() {
+    func wakeLocked() {
         guard !wakeClosed, !wakePending else { return }
         wakePending = true
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
     }
 
-    private func join() {
+    func join() {
         joinLock.withLock {
             guard !joined, let thread else { return }
             thread.join()
@@ -317,7 +242,7 @@ final class Dispatcher: @unchecked Sendable {
 
     // MARK: - The dispatcher thread
 
-    private func run() {
+    func run() {
         do {
             try startForkServer()
         } catch {
@@ -351,54 +276,9 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    /// The poll loop cannot go on (`poll` failed, or the pool's eventfd was closed from
-    /// outside): the pool breaks with the errno, lanes close, queued tasks fail now and running
-    /// ones when their workers, killed at once, are reported dead. Never a crash of the host.
-    private func dispatcherFailed(_ error: ForkPoolError, wakeLost: Bool) {
-        accounting.logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
-        let queued = lock.withLock { () -> [PendingTask] in
-            dispatcherFailure = error
-            if wakeLost { wakeClosed = true }
-            switch phase {
-            case .starting: phase = .failedToStart(error)
-            case .running: phase = .broken(error)
-            default: break
-            }
-            lanesAllowed = false
-            queuedWithDeadline.removeAll()
-            lock.broadcast()
-            return queue.removeAll()
-        }
-        for task in queued + retries.removeAll() {
-            var failure = error
-            failure.taskID = task.id
-            accounting.recordOutcome(of: task, failure: failure.code, slot: nil)
-            task.fail(failure)
-        }
-        for index in workers.indices where workers[index].fault == nil {
-            workers[index].fault = error
-        }
-    }
-
-    /// After a dispatcher failure: waits for callers still reading lanes of killed workers and
-    /// fails the tasks they gave back (nobody else is left to run them).
-    private func failLeftovers(_ error: ForkPoolError) {
-        let leftovers = lock.withLock { () -> [DirectLane.Orphan] in
-            while detachedReaders > 0 { _ = lock.wait(untilMonotonicNanoseconds: monotonicNanoseconds() + 100_000_000) }
-            defer { orphans.removeAll() }
-            return orphans
-        }
-        for orphan in leftovers {
-            var failure = orphan.error ?? error
-            failure.taskID = orphan.task.id
-            accounting.recordOutcome(of: orphan.task, failure: failure.code, slot: orphan.slot)
-            orphan.task.fail(failure)
-        }
-    }
-
     /// The poll loop; returns once shutdown was requested and no task is left, or the pool
     /// failed to start.
-    private func serve() {
+    func serve() {
         var pollSet: [pollfd] = []
         var owners: [Int] = []  // worker index of each pollfd after the first two
         while true {
@@ -458,7 +338,7 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     /// Milliseconds until the nearest deadline: a task's time limit, a kill, the next spawn.
-    private func pollTimeout(now: UInt64, nextQueuedDeadline: UInt64?) -> Int32 {
+    func pollTimeout(now: UInt64, nextQueuedDeadline: UInt64?) -> Int32 {
         var nearest = nextQueuedDeadline
         for worker in workers {
             for deadline in [worker.taskDeadline, worker.killDeadline].compactMap({ $0 }) {
@@ -478,7 +358,7 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Under the lock: expires, cancels and hands out tasks; says whether the loop is done.
     /// `expired`: queued tasks just failed for passing their deadline (to be counted outside the lock).
-    private func takeWork(now: UInt64) -> (assigned: [Int], dropped: [(PendingTask, ForkPoolError)], expired: [PendingTask],
+    func takeWork(now: UInt64) -> (assigned: [Int], dropped: [(PendingTask, ForkPoolError)], expired: [PendingTask],
                                            cancelled: Set<UInt64>, nextQueuedDeadline: UInt64?, finished: Bool) {
         lock.withLock {
             var dropped: [(PendingTask, ForkPoolError)] = []
@@ -559,131 +439,7 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    /// Under the lock: whether idle workers may be lent to submitting threads.
-    private var lanesMayOpen: Bool {
-        guard lanesEnabled, !shutdownRequested, retries.isEmpty, case .running = phase else { return false }
-        return true
-    }
-
-    // MARK: Direct lanes
-
-    /// Takes back what submitting threads hold or gave back: tasks sent by lane that nobody
-    /// reads yet (this thread reads their replies from now on), lanes returned after a reply,
-    /// a time-out or a fault, and open lanes when they may not stay open (queued work,
-    /// shutdown, a retry). Kills a worker whose lane task was cancelled while a caller reads,
-    /// and settles the tasks that readers of exited workers gave back.
-    private func reclaimLanes(now: UInt64) {
-        guard lanesEnabled else { return }
-        var returned: [(index: Int, task: PendingTask?, why: DirectLane.Return)] = []
-        var cancelled: [(index: Int, task: PendingTask)] = []
-        let orphaned = lock.withLock { () -> [DirectLane.Orphan] in
-            let mayStayOpen = lanesMayOpen && queue.isEmpty
-            for index in workers.indices where workers[index].lent {
-                switch workers[index].lane.reclaim(mayStayOpen: mayStayOpen, cancelled: cancelledRunning) {
-                case .keep:
-                    break
-                case .closed:
-                    workers[index].lent = false
-                case .adopt(let task):
-                    unreadLaneTasks -= 1
-                    workers[index].lent = false
-                    adopt(task, at: index)
-                case .returned(let task, let why):
-                    workers[index].lent = false
-                    returned.append((index, task, why))
-                case .cancel(let task):
-                    cancelled.append((index, task))
-                }
-            }
-            openLanes.removeAll { if case .open = $0.state { false } else { true } }
-            lanesAllowed = mayStayOpen
-            defer { orphans.removeAll() }
-            return orphans
-        }
-        for (index, task, why) in returned { laneReturned(index, task: task, why, now: now) }
-        for (index, task) in cancelled {
-            workers[index].fault = ForkPoolError(.cancelled, "task \(task.id) was cancelled while running", taskID: task.id,
-                                                 processID: workers[index].pid)
-            terminate(index, now: now)
-        }
-        for orphan in orphaned {
-            switch orphan.error {
-            case nil:
-                accounting.recordAttemptEnded(of: orphan.task, slot: orphan.slot)
-                orphan.task.frame[3] = 0
-                retries.append(orphan.task)
-            case let error? where orphan.crashed:
-                handleCrash(of: orphan.task, error: error, slot: orphan.slot)
-            case let error?:
-                accounting.recordOutcome(of: orphan.task, failure: error.code, slot: orphan.slot)
-                orphan.task.fail(error)
-            }
-        }
-    }
-
-    /// The worker at `index` takes up a task a caller sent it by lane, as if this thread had
-    /// assigned it; a resend (a retry) no longer asks the worker to spin.
-    private func adopt(_ task: PendingTask, at index: Int) {
-        workers[index].task = task
-        if task.frame.count > 3 { task.frame[3] = 0 }
-    }
-
-    /// A lane came back to this thread: the worker takes up `task` (if any) as if it had been
-    /// assigned here, and what ended the caller's read is dealt with as for any worker.
-    private func laneReturned(_ index: Int, task: PendingTask?, _ why: DirectLane.Return, now: UInt64) {
-        workers[index].task = nil
-        if let task { adopt(task, at: index) }
-        switch why {
-        case .idle, .stoppedWaiting:
-            break
-        case .endOfStream:
-            workers[index].socketEnded(now: now)
-        case .undelivered:
-            // The worker's end was closed before the frame got there: it is exiting, and the
-            // task, which never ran, goes to the next free worker.
-            workers[index].task = nil
-            workers[index].socketEnded(now: now)
-            if let task {
-                task.handedOutAt = nil
-                retries.append(task)
-            }
-        case .fault(let fault):
-            giveUp(on: index, fault)
-        }
-    }
-
-    /// The worker at `index` is leaving the pool (it exited, or the fork server died): takes
-    /// its lane back. A caller still sending or reading is left to finish with what the socket
-    /// holds (shut down, so a blocked send or read ends at once), its task to fail with `error`
-    /// if no reply is there (`crashed`: through the crash policy). Returns the task of a caller
-    /// that still uses the socket (this thread must not read it then).
-    @discardableResult
-    private func withdrawLane(_ index: Int, error: (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> PendingTask? {
-        guard workers[index].lent else { return nil }
-        workers[index].lent = false
-        let lane = workers[index].lane
-        var heldByCaller: PendingTask?
-        let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in
-            defer { openLanes.removeAll { $0 === lane } }
-            switch lane.withdraw(error: error, crashed: crashed) {
-            case .closed:
-                break
-            case .adopt(let task):
-                unreadLaneTasks -= 1
-                adopt(task, at: index)
-            case .returned(let task, let why):
-                return (task, why)
-            case .detached(let task):
-                detachedReaders += 1
-                heldByCaller = task
-            }
-            return nil
-        }
-        if let returned { laneReturned(index, task: returned.task, returned.why, now: now) }
-        return heldByCaller
-    }
-
-    private func assign(_ task: PendingTask, to index: Int, now: UInt64) {
+    func assign(_ task: PendingTask, to index: Int, now: UInt64) {
         var deadline = task.deadline
         if let limit = configuration.taskTimeout {
             let end = now + UInt64(limit * 1e9)
@@ -694,7 +450,7 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Starts sending the tasks just assigned to these workers, then records how long each
     /// waited in the queue (after the sends, so metrics never delay a task).
-    private func handOut(_ assigned: [Int]) {
+    func handOut(_ assigned: [Int]) {
         guard !assigned.isEmpty else { return }
         let now = monotonicNanoseconds()
         for index in assigned {
@@ -708,365 +464,15 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     /// Under a retry policy a task's frame must survive its first send.
-    private var keepsSentFrames: Bool {
+    var keepsSentFrames: Bool {
         if case .retry = configuration.crashPolicy { true } else { false }
     }
 
-    private func flush(_ index: Int) {
+    func flush(_ index: Int) {
         do {
             try workers[index].flush(keepSent: keepsSentFrames)
         } catch {
             giveUp(on: index, error)
         }
-    }
-
-    // MARK: Worker sockets
-
-    /// Reads everything the socket has and handles the frames that arrived, one at a time
-    /// (a frame's consequences — a recycled worker dismissed — come before the next is read).
-    private func service(_ index: Int, events: Int16) {
-        if events & Int16(POLLOUT) != 0 { flush(index) }
-        guard workers[index].socket >= 0, events & ~Int16(POLLOUT) != 0 else { return }
-        let (pid, slot) = (workers[index].pid, workers[index].slot)
-        while workers[index].socket >= 0 {
-            let event = workers[index].receive { [accounting] task, failure in
-                accounting.recordOutcome(of: task, failure: failure, slot: slot)
-            }
-            switch event {
-            case nil, .endOfStream?:
-                return
-            case .initializerFailed?:
-                break  // the worker exits next; its exit is a failed start
-            case .ready?:
-                accounting.recordReady(pid, slot: slot)
-                startFailures.reset()
-                publishWorkers()
-                dismissOneRetiringWorker()
-            case .taskDone?:
-                checkRecycling(index)
-            case .fault(let error)?:
-                giveUp(on: index, error)
-                return
-            }
-        }
-    }
-
-    /// The worker broke the protocol or its socket: kill it; its task fails with `fault` once
-    /// the process is reaped.
-    private func giveUp(on index: Int, _ fault: ForkPoolError) {
-        if workers[index].fault == nil {
-            workers[index].fault = DirectLane.describe(fault, worker: workers[index].pid, task: workers[index].task?.id)
-        }
-        workers[index].closeSocket()
-        workers[index].signal(SIGKILL)
-    }
-
-    /// Stops a worker whose task timed out or was cancelled: the task fails with `fault` now;
-    /// the worker gets SIGTERM (then SIGKILL after the grace period) or SIGKILL at once.
-    private func stop(_ index: Int, _ fault: ForkPoolError, now: UInt64) {
-        guard workers[index].fault == nil else { return }
-        workers[index].fault = fault
-        if let task = workers[index].task {
-            accounting.recordOutcome(of: task, failure: fault.code, slot: workers[index].slot)
-            task.fail(fault)
-        }
-        terminate(index, now: now)
-    }
-
-    /// Closes the socket and signals the worker: SIGTERM (SIGKILL after the grace period) or
-    /// SIGKILL at once. A caller reading its lane sees end of stream.
-    private func terminate(_ index: Int, now: UInt64) {
-        workers[index].taskDeadline = nil
-        workers[index].closeSocket()
-        if workers[index].lent { _ = Glibc.shutdown(workers[index].lane.socket, CInt(SHUT_RDWR)) }
-        if configuration.terminationGracePeriod > 0 {
-            workers[index].signal(SIGTERM)
-            workers[index].killDeadline = now + UInt64(configuration.terminationGracePeriod * 1e9)
-        } else {
-            workers[index].signal(SIGKILL)
-        }
-    }
-
-    private func enforceDeadlines(now: UInt64) {
-        for index in workers.indices {
-            if let deadline = workers[index].taskDeadline, deadline <= now, let task = workers[index].task {
-                accounting.logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.pid": "\(workers[index].pid)",
-                                                          "forkpool.worker": "\(workers[index].slot)"])
-                let limit = configuration.taskTimeout.map { "its time limit of \($0) s" } ?? "its deadline"
-                stop(index, ForkPoolError(.timedOut, "task \(task.id) ran past \(limit) in worker process \(workers[index].pid), "
-                                          + "which was killed", taskID: task.id, processID: workers[index].pid), now: now)
-            }
-            if let deadline = workers[index].killDeadline, deadline <= now {
-                workers[index].signal(SIGKILL)
-                workers[index].killDeadline = nil
-            }
-        }
-    }
-
-    // MARK: Recycling
-
-    private func checkRecycling(_ index: Int) {
-        guard !workers[index].retiring else { return }
-        var metadata: Logger.Metadata
-        if workers[index].tasksDone >= workers[index].taskLimit {
-            metadata = ["forkpool.reason": "task limit"]
-        } else if let ceiling = configuration.maximumWorkerResidentBytes, case let resident = workers[index].residentBytes(),
-                  resident > ceiling {
-            metadata = ["forkpool.reason": "memory", "forkpool.resident_bytes": "\(resident)"]
-        } else {
-            return
-        }
-        metadata["forkpool.pid"] = "\(workers[index].pid)"
-        metadata["forkpool.worker"] = "\(workers[index].slot)"
-        metadata["forkpool.tasks_done"] = "\(workers[index].tasksDone)"
-        accounting.logger.debug("worker recycled", metadata: metadata)
-        // The replacement is requested now (the retiring worker no longer counts); the old one
-        // leaves when a new worker is ready.
-        workers[index].retiring = true
-        if lock.withLock({ shutdownRequested }) { workers[index].dismiss() }
-    }
-
-    private func dismissOneRetiringWorker() {
-        if let index = workers.firstIndex(where: { $0.retiring && $0.task == nil && $0.socket >= 0 }) {
-            workers[index].dismiss()
-        }
-    }
-
-    // MARK: The fork server
-
-    private func startForkServer() throws(ForkPoolError) {
-        let server = try ForkServerClient.start(serverOptions: configuration.forkServerOptions,
-                                                workerOptions: configuration.workerForkOptions, workerMain: workerMain)
-        forkServer = server
-        lock.withLock { publishedForkServerPID = server.pid }
-    }
-
-    /// Workers to ask for. A dead or killed worker keeps its slot until the fork server reports
-    /// its exit (so a crash is judged before a replacement can take queued tasks); a retiring
-    /// one gives its slot up at once (its replacement starts before it leaves).
-    private var missingWorkers: Int {
-        settings.workerCount - workers.filter { !$0.retiring }.count - spawnsInFlight
-    }
-
-    /// Asks the fork server for the workers the pool lacks (none while broken, or when
-    /// shutting down with nothing left to run), pacing restarts after failed starts.
-    private func requestWorkers(now: UInt64) {
-        guard let forkServer, !stopping, missingWorkers > 0, now >= startFailures.nextSpawnTime else { return }
-        let wanted = lock.withLock { () -> Bool in
-            switch phase {
-            case .broken, .failedToStart, .stopped: return false
-            case .starting: return true
-            case .running: return !shutdownRequested || !queue.isEmpty || !retries.isEmpty
-            }
-        }
-        guard wanted else { return }
-        for _ in 0..<missingWorkers {
-            guard forkServer.requestWorker() else {
-                forkServerDied()
-                return
-            }
-            spawnsInFlight += 1
-        }
-    }
-
-    /// Handles every report the fork server has sent.
-    private func readForkServer() {
-        while let server = forkServer {
-            switch server.nextReport() {
-            case .success(nil):
-                return
-            case .failure:
-                forkServerDied()
-                return
-            case .success(.spawned(let pid, let socket, let pidfd)?):
-                spawnsInFlight -= 1
-                let slot = freeSlot()
-                accounting.recordSpawned(pid, slot: slot)
-                var worker = WorkerProcess(pid: pid, slot: slot, socket: socket, pidfd: pidfd,
-                                           maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanesEnabled)
-                if let limit = configuration.maximumTasksPerWorker {
-                    worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
-                }
-                workers.append(worker)
-                if stopping { workers[workers.count - 1].dismiss() }
-            case .success(.spawnFailed(let number)?):
-                spawnsInFlight -= 1
-                startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: number))
-            case .success(.exited(let pid, let status)?):
-                if let index = workers.firstIndex(where: { $0.pid == pid }) { workerExited(index, status: status) }
-            }
-        }
-    }
-
-    /// A worker ended: fail, retry or break on its task, and count failed starts.
-    private func workerExited(_ index: Int, status: WaitStatus) {
-        let fault = workers[index].fault
-        let callersTask = withdrawLane(index, error: { [worker = workers[index]] task in
-            var running = worker
-            running.task = task
-            guard var fault else { return running.deathError(status: status) }
-            fault.taskID = task.id
-            return fault
-        }, crashed: fault == nil, now: monotonicNanoseconds())
-        // Whatever it wrote before it exited (a result, `initializerFailed`) counts: read it
-        // first, even when the exit report overtook the socket's turn in the poll loop. (Not
-        // while a caller reads it by lane.)
-        if workers[index].socket >= 0 && callersTask == nil { service(index, events: Int16(POLLIN)) }
-        var worker = workers.remove(at: index)
-        worker.closeSocket()
-        PoolDescriptors.close(worker.pidfd)
-        accounting.logExit(of: worker, status: status, runningTask: worker.task ?? callersTask)
-        accounting.recordGone(worker.pid, slot: worker.slot)
-        if !worker.isReady {
-            let cause = worker.startError.map { "the initializer threw: \($0)" } ?? worker.deathError(status: status).message
-            startFailed(ForkPoolError(.poolBroken, "worker process \(worker.pid) failed to start: \(cause)",
-                                      processID: worker.pid))
-        }
-        if let task = worker.task {
-            if var fault = worker.fault {
-                fault.taskID = task.id
-                accounting.recordOutcome(of: task, failure: fault.code, slot: worker.slot)
-                task.fail(fault)
-            } else {
-                handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)
-            }
-        }
-        publishWorkers()
-    }
-
-    private func handleCrash(of task: PendingTask, error: ForkPoolError, slot: Int) {
-        switch configuration.crashPolicy.decide(for: task, error: error) {
-        case .fail(let failure):
-            accounting.recordOutcome(of: task, failure: failure.code, slot: slot)
-            task.fail(failure)
-        case .retry:
-            accounting.recordAttemptEnded(of: task, slot: slot)
-            task.enqueuedAt = monotonicNanoseconds()
-            retries.append(task)
-        case .breakPool(let failure, let broken):
-            accounting.recordOutcome(of: task, failure: failure.code, slot: slot)
-            task.fail(failure)
-            breakPool(broken)
-        }
-    }
-
-    /// Counts a failed start; past the limit the pool breaks instead of restarting forever.
-    private func startFailed(_ error: ForkPoolError) {
-        if let broken = startFailures.count(error, now: monotonicNanoseconds()) { breakPool(broken) }
-    }
-
-    private func breakPool(_ error: ForkPoolError) {
-        accounting.logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
-        lock.withLock {
-            switch phase {
-            case .starting:
-                phase = .failedToStart(error)
-                shutdownRequested = true
-                lock.broadcast()
-            case .running:
-                phase = .broken(error)
-            default:
-                break
-            }
-        }
-    }
-
-    /// The fork server died (it never should): its workers died with it. Fail their tasks,
-    /// reap it and start a new one, counting it as a failed start.
-    private func forkServerDied() {
-        guard let server = forkServer else { return }
-        forkServer = nil
-        let status = server.stop()
-        accounting.logger.debug("fork server died", metadata: ["forkpool.pid": "\(server.pid)", "forkpool.wait_status": "\(status)"])
-        func diedWithServer(_ worker: pid_t, _ task: PendingTask) -> ForkPoolError {
-            ForkPoolError(.workerDied, "worker process \(worker) died with the pool's fork server (process \(server.pid), "
-                          + "which ended with \(status)) while running task \(task.id)", taskID: task.id, processID: worker)
-        }
-        for index in workers.indices.reversed() {
-            withdrawLane(index, error: { [pid = workers[index].pid] in diedWithServer(pid, $0) },
-                         crashed: false, now: monotonicNanoseconds())
-            var worker = workers.remove(at: index)
-            worker.closeSocket()
-            worker.signal(SIGKILL)
-            PoolDescriptors.close(worker.pidfd)
-            if let task = worker.task {
-                let error = worker.fault ?? diedWithServer(worker.pid, task)
-                accounting.recordOutcome(of: task, failure: error.code, slot: worker.slot)
-                task.fail(error)
-            }
-        }
-        accounting.recordGone()
-        spawnsInFlight = 0
-        publishWorkers()
-        lock.withLock { publishedForkServerPID = nil }
-        guard !stopping else { return }
-        startFailed(ForkPoolError(.poolBroken, "the fork server (process \(server.pid)) ended with \(status)"))
-        if case .broken = lock.withLock({ phase }) { return }
-        do {
-            try startForkServer()
-        } catch {
-            breakPool(error)
-        }
-    }
-
-    // MARK: Slots and published pids
-
-    /// The lowest slot that no worker still counted towards the pool holds (a retiring worker
-    /// has handed its slot to its replacement already). There always is one: a worker is asked
-    /// for only when one is missing.
-    private func freeSlot() -> Int {
-        let taken = workers.filter { !$0.retiring }.map(\.slot)
-        return (0..<settings.workerCount).first { !taken.contains($0) } ?? 0
-    }
-
-    private func publishWorkers() {
-        let pids = workers.filter { $0.isReady && $0.isServing }.map(\.pid)
-        lock.withLock { publishedPIDs = pids }
-    }
-
-    // MARK: Shutdown
-
-    /// Asks every worker to exit, waits up to the grace period for the fork server to report
-    /// each exit, then kills the rest.
-    private func stopWorkers() {
-        stopping = true
-        // A pool that failed to start has no task to finish: what it started is killed at once.
-        let killAtOnce = lock.withLock {
-            if case .failedToStart = phase { return true }
-            return dispatcherFailure != nil
-        }
-        let deadline = monotonicNanoseconds() + (killAtOnce ? 0 : UInt64(configuration.shutdownGracePeriod * 1e9))
-        var killedAt: UInt64?
-        while (!workers.isEmpty || spawnsInFlight > 0), let control = forkServer?.control {
-            for index in workers.indices where workers[index].socket >= 0 { workers[index].dismiss() }
-            let now = monotonicNanoseconds()
-            if now >= deadline && killedAt == nil {
-                workers.forEach { $0.signal(SIGKILL) }
-                killedAt = now
-            }
-            if let killedAt, now > killedAt + 5_000_000_000 { break }  // the server stopped reporting
-            var pollSet = [pollfd(fd: control, events: Int16(POLLIN), revents: 0)]
-            let timeout = killedAt == nil ? ForkPool.pollTimeout(until: deadline, now: now) : 100
-            _ = retryingInterrupts { poll(&pollSet, 1, timeout) }
-            if pollSet[0].revents != 0 { readForkServer() }
-        }
-        for index in workers.indices.reversed() {
-            withdrawLane(index, error: { task in
-                ForkPoolError(.poolShutDown, "the pool shut down while task \(task.id) ran", taskID: task.id)
-            }, crashed: false, now: monotonicNanoseconds())
-            var worker = workers.remove(at: index)
-            worker.closeSocket()
-            worker.signal(SIGKILL)
-            PoolDescriptors.close(worker.pidfd)
-        }
-        publishWorkers()
-    }
-
-    /// Closes the control socket; the fork server exits on end of stream and is reaped.
-    private func stopForkServer() {
-        guard let server = forkServer else { return }
-        forkServer = nil
-        _ = server.stop()
-        lock.withLock { publishedForkServerPID = nil }
     }
 }

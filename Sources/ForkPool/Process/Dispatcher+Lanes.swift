@@ -1,0 +1,220 @@
+// Dispatcher+Lanes: the direct lanes, from the dispatcher's side — a submitting thread that
+// takes an open lane and sends its task itself, a waiting caller that reads the reply itself,
+// and the dispatcher's turn that takes back what callers gave back or left unread.
+//
+//   submit ─▶ lane open? ─ no ─▶ queue (Dispatcher.swift)
+//                        └ yes ─▶ beginSending ─▶ send on the lane's socket ─▶ endSending
+//   get()  ─▶ claimForReading ─▶ DirectLane.receiveReply ─▶ endReading ─▶ reopened | returned | detached
+//   each turn: reclaimLanes ─▶ DirectLane.reclaim ─▶ adopt a task nobody reads / laneReturned / kill a cancelled one
+//   a worker leaves ─▶ withdrawLane ─▶ DirectLane.withdraw (a caller still on it is detached)
+//
+// The lane's states and their transitions are DirectLane's; this file keeps the dispatcher's
+// books about them (open lanes, tasks sent but unread, detached readers, orphans), all under
+// the dispatcher's `lock`.
+import CForkShim
+import Glibc
+
+extension Dispatcher {
+    /// Sends `task` straight to an idle worker from this thread when the queue is empty and a
+    /// lane is open (its future then lets the first waiting caller read the reply itself);
+    /// otherwise queues it.
+    func submit(_ task: PendingTask) throws(ForkPoolError) {
+        guard lanesEnabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
+            return try enqueue(CollectionOfOne(task))
+        }
+        let now = monotonicNanoseconds()
+        let sending = try lock.withLock { () throws(ForkPoolError) -> (lane: DirectLane, frame: [UInt8])? in
+            try checkAccepting()
+            task.enqueuedAt = now
+            guard lanesAllowed, queue.isEmpty, let lane = openLanes.popLast() else {
+                queue.append(task)
+                wakeLocked()
+                return nil
+            }
+            task.frame[3] = FrameHeader.directFlag  // the worker may spin for this caller's next task
+            lane.beginSending(task)
+            task.leftQueue = true
+            _ = task.start()
+            task.handedOutAt = now
+            return (lane, task.frame)
+        }
+        guard let (lane, frame) = sending else { return }
+        task.bind(LaneClaim(dispatcher: self, lane: lane, task: task))
+        let delivered = lane.send(frame)
+        laneSends.add(1, ordering: .relaxed)
+        accounting.recordHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
+        lock.withLock {
+            switch lane.endSending(task, delivered: delivered) {
+            case .sent:
+                unreadLaneTasks += 1
+            case .undelivered:
+                wakeLocked()
+            case .orphaned(let orphan):
+                detachedReaders -= 1
+                orphans.append(orphan)
+                wakeLocked()
+            }
+        }
+    }
+
+    /// A waiting caller reads `task`'s reply from its lane, unless the dispatcher has taken
+    /// the task over; then gives the lane back (open again, or to the dispatcher).
+    func receiveByLane(_ task: PendingTask, from lane: DirectLane, until deadline: UInt64?) {
+        let claimed = lock.withLock { () -> Bool in
+            guard lane.claimForReading(task) else { return false }
+            unreadLaneTasks -= 1
+            return true
+        }
+        guard claimed else { return }
+        laneReaders.add(1, ordering: .relaxed)
+        defer { laneReaders.subtract(1, ordering: .relaxed) }
+        let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot) }
+        var outcome = lane.receiveReply(for: task, until: deadline, settle: count)
+        if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {
+            // The worker is gone and its socket shut down: what it wrote before it exited is
+            // all there, and counts. Read it to the end before giving up.
+            outcome = lane.receiveReply(for: task, until: nil, settle: count)
+        }
+        lock.withLock {
+            switch lane.endReading(task, outcome: outcome, mayReopen: lanesAllowed && queue.isEmpty) {
+            case .reopened:
+                openLanes.append(lane)
+            case .returned:
+                wakeLocked()
+            case .detached(let orphan):
+                detachedReaders -= 1
+                if let orphan { orphans.append(orphan) }
+                wakeLocked()
+            }
+        }
+    }
+
+    /// The caller will not read `task`'s reply: the dispatcher takes it over on its next turn.
+    func handBack(_ task: PendingTask, from lane: DirectLane) {
+        lock.withLock {
+            if lane.holdsUnread(task) { wakeLocked() }
+        }
+    }
+
+    /// Under the lock: whether idle workers may be lent to submitting threads.
+    var lanesMayOpen: Bool {
+        guard lanesEnabled, !shutdownRequested, retries.isEmpty, case .running = phase else { return false }
+        return true
+    }
+
+    /// Takes back what submitting threads hold or gave back: tasks sent by lane that nobody
+    /// reads yet (this thread reads their replies from now on), lanes returned after a reply,
+    /// a time-out or a fault, and open lanes when they may not stay open (queued work,
+    /// shutdown, a retry). Kills a worker whose lane task was cancelled while a caller reads,
+    /// and settles the tasks that readers of exited workers gave back.
+    func reclaimLanes(now: UInt64) {
+        guard lanesEnabled else { return }
+        var returned: [(index: Int, task: PendingTask?, why: DirectLane.Return)] = []
+        var cancelled: [(index: Int, task: PendingTask)] = []
+        let orphaned = lock.withLock { () -> [DirectLane.Orphan] in
+            let mayStayOpen = lanesMayOpen && queue.isEmpty
+            for index in workers.indices where workers[index].lent {
+                switch workers[index].lane.reclaim(mayStayOpen: mayStayOpen, cancelled: cancelledRunning) {
+                case .keep:
+                    break
+                case .closed:
+                    workers[index].lent = false
+                case .adopt(let task):
+                    unreadLaneTasks -= 1
+                    workers[index].lent = false
+                    adopt(task, at: index)
+                case .returned(let task, let why):
+                    workers[index].lent = false
+                    returned.append((index, task, why))
+                case .cancel(let task):
+                    cancelled.append((index, task))
+                }
+            }
+            openLanes.removeAll { if case .open = $0.state { false } else { true } }
+            lanesAllowed = mayStayOpen
+            defer { orphans.removeAll() }
+            return orphans
+        }
+        for (index, task, why) in returned { laneReturned(index, task: task, why, now: now) }
+        for (index, task) in cancelled {
+            workers[index].fault = ForkPoolError(.cancelled, "task \(task.id) was cancelled while running", taskID: task.id,
+                                                 processID: workers[index].pid)
+            terminate(index, now: now)
+        }
+        for orphan in orphaned {
+            switch orphan.error {
+            case nil:
+                accounting.recordAttemptEnded(of: orphan.task, slot: orphan.slot)
+                orphan.task.frame[3] = 0
+                retries.append(orphan.task)
+            case let error? where orphan.crashed:
+                handleCrash(of: orphan.task, error: error, slot: orphan.slot)
+            case let error?:
+                accounting.recordOutcome(of: orphan.task, failure: error.code, slot: orphan.slot)
+                orphan.task.fail(error)
+            }
+        }
+    }
+
+    /// The worker at `index` takes up a task a caller sent it by lane, as if this thread had
+    /// assigned it; a resend (a retry) no longer asks the worker to spin.
+    func adopt(_ task: PendingTask, at index: Int) {
+        workers[index].task = task
+        if task.frame.count > 3 { task.frame[3] = 0 }
+    }
+
+    /// A lane came back to this thread: the worker takes up `task` (if any) as if it had been
+    /// assigned here, and what ended the caller's read is dealt with as for any worker.
+    func laneReturned(_ index: Int, task: PendingTask?, _ why: DirectLane.Return, now: UInt64) {
+        workers[index].task = nil
+        if let task { adopt(task, at: index) }
+        switch why {
+        case .idle, .stoppedWaiting:
+            break
+        case .endOfStream:
+            workers[index].socketEnded(now: now)
+        case .undelivered:
+            // The worker's end was closed before the frame got there: it is exiting, and the
+            // task, which never ran, goes to the next free worker.
+            workers[index].task = nil
+            workers[index].socketEnded(now: now)
+            if let task {
+                task.handedOutAt = nil
+                retries.append(task)
+            }
+        case .fault(let fault):
+            giveUp(on: index, fault)
+        }
+    }
+
+    /// The worker at `index` is leaving the pool (it exited, or the fork server died): takes
+    /// its lane back. A caller still sending or reading is left to finish with what the socket
+    /// holds (shut down, so a blocked send or read ends at once), its task to fail with `error`
+    /// if no reply is there (`crashed`: through the crash policy). Returns the task of a caller
+    /// that still uses the socket (this thread must not read it then).
+    @discardableResult
+    func withdrawLane(_ index: Int, error: (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> PendingTask? {
+        guard workers[index].lent else { return nil }
+        workers[index].lent = false
+        let lane = workers[index].lane
+        var heldByCaller: PendingTask?
+        let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in
+            defer { openLanes.removeAll { $0 === lane } }
+            switch lane.withdraw(error: error, crashed: crashed) {
+            case .closed:
+                break
+            case .adopt(let task):
+                unreadLaneTasks -= 1
+                adopt(task, at: index)
+            case .returned(let task, let why):
+                return (task, why)
+            case .detached(let task):
+                detachedReaders += 1
+                heldByCaller = task
+            }
+            return nil
+        }
+        if let returned { laneReturned(index, task: returned.task, returned.why, now: now) }
+        return heldByCaller
+    }
+}

@@ -1,0 +1,312 @@
+// Dispatcher+Workers: the worker processes' lives, from the dispatcher thread — asking the
+// fork server for workers and reading its reports, each worker's socket, deadlines and kills,
+// recycling, deaths and what the crash policy makes of them, and the fork server's own death.
+//
+//   missing workers ─▶ requestWorkers ─▶ fork server ─▶ readForkServer: spawned ─▶ WorkerProcess
+//   socket readable ─▶ service ─▶ WorkerProcess.receive ─▶ ready | task done (recycling?) | fault ─▶ giveUp (SIGKILL)
+//   deadline passed / cancelled ─▶ stop ─▶ terminate (SIGTERM, grace, SIGKILL through the pidfd)
+//   fork server: exited(pid, status) ─▶ workerExited ─▶ CrashPolicy ─▶ fail | retry | break
+//   fork server gone ─▶ forkServerDied ─▶ its workers' tasks fail ─▶ a new fork server
+//
+// Dispatcher thread only (the shared state it touches is taken under `lock`).
+import CForkShim
+import Glibc
+import Logging
+
+extension Dispatcher {
+    /// Reads everything the socket has and handles the frames that arrived, one at a time
+    /// (a frame's consequences — a recycled worker dismissed — come before the next is read).
+    func service(_ index: Int, events: Int16) {
+        if events & Int16(POLLOUT) != 0 { flush(index) }
+        guard workers[index].socket >= 0, events & ~Int16(POLLOUT) != 0 else { return }
+        let (pid, slot) = (workers[index].pid, workers[index].slot)
+        while workers[index].socket >= 0 {
+            let event = workers[index].receive { [accounting] task, failure in
+                accounting.recordOutcome(of: task, failure: failure, slot: slot)
+            }
+            switch event {
+            case nil, .endOfStream?:
+                return
+            case .initializerFailed?:
+                break  // the worker exits next; its exit is a failed start
+            case .ready?:
+                accounting.recordReady(pid, slot: slot)
+                startFailures.reset()
+                publishWorkers()
+                dismissOneRetiringWorker()
+            case .taskDone?:
+                checkRecycling(index)
+            case .fault(let error)?:
+                giveUp(on: index, error)
+                return
+            }
+        }
+    }
+
+    /// The worker broke the protocol or its socket: kill it; its task fails with `fault` once
+    /// the process is reaped.
+    func giveUp(on index: Int, _ fault: ForkPoolError) {
+        if workers[index].fault == nil {
+            workers[index].fault = DirectLane.describe(fault, worker: workers[index].pid, task: workers[index].task?.id)
+        }
+        workers[index].closeSocket()
+        workers[index].signal(SIGKILL)
+    }
+
+    /// Stops a worker whose task timed out or was cancelled: the task fails with `fault` now;
+    /// the worker gets SIGTERM (then SIGKILL after the grace period) or SIGKILL at once.
+    func stop(_ index: Int, _ fault: ForkPoolError, now: UInt64) {
+        guard workers[index].fault == nil else { return }
+        workers[index].fault = fault
+        if let task = workers[index].task {
+            accounting.recordOutcome(of: task, failure: fault.code, slot: workers[index].slot)
+            task.fail(fault)
+        }
+        terminate(index, now: now)
+    }
+
+    /// Closes the socket and signals the worker: SIGTERM (SIGKILL after the grace period) or
+    /// SIGKILL at once. A caller reading its lane sees end of stream.
+    func terminate(_ index: Int, now: UInt64) {
+        workers[index].taskDeadline = nil
+        workers[index].closeSocket()
+        if workers[index].lent { _ = Glibc.shutdown(workers[index].lane.socket, CInt(SHUT_RDWR)) }
+        if configuration.terminationGracePeriod > 0 {
+            workers[index].signal(SIGTERM)
+            workers[index].killDeadline = now + UInt64(configuration.terminationGracePeriod * 1e9)
+        } else {
+            workers[index].signal(SIGKILL)
+        }
+    }
+
+    func enforceDeadlines(now: UInt64) {
+        for index in workers.indices {
+            if let deadline = workers[index].taskDeadline, deadline <= now, let task = workers[index].task {
+                accounting.logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.pid": "\(workers[index].pid)",
+                                                          "forkpool.worker": "\(workers[index].slot)"])
+                let limit = configuration.taskTimeout.map { "its time limit of \($0) s" } ?? "its deadline"
+                stop(index, ForkPoolError(.timedOut, "task \(task.id) ran past \(limit) in worker process \(workers[index].pid), "
+                                          + "which was killed", taskID: task.id, processID: workers[index].pid), now: now)
+            }
+            if let deadline = workers[index].killDeadline, deadline <= now {
+                workers[index].signal(SIGKILL)
+                workers[index].killDeadline = nil
+            }
+        }
+    }
+
+    func checkRecycling(_ index: Int) {
+        guard !workers[index].retiring else { return }
+        var metadata: Logger.Metadata
+        if workers[index].tasksDone >= workers[index].taskLimit {
+            metadata = ["forkpool.reason": "task limit"]
+        } else if let ceiling = configuration.maximumWorkerResidentBytes, case let resident = workers[index].residentBytes(),
+                  resident > ceiling {
+            metadata = ["forkpool.reason": "memory", "forkpool.resident_bytes": "\(resident)"]
+        } else {
+            return
+        }
+        metadata["forkpool.pid"] = "\(workers[index].pid)"
+        metadata["forkpool.worker"] = "\(workers[index].slot)"
+        metadata["forkpool.tasks_done"] = "\(workers[index].tasksDone)"
+        accounting.logger.debug("worker recycled", metadata: metadata)
+        // The replacement is requested now (the retiring worker no longer counts); the old one
+        // leaves when a new worker is ready.
+        workers[index].retiring = true
+        if lock.withLock({ shutdownRequested }) { workers[index].dismiss() }
+    }
+
+    func dismissOneRetiringWorker() {
+        if let index = workers.firstIndex(where: { $0.retiring && $0.task == nil && $0.socket >= 0 }) {
+            workers[index].dismiss()
+        }
+    }
+
+    func startForkServer() throws(ForkPoolError) {
+        let server = try ForkServerClient.start(serverOptions: configuration.forkServerOptions,
+                                                workerOptions: configuration.workerForkOptions, workerMain: workerMain)
+        forkServer = server
+        lock.withLock { publishedForkServerPID = server.pid }
+    }
+
+    /// Workers to ask for. A dead or killed worker keeps its slot until the fork server reports
+    /// its exit (so a crash is judged before a replacement can take queued tasks); a retiring
+    /// one gives its slot up at once (its replacement starts before it leaves).
+    var missingWorkers: Int {
+        settings.workerCount - workers.filter { !$0.retiring }.count - spawnsInFlight
+    }
+
+    /// Asks the fork server for the workers the pool lacks (none while broken, or when
+    /// shutting down with nothing left to run), pacing restarts after failed starts.
+    func requestWorkers(now: UInt64) {
+        guard let forkServer, !stopping, missingWorkers > 0, now >= startFailures.nextSpawnTime else { return }
+        let wanted = lock.withLock { () -> Bool in
+            switch phase {
+            case .broken, .failedToStart, .stopped: return false
+            case .starting: return true
+            case .running: return !shutdownRequested || !queue.isEmpty || !retries.isEmpty
+            }
+        }
+        guard wanted else { return }
+        for _ in 0..<missingWorkers {
+            guard forkServer.requestWorker() else {
+                forkServerDied()
+                return
+            }
+            spawnsInFlight += 1
+        }
+    }
+
+    /// Handles every report the fork server has sent.
+    func readForkServer() {
+        while let server = forkServer {
+            switch server.nextReport() {
+            case .success(nil):
+                return
+            case .failure:
+                forkServerDied()
+                return
+            case .success(.spawned(let pid, let socket, let pidfd)?):
+                spawnsInFlight -= 1
+                let slot = freeSlot()
+                accounting.recordSpawned(pid, slot: slot)
+                var worker = WorkerProcess(pid: pid, slot: slot, socket: socket, pidfd: pidfd,
+                                           maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanesEnabled)
+                if let limit = configuration.maximumTasksPerWorker {
+                    worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
+                }
+                workers.append(worker)
+                if stopping { workers[workers.count - 1].dismiss() }
+            case .success(.spawnFailed(let number)?):
+                spawnsInFlight -= 1
+                startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: number))
+            case .success(.exited(let pid, let status)?):
+                if let index = workers.firstIndex(where: { $0.pid == pid }) { workerExited(index, status: status) }
+            }
+        }
+    }
+
+    /// A worker ended: fail, retry or break on its task, and count failed starts.
+    func workerExited(_ index: Int, status: WaitStatus) {
+        let fault = workers[index].fault
+        let callersTask = withdrawLane(index, error: { [worker = workers[index]] task in
+            var running = worker
+            running.task = task
+            guard var fault else { return running.deathError(status: status) }
+            fault.taskID = task.id
+            return fault
+        }, crashed: fault == nil, now: monotonicNanoseconds())
+        // Whatever it wrote before it exited (a result, `initializerFailed`) counts: read it
+        // first, even when the exit report overtook the socket's turn in the poll loop. (Not
+        // while a caller reads it by lane.)
+        if workers[index].socket >= 0 && callersTask == nil { service(index, events: Int16(POLLIN)) }
+        var worker = workers.remove(at: index)
+        worker.closeSocket()
+        PoolDescriptors.close(worker.pidfd)
+        accounting.logExit(of: worker, status: status, runningTask: worker.task ?? callersTask)
+        accounting.recordGone(worker.pid, slot: worker.slot)
+        if !worker.isReady {
+            let cause = worker.startError.map { "the initializer threw: \($0)" } ?? worker.deathError(status: status).message
+            startFailed(ForkPoolError(.poolBroken, "worker process \(worker.pid) failed to start: \(cause)",
+                                      processID: worker.pid))
+        }
+        if let task = worker.task {
+            if var fault = worker.fault {
+                fault.taskID = task.id
+                accounting.recordOutcome(of: task, failure: fault.code, slot: worker.slot)
+                task.fail(fault)
+            } else {
+                handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)
+            }
+        }
+        publishWorkers()
+    }
+
+    func handleCrash(of task: PendingTask, error: ForkPoolError, slot: Int) {
+        switch configuration.crashPolicy.decide(for: task, error: error) {
+        case .fail(let failure):
+            accounting.recordOutcome(of: task, failure: failure.code, slot: slot)
+            task.fail(failure)
+        case .retry:
+            accounting.recordAttemptEnded(of: task, slot: slot)
+            task.enqueuedAt = monotonicNanoseconds()
+            retries.append(task)
+        case .breakPool(let failure, let broken):
+            accounting.recordOutcome(of: task, failure: failure.code, slot: slot)
+            task.fail(failure)
+            breakPool(broken)
+        }
+    }
+
+    /// Counts a failed start; past the limit the pool breaks instead of restarting forever.
+    func startFailed(_ error: ForkPoolError) {
+        if let broken = startFailures.count(error, now: monotonicNanoseconds()) { breakPool(broken) }
+    }
+
+    func breakPool(_ error: ForkPoolError) {
+        accounting.logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
+        lock.withLock {
+            switch phase {
+            case .starting:
+                phase = .failedToStart(error)
+                shutdownRequested = true
+                lock.broadcast()
+            case .running:
+                phase = .broken(error)
+            default:
+                break
+            }
+        }
+    }
+
+    /// The fork server died (it never should): its workers died with it. Fail their tasks,
+    /// reap it and start a new one, counting it as a failed start.
+    func forkServerDied() {
+        guard let server = forkServer else { return }
+        forkServer = nil
+        let status = server.stop()
+        accounting.logger.debug("fork server died", metadata: ["forkpool.pid": "\(server.pid)", "forkpool.wait_status": "\(status)"])
+        func diedWithServer(_ worker: pid_t, _ task: PendingTask) -> ForkPoolError {
+            ForkPoolError(.workerDied, "worker process \(worker) died with the pool's fork server (process \(server.pid), "
+                          + "which ended with \(status)) while running task \(task.id)", taskID: task.id, processID: worker)
+        }
+        for index in workers.indices.reversed() {
+            withdrawLane(index, error: { [pid = workers[index].pid] in diedWithServer(pid, $0) },
+                         crashed: false, now: monotonicNanoseconds())
+            var worker = workers.remove(at: index)
+            worker.closeSocket()
+            worker.signal(SIGKILL)
+            PoolDescriptors.close(worker.pidfd)
+            if let task = worker.task {
+                let error = worker.fault ?? diedWithServer(worker.pid, task)
+                accounting.recordOutcome(of: task, failure: error.code, slot: worker.slot)
+                task.fail(error)
+            }
+        }
+        accounting.recordGone()
+        spawnsInFlight = 0
+        publishWorkers()
+        lock.withLock { publishedForkServerPID = nil }
+        guard !stopping else { return }
+        startFailed(ForkPoolError(.poolBroken, "the fork server (process \(server.pid)) ended with \(status)"))
+        if case .broken = lock.withLock({ phase }) { return }
+        do {
+            try startForkServer()
+        } catch {
+            breakPool(error)
+        }
+    }
+
+    /// The lowest slot that no worker still counted towards the pool holds (a retiring worker
+    /// has handed its slot to its replacement already). There always is one: a worker is asked
+    /// for only when one is missing.
+    func freeSlot() -> Int {
+        let taken = workers.filter { !$0.retiring }.map(\.slot)
+        return (0..<settings.workerCount).first { !taken.contains($0) } ?? 0
+    }
+
+    func publishWorkers() {
+        let pids = workers.filter { $0.isReady && $0.isServing }.map(\.pid)
+        lock.withLock { publishedPIDs = pids }
+    }
+}
