@@ -47,27 +47,33 @@ func threadCount() -> Int {
     directoryEntries("/proc/self/task").count
 }
 
+/// In a worker: makes an inner pool (squares plus `base`), uses it (`submit` and `map`), shuts
+/// it down, and reports what the worker had before and after.
+func reportOnInnerPool(base: Int, _ makeInner: () throws -> any WorkerPool<Int, Int>) -> NestedReport {
+    let descriptorsBefore = openFileDescriptorCount()
+    let threadsBefore = threadCount()
+    var answers: [Int] = []
+    do {
+        let inner = try makeInner()
+        let futures = try (1...4).map { try inner.submit($0) }
+        answers = try futures.map { try $0.get() }
+        answers += try inner.map(Array(5...20))
+        inner.shutdown()
+    } catch {
+        answers = [-1]
+    }
+    return NestedReport(pid: getpid(), descriptorsBefore: descriptorsBefore, descriptorsAfter: openFileDescriptorCount(),
+                        threadsBefore: threadsBefore, threadsAfter: threadCount(), childrenAfter: childProcessIDs(),
+                        answers: answers)
+}
+
 extension ForkPoolTests {
     @Suite struct NestedPoolTests {
         let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
 
         @Test func processPoolInsideAWorkerLeavesItAsItWas() throws {
             let outer = try ProcessPool(workers: 2) { (base: Int) -> NestedReport in
-                let descriptorsBefore = openFileDescriptorCount()
-                let threadsBefore = threadCount()
-                var answers: [Int] = []
-                do {
-                    let inner = try ProcessPool(workers: 2) { (n: Int) -> Int in n * n + base }
-                    let futures = try (1...4).map { try inner.submit($0) }
-                    answers = try futures.map { try $0.get() }
-                    answers += try inner.map(Array(5...20))
-                    inner.shutdown()
-                } catch {
-                    answers = [-1]
-                }
-                return NestedReport(pid: getpid(), descriptorsBefore: descriptorsBefore,
-                                    descriptorsAfter: openFileDescriptorCount(), threadsBefore: threadsBefore,
-                                    threadsAfter: threadCount(), childrenAfter: childProcessIDs(), answers: answers)
+                reportOnInnerPool(base: base) { try ProcessPool(workers: 2) { (n: Int) -> Int in n * n + base } }
             }
             defer { outer.shutdown() }
             let reports = try outer.map([100, 200, 300])
@@ -85,21 +91,7 @@ extension ForkPoolTests {
 
         @Test func threadPoolInsideAWorkerLeavesItAsItWas() throws {
             let outer = try ProcessPool(workers: 2) { (base: Int) -> NestedReport in
-                let descriptorsBefore = openFileDescriptorCount()
-                let threadsBefore = threadCount()
-                var answers: [Int] = []
-                do {
-                    let inner = ThreadPool(workers: 3) { (n: Int) -> Int in n * n + base }
-                    let futures = try (1...4).map { try inner.submit($0) }
-                    answers = try futures.map { try $0.get() }
-                    answers += try inner.map(Array(5...20))
-                    inner.shutdown()
-                } catch {
-                    answers = [-1]
-                }
-                return NestedReport(pid: getpid(), descriptorsBefore: descriptorsBefore,
-                                    descriptorsAfter: openFileDescriptorCount(), threadsBefore: threadsBefore,
-                                    threadsAfter: threadCount(), childrenAfter: childProcessIDs(), answers: answers)
+                reportOnInnerPool(base: base) { ThreadPool(workers: 3) { (n: Int) -> Int in n * n + base } }
             }
             defer { outer.shutdown() }
             let reports = try outer.map([7, 8, 9])

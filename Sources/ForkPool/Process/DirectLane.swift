@@ -221,12 +221,12 @@ final class DirectLane: @unchecked Sendable {
         case .open where !mayStayOpen:
             state = .closed
             return .closed
-        case .sent(let task):
-            state = .closed
-            return .adopt(task)
-        case .returned(let task, let why):
-            state = .closed
-            return .returned(task, why)
+        case .sent, .returned:
+            return switch takeBack() {
+            case .adopt(let task): .adopt(task)
+            case .returned(let task, let why): .returned(task, why)
+            default: .keep
+            }
         case .reading(let task) where cancelled.contains(task.id) && !withdrawn:
             withdrawn = true
             return .cancel(task)
@@ -254,16 +254,26 @@ final class DirectLane: @unchecked Sendable {
         case .open, .closed, .detached:
             state = .closed
             return .closed
+        case .sent, .returned:
+            return takeBack()
+        case .sending(let task), .reading(let task):
+            state = .detached(error(task), crashed: crashed)
+            _ = Glibc.shutdown(socket, CInt(SHUT_RDWR))
+            return .detached(task)
+        }
+    }
+
+    /// Closes a lane in `.sent` or `.returned`: the dispatcher has its worker, and its task, back.
+    private func takeBack() -> Withdrawal {
+        switch state {
         case .sent(let task):
             state = .closed
             return .adopt(task)
         case .returned(let task, let why):
             state = .closed
             return .returned(task, why)
-        case .sending(let task), .reading(let task):
-            state = .detached(error(task), crashed: crashed)
-            _ = Glibc.shutdown(socket, CInt(SHUT_RDWR))
-            return .detached(task)
+        default:
+            return .closed
         }
     }
 
