@@ -125,19 +125,31 @@ extension ForkPoolTests {
 
         @Test func inputIsConsumedLazilyWithABoundedWindow() throws {
             let pulled = ConditionLockedCounter()
-            let pool = try ProcessPool(workers: 2) { (n: Int) -> Int in
-                usleep(20_000)
+            // Made before the pool, so its workers inherit them: every task reports that it
+            // started, then waits at the gate. While the gate is shut no chunk can complete, so
+            // what the map has pulled by then is its window, not a race against the clock.
+            let started = PIDPipe()
+            let gate = Gate()
+            let pool = try ProcessPool(workers: 2) { [reportFD = started.writeEnd, gateFD = gate.readEnd] (n: Int) -> Int in
+                var pid = getpid()
+                _ = write(reportFD, &pid, MemoryLayout<pid_t>.size)
+                var entry = pollfd(fd: gateFD, events: Int16(POLLIN), revents: 0)
+                guard poll(&entry, 1, 60_000) > 0 else { return Int.min }  // a gate never opened: a bug, not a hang
+                var byte: UInt8 = 0
+                _ = read(gateFD, &byte, 1)
                 return n
             }
             defer { pool.shutdown() }
-            let result = ResultBox()
+            let result = LockedBox<[Int]>()
             let mapper = try PosixThread.start(name: "mapper") {
-                result.set(try? pool.map(CountingSequence(count: 100, pulled: pulled)))
+                result.value = try? pool.map(CountingSequence(count: 100, pulled: pulled))
             }
-            usleep(150_000)
-            // Eager consumption would have pulled all 100 at once; the window is 2 × 4 chunks
-            // of one slow task each, plus the ~15 done by now.
-            #expect(pulled.value < 60, "pulled \(pulled.value) of 100 inputs after 150 ms")
+            _ = started.nextPID()
+            _ = started.nextPID()
+            // Both workers hold a task at the gate. Eager consumption would have pulled all 100;
+            // the window is at most workers × 4 chunks (while probing, one input each).
+            #expect(pulled.value <= 8, "pulled \(pulled.value) of 100 inputs while no task could finish")
+            gate.open(100)
             mapper.join()
             #expect(result.value == Array(0..<100))
             #expect(pulled.value == 100)
@@ -151,11 +163,4 @@ extension ForkPoolTests {
             #expect(try pool.map([Unencodable(number: 7)]) == [7])
         }
     }
-}
-
-final class ResultBox: @unchecked Sendable {
-    private let lock = ConditionLock()
-    private var stored: [Int]?
-    func set(_ value: [Int]?) { lock.withLock { stored = value } }
-    var value: [Int]? { lock.withLock { stored } }
 }

@@ -53,15 +53,6 @@ enum LaneCommand: Codable, Sendable {
     }
 }
 
-/// A value set on one thread and read on another.
-final class LockedBox<Value: Sendable>: @unchecked Sendable {
-    private let lock = ConditionLock()
-    private var stored: Value?
-    var value: Value? {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
-    }
-}
 
 /// Runs `body` on a new thread once a caller is reading `pool`'s lane.
 func whileACallerReadsByLane<Input, Output>(_ pool: ProcessPool<Input, Output>,

@@ -199,3 +199,32 @@ final class Gate: TestPipe, @unchecked Sendable {
         precondition(write(writeEnd, bytes, count) == count)
     }
 }
+
+// MARK: Shared between threads, and waiting
+
+/// Polls `condition` for up to 30 seconds (a hang detector, not a timing assertion).
+func waitUntil(_ condition: () -> Bool) -> Bool {
+    for _ in 0..<3000 {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
+/// A value set on one thread and read on another.
+final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var stored: Value?
+    var value: Value? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
+
+/// A count several threads add to.
+final class ConditionLockedCounter: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var count = 0
+    func add(_ amount: Int) { lock.withLock { count += amount } }
+    var value: Int { lock.withLock { count } }
+}

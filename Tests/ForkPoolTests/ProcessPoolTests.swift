@@ -297,21 +297,7 @@ func expectPoolServesWithFullStrength(_ pool: ProcessPool<Command, Int>,
     #expect(pool.workerProcessIDs.allSatisfy(isAlive), sourceLocation: sourceLocation)
 }
 
-/// Polls `condition` for up to 30 seconds (a hang detector, not a timing assertion).
-func waitUntil(_ condition: () -> Bool) -> Bool {
-    for _ in 0..<3000 {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
-}
 
-final class ConditionLockedCounter: @unchecked Sendable {
-    private let lock = ConditionLock()
-    private var count = 0
-    func add(_ amount: Int) { lock.withLock { count += amount } }
-    var value: Int { lock.withLock { count } }
-}
 
 /// Eight threads each submit their own inputs to `pool` (which must triple them) and map them;
 /// returns how many results went to the wrong caller or were wrong (1,000 per thread that threw).
