@@ -59,7 +59,7 @@ fuzz:
 	done
 	$(CLANG) -c -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address -I Sources/CForkShim/include \
 		Sources/CForkShim/shim.c -o $(FUZZ_DIR)/shim.o
-	$(SWIFTC) -sanitize=fuzzer,address -use-ld=lld -parse-as-library -module-name ForkPool -swift-version 6 \
+	$(SWIFTC) -sanitize=fuzzer,address -use-ld=lld -parse-as-library -module-name ForkPool -package-name forkpool -swift-version 6 \
 		-I Sources/CForkShim/include -I $(FUZZ_DIR) -L $(FUZZ_DIR) -lLogging -lCoreMetrics \
 		$$(find Sources/ForkPool -name '*.swift') Fuzz/FrameFuzzer.swift \
 		$(FUZZ_DIR)/shim.o -o $(FUZZ_DIR)/frame-fuzzer

@@ -172,10 +172,6 @@ void forkpool_signal_name(int signal_number, char *buffer, size_t size) {
     }
 }
 
-void forkpool_exit(int status) { _exit(status); }
-
-void forkpool_flush_stdio(void) { fflush(NULL); }
-
 void forkpool_set_thread_name(pthread_t thread, const char *name) {
     char truncated[16];
     snprintf(truncated, sizeof truncated, "%s", name);

@@ -76,7 +76,7 @@ let sanitizer = getenv("FORKPOOL_SANITIZER").map { String(cString: $0) }
 /// of a multi-threaded process. For ForkPool the two are the same event: a worker process
 /// that exits with `status` mid-task.
 func exitLikeUserCode(_ status: Int32) -> Never {
-    if sanitizer != nil { forkpool_exit(status) }
+    if sanitizer != nil { _exit(status) }
     Glibc.exit(status)
 }
 

@@ -59,7 +59,7 @@ final class Watchdog: @unchecked Sendable {
             let message = "\n✘ HangGuard: test \(late.name) did not finish within \(late.seconds) s; ending the test run\n"
             _ = message.withCString { write(2, $0, strlen($0)) }
             for child in childProcessIDs() { kill(child, SIGKILL) }
-            forkpool_exit(1)
+            _exit(1)
         }
     }
 }

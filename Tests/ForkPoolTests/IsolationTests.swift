@@ -268,7 +268,7 @@ extension ForkPoolTests {
             let application = forkpool_fork_worker(nil, 0, 0)
             if application == 0 {
                 close(fds[0])
-                guard let pool = try? ProcessPool(workers: 3, work: { (n: Int) -> Int in n }) else { forkpool_exit(3) }
+                guard let pool = try? ProcessPool(workers: 3, work: { (n: Int) -> Int in n }) else { _exit(3) }
                 var pids = [pool.forkServerProcessID ?? 0] + pool.workerProcessIDs
                 _ = write(fds[1], &pids, pids.count * MemoryLayout<pid_t>.size)
                 while true { pause() }
@@ -303,13 +303,13 @@ extension ForkPoolTests {
                 close(fds[0])
                 let report = fds[1]
                 guard let pool = try? ProcessPool(workers: 3, configuration: quiet, work: obey),
-                      var server = pool.forkServerProcessID else { forkpool_exit(3) }
+                      var server = pool.forkServerProcessID else { _exit(3) }
                 // The server's pid first; then each busy worker writes its own (4-byte writes
                 // to a pipe are atomic).
                 _ = write(report, &server, MemoryLayout<pid_t>.size)
                 var futures: [Future<Int>] = []
                 for _ in 0..<3 {
-                    guard let future = try? pool.submit(.reportPID(fd: report, sleepMilliseconds: -1)) else { forkpool_exit(4) }
+                    guard let future = try? pool.submit(.reportPID(fd: report, sleepMilliseconds: -1)) else { _exit(4) }
                     futures.append(future)
                 }
                 withExtendedLifetime((pool, futures)) {

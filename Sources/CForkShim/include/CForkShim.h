@@ -29,8 +29,8 @@ enum {
 /// asks for SIGKILL when the forking thread's process dies (and exits at once if it already
 /// has), optionally starts a new process group, and closes `close_fds`. Returns the child's
 /// pid in the parent, 0 in the child, -1 with errno on failure.
-/// Why C: between fork and the worker loop only async-signal-safe calls are allowed, and
-/// `fork` itself is unavailable to Swift on some platforms.
+/// Why C: between fork and the worker loop only async-signal-safe calls are allowed — no
+/// Swift, whose allocation and runtime may take a lock another thread held at the fork.
 pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options);
 
 /// Starts a pool's fork server: forks (as `forkpool_fork_worker` does, with `server_options`)
@@ -55,7 +55,7 @@ int forkpool_socketpair(int fds[2]);
 int forkpool_eventfd(void);
 
 /// Sets O_NONBLOCK on `fd`. Returns 0 or -1 with errno.
-/// Why C: `fcntl` is variadic.
+/// Why C: the fork server's loop, which is C, needs it; the pool uses the same function.
 int forkpool_set_nonblocking(int fd);
 
 /// `send` with MSG_NOSIGNAL (and MSG_DONTWAIT when `nonblocking`): a dead peer yields EPIPE
@@ -68,7 +68,7 @@ ssize_t forkpool_send_two(int fd, const void *head, size_t head_count, const voi
                           int nonblocking);
 
 /// `waitpid` retried on EINTR. Returns the pid, 0 (WNOHANG and still running) or -1.
-/// Why C: keeps the EINTR loop next to the status macros below.
+/// Why C: the fork server's loop, which is C, reaps with it; EINTR retried as everywhere in C.
 pid_t forkpool_waitpid(pid_t pid, int *status, int nohang);
 
 /// Creates an AF_UNIX SOCK_SEQPACKET socketpair with SOCK_CLOEXEC (the fork server's control
@@ -108,11 +108,6 @@ int forkpool_wtermsig(int status);
 /// Why C: `sigabbrev_np` / `strsignal` are GNU extensions behind _GNU_SOURCE.
 void forkpool_signal_name(int signal_number, char *buffer, size_t size);
 
-/// Exits the calling process at once, without atexit handlers or stdio flushing of the
-/// parent's duplicated buffers (flushed explicitly before). Why C: `_exit` as a non-returning
-/// import is awkward across Glibc module maps.
-__attribute__((noreturn)) void forkpool_exit(int status);
-
 /// Names `thread` (at most 15 bytes are kept).
 /// Why C: `pthread_setname_np` is a GNU extension behind _GNU_SOURCE.
 void forkpool_set_thread_name(pthread_t thread, const char *name);
@@ -126,9 +121,6 @@ static inline void forkpool_cpu_relax(void) {
     __asm__ __volatile__("yield");
 #endif
 }
-
-/// Flushes every stdio stream. Why C: `fflush(stdout)` touches a global Swift 6 rejects.
-void forkpool_flush_stdio(void);
 
 #ifdef __cplusplus
 }

@@ -53,7 +53,7 @@ enum WorkerLoop {
             FrameHeader(kind: .initializerFailed, length: greeting.count - FrameHeader.size, taskID: 0).write(into: &greeting)
             startStatus = initializerFailedStatus
         }
-        forkpool_flush_stdio()
+        fflush(nil)
         do { try sendAll(fd, greeting) } catch { leave(0) }
         if let startStatus { leave(startStatus) }
         while true {
@@ -101,7 +101,7 @@ enum WorkerLoop {
                 leave(header.kind == .shutdown ? 0 : protocolErrorStatus)
             }
             // Output the work printed must reach the terminal before the result does.
-            forkpool_flush_stdio()
+            fflush(nil)
             do {
                 try sendAll(fd, reply, tail: replyTail)
             } catch {
@@ -118,7 +118,7 @@ enum WorkerLoop {
     }
 
     private static func leave(_ status: Int32) -> Never {
-        forkpool_flush_stdio()
-        forkpool_exit(status)
+        fflush(nil)
+        _exit(status)
     }
 }
