@@ -44,7 +44,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// no reader: the first caller to block on it reads the reply itself; anyone else who asks
     /// (isDone, await, a callback) hands the reply to the pool's dispatcher. Cleared on use
     /// and on completion.
-    private var directReply: (LaneClaim)?
+    private var laneClaim: (LaneClaim)?
 
     init(taskID: UInt64, spinsWhileWaiting: Bool = true, stopRunning: (@Sendable () -> Void)? = nil,
          taskCancellationStopsRunning: Bool = false) {
@@ -68,8 +68,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// who polls will not block reading it).
     private func observe(_ read: (State) -> Bool) -> Bool {
         let (answer, reply) = lock.withLock { () -> (Bool, (LaneClaim)?) in
-            defer { directReply = nil }
-            return (read(state), directReply)
+            defer { laneClaim = nil }
+            return (read(state), laneClaim)
         }
         reply?.handBack()
         return answer
@@ -87,7 +87,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Blocks until the task finishes or `seconds` pass; `nil` on time-out.
     public func get(timeout seconds: Double) throws(ForkPoolError) -> Value? {
         let deadline = monotonicNanoseconds() + UInt64(max(0, seconds) * 1e9)
-        takeDirectReply()?.receive(until: deadline)
+        takeLaneClaim()?.receive(until: deadline)
         let outcome: Result<Value, ForkPoolError>? = lock.withLock {
             while true {
                 if case .done(let result) = state { return result }
@@ -133,7 +133,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Suspends until the future completes, ignoring cancellation of the calling task.
     var completion: Result<Value, ForkPoolError> {
         get async {
-            handBackDirectReply()
+            handBackLaneClaim()
             return await withUnsafeContinuation { continuation in
                 lock.lock()
                 if case .done(let result) = state {
@@ -160,7 +160,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Calls `handler` once with the result: now if the future is done, else when it completes
     /// (on the completing thread, outside the lock).
     func onCompletion(_ handler: @escaping @Sendable (Result<Value, ForkPoolError>) -> Void) {
-        handBackDirectReply()
+        handBackLaneClaim()
         lock.lock()
         if case .done(let result) = state {
             lock.unlock()
@@ -199,7 +199,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     func waitForResult() -> Result<Value, ForkPoolError> {
-        takeDirectReply()?.receive(until: nil)
+        takeLaneClaim()?.receive(until: nil)
         // A short bounded spin first, for a lone task whose reply lands within microseconds:
         // it is picked up without sleeping on the condition variable and being woken, which
         // on these machines costs more than the socket round trip itself. `map`'s chunk
@@ -220,19 +220,19 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     func attach(_ reply: LaneClaim) {
         lock.withLock {
             if case .done = state { return }
-            directReply = reply
+            laneClaim = reply
         }
     }
 
-    private func takeDirectReply() -> (LaneClaim)? {
+    private func takeLaneClaim() -> (LaneClaim)? {
         lock.withLock {
-            defer { directReply = nil }
-            return directReply
+            defer { laneClaim = nil }
+            return laneClaim
         }
     }
 
-    private func handBackDirectReply() {
-        takeDirectReply()?.handBack()
+    private func handBackLaneClaim() {
+        takeLaneClaim()?.handBack()
     }
 
     /// The result of a completed future; the caller holds the lock.
@@ -263,7 +263,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             return false
         case .queued, .running:
             state = .done(result)
-            directReply = nil
+            laneClaim = nil
             isCompleted.store(true, ordering: .releasing)
             let waiting = waiters
             waiters = []

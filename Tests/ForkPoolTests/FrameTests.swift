@@ -64,12 +64,12 @@ extension ForkPoolTests {
             var reader = FrameReader(maximumPayloadBytes: 1024)
             var direct = FrameHeader.emptyFrame()
             direct.append(contentsOf: [4, 5])
-            FrameHeader(kind: .task, length: 2, taskID: 9, direct: true).write(into: &direct)
-            #expect(direct[3] == FrameHeader.directFlag)
+            FrameHeader(kind: .task, length: 2, taskID: 9, sentByLane: true).write(into: &direct)
+            #expect(direct[3] == FrameHeader.sentByLaneFlag)
             pair.send(direct + frame(.task, id: 10, payload: [6]))
             _ = try reader.fill(from: pair.reader)
-            #expect(try reader.nextFrame { header, payload in header.direct && header.taskID == 9 && Array(payload) == [4, 5] } == true)
-            #expect(try reader.nextFrame { header, _ in header.direct || header.taskID != 10 } == false)
+            #expect(try reader.nextFrame { header, payload in header.sentByLane && header.taskID == 9 && Array(payload) == [4, 5] } == true)
+            #expect(try reader.nextFrame { header, _ in header.sentByLane || header.taskID != 10 } == false)
         }
 
         @Test func reportsEndOfStream() throws {
@@ -102,7 +102,7 @@ extension ForkPoolTests {
             ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "kind"),
             ([1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "kind"),
             ([1, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "unknown flags"),
-            ([1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "direct flag"),
+            ([1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "sent-by-lane flag"),
             // A split longer than the payload, and a split on a kind that never has a tail.
             ([1, 1, 5, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "split"),
             ([1, 3, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "split"),

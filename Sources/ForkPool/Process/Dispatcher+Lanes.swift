@@ -31,7 +31,7 @@ extension Dispatcher {
                 wakeLocked()
                 return nil
             }
-            task.frame[3] = FrameHeader.directFlag  // the worker may spin for this caller's next task
+            FrameHeader.markSentByLane(&task.frame, true)  // the worker may spin for this caller's next task
             lane.beginSending(task)
             task.leftQueue = true
             _ = task.start()
@@ -145,7 +145,7 @@ extension Dispatcher {
             switch orphan.error {
             case nil:
                 accounting.recordAttemptEnded(of: orphan.task, slot: orphan.slot)
-                orphan.task.frame[3] = 0
+                FrameHeader.markSentByLane(&orphan.task.frame, false)
                 retries.append(orphan.task)
             case let error? where orphan.crashed:
                 handleCrash(of: orphan.task, error: error, slot: orphan.slot)
@@ -160,7 +160,7 @@ extension Dispatcher {
     /// assigned it; a resend (a retry) no longer asks the worker to spin.
     func adopt(_ task: PendingTask, at index: Int) {
         workers[index].task = task
-        if task.frame.count > 3 { task.frame[3] = 0 }
+        FrameHeader.markSentByLane(&task.frame, false)
     }
 
     /// A lane came back to this thread: the worker takes up `task` (if any) as if it had been

@@ -41,7 +41,7 @@ enum WorkerLoop {
         // the next task at once) the worker spins before it sleeps in recv: no wake-up on
         // either side of a tight submit/get loop.
         var spin = AdaptiveSpin(limit: spinLimit)
-        var answeredDirectAt: UInt64?
+        var answeredLaneTaskAt: UInt64?
         // The handshake: the parent hands this worker no task before `ready`.
         var greeting = FrameHeader.emptyFrame()
         var startStatus: Int32?
@@ -82,12 +82,12 @@ enum WorkerLoop {
                 leave(protocolErrorStatus)
             }
             guard let (header, handled) = frame else {
-                let spinning = answeredDirectAt.map { monotonicNanoseconds() < $0 + spin.budget } ?? false
+                let spinning = answeredLaneTaskAt.map { monotonicNanoseconds() < $0 + spin.budget } ?? false
                 switch try? reader.fill(from: fd, wait: !spinning) {
                 case .received:
-                    if let answered = answeredDirectAt {
+                    if let answered = answeredLaneTaskAt {
                         spin.learn(waited: monotonicNanoseconds() - answered)
-                        answeredDirectAt = nil
+                        answeredLaneTaskAt = nil
                     }
                     continue
                 case .wouldBlock:
@@ -108,7 +108,7 @@ enum WorkerLoop {
                 leave(0)
             }
             replyTail = []
-            answeredDirectAt = header.direct ? monotonicNanoseconds() : nil
+            answeredLaneTaskAt = header.sentByLane ? monotonicNanoseconds() : nil
         }
     }
 

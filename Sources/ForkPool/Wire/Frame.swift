@@ -3,7 +3,7 @@
 //   offset 0   version  UInt8   (FrameHeader.version)
 //          1   kind     UInt8   (FrameKind)
 //          2   split    UInt8   payload bytes before a raw byte tail (0: no tail; task/result only)
-//          3   flags    UInt8   bit 0: `direct` (tasks only: sent by a caller's lane); the rest 0
+//          3   flags    UInt8   bit 0: `sentByLane` (tasks only: sent by a caller's lane); the rest 0
 //          4   length   UInt32  payload bytes that follow the header, little-endian
 //          8   task id  UInt64  little-endian
 //         16   payload
@@ -54,8 +54,8 @@ enum FailureReason: UInt8 {
 struct FrameHeader: Equatable {
     static let size = 16
     static let version: UInt8 = 1
-    /// Bit 0 of the flags byte: ``direct``.
-    static let directFlag: UInt8 = 1
+    /// Bit 0 of the flags byte: ``sentByLane``.
+    static let sentByLaneFlag: UInt8 = 1
 
     var kind: FrameKind
     var length: Int
@@ -66,7 +66,14 @@ struct FrameHeader: Equatable {
     var split = 0
     /// A task sent by a caller's lane (DirectLane): the caller spins for the reply and tends to
     /// send its next task at once, so the worker spins briefly before it sleeps. Only on tasks.
-    var direct = false
+    var sentByLane = false
+
+    /// Sets or clears the `sentByLane` flag of an encoded frame in place (a task about to go by
+    /// lane; a task sent again, which nobody spins for).
+    static func markSentByLane(_ frame: inout [UInt8], _ sentByLane: Bool) {
+        guard frame.count > 3 else { return }
+        frame[3] = sentByLane ? sentByLaneFlag : 0
+    }
 
     /// Writes this header over the first `size` bytes of `frame`.
     func write(into frame: inout [UInt8]) {
@@ -74,7 +81,7 @@ struct FrameHeader: Equatable {
             raw[0] = Self.version
             raw[1] = kind.rawValue
             raw[2] = UInt8(split)
-            raw[3] = direct ? Self.directFlag : 0
+            raw[3] = sentByLane ? Self.sentByLaneFlag : 0
             raw.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 4, as: UInt32.self)
             raw.storeBytes(of: taskID.littleEndian, toByteOffset: 8, as: UInt64.self)
         }
@@ -88,12 +95,12 @@ struct FrameHeader: Equatable {
         guard let kind = FrameKind(rawValue: bytes[1]) else {
             throw ForkPoolError(.malformedFrame, "frame has unknown kind \(bytes[1])")
         }
-        guard bytes[3] & ~directFlag == 0 else {
+        guard bytes[3] & ~sentByLaneFlag == 0 else {
             throw ForkPoolError(.malformedFrame, "frame has unknown flags \(bytes[3])")
         }
-        let direct = bytes[3] & directFlag != 0
-        guard !direct || kind == .task else {
-            throw ForkPoolError(.malformedFrame, "frame of kind \(kind) has the direct flag, which only tasks may have")
+        let sentByLane = bytes[3] & sentByLaneFlag != 0
+        guard !sentByLane || kind == .task else {
+            throw ForkPoolError(.malformedFrame, "frame of kind \(kind) has the sent-by-lane flag, which only tasks may have")
         }
         let split = Int(bytes[2])
         let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
@@ -106,7 +113,7 @@ struct FrameHeader: Equatable {
                                 "frame declares \(length) payload bytes; the limit is \(maximumPayloadBytes)",
                                 taskID: taskID)
         }
-        return FrameHeader(kind: kind, length: length, taskID: taskID, split: split, direct: direct)
+        return FrameHeader(kind: kind, length: length, taskID: taskID, split: split, sentByLane: sentByLane)
     }
 
     /// A frame with room for the header, to which a payload is then appended.
@@ -139,7 +146,7 @@ struct FrameReader {
     private var end = 0
     /// The split frame being received into its own array: its header, the payload bytes
     /// before the tail, the tail and how much of it has arrived.
-    private var direct: (header: FrameHeader, head: [UInt8], tail: [UInt8], filled: Int)?
+    private var rawTailFrame: (header: FrameHeader, head: [UInt8], tail: [UInt8], filled: Int)?
 
     init(maximumPayloadBytes: Int, directTailBytes: Int = 1 << 20) {
         self.maximumPayloadBytes = maximumPayloadBytes
@@ -156,14 +163,14 @@ struct FrameReader {
     mutating func append(_ bytes: UnsafeRawBufferPointer) throws(ForkPoolError) {
         var offset = 0
         while offset < bytes.count {
-            if var frame = direct, frame.filled < frame.tail.count {
+            if var frame = rawTailFrame, frame.filled < frame.tail.count {
                 let count = min(frame.tail.count - frame.filled, bytes.count - offset)
-                direct = nil  // keep the tail uniquely referenced while it is written
+                rawTailFrame = nil  // keep the tail uniquely referenced while it is written
                 frame.tail.withUnsafeMutableBytes { raw in
                     (raw.baseAddress! + frame.filled).copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
                 }
                 frame.filled += count
-                direct = frame
+                rawTailFrame = frame
                 offset += count
                 continue
             }
@@ -181,9 +188,9 @@ struct FrameReader {
     /// than block on a blocking socket. Throws on a socket error.
     mutating func fill(from fd: CInt, wait: Bool = true) throws(ForkPoolError) -> FillStatus {
         let flags = wait ? 0 : CInt(MSG_DONTWAIT)
-        if var frame = direct, frame.filled < frame.tail.count {
-            direct = nil  // keep the tail uniquely referenced while recv writes into it
-            defer { direct = frame }
+        if var frame = rawTailFrame, frame.filled < frame.tail.count {
+            rawTailFrame = nil  // keep the tail uniquely referenced while recv writes into it
+            defer { rawTailFrame = frame }
             let filled = frame.filled
             let (status, count) = try frame.tail.withUnsafeMutableBytes { raw in
                 Result { () throws(ForkPoolError) in
@@ -229,9 +236,9 @@ struct FrameReader {
     /// frame whose tail was received straight into its own array — that array, the payload
     /// view then holding only the bytes before it. Returns nil if no frame is complete yet.
     mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer, [UInt8]?) -> R) throws(ForkPoolError) -> R? {
-        if let frame = direct {
+        if let frame = rawTailFrame {
             guard frame.filled == frame.tail.count else { return nil }
-            direct = nil
+            rawTailFrame = nil
             return frame.head.withUnsafeBytes { body(frame.header, $0, frame.tail) }
         }
         guard end - start >= FrameHeader.size else { return nil }
@@ -254,7 +261,7 @@ struct FrameReader {
                 start = 0
                 end = 0
             }
-            direct = (header, head, tail, buffered)
+            rawTailFrame = (header, head, tail, buffered)
             return try nextFrame(body)
         }
         let total = FrameHeader.size + header.length
