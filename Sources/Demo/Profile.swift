@@ -1,6 +1,7 @@
-// `Demo profile`: one hot loop of the library, alone, for a profiler — `perf record` or
-// `valgrind --tool=callgrind` (`make profile CASE=…` runs the latter). Each case is a
-// benchmark's inner loop without the timing around it.
+// `Demo profile`: one hot loop of the library, alone, for a profiler — for example
+// `perf record -e cpu-clock $(swift build -c release --show-bin-path)/Demo profile map-auto`, or
+// the same under `valgrind --tool=callgrind`. Each case is a benchmark's inner loop without the
+// timing around it.
 import ArgumentParser
 import ForkPool
 import Histogram

@@ -3,6 +3,7 @@
 // may grow: the run fails if descriptors grow at all or memory grows past a small allowance.
 import ArgumentParser
 import ForkPool
+import Foundation
 import Glibc
 import Workloads
 
@@ -89,14 +90,9 @@ struct Snapshot: CustomStringConvertible {
     var descriptors = 0
 
     init() {
-        if let statm = fopen("/proc/self/statm", "r") {
-            var size = 0, resident = 0
-            withUnsafeMutablePointer(to: &size) { sizePointer in
-                withUnsafeMutablePointer(to: &resident) { residentPointer in
-                    _ = withVaList([sizePointer, residentPointer]) { vfscanf(statm, "%ld %ld", $0) }
-                }
-            }
-            fclose(statm)
+        // /proc is read through Foundation, as everywhere in the Demo: "size resident …" in pages.
+        if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+           case let fields = statm.split(separator: " "), fields.count > 1, let resident = Int(fields[1]) {
             residentBytes = resident * sysconf(Int32(_SC_PAGESIZE))
         }
         descriptors = directoryEntries("/proc/self/fd").count - 1  // less the one listing them
