@@ -57,11 +57,18 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // Real faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS) for ForkPoolTests.
+        .target(
+            name: "CFaultInjection",
+            path: "Tests/CFaultInjection",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
         .testTarget(
             name: "ForkPoolTests",
             dependencies: [
                 "ForkPool",
                 "CForkShim",
+                "CFaultInjection",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]

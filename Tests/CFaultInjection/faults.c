@@ -1,0 +1,72 @@
+// Real faults, one per fault signal (see include/CFaultInjection.h).
+#include "CFaultInjection.h"
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// A system call number no Linux ABI uses; only fault_sys's filter gives it a meaning.
+#define MADE_UP_SYSCALL 0x3fff
+
+// SIGSEGV: a write through a low pointer, which no process has mapped.
+int fault_segv(void) {
+    volatile int *volatile low = (int *)8;
+    *low = 1;
+    return 0;
+}
+
+// SIGBUS: a write to a shared mapping past the end of its (empty) memfd.
+int fault_bus(void) {
+    long page_size = sysconf(_SC_PAGESIZE);
+    int fd = memfd_create("forkpool-sigbus", MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    void *mapping = mmap(NULL, (size_t)page_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (mapping == MAP_FAILED) return -1;
+    *(volatile char *)mapping = 1;
+    return 0;
+}
+
+// SIGILL: an undefined instruction (ud2 on x86, udf on arm64).
+int fault_ill(void) {
+    __builtin_trap();
+}
+
+// SIGFPE: integer division by zero (x86 faults; arm64 returns 0 and there is no SIGFPE).
+int fault_fpe(void) {
+    volatile int dividend = 1, divisor = 0;
+    volatile int quotient = dividend / divisor;
+    (void)quotient;
+    return 0;
+}
+
+// SIGABRT: abort(), which raises it and, should a handler return, raises it again.
+int fault_abrt(void) {
+    abort();
+}
+
+// SIGTRAP: a breakpoint instruction (int3 on x86: a handler that returns resumes after it).
+int fault_trap(void) {
+    __builtin_debugtrap();
+    return 0;
+}
+
+// SIGSYS: a seccomp filter that traps one made-up system call, then that call.
+int fault_sys(void) {
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADE_UP_SYSCALL, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog program = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0) return -1;
+    (void)syscall(MADE_UP_SYSCALL);
+    return 0;
+}
