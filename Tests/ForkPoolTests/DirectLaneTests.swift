@@ -102,6 +102,41 @@ extension ForkPoolTests {
             #expect(spin.budget == 40_000)
         }
 
+        /// Under `.breakPool`, a crash that a lane reader gives back breaks the pool before a
+        /// replacement can run a queued task: the dead worker's slot stays taken until the task
+        /// is judged. The reader is held up (a signal handler that sleeps) so that the exit
+        /// report comes first and the lane is detached: without the rule, a replacement starts
+        /// and runs the queued tasks meanwhile.
+        @Test func aCrashALaneReaderGivesBackBreaksThePoolBeforeAReplacementRunsQueuedTasks() throws {
+            var configuration = quiet
+            configuration.crashPolicy = .breakPool
+            let task = try HangingLaneTask(configuration: configuration)
+            let previous = signal(SIGUSR2) { _ in usleep(300_000) }
+            defer { signal(SIGUSR2, previous) }
+            let error = LockedBox<ForkPoolError>()
+            let readerThread = LockedBox<pthread_t>()
+            let reader = try PosixThread.start(name: "lane-reader") {
+                var holdUp = sigset_t()  // the test runner's threads may block it: this one must not
+                sigemptyset(&holdUp)
+                sigaddset(&holdUp, SIGUSR2)
+                pthread_sigmask(SIG_UNBLOCK, &holdUp, nil)
+                readerThread.value = pthread_self()
+                error.value = expectForkPoolError { _ = try task.future.get() }
+            }
+            // Queued only once the caller reads by lane (a task nobody reads yet would be
+            // taken over by the dispatcher as soon as it wakes for them).
+            #expect(waitUntil { task.pool.callersReadingByLane == 1 })
+            let queued = try (1...3).map { try task.pool.submit(.echo($0)) }
+            #expect(pthread_kill(try #require(readerThread.value), SIGUSR2) == 0)
+            #expect(kill(task.pid, SIGKILL) == 0)
+            reader.join()
+            #expect(error.value?.signal == SIGKILL)
+            for future in queued {
+                #expect(expectForkPoolError { _ = try future.get() }?.code == .poolBroken)
+            }
+            task.pool.shutdown()
+        }
+
         @Test func loneSubmitsGoByLaneAndTheQueueStillServesWhenLanesAreOff() throws {
             let pool = try ProcessPool(workers: 1, work: obeyLane)
             defer { pool.shutdown() }

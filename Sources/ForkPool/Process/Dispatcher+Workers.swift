@@ -137,18 +137,22 @@ extension Dispatcher {
     }
 
     /// Asks the fork server for the workers the pool lacks (none while broken, or when
-    /// shutting down with nothing left to run), pacing restarts after failed starts.
+    /// shutting down with nothing left to run), pacing restarts after failed starts. A worker
+    /// that died while a caller read its reply by lane keeps its slot until that caller has
+    /// handed the task back and the crash policy has judged it: under `.breakPool` a
+    /// replacement must not take a queued task first.
     func requestWorkers(now: UInt64) {
         guard let forkServer, !stopping, missingWorkers > 0, now >= startFailures.nextSpawnTime else { return }
-        let wanted = lock.withLock { () -> Bool in
+        let wanted = lock.withLock { () -> Int in
+            let judging = detachedReaders + orphans.count
             switch phase {
-            case .broken, .failedToStart, .stopped: return false
-            case .starting: return true
-            case .running: return !shutdownRequested || !queue.isEmpty || !retries.isEmpty
+            case .broken, .failedToStart, .stopped: return 0
+            case .starting: return missingWorkers - judging
+            case .running: return !shutdownRequested || !queue.isEmpty || !retries.isEmpty ? missingWorkers - judging : 0
             }
         }
-        guard wanted else { return }
-        for _ in 0..<missingWorkers {
+        guard wanted > 0 else { return }
+        for _ in 0..<wanted {
             guard forkServer.requestWorker() else {
                 forkServerDied()
                 return
