@@ -16,7 +16,9 @@ public struct ProcessPoolConfiguration: Sendable {
     public var workersInOwnProcessGroup = true
 
     /// Keep Swift's crash backtracer in the workers: a worker that crashes prints a backtrace
-    /// to the standard error it shares with the parent (slower death: about 15 ms). When false
+    /// to the standard error it shares with the parent, once (a slower death: the backtracer
+    /// symbolicates first, tens of milliseconds in a release build and a few hundred in a debug
+    /// one). A fault signal ends the worker either way, even one raised or sent. When false
     /// a crashing worker dies silently at once; the task's error still names the signal.
     /// Default true.
     public var workerCrashBacktraces = true
