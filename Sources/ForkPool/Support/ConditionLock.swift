@@ -1,4 +1,8 @@
-// ConditionLock: a pthread mutex with one condition variable.
+// ConditionLock: a pthread mutex with one condition variable — the lock for state that threads
+// wait on (futures, queues, the dispatcher's phase), and for the descriptor registry, whose
+// lock is held across `fork` and let go in the child (a pthread mutex can be; the stdlib's
+// `Mutex` promises nothing there). State that is only ever guarded, never waited on, in code
+// that never forks (the metrics' counters, the service's stopper) uses the stdlib's `Mutex`.
 //
 // Both pools and every Future block callers on this. It is a class so its address is stable
 // (pthread objects must never move) and it is shared by reference between threads.
