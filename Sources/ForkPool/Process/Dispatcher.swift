@@ -159,19 +159,6 @@ final class Dispatcher: @unchecked Sendable {
 
     // MARK: - Called by any thread
 
-    /// Queued tasks the deadline watch holds (tests check that finished ones are let go).
-    var tasksWatchedForDeadline: Int { lock.withLock { queuedWithDeadline.count } }
-
-    /// How many tasks went by lane, straight from the submitting thread to a worker.
-    var tasksSentByLane: Int { laneSends.load(ordering: .relaxed) }
-    /// How many callers are reading a reply by lane now.
-    var callersReadingByLane: Int { laneReaders.load(ordering: .relaxed) }
-    /// How many idle workers are lent to submitting threads now.
-    var openLaneCount: Int { lock.withLock { openLanes.count } }
-
-    /// How many task ids were handed out (tests count frames with it).
-    var taskIDsIssued: UInt64 { taskIDs.load(ordering: .relaxed) - 1 }
-
     /// A fresh pool-wide task id.
     func makeTaskID() -> UInt64 {
         taskIDs.wrappingAdd(1, ordering: .relaxed).oldValue

@@ -82,18 +82,6 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     /// See ``PoolStats`` for what is counted.
     public var stats: PoolStats { dispatcher.stats }
 
-    /// Queued tasks whose deadline the dispatcher watches; tests use it.
-    var tasksWatchedForDeadline: Int { dispatcher.tasksWatchedForDeadline }
-
-    /// How many tasks went straight from the submitting thread to an idle worker (the direct
-    /// lane), and how many callers read a reply that way now; tests use them.
-    var tasksSentByLane: Int { dispatcher.tasksSentByLane }
-    var callersReadingByLane: Int { dispatcher.callersReadingByLane }
-    var openLaneCount: Int { dispatcher.openLaneCount }
-
-    /// How many tasks (single inputs or chunks) the pool has created; tests use it.
-    var tasksCreated: UInt64 { dispatcher.taskIDsIssued }
-
     /// The pid of the pool's fork server, the single-threaded process that forks every
     /// worker; nil once the pool has shut down.
     public var forkServerProcessID: pid_t? { dispatcher.forkServerProcessID }

@@ -1,0 +1,17 @@
+// What the tests look at inside a process pool, kept out of the product: each reads the
+// dispatcher's own state (reachable through `@testable import`).
+import Synchronization
+@testable import ForkPool
+
+extension ProcessPool {
+    /// Queued tasks whose deadline the dispatcher watches (finished ones must be let go).
+    var tasksWatchedForDeadline: Int { dispatcher.lock.withLock { dispatcher.queuedWithDeadline.count } }
+    /// How many tasks went straight from the submitting thread to an idle worker (by lane).
+    var tasksSentByLane: Int { dispatcher.laneSends.load(ordering: .relaxed) }
+    /// How many callers read a reply by lane now.
+    var callersReadingByLane: Int { dispatcher.laneReaders.load(ordering: .relaxed) }
+    /// How many idle workers are lent to submitting threads now.
+    var openLaneCount: Int { dispatcher.lock.withLock { dispatcher.openLanes.count } }
+    /// How many tasks (single inputs or chunks) the pool has created.
+    var tasksCreated: UInt64 { dispatcher.taskIDs.load(ordering: .relaxed) - 1 }
+}
