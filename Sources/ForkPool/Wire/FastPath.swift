@@ -158,33 +158,29 @@ extension UInt16: FastWireInteger { typealias WireBits = UInt16 }
 extension UInt32: FastWireInteger { typealias WireBits = UInt32 }
 extension UInt64: FastWireInteger { typealias WireBits = UInt64 }
 
-extension Double: FastWireCodable {
-    static var wirePackedWidth: Int { 8 }
+/// Double and Float share one shape too: the little-endian IEEE bit pattern.
+internal protocol FastWireFloat: FastWireCodable {
+    associatedtype Bits: FixedWidthInteger
+    var bitPattern: Bits { get }
+    init(bitPattern: Bits)
+}
+
+extension FastWireFloat {
+    static var wirePackedWidth: Int { MemoryLayout<Bits>.size }
     static var wireIsMemcpyable: Bool { WireLayout.isLittleEndianHost }
-    var wireContentSize: Int { 8 }
+    var wireContentSize: Int { MemoryLayout<Bits>.size }
 
     func writeWireContent(to writer: inout WireWriter) {
         writer.appendLittleEndian(bitPattern)
     }
 
-    static func decodeWireContent(_ content: WireReader) throws -> Double {
-        Double(bitPattern: try content.readWhole(UInt64.self, as: Double.self))
+    static func decodeWireContent(_ content: WireReader) throws -> Self {
+        Self(bitPattern: try content.readWhole(Bits.self, as: Self.self))
     }
 }
 
-extension Float: FastWireCodable {
-    static var wirePackedWidth: Int { 4 }
-    static var wireIsMemcpyable: Bool { WireLayout.isLittleEndianHost }
-    var wireContentSize: Int { 4 }
-
-    func writeWireContent(to writer: inout WireWriter) {
-        writer.appendLittleEndian(bitPattern)
-    }
-
-    static func decodeWireContent(_ content: WireReader) throws -> Float {
-        Float(bitPattern: try content.readWhole(UInt32.self, as: Float.self))
-    }
-}
+extension Double: FastWireFloat { typealias Bits = UInt64 }
+extension Float: FastWireFloat { typealias Bits = UInt32 }
 
 extension Bool: FastWireCodable {
     static var wirePackedWidth: Int { 1 }
