@@ -62,6 +62,44 @@ func whileACallerReadsByLane<Input, Output>(_ pool: ProcessPool<Input, Output>,
     }
 }
 
+/// A thread that reads a future's reply by lane and can be held up on request — a signal
+/// handler that sleeps 300 ms — so that its worker's exit report reaches the dispatcher before
+/// the reader sees the end of stream: the lane is detached and the reader gives the task back.
+final class HeldUpLaneReader: @unchecked Sendable {
+    private let outcome = LockedBox<Result<Int, ForkPoolError>>()
+    private let handle = LockedBox<pthread_t>()
+    private let previousHandler: sighandler_t?
+    private var thread: PosixThread?
+
+    init(_ future: Future<Int>) throws {
+        previousHandler = signal(SIGUSR2) { _ in usleep(300_000) }
+        thread = try PosixThread.start(name: "lane-reader") { [outcome, handle] in
+            var holdUp = sigset_t()  // the test runner's threads may block it: this one must not
+            sigemptyset(&holdUp)
+            sigaddset(&holdUp, SIGUSR2)
+            pthread_sigmask(SIG_UNBLOCK, &holdUp, nil)
+            handle.value = pthread_self()
+            outcome.value = Result { () throws(ForkPoolError) -> Int in try future.get() }
+        }
+    }
+
+    func holdUp() {
+        precondition(waitUntil { handle.value != nil })
+        pthread_kill(handle.value!, SIGUSR2)
+    }
+
+    func join() {
+        thread?.join()
+        thread = nil
+        signal(SIGUSR2, previousHandler)
+    }
+
+    var value: Int? { try? outcome.value?.get() }
+    var error: ForkPoolError? {
+        if case .failure(let error)? = outcome.value { error } else { nil }
+    }
+}
+
 /// A one-worker pool whose only task went by lane, reported its worker's pid and hangs.
 struct HangingLaneTask {
     let pids = PIDPipe()
@@ -104,37 +142,50 @@ extension ForkPoolTests {
 
         /// Under `.breakPool`, a crash that a lane reader gives back breaks the pool before a
         /// replacement can run a queued task: the dead worker's slot stays taken until the task
-        /// is judged. The reader is held up (a signal handler that sleeps) so that the exit
-        /// report comes first and the lane is detached: without the rule, a replacement starts
-        /// and runs the queued tasks meanwhile.
+        /// is judged. (Without that rule, a replacement starts and runs the queued tasks while
+        /// the held-up reader still holds the crashed one.)
         @Test func aCrashALaneReaderGivesBackBreaksThePoolBeforeAReplacementRunsQueuedTasks() throws {
             var configuration = quiet
             configuration.crashPolicy = .breakPool
             let task = try HangingLaneTask(configuration: configuration)
-            let previous = signal(SIGUSR2) { _ in usleep(300_000) }
-            defer { signal(SIGUSR2, previous) }
-            let error = LockedBox<ForkPoolError>()
-            let readerThread = LockedBox<pthread_t>()
-            let reader = try PosixThread.start(name: "lane-reader") {
-                var holdUp = sigset_t()  // the test runner's threads may block it: this one must not
-                sigemptyset(&holdUp)
-                sigaddset(&holdUp, SIGUSR2)
-                pthread_sigmask(SIG_UNBLOCK, &holdUp, nil)
-                readerThread.value = pthread_self()
-                error.value = expectForkPoolError { _ = try task.future.get() }
-            }
+            let reader = try HeldUpLaneReader(task.future)
+            defer { reader.join() }
+            #expect(waitUntil { task.pool.callersReadingByLane == 1 })
             // Queued only once the caller reads by lane (a task nobody reads yet would be
             // taken over by the dispatcher as soon as it wakes for them).
-            #expect(waitUntil { task.pool.callersReadingByLane == 1 })
             let queued = try (1...3).map { try task.pool.submit(.echo($0)) }
-            #expect(pthread_kill(try #require(readerThread.value), SIGUSR2) == 0)
+            reader.holdUp()
             #expect(kill(task.pid, SIGKILL) == 0)
             reader.join()
-            #expect(error.value?.signal == SIGKILL)
+            #expect(reader.error?.signal == SIGKILL)
             for future in queued {
                 #expect(expectForkPoolError { _ = try future.get() }?.code == .poolBroken)
             }
             task.pool.shutdown()
+        }
+
+        /// The same hand-back under `.retry`: once the task is judged (to run again), a
+        /// replacement is asked for at once — the pool must not wait for a wake-up that never
+        /// comes (the replacement was once withheld on the turn the task came back, and the
+        /// retry then waited forever).
+        @Test func aCrashALaneReaderGivesBackIsRetriedOnAReplacement() throws {
+            let pids = PIDPipe()
+            let marker = "/tmp/forkpool-lane-held-retry-\(getpid())"
+            defer { unlink(marker) }
+            var configuration = quiet
+            configuration.crashPolicy = .retry(times: 1)
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obeyLane)
+            defer { pool.shutdown() }
+            let future = try pool.submit(.hangOnce(marker: marker, fd: pids.writeEnd, value: 42))
+            let pid = pids.nextPID()
+            let reader = try HeldUpLaneReader(future)
+            defer { reader.join() }
+            #expect(waitUntil { pool.callersReadingByLane == 1 })
+            reader.holdUp()
+            #expect(kill(pid, SIGKILL) == 0)
+            reader.join()
+            #expect(reader.value == 42)
+            #expect(pool.stats.restarts == 1)
         }
 
         @Test func loneSubmitsGoByLaneAndTheQueueStillServesWhenLanesAreOff() throws {

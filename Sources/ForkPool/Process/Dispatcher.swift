@@ -270,8 +270,10 @@ final class Dispatcher: @unchecked Sendable {
         var owners: [Int] = []  // worker index of each pollfd after the first two
         while true {
             let now = monotonicNanoseconds()
-            requestWorkers(now: now)
+            // Lanes first: a task a caller gave back is judged (crash policy) before a
+            // replacement for its dead worker is asked for.
             reclaimLanes(now: now)
+            requestWorkers(now: now)
             let turn = takeWork(now: now)
             for (task, error) in turn.dropped {
                 accounting.recordOutcome(of: task, failure: error.code, slot: nil)
