@@ -67,6 +67,7 @@ let package = Package(
             name: "ForkPoolTests",
             dependencies: [
                 "ForkPool",
+                "Workloads",
                 "CForkShim",
                 "CFaultInjection",
                 .product(name: "Logging", package: "swift-log"),

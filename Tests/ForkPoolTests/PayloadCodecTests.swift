@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 @testable import ForkPool
+@testable import Workloads
 
 extension ForkPoolTests {
     @Suite struct PayloadCodecTests {}
@@ -51,18 +52,6 @@ private func wireError(_ body: () throws -> Void, sourceLocation: SourceLocation
     return nil
 }
 
-/// Deterministic pseudo-random bytes (SplitMix64), so a failing case can be replayed.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 private func leb128(_ value: UInt64) -> [UInt8] {
     var bytes: [UInt8] = []
@@ -704,7 +693,7 @@ extension ForkPoolTests.PayloadCodecTests {
     }
 
     @Test func randomGarbageNeverCrashes() {
-        var random = SplitMix64(state: 0x5EED)
+        var random = SplitMix64(seed: 0x5EED)
         var decodedSomething = 0
         for _ in 0..<3_000 {
             let length = Int.random(in: 0...48, using: &random)
@@ -728,7 +717,7 @@ extension ForkPoolTests.PayloadCodecTests {
     }
 
     @Test func corruptedValidPayloadsNeverCrash() throws {
-        var random = SplitMix64(state: 0xC0FFEE)
+        var random = SplitMix64(seed: 0xC0FFEE)
         let originals = [try encode(Inventory.sample), try encode(Interleaved()), try encode(Dog(name: "a", tricks: ["b"]))]
         var stillDecoded = 0
         for round in 0..<3_000 {
@@ -782,7 +771,7 @@ extension ForkPoolTests.PayloadCodecTests {
             #expect(agrees(bytes), "\(bytes)")
         }
         // Random sequences drawn mostly from bytes that matter to the decoder's state.
-        var random = SplitMix64(state: 0x0DDBA11)
+        var random = SplitMix64(seed: 0x0DDBA11)
         let interesting: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2,
                                     0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
         for _ in 0..<20_000 {

@@ -41,8 +41,9 @@ public enum Corpus {
 
 // MARK: - Random numbers
 
-/// splitmix64 (Steele, Lea and Flood): tiny, fast, and good enough to pick words.
-struct SplitMix64 {
+/// splitmix64 (Steele, Lea and Flood): tiny, fast, and good enough to pick words (and, in the
+/// tests, to make replayable random payloads).
+struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
 
     init(seed: UInt64) { state = seed }
