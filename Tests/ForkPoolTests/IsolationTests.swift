@@ -63,17 +63,23 @@ extension ForkPoolTests {
             let pids = PIDPipe()
             let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)
             defer { pool.shutdown() }
-            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: 0.5)
-            let pid = pids.nextPID()
-            // Queued behind the hung task; its own deadline passes before a worker is free.
+            // The worker is held far longer than the queued task's deadline (no race between the
+            // two deadlines): the queued task's own deadline passes before a worker is free.
+            let blocking = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: 60)
+            let blocker = pids.nextPID()
             let queued = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: 0), timeout: 0.2)
             let queuedError = expectForkPoolError { _ = try queued.get() }
             #expect(queuedError?.code == .timedOut)
             #expect(queuedError?.message.contains("before a worker was free") == true)
+            #expect(kill(blocker, SIGKILL) == 0)
+            #expect(expectForkPoolError { _ = try blocking.get() }?.signal == SIGKILL)
+            // A running task's own deadline, with nothing else in the pool.
+            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: 0.3)
+            let pid = pids.nextPID()
             #expect(expectForkPoolError { _ = try running.get() }?.code == .timedOut)
             #expect(waitUntil { isDead(pid) })
             try expectPoolServesWithFullStrength(pool)
-            // The queued task never ran: no pid beyond the first was reported.
+            // The queued task never ran: no pid beyond the two hung tasks' was reported.
             #expect(forkpool_set_nonblocking(pids.readEnd) == 0)
             var extra: pid_t = 0
             #expect(read(pids.readEnd, &extra, MemoryLayout<pid_t>.size) == -1)
