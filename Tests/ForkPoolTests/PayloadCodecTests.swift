@@ -662,7 +662,7 @@ extension ForkPoolTests.PayloadCodecTests {
     }
 
     @Test func hugeLengthsAndCountsThrowWithoutAllocating() throws {
-        // A top-level slot claiming 2^40 bytes.
+        // A top-level cell claiming 2^40 bytes.
         let claim = leb128(1 << 40 + 1) + [1, 2, 3]
         let error = wireError { _ = try decode([UInt8].self, from: claim) }
         #expect(error?.description.contains("needed 1099511627776 bytes") == true)
@@ -671,7 +671,7 @@ extension ForkPoolTests.PayloadCodecTests {
         _ = wireError { _ = try decode(String.self, from: leb128(UInt64(Int.max))) }
         _ = wireError { _ = try decode(String.self, from: leb128(UInt64.max)) }
         _ = wireError { _ = try decode(String.self, from: [UInt8](repeating: 0xFF, count: 11) + [1]) }
-        // A huge length inside an otherwise well-framed value: an element, a key, a nested slot.
+        // A huge length inside an otherwise well-framed value: an element, a key, a nested cell.
         let element = [0x00] + leb128(1 << 50) + [0x41]
         _ = wireError { _ = try decode([String].self, from: leb128(UInt64(element.count + 1)) + element) }
         _ = wireError { _ = try decode([[String]].self, from: leb128(UInt64(element.count + 1)) + element) }

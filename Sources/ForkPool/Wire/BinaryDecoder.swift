@@ -1,12 +1,12 @@
 // BinaryDecoder: the general decoding half of the payload wire format (laid out in
 // WireFormat.swift) — reads any Decodable value back through Swift's Decoder protocol.
 //
-// Data flow: decode(_:from:) wraps the payload in a WireReader, reads the top-level slot, checks
-// that nothing follows it, and hands a decoder over that slot to the value's init(from:).
+// Data flow: decode(_:from:) wraps the payload in a WireReader, reads the top-level cell, checks
+// that nothing follows it, and hands a decoder over that cell to the value's init(from:).
 // Containers never copy: each is a bounded window (base pointer, start, end) into the caller's
 // bytes, and every nested value is a narrower window cut from its parent's by a length prefix.
 // A FastWireCodable type met anywhere is read by its own fast path, which accepts everything
-// the containers accept (packed or slot-form arrays alike).
+// the containers accept (packed or cell-form arrays alike).
 //
 // The input may be hostile. Every length is checked against the bytes that remain before it
 // is used, nothing is allocated from a count that has not been checked that way, recursion is
@@ -35,21 +35,21 @@ internal struct BinaryDecoder: Decoder {
         _: T.Type, from bytes: UnsafeRawBufferPointer, fast: (any FastWireCodable.Type)?
     ) throws -> T {
         var reader = try WireReader(payload: bytes)
-        let slot = try reader.readSlot()
+        let cell = try reader.readCell()
         try reader.expectEnd()
         do {
             if let fast {
-                guard slot != nil || fast.wireAcceptsNil else { throw WireCodingError.unexpectedNil(T.self, at: 0) }
-                return try fast.decodeWireValue(slot, as: T.self)
+                guard cell != nil || fast.wireAcceptsNil else { throw WireCodingError.unexpectedNil(T.self, at: 0) }
+                return try fast.decodeWireValue(cell, as: T.self)
             }
-            return try T(from: BinaryDecoder(slot: slot, path: WireCodingPath(), depth: 0))
+            return try T(from: BinaryDecoder(cell: cell, path: WireCodingPath(), depth: 0))
         } catch let error as DecodingError {
             throw WireCodingError(error, decoding: T.self)
         }
     }
 
-    /// The content of the slot being decoded; nil when the slot is nil.
-    let slot: WireReader?
+    /// The content of the cell being decoded; nil when the cell is nil.
+    let cell: WireReader?
     let path: WireCodingPath
     let depth: Int
 
@@ -71,31 +71,31 @@ internal struct BinaryDecoder: Decoder {
     }
 
     private func nonNilContent(_ expected: Any.Type) throws -> WireReader {
-        guard let slot else {
+        guard let cell else {
             throw DecodingError.valueNotFound(expected, DecodingError.Context(
                 codingPath: codingPath, debugDescription: "Expected a container but found nil."))
         }
-        return slot
+        return cell
     }
 
     // Shared by the containers.
 
     /// A decoder one level down, or an error once the payload is too deep.
-    static func nested(_ slot: WireReader?, path: WireCodingPath, depth: Int) throws -> BinaryDecoder {
+    static func nested(_ cell: WireReader?, path: WireCodingPath, depth: Int) throws -> BinaryDecoder {
         guard depth < maximumDepth else {
             throw WireCodingError.nestingTooDeep(limit: maximumDepth, path: path.keys)
         }
-        return BinaryDecoder(slot: slot, path: path, depth: depth + 1)
+        return BinaryDecoder(cell: cell, path: path, depth: depth + 1)
     }
 
     static func decodeValue<T: Decodable>(
-        _: T.Type, slot: WireReader?, path: WireCodingPath, key: some CodingKey, depth: Int
+        _: T.Type, cell: WireReader?, path: WireCodingPath, key: some CodingKey, depth: Int
     ) throws -> T {
         if let fast = T.self as? any FastWireCodable.Type {
-            guard slot != nil || fast.wireAcceptsNil else { throw valueNotFound(T.self, path.appending(key)) }
-            return try fast.decodeWireValue(slot, as: T.self)
+            guard cell != nil || fast.wireAcceptsNil else { throw valueNotFound(T.self, path.appending(key)) }
+            return try fast.decodeWireValue(cell, as: T.self)
         }
-        return try T(from: nested(slot, path: path.appending(key), depth: depth))
+        return try T(from: nested(cell, path: path.appending(key), depth: depth))
     }
 
     static func valueNotFound(_ type: Any.Type, _ path: WireCodingPath) -> DecodingError {
@@ -105,7 +105,7 @@ internal struct BinaryDecoder: Decoder {
 }
 
 extension BinaryDecoder: SingleValueDecodingContainer {
-    func decodeNil() -> Bool { slot == nil }
+    func decodeNil() -> Bool { cell == nil }
 
     func decode(_: Bool.Type) throws -> Bool { try primitive() }
     func decode(_: String.Type) throws -> String { try primitive() }
@@ -124,17 +124,17 @@ extension BinaryDecoder: SingleValueDecodingContainer {
 
     func decode<T: Decodable>(_: T.Type) throws -> T {
         if let fast = T.self as? any FastWireCodable.Type {
-            guard slot != nil || fast.wireAcceptsNil else { throw Self.valueNotFound(T.self, path) }
-            return try fast.decodeWireValue(slot, as: T.self)
+            guard cell != nil || fast.wireAcceptsNil else { throw Self.valueNotFound(T.self, path) }
+            return try fast.decodeWireValue(cell, as: T.self)
         }
-        // Same slot (a wrapper's single value), but one level deeper, so even a type that
+        // Same cell (a wrapper's single value), but one level deeper, so even a type that
         // decodes itself this way cannot recurse without bound.
-        return try T(from: Self.nested(slot, path: path, depth: depth))
+        return try T(from: Self.nested(cell, path: path, depth: depth))
     }
 
     private func primitive<P: FastWireCodable>() throws -> P {
-        guard let slot else { throw Self.valueNotFound(P.self, path) }
-        return try P.decodeWireContent(slot)
+        guard let cell else { throw Self.valueNotFound(P.self, path) }
+        return try P.decodeWireContent(cell)
     }
 }
 
@@ -173,20 +173,20 @@ internal struct WireKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContain
     }
 
     private func primitive<P: FastWireCodable>(_ key: Key) throws -> P {
-        guard let slot = try require(key).slot else {
+        guard let cell = try require(key).cell else {
             throw BinaryDecoder.valueNotFound(P.self, path.appending(key))
         }
-        return try P.decodeWireContent(slot)
+        return try P.decodeWireContent(cell)
     }
 
     // One lookup instead of the default contains + decodeNil + decode.
     private func primitiveIfPresent<P: FastWireCodable>(_ key: Key) throws -> P? {
-        guard let slot = try entries.entry(named: key.stringValue)?.slot else { return nil }
-        return try P.decodeWireContent(slot)
+        guard let cell = try entries.entry(named: key.stringValue)?.cell else { return nil }
+        return try P.decodeWireContent(cell)
     }
 
     func decodeNil(forKey key: Key) throws -> Bool {
-        try require(key).slot == nil
+        try require(key).cell == nil
     }
 
     func decode(_: Bool.Type, forKey key: Key) throws -> Bool { try primitive(key) }
@@ -205,7 +205,7 @@ internal struct WireKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContain
     func decode(_: UInt64.Type, forKey key: Key) throws -> UInt64 { try primitive(key) }
 
     func decode<T: Decodable>(_: T.Type, forKey key: Key) throws -> T {
-        try BinaryDecoder.decodeValue(T.self, slot: require(key).slot, path: path, key: key, depth: depth)
+        try BinaryDecoder.decodeValue(T.self, cell: require(key).cell, path: path, key: key, depth: depth)
     }
 
     func decodeIfPresent(_: Bool.Type, forKey key: Key) throws -> Bool? { try primitiveIfPresent(key) }
@@ -224,19 +224,19 @@ internal struct WireKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContain
     func decodeIfPresent(_: UInt64.Type, forKey key: Key) throws -> UInt64? { try primitiveIfPresent(key) }
 
     func decodeIfPresent<T: Decodable>(_: T.Type, forKey key: Key) throws -> T? {
-        guard let slot = try entries.entry(named: key.stringValue)?.slot else { return nil }
-        return try BinaryDecoder.decodeValue(T.self, slot: slot, path: path, key: key, depth: depth)
+        guard let cell = try entries.entry(named: key.stringValue)?.cell else { return nil }
+        return try BinaryDecoder.decodeValue(T.self, cell: cell, path: path, key: key, depth: depth)
     }
 
     func nestedContainer<NestedKey: CodingKey>(
         keyedBy _: NestedKey.Type, forKey key: Key
     ) throws -> KeyedDecodingContainer<NestedKey> {
-        try BinaryDecoder.nested(require(key).slot, path: path.appending(key), depth: depth)
+        try BinaryDecoder.nested(require(key).cell, path: path.appending(key), depth: depth)
             .container(keyedBy: NestedKey.self)
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        try BinaryDecoder.nested(require(key).slot, path: path.appending(key), depth: depth).unkeyedContainer()
+        try BinaryDecoder.nested(require(key).cell, path: path.appending(key), depth: depth).unkeyedContainer()
     }
 
     func superDecoder() throws -> any Decoder {
@@ -249,7 +249,7 @@ internal struct WireKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContain
 
     /// As with JSONDecoder, a missing entry gives a decoder over nil rather than failing here.
     private func superDecoder(named key: some CodingKey) throws -> any Decoder {
-        try BinaryDecoder.nested(entries.entry(named: key.stringValue)?.slot, path: path.appending(key), depth: depth)
+        try BinaryDecoder.nested(entries.entry(named: key.stringValue)?.cell, path: path.appending(key), depth: depth)
     }
 }
 
@@ -264,7 +264,7 @@ internal final class WireKeyedEntries {
         let keyStart: Int
         let keyLength: Int
         /// The value's content, nil for a nil value.
-        let slot: WireReader?
+        let cell: WireReader?
         /// Offset of the entry after this one.
         let next: Int
     }
@@ -296,8 +296,8 @@ internal final class WireKeyedEntries {
         }
         let keyStart = reader.position
         reader.position += keyLength
-        let slot = try reader.readSlot()
-        return Entry(keyStart: keyStart, keyLength: keyLength, slot: slot, next: reader.position)
+        let cell = try reader.readCell()
+        return Entry(keyStart: keyStart, keyLength: keyLength, cell: cell, next: reader.position)
     }
 
     private func keyBytes(of entry: Entry) -> UnsafeRawBufferPointer {
@@ -390,7 +390,7 @@ internal final class WireKeyedEntries {
 internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     /// The elements not yet decoded.
     private var reader: WireReader
-    /// Width of packed elements; 0 when every element is a slot.
+    /// Width of packed elements; 0 when every element is a cell.
     private let width: Int
     let count: Int?
     private(set) var currentIndex = 0
@@ -407,13 +407,13 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
         var body = content
         let formOffset = body.position
         let form = try body.readByte()
-        if form == WireLayout.slotsForm {
+        if form == WireLayout.cellsForm {
             // Counting checks every element's framing, and gives callers such as Data's
             // init(from:) an exact count to preallocate — one bounded by the bytes present.
             var scan = body
             var elements = 0
             while !scan.isAtEnd {
-                _ = try scan.readSlot()
+                _ = try scan.readCell()
                 elements += 1
             }
             (reader, width, count) = (body, 0, elements)
@@ -435,7 +435,7 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
     /// The next element's content and where the element after it begins, without moving on:
     /// a failed decode leaves the element in place, so the caller may try another type.
-    private func peek(_ type: Any.Type) throws -> (slot: WireReader?, next: Int) {
+    private func peek(_ type: Any.Type) throws -> (cell: WireReader?, next: Int) {
         guard !reader.isAtEnd else {
             throw DecodingError.valueNotFound(type, DecodingError.Context(
                 codingPath: elementPath.keys, debugDescription: "Unkeyed container is at end."))
@@ -445,8 +445,8 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
             return (WireReader(base: reader.base, position: start, end: start + width), start + width)
         }
         var scan = reader
-        let slot = try scan.readSlot()
-        return (slot, scan.position)
+        let cell = try scan.readCell()
+        return (cell, scan.position)
     }
 
     private mutating func advance(to next: Int) {
@@ -455,16 +455,16 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     }
 
     private mutating func primitive<P: FastWireCodable>() throws -> P {
-        let (slot, next) = try peek(P.self)
-        guard let slot else { throw BinaryDecoder.valueNotFound(P.self, elementPath) }
-        let value = try P.decodeWireContent(slot)
+        let (cell, next) = try peek(P.self)
+        guard let cell else { throw BinaryDecoder.valueNotFound(P.self, elementPath) }
+        let value = try P.decodeWireContent(cell)
         advance(to: next)
         return value
     }
 
     mutating func decodeNil() throws -> Bool {
-        let (slot, next) = try peek(Any?.self)
-        guard slot == nil else { return false }
+        let (cell, next) = try peek(Any?.self)
+        guard cell == nil else { return false }
         advance(to: next)
         return true
     }
@@ -485,9 +485,9 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     mutating func decode(_: UInt64.Type) throws -> UInt64 { try primitive() }
 
     mutating func decode<T: Decodable>(_: T.Type) throws -> T {
-        let (slot, next) = try peek(T.self)
+        let (cell, next) = try peek(T.self)
         let value = try BinaryDecoder.decodeValue(
-            T.self, slot: slot, path: path, key: WireCodingKey(index: currentIndex), depth: depth)
+            T.self, cell: cell, path: path, key: WireCodingKey(index: currentIndex), depth: depth)
         advance(to: next)
         return value
     }
@@ -495,22 +495,22 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     mutating func nestedContainer<NestedKey: CodingKey>(
         keyedBy _: NestedKey.Type
     ) throws -> KeyedDecodingContainer<NestedKey> {
-        let (slot, next) = try peek(KeyedDecodingContainer<NestedKey>.self)
-        let container = try BinaryDecoder.nested(slot, path: elementPath, depth: depth).container(keyedBy: NestedKey.self)
+        let (cell, next) = try peek(KeyedDecodingContainer<NestedKey>.self)
+        let container = try BinaryDecoder.nested(cell, path: elementPath, depth: depth).container(keyedBy: NestedKey.self)
         advance(to: next)
         return container
     }
 
     mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        let (slot, next) = try peek((any UnkeyedDecodingContainer).self)
-        let container = try BinaryDecoder.nested(slot, path: elementPath, depth: depth).unkeyedContainer()
+        let (cell, next) = try peek((any UnkeyedDecodingContainer).self)
+        let container = try BinaryDecoder.nested(cell, path: elementPath, depth: depth).unkeyedContainer()
         advance(to: next)
         return container
     }
 
     mutating func superDecoder() throws -> any Decoder {
-        let (slot, next) = try peek((any Decoder).self)
-        let decoder = try BinaryDecoder.nested(slot, path: elementPath, depth: depth)
+        let (cell, next) = try peek((any Decoder).self)
+        let decoder = try BinaryDecoder.nested(cell, path: elementPath, depth: depth)
         advance(to: next)
         return decoder
     }

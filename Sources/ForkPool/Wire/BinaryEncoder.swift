@@ -1,15 +1,15 @@
 // BinaryEncoder: the general encoding half of the payload wire format — any Encodable value,
 // walked through Swift's Encoder protocol.
 //
-// Data flow: encode(_:into:) opens the top-level slot in a fresh WireEncodingBuffer (plain
+// Data flow: encode(_:into:) opens the top-level cell in a fresh WireEncodingBuffer (plain
 // memory, so a field costs a few stores rather than an Array append) and lets the value encode
 // itself; containers append straight into that buffer, and at the end its bytes are appended
-// to the caller's array in one copy. A nested Encodable value gets a slot whose length header
+// to the caller's array in one copy. A nested Encodable value gets a cell whose length header
 // is reserved as one byte and patched (widened if need be) when the value's encode(to:)
 // returns. A value whose type is FastWireCodable (PayloadCodec.swift) is written by that fast
 // path instead, wherever it occurs. Nested containers and super-encoders, which the Codable API
 // lets a caller fill in any order, write into a buffer of their own that is spliced into the
-// parent when the parent's slot closes. The wire format itself is laid out in WireFormat.swift.
+// parent when the parent's cell closes. The wire format itself is laid out in WireFormat.swift.
 //
 // MARK: - Encoder
 
@@ -18,7 +18,7 @@ internal struct BinaryEncoder: Encoder {
     static func encode<T: Encodable>(_ value: T, into bytes: inout [UInt8]) throws {
         let buffer = WireEncodingBuffer()
         do {
-            try buffer.encodeSlot(value, in: WireCodingPath(), at: WireCodingKey?.none, rollbackTo: 0)
+            try buffer.encodeCell(value, in: WireCodingPath(), at: WireCodingKey?.none, rollbackTo: 0)
         } catch let error as EncodingError {
             throw WireCodingError(error, encoding: T.self)
         }
@@ -30,7 +30,7 @@ internal struct BinaryEncoder: Encoder {
     static func encodeGeneral<T: Encodable>(_ value: T, into bytes: inout [UInt8]) throws {
         let buffer = WireEncodingBuffer()
         do {
-            try buffer.encodeGeneralSlot(value, in: WireCodingPath(), at: WireCodingKey?.none, rollbackTo: 0)
+            try buffer.encodeGeneralCell(value, in: WireCodingPath(), at: WireCodingKey?.none, rollbackTo: 0)
         } catch let error as EncodingError {
             throw WireCodingError(error, encoding: T.self)
         }
@@ -38,10 +38,10 @@ internal struct BinaryEncoder: Encoder {
     }
 
     let buffer: WireEncodingBuffer
-    /// The slot this encoder writes; once it closes, writes are refused instead of corrupting
+    /// The cell this encoder writes; once it closes, writes are refused instead of corrupting
     /// whatever the buffer holds by then.
-    let slot: Int
-    /// Where this slot's content begins in the buffer.
+    let cell: Int
+    /// Where this cell's content begins in the buffer.
     let contentStart: Int
     let path: WireCodingPath
 
@@ -49,15 +49,15 @@ internal struct BinaryEncoder: Encoder {
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy _: Key.Type) -> KeyedEncodingContainer<Key> {
-        KeyedEncodingContainer(WireKeyedEncodingContainer<Key>(buffer: buffer, slot: slot, path: path))
+        KeyedEncodingContainer(WireKeyedEncodingContainer<Key>(buffer: buffer, cell: cell, path: path))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        // The form byte goes in once per slot, however many times the container is asked for.
-        if buffer.activeSlot == slot && buffer.count == contentStart {
-            buffer.append(WireLayout.slotsForm)
+        // The form byte goes in once per cell, however many times the container is asked for.
+        if buffer.activeCell == cell && buffer.count == contentStart {
+            buffer.append(WireLayout.cellsForm)
         }
-        return WireUnkeyedEncodingContainer(buffer: buffer, slot: slot, formOffset: contentStart, path: path)
+        return WireUnkeyedEncodingContainer(buffer: buffer, cell: cell, formOffset: contentStart, path: path)
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
@@ -67,7 +67,7 @@ internal struct BinaryEncoder: Encoder {
 
 extension BinaryEncoder: SingleValueEncodingContainer {
     mutating func encodeNil() throws {
-        try buffer.ensureActive(slot, path)
+        try buffer.ensureActive(cell, path)
         buffer.nilContentStart = contentStart
     }
 
@@ -87,19 +87,19 @@ extension BinaryEncoder: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt64) throws { try content(value) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        try buffer.ensureActive(slot, path)
+        try buffer.ensureActive(cell, path)
         if let fast = T.self as? any FastWireCodable.Type {
             if !fast.appendWireContent(of: value, to: buffer) {
                 buffer.nilContentStart = contentStart
             }
         } else {
-            // Same slot: a wrapper type's single value is the wrapped value's content.
+            // Same cell: a wrapper type's single value is the wrapped value's content.
             try value.encode(to: self)
         }
     }
 
     private func content<P: FastWireCodable>(_ value: P) throws {
-        try buffer.ensureActive(slot, path)
+        try buffer.ensureActive(cell, path)
         _ = buffer.appendContent(value)
     }
 }
@@ -108,14 +108,14 @@ extension BinaryEncoder: SingleValueEncodingContainer {
 
 internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let buffer: WireEncodingBuffer
-    let slot: Int
+    let cell: Int
     let path: WireCodingPath
 
     var codingPath: [any CodingKey] { path.keys }
 
     /// Writes the key; returns where the entry began, to roll back to if its value throws.
     private func beginEntry(_ key: Key) throws -> Int {
-        try buffer.ensureActive(slot, path)
+        try buffer.ensureActive(cell, path)
         let entryStart = buffer.count
         buffer.appendKey(key.stringValue)
         return entryStart
@@ -123,12 +123,12 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
 
     private func entry<P: FastWireCodable>(_ value: P, _ key: Key) throws {
         _ = try beginEntry(key)
-        buffer.appendSlot(value)
+        buffer.appendCell(value)
     }
 
     mutating func encodeNil(forKey key: Key) throws {
         _ = try beginEntry(key)
-        buffer.append(WireLayout.nilSlot)
+        buffer.append(WireLayout.nilCell)
     }
 
     mutating func encode(_ value: Bool, forKey key: Key) throws { try entry(value, key) }
@@ -148,7 +148,7 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
         let entryStart = try beginEntry(key)
-        try buffer.encodeSlot(value, in: path, at: key, rollbackTo: entryStart)
+        try buffer.encodeCell(value, in: path, at: key, rollbackTo: entryStart)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
@@ -156,29 +156,29 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
     ) -> KeyedEncodingContainer<NestedKey> {
         let child = deferredEntry(key)
         return KeyedEncodingContainer(WireKeyedEncodingContainer<NestedKey>(
-            buffer: child, slot: child.activeSlot, path: path.appending(key)))
+            buffer: child, cell: child.activeCell, path: path.appending(key)))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         let child = deferredEntry(key)
-        return BinaryEncoder(buffer: child, slot: child.activeSlot, contentStart: 0, path: path.appending(key))
+        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0, path: path.appending(key))
             .unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
         let key = WireCodingKey.super
         let child = deferredEntry(key)
-        return BinaryEncoder(buffer: child, slot: child.activeSlot, contentStart: 0, path: path.appending(key))
+        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0, path: path.appending(key))
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
         let child = deferredEntry(key)
-        return BinaryEncoder(buffer: child, slot: child.activeSlot, contentStart: 0, path: path.appending(key))
+        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0, path: path.appending(key))
     }
 
     /// These calls cannot throw, so a stale container gets a detached buffer whose writes throw.
     private func deferredEntry(_ key: some CodingKey) -> WireEncodingBuffer {
-        guard buffer.activeSlot == slot else { return WireEncodingBuffer.detached() }
+        guard buffer.activeCell == cell else { return WireEncodingBuffer.detached() }
         buffer.appendKey(key.stringValue)
         return buffer.makeDeferredChild()
     }
@@ -188,16 +188,16 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
 
 internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     let buffer: WireEncodingBuffer
-    let slot: Int
+    let cell: Int
     /// Offset of this container's form byte. The form lives only in the bytes, never in this
     /// struct, so copies of the container stay consistent.
     let formOffset: Int
     let path: WireCodingPath
     private(set) var count = 0
 
-    init(buffer: WireEncodingBuffer, slot: Int, formOffset: Int, path: WireCodingPath) {
+    init(buffer: WireEncodingBuffer, cell: Int, formOffset: Int, path: WireCodingPath) {
         self.buffer = buffer
-        self.slot = slot
+        self.cell = cell
         self.formOffset = formOffset
         self.path = path
     }
@@ -205,9 +205,9 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     var codingPath: [any CodingKey] { path.keys }
 
     mutating func encodeNil() throws {
-        try buffer.ensureActive(slot, path)
+        try buffer.ensureActive(cell, path)
         buffer.unpack(formOffset: formOffset)
-        buffer.append(WireLayout.nilSlot)
+        buffer.append(WireLayout.nilCell)
         count += 1
     }
 
@@ -227,18 +227,18 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     mutating func encode(_ value: UInt64) throws { try element(value) }
 
     private mutating func element<P: FastWireCodable>(_ value: P) throws {
-        try buffer.ensureActive(slot, path)
+        try buffer.ensureActive(cell, path)
         buffer.appendElement(value, formOffset: formOffset)
         count += 1
     }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        try buffer.ensureActive(slot, path)
+        try buffer.ensureActive(cell, path)
         if let fast = T.self as? any FastWireCodable.Type {
             fast.appendWireElement(of: value, to: buffer, formOffset: formOffset)
         } else {
             buffer.unpack(formOffset: formOffset)
-            try buffer.encodeGeneralSlot(value, in: path, at: WireCodingKey(index: count), rollbackTo: buffer.count)
+            try buffer.encodeGeneralCell(value, in: path, at: WireCodingKey(index: count), rollbackTo: buffer.count)
         }
         count += 1
     }
@@ -246,7 +246,7 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     /// Bulk path for `Data`, `[UInt8]` slices and the like: contiguous fixed-width elements are
     /// copied in one go when the container is (or can become) packed at their width.
     mutating func encode<S: Sequence>(contentsOf sequence: S) throws where S.Element: Encodable {
-        try buffer.ensureActive(slot, path)
+        try buffer.ensureActive(cell, path)
         if let fast = S.Element.self as? any FastWireCodable.Type, fast.wireIsMemcpyable,
            buffer.preparePacked(width: fast.wirePackedWidth, formOffset: formOffset) {
             let copied = sequence.withContiguousStorageIfAvailable { elements -> Int in
@@ -266,24 +266,24 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy _: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let (child, index) = deferredElement()
         return KeyedEncodingContainer(WireKeyedEncodingContainer<NestedKey>(
-            buffer: child, slot: child.activeSlot, path: path.appending(WireCodingKey(index: index))))
+            buffer: child, cell: child.activeCell, path: path.appending(WireCodingKey(index: index))))
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let (child, index) = deferredElement()
-        return BinaryEncoder(buffer: child, slot: child.activeSlot, contentStart: 0,
+        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0,
                              path: path.appending(WireCodingKey(index: index))).unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
         let (child, index) = deferredElement()
-        return BinaryEncoder(buffer: child, slot: child.activeSlot, contentStart: 0,
+        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0,
                              path: path.appending(WireCodingKey(index: index)))
     }
 
     private mutating func deferredElement() -> (WireEncodingBuffer, index: Int) {
         let index = count
-        guard buffer.activeSlot == slot else { return (WireEncodingBuffer.detached(), index) }
+        guard buffer.activeCell == cell else { return (WireEncodingBuffer.detached(), index) }
         buffer.unpack(formOffset: formOffset)
         count += 1
         return (buffer.makeDeferredChild(), index)
@@ -293,7 +293,7 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
 // MARK: - The buffer
 
 /// The bytes being written by one encode call (or by one nested container / super-encoder
-/// until it is spliced into its parent), and the bookkeeping that keeps slots well formed.
+/// until it is spliced into its parent), and the bookkeeping that keeps cells well formed.
 ///
 /// The buffer belongs to one encode call on one thread and no access to it ever overlaps
 /// another, so its properties opt out of run-time exclusivity checks: those were measured at a
@@ -303,13 +303,13 @@ internal final class WireEncodingBuffer {
     @exclusivity(unchecked) private var capacity: Int
     @exclusivity(unchecked) private(set) var count = 0
     /// Children handed out as nested containers or super-encoders, in increasing offset order:
-    /// each is spliced in at `offset` when the slot containing that offset closes.
+    /// each is spliced in at `offset` when the cell containing that offset closes.
     @exclusivity(unchecked) private var deferred: [(offset: Int, child: WireEncodingBuffer)] = []
-    /// The content start of a slot that encodeNil() marked as nil, or -1.
+    /// The content start of a cell that encodeNil() marked as nil, or -1.
     @exclusivity(unchecked) var nilContentStart = -1
-    /// The only slot whose containers may write now; -1 once the buffer is sealed.
-    @exclusivity(unchecked) private(set) var activeSlot = 0
-    @exclusivity(unchecked) private var slotCount = 0
+    /// The only cell whose containers may write now; -1 once the buffer is sealed.
+    @exclusivity(unchecked) private(set) var activeCell = 0
+    @exclusivity(unchecked) private var cellCount = 0
 
     init(capacity: Int = 256) {
         self.capacity = capacity
@@ -322,7 +322,7 @@ internal final class WireEncodingBuffer {
 
     static func detached() -> WireEncodingBuffer {
         let buffer = WireEncodingBuffer(capacity: 16)
-        buffer.activeSlot = -1
+        buffer.activeCell = -1
         return buffer
     }
 
@@ -331,8 +331,8 @@ internal final class WireEncodingBuffer {
         bytes.append(contentsOf: UnsafeRawBufferPointer(start: storage, count: count))
     }
 
-    func ensureActive(_ slot: Int, _ path: WireCodingPath) throws {
-        guard slot == activeSlot, slot >= 0 else { throw WireCodingError.containerUsedAfterItsValue(path: path.keys) }
+    func ensureActive(_ cell: Int, _ path: WireCodingPath) throws {
+        guard cell == activeCell, cell >= 0 else { throw WireCodingError.containerUsedAfterItsValue(path: path.keys) }
     }
 
     // MARK: Raw bytes
@@ -398,9 +398,9 @@ internal final class WireEncodingBuffer {
         commit(writer)
     }
 
-    func appendSlot<P: FastWireCodable>(_ value: P) {
-        var writer = writer(reserving: value.wireSlotSize)
-        value.writeWireSlot(to: &writer)
+    func appendCell<P: FastWireCodable>(_ value: P) {
+        var writer = writer(reserving: value.wireCellSize)
+        value.writeWireCell(to: &writer)
         commit(writer)
     }
 
@@ -413,41 +413,41 @@ internal final class WireEncodingBuffer {
         return true
     }
 
-    /// Writes `value` as a slot: by the fast path when its type allows, otherwise through its
+    /// Writes `value` as a cell: by the fast path when its type allows, otherwise through its
     /// own encode(to:). On a throw everything from `rollbackTo` on is removed again, so a caller
     /// that catches the error can go on using its container.
-    func encodeSlot<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K?,
+    func encodeCell<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K?,
                                                 rollbackTo mark: Int) throws {
         if let fast = T.self as? any FastWireCodable.Type {
-            fast.appendWireSlot(of: value, to: self)
+            fast.appendWireCell(of: value, to: self)
         } else {
-            try encodeGeneralSlot(value, in: path, at: key, rollbackTo: mark)
+            try encodeGeneralCell(value, in: path, at: key, rollbackTo: mark)
         }
     }
 
     /// The value's path (`path` plus `key`) is only built here, so values that take the fast
     /// path never pay for one.
-    func encodeGeneralSlot<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K?,
+    func encodeGeneralCell<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K?,
                                                        rollbackTo mark: Int) throws {
         let headerOffset = count
         append(0)
-        let outerSlot = activeSlot
-        slotCount += 1
-        activeSlot = slotCount
+        let outerCell = activeCell
+        cellCount += 1
+        activeCell = cellCount
         do {
             var valuePath = path
             if let key { valuePath = path.appending(key) }
-            try value.encode(to: BinaryEncoder(buffer: self, slot: activeSlot, contentStart: headerOffset + 1, path: valuePath))
+            try value.encode(to: BinaryEncoder(buffer: self, cell: activeCell, contentStart: headerOffset + 1, path: valuePath))
         } catch {
             rollBack(to: mark)
-            activeSlot = outerSlot
+            activeCell = outerCell
             throw error
         }
-        closeSlot(headerOffset: headerOffset)
-        activeSlot = outerSlot
+        closeCell(headerOffset: headerOffset)
+        activeCell = outerCell
     }
 
-    private func closeSlot(headerOffset: Int) {
+    private func closeCell(headerOffset: Int) {
         let contentStart = headerOffset + 1
         if let last = deferred.last, last.offset >= contentStart {
             spliceDeferred(from: contentStart)
@@ -457,7 +457,7 @@ internal final class WireEncodingBuffer {
             let isNil = nilContentStart == contentStart && length == 0
             nilContentStart = -1
             if isNil {
-                self[headerOffset] = WireLayout.nilSlot
+                self[headerOffset] = WireLayout.nilCell
                 return
             }
         }
@@ -477,7 +477,7 @@ internal final class WireEncodingBuffer {
         if count > mark { count = mark }
         while let last = deferred.last, last.offset > mark {
             deferred.removeLast()
-            last.child.activeSlot = -1
+            last.child.activeCell = -1
         }
         if nilContentStart > mark { nilContentStart = -1 }
     }
@@ -490,7 +490,7 @@ internal final class WireEncodingBuffer {
         return child
     }
 
-    /// Frames every child at or after `contentStart` as a slot and inserts it where it was
+    /// Frames every child at or after `contentStart` as a cell and inserts it where it was
     /// created. Highest offset first, so the offsets still to do stay valid.
     private func spliceDeferred(from contentStart: Int) {
         while let last = deferred.last, last.offset >= contentStart {
@@ -499,7 +499,7 @@ internal final class WireEncodingBuffer {
             child.finish()
             if child.count == 0 && child.nilContentStart == 0 {
                 openGap(at: last.offset, size: 1)
-                self[last.offset] = WireLayout.nilSlot
+                self[last.offset] = WireLayout.nilCell
                 continue
             }
             let size = wireVarintSize(child.count + 1) + child.count
@@ -513,7 +513,7 @@ internal final class WireEncodingBuffer {
     /// Completes a child's content (splicing its own children) and refuses further writes.
     private func finish() {
         if !deferred.isEmpty { spliceDeferred(from: 0) }
-        activeSlot = -1
+        activeCell = -1
     }
 
     // MARK: Unkeyed elements: packed while every element is a primitive of one width
@@ -524,7 +524,7 @@ internal final class WireEncodingBuffer {
             _ = appendContent(value)
         } else {
             unpack(formOffset: formOffset)
-            appendSlot(value)
+            appendCell(value)
         }
     }
 
@@ -533,7 +533,7 @@ internal final class WireEncodingBuffer {
     func preparePacked(width: Int, formOffset: Int) -> Bool {
         guard formOffset < count else { return false }
         let form = self[formOffset]
-        if form != WireLayout.slotsForm {
+        if form != WireLayout.cellsForm {
             if WireLayout.packedWidth(ofForm: form) == width { return true }
             unpack(formOffset: formOffset)
             return false
@@ -544,7 +544,7 @@ internal final class WireEncodingBuffer {
         return true
     }
 
-    /// Turns a packed container into the slot form: each element gets its one-byte header.
+    /// Turns a packed container into the cell form: each element gets its one-byte header.
     /// Done in place from the last element down, so nothing is overwritten before it moves.
     func unpack(formOffset: Int) {
         guard formOffset < count, let width = WireLayout.packedWidth(ofForm: self[formOffset]) else { return }
@@ -559,7 +559,7 @@ internal final class WireEncodingBuffer {
             self[destination] = UInt8(width + 1)
         }
         count = newEnd
-        self[formOffset] = WireLayout.slotsForm
+        self[formOffset] = WireLayout.cellsForm
     }
 }
 

@@ -14,42 +14,42 @@
 /// unspecialized, at several times the cost of the work they do.
 internal protocol FastWireCodable: SendableMetatype {
     /// Bytes per element when arrays of this type are stored packed (fixed-width primitives);
-    /// 0 for types that need a slot per element.
+    /// 0 for types that need a cell per element.
     static var wirePackedWidth: Int { get }
     /// Whether an array's elements can be copied to and from the wire as one block: a
     /// little-endian host and an in-memory size equal to the wire width.
     static var wireIsMemcpyable: Bool { get }
     /// Whether bytes copied from a payload are valid values (not so for Bool bytes above 1).
     static func wirePackedBytesAreValid(_ raw: UnsafeRawBufferPointer) -> Bool
-    /// Whether a nil slot is a value of this type (only for Optional).
+    /// Whether a nil cell is a value of this type (only for Optional).
     static var wireAcceptsNil: Bool { get }
-    /// The value of a nil slot at `offset`; throws for types that cannot be nil.
+    /// The value of a nil cell at `offset`; throws for types that cannot be nil.
     static func decodeWireNil(at offset: Int) throws -> Self
-    /// Whether the value is written as a nil slot.
+    /// Whether the value is written as a nil cell.
     var isWireNil: Bool { get }
-    /// Exact size of the slot content (0 when `isWireNil`).
+    /// Exact size of the cell content (0 when `isWireNil`).
     var wireContentSize: Int { get }
     /// Writes exactly `wireContentSize` bytes.
     func writeWireContent(to writer: inout WireWriter)
     static func decodeWireContent(_ content: WireReader) throws -> Self
 
-    var wireSlotSize: Int { get }
-    func writeWireSlot(to writer: inout WireWriter)
-    static func decodeWireSlot(from reader: inout WireReader) throws -> Self
+    var wireCellSize: Int { get }
+    func writeWireCell(to writer: inout WireWriter)
+    static func decodeWireCell(from reader: inout WireReader) throws -> Self
 
     // PayloadCodec and the binary coder meet fast types as a generic `V` that a dynamic cast
     // proved to be `Self`; these entry points do the (then free) conversion.
 
     /// Appends a whole payload to `bytes`.
     static func appendWirePayload<V>(of value: V, to bytes: inout [UInt8])
-    static func decodeWireSlot<V>(from reader: inout WireReader, as type: V.Type) throws -> V
-    static func appendWireSlot<V>(of value: V, to buffer: WireEncodingBuffer)
+    static func decodeWireCell<V>(from reader: inout WireReader, as type: V.Type) throws -> V
+    static func appendWireCell<V>(of value: V, to buffer: WireEncodingBuffer)
     /// Appends the bare content; returns false, appending nothing, if the value is nil.
     static func appendWireContent<V>(of value: V, to buffer: WireEncodingBuffer) -> Bool
     /// Appends an element to the unkeyed container whose form byte is at `formOffset`.
     static func appendWireElement<V>(of value: V, to buffer: WireEncodingBuffer, formOffset: Int)
-    /// Decodes slot content as `V`; a nil slot only when `wireAcceptsNil`.
-    static func decodeWireValue<V>(_ slot: WireReader?, as type: V.Type) throws -> V
+    /// Decodes cell content as `V`; a nil cell only when `wireAcceptsNil`.
+    static func decodeWireValue<V>(_ cell: WireReader?, as type: V.Type) throws -> V
 }
 
 extension FastWireCodable {
@@ -63,46 +63,46 @@ extension FastWireCodable {
         throw WireCodingError.unexpectedNil(Self.self, at: offset)
     }
 
-    var wireSlotSize: Int {
+    var wireCellSize: Int {
         if isWireNil { return 1 }
         let size = wireContentSize
         return wireVarintSize(size + 1) + size
     }
 
-    func writeWireSlot(to writer: inout WireWriter) {
+    func writeWireCell(to writer: inout WireWriter) {
         if isWireNil {
-            writer.append(WireLayout.nilSlot)
+            writer.append(WireLayout.nilCell)
             return
         }
         writer.appendVarint(wireContentSize + 1)
         writeWireContent(to: &writer)
     }
 
-    static func decodeWireSlot(from reader: inout WireReader) throws -> Self {
+    static func decodeWireCell(from reader: inout WireReader) throws -> Self {
         let headerOffset = reader.position
-        guard let content = try reader.readSlot() else { return try decodeWireNil(at: headerOffset) }
+        guard let content = try reader.readCell() else { return try decodeWireNil(at: headerOffset) }
         return try decodeWireContent(content)
     }
 
     static func appendWirePayload<V>(of value: V, to bytes: inout [UInt8]) {
         let typed = unsafeBitCast(value, to: Self.self)
-        let size = typed.wireSlotSize
+        let size = typed.wireCellSize
         // At most one (geometric) growth, then plain stores straight into the array's new tail.
         bytes.append(addingCapacity: size) { span in
             span.withUnsafeMutableBufferPointer { tail, initialized in
                 var writer = WireWriter(base: UnsafeMutableRawPointer(tail.baseAddress!), capacity: size)
-                typed.writeWireSlot(to: &writer)
+                typed.writeWireCell(to: &writer)
                 initialized = writer.count
             }
         }
     }
 
-    static func decodeWireSlot<V>(from reader: inout WireReader, as _: V.Type) throws -> V {
-        unsafeBitCast(try decodeWireSlot(from: &reader), to: V.self)
+    static func decodeWireCell<V>(from reader: inout WireReader, as _: V.Type) throws -> V {
+        unsafeBitCast(try decodeWireCell(from: &reader), to: V.self)
     }
 
-    static func appendWireSlot<V>(of value: V, to buffer: WireEncodingBuffer) {
-        buffer.appendSlot(unsafeBitCast(value, to: Self.self))
+    static func appendWireCell<V>(of value: V, to buffer: WireEncodingBuffer) {
+        buffer.appendCell(unsafeBitCast(value, to: Self.self))
     }
 
     static func appendWireContent<V>(of value: V, to buffer: WireEncodingBuffer) -> Bool {
@@ -113,9 +113,9 @@ extension FastWireCodable {
         buffer.appendElement(unsafeBitCast(value, to: Self.self), formOffset: formOffset)
     }
 
-    static func decodeWireValue<V>(_ slot: WireReader?, as _: V.Type) throws -> V {
-        guard let slot else { return unsafeBitCast(try decodeWireNil(at: 0), to: V.self) }
-        return unsafeBitCast(try decodeWireContent(slot), to: V.self)
+    static func decodeWireValue<V>(_ cell: WireReader?, as _: V.Type) throws -> V {
+        guard let cell else { return unsafeBitCast(try decodeWireNil(at: 0), to: V.self) }
+        return unsafeBitCast(try decodeWireContent(cell), to: V.self)
     }
 }
 
@@ -205,7 +205,7 @@ extension Bool: FastWireCodable {
 }
 
 extension String: FastWireCodable {
-    // The slot already carries the length, so the content is the bare UTF-8.
+    // The cell already carries the length, so the content is the bare UTF-8.
     var wireContentSize: Int { utf8.count }
 
     func writeWireContent(to writer: inout WireWriter) {
@@ -218,7 +218,7 @@ extension String: FastWireCodable {
 }
 
 extension Optional: FastWireCodable where Wrapped: FastWireCodable {
-    // Like Optional's own Codable: nil is a nil slot, a value is the wrapped value's slot.
+    // Like Optional's own Codable: nil is a nil cell, a value is the wrapped value's cell.
     // So `.some(nil)` of a nested optional reads back as nil, exactly as with JSONEncoder.
     static var wireAcceptsNil: Bool { true }
 
@@ -244,20 +244,20 @@ extension Optional: FastWireCodable where Wrapped: FastWireCodable {
 
 extension Array: FastWireCodable where Element: FastWireCodable {
     // Fixed-width elements are stored packed (one form byte, then the bare contents); any
-    // other element gets a slot, the same layout the binary coder's unkeyed container writes.
+    // other element gets a cell, the same layout the binary coder's unkeyed container writes.
     var wireContentSize: Int {
         let width = Element.wirePackedWidth
         if width > 0 { return 1 + count * width }
         var size = 1
-        for element in self { size += element.wireSlotSize }
+        for element in self { size += element.wireCellSize }
         return size
     }
 
     func writeWireContent(to writer: inout WireWriter) {
         let width = Element.wirePackedWidth
         guard width > 0 else {
-            writer.append(WireLayout.slotsForm)
-            for element in self { element.writeWireSlot(to: &writer) }
+            writer.append(WireLayout.cellsForm)
+            for element in self { element.writeWireCell(to: &writer) }
             return
         }
         writer.append(WireLayout.packedForm(width: width))
@@ -276,12 +276,12 @@ extension Array: FastWireCodable where Element: FastWireCodable {
         var body = content
         let formOffset = body.position
         let form = try body.readByte()
-        if form == WireLayout.slotsForm {
+        if form == WireLayout.cellsForm {
             // No reservation: the element count is unknown until read, and a hostile header
             // must not be able to make us allocate.
             var result: [Element] = []
             while !body.isAtEnd {
-                result.append(try Element.decodeWireSlot(from: &body))
+                result.append(try Element.decodeWireCell(from: &body))
             }
             return result
         }

@@ -3,7 +3,7 @@
 // Data flow: at init the codec asks once whether `Value` is FastWireCodable (the integers,
 // Double, Float, Bool, String, and arrays and optionals of those, nested to any depth). If so,
 // encode computes the value's exact wire size, grows the caller's array by that much (at most
-// one reallocation) and writes the slot straight into the new tail — an Int is a header byte
+// one reallocation) and writes the cell straight into the new tail — an Int is a header byte
 // and eight bytes, a [UInt8] one memory copy — and decode reads it straight back. Any other
 // Codable goes through BinaryEncoder / BinaryDecoder. Both produce the same wire format
 // (described in WireFormat.swift), so the fast path is a shortcut, never a dialect: the
@@ -46,7 +46,7 @@ internal struct PayloadCodec<Value: Codable>: Sendable {
     static var borrowedBytesThreshold: Int { 64 * 1024 }
 
     /// When `value` is a `[UInt8]` of at least ``borrowedBytesThreshold`` bytes, appends only
-    /// what precedes its bytes on the wire (slot header and form byte) and returns the array:
+    /// what precedes its bytes on the wire (cell header and form byte) and returns the array:
     /// prefix + the array's bytes is exactly what ``encode(_:into:)`` would have appended, so
     /// the sender can gather the two with `writev` and copy nothing. Otherwise appends nothing
     /// and returns nil.
@@ -59,13 +59,13 @@ internal struct PayloadCodec<Value: Codable>: Sendable {
 
     /// Appends the wire prefix of `array` (what precedes its bytes) and returns the array.
     private func encodePrefix(of array: [UInt8], into bytes: inout [UInt8]) -> [UInt8] {
-        // The slot: varint(content size + 1), then the content: packed form (width 1) + bytes.
-        let slotHeader = array.count + 2
-        let size = wireVarintSize(slotHeader) + 1
+        // The cell: varint(content size + 1), then the content: packed form (width 1) + bytes.
+        let cellHeader = array.count + 2
+        let size = wireVarintSize(cellHeader) + 1
         bytes.append(addingCapacity: size) { span in
             span.withUnsafeMutableBufferPointer { tail, initialized in
                 var writer = WireWriter(base: UnsafeMutableRawPointer(tail.baseAddress!), capacity: size)
-                writer.appendVarint(slotHeader)
+                writer.appendVarint(cellHeader)
                 writer.append(WireLayout.packedForm(width: 1))
                 initialized = writer.count
             }
@@ -92,7 +92,7 @@ internal struct PayloadCodec<Value: Codable>: Sendable {
             return try BinaryDecoder.decodeGeneral(Value.self, from: bytes)
         }
         var reader = try WireReader(payload: bytes)
-        let value = try fast.decodeWireSlot(from: &reader, as: Value.self)
+        let value = try fast.decodeWireCell(from: &reader, as: Value.self)
         try reader.expectEnd()
         return value
     }

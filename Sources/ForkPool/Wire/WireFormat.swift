@@ -5,28 +5,28 @@
 // this file; it depends on nothing but WireCodingError.
 //
 // Wire format (BinaryDecoder and FastWireCodable read and write exactly this):
-//   payload  = slot, and no byte after it
-//   slot     = 0x00                        nil
+//   payload  = cell, and no byte after it
+//   cell     = 0x00                        nil
 //            | varint(n + 1)  content(n)   a value whose content is n bytes
 //   varint   = unsigned LEB128
 //   content of
 //     Bool, Int8 … UInt64, Float, Double   little-endian bit pattern of the type's width
 //     Int, UInt                            little-endian, always 8 bytes
-//     String                               UTF-8 (the slot gives the length)
-//     keyed container                      ( varint(k) key-UTF-8(k) slot )*  — any order,
+//     String                               UTF-8 (the cell gives the length)
+//     keyed container                      ( varint(k) key-UTF-8(k) cell )*  — any order,
 //                                          read by key, unknown keys skipped
 //     unkeyed container                    nothing (empty), or a form byte then
-//                                            form 0        slot*
+//                                            form 0        cell*
 //                                            form 1,2,3,4  packed elements: the bare content
 //                                                          of primitives 1, 2, 4 or 8 bytes wide
 //                                          (packed while every element so far is a primitive of
-//                                          one width — [Int], Data — slots once one is not)
-//   Optional follows its own Codable: nil is a nil slot, a value is the wrapped value's slot.
+//                                          one width — [Int], Data — cells once one is not)
+//   Optional follows its own Codable: nil is a nil cell, a value is the wrapped value's cell.
 
 /// Constants of the wire format shared by the encoder, the decoder and the fast path.
 internal enum WireLayout {
-    static let nilSlot: UInt8 = 0
-    static let slotsForm: UInt8 = 0
+    static let nilCell: UInt8 = 0
+    static let cellsForm: UInt8 = 0
 
     static var isLittleEndianHost: Bool {
         #if _endian(little)
@@ -69,7 +69,7 @@ internal struct WireReader {
         self.end = end
     }
 
-    /// A reader over a whole payload. A payload is at least one byte (a nil slot).
+    /// A reader over a whole payload. A payload is at least one byte (a nil cell).
     init(payload bytes: UnsafeRawBufferPointer) throws {
         guard let base = bytes.baseAddress, !bytes.isEmpty else {
             throw WireCodingError.truncated(needed: 1, at: 0, remaining: 0)
@@ -108,9 +108,9 @@ internal struct WireReader {
         return Int(value)
     }
 
-    /// Reads a slot header and returns a reader over the slot's content (nil for a nil slot),
+    /// Reads a cell header and returns a reader over the cell's content (nil for a nil cell),
     /// moving past it. The content must fit in what remains of this reader.
-    mutating func readSlot() throws -> WireReader? {
+    mutating func readCell() throws -> WireReader? {
         let header = try readVarint()
         if header == 0 { return nil }
         let length = header - 1
