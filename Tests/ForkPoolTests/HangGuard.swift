@@ -3,9 +3,9 @@
 // Swift Testing's `.timeLimit` cannot interrupt a test blocked in a system call (a `get()` on a
 // task whose worker never answers), so a broken mechanism would hang `make test` until CI's
 // own limit. Each test case arms a watchdog; one that is still running at its limit is named
-// on standard error, this process's children (fork servers, whose workers follow them through
-// their parent-death signal) are killed, and the test process exits with status 1: a red run
-// within a minute, never a wedged one.
+// on standard error, this process's children (fork servers) and their process groups (their
+// workers and any crash backtracer) are killed, and the test process exits with status 1: a red
+// run within a minute, never a wedged one.
 import CForkShim
 import Glibc
 import Testing
@@ -58,7 +58,12 @@ final class Watchdog: @unchecked Sendable {
             guard let late = lock.withLock({ armed.values.first { $0.deadline <= now } }) else { continue }
             let message = "\n✘ HangGuard: test \(late.name) did not finish within \(late.seconds) s; ending the test run\n"
             _ = message.withCString { write(2, $0, strlen($0)) }
-            for child in childProcessIDs() { kill(child, SIGKILL) }
+            // Each fork server leads its own process group, with its workers and any crash
+            // backtracer they started (which, left alive, would hold the test's output open).
+            for child in childProcessIDs() {
+                if getpgid(child) == child { kill(-child, SIGKILL) }
+                kill(child, SIGKILL)
+            }
             _exit(1)
         }
     }
