@@ -400,14 +400,10 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     init(content: WireReader, path: WireCodingPath, depth: Int) throws {
         self.path = path
         self.depth = depth
-        guard !content.isAtEnd else {
+        switch try WireArrayBody(content) {
+        case .empty:
             (reader, width, count) = (content, 0, 0)
-            return
-        }
-        var body = content
-        let formOffset = body.position
-        let form = try body.readByte()
-        if form == WireLayout.cellsForm {
+        case .cells(let body):
             // Counting checks every element's framing, and gives callers such as Data's
             // init(from:) an exact count to preallocate — one bounded by the bytes present.
             var scan = body
@@ -417,14 +413,8 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
                 elements += 1
             }
             (reader, width, count) = (body, 0, elements)
-        } else if let packedWidth = WireLayout.packedWidth(ofForm: form) {
-            let (elements, ragged) = body.remaining.quotientAndRemainder(dividingBy: packedWidth)
-            guard ragged == 0 else {
-                throw WireCodingError.raggedPackedArray(width: packedWidth, length: body.remaining, at: body.position)
-            }
+        case .packed(let body, let packedWidth, let elements):
             (reader, width, count) = (body, packedWidth, elements)
-        } else {
-            throw WireCodingError.invalidArrayForm(form, at: formOffset)
         }
     }
 

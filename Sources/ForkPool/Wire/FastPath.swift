@@ -272,29 +272,24 @@ extension Array: FastWireCodable where Element: FastWireCodable {
     }
 
     static func decodeWireContent(_ content: WireReader) throws -> [Element] {
-        guard !content.isAtEnd else { return [] }
-        var body = content
-        let formOffset = body.position
-        let form = try body.readByte()
-        if form == WireLayout.cellsForm {
+        let body: WireReader, width: Int, count: Int
+        switch try WireArrayBody(content) {
+        case .empty:
+            return []
+        case .cells(var cells):
             // No reservation: the element count is unknown until read, and a hostile header
             // must not be able to make us allocate.
             var result: [Element] = []
-            while !body.isAtEnd {
-                result.append(try Element.decodeWireCell(from: &body))
+            while !cells.isAtEnd {
+                result.append(try Element.decodeWireCell(from: &cells))
             }
             return result
-        }
-        guard let width = WireLayout.packedWidth(ofForm: form) else {
-            throw WireCodingError.invalidArrayForm(form, at: formOffset)
-        }
-        guard width == Element.wirePackedWidth else {
-            throw WireCodingError.packedWidthMismatch(Element.self, width: width, at: formOffset)
-        }
-        // The count comes from bytes actually present, so allocating it is safe.
-        let (count, ragged) = body.remaining.quotientAndRemainder(dividingBy: width)
-        guard ragged == 0 else {
-            throw WireCodingError.raggedPackedArray(width: width, length: body.remaining, at: body.position)
+        case .packed(let packed, let packedWidth, let packedCount):
+            guard packedWidth == Element.wirePackedWidth else {
+                throw WireCodingError.packedWidthMismatch(Element.self, width: packedWidth,
+                                                          at: WireArrayBody.formOffset(of: content))
+            }
+            (body, width, count) = (packed, packedWidth, packedCount)
         }
         guard count > 0 else { return [] }
         let raw = body.rawBytes

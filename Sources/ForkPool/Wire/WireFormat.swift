@@ -252,3 +252,39 @@ internal func wireVarintSize(_ value: Int) -> Int {
     }
     return size
 }
+
+/// The content of an array (an unkeyed container), its form byte read and checked once, for
+/// the fast path and the general decoder alike: empty, a run of cells, or packed elements of
+/// one width (their count taken from the bytes present, so allocating it is safe).
+enum WireArrayBody {
+    case empty
+    /// The elements, each a cell.
+    case cells(WireReader)
+    /// `count` elements of `width` bytes each, bare contents.
+    case packed(WireReader, width: Int, count: Int)
+
+    init(_ content: WireReader) throws {
+        guard !content.isAtEnd else {
+            self = .empty
+            return
+        }
+        var body = content
+        let formOffset = body.position
+        let form = try body.readByte()
+        if form == WireLayout.cellsForm {
+            self = .cells(body)
+            return
+        }
+        guard let width = WireLayout.packedWidth(ofForm: form) else {
+            throw WireCodingError.invalidArrayForm(form, at: formOffset)
+        }
+        let (count, ragged) = body.remaining.quotientAndRemainder(dividingBy: width)
+        guard ragged == 0 else {
+            throw WireCodingError.raggedPackedArray(width: width, length: body.remaining, at: body.position)
+        }
+        self = .packed(body, width: width, count: count)
+    }
+
+    /// Where the form byte was (for errors about it): the content's start.
+    static func formOffset(of content: WireReader) -> Int { content.position }
+}
