@@ -427,7 +427,8 @@ final class StressWatchdog: @unchecked Sendable {
 // MARK: The test
 
 extension ForkPoolTests {
-    @Suite struct ForkSafetyStressTests {
+    @Suite(.disabled(if: sanitizer == "thread", "ThreadSanitizer's runtime is not fork-safe under this load: a worker can block on the sanitizer's own lock (AddressSanitizer runs it)"))
+    struct ForkSafetyStressTests {
         static var poolCount: Int {
             if let text = getenv("FORKPOOL_STRESS_POOLS"), let count = Int(String(cString: text)), count > 0 { return count }
             return sanitizer == nil ? 200 : 20
