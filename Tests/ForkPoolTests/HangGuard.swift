@@ -18,7 +18,9 @@ struct HangGuard: TestTrait, SuiteTrait, TestScoping {
     func provideScope(for test: Test, testCase: Test.Case?,
                       performing function: @Sendable () async throws -> Void) async throws {
         guard testCase != nil else { return try await function() }  // suites: their tests are guarded
-        let ticket = Watchdog.shared.arm(seconds: seconds, name: test.name)
+        // Under a sanitizer everything is several times slower (a fork copies the shadow
+        // memory's page tables too): the same guard, five times the time.
+        let ticket = Watchdog.shared.arm(seconds: sanitizer == nil ? seconds : seconds * 5, name: test.name)
         defer { Watchdog.shared.disarm(ticket) }
         try await function()
     }
