@@ -204,6 +204,33 @@ extension ForkPoolTests {
             #expect(waitUntil { served.keys.allSatisfy(isDead) || served.keys.filter { !isDead($0) }.count == 1 })
         }
 
+        @Test func aRecycledWorkerLeavesOnlyOnceItsReplacementIsReady() throws {
+            // Every worker's initializer waits at a gate: the first is let through, the
+            // replacement is held there — not ready — while the test looks at the old worker.
+            let gate = Gate()
+            var configuration = quiet
+            configuration.maximumTasksPerWorker = 1
+            configuration.initializer = { [gateFD = gate.readEnd] in
+                var entry = pollfd(fd: gateFD, events: Int16(POLLIN), revents: 0)
+                guard poll(&entry, 1, 60_000) > 0 else { return }  // a gate never opened: a bug, not a hang
+                var byte: UInt8 = 0
+                _ = read(gateFD, &byte, 1)
+            }
+            gate.open(1)
+            let pool = try ProcessPool(workers: 1, configuration: configuration) { (_: Int) -> Int32 in getpid() }
+            defer { pool.shutdown() }
+            let server = try #require(pool.forkServerProcessID)
+            let old = try pool.submit(0).get()  // its one task: the worker retires
+            // The replacement exists (forked, held in its initializer) ...
+            #expect(waitUntil { childProcessIDs(of: server).contains { $0 != old } })
+            // ... and the retiring worker is still there, serving the pool's strength.
+            #expect(isAlive(old) && processState(old) != "Z", "the old worker left before its replacement was ready")
+            gate.open(8)  // this replacement, and the next ones (each worker does one task)
+            let next = try pool.submit(1).get()
+            #expect(next != old)
+            #expect(waitUntil { isDead(old) })
+        }
+
         @Test func workersAreRecycledPastTheirMemoryCeiling() throws {
             let probe = try ProcessPool(workers: 1) { (_: Int) -> Int in 0 }
             let baseline = WorkerProcess(pid: probe.workerProcessIDs[0], socket: -1, pidfd: -1, maximumFrameBytes: 1).residentBytes()
