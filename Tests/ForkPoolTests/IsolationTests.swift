@@ -290,6 +290,39 @@ extension ForkPoolTests {
             #expect(openFileDescriptorCount() == fdsBefore)
         }
 
+        @Test func replacementsThatFailToStartBreakARunningPool() throws {
+            // The first workers start; every later one (a replacement) throws in its
+            // initializer: past the limit, the running pool breaks rather than respawning.
+            let marker = "/tmp/forkpool-started-once-\(getpid())"
+            defer { unlink(marker) }
+            let pids = PIDPipe()
+            var configuration = quiet
+            configuration.maximumConsecutiveStartFailures = 3
+            configuration.initializer = {
+                if access(marker, F_OK) == 0 { throw TestFailure(description: "the database is gone") }
+            }
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
+            defer { pool.shutdown() }
+            close(open(marker, O_CREAT | O_WRONLY, 0o600))
+            let task = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1))
+            #expect(kill(pids.nextPID(), SIGKILL) == 0)
+            #expect(expectForkPoolError { _ = try task.get() }?.signal == SIGKILL)
+            // Submits are taken (and queued) until the pool breaks; then they are refused.
+            var refused: ForkPoolError?
+            #expect(waitUntil {
+                do {
+                    _ = try pool.submit(.square(2))
+                    return false
+                } catch {
+                    refused = error as? ForkPoolError
+                    return true
+                }
+            })
+            #expect(refused?.code == .poolBroken)
+            #expect(refused?.message.contains("3 times in a row") == true)
+            #expect(refused?.message.contains("the database is gone") == true)
+        }
+
         // MARK: The parent's death, Ctrl-C, process groups
 
         /// Forks a stand-in application that makes a pool, reports its fork server's and

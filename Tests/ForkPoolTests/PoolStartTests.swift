@@ -60,6 +60,29 @@ extension ForkPoolTests {
     /// The dispatcher's poll loop never crashes its host: when it cannot wait any more (here:
     /// its eventfd closed by someone else), the pool breaks with the errno and cleans up.
     @Suite struct DispatcherFailureTests {
+        @Test func aPollThatFailsBreaksThePoolWithItsErrno() throws {
+            // poll(2) fails with EINVAL when it is given more descriptors than RLIMIT_NOFILE
+            // allows: a limit of 2 for a moment, while the dispatcher polls 2 + 2 of them.
+            var configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            configuration.usesDirectLanes = false
+            let pool = try ProcessPool(workers: 2, configuration: configuration) { (n: Int) -> Int in n }
+            #expect(try pool.submit(1).get() == 1)
+            var limit = rlimit()
+            #expect(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0)
+            var low = limit
+            low.rlim_cur = 2
+            #expect(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &low) == 0)
+            let lost = try pool.submit(2)  // wakes the dispatcher, whose next poll fails
+            let error = expectForkPoolError { _ = try lost.get() }
+            #expect(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0)
+            #expect(error?.code == .poolBroken)
+            #expect(error?.errno == EINVAL)
+            #expect(error?.message.contains("poll failed") == true)
+            #expect(expectForkPoolError { _ = try pool.submit(3) }?.errno == EINVAL)
+            pool.shutdown()
+            #expect(waitUntil { childProcessIDs().isEmpty })
+        }
+
         @Test func anEventFDClosedFromOutsideBreaksThePoolWithEBADF() throws {
             let fdsBefore = openFileDescriptorCount()
             let pids = PIDPipe()
