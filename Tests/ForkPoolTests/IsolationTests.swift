@@ -233,7 +233,7 @@ extension ForkPoolTests {
 
         @Test func workersAreRecycledPastTheirMemoryCeiling() throws {
             let probe = try ProcessPool(workers: 1) { (_: Int) -> Int in 0 }
-            let baseline = WorkerProcess(pid: probe.workerProcessIDs[0], socket: -1, pidfd: -1, maximumFrameBytes: 1).residentBytes()
+            let baseline = WorkerProcess(pid: probe.workerProcessIDs[0], socket: nil, pidfd: -1, maximumFrameBytes: 1).residentBytes()
             probe.shutdown()
             #expect(baseline > 0)
             var configuration = quiet

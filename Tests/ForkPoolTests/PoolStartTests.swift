@@ -99,7 +99,7 @@ extension ForkPoolTests {
             let second = try pool.submit(pids.writeEnd)
             _ = pids.nextPID()
             let queued = try pool.submit(-1)
-            #expect(close(pool.dispatcher.wakeFD) == 0)
+            #expect(close(pool.dispatcher.wake.descriptor) == 0)
             // Wake the dispatcher through its other channel: the fork server reports a death.
             #expect(kill(firstPID, SIGKILL) == 0)
             // The death and the lost eventfd arrive in the same poll: either is a true account.

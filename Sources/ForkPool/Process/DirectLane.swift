@@ -73,9 +73,9 @@ final class DirectLane: @unchecked Sendable {
 
     let pid: pid_t
     let slot: Int
-    /// A dup of the dispatcher's socket to the worker (-1 when lanes are off or dup failed:
-    /// never lent).
-    let socket: CInt
+    /// A dup of the dispatcher's socket to the worker; nil when lanes are off or the dup
+    /// failed (the lane is then never lent).
+    let socket: CInt?
     var reader: FrameReader
     private(set) var state = State.closed
     /// Set when the dispatcher killed the worker while a caller read (a cancellation): the
@@ -91,15 +91,26 @@ final class DirectLane: @unchecked Sendable {
     /// a raw `[UInt8]` tail, go through the queue.
     static let maximumFrameBytes = 64 * 1024
 
-    init(pid: pid_t, slot: Int, socket: CInt, maximumFrameBytes: Int) {
+    init(pid: pid_t, slot: Int, socket: CInt?, maximumFrameBytes: Int) {
         self.pid = pid
         self.slot = slot
-        self.socket = socket < 0 ? -1 : (try? PoolDescriptors.register({ fcntl(socket, F_DUPFD_CLOEXEC, 0) }, name: "dup")) ?? -1
+        self.socket = socket.flatMap { socket in
+            try? PoolDescriptors.register({ fcntl(socket, F_DUPFD_CLOEXEC, 0) }, name: "dup")
+        }
         reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
     }
 
     deinit {
-        if socket >= 0 { PoolDescriptors.close(socket) }
+        if let socket { PoolDescriptors.close(socket) }
+    }
+
+    /// Whether the lane can be lent at all.
+    var isLendable: Bool { socket != nil }
+
+    /// Ends every send and read on the lane's socket at once (its worker is leaving the pool):
+    /// a blocked caller sees end of stream.
+    func shutDownSocket() {
+        if let socket { _ = Glibc.shutdown(socket, CInt(SHUT_RDWR)) }
     }
 
     // MARK: The state machine — every transition, each called under the dispatcher's lock
@@ -258,7 +269,7 @@ final class DirectLane: @unchecked Sendable {
             return takeBack()
         case .sending(let task), .reading(let task):
             state = .detached(error(task), crashed: crashed)
-            _ = Glibc.shutdown(socket, CInt(SHUT_RDWR))
+            shutDownSocket()
             return .detached(task)
         }
     }
@@ -293,12 +304,14 @@ final class DirectLane: @unchecked Sendable {
     /// Caller side, in .sending: writes the task's whole frame. False if the worker's end is
     /// closed (or the socket failed): the frame did not get there.
     func send(_ frame: [UInt8]) -> Bool {
-        (try? sendAll(socket, frame)) != nil
+        guard let socket else { return false }
+        return (try? sendAll(socket, frame)) != nil
     }
 
     /// Caller side, in .reading: receives `task`'s reply and completes its future on this
     /// thread (`settle` counts it first), or stops at `deadline`, end of stream or a fault.
     func receiveReply(for task: PendingTask, until deadline: UInt64?, settle: (ForkPoolError.Code?) -> Void) -> ReadOutcome {
+        guard let socket else { return .endOfStream }  // never lent
         let start = monotonicNanoseconds()
         let spinEnd = start + spin.budget
         defer { spin.learn(waited: monotonicNanoseconds() - start) }

@@ -66,7 +66,7 @@ extension Dispatcher {
         let deadline = monotonicNanoseconds() + (killAtOnce ? 0 : UInt64(configuration.shutdownGracePeriod * 1e9))
         var killedAt: UInt64?
         while (!workers.isEmpty || spawnsInFlight > 0), let control = forkServer?.control {
-            for index in workers.indices where workers[index].socket >= 0 { workers[index].dismiss() }
+            for index in workers.indices where workers[index].socket != nil { workers[index].dismiss() }
             let now = monotonicNanoseconds()
             if now >= deadline && killedAt == nil {
                 workers.forEach { $0.signal(SIGKILL) }
@@ -85,7 +85,7 @@ extension Dispatcher {
             var worker = workers.remove(at: index)
             worker.closeSocket()
             worker.signal(SIGKILL)
-            PoolDescriptors.close(worker.pidfd)
+            worker.process.close()
         }
         publishWorkers()
     }

@@ -18,9 +18,9 @@ extension Dispatcher {
     /// (a frame's consequences — a recycled worker dismissed — come before the next is read).
     func service(_ index: Int, events: Int16) {
         if events & Int16(POLLOUT) != 0 { flush(index) }
-        guard workers[index].socket >= 0, events & ~Int16(POLLOUT) != 0 else { return }
+        guard workers[index].socket != nil, events & ~Int16(POLLOUT) != 0 else { return }
         let (pid, slot) = (workers[index].pid, workers[index].slot)
-        while workers[index].socket >= 0 {
+        while workers[index].socket != nil {
             let event = workers[index].receive { [accounting] task, failure in
                 accounting.recordOutcome(of: task, failure: failure, slot: slot)
             }
@@ -70,7 +70,7 @@ extension Dispatcher {
     func terminate(_ index: Int, now: UInt64) {
         workers[index].taskDeadline = nil
         workers[index].closeSocket()
-        if workers[index].lent { _ = Glibc.shutdown(workers[index].lane.socket, CInt(SHUT_RDWR)) }
+        if workers[index].lent { workers[index].lane.shutDownSocket() }
         if configuration.terminationGracePeriod > 0 {
             workers[index].signal(SIGTERM)
             workers[index].killDeadline = now + UInt64(configuration.terminationGracePeriod * 1e9)
@@ -117,7 +117,7 @@ extension Dispatcher {
     }
 
     func dismissOneRetiringWorker() {
-        if let index = workers.firstIndex(where: { $0.retiring && $0.task == nil && $0.socket >= 0 }) {
+        if let index = workers.firstIndex(where: { $0.retiring && $0.task == nil && $0.socket != nil }) {
             workers[index].dismiss()
         }
     }
@@ -203,10 +203,10 @@ extension Dispatcher {
         // Whatever it wrote before it exited (a result, `initializerFailed`) counts: read it
         // first, even when the exit report overtook the socket's turn in the poll loop. (Not
         // while a caller reads it by lane.)
-        if workers[index].socket >= 0 && callersTask == nil { service(index, events: Int16(POLLIN)) }
+        if workers[index].socket != nil && callersTask == nil { service(index, events: Int16(POLLIN)) }
         var worker = workers.remove(at: index)
         worker.closeSocket()
-        PoolDescriptors.close(worker.pidfd)
+        worker.process.close()
         accounting.logExit(of: worker, status: status, runningTask: worker.task ?? callersTask)
         accounting.recordGone(worker.pid, slot: worker.slot)
         if !worker.isReady {
@@ -280,7 +280,7 @@ extension Dispatcher {
             var worker = workers.remove(at: index)
             worker.closeSocket()
             worker.signal(SIGKILL)
-            PoolDescriptors.close(worker.pidfd)
+            worker.process.close()
             if let task = worker.task {
                 let error = worker.fault ?? diedWithServer(worker.pid, task)
                 accounting.recordOutcome(of: task, failure: error.code, slot: worker.slot)

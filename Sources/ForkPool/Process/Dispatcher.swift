@@ -49,8 +49,8 @@ final class Dispatcher: @unchecked Sendable {
     let settings: Settings
     var configuration: ProcessPoolConfiguration { settings.configuration }
     let workerMain: @Sendable (CInt) -> Never
-    /// The eventfd that wakes the poll loop (a test closes it from outside).
-    let wakeFD: CInt
+    /// Wakes the poll loop from other threads (a test closes its eventfd from outside).
+    let wake: WakeEvent
     let taskIDs = Atomic<UInt64>(1)
     /// Tasks sent by lane, and callers reading a lane now (tests watch both).
     let laneSends = Atomic<Int>(0)
@@ -114,11 +114,11 @@ final class Dispatcher: @unchecked Sendable {
         startFailures = StartFailures(limit: configuration.maximumConsecutiveStartFailures)
         lanesEnabled = configuration.usesDirectLanes && configuration.taskTimeout == nil
             && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil
-        wakeFD = try PoolDescriptors.register(forkpool_eventfd, name: "eventfd")
+        wake = try WakeEvent.make()
         do {
             thread = try PosixThread.start(name: "forkpool-disp") { [self] in run() }
         } catch {
-            PoolDescriptors.close(wakeFD)
+            wake.close()
             throw error
         }
         let startTimeout = configuration.startTimeout
@@ -215,8 +215,7 @@ final class Dispatcher: @unchecked Sendable {
     func wakeLocked() {
         guard !wakeClosed, !wakePending else { return }
         wakePending = true
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        wake.signal()
     }
 
     func join() {
@@ -236,7 +235,7 @@ final class Dispatcher: @unchecked Sendable {
             lock.withLock {
                 phase = .failedToStart(error)
                 wakeClosed = true
-                PoolDescriptors.close(wakeFD)
+                wake.close()
                 lock.broadcast()
             }
             return
@@ -254,10 +253,10 @@ final class Dispatcher: @unchecked Sendable {
             }
             publishedPIDs = []
             if wakeClosed {
-                PoolDescriptors.forget(wakeFD)  // lost: the number is not ours to close
+                wake.forget()  // lost: the number is not ours to close
             } else {
                 wakeClosed = true
-                PoolDescriptors.close(wakeFD)
+                wake.close()
             }
             lock.broadcast()
         }
@@ -292,12 +291,13 @@ final class Dispatcher: @unchecked Sendable {
 
             pollSet.removeAll(keepingCapacity: true)
             owners.removeAll(keepingCapacity: true)
-            pollSet.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+            pollSet.append(pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0))
             pollSet.append(pollfd(fd: forkServer?.control ?? -1, events: Int16(POLLIN), revents: 0))
-            for (index, worker) in workers.enumerated() where worker.socket >= 0 && !worker.lent {
+            for (index, worker) in workers.enumerated() where !worker.lent {
+                guard let socket = worker.socket else { continue }
                 var events = Int16(POLLIN)
                 if worker.hasOutgoing { events |= Int16(POLLOUT) }
-                pollSet.append(pollfd(fd: worker.socket, events: events, revents: 0))
+                pollSet.append(pollfd(fd: socket, events: events, revents: 0))
                 owners.append(index)
             }
             let timeout = pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline)
@@ -307,14 +307,13 @@ final class Dispatcher: @unchecked Sendable {
                 return
             }
             if pollSet[0].revents & Int16(POLLNVAL) != 0 {
-                dispatcherFailed(ForkPoolError(.poolBroken, "the pool's eventfd (descriptor \(wakeFD)) was closed by "
+                dispatcherFailed(ForkPoolError(.poolBroken, "the pool's eventfd (descriptor \(wake.descriptor)) was closed by "
                                                + "someone else", errno: EBADF), wakeLost: true)
                 return
             }
             if pollSet[0].revents != 0 {
-                var counter: UInt64 = 0
                 lock.withLock {
-                    _ = read(wakeFD, &counter, 8)
+                    wake.drain()
                     wakePending = false
                 }
             }
@@ -411,7 +410,7 @@ final class Dispatcher: @unchecked Sendable {
             }
             lanesAllowed = lanesMayOpen
             if lanesAllowed && queue.isEmpty {
-                for index in workers.indices where workers[index].isIdle && workers[index].lane.socket >= 0 {
+                for index in workers.indices where workers[index].isIdle && workers[index].lane.isLendable {
                     workers[index].lent = true
                     workers[index].lane.open()
                     openLanes.append(workers[index].lane)

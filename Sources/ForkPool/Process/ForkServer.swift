@@ -158,12 +158,13 @@ struct ForkServerClient {
     /// it after `ProcessKill.gracePeriod`; reaps it and returns how it ended.
     func stop() -> WaitStatus {
         PoolDescriptors.close(control)
-        var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-        _ = retryingInterrupts { poll(&exited, 1, Int32(ProcessKill.gracePeriodNanoseconds / 1_000_000)) }
-        if exited.revents == 0 { _ = forkpool_pidfd_send_signal(pidfd, SIGKILL) }
+        let server = ProcessHandle(pid: pid, pidfd: pidfd)
+        if !server.waitForExit(milliseconds: Int32(ProcessKill.gracePeriodNanoseconds / 1_000_000)) {
+            server.signal(SIGKILL)
+        }
         var status: CInt = 0
         _ = forkpool_waitpid(pid, &status, 0)
-        PoolDescriptors.close(pidfd)
+        server.close()
         return WaitStatus(raw: status)
     }
 }

@@ -11,9 +11,10 @@ struct WorkerProcess {
     /// The worker slot (0..<workerCount) this process fills; a replacement takes over the slot
     /// of the worker it replaces. Stats are kept per slot.
     let slot: Int
-    /// Parent end of the socketpair; -1 once closed (end of stream, a fault, or dismissed).
-    var socket: CInt
-    let pidfd: CInt
+    /// Parent end of the socketpair; nil once closed (end of stream, a fault, or dismissed).
+    var socket: CInt?
+    /// The process, signalled through its pidfd.
+    let process: ProcessHandle
     /// The lane that lends this worker to submitting threads; holds the frame reader, which
     /// whoever reads the socket (this thread, or a caller by lane) uses.
     let lane: DirectLane
@@ -45,17 +46,17 @@ struct WorkerProcess {
     /// Asked to exit (`shutdown` frame): recycled, or the pool is shutting down.
     var dismissed = false
 
-    init(pid: pid_t, slot: Int = 0, socket: CInt, pidfd: CInt, maximumFrameBytes: Int, lendable: Bool = false) {
+    init(pid: pid_t, slot: Int = 0, socket: CInt?, pidfd: CInt, maximumFrameBytes: Int, lendable: Bool = false) {
         self.pid = pid
         self.slot = slot
         self.socket = socket
-        self.pidfd = pidfd
-        self.lane = DirectLane(pid: pid, slot: slot, socket: lendable ? socket : -1, maximumFrameBytes: maximumFrameBytes)
+        self.process = ProcessHandle(pid: pid, pidfd: pidfd)
+        self.lane = DirectLane(pid: pid, slot: slot, socket: lendable ? socket : nil, maximumFrameBytes: maximumFrameBytes)
     }
 
-    var isIdle: Bool { isReady && task == nil && socket >= 0 && fault == nil && !retiring && !lent }
+    var isIdle: Bool { isReady && task == nil && socket != nil && fault == nil && !retiring && !lent }
     /// Counts towards the pool's strength: not leaving, not given up on.
-    var isServing: Bool { socket >= 0 && fault == nil && !retiring }
+    var isServing: Bool { socket != nil && fault == nil && !retiring }
     var hasOutgoing: Bool { outgoingOffset < outgoing.count + outgoingTail.count }
 
     /// Starts sending `task` to this worker.
@@ -71,6 +72,7 @@ struct WorkerProcess {
     /// task's copy is released unless `keepSent` (a task that may be retried keeps it).
     /// Throws when the socket is dead.
     mutating func flush(keepSent: Bool) throws(ForkPoolError) {
+        guard let socket else { throw ForkPoolError(.workerDied, "the socket to worker process \(pid) is closed") }
         while hasOutgoing {
             let sent = sendSome(socket, head: outgoing, tail: outgoingTail, from: outgoingOffset, nonblocking: true)
             if sent >= 0 {
@@ -149,6 +151,7 @@ struct WorkerProcess {
             case nil:
                 break  // no complete frame buffered: receive more
             }
+            guard let socket else { return .endOfStream }
             do {
                 switch try lane.reader.fill(from: socket) {
                 case .received:
@@ -169,14 +172,14 @@ struct WorkerProcess {
     /// it). Closes the socket and arms a kill in case it does not exit; a worker this thread
     /// had already stopped (its socket closed) keeps the deadline it has.
     mutating func socketEnded(now: UInt64) {
-        guard socket >= 0 else { return }
+        guard socket != nil else { return }
         closeSocket()
         killDeadline = now + ProcessKill.gracePeriodNanoseconds
     }
 
     /// Asks an idle worker to exit (`shutdown` frame) and closes the socket.
     mutating func dismiss() {
-        guard socket >= 0 else { return }
+        guard let socket else { return }
         dismissed = true
         var farewell = FrameHeader.emptyFrame()
         FrameHeader(kind: .shutdown, length: 0, taskID: 0).write(into: &farewell)
@@ -187,15 +190,15 @@ struct WorkerProcess {
 
     /// Stops talking to the worker: closes the socket. The fork server reports its exit.
     mutating func closeSocket() {
-        if socket >= 0 {
+        if let socket {
             PoolDescriptors.close(socket)
-            socket = -1
+            self.socket = nil
         }
     }
 
     /// Sends `signal` through the pidfd (no risk of hitting a recycled pid).
     func signal(_ signal: Int32) {
-        _ = forkpool_pidfd_send_signal(pidfd, signal)
+        process.signal(signal)
     }
 
     /// Resident memory in bytes, from /proc/<pid>/statm (0 if unreadable).

@@ -1,0 +1,27 @@
+// ProcessHandle: a child process the pool signals and waits for, through its pidfd — a
+// signal sent through a pidfd can never reach a recycled pid, and the pidfd turns readable the
+// moment the process exits.
+import CForkShim
+import Glibc
+
+struct ProcessHandle {
+    let pid: pid_t
+    /// The process's pidfd, registered with the pool descriptors.
+    let pidfd: CInt
+
+    /// Sends `signal`; false if the process is gone.
+    @discardableResult
+    func signal(_ signal: Int32) -> Bool {
+        forkpool_pidfd_send_signal(pidfd, signal) == 0
+    }
+
+    /// Waits up to `milliseconds` for the process to exit; true if it has.
+    func waitForExit(milliseconds: Int32) -> Bool {
+        var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        _ = retryingInterrupts { poll(&exited, 1, milliseconds) }
+        return exited.revents != 0
+    }
+
+    /// Closes the pidfd (and unregisters it).
+    func close() { PoolDescriptors.close(pidfd) }
+}
