@@ -27,12 +27,7 @@ extension Dispatcher {
             lock.broadcast()
             return queue.removeAll()
         }
-        for task in queued + retries.removeAll() {
-            var failure = error
-            failure.taskID = task.id
-            accounting.recordOutcome(of: task, failure: failure.code, slot: nil)
-            task.fail(failure)
-        }
+        for task in queued + retries.removeAll() { fail(task, with: error, slot: nil) }  // the error names each task
         for index in workers.indices where workers[index].fault == nil {
             workers[index].fault = error
         }
@@ -46,12 +41,7 @@ extension Dispatcher {
             defer { orphans.removeAll() }
             return orphans
         }
-        for orphan in leftovers {
-            var failure = orphan.error ?? error
-            failure.taskID = orphan.task.id
-            accounting.recordOutcome(of: orphan.task, failure: failure.code, slot: orphan.slot)
-            orphan.task.fail(failure)
-        }
+        for orphan in leftovers { fail(orphan.task, with: orphan.error ?? error, slot: orphan.slot) }
     }
 
     /// Asks every worker to exit, waits up to the grace period for the fork server to report
@@ -83,9 +73,7 @@ extension Dispatcher {
                 ForkPoolError(.poolShutDown, "the pool shut down while task \(task.id) ran", taskID: task.id)
             }, crashed: false, now: monotonicNanoseconds())
             var worker = workers.remove(at: index)
-            worker.closeSocket()
-            worker.signal(SIGKILL)
-            worker.process.close()
+            worker.release(killing: true)
         }
         publishWorkers()
     }

@@ -150,8 +150,7 @@ extension Dispatcher {
             case let error? where orphan.crashed:
                 handleCrash(of: orphan.task, error: error, slot: orphan.slot)
             case let error?:
-                accounting.recordOutcome(of: orphan.task, failure: error.code, slot: orphan.slot)
-                orphan.task.fail(error)
+                fail(orphan.task, with: error, slot: orphan.slot)
             }
         }
     }

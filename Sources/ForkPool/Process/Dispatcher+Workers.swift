@@ -205,8 +205,7 @@ extension Dispatcher {
         // while a caller reads it by lane.)
         if workers[index].socket != nil && callersTask == nil { service(index, events: Int16(POLLIN)) }
         var worker = workers.remove(at: index)
-        worker.closeSocket()
-        worker.process.close()
+        worker.release(killing: false)
         accounting.logExit(of: worker, status: status, runningTask: worker.task ?? callersTask)
         accounting.recordGone(worker.pid, slot: worker.slot)
         if !worker.isReady {
@@ -215,10 +214,8 @@ extension Dispatcher {
                                       processID: worker.pid))
         }
         if let task = worker.task {
-            if var fault = worker.fault {
-                fault.taskID = task.id
-                accounting.recordOutcome(of: task, failure: fault.code, slot: worker.slot)
-                task.fail(fault)
+            if let fault = worker.fault {
+                fail(task, with: fault, slot: worker.slot)
             } else {
                 handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)
             }
@@ -229,15 +226,13 @@ extension Dispatcher {
     func handleCrash(of task: PendingTask, error: ForkPoolError, slot: Int) {
         switch configuration.crashPolicy.decide(for: task, error: error) {
         case .fail(let failure):
-            accounting.recordOutcome(of: task, failure: failure.code, slot: slot)
-            task.fail(failure)
+            fail(task, with: failure, slot: slot)
         case .retry:
             accounting.recordAttemptEnded(of: task, slot: slot)
             task.enqueuedAt = monotonicNanoseconds()
             retries.append(task)
         case .breakPool(let failure, let broken):
-            accounting.recordOutcome(of: task, failure: failure.code, slot: slot)
-            task.fail(failure)
+            fail(task, with: failure, slot: slot)
             breakPool(broken)
         }
     }
@@ -278,13 +273,10 @@ extension Dispatcher {
             withdrawLane(index, error: { [pid = workers[index].pid] in diedWithServer(pid, $0) },
                          crashed: false, now: monotonicNanoseconds())
             var worker = workers.remove(at: index)
-            worker.closeSocket()
-            worker.signal(SIGKILL)
-            worker.process.close()
+            worker.release(killing: true)
             if let task = worker.task {
                 let error = worker.fault ?? diedWithServer(worker.pid, task)
-                accounting.recordOutcome(of: task, failure: error.code, slot: worker.slot)
-                task.fail(error)
+                fail(task, with: error, slot: worker.slot)
             }
         }
         accounting.recordGone()

@@ -159,6 +159,13 @@ final class Dispatcher: @unchecked Sendable {
 
     // MARK: - Called by any thread
 
+    /// Counts `task` as failed with `error` (on the worker in `slot`, if any), then fails it —
+    /// in that order, so a caller woken by the failure finds it counted.
+    func fail(_ task: PendingTask, with error: ForkPoolError, slot: Int?) {
+        accounting.recordOutcome(of: task, failure: error.code, slot: slot)
+        task.fail(error)
+    }
+
     /// A fresh pool-wide task id.
     func makeTaskID() -> UInt64 {
         taskIDs.wrappingAdd(1, ordering: .relaxed).oldValue
@@ -275,8 +282,7 @@ final class Dispatcher: @unchecked Sendable {
             requestWorkers(now: now)
             let turn = takeWork(now: now)
             for (task, error) in turn.dropped {
-                accounting.recordOutcome(of: task, failure: error.code, slot: nil)
-                task.fail(error)
+                fail(task, with: error, slot: nil)
             }
             for task in turn.expired {
                 accounting.logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.queued": "true"])

@@ -196,6 +196,14 @@ struct WorkerProcess {
         }
     }
 
+    /// The worker has left the pool's books: closes its socket and pidfd, killing it first
+    /// unless it is known to have exited.
+    mutating func release(killing: Bool) {
+        closeSocket()
+        if killing { signal(SIGKILL) }
+        process.close()
+    }
+
     /// Sends `signal` through the pidfd (no risk of hitting a recycled pid).
     func signal(_ signal: Int32) {
         process.signal(signal)
