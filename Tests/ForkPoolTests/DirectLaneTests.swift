@@ -100,6 +100,31 @@ final class HeldUpLaneReader: @unchecked Sendable {
     }
 }
 
+/// A one-worker pool under `.retry(times: 1)` whose only task went by lane: its first run
+/// reports its worker's pid and hangs; run again, it returns 42.
+final class HangOnceLaneTask {
+    let pids = PIDPipe()
+    let marker: String
+    let pool: ProcessPool<LaneCommand, Int>
+    let future: Future<Int>
+    let pid: pid_t
+
+    init(configuration: ProcessPoolConfiguration, name: String) throws {
+        marker = "/tmp/forkpool-\(name)-\(getpid())"
+        unlink(marker)
+        var retrying = configuration
+        retrying.crashPolicy = .retry(times: 1)
+        pool = try ProcessPool(workers: 1, configuration: retrying, work: obeyLane)
+        future = try pool.submit(.hangOnce(marker: marker, fd: pids.writeEnd, value: 42))
+        pid = pids.nextPID()
+    }
+
+    deinit {
+        pool.shutdown()
+        unlink(marker)
+    }
+}
+
 /// A one-worker pool whose only task went by lane, reported its worker's pid and hangs.
 struct HangingLaneTask {
     let pids = PIDPipe()
@@ -169,16 +194,9 @@ extension ForkPoolTests {
         /// comes (the replacement was once withheld on the turn the task came back, and the
         /// retry then waited forever).
         @Test func aCrashALaneReaderGivesBackIsRetriedOnAReplacement() throws {
-            let pids = PIDPipe()
-            let marker = "/tmp/forkpool-lane-held-retry-\(getpid())"
-            defer { unlink(marker) }
-            var configuration = quiet
-            configuration.crashPolicy = .retry(times: 1)
-            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obeyLane)
-            defer { pool.shutdown() }
-            let future = try pool.submit(.hangOnce(marker: marker, fd: pids.writeEnd, value: 42))
-            let pid = pids.nextPID()
-            let reader = try HeldUpLaneReader(future)
+            let task = try HangOnceLaneTask(configuration: quiet, name: "lane-held-retry")
+            let (pool, pid) = (task.pool, task.pid)
+            let reader = try HeldUpLaneReader(task.future)
             defer { reader.join() }
             #expect(waitUntil { pool.callersReadingByLane == 1 })
             reader.holdUp()
@@ -272,18 +290,10 @@ extension ForkPoolTests {
         }
 
         @Test func aTaskWhoseWorkerIsKilledWhileItsCallerReadsIsRetriedUnderARetryPolicy() throws {
-            let pids = PIDPipe()
-            let marker = "/tmp/forkpool-lane-retry-\(getpid())"
-            unlink(marker)
-            defer { unlink(marker) }
-            var configuration = quiet
-            configuration.crashPolicy = .retry(times: 1)
-            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obeyLane)
-            defer { pool.shutdown() }
-            let future = try pool.submit(.hangOnce(marker: marker, fd: pids.writeEnd, value: 42))
-            let pid = pids.nextPID()
+            let task = try HangOnceLaneTask(configuration: quiet, name: "lane-retry")
+            let (pool, pid) = (task.pool, task.pid)
             let killer = try whileACallerReadsByLane(pool) { _ = kill(pid, SIGKILL) }
-            #expect(try future.get() == 42)
+            #expect(try task.future.get() == 42)
             killer.join()
             #expect(pool.stats.restarts == 1)
         }
