@@ -309,8 +309,8 @@ final class DirectLane: @unchecked Sendable {
     }
 
     /// Caller side, in .reading: receives `task`'s reply and completes its future on this
-    /// thread (`settle` counts it first), or stops at `deadline`, end of stream or a fault.
-    func receiveReply(for task: PendingTask, until deadline: UInt64?, settle: (ForkPoolError.Code?) -> Void) -> ReadOutcome {
+    /// thread (`recordOutcome` counts it first), or stops at `deadline`, end of stream or a fault.
+    func receiveReply(for task: PendingTask, until deadline: UInt64?, recordOutcome: (ForkPoolError.Code?) -> Void) -> ReadOutcome {
         guard let socket else { return .endOfStream }  // never lent
         let start = monotonicNanoseconds()
         let spinEnd = start + spin.budget
@@ -319,7 +319,7 @@ final class DirectLane: @unchecked Sendable {
             let handled: ReadOutcome?
             do {
                 handled = try reader.nextFrame { header, payload, tail -> ReadOutcome in
-                    task.complete(from: header, payload: payload, tail: tail, worker: pid, settle: settle)
+                    task.complete(from: header, payload: payload, tail: tail, worker: pid, recordOutcome: recordOutcome)
                         ? .replied : .fault(unexpectedFrame(header, worker: pid))
                 }
             } catch {

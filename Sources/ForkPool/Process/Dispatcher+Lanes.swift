@@ -69,11 +69,11 @@ extension Dispatcher {
         laneReaders.add(1, ordering: .relaxed)
         defer { laneReaders.subtract(1, ordering: .relaxed) }
         let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot) }
-        var outcome = lane.receiveReply(for: task, until: deadline, settle: count)
+        var outcome = lane.receiveReply(for: task, until: deadline, recordOutcome: count)
         if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {
             // The worker is gone and its socket shut down: what it wrote before it exited is
             // all there, and counts. Read it to the end before giving up.
-            outcome = lane.receiveReply(for: task, until: nil, settle: count)
+            outcome = lane.receiveReply(for: task, until: nil, recordOutcome: count)
         }
         lock.withLock {
             switch lane.endReading(task, outcome: outcome, mayReopen: lanesAllowed && queue.isEmpty) {
@@ -106,7 +106,7 @@ extension Dispatcher {
     /// reads yet (this thread reads their replies from now on), lanes returned after a reply,
     /// a time-out or a fault, and open lanes when they may not stay open (queued work,
     /// shutdown, a retry). Kills a worker whose lane task was cancelled while a caller reads,
-    /// and settles the tasks that readers of exited workers gave back.
+    /// and judges the tasks that readers of exited workers gave back.
     func reclaimLanes(now: UInt64) {
         guard lanesEnabled else { return }
         var returned: [(index: Int, task: PendingTask?, why: DirectLane.Return)] = []

@@ -53,16 +53,16 @@ final class PendingTask: @unchecked Sendable {
     }
 
     /// Completes the task from a frame its worker sent, if the frame is its reply — this task's
-    /// id, and its reply kind or a failure — counting it through `settle` first. False when the
+    /// id, and its reply kind or a failure — counting it through `recordOutcome` first. False when the
     /// frame is not its reply (a protocol violation for whoever reads it).
     func complete(from header: FrameHeader, payload: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t,
-                  settle: (ForkPoolError.Code?) -> Void) -> Bool {
+                  recordOutcome: (ForkPoolError.Code?) -> Void) -> Bool {
         guard header.taskID == id else { return false }
         if header.kind == completion.replyKind {
-            completion.finish(output: payload, tail: tail, worker: worker, settle: settle)
+            completion.finish(output: payload, tail: tail, worker: worker, recordOutcome: recordOutcome)
         } else if header.kind == .failure {
             let failure = taskFailure(from: payload, task: id, worker: worker)
-            settle(failure.code)
+            recordOutcome(failure.code)
             fail(failure)
         } else {
             return false
@@ -79,9 +79,9 @@ protocol TaskCompletion: AnyObject, Sendable {
     /// Moves the task to running; false if it was cancelled while queued.
     func start() -> Bool
     /// Completes with the worker's encoded output (and, for a split frame received directly,
-    /// its raw tail), first telling `settle` whether the outcome is a failure (its code) or a
+    /// its raw tail), first telling `recordOutcome` whether the outcome is a failure (its code) or a
     /// success (nil), so the pool counts it before anyone waiting wakes.
-    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void)
+    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, recordOutcome: (ForkPoolError.Code?) -> Void)
     /// Completes with an error.
     func fail(_ error: ForkPoolError)
     /// Fails only if the task has not started; true if it did.
@@ -114,7 +114,7 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
 
     func start() -> Bool { future.markRunning() }
 
-    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
+    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, recordOutcome: (ForkPoolError.Code?) -> Void) {
         let result: Result<Output, ForkPoolError>
         do {
             result = .success(try codec.decode(from: output, tail: tail))
@@ -123,7 +123,7 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
                 .decodingFailed, "could not decode the output of task \(id) from worker process \(worker): \(error)",
                 taskID: id, processID: worker))
         }
-        if case .failure(let error) = result { settle(error.code) } else { settle(nil) }
+        if case .failure(let error) = result { recordOutcome(error.code) } else { recordOutcome(nil) }
         future.complete(result)
     }
 
@@ -164,8 +164,8 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
 
     func start() -> Bool { future.markRunning() }
 
-    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, settle: (ForkPoolError.Code?) -> Void) {
-        settle(nil)  // a failed chunk comes as a `failure` frame
+    func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, recordOutcome: (ForkPoolError.Code?) -> Void) {
+        recordOutcome(nil)  // a failed chunk comes as a `failure` frame
         future.complete(.success(Reply(payload: Array(output), worker: worker)))
     }
 

@@ -126,7 +126,7 @@ struct WorkerProcess {
                         default: break
                         }
                     } else if let task, task.complete(from: header, payload: payload, tail: tail, worker: pid,
-                                                      settle: { record(task, $0) }) {
+                                                      recordOutcome: { record(task, $0) }) {
                         return .taskDone
                     }
                     return .fault(unexpectedFrame(header, worker: pid))
