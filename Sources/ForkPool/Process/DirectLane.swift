@@ -20,12 +20,13 @@
 // Every transition of `state` is a method here (open, beginSending/endSending,
 // claimForReading/endReading, reclaim, withdraw), each returning what the dispatcher must do
 // with its books (open lanes, unread tasks, detached readers, orphans). `state` and
-// `withdrawn` are guarded by the dispatcher's lock; `reader` belongs to whoever
-// the state says reads (the dispatcher in .closed/.open/.returned, the caller in .reading and
+// `withdrawn` are guarded by the dispatcher's lock; the worker's `inbox` (its frame reader,
+// which the worker owns and the lane borrows) belongs to whoever the state says reads (the dispatcher in .closed/.open/.returned, the caller in .reading and
 // .detached), and the lock's hand-over orders their accesses. The socket is a dup of the
 // dispatcher's, closed when the last reference goes, so the dispatcher may close its own end
 // (a fault, a kill) while a caller still reads. Lanes are off for tasks with deadlines and
-// under recycling limits, whose bookkeeping only the dispatcher does.
+// under recycling limits, whose bookkeeping only the dispatcher does; a pool with lanes off
+// gives its workers none.
 import CForkShim
 import Glibc
 
@@ -76,7 +77,8 @@ final class DirectLane: @unchecked Sendable {
     /// A dup of the dispatcher's socket to the worker; nil when lanes are off or the dup
     /// failed (the lane is then never lent).
     let socket: CInt?
-    var reader: FrameReader
+    /// The worker's frames, shared with the dispatcher: whoever the state says reads them.
+    let inbox: FrameInbox
     private(set) var state = State.closed
     /// Set when the dispatcher killed the worker while a caller read (a cancellation): the
     /// lane must not open again.
@@ -91,13 +93,11 @@ final class DirectLane: @unchecked Sendable {
     /// a raw `[UInt8]` tail, go through the queue.
     static let maximumFrameBytes = 64 * 1024
 
-    init(pid: pid_t, slot: Int, socket: CInt?, maximumFrameBytes: Int) {
+    init(pid: pid_t, slot: Int, socket: CInt, inbox: FrameInbox) {
         self.pid = pid
         self.slot = slot
-        self.socket = socket.flatMap { socket in
-            try? PoolDescriptors.register({ fcntl(socket, F_DUPFD_CLOEXEC, 0) }, name: "dup")
-        }
-        reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
+        self.socket = try? PoolDescriptors.register({ fcntl(socket, F_DUPFD_CLOEXEC, 0) }, name: "dup")
+        self.inbox = inbox
     }
 
     deinit {
@@ -318,7 +318,7 @@ final class DirectLane: @unchecked Sendable {
         while true {
             let handled: ReadOutcome?
             do {
-                handled = try reader.nextFrame { header, payload, tail -> ReadOutcome in
+                handled = try inbox.reader.nextFrame { header, payload, tail -> ReadOutcome in
                     task.complete(from: header, payload: payload, tail: tail, worker: pid, recordOutcome: recordOutcome)
                         ? .replied : .fault(unexpectedFrame(header, worker: pid))
                 }
@@ -326,13 +326,13 @@ final class DirectLane: @unchecked Sendable {
                 return .fault(error)
             }
             if let handled {
-                guard case .replied = handled, reader.bufferedByteCount > 0 else { return handled }
+                guard case .replied = handled, inbox.reader.bufferedByteCount > 0 else { return handled }
                 return .repliedThenFault(ForkPoolError(.malformedFrame, "worker process \(pid) sent bytes after the reply to task \(task.id)",
                                                        processID: pid))
             }
             let status: FrameReader.FillStatus
             do {
-                status = try reader.fill(from: socket)
+                status = try inbox.reader.fill(from: socket)
             } catch {
                 return .fault(error)
             }
@@ -373,4 +373,15 @@ final class LaneClaim: @unchecked Sendable {
     func receive(until deadline: UInt64?) { dispatcher.receiveByLane(task, from: lane, until: deadline) }
     /// Leaves the reply to the dispatcher (for a caller that will not block reading it).
     func handBack() { dispatcher.handBack(task, from: lane) }
+}
+
+/// The frames received from one worker, in one reader that whoever holds the socket uses:
+/// the dispatcher, or a caller reading by lane (the dispatcher's lock orders the hand-over).
+/// The worker owns it; its lane, when it has one, borrows it.
+final class FrameInbox: @unchecked Sendable {
+    var reader: FrameReader
+
+    init(maximumPayloadBytes: Int) {
+        reader = FrameReader(maximumPayloadBytes: maximumPayloadBytes)
+    }
 }

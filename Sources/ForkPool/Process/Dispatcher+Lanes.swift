@@ -114,7 +114,8 @@ extension Dispatcher {
         let orphaned = lock.withLock { () -> [DirectLane.Orphan] in
             let mayStayOpen = lanesMayOpen && queue.isEmpty
             for index in workers.indices where workers[index].lent {
-                switch workers[index].lane.reclaim(mayStayOpen: mayStayOpen, cancelled: cancelledRunning) {
+                guard let lane = workers[index].lane else { continue }  // lent implies a lane
+                switch lane.reclaim(mayStayOpen: mayStayOpen, cancelled: cancelledRunning) {
                 case .keep:
                     break
                 case .closed:
@@ -195,7 +196,7 @@ extension Dispatcher {
     func withdrawLane(_ index: Int, error: (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> PendingTask? {
         guard workers[index].lent else { return nil }
         workers[index].lent = false
-        let lane = workers[index].lane
+        guard let lane = workers[index].lane else { return nil }
         var heldByCaller: PendingTask?
         let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in
             defer { openLanes.removeAll { $0 === lane } }

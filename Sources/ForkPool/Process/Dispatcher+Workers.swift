@@ -70,7 +70,7 @@ extension Dispatcher {
     func terminate(_ index: Int, now: UInt64) {
         workers[index].taskDeadline = nil
         workers[index].closeSocket()
-        if workers[index].lent { workers[index].lane.shutDownSocket() }
+        if workers[index].lent { workers[index].lane?.shutDownSocket() }
         if configuration.terminationGracePeriod > 0 {
             workers[index].signal(SIGTERM)
             workers[index].killDeadline = now + UInt64(configuration.terminationGracePeriod * 1e9)

@@ -408,7 +408,7 @@ final class Dispatcher: @unchecked Sendable {
             // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later
             // turn: keep its id until then.
             cancelledRunning = cancelledRunning.filter { id in
-                workers.contains { $0.lent && $0.lane.callersTask?.id == id }
+                workers.contains { $0.lent && $0.lane?.callersTask?.id == id }
             }
             if case .starting = phase, workers.filter(\.isReady).count >= settings.workerCount {
                 phase = .running
@@ -416,10 +416,11 @@ final class Dispatcher: @unchecked Sendable {
             }
             lanesAllowed = lanesMayOpen
             if lanesAllowed && queue.isEmpty {
-                for index in workers.indices where workers[index].isIdle && workers[index].lane.isLendable {
+                for index in workers.indices where workers[index].isIdle {
+                    guard let lane = workers[index].lane, lane.isLendable else { continue }
                     workers[index].lent = true
-                    workers[index].lane.open()
-                    openLanes.append(workers[index].lane)
+                    lane.open()
+                    openLanes.append(lane)
                 }
             }
             let busy = workers.contains { ($0.task != nil && $0.fault == nil) || $0.lent } || detachedReaders > 0 || !orphans.isEmpty

@@ -15,9 +15,11 @@ struct WorkerProcess {
     var socket: CInt?
     /// The process, signalled through its pidfd.
     let process: ProcessHandle
-    /// The lane that lends this worker to submitting threads; holds the frame reader, which
-    /// whoever reads the socket (this thread, or a caller by lane) uses.
-    let lane: DirectLane
+    /// The frames received from this worker (read by the dispatcher, or by a caller on the lane).
+    let inbox: FrameInbox
+    /// The lane that lends this worker to submitting threads; nil when the pool has lanes off
+    /// (or the socket could not be duplicated for it).
+    let lane: DirectLane?
     /// Lent to the lane (`lane.state` not `.closed`): neither idle nor polled here.
     var lent = false
     /// The frame being sent (its head, and a large input's bytes sent after it with no copy)
@@ -51,7 +53,9 @@ struct WorkerProcess {
         self.slot = slot
         self.socket = socket
         self.process = ProcessHandle(pid: pid, pidfd: pidfd)
-        self.lane = DirectLane(pid: pid, slot: slot, socket: lendable ? socket : nil, maximumFrameBytes: maximumFrameBytes)
+        let inbox = FrameInbox(maximumPayloadBytes: maximumFrameBytes)
+        self.inbox = inbox
+        self.lane = lendable ? socket.map { DirectLane(pid: pid, slot: slot, socket: $0, inbox: inbox) } : nil
     }
 
     var isIdle: Bool { isReady && task == nil && socket != nil && fault == nil && !retiring && !lent }
@@ -116,7 +120,7 @@ struct WorkerProcess {
             let outcome: Event?
             var startMessage: String?
             do {
-                outcome = try lane.reader.nextFrame { header, payload, tail -> Event in
+                outcome = try inbox.reader.nextFrame { header, payload, tail -> Event in
                     if !isReady {
                         switch header.kind {
                         case .ready: return .ready
@@ -153,7 +157,7 @@ struct WorkerProcess {
             }
             guard let socket else { return .endOfStream }
             do {
-                switch try lane.reader.fill(from: socket) {
+                switch try inbox.reader.fill(from: socket) {
                 case .received:
                     continue
                 case .wouldBlock:
