@@ -9,51 +9,6 @@ import Testing
 @testable import ForkPool
 
 /// What a lane test's task does, inside the worker.
-enum LaneCommand: Codable, Sendable {
-    case echo(Int)
-    /// Writes the worker's pid to `fd`, then sleeps `milliseconds` (forever when negative)
-    /// and returns the pid.
-    case report(fd: Int32, sleepMilliseconds: Int)
-    /// The first run (no file at `marker`) creates it, reports its pid and hangs; a later run
-    /// returns `value`.
-    case hangOnce(marker: String, fd: Int32, value: Int)
-    /// Forks a grandchild that keeps the worker's socket open; reports the grandchild's pid,
-    /// then its own, and hangs.
-    case shareSocketWithGrandchild(fd: Int32)
-    /// Writes `bytes` to the worker's own socket in one write, then returns `value`.
-    case writeThenReturn([UInt8], value: Int)
-}
-
-@Sendable func obeyLane(_ command: LaneCommand) throws -> Int {
-    switch command {
-    case .echo(let value):
-        return value
-    case .report(let fd, let milliseconds):
-        var pid = getpid()
-        _ = write(fd, &pid, MemoryLayout<pid_t>.size)
-        if milliseconds < 0 { while true { pause() } }
-        usleep(UInt32(milliseconds) * 1000)
-        return Int(pid)
-    case .hangOnce(let marker, let fd, let value):
-        if access(marker, F_OK) == 0 { return value }
-        close(open(marker, O_CREAT | O_WRONLY, 0o600))
-        var pid = getpid()
-        _ = write(fd, &pid, MemoryLayout<pid_t>.size)
-        while true { pause() }
-    case .shareSocketWithGrandchild(let fd):
-        var grandchild = fork()
-        if grandchild == 0 { while true { pause() } }
-        _ = write(fd, &grandchild, MemoryLayout<pid_t>.size)
-        var pid = getpid()
-        _ = write(fd, &pid, MemoryLayout<pid_t>.size)
-        while true { pause() }
-    case .writeThenReturn(let bytes, let value):
-        _ = bytes.withUnsafeBytes { write(WorkerLoop.socketInThisWorker, $0.baseAddress, $0.count) }
-        return value
-    }
-}
-
-
 /// Runs `body` on a new thread once a caller is reading `pool`'s lane.
 func whileACallerReadsByLane<Input, Output>(_ pool: ProcessPool<Input, Output>,
                                             _ body: @escaping @Sendable () -> Void) throws -> PosixThread {
@@ -105,7 +60,7 @@ final class HeldUpLaneReader: @unchecked Sendable {
 final class HangOnceLaneTask {
     let pids = PIDPipe()
     let marker: String
-    let pool: ProcessPool<LaneCommand, Int>
+    let pool: ProcessPool<Command, Int>
     let future: Future<Int>
     let pid: pid_t
 
@@ -114,7 +69,7 @@ final class HangOnceLaneTask {
         unlink(marker)
         var retrying = configuration
         retrying.crashPolicy = .retry(times: 1)
-        pool = try ProcessPool(workers: 1, configuration: retrying, work: obeyLane)
+        pool = try ProcessPool(workers: 1, configuration: retrying, work: obey)
         future = try pool.submit(.hangOnce(marker: marker, fd: pids.writeEnd, value: 42))
         pid = pids.nextPID()
     }
@@ -128,13 +83,13 @@ final class HangOnceLaneTask {
 /// A one-worker pool whose only task went by lane, reported its worker's pid and hangs.
 struct HangingLaneTask {
     let pids = PIDPipe()
-    let pool: ProcessPool<LaneCommand, Int>
+    let pool: ProcessPool<Command, Int>
     let future: Future<Int>
     let pid: pid_t
 
     init(configuration: ProcessPoolConfiguration) throws {
-        pool = try ProcessPool(workers: 1, configuration: configuration, work: obeyLane)
-        future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: -1))
+        pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
+        future = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1))
         pid = pids.nextPID()
     }
 }
@@ -207,7 +162,7 @@ extension ForkPoolTests {
         }
 
         @Test func loneSubmitsGoByLaneAndTheQueueStillServesWhenLanesAreOff() throws {
-            let pool = try ProcessPool(workers: 1, work: obeyLane)
+            let pool = try ProcessPool(workers: 1, work: obey)
             defer { pool.shutdown() }
             for value in 0..<200 {
                 #expect(try pool.submit(.echo(value)).get() == value)
@@ -219,7 +174,7 @@ extension ForkPoolTests {
 
             var off = ProcessPoolConfiguration()
             off.usesDirectLanes = false
-            let queued = try ProcessPool(workers: 1, configuration: off, work: obeyLane)
+            let queued = try ProcessPool(workers: 1, configuration: off, work: obey)
             defer { queued.shutdown() }
             for value in 0..<50 {
                 #expect(try queued.submit(.echo(value)).get() == value)
@@ -228,7 +183,7 @@ extension ForkPoolTests {
         }
 
         @Test func manyThreadsSubmittingAtOnceAllGetTheirOwnResults() throws {
-            let pool = try ProcessPool(workers: 2, work: obeyLane)
+            let pool = try ProcessPool(workers: 2, work: obey)
             defer { pool.shutdown() }
             let wrong = ConditionLockedCounter()
             let threads = try (0..<4).map { thread in
@@ -240,7 +195,7 @@ extension ForkPoolTests {
                 }
             }
             // A map alongside takes workers from the lanes and gives them back.
-            #expect(try pool.map((0..<2000).map { LaneCommand.echo($0) }) == Array(0..<2000))
+            #expect(try pool.map((0..<2000).map { Command.echo($0) }) == Array(0..<2000))
             threads.forEach { $0.join() }
             #expect(wrong.value == 0)
             #expect(pool.tasksSentByLane > 0)
@@ -269,7 +224,7 @@ extension ForkPoolTests {
             let recorder = LogRecorder()
             var configuration = quiet
             configuration.logger = recorder.logger
-            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obeyLane)
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
             defer { pool.shutdown() }
             let future = try pool.submit(.shareSocketWithGrandchild(fd: pids.writeEnd))
             let grandchild = pids.nextPID()
@@ -315,9 +270,9 @@ extension ForkPoolTests {
 
         @Test func aCallerWhoseTimeOutEndsLeavesTheReplyToThePool() throws {
             let pids = PIDPipe()
-            let pool = try ProcessPool(workers: 1, work: obeyLane)
+            let pool = try ProcessPool(workers: 1, work: obey)
             defer { pool.shutdown() }
-            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: 300))
+            let future = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: 300))
             let pid = pids.nextPID()
             #expect(try future.get(timeout: .milliseconds(20)) == nil)
             #expect(pool.callersReadingByLane == 0)
@@ -326,7 +281,7 @@ extension ForkPoolTests {
         }
 
         @Test func aFutureNobodyBlocksOnCompletesAnyway() async throws {
-            let pool = try ProcessPool(workers: 2, work: obeyLane)
+            let pool = try ProcessPool(workers: 2, work: obey)
             defer { pool.shutdown() }
             // Polled, never waited on: the pool reads the reply.
             let polled = try pool.submit(.echo(8))
@@ -344,7 +299,7 @@ extension ForkPoolTests {
         }
 
         @Test func anUnexpectedFrameOnTheLaneFailsTheTaskAndReplacesTheWorker() throws {
-            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)
             defer { pool.shutdown() }
             let pid = pool.workerProcessIDs[0]
             var ready = FrameHeader.emptyFrame()
@@ -359,7 +314,7 @@ extension ForkPoolTests {
         }
 
         @Test func bytesAfterTheReplyGetTheWorkerReplaced() throws {
-            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)
             defer { pool.shutdown() }
             let pid = pool.workerProcessIDs[0]
             // A reply forged for the task itself, and three stray bytes, in one write: they
@@ -373,7 +328,7 @@ extension ForkPoolTests {
         }
 
         @Test func aTaskSentToAWorkerThatDiedIdleRunsOnItsReplacement() throws {
-            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obeyLane)
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)
             defer { pool.shutdown() }
             let server = try #require(pool.forkServerProcessID)
             let pid = pool.workerProcessIDs[0]
@@ -403,8 +358,8 @@ extension ForkPoolTests {
 
         @Test func shutdownWaitsForACallerReadingByLane() throws {
             let pids = PIDPipe()
-            let pool = try ProcessPool(workers: 1, work: obeyLane)
-            let future = try pool.submit(.report(fd: pids.writeEnd, sleepMilliseconds: 200))
+            let pool = try ProcessPool(workers: 1, work: obey)
+            let future = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: 200))
             let pid = pids.nextPID()
             let result = LockedBox<Int>()
             let reader = try PosixThread.start(name: "lane-reader") { result.value = try? future.get() }

@@ -31,10 +31,38 @@ enum Command: Codable, Sendable {
     /// Writes the worker's pid to `reportFD`, waits for one byte on `gateFD` (a ``Gate``),
     /// then returns `value` (`Int.min` if the gate stayed shut for 60 s).
     case passGate(reportFD: Int32, gateFD: Int32, value: Int)
+    /// Returns `value` at once.
+    case echo(Int)
+    /// The first run (no file at `marker`) creates it, reports its pid and hangs; a later run
+    /// returns `value`.
+    case hangOnce(marker: String, fd: Int32, value: Int)
+    /// Forks a grandchild that keeps the worker's socket open; reports the grandchild's pid,
+    /// then its own, and hangs.
+    case shareSocketWithGrandchild(fd: Int32)
+    /// Writes `bytes` to the worker's own socket in one write, then returns `value`.
+    case writeThenReturn([UInt8], value: Int)
 }
 
 @Sendable func obey(_ command: Command) throws -> Int {
     switch command {
+    case .echo(let value):
+        return value
+    case .hangOnce(let marker, let fd, let value):
+        if access(marker, F_OK) == 0 { return value }
+        close(open(marker, O_CREAT | O_WRONLY, 0o600))
+        var pid = getpid()
+        _ = write(fd, &pid, MemoryLayout<pid_t>.size)
+        while true { pause() }
+    case .shareSocketWithGrandchild(let fd):
+        var grandchild = fork()
+        if grandchild == 0 { while true { pause() } }
+        _ = write(fd, &grandchild, MemoryLayout<pid_t>.size)
+        var pid = getpid()
+        _ = write(fd, &pid, MemoryLayout<pid_t>.size)
+        while true { pause() }
+    case .writeThenReturn(let bytes, let value):
+        _ = bytes.withUnsafeBytes { write(WorkerLoop.socketInThisWorker, $0.baseAddress, $0.count) }
+        return value
     case .square(let n):
         return n * n
     case .fail(let message):
