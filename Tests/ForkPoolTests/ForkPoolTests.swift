@@ -33,6 +33,12 @@ enum Command: Codable, Sendable {
     case passGate(reportFD: Int32, gateFD: Int32, value: Int)
     /// Returns `value` at once.
     case echo(Int)
+    /// Returns the worker's pid.
+    case processID
+    /// Raises `signal` in the worker, then returns its pid (if it is still alive).
+    case raise(Int32)
+    /// Sleeps, then returns the worker's pid.
+    case sleep(milliseconds: Int)
     /// The first run (no file at `marker`) creates it, reports its pid and hangs; a later run
     /// returns `value`.
     case hangOnce(marker: String, fd: Int32, value: Int)
@@ -45,6 +51,14 @@ enum Command: Codable, Sendable {
 
 @Sendable func obey(_ command: Command) throws -> Int {
     switch command {
+    case .processID:
+        return Int(getpid())
+    case .raise(let signal):
+        Glibc.raise(signal)
+        return Int(getpid())
+    case .sleep(let milliseconds):
+        usleep(UInt32(milliseconds) * 1000)
+        return Int(getpid())
     case .echo(let value):
         return value
     case .hangOnce(let marker, let fd, let value):

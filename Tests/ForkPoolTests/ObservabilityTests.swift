@@ -25,7 +25,7 @@ extension ForkPoolTests {
 
         @Test func startingAPoolLogsEachWorkerSpawnedWithItsPidAndSlot() throws {
             let recorder = LogRecorder()
-            let pool = try ProcessPool(workers: 2, configuration: observed(by: recorder), work: probe)
+            let pool = try ProcessPool(workers: 2, configuration: observed(by: recorder), work: obey)
             defer { pool.shutdown() }
             let spawned = recorder.events("worker spawned")
             #expect(spawned.count == 2)
@@ -37,7 +37,7 @@ extension ForkPoolTests {
 
         @Test func aWorkerKilledMidTaskIsLoggedAsCrashedWithPidSignalAndTaskID() throws {
             let recorder = LogRecorder()
-            let pool = try ProcessPool(workers: 2, configuration: observed(by: recorder), work: probe)
+            let pool = try ProcessPool(workers: 2, configuration: observed(by: recorder), work: obey)
             defer { pool.shutdown() }
             let victim = try pool.submit(.raise(SIGKILL))
             let error = expectForkPoolError { _ = try victim.get() }
@@ -58,7 +58,7 @@ extension ForkPoolTests {
             let recorder = LogRecorder()
             var configuration = observed(by: recorder)
             configuration.maximumTasksPerWorker = 2  // + 0–10 % jitter: exactly 2
-            let pool = try ProcessPool(workers: 1, configuration: configuration, work: probe)
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
             defer { pool.shutdown() }
             let pids = try [pool.submit(.processID).get(), pool.submit(.processID).get()]
             #expect(pids[0] == pids[1])
@@ -77,7 +77,7 @@ extension ForkPoolTests {
 
         @Test func aTimeOutIsLoggedWithTaskAndPidAndItsWorkerExitsKilled() throws {
             let recorder = LogRecorder()
-            let pool = try ProcessPool(workers: 1, configuration: observed(by: recorder), work: probe)
+            let pool = try ProcessPool(workers: 1, configuration: observed(by: recorder), work: obey)
             defer { pool.shutdown() }
             let slow = try pool.submit(.sleep(milliseconds: 10_000), timeout: 0.1)
             let error = expectForkPoolError { _ = try slow.get() }
@@ -98,7 +98,7 @@ extension ForkPoolTests {
             let recorder = LogRecorder()
             var configuration = observed(by: recorder)
             configuration.crashPolicy = .breakPool
-            let pool = try ProcessPool(workers: 1, configuration: configuration, work: probe)
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
             defer { pool.shutdown() }
             _ = expectForkPoolError { _ = try pool.submit(.raise(SIGKILL)).get() }
             #expect(waitUntil { !recorder.events("pool broken").isEmpty })
@@ -109,9 +109,9 @@ extension ForkPoolTests {
 
         @Test func metricsCountTasksAndFailuresAndTimeEveryTask() throws {
             let metrics = TestMetrics()
-            let pool = try ProcessPool(workers: 2, configuration: observed(metrics), work: probe)
+            let pool = try ProcessPool(workers: 2, configuration: observed(metrics), work: obey)
             defer { pool.shutdown() }
-            let futures = try (0..<10).map { _ in try pool.submit(.processID) } + [pool.submit(.fail)]
+            let futures = try (0..<10).map { _ in try pool.submit(.processID) } + [pool.submit(.fail("probe failed"))]
             for future in futures { _ = try? future.get() }
 
             let process = ("pool", "process")
@@ -132,19 +132,19 @@ extension ForkPoolTests {
             let metrics = TestMetrics()
             var configuration = observed(metrics)
             configuration.metricsDimensions = [("name", "crashy")]
-            let pool = try ProcessPool(workers: 2, configuration: configuration, work: probe)
+            let pool = try ProcessPool(workers: 2, configuration: configuration, work: obey)
             defer { pool.shutdown() }
             _ = expectForkPoolError { _ = try pool.submit(.raise(SIGKILL)).get() }
             let dimensions = [("pool", "process"), ("name", "crashy")]
             #expect(try metrics.expectCounter("forkpool_task_failures", dimensions + [("code", "workerDied")]).totalValue == 1)
             #expect(try metrics.expectCounter("forkpool_tasks_completed", dimensions + [("outcome", "failure")]).totalValue == 1)
             #expect(waitUntil { (try? metrics.expectCounter("forkpool_worker_restarts", dimensions).totalValue) == 1 })
-            #expect(try pool.map([ProbeCommand](repeating: .processID, count: 4)).count == 4)
+            #expect(try pool.map([Command](repeating: .processID, count: 4)).count == 4)
         }
 
         @Test func cancelledTasksAreNotCounted() throws {
             let metrics = TestMetrics()
-            let pool = try ProcessPool(workers: 1, configuration: observed(metrics), work: probe)
+            let pool = try ProcessPool(workers: 1, configuration: observed(metrics), work: obey)
             defer { pool.shutdown() }
             let running = try pool.submit(.sleep(milliseconds: 10_000))
             let queued = try pool.submit(.processID)
@@ -177,14 +177,14 @@ extension ForkPoolTests {
         // MARK: stats
 
         @Test func processPoolStatsAddUpPerWorkerAndCountRestarts() throws {
-            let pool = try ProcessPool(workers: 2, configuration: quiet, work: probe)
+            let pool = try ProcessPool(workers: 2, configuration: quiet, work: obey)
             defer { pool.shutdown() }
             let before = pool.stats
             #expect(before.workers.count == 2)
             #expect(before.tasksCompleted == 0 && before.restarts == 0 && before.queuedTasks == 0)
             #expect(Set(before.workers.compactMap(\.processID)) == Set(pool.workerProcessIDs))
 
-            let outputs = try pool.map([ProbeCommand](repeating: .sleep(milliseconds: 1), count: 40))
+            let outputs = try pool.map([Command](repeating: .sleep(milliseconds: 1), count: 40))
             let stats = pool.stats
             // Counted before the futures completed: no waiting needed. One chunk, one task.
             #expect(stats.tasksCompleted == Int(pool.tasksCreated))
@@ -193,7 +193,7 @@ extension ForkPoolTests {
             #expect(stats.queuedTasks == 0)
             #expect(stats.workers.allSatisfy { $0.busyTime > .zero })
             for worker in stats.workers {
-                #expect(worker.tasksCompleted == 0 || outputs.contains(worker.processID ?? 0))
+                #expect(worker.tasksCompleted == 0 || outputs.contains(Int(worker.processID ?? 0)))
             }
 
             // A task that kills its worker: a failure of that worker's slot, then a restart there.
@@ -232,24 +232,6 @@ extension ForkPoolTests {
 }
 
 /// What a probe task does in its worker.
-enum ProbeCommand: Codable, Sendable {
-    case processID
-    case raise(Int32)
-    case sleep(milliseconds: Int)
-    case fail
-}
-
-/// Returns the worker's pid, after doing what `command` says.
-@Sendable func probe(_ command: ProbeCommand) throws -> Int32 {
-    switch command {
-    case .processID: break
-    case .raise(let signal): raise(signal)
-    case .sleep(let milliseconds): usleep(UInt32(milliseconds) * 1000)
-    case .fail: throw TestFailure(description: "probe failed")
-    }
-    return getpid()
-}
-
 /// Records every log event of the loggers it makes, from any thread.
 final class LogRecorder: Sendable {
     struct Event: Sendable {
