@@ -33,6 +33,16 @@ extension ForkPoolTests {
             }
         }
 
+        /// Receives one message through the shim, with room for four descriptors: the byte count
+        /// (or -1), the errno, the bytes and the descriptors that arrived.
+        func receive(_ socket: CInt) -> (result: Int, errno: Int32, bytes: [UInt8], fds: [CInt]) {
+            var bytes = [UInt8](repeating: 0, count: 16)
+            var received: [CInt] = [-1, -1, -1, -1]
+            var count: CInt = 0
+            let result = bytes.withUnsafeMutableBytes { forkpool_receive_with_fds(socket, $0.baseAddress, $0.count, &received, 4, &count) }
+            return (result, errno, bytes, Array(received.prefix(Int(count))))
+        }
+
         @Test func truncatedDescriptorsAreClosedAndTheMessageRefused() throws {
             var pair: [CInt] = [-1, -1]
             #expect(forkpool_seqpacket_pair(&pair) == 0)
@@ -42,14 +52,10 @@ extension ForkPoolTests {
             let fdsBefore = openFileDescriptorCount()
             // Six descriptors where the receiver has room for four: the kernel truncates.
             #expect(sendRaw(pair[0], [1, 2, 3], fds: Array(repeating: nullDevice, count: 6)) == 3)
-            var bytes = [UInt8](repeating: 0, count: 16)
-            var received: [CInt] = [-1, -1, -1, -1]
-            var count: CInt = 0
-            let result = bytes.withUnsafeMutableBytes { forkpool_receive_with_fds(pair[1], $0.baseAddress, $0.count, &received, 4, &count) }
-            let receiveErrno = errno
-            #expect(result == -1)
-            #expect(receiveErrno == EPROTO)
-            #expect(count == 0)
+            let received = receive(pair[1])
+            #expect(received.result == -1)
+            #expect(received.errno == EPROTO)
+            #expect(received.fds.isEmpty)
             #expect(openFileDescriptorCount() == fdsBefore, "every descriptor that arrived was closed")
         }
 
@@ -60,13 +66,10 @@ extension ForkPoolTests {
             let nullDevice = open("/dev/null", O_RDONLY)
             defer { close(nullDevice) }
             #expect(sendRaw(pair[0], [9], fds: [nullDevice, nullDevice]) == 1)
-            var bytes = [UInt8](repeating: 0, count: 16)
-            var received: [CInt] = [-1, -1, -1, -1]
-            var count: CInt = 0
-            let result = bytes.withUnsafeMutableBytes { forkpool_receive_with_fds(pair[1], $0.baseAddress, $0.count, &received, 4, &count) }
-            #expect(result == 1 && bytes[0] == 9)
-            #expect(count == 2)
-            for fd in received.prefix(Int(count)) {
+            let received = receive(pair[1])
+            #expect(received.result == 1 && received.bytes[0] == 9)
+            #expect(received.fds.count == 2)
+            for fd in received.fds {
                 #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0)
                 close(fd)
             }
