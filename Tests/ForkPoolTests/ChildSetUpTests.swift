@@ -118,40 +118,24 @@ extension ForkPoolTests {
     /// and what the host had buffered before the pool is printed once, not once per process.
     @Suite struct SharedOutputTests {
         @Test func whatATaskPrintsIsOutBeforeItsResultAndTheHostsBufferIsNotCopied() throws {
-            let path = "/tmp/forkpool-stdout-\(getpid())"
-            defer { unlink(path) }
-            let file = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
-            #expect(file >= 0)
-            fflush(nil)
-            let saved = dup(1)
-            #expect(dup2(file, 1) == 1)  // a file: stdio buffers it fully, nothing leaves by itself
-            close(file)
-            // Buffered in this process when the pool forks its fork server (no newline: the test
-            // runner may have made standard output line-buffered).
-            print("[host text before the pool]", terminator: "")
-            let pool: ProcessPool<Int, Int>
-            do {
-                pool = try ProcessPool(workers: 1) { (n: Int) -> Int in
+            // A file: stdio buffers it fully, nothing leaves by itself. The workers keep it as
+            // their standard output.
+            let output = try OutputCapture()
+            let pool = try output.redirecting {
+                // Buffered in this process when the pool forks its fork server (no newline: the
+                // test runner may have made standard output line-buffered).
+                print("[host text before the pool]", terminator: "")
+                return try ProcessPool(workers: 1) { (n: Int) -> Int in
                     print("[task \(n) printed this]", terminator: "")
                     return n
                 }
-            } catch {
-                fflush(nil)
-                dup2(saved, 1)
-                close(saved)
-                throw error
             }
-            fflush(nil)
-            #expect(dup2(saved, 1) == 1)
-            close(saved)
             defer { pool.shutdown() }
             #expect(try pool.submit(7).get() == 7)
-            // The worker flushed before it answered: the line is in the file now.
-            let written = readFile(path) ?? ""
-            #expect(written.contains("[task 7 printed this]"), "the task's output was still buffered in the worker")
+            // The worker flushed before it answered: the text is in the file now.
+            #expect(output.text.contains("[task 7 printed this]"), "the task's output was still buffered in the worker")
             pool.shutdown()
-            let final = readFile(path) ?? ""
-            let copies = final.components(separatedBy: "[host text before the pool]").count - 1
+            let copies = output.text.components(separatedBy: "[host text before the pool]").count - 1
             #expect(copies == 1, "the host's buffered text was printed \(copies) times")
         }
     }

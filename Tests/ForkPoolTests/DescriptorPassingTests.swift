@@ -43,35 +43,42 @@ extension ForkPoolTests {
             return (result, errno, bytes, Array(received.prefix(Int(count))))
         }
 
-        @Test func truncatedDescriptorsAreClosedAndTheMessageRefused() throws {
+        /// A seqpacket socketpair (the control channel's kind) and a descriptor to pass over it,
+        /// all closed after `body`.
+        func withControlPair(_ body: (_ sender: CInt, _ receiver: CInt, _ passed: CInt) throws -> Void) rethrows {
             var pair: [CInt] = [-1, -1]
             #expect(forkpool_seqpacket_pair(&pair) == 0)
-            defer { pair.forEach { close($0) } }
             let nullDevice = open("/dev/null", O_RDONLY)
-            defer { close(nullDevice) }
-            let fdsBefore = openFileDescriptorCount()
-            // Six descriptors where the receiver has room for four: the kernel truncates.
-            #expect(sendRaw(pair[0], [1, 2, 3], fds: Array(repeating: nullDevice, count: 6)) == 3)
-            let received = receive(pair[1])
-            #expect(received.result == -1)
-            #expect(received.errno == EPROTO)
-            #expect(received.fds.isEmpty)
-            #expect(openFileDescriptorCount() == fdsBefore, "every descriptor that arrived was closed")
+            defer {
+                pair.forEach { close($0) }
+                close(nullDevice)
+            }
+            try body(pair[0], pair[1], nullDevice)
+        }
+
+        @Test func truncatedDescriptorsAreClosedAndTheMessageRefused() throws {
+            withControlPair { sender, receiver, nullDevice in
+                let fdsBefore = openFileDescriptorCount()
+                // Six descriptors where the receiver has room for four: the kernel truncates.
+                #expect(sendRaw(sender, [1, 2, 3], fds: Array(repeating: nullDevice, count: 6)) == 3)
+                let received = receive(receiver)
+                #expect(received.result == -1)
+                #expect(received.errno == EPROTO)
+                #expect(received.fds.isEmpty)
+                #expect(openFileDescriptorCount() == fdsBefore, "every descriptor that arrived was closed")
+            }
         }
 
         @Test func descriptorsThatFitArriveWithTheirMessage() throws {
-            var pair: [CInt] = [-1, -1]
-            #expect(forkpool_seqpacket_pair(&pair) == 0)
-            defer { pair.forEach { close($0) } }
-            let nullDevice = open("/dev/null", O_RDONLY)
-            defer { close(nullDevice) }
-            #expect(sendRaw(pair[0], [9], fds: [nullDevice, nullDevice]) == 1)
-            let received = receive(pair[1])
-            #expect(received.result == 1 && received.bytes[0] == 9)
-            #expect(received.fds.count == 2)
-            for fd in received.fds {
-                #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0)
-                close(fd)
+            withControlPair { sender, receiver, nullDevice in
+                #expect(sendRaw(sender, [9], fds: [nullDevice, nullDevice]) == 1)
+                let received = receive(receiver)
+                #expect(received.result == 1 && received.bytes[0] == 9)
+                #expect(received.fds.count == 2)
+                for fd in received.fds {
+                    #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0)
+                    close(fd)
+                }
             }
         }
     }

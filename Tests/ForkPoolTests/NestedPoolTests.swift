@@ -67,6 +67,21 @@ func reportOnInnerPool(base: Int, _ makeInner: () throws -> any WorkerPool<Int, 
                         answers: answers)
 }
 
+/// Runs one inner pool per base in `outer`'s workers and checks each worker's report: the right
+/// answers, and its descriptors, threads and children as before (the inner pool's fork server
+/// and workers reaped; a thread pool starts no process at all).
+func expectInnerPoolsLeaveTheWorkersAsTheyWere(_ outer: ProcessPool<Int, NestedReport>, bases: [Int],
+                                               sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let reports = try outer.map(bases)
+    for (base, report) in zip(bases, reports) {
+        #expect(report.answers == (1...20).map { $0 * $0 + base }, sourceLocation: sourceLocation)
+        #expect(report.descriptorsAfter == report.descriptorsBefore, sourceLocation: sourceLocation)
+        #expect(report.threadsAfter == report.threadsBefore, sourceLocation: sourceLocation)
+        #expect(report.childrenAfter.isEmpty, sourceLocation: sourceLocation)
+        #expect(outer.workerProcessIDs.contains(report.pid), sourceLocation: sourceLocation)
+    }
+}
+
 extension ForkPoolTests {
     @Suite(.disabled(if: sanitizer == "thread", "ThreadSanitizer cannot start threads in a forked child of a multi-threaded process (its own CHECK fails; an inner pool starts a dispatcher thread in the worker)"))
     struct NestedPoolTests {
@@ -77,14 +92,7 @@ extension ForkPoolTests {
                 reportOnInnerPool(base: base) { try ProcessPool(workers: 2) { (n: Int) -> Int in n * n + base } }
             }
             defer { outer.shutdown() }
-            let reports = try outer.map([100, 200, 300])
-            for (base, report) in zip([100, 200, 300], reports) {
-                #expect(report.answers == (1...20).map { $0 * $0 + base })
-                #expect(report.descriptorsAfter == report.descriptorsBefore)
-                #expect(report.threadsAfter == report.threadsBefore)
-                #expect(report.childrenAfter.isEmpty)  // the inner fork server and workers are reaped
-                #expect(outer.workerProcessIDs.contains(report.pid))
-            }
+            try expectInnerPoolsLeaveTheWorkersAsTheyWere(outer, bases: [100, 200, 300])
             // And again in the same workers: nothing accumulated from the first inner pools.
             let again = try outer.map([1, 2])
             #expect(again.allSatisfy { $0.descriptorsAfter == $0.descriptorsBefore && $0.answers.count == 20 })
@@ -95,13 +103,7 @@ extension ForkPoolTests {
                 reportOnInnerPool(base: base) { ThreadPool(workers: 3) { (n: Int) -> Int in n * n + base } }
             }
             defer { outer.shutdown() }
-            let reports = try outer.map([7, 8, 9])
-            for (base, report) in zip([7, 8, 9], reports) {
-                #expect(report.answers == (1...20).map { $0 * $0 + base })
-                #expect(report.descriptorsAfter == report.descriptorsBefore)
-                #expect(report.threadsAfter == report.threadsBefore)
-                #expect(outer.workerProcessIDs.contains(report.pid))
-            }
+            try expectInnerPoolsLeaveTheWorkersAsTheyWere(outer, bases: [7, 8, 9])
         }
 
         // The registry a worker inherits must be reset to the worker's own socket: a worker
