@@ -37,6 +37,10 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         /// The task ran past its deadline (``ProcessPoolConfiguration/taskTimeout`` or the
         /// `timeout` given to `submit`); its worker was killed and replaced.
         case timedOut
+        /// The pool's queue was full (``ProcessPoolConfiguration/maximumQueuedTasks``, or
+        /// `ThreadPool`'s `maximumQueuedTasks`): `submit` queued nothing. Try again later, or
+        /// use `submitWhenReady`, which waits for room.
+        case overloaded
 
         /// The code in words, as in `worker died`.
         public var description: String {
@@ -53,6 +57,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
             case .invalidArgument: "invalid argument"
             case .poolBroken: "pool broken"
             case .timedOut: "timed out"
+            case .overloaded: "overloaded"
             }
         }
     }

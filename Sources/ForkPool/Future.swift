@@ -45,14 +45,23 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// (isDone, await, a callback) hands the reply to the pool's dispatcher. Cleared on use
     /// and on completion.
     private var laneClaim: (LaneClaim)?
+    /// Set by a pool with a bound on its queue: called once, outside the lock, when the future
+    /// completes while its task is still queued (cancelled, dropped), so the pool can give its
+    /// place to a caller waiting for room. Never called with the pool's lock held.
+    private let leftQueueEarly: (@Sendable () -> Void)?
 
     init(taskID: UInt64, spinsWhileWaiting: Bool = true, stopRunning: (@Sendable () -> Void)? = nil,
-         taskCancellationStopsRunning: Bool = false) {
+         taskCancellationStopsRunning: Bool = false, leftQueueEarly: (@Sendable () -> Void)? = nil) {
         self.taskID = taskID
         self.spinsWhileWaiting = spinsWhileWaiting
         self.stopRunning = stopRunning
         self.taskCancellationStopsRunning = taskCancellationStopsRunning
+        self.leftQueueEarly = leftQueueEarly
     }
+
+    /// Whether the future has completed, without handing a lane reply back (for the pool's
+    /// own queue, whose tasks have none).
+    var hasCompleted: Bool { isCompleted.load(ordering: .acquiring) }
 
     /// Whether the task has finished: succeeded, failed or been cancelled.
     public var isDone: Bool {
@@ -262,6 +271,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             lock.unlock()
             return false
         case .queued, .running:
+            let wasQueued = if case .queued = state { true } else { false }
             state = .done(result)
             laneClaim = nil
             isCompleted.store(true, ordering: .releasing)
@@ -271,6 +281,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             completionHandlers = []
             lock.broadcast()
             lock.unlock()
+            if wasQueued { leftQueueEarly?() }
             for continuation in waiting { continuation.resume(returning: result) }
             for handler in handlers { handler(result) }
             return true

@@ -91,6 +91,7 @@ extension ForkPoolError.Code {
         case .invalidArgument: "invalidArgument"
         case .poolBroken: "poolBroken"
         case .timedOut: "timedOut"
+        case .overloaded: "overloaded"
         }
     }
 }

@@ -19,8 +19,16 @@ public protocol WorkerPool<Input, Output>: AnyObject, Sendable {
     /// - Parameter input: The input for the work function.
     /// - Returns: A ``Future`` that completes with the output or the task's error.
     /// - Throws: ``ForkPoolError`` with ``ForkPoolError/Code/poolShutDown`` after `shutdown`,
-    ///   or a coding error if the input cannot be sent to a worker.
+    ///   ``ForkPoolError/Code/overloaded`` when the pool's queue is full, or a coding error if
+    ///   the input cannot be sent to a worker.
     func submit(_ input: Input) throws(ForkPoolError) -> Future<Output>
+
+    /// Queues one input like `submit(_:)`, but when the pool's queue is full (its
+    /// `maximumQueuedTasks`) suspends the calling task until there is room, instead of
+    /// throwing ``ForkPoolError/Code/overloaded``.
+    /// - Throws: ``ForkPoolError/Code/cancelled`` if the calling `Task` is cancelled while it
+    ///   waits (nothing is queued), ``ForkPoolError/Code/poolShutDown`` after `shutdown`.
+    func submitWhenReady(_ input: Input) async throws(ForkPoolError) -> Future<Output>
 
     /// Runs the work on every input in parallel and returns the outputs in input order,
     /// blocking until all are done; the pool chooses how many inputs to hand a worker at once.

@@ -14,4 +14,11 @@ extension ProcessPool {
     var openLaneCount: Int { dispatcher.lock.withLock { dispatcher.openLanes.count } }
     /// How many tasks (single inputs or chunks) the pool has created.
     var tasksCreated: UInt64 { dispatcher.taskIDs.load(ordering: .relaxed) - 1 }
+    /// How many `submitWhenReady` callers wait for room now.
+    var parkedSubmissions: Int { dispatcher.lock.withLock { dispatcher.admission.parkedCount } }
+}
+
+extension ThreadPool {
+    /// How many `submitWhenReady` callers wait for room now.
+    var parkedSubmissions: Int { core.parkedCount }
 }

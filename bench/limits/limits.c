@@ -14,6 +14,14 @@
  *                          the child reads the whole batch and replies with one 16-byte ack
  *                          (coalesced replies); the parent waits for the ack before the next
  *                          batch. Frames per second over the whole run.
+ *   pipelined_echo         many callers, no batching: N forked echo children (N = 2, the pool
+ *                          benchmark's default worker count; --pipeline-workers N), each on its
+ *                          own socketpair, reading one 16-byte request and writing one 16-byte
+ *                          reply per task. In the parent, one thread per child keeps a window of
+ *                          4 requests in flight (one write per request, one read per reply); each
+ *                          reply must echo its request's sequence number. 400,000 tasks in all,
+ *                          split evenly across the children, after an untimed 2% warm-up; tasks
+ *                          per second from before the threads start to after all are joined.
  *   bulk_echo_1MiB,        the parent sends a payload, the child reads it fully and writes it
  *   bulk_echo_64MiB        all back, the parent reads it fully; whole-buffer read()/write()
  *                          calls; bandwidth = 2 x bytes / median round-trip time.
@@ -24,6 +32,12 @@
  *                          sched_yield() so the run goes on even when both threads share a CPU
  *                          (the count of such yields is reported), and the run stops after
  *                          10 s (1 s with --quick) with the samples taken so far.
+ *   busy_poll_round_trip   (informational) as socketpair_round_trip, but both ends busy-poll:
+ *                          each loops recv(MSG_DONTWAIT) with a pause instruction on EAGAIN
+ *                          until it has the 16 bytes, then sends 16 bytes back; no sleeping in
+ *                          the kernel, so no wake-up cost. Like spin_ping_pong, the run stops
+ *                          after 10 s (1 s with --quick) with the samples taken so far: on a
+ *                          single busy CPU each round trip can cost a scheduler time slice.
  *   fork_exit_wait         fork() + child _exit(0) + waitpid().
  *   machine                online CPU count and kernel release.
  *
@@ -36,8 +50,9 @@
  *
  * Build and run (Linux; `make bench` builds it too):
  *     cc -O2 -std=gnu11 -pthread -Wall -Wextra -o limits bench/limits/limits.c
- *     ./limits            # full run: a few seconds (up to ~15 s on a loaded machine)
+ *     ./limits            # full run: some seconds (up to ~30 s on a loaded machine)
  *     ./limits --quick    # every repetition count / 10 (at least 1): a few seconds
+ *     ./limits --pipeline-workers N   # pipelined_echo's worker count (default 2)
  *     ./limits --help
  */
 
@@ -63,24 +78,43 @@
 #define FRAMES_PER_BATCH 1000
 #define BATCH_BYTES (FRAME_BYTES * FRAMES_PER_BATCH)
 #define SPINS_BEFORE_YIELD (1L << 10)
+#define PIPELINE_WINDOW 4
+#define MAX_PIPELINE_WORKERS 64
 
 /* ---------------------------------------------------------------- errors */
 
 static bool in_child = false;     /* set in every forked child: fail with _exit, not exit */
 static pid_t current_child = -1;  /* the parent's live child, killed and reaped on a failure */
+/* pipelined_echo's live children (it has several at once), killed and reaped on a failure too. */
+static pid_t pipeline_children[MAX_PIPELINE_WORKERS];
+static atomic_bool failing = false; /* set by the parent's first failure */
 
-/* Ends the run: a child _exits 1; the parent kills and reaps its live child, then exits 1. */
+static void kill_and_reap(pid_t *pid) {
+    if (*pid > 0) {
+        (void)kill(*pid, SIGKILL);
+        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR) {}
+        *pid = -1;
+    }
+}
+
+/* In the parent, the first failure is reported and ends the run. Any of pipelined_echo's threads
+   failing after it (their calls fail because the children are being killed) waits, silently, for
+   the end. */
+static void claim_failure(void) {
+    if (!in_child && atomic_exchange(&failing, true))
+        for (;;) pause();
+}
+
+/* Ends the run: a child _exits 1; the parent kills and reaps its live children, then exits 1. */
 _Noreturn static void die(void) {
     if (in_child) _exit(1);
-    if (current_child > 0) {
-        (void)kill(current_child, SIGKILL);
-        while (waitpid(current_child, NULL, 0) < 0 && errno == EINTR) {}
-        current_child = -1;
-    }
+    kill_and_reap(&current_child);
+    for (int i = 0; i < MAX_PIPELINE_WORKERS; i++) kill_and_reap(&pipeline_children[i]);
     exit(1);
 }
 
 _Noreturn static void fail(const char *call, int err) {
+    claim_failure();
     fprintf(stderr, "limits%s: %s failed: %s (errno %d)\n", in_child ? " (child)" : "", call,
             strerror(err), err);
     die();
@@ -89,6 +123,7 @@ _Noreturn static void fail(const char *call, int err) {
 _Noreturn static void fail_errno(const char *call) { fail(call, errno); }
 
 _Noreturn static void fail_msg(const char *what) {
+    claim_failure();
     fprintf(stderr, "limits%s: %s\n", in_child ? " (child)" : "", what);
     die();
 }
@@ -182,6 +217,8 @@ static void reap(pid_t pid, const char *what) {
         fail_errno("waitpid");
     }
     if (pid == current_child) current_child = -1;
+    for (int i = 0; i < MAX_PIPELINE_WORKERS; i++)
+        if (pipeline_children[i] == pid) pipeline_children[i] = -1;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char msg[160];
         if (WIFSIGNALED(status))
@@ -310,7 +347,98 @@ static throughput bench_batched(long warmup_batches, long batches) {
     return t;
 }
 
-/* ---------------------------------------------------------------- 3. bulk echo */
+/* ---------------------------------------------------------------- 3. pipelined echo */
+
+/* The parent's ends of pipelined_echo's socketpairs: child i closes the ends of the children
+   forked before it, which it inherited, so that each child sees end of stream when the parent
+   closes its end. */
+static int pipeline_fds[MAX_PIPELINE_WORKERS];
+
+/* One read and one write per task: no batching of requests or replies. */
+static void pipeline_echo_child(int fd, size_t index) {
+    for (size_t j = 0; j < index; j++) xclose(pipeline_fds[j]);
+    unsigned char frame[FRAME_BYTES];
+    while (read_exact(fd, frame, sizeof frame) == sizeof frame) write_exact(fd, frame, sizeof frame);
+}
+
+typedef struct {
+    int fd;
+    long tasks;    /* this caller's share of the current run */
+    uint64_t seq;  /* the next request's sequence number; carries on from run to run */
+} pipeline_caller;
+
+static void put_request(unsigned char *frame, uint64_t seq) {
+    uint64_t check = ~seq;
+    memcpy(frame, &seq, sizeof seq);
+    memcpy(frame + sizeof seq, &check, sizeof check);
+}
+
+/* Keeps up to PIPELINE_WINDOW requests in flight on one socketpair: sends the first window, then
+   for each reply (read and checked) sends the next request, then drains the window. */
+static void *pipeline_caller_main(void *arg) {
+    pipeline_caller *c = arg;
+    unsigned char out[FRAME_BYTES], in[FRAME_BYTES];
+    uint64_t first = c->seq, end = c->seq + (uint64_t)c->tasks;
+    uint64_t next_send = first, next_reply = first;
+    while (next_send < end && next_send - first < PIPELINE_WINDOW) {
+        put_request(out, next_send++);
+        write_exact(c->fd, out, sizeof out);
+    }
+    while (next_reply < end) {
+        if (read_exact(c->fd, in, sizeof in) != sizeof in) fail_msg("pipelined echo child closed early");
+        put_request(out, next_reply++);
+        if (memcmp(in, out, sizeof in) != 0)
+            fail_msg("pipelined_echo: a reply does not echo its request's sequence number");
+        if (next_send < end) {
+            put_request(out, next_send++);
+            write_exact(c->fd, out, sizeof out);
+        }
+    }
+    c->seq = end;
+    return NULL;
+}
+
+/* One run of `tasks` tasks split evenly across the callers; returns its wall time. */
+static int64_t pipeline_run(pipeline_caller *callers, int workers, long tasks) {
+    pthread_t threads[MAX_PIPELINE_WORKERS];
+    for (int i = 0; i < workers; i++)
+        callers[i].tasks = tasks / workers + (i < tasks % workers ? 1 : 0);
+    int64_t t0 = now_ns();
+    for (int i = 0; i < workers; i++)
+        check_pthread("pthread_create", pthread_create(&threads[i], NULL, pipeline_caller_main, &callers[i]));
+    for (int i = 0; i < workers; i++) check_pthread("pthread_join", pthread_join(threads[i], NULL));
+    return now_ns() - t0;
+}
+
+typedef struct {
+    int workers;
+    long tasks;
+    double seconds, tasks_per_second;
+} pipelined;
+
+static pipelined bench_pipelined(int workers, long warmup_tasks, long tasks) {
+    pipeline_caller callers[MAX_PIPELINE_WORKERS];
+    pid_t pids[MAX_PIPELINE_WORKERS];
+    /* Every child is forked before any caller thread starts. */
+    for (int i = 0; i < workers; i++) {
+        pipeline_fds[i] = spawn_child(pipeline_echo_child, (size_t)i);
+        pids[i] = pipeline_children[i] = current_child;
+        current_child = -1;
+        callers[i] = (pipeline_caller){.fd = pipeline_fds[i], .tasks = 0, .seq = 0};
+    }
+    (void)pipeline_run(callers, workers, warmup_tasks);
+    int64_t ns = pipeline_run(callers, workers, tasks);
+    for (int i = 0; i < workers; i++) {
+        xclose(pipeline_fds[i]);
+        reap(pids[i], "pipelined_echo");
+    }
+    pipelined p = {.workers = workers, .tasks = tasks};
+    p.seconds = (double)ns / 1e9;
+    p.tasks_per_second = (double)tasks / p.seconds;
+    return p;
+}
+
+/* ---------------------------------------------------------------- 4. bulk echo */
 
 static void bulk_echo_child(int fd, size_t bytes) {
     unsigned char *buf = xmalloc(bytes);
@@ -350,7 +478,7 @@ static bulk bench_bulk(size_t bytes, long warmup, long reps) {
     return b;
 }
 
-/* ---------------------------------------------------------------- 4. condvar ping-pong */
+/* ---------------------------------------------------------------- 5. condvar ping-pong */
 
 typedef struct {
     pthread_mutex_t mutex;
@@ -398,7 +526,7 @@ static latency bench_condvar(long warmup, long n) {
     return l;
 }
 
-/* ---------------------------------------------------------------- 5. spin ping-pong */
+/* ---------------------------------------------------------------- 6. spin ping-pong */
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -471,7 +599,65 @@ static latency bench_spin(long warmup, long n, int64_t budget_ns, long *yields) 
     return l;
 }
 
-/* ---------------------------------------------------------------- 6. fork + _exit + waitpid */
+/* ---------------------------------------------------------------- 7. busy-poll round trip */
+
+/* Reads exactly n bytes without ever sleeping in the kernel: recv(MSG_DONTWAIT), and a pause
+   instruction on EAGAIN. Returns n, or 0 on end of stream before the first byte. */
+static size_t busy_recv_exact(int fd, void *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, (char *)buf + got, n - got, MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                cpu_relax();
+                continue;
+            }
+            if (errno == EINTR) continue;
+            fail_errno("recv(MSG_DONTWAIT)");
+        }
+        if (r == 0) {
+            if (got == 0) return 0;
+            fail_msg("recv failed: end of stream in the middle of a message");
+        }
+        got += (size_t)r;
+    }
+    return got;
+}
+
+static void busy_echo_child(int fd, size_t unused) {
+    (void)unused;
+    unsigned char frame[FRAME_BYTES];
+    while (busy_recv_exact(fd, frame, sizeof frame) == sizeof frame) write_exact(fd, frame, sizeof frame);
+}
+
+/* Up to warmup + n round trips, but no longer than budget_ns in all (at least one sample), as in
+   bench_spin: with both ends busy-polling on one CPU, a round trip waits for a time slice. */
+static latency bench_busy_poll(long warmup, long n, int64_t budget_ns) {
+    int64_t *ns = xmalloc((size_t)n * sizeof *ns);
+    int fd = spawn_child(busy_echo_child, 0);
+    unsigned char out[FRAME_BYTES], in[FRAME_BYTES];
+    int64_t deadline = now_ns() + budget_ns;
+    long taken = 0;
+    for (long i = -warmup; i < n; i++) {
+        memset(out, (int)(i & 0xff), sizeof out);
+        int64_t t0 = now_ns();
+        write_exact(fd, out, sizeof out);
+        if (busy_recv_exact(fd, in, sizeof in) != sizeof in) fail_msg("busy-poll echo child closed early");
+        int64_t t1 = now_ns();
+        if (memcmp(in, out, sizeof in) != 0) fail_msg("busy-poll echo child returned a different frame");
+        if (i >= 0) ns[taken++] = t1 - t0;
+        if (t1 > deadline) {
+            if (i < 0) i = -1; /* budget spent in the warm-up: still take one sample */
+            else break;
+        }
+    }
+    finish_child(fd, "busy_poll_round_trip");
+    latency l = summarize(ns, taken);
+    free(ns);
+    return l;
+}
+
+/* ---------------------------------------------------------------- 8. fork + _exit + waitpid */
 
 static latency bench_fork(long warmup, long n) {
     int64_t *ns = xmalloc((size_t)n * sizeof *ns);
@@ -517,15 +703,20 @@ static void print_bulk(const char *name, bulk b) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: limits [--quick] [--help]\n"
+            "usage: limits [--quick] [--pipeline-workers N] [--help]\n"
             "\n"
-            "Measures the kernel's own costs (socketpair round trip, batched frames, bulk echo,\n"
-            "condvar and spin ping-pong between threads, fork+exit+wait) and prints one JSON\n"
-            "object on stdout; progress goes to stderr. ForkPool's overhead benchmark reports\n"
-            "its figures as ratios to these.\n"
+            "Measures the kernel's own costs (socketpair round trip, batched frames, pipelined\n"
+            "echo with many callers, bulk echo, condvar and spin ping-pong between threads,\n"
+            "busy-poll round trip, fork+exit+wait) and prints one JSON object on stdout;\n"
+            "progress goes to stderr. ForkPool's overhead benchmark reports its figures as\n"
+            "ratios to these.\n"
             "\n"
-            "  --quick   divide every repetition count by 10 (at least 1): a run of a few seconds\n"
-            "  --help    print this message\n");
+            "  --quick                divide every repetition count by 10 (at least 1): a run of\n"
+            "                         a few seconds\n"
+            "  --pipeline-workers N   pipelined_echo's echo children and caller threads\n"
+            "                         (1 to %d; default 2, the pool benchmark's default)\n"
+            "  --help                 print this message\n",
+            MAX_PIPELINE_WORKERS);
 }
 
 static long scaled(long count, bool quick) {
@@ -540,9 +731,21 @@ static void progress(const char *what) {
 
 int main(int argc, char **argv) {
     bool quick = false;
+    int pipeline_workers = 2;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
+        } else if (strcmp(argv[i], "--pipeline-workers") == 0) {
+            char *end = NULL;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || end == argv[i + 1] || *end != '\0' || v < 1 || v > MAX_PIPELINE_WORKERS) {
+                fprintf(stderr, "limits: --pipeline-workers needs a number from 1 to %d\n\n",
+                        MAX_PIPELINE_WORKERS);
+                usage();
+                return 2;
+            }
+            pipeline_workers = (int)v;
+            i++;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage();
             return 0;
@@ -570,6 +773,10 @@ int main(int argc, char **argv) {
     progress("batched_frames");
     throughput bf = bench_batched(scaled(20, quick), scaled(2000000 / FRAMES_PER_BATCH, quick));
 
+    progress("pipelined_echo");
+    long pipeline_tasks = scaled(400000, quick);
+    pipelined pe = bench_pipelined(pipeline_workers, pipeline_tasks / 50, pipeline_tasks);
+
     progress("bulk_echo_1MiB");
     bulk b1 = bench_bulk((size_t)1 << 20, scaled(1, quick), scaled(200, quick));
 
@@ -584,6 +791,10 @@ int main(int argc, char **argv) {
     latency sp = bench_spin(scaled(1000, quick), scaled(100000, quick),
                              quick ? 1000000000LL : 10000000000LL, &yields);
 
+    progress("busy_poll_round_trip");
+    latency bp = bench_busy_poll(scaled(1000, quick), scaled(20000, quick),
+                                 quick ? 1000000000LL : 10000000000LL);
+
     progress("fork_exit_wait");
     latency fk = bench_fork(scaled(20, quick), scaled(500, quick));
 
@@ -595,10 +806,14 @@ int main(int argc, char **argv) {
     print_latency("socketpair_round_trip", rt, "");
     printf("  \"batched_frames\": {\"frames\": %ld, \"seconds\": %.6f, \"frames_per_second\": %.0f},\n",
            bf.frames, bf.seconds, bf.frames_per_second);
+    printf("  \"pipelined_echo\": {\"workers\": %d, \"window\": %d, \"tasks\": %ld, \"seconds\": %.6f, "
+           "\"tasks_per_second\": %.0f},\n",
+           pe.workers, PIPELINE_WINDOW, pe.tasks, pe.seconds, pe.tasks_per_second);
     print_bulk("bulk_echo_1MiB", b1);
     print_bulk("bulk_echo_64MiB", b64);
     print_latency("condvar_ping_pong", cv, "");
     print_latency("spin_ping_pong", sp, spin_extra);
+    print_latency("busy_poll_round_trip", bp, "");
     print_latency("fork_exit_wait", fk, "");
     printf("  \"machine\": {\"cpus\": %ld, \"kernel\": ", cpus);
     print_json_string(un.release);

@@ -9,8 +9,19 @@
 and the same with ThreadPoolExecutor. It prints one JSON document on stdout:
 {"python": "...", "spacy": bool, "rows": [{"workload", "strategy", "workers",
 "seconds": [...], "median": s, "tasks": n, "chunksize": c?}, ...], "notes": [...]}
+
+With the optional spec key "many_callers" ({"workers", "total_tasks", "threads": [K...],
+"async_tasks": [K...]}), it also measures many callers sharing one executor, one task per call,
+for each of ProcessPoolExecutor and ThreadPoolExecutor (one warmed-up executor per row):
+  "many-callers-K-threads": K threads, each looping
+      assert executor.submit(identity, i).result() == i
+  "many-callers-K-async": K asyncio tasks, each looping
+      assert await loop.run_in_executor(executor, identity, i) == i
+Each caller runs total_tasks // K tasks (at least 1); "tasks" is K times that, timed once
+from the callers' start to the last one's end ("seconds": [s], "median": s).
 """
 import argparse
+import asyncio
 import concurrent.futures
 import json
 import multiprocessing
@@ -19,6 +30,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -85,6 +97,64 @@ def timed(strategy, workers, function, inputs, chunksize=1):
     with strategy(max_workers=workers) as executor:
         result = list(executor.map(function, inputs, chunksize=chunksize))
     return time.perf_counter() - start, result
+
+
+def many_caller_threads(executor, callers, per):
+    """Seconds for `callers` threads, released together, each submitting `per` tasks one at a time."""
+    errors = []
+    start = []
+    barrier = threading.Barrier(callers, action=lambda: start.append(time.perf_counter()))
+
+    def caller():
+        try:
+            barrier.wait()
+            for i in range(per):
+                assert executor.submit(identity, i).result() == i
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    end = time.perf_counter()
+    if errors:
+        raise SystemExit(f"many-callers-{callers}-threads: {errors[0]!r}")
+    return end - start[0]
+
+
+async def many_caller_tasks(executor, callers, per):
+    """Seconds for `callers` asyncio tasks, each awaiting `per` run_in_executor calls one at a time."""
+    loop = asyncio.get_running_loop()
+
+    async def caller():
+        for i in range(per):
+            assert await loop.run_in_executor(executor, identity, i) == i
+
+    start = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return time.perf_counter() - start
+
+
+def many_callers(spec, strategies):
+    """Rows for spec["many_callers"]: many callers sharing one executor, one task per call."""
+    workers, total = spec["workers"], spec["total_tasks"]
+    configurations = [("threads", k) for k in spec.get("threads", [])]
+    configurations += [("async", k) for k in spec.get("async_tasks", [])]
+    rows = []
+    for name in ("ProcessPoolExecutor", "ThreadPoolExecutor"):
+        for kind, callers in configurations:
+            per = max(1, total // callers)
+            with strategies[name](max_workers=workers) as executor:
+                assert list(executor.map(identity, range(200))) == list(range(200))
+                if kind == "threads":
+                    elapsed = many_caller_threads(executor, callers, per)
+                else:
+                    elapsed = asyncio.run(many_caller_tasks(executor, callers, per))
+            rows.append({"workload": f"many-callers-{callers}-{kind}", "strategy": name, "workers": workers,
+                         "tasks": callers * per, "seconds": [elapsed], "median": elapsed})
+    return rows
 
 
 def main():
@@ -166,6 +236,9 @@ def main():
         if sizes:
             rows.append({"workload": "worker-memory", "strategy": "ProcessPoolExecutor", "workers": 4,
                          "tasks": len(sizes), "seconds": sizes, "median": statistics.median(sizes)})
+
+    if spec.get("many_callers"):
+        rows.extend(many_callers(spec["many_callers"], strategies))
 
     json.dump({"python": sys.version.split()[0], "spacy": have_spacy, "rows": rows, "notes": notes},
               sys.stdout)

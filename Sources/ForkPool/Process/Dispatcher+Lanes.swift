@@ -20,17 +20,18 @@ extension Dispatcher {
     /// otherwise queues it.
     func submit(_ task: PendingTask) throws(ForkPoolError) {
         guard lanesEnabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
-            return try enqueue(CollectionOfOne(task))
+            return try enqueue(CollectionOfOne(task), limited: true)
         }
         let now = monotonicNanoseconds()
         let sending = try lock.withLock { () throws(ForkPoolError) -> (lane: DirectLane, frame: [UInt8])? in
             try checkAccepting()
-            task.enqueuedAt = now
             guard lanesAllowed, queue.isEmpty, let lane = openLanes.popLast() else {
-                queue.append(task)
+                try checkRoomLocked()
+                appendLocked(task, now: now)
                 wakeLocked()
                 return nil
             }
+            task.enqueuedAt = now
             FrameHeader.markSentByLane(&task.frame, true)  // the worker may spin for this caller's next task
             lane.beginSending(task)
             task.leftQueue = true

@@ -86,6 +86,9 @@ final class Dispatcher: @unchecked Sendable {
     /// dispatcher collect them, so they are counted).
     var unreadLaneTasks = 0
     var orphans: [DirectLane.Orphan] = []
+    /// The bound on queued tasks (`maximumQueuedTasks`) and the `submitWhenReady` callers
+    /// waiting for room (Dispatcher+Admission).
+    var admission: QueueAdmission<PendingTask>
 
     let joinLock = ConditionLock()
     var thread: PosixThread?
@@ -112,6 +115,7 @@ final class Dispatcher: @unchecked Sendable {
         let configuration = settings.configuration
         accounting = PoolAccounting(configuration: configuration, workerCount: settings.workerCount)
         startFailures = StartFailures(limit: configuration.maximumConsecutiveStartFailures)
+        admission = QueueAdmission(limit: configuration.maximumQueuedTasks)
         lanesEnabled = configuration.usesDirectLanes && configuration.taskTimeout == nil
             && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil
         wake = try WakeEvent.make()
@@ -171,18 +175,24 @@ final class Dispatcher: @unchecked Sendable {
         taskIDs.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
-    /// Queues `tasks` in order and wakes the dispatcher once.
-    func enqueue(_ tasks: some Sequence<PendingTask>) throws(ForkPoolError) {
+    /// Queues `tasks` in order and wakes the dispatcher once. `limited`: a caller's own task
+    /// (`submit`), refused with `.overloaded` when the queue is full (`map`'s chunks are not:
+    /// `map` bounds its own window).
+    func enqueue(_ tasks: some Sequence<PendingTask>, limited: Bool = false) throws(ForkPoolError) {
         let now = monotonicNanoseconds()
         try lock.withLock { () throws(ForkPoolError) in
             try checkAccepting()
-            for task in tasks {
-                task.enqueuedAt = now
-                queue.append(task)
-                if task.deadline != nil { queuedWithDeadline.append(task) }
-            }
+            if limited { try checkRoomLocked() }
+            for task in tasks { appendLocked(task, now: now) }
             wakeLocked()
         }
+    }
+
+    /// Under the lock: puts one task at the back of the queue.
+    func appendLocked(_ task: PendingTask, now: UInt64) {
+        task.enqueuedAt = now
+        queue.append(task)
+        if task.deadline != nil { queuedWithDeadline.append(task) }
     }
 
     /// Asks the dispatcher to kill the worker running task `id` (its future is already
@@ -251,6 +261,10 @@ final class Dispatcher: @unchecked Sendable {
         stopWorkers()
         stopForkServer()
         if let failure = lock.withLock({ dispatcherFailure }) { failLeftovers(failure) }
+        // Callers still parked for room (the loop ended before a turn could refuse them).
+        let parked = lock.withLock { admission.withdrawAll() }
+        let refusal = lock.withLock { dispatcherFailure } ?? ForkPoolError(.poolShutDown, "the pool has been shut down")
+        for submission in parked { submission.resumption(.failure(refusal)).resume() }
         accounting.recordGone()
         lock.withLock {
             switch phase {
@@ -284,10 +298,12 @@ final class Dispatcher: @unchecked Sendable {
             for (task, error) in turn.dropped {
                 fail(task, with: error, slot: nil)
             }
-            for task in turn.expired {
+            for task in turn.expired where task.failIfQueued(
+                ForkPoolError(.timedOut, "task \(task.id) reached its deadline before a worker was free", taskID: task.id)) {
                 accounting.logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.queued": "true"])
                 accounting.recordOutcome(of: task, failure: .timedOut, slot: nil)
             }
+            for resumption in turn.resumptions { resumption.resume() }
             if turn.finished { return }
             handOut(turn.assigned)
             for index in workers.indices where workers[index].task.map({ turn.cancelled.contains($0.id) }) == true {
@@ -351,9 +367,12 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     /// Under the lock: expires, cancels and hands out tasks; says whether the loop is done.
-    /// `expired`: queued tasks just failed for passing their deadline (to be counted outside the lock).
+    /// `expired`: queued tasks past their deadline (failed and counted outside the lock, where
+    /// their futures may call back into the pool). `resumptions`: `submitWhenReady` callers
+    /// whose tasks were queued (or refused: shutdown), to resume outside the lock.
     func takeWork(now: UInt64) -> (assigned: [Int], dropped: [(PendingTask, ForkPoolError)], expired: [PendingTask],
-                                           cancelled: Set<UInt64>, nextQueuedDeadline: UInt64?, finished: Bool) {
+                                   cancelled: Set<UInt64>, nextQueuedDeadline: UInt64?, finished: Bool,
+                                   resumptions: [ParkedResumption]) {
         lock.withLock {
             var dropped: [(PendingTask, ForkPoolError)] = []
             var expired: [PendingTask] = []
@@ -378,10 +397,7 @@ final class Dispatcher: @unchecked Sendable {
                 // holding it here until its deadline would keep every finished task alive.
                 guard let deadline = task.deadline, !task.leftQueue else { return true }
                 if deadline <= now {
-                    if task.failIfQueued(ForkPoolError(.timedOut, "task \(task.id) reached its deadline before a worker was free",
-                                                       taskID: task.id)) {
-                        expired.append(task)
-                    }
+                    expired.append(task)  // failed outside the lock, if still queued
                     return true
                 }
                 nextQueuedDeadline = min(nextQueuedDeadline ?? deadline, deadline)
@@ -404,6 +420,7 @@ final class Dispatcher: @unchecked Sendable {
                 }
                 if queue.isEmpty && retries.isEmpty { break }
             }
+            let resumptions = admitParkedLocked(now: now)
             let cancelled = cancelledRunning
             // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later
             // turn: keep its id until then.
@@ -430,7 +447,7 @@ final class Dispatcher: @unchecked Sendable {
             } else {
                 finished = shutdownRequested && queue.isEmpty && retries.isEmpty && !busy
             }
-            return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished)
+            return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished, resumptions)
         }
     }
 

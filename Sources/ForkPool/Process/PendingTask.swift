@@ -78,6 +78,8 @@ protocol TaskCompletion: AnyObject, Sendable {
     var replyKind: FrameKind { get }
     /// Moves the task to running; false if it was cancelled while queued.
     func start() -> Bool
+    /// Whether the caller's future has completed (a queued task cancelled, for one).
+    var hasCompleted: Bool { get }
     /// Completes with the worker's encoded output (and, for a split frame received directly,
     /// its raw tail), first telling `recordOutcome` whether the outcome is a failure (its code) or a
     /// success (nil), so the pool counts it before anyone waiting wakes.
@@ -104,13 +106,16 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
     let codec: PayloadCodec<Output>
 
     init(id: UInt64, codec: PayloadCodec<Output>, stopRunning: (@Sendable () -> Void)? = nil,
-         taskCancellationStopsRunning: Bool = false) {
+         taskCancellationStopsRunning: Bool = false, leftQueueEarly: (@Sendable () -> Void)? = nil) {
         self.id = id
-        self.future = Future(taskID: id, stopRunning: stopRunning, taskCancellationStopsRunning: taskCancellationStopsRunning)
+        self.future = Future(taskID: id, stopRunning: stopRunning, taskCancellationStopsRunning: taskCancellationStopsRunning,
+                             leftQueueEarly: leftQueueEarly)
         self.codec = codec
     }
 
     var replyKind: FrameKind { .result }
+
+    var hasCompleted: Bool { future.hasCompleted }
 
     func start() -> Bool { future.markRunning() }
 
@@ -161,6 +166,8 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     }
 
     var replyKind: FrameKind { .resultBatch }
+
+    var hasCompleted: Bool { future.hasCompleted }
 
     func start() -> Bool { future.markRunning() }
 

@@ -87,7 +87,9 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
     public var forkServerProcessID: pid_t? { dispatcher.forkServerProcessID }
 
     /// Queues one input and returns a future for its output. The input is encoded here, on the
-    /// calling thread, so an input that cannot be encoded fails this call, not a worker.
+    /// calling thread, so an input that cannot be encoded fails this call, not a worker. When
+    /// ``ProcessPoolConfiguration/maximumQueuedTasks`` tasks already wait, it throws
+    /// ``ForkPoolError/Code/overloaded`` at once and queues nothing (see ``submitWhenReady(_:)``).
     public func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
         let (task, future) = try makeTask(input)
         try dispatcher.submit(task)
@@ -103,7 +105,21 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         }
         let (task, future) = try makeTask(input)
         task.deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
-        try dispatcher.enqueue(CollectionOfOne(task))
+        try dispatcher.enqueue(CollectionOfOne(task), limited: true)
+        return future
+    }
+
+    /// Queues one input like ``submit(_:)``, but when the queue is full
+    /// (``ProcessPoolConfiguration/maximumQueuedTasks``) suspends the calling task until there
+    /// is room instead of throwing ``ForkPoolError/Code/overloaded``. Callers waiting for room
+    /// are served first come, first served.
+    ///
+    /// - Throws: ``ForkPoolError/Code/cancelled`` when the calling `Task` is cancelled while it
+    ///   waits (nothing is queued then); ``ForkPoolError/Code/poolShutDown`` when the pool shuts
+    ///   down meanwhile; a coding error as ``submit(_:)`` does.
+    public func submitWhenReady(_ input: Input) async throws(ForkPoolError) -> Future<Output> {
+        let (task, future) = try makeTask(input)
+        try await dispatcher.submitWhenReady(task)
         return future
     }
 
@@ -366,8 +382,12 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .task, length: length, taskID: id, split: tail.isEmpty ? 0 : frame.count - FrameHeader.size)
             .write(into: &frame)
-        let completion = OutputCompletion(id: id, codec: outputCodec, stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
-                                          taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks)
+        let dispatcher = dispatcher
+        var leftQueueEarly: (@Sendable () -> Void)?
+        if configuration.maximumQueuedTasks != nil { leftQueueEarly = { dispatcher.queuedTaskLeftEarly() } }
+        let completion = OutputCompletion(id: id, codec: outputCodec, stopRunning: { dispatcher.stopRunningTask(id) },
+                                          taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks,
+                                          leftQueueEarly: leftQueueEarly)
         return (PendingTask(id: id, frame: frame, tail: tail, completion: completion), completion.future)
     }
 }

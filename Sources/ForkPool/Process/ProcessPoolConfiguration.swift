@@ -52,6 +52,13 @@ public struct ProcessPoolConfiguration: Sendable {
     /// many bytes; nil (the default) for no ceiling.
     public var maximumWorkerResidentBytes: Int?
 
+    /// The most tasks that may wait in the queue (not yet on a worker); nil (the default) for
+    /// no bound. When that many wait, `submit` throws ``ForkPoolError/Code/overloaded`` at once
+    /// and queues nothing, and `submitWhenReady` suspends until there is room. A task cancelled
+    /// while queued frees its place at once. `map` is not refused: it keeps at most
+    /// `workerCount × 4` chunks in flight of its own accord.
+    public var maximumQueuedTasks: Int?
+
     /// Runs once in each worker after fork, before its first task. If it throws, the worker
     /// exits; after ``maximumConsecutiveStartFailures`` such failures in a row the pool breaks
     /// (creation throws if it happens while the pool starts).
@@ -109,7 +116,7 @@ public struct ProcessPoolConfiguration: Sendable {
                 maximumWorkerResidentBytes: Int? = nil, maximumConsecutiveStartFailures: Int = 5,
                 initializer: (@Sendable () throws -> Void)? = nil, logger: Logger? = nil,
                 metricsFactory: (any MetricsFactory)? = nil, metricsDimensions: [(String, String)] = [],
-                cancellationKillsRunningTasks: Bool = false, startTimeout: Double = 30) {
+                cancellationKillsRunningTasks: Bool = false, startTimeout: Double = 30, maximumQueuedTasks: Int? = nil) {
         self.maximumFrameBytes = maximumFrameBytes
         self.workersInOwnProcessGroup = workersInOwnProcessGroup
         self.workerCrashBacktraces = workerCrashBacktraces
@@ -126,6 +133,7 @@ public struct ProcessPoolConfiguration: Sendable {
         self.metricsDimensions = metricsDimensions
         self.cancellationKillsRunningTasks = cancellationKillsRunningTasks
         self.startTimeout = startTimeout
+        self.maximumQueuedTasks = maximumQueuedTasks
     }
 
     /// Checks every setting; the message names the bad one.
@@ -142,6 +150,9 @@ public struct ProcessPoolConfiguration: Sendable {
         if case .retry(let times) = crashPolicy, times < 0 { throw invalid("retry times must not be negative") }
         if let maximumTasksPerWorker, maximumTasksPerWorker < 1 { throw invalid("maximumTasksPerWorker must be at least 1") }
         if let maximumWorkerResidentBytes, maximumWorkerResidentBytes < 1 { throw invalid("maximumWorkerResidentBytes must be positive") }
+        if let maximumQueuedTasks, maximumQueuedTasks < 1 {
+            throw invalid("maximumQueuedTasks must be at least 1, not \(maximumQueuedTasks)")
+        }
         guard maximumConsecutiveStartFailures >= 1 else { throw invalid("maximumConsecutiveStartFailures must be at least 1") }
     }
 

@@ -28,6 +28,16 @@ struct FIFOQueue<Element> {
         return element
     }
 
+    /// Drops every element that matches, keeping the others' order; returns how many went.
+    @discardableResult
+    mutating func removeAll(where shouldRemove: (Element) -> Bool) -> Int {
+        let before = count
+        let kept = storage[head...].compactMap { $0 }.filter { !shouldRemove($0) }
+        storage = kept.map { Optional($0) }
+        head = 0
+        return before - kept.count
+    }
+
     mutating func removeAll() -> [Element] {
         let remaining = storage[head...].compactMap { $0 }
         storage.removeAll()

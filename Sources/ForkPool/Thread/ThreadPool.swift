@@ -18,25 +18,32 @@ import Synchronization
 public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @unchecked Sendable {
     /// The number of worker threads.
     public let workerCount: Int
-    private let core: Core
+    let core: Core
 
     /// Starts `workers` threads that will run `work`.
     ///
     /// - Parameters:
     ///   - workers: How many threads to run (at least one).
+    ///   - maximumQueuedTasks: The most tasks that may wait in the queue (not yet on a thread);
+    ///     nil (the default) for no bound. When that many wait, ``submit(_:)`` throws
+    ///     ``ForkPoolError/Code/overloaded`` and queues nothing, and ``submitWhenReady(_:)``
+    ///     waits for room. A task cancelled while queued frees its place at once; `map` is not
+    ///     refused (its chunks go in as one batch).
     ///   - metricsFactory: The swift-metrics factory for the pool's metrics
     ///     (`forkpool_tasks_completed`, `forkpool_task_failures`, `forkpool_run_time`, with the
     ///     dimension `("pool", "thread")`); nil (the default): `MetricsSystem.factory`, which
     ///     records nothing unless the application bootstrapped a backend.
     ///   - metricsDimensions: Dimensions added to every metric of the pool, to tell pools apart.
     ///   - work: The function the threads run on each input.
-    /// - Precondition: `workers >= 1`, and the system can create that many threads.
-    public init(workers: Int = defaultWorkerCount, metricsFactory: (any MetricsFactory)? = nil,
+    /// - Precondition: `workers >= 1`, `maximumQueuedTasks` nil or at least 1, and the system
+    ///   can create that many threads.
+    public init(workers: Int = defaultWorkerCount, maximumQueuedTasks: Int? = nil, metricsFactory: (any MetricsFactory)? = nil,
                 metricsDimensions: [(String, String)] = [], work: @escaping @Sendable (Input) throws -> Output) {
         precondition(workers >= 1, "a ThreadPool needs at least one worker, not \(workers)")
+        precondition((maximumQueuedTasks ?? 1) >= 1, "maximumQueuedTasks must be at least 1, not \(maximumQueuedTasks ?? 0)")
         workerCount = workers
         let metrics = PoolMetrics(factory: metricsFactory ?? MetricsSystem.factory, pool: "thread", dimensions: metricsDimensions)
-        core = Core(work: work, workerCount: workers, metrics: metrics)
+        core = Core(work: work, workerCount: workers, metrics: metrics, maximumQueuedTasks: maximumQueuedTasks)
         core.start(workers: workers)
     }
 
@@ -51,9 +58,21 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         core.shutdown(cancelPending: false)
     }
 
-    /// Queues one input and returns a future for its output.
+    /// Queues one input and returns a future for its output. When `maximumQueuedTasks` tasks
+    /// already wait, throws ``ForkPoolError/Code/overloaded`` at once and queues nothing.
     public func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
-        try core.enqueue(CollectionOfOne(input))[0]
+        try core.submit(input)
+    }
+
+    /// Queues one input like ``submit(_:)``, but when the queue is full suspends the calling
+    /// task until there is room instead of throwing ``ForkPoolError/Code/overloaded``; callers
+    /// waiting for room are served first come, first served.
+    ///
+    /// - Throws: ``ForkPoolError/Code/cancelled`` when the calling `Task` is cancelled while it
+    ///   waits (nothing is queued then); ``ForkPoolError/Code/poolShutDown`` when the pool shuts
+    ///   down meanwhile.
+    public func submitWhenReady(_ input: Input) async throws(ForkPoolError) -> Future<Output> {
+        try await core.submitWhenReady(input)
     }
 
     /// Runs `work` on every input on the pool's threads and returns the outputs in input order.
@@ -98,7 +117,7 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
 
     /// The queue and threads; the threads hold the core, not the pool, so dropping the pool
     /// can shut them down.
-    private final class Core: @unchecked Sendable {
+    final class Core: @unchecked Sendable {
         /// One queue entry: a single input, or a chunk of `map` taken by one thread at once,
         /// whose outputs the thread writes straight into the caller's result array at `slots`.
         private enum Job {
@@ -126,10 +145,91 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         private let threadCounters: [ThreadCounters]
         private let threadsStarted = Atomic<Int>(0)
 
-        init(work: @escaping @Sendable (Input) throws -> Output, workerCount: Int, metrics: PoolMetrics) {
+        /// The bound on queued tasks and the `submitWhenReady` callers waiting for room.
+        private var admission: QueueAdmission<Job>
+
+        init(work: @escaping @Sendable (Input) throws -> Output, workerCount: Int, metrics: PoolMetrics, maximumQueuedTasks: Int?) {
             self.work = work
             self.metrics = metrics
             threadCounters = (0..<workerCount).map { _ in ThreadCounters() }
+            admission = QueueAdmission(limit: maximumQueuedTasks)
+        }
+
+        /// How many `submitWhenReady` callers wait for room now.
+        var parkedCount: Int { lock.withLock { admission.parkedCount } }
+
+        /// A future for one input; with a bound on the queue, its cancellation while queued
+        /// gives its place to a caller waiting for room.
+        private func makeFuture() -> Future<Output> {
+            defer { nextTaskID += 1 }
+            guard admission.limit != nil else { return Future<Output>(taskID: nextTaskID) }
+            return Future<Output>(taskID: nextTaskID, leftQueueEarly: { [weak self] in self?.queuedTaskLeftEarly() })
+        }
+
+        /// Under the lock: whether one more task fits, dropping cancelled tasks first.
+        private func hasRoomLocked() -> Bool {
+            if admission.hasRoom(queued: queue.count) { return true }
+            dropCompletedQueuedLocked()
+            return admission.hasRoom(queued: queue.count)
+        }
+
+        private func dropCompletedQueuedLocked() {
+            queue.removeAll { job in
+                if case .one(_, let future) = job { future.hasCompleted } else { false }
+            }
+        }
+
+        func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
+            try lock.withLock { () throws(ForkPoolError) in
+                guard accepting else { throw ForkPoolError(.poolShutDown, "the pool has been shut down") }
+                guard hasRoomLocked() else { throw admission.overloaded(queued: queue.count) }
+                let future = makeFuture()
+                queue.append(.one(input, future))
+                lock.signal()
+                return future
+            }
+        }
+
+        func submitWhenReady(_ input: Input) async throws(ForkPoolError) -> Future<Output> {
+            let (id, future) = lock.withLock { (admission.makeID(), makeFuture()) }
+            let result: Result<Void, ForkPoolError> = await withTaskCancellationHandler {
+                await withUnsafeContinuation { continuation in
+                    let now: Result<Void, ForkPoolError>? = lock.withLock {
+                        if Task.isCancelled { return .failure(ParkedSubmission<Job>.cancelled) }
+                        guard accepting else { return .failure(ForkPoolError(.poolShutDown, "the pool has been shut down")) }
+                        guard hasRoomLocked() else {
+                            admission.park(ParkedSubmission(id: id, item: .one(input, future), continuation: continuation))
+                            return nil
+                        }
+                        queue.append(.one(input, future))
+                        lock.signal()
+                        return .success(())
+                    }
+                    if let now { continuation.resume(returning: now) }
+                }
+            } onCancel: {
+                let parked = lock.withLock { admission.withdraw(id) }
+                parked?.continuation.resume(returning: .failure(ParkedSubmission<Job>.cancelled))
+            }
+            try result.get()
+            return future
+        }
+
+        /// Under the lock: parked tasks join the queue while there is room. Their callers are
+        /// resumed outside the lock.
+        private func admitParkedLocked() -> [ParkedResumption] {
+            guard admission.hasParked else { return [] }
+            dropCompletedQueuedLocked()
+            let admitted = admission.admit(queued: queue.count)
+            for parked in admitted { queue.append(parked.item) }
+            if !admitted.isEmpty { lock.broadcast() }
+            return admitted.map { $0.resumption(.success(())) }
+        }
+
+        /// A queued task was cancelled: its place goes to a caller waiting for room, if any.
+        private func queuedTaskLeftEarly() {
+            let resumptions = lock.withLock { admitParkedLocked() }
+            for resumption in resumptions { resumption.resume() }
         }
 
         var stats: PoolStats {
@@ -169,10 +269,13 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         }
 
         func shutdown(cancelPending: Bool) {
-            let cancelled: [Job] = lock.withLock {
+            let (cancelled, parked): ([Job], [ParkedSubmission<Job>]) = lock.withLock {
                 accepting = false
                 lock.broadcast()
-                return cancelPending ? queue.removeAll() : []
+                return (cancelPending ? queue.removeAll() : [], admission.withdrawAll())
+            }
+            for submission in parked {
+                submission.resumption(.failure(ForkPoolError(.poolShutDown, "the pool has been shut down"))).resume()
             }
             for job in cancelled { job.cancel() }
             joinLock.withLock {
@@ -323,10 +426,12 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
         private func serve() {
             let counters = threadCounters[threadsStarted.wrappingAdd(1, ordering: .relaxed).oldValue]
             while true {
-                let next: Job? = lock.withLock {
+                let (next, resumptions): (Job?, [ParkedResumption]) = lock.withLock {
                     while queue.isEmpty && accepting { lock.wait() }
-                    return queue.popFirst()
+                    let job = queue.popFirst()
+                    return (job, job == nil ? [] : admitParkedLocked())
                 }
+                for resumption in resumptions { resumption.resume() }
                 switch next {
                 case nil:
                     return

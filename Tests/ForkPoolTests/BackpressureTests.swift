@@ -1,0 +1,213 @@
+// Backpressure, provoked for real on both pools: a queue bounded by `maximumQueuedTasks` —
+// `submit` refused with `.overloaded` (nothing queued), a cancelled queued task freeing its
+// place, `submitWhenReady` waiting for room first come first served, cancelled while it waits
+// (nothing queued, nothing run) and refused by shutdown. Gates hold the one worker busy, so
+// every queue length is exact; waits are bounded (a hang fails the test, it does not wedge it).
+import Glibc
+import Testing
+@testable import ForkPool
+
+extension ForkPoolTests {
+    @Suite struct BackpressureTests {
+        enum Kind: String, CaseIterable, CustomTestStringConvertible {
+            case processes, threads
+            var testDescription: String { rawValue }
+        }
+
+        /// A one-worker pool of `kind` whose queue holds at most `limit` tasks.
+        func makePool(_ kind: Kind, limit: Int) throws -> any WorkerPool<Command, Int> {
+            switch kind {
+            case .processes:
+                try ProcessPool(workers: 1, configuration: .init(workerCrashBacktraces: false, maximumQueuedTasks: limit), work: obey)
+            case .threads:
+                ThreadPool(workers: 1, maximumQueuedTasks: limit, work: obey)
+            }
+        }
+
+        func parked(_ pool: any WorkerPool<Command, Int>) -> Int {
+            if let pool = pool as? ProcessPool<Command, Int> { return pool.parkedSubmissions }
+            if let pool = pool as? ThreadPool<Command, Int> { return pool.parkedSubmissions }
+            return -1
+        }
+
+        func queued(_ pool: any WorkerPool<Command, Int>) -> Int {
+            if let pool = pool as? ProcessPool<Command, Int> { return pool.stats.queuedTasks }
+            if let pool = pool as? ThreadPool<Command, Int> { return pool.stats.queuedTasks }
+            return -1
+        }
+
+        func completed(_ pool: any WorkerPool<Command, Int>) -> Int {
+            if let pool = pool as? ProcessPool<Command, Int> { return pool.stats.tasksCompleted }
+            if let pool = pool as? ThreadPool<Command, Int> { return pool.stats.tasksCompleted }
+            return -1
+        }
+
+        /// The pool's one worker held at `gate` by a running task (returns 1 once let through),
+        /// and `limit` more gate tasks (values 2, 3, …) filling the queue.
+        func fill(_ pool: any WorkerPool<Command, Int>, limit: Int, gate: Gate, reports: PIDPipe) throws -> [Future<Int>] {
+            var futures = [try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))]
+            _ = reports.nextPID()  // the first task runs: the worker is busy
+            for value in 2...(limit + 1) {
+                futures.append(try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: value)))
+            }
+            #expect(queued(pool) == limit)
+            return futures
+        }
+
+        /// Awaits a caller that should be done; one still waiting (a bug) is cancelled first, so
+        /// the test fails instead of hanging.
+        func settle(_ caller: Task<Void, any Error>) async throws {
+            caller.cancel()
+            try await caller.value
+        }
+
+        @Test(arguments: Kind.allCases)
+        func aFullQueueRefusesSubmitAtOnceAndQueuesNothing(kind: Kind) throws {
+            let gate = Gate(), reports = PIDPipe()  // before the pool: its workers inherit them
+            let pool = try makePool(kind, limit: 2)
+            defer { pool.shutdown() }
+            let futures = try fill(pool, limit: 2, gate: gate, reports: reports)
+            let refused = expectForkPoolError { _ = try pool.submit(.echo(99)) }
+            #expect(refused?.code == .overloaded)
+            #expect(refused?.message.contains("maximumQueuedTasks is 2") == true)
+            #expect(queued(pool) == 2)
+            gate.open(3)
+            #expect(try futures.map { try $0.get() } == [1, 2, 3])
+            #expect(try pool.submit(.echo(7)).get() == 7)  // room again
+            #expect(completed(pool) == 4)  // the refused task never ran
+        }
+
+        @Test(arguments: Kind.allCases)
+        func aTaskCancelledWhileQueuedFreesItsPlace(kind: Kind) throws {
+            let gate = Gate(), reports = PIDPipe()  // before the pool: its workers inherit them
+            let pool = try makePool(kind, limit: 2)
+            defer { pool.shutdown() }
+            let futures = try fill(pool, limit: 2, gate: gate, reports: reports)
+            #expect(futures[1].cancel())
+            let admitted = try pool.submit(.echo(5))  // takes the cancelled task's place
+            #expect(expectForkPoolError { _ = try pool.submit(.echo(6)) }?.code == .overloaded)
+            gate.open(2)
+            #expect(try futures[0].get() == 1)
+            #expect(try futures[2].get() == 3)
+            #expect(try admitted.get() == 5)
+            #expect(futures[1].isCancelled)
+        }
+
+        @Test(arguments: Kind.allCases)
+        func submitWhenReadyWaitsForRoomFirstComeFirstServed(kind: Kind) async throws {
+            let gate = Gate(), reports = PIDPipe()  // before the pool: its workers inherit them
+            let pool = try makePool(kind, limit: 2)
+            defer { pool.shutdown() }
+            let futures = try fill(pool, limit: 2, gate: gate, reports: reports)
+            let first = LockedBox<Future<Int>>(), second = LockedBox<Future<Int>>()
+            let firstCaller = Task {
+                first.value = try await pool.submitWhenReady(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 10))
+            }
+            #expect(waitUntil { parked(pool) == 1 })
+            let secondCaller = Task { second.value = try await pool.submitWhenReady(.echo(11)) }
+            #expect(waitUntil { parked(pool) == 2 })
+            #expect(first.value == nil && second.value == nil)  // both suspended: the queue is full
+
+            gate.open(1)  // the running task ends, the first queued one starts: room for one
+            #expect(try futures[0].get() == 1)
+            _ = reports.nextPID()
+            #expect(waitUntil { first.value != nil })
+            #expect(parked(pool) == 1 && second.value == nil)  // the second still waits its turn
+
+            gate.open(3)
+            #expect(waitUntil { second.value != nil })
+            try await settle(firstCaller)
+            try await settle(secondCaller)
+            #expect(try futures[1].get() == 2 && futures[2].get() == 3)
+            #expect(try first.value?.get() == 10)
+            #expect(try second.value?.get() == 11)
+            #expect(parked(pool) == 0)
+        }
+
+        @Test(arguments: Kind.allCases)
+        func aCancelledQueuedTaskAdmitsAWaitingCaller(kind: Kind) async throws {
+            let gate = Gate(), reports = PIDPipe()  // before the pool: its workers inherit them
+            let pool = try makePool(kind, limit: 1)
+            defer { pool.shutdown() }
+            let futures = try fill(pool, limit: 1, gate: gate, reports: reports)
+            let admitted = LockedBox<Future<Int>>()
+            let caller = Task { admitted.value = try await pool.submitWhenReady(.echo(4)) }
+            #expect(waitUntil { parked(pool) == 1 })
+            #expect(futures[1].cancel())  // no task ends: only the cancellation makes room
+            #expect(waitUntil { admitted.value != nil })
+            try await settle(caller)
+            gate.open(1)
+            #expect(try futures[0].get() == 1)
+            #expect(try admitted.value?.get() == 4)
+        }
+
+        @Test(arguments: Kind.allCases)
+        func cancellingAWaitingCallerQueuesAndRunsNothing(kind: Kind) async throws {
+            let gate = Gate(), reports = PIDPipe()  // before the pool: its workers inherit them
+            let pool = try makePool(kind, limit: 2)
+            defer { pool.shutdown() }
+            let futures = try fill(pool, limit: 2, gate: gate, reports: reports)
+            let outcome = LockedBox<ForkPoolError.Code>()
+            let caller = Task {
+                do {
+                    _ = try await pool.submitWhenReady(.echo(99))
+                } catch let error as ForkPoolError {
+                    outcome.value = error.code
+                }
+            }
+            #expect(waitUntil { parked(pool) == 1 })
+            caller.cancel()
+            #expect(waitUntil { outcome.value != nil })
+            #expect(outcome.value == .cancelled)
+            #expect(parked(pool) == 0 && queued(pool) == 2)
+            gate.open(3)
+            #expect(try futures.map { try $0.get() } == [1, 2, 3])
+            #expect(try pool.submit(.echo(8)).get() == 8)
+            #expect(completed(pool) == 4)  // 99 never ran
+
+            // Already cancelled before it asks: refused at once even with room.
+            let early = Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                return try await pool.submitWhenReady(.echo(1))
+            }
+            _ = try? await early.value
+            #expect(completed(pool) == 4)
+        }
+
+        @Test(arguments: Kind.allCases)
+        func shutdownRefusesEveryWaitingCaller(kind: Kind) async throws {
+            let gate = Gate(), reports = PIDPipe()  // before the pool: its workers inherit them
+            let pool = try makePool(kind, limit: 1)
+            let futures = try fill(pool, limit: 1, gate: gate, reports: reports)
+            let outcomes = (0..<3).map { _ in LockedBox<ForkPoolError.Code>() }
+            var callers: [Task<Void, any Error>] = []
+            for (index, outcome) in outcomes.enumerated() {
+                callers.append(Task {
+                    do {
+                        _ = try await pool.submitWhenReady(.echo(index))
+                    } catch let error as ForkPoolError {
+                        outcome.value = error.code
+                    }
+                })
+            }
+            #expect(waitUntil { parked(pool) == 3 })
+            let stopper = try PosixThread.start(name: "test-shutdown") { pool.shutdown(cancelPending: true) }
+            #expect(waitUntil { outcomes.allSatisfy { $0.value != nil } })  // refused while the worker is still busy
+            #expect(outcomes.map(\.value) == [.poolShutDown, .poolShutDown, .poolShutDown])
+            gate.open(1)
+            stopper.join()
+            for caller in callers { try await settle(caller) }
+            #expect(try futures[0].get() == 1)
+            #expect(futures[1].isCancelled)
+            #expect(expectForkPoolError { _ = try pool.submit(.echo(1)) }?.code == .poolShutDown)
+        }
+
+        @Test func aBoundBelowOneIsRefused() {
+            let error = expectForkPoolError {
+                _ = try ProcessPool(workers: 1, configuration: .init(maximumQueuedTasks: 0), work: obey)
+            }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.contains("maximumQueuedTasks") == true)
+        }
+    }
+}
