@@ -90,6 +90,11 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("throughput-tasks"), help: "Identity tasks for automatic chunking (and multiprocessing.Pool.map).")
     var throughputTasks: Int?
     @Flag(name: .customLong("no-overhead"), help: "Skip the trivial-task overhead test.") var noOverhead = false
+    @Flag(name: .customLong("no-many-callers"), help: "Skip the many-callers test (threads and async tasks sharing a pool).")
+    var noManyCallers = false
+    @Option(name: .customLong("many-callers-tasks"), help: "Tasks per many-callers configuration (Swift).") var manyCallersTasks: Int?
+    @Option(name: .customLong("idle-seconds"), help: "How long the idle pool's CPU time is watched after a burst.")
+    var idleSeconds = 5.0
 
     @Option(help: "Write all results as JSON to this file.") var json: String?
     @Option(help: "JSON written by bench/limits in this run: the kernel's own costs, for ratios.") var limits: String?
@@ -104,6 +109,8 @@ struct Bench: ParsableCommand {
             throw ValidationError("worker counts must be at least 1")
         }
         if let repetitions, repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
+        if let manyCallersTasks, manyCallersTasks < 1 { throw ValidationError("--many-callers-tasks must be at least 1") }
+        guard idleSeconds >= 0 else { throw ValidationError("--idle-seconds must not be negative") }
     }
 
     func run() throws {
@@ -140,6 +147,9 @@ struct Bench: ParsableCommand {
                 extras.append(try benchmark.workerPrivateMemory())
             }
         }
+        // Many callers next, while the machine is still quiet.
+        let manyCallers = noManyCallers ? [] : try benchmark.manyCallers(
+            workers: overheadWorkers, total: manyCallersTasks ?? (quick ? 20_000 : 200_000), idleSeconds: idleSeconds)
         var rows = try benchmark.run()
         let kernel = limits.flatMap(KernelBaseline.load)
         if limits != nil && kernel == nil { print("note: could not read \(limits!)") }
@@ -149,7 +159,8 @@ struct Bench: ParsableCommand {
             notes.append("Python peers not run (--no-python)")
         } else {
             let spec = PythonPeer.spec(for: benchmark, cpuWorkers: quick ? [workers.max() ?? 4] : workers,
-                                       overheadWorkers: overheadWorkers, chunkSizes: chunkSizes, includeOverhead: !noOverhead)
+                                       overheadWorkers: overheadWorkers, chunkSizes: chunkSizes, includeOverhead: !noOverhead,
+                                       manyCallersTotal: noManyCallers ? nil : (quick ? 4_000 : 20_000))
             Progress().update("Python peers: running bench/python/peer.py …")
             let (report, note) = PythonPeer.run(python: python, script: pythonPeer, spec: spec)
             Progress().clear()
@@ -158,7 +169,9 @@ struct Bench: ParsableCommand {
                 machine.python = report.python
                 notes += report.notes
                 let pythonRows = report.rows.map(Row.init(python:))
-                let measuresOverhead: (Row) -> Bool = { ["overhead", "worker-memory"].contains($0.workload) }
+                let measuresOverhead: (Row) -> Bool = {
+                    ["overhead", "worker-memory"].contains($0.workload) || $0.workload.hasPrefix("many-callers")
+                }
                 attachPythonPeers(&rows, python: pythonRows.filter { !measuresOverhead($0) })
                 rows += pythonRows.filter { !measuresOverhead($0) }
                 overhead += pythonRows.filter(measuresOverhead)
@@ -169,12 +182,17 @@ struct Bench: ParsableCommand {
         notes.append("cpu-large has no Python peer: in CPython the repeated list takes minutes per run")
 
         let figures = collectFigures(kernel: kernel, overhead: overhead, latency: latency + extras)
-        let results = Results(machine: machine, repetitions: repetitions, rows: rows, overhead: overhead + latency + extras,
-                              kernel: kernel, figures: figures, notes: notes)
+        let callerFigures = collectManyCallerFigures(kernel: kernel, rows: manyCallers + overhead)
+        let results = Results(machine: machine, repetitions: repetitions, rows: rows,
+                              overhead: overhead + latency + extras + manyCallers,
+                              kernel: kernel, figures: figures + callerFigures, notes: notes)
         print(renderTable(results))
         if !overhead.isEmpty { print("\n" + renderOverhead(overhead)) }
         if !latency.isEmpty { print("\n" + renderLatency(latency.filter { $0.workload != "bulk" })) }
         if !figures.isEmpty { print("\n" + renderFigures(figures)) }
+        if !callerFigures.isEmpty {
+            print("\n" + renderFigures(callerFigures, title: "Many callers, 2 workers (ratio = ForkPool ÷ baseline, same run):"))
+        }
         print("")
         for note in notes { print("note: \(note)") }
         if let json {

@@ -48,6 +48,11 @@ func collectFigures(kernel: KernelBaseline?, overhead: [Row], latency: [Row]) ->
                                   against: "socketpair 16-byte round trip p99 (C)", kernel.socketpair_round_trip.p99_us,
                                   better: "lower"))
         }
+        if let trip = row("round-trip", processes), let busy = kernel.busy_poll_round_trip {
+            figures.append(Figure("ProcessPool submit+get p50 (vs busy-poll)", trip.median * 1e6, "µs",
+                                  against: "socketpair round trip, both ends busy-polling, p50 (C)", busy.p50_us,
+                                  better: "lower", goal: "≤ 1.5"))
+        }
         if let trip = row("round-trip-no-lanes", processes) {
             figures.append(Figure("ProcessPool submit+get p50, lanes off", trip.median * 1e6, "µs",
                                   against: "socketpair 16-byte round trip p50 (C)", kernel.socketpair_round_trip.p50_us,
@@ -98,9 +103,10 @@ func collectFigures(kernel: KernelBaseline?, overhead: [Row], latency: [Row]) ->
     return figures
 }
 
-func renderFigures(_ figures: [Figure]) -> String {
+func renderFigures(_ figures: [Figure],
+                   title: String = "Overhead against baselines measured in this run (ratio = ForkPool ÷ baseline):") -> String {
     guard !figures.isEmpty else { return "" }
-    var lines = ["Overhead against baselines measured in this run (ratio = ForkPool ÷ baseline):"]
+    var lines = [title]
     for figure in figures {
         let digits = figure.value >= 100 ? 0 : 1
         var line = "  \(figure.name): \(formatSeconds(figure.value, digits: digits)) \(figure.unit)"
@@ -110,4 +116,41 @@ func renderFigures(_ figures: [Figure]) -> String {
         lines.append(line + ")")
     }
     return lines.joined(separator: "\n")
+}
+
+/// The many-callers figures: each load's tasks per second beside the raw pipelined socket (C)
+/// and Python's executor doing the same loop; context switches per task; idle CPU.
+func collectManyCallerFigures(kernel: KernelBaseline?, rows: [Row]) -> [Figure] {
+    var figures: [Figure] = []
+    func row(_ workload: String, _ strategy: String) -> Row? {
+        rows.first { $0.workload == workload && $0.strategy == strategy }
+    }
+    let loads = Benchmark.manyCallerThreads.map { ("many-callers-\($0)-threads", "\($0) threads × submit+get") }
+        + Benchmark.manyCallerTasks.map { ("many-callers-\($0)-async", "\($0) async tasks × await submit") }
+    for strategy in [Strategy.processes, .threads] {
+        guard let peer = strategy.pythonPeer else { continue }
+        for (workload, label) in loads {
+            guard let swift = row(workload, strategy.rawValue) else { continue }
+            let rate = Double(swift.tasks) / swift.median
+            let name = "\(strategy.poolName), \(label)"
+            if strategy == .processes, let pipelined = kernel?.pipelined_echo {
+                figures.append(Figure(name, rate, "tasks/s",
+                                      against: "pipelined echo, \(pipelined.workers) workers × \(pipelined.window) in flight (C)",
+                                      pipelined.tasks_per_second, better: "higher", goal: workload.hasSuffix("-1-threads") ? nil : "≥ 0.5"))
+            }
+            if let python = row(workload, peer) {
+                figures.append(Figure(name, rate, "tasks/s", against: "Python \(peer), same loop",
+                                      Double(python.tasks) / python.median, better: "higher"))
+            }
+        }
+    }
+    if let switches = row("context-switches", Strategy.processes.rawValue) {
+        figures.append(Figure("ProcessPool, 8 threads: context switches per task", switches.median, "",
+                              against: "the goal", 0.5, better: "lower", goal: "≤ 1"))
+    }
+    if let idle = row("idle-cpu", Strategy.processes.rawValue) {
+        figures.append(Figure("ProcessPool CPU over \(Int(idle.seconds.first ?? 5)) idle s after a burst", idle.median * 1e3, "ms",
+                              against: "the idle wall time", (idle.seconds.first ?? 5) * 1e3, better: "lower", goal: "≈ 0"))
+    }
+    return figures
 }

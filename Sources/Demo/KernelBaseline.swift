@@ -15,7 +15,18 @@ struct KernelBaseline: Codable {
         var bandwidth_MiB_s: Double
     }
 
+    struct Pipelined: Codable {
+        var workers: Int
+        var window: Int
+        var tasks: Int
+        var tasks_per_second: Double
+    }
+
     var socketpair_round_trip: Latency
+    /// Both ends busy-polling with MSG_DONTWAIT: the socket's floor without a wake-up.
+    var busy_poll_round_trip: Latency?
+    /// N forked echo workers, a window of requests in flight each, one write and one read per task.
+    var pipelined_echo: Pipelined?
     var condvar_ping_pong: Latency
     var spin_ping_pong: Latency
     var fork_exit_wait: Latency

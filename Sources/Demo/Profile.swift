@@ -15,6 +15,8 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     case mapAuto = "map-auto"
     /// `ThreadPool.map` over trivial Int tasks.
     case threadMap = "thread-map"
+    /// 8 threads sharing a 2-worker ProcessPool, each looping `submit` + `get` (many callers).
+    case manyCallers = "many-callers"
 }
 
 struct Profile: ParsableCommand {
@@ -50,6 +52,14 @@ struct Profile: ParsableCommand {
             let pool = try ProcessPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }
             defer { pool.shutdown() }
             guard try pool.map(inputs) == inputs else { throw BenchmarkError(description: "map returned wrong results") }
+        case .manyCallers:
+            let pool = try ProcessPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }
+            defer { pool.shutdown() }
+            let benchmark = Benchmark(workloads: [], strategies: [.processes], workerCounts: [], latencyWorkerCounts: [],
+                                      repetitions: 1, sizes: Sizes(), progress: Progress())
+            let tasks = iterations ?? 400_000
+            let seconds = try benchmark.submitFromThreads(pool, callers: 8, each: tasks / 8)
+            print("8 threads: \(Int(Double(tasks) / seconds)) tasks/s")
         case .threadMap:
             let inputs = Array(0..<(iterations ?? 1_000_000))
             let pool = ThreadPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }

@@ -42,8 +42,16 @@ struct PythonSpec: Codable {
         var pool_tasks: Int
     }
 
+    struct ManyCallers: Codable {
+        var workers: Int
+        var total_tasks: Int
+        var threads: [Int]
+        var async_tasks: [Int]
+    }
+
     var jobs: [PythonJob]
     var overhead: Overhead?
+    var many_callers: ManyCallers?
 }
 
 struct PythonReport: Codable {
@@ -92,7 +100,7 @@ enum PythonPeer {
 
     /// What the peer must run to mirror `benchmark`.
     static func spec(for benchmark: Benchmark, cpuWorkers: [Int], overheadWorkers: Int, chunkSizes: [Int],
-                     includeOverhead: Bool) -> PythonSpec {
+                     includeOverhead: Bool, manyCallersTotal: Int?) -> PythonSpec {
         let pythonRepetitions = 1  // CPython's cpu and transform runs take seconds each
         let executors = benchmark.strategies.compactMap(\.pythonPeer)
         var jobs: [PythonJob] = []
@@ -121,7 +129,11 @@ enum PythonPeer {
             ? PythonSpec.Overhead(tasks: benchmark.sizes.overheadTasks, chunksizes: chunkSizes, workers: overheadWorkers,
                                   pool_tasks: benchmark.sizes.throughputTasks)
             : nil
-        return PythonSpec(jobs: jobs, overhead: overhead)
+        let manyCallers = manyCallersTotal.map {
+            PythonSpec.ManyCallers(workers: overheadWorkers, total_tasks: $0, threads: Benchmark.manyCallerThreads,
+                                   async_tasks: Benchmark.manyCallerTasks)
+        }
+        return PythonSpec(jobs: jobs, overhead: overhead, many_callers: manyCallers)
     }
 }
 

@@ -214,10 +214,23 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         // on these machines costs more than the socket round trip itself. `map`'s chunk
         // futures do not spin: their replies take milliseconds, and a spinning caller would
         // take a core from the workers.
-        var spins = 0
-        while spinsWhileWaiting && spins < Self.maximumSpins && !isCompleted.load(ordering: .acquiring) {
-            forkpool_cpu_relax()
-            spins += 1
+        // Only a few waiters spin at once, and only while waits are short (SpinSlots): with
+        // many callers waiting, they all sleep at once.
+        guard spinsWhileWaiting && !isCompleted.load(ordering: .acquiring) else {
+            return lock.withLock {
+                while !isCompleted.load(ordering: .relaxed) { lock.wait() }
+                return doneResult()
+            }
+        }
+        let budget = SpinSlots.budget(maximum: Self.maximumSpins)
+        if budget > 0 && SpinSlots.acquire() {
+            var spins = 0
+            while spins < budget && !isCompleted.load(ordering: .acquiring) {
+                forkpool_cpu_relax()
+                spins += 1
+            }
+            SpinSlots.release()
+            SpinSlots.learn(answeredWhileSpinning: spins < budget, maximum: Self.maximumSpins)
         }
         return lock.withLock {
             while !isCompleted.load(ordering: .relaxed) { lock.wait() }

@@ -36,6 +36,7 @@ import Workloads
         let bench = try Bench.parse([
             "--quick", "--no-python", "--workers", "1", "2", "--latency-workers", "2",
             "--sentences", "30", "--io-tasks", "40", "--latency-ms", "1", "--cpu-repeats", "1", "--overhead-tasks", "200", "--throughput-tasks", "300",
+            "--many-callers-tasks", "2048", "--idle-seconds", "0.2",
             "--json", path, "--svg", svg,
         ])
         try bench.run()
@@ -51,7 +52,17 @@ import Workloads
         #expect(results.overhead.filter { $0.workload == "round-trip" && $0.p99 != nil }.count == 2)
         #expect(results.overhead.filter { $0.workload == "bulk" && $0.tasks == 64 << 20 }.count == 1)
         #expect(results.overhead.filter { $0.workload == "pool-start" && $0.workers == 4 }.count == 2)
-        #expect(results.overhead.allSatisfy { $0.median > 0 })
+        // Many callers: both pools at 1, 8 and 64 threads and 64 and 1,024 async tasks, every
+        // task counted; the process pool's context switches and idle CPU (which may be 0).
+        for pool in ["processes", "threads"] {
+            for load in ["1-threads", "8-threads", "64-threads", "64-async", "1024-async"] {
+                let row = results.overhead.first { $0.workload == "many-callers-\(load)" && $0.strategy == pool }
+                #expect(row.map { $0.tasks >= 1024 && $0.median > 0 } == true, "\(pool) \(load)")
+            }
+        }
+        #expect(results.overhead.contains { $0.workload == "context-switches" && $0.median > 0 })
+        #expect(results.overhead.contains { $0.workload == "idle-cpu" && $0.median >= 0 })
+        #expect(results.overhead.filter { $0.workload != "idle-cpu" }.allSatisfy { $0.median > 0 })
         #expect(results.notes.contains { $0.contains("--no-python") })
         let chart = try String(contentsOfFile: svg, encoding: .utf8)
         #expect(chart.hasPrefix("<svg"))
@@ -63,5 +74,7 @@ import Workloads
         #expect(throws: (any Error).self) { try Bench.parse(["--workers", "0"]) }
         #expect(throws: (any Error).self) { try Bench.parse(["--workloads", "nonsense"]) }
         #expect(throws: (any Error).self) { try Bench.parse(["--repetitions", "0"]) }
+        #expect(throws: (any Error).self) { try Bench.parse(["--many-callers-tasks", "0"]) }
+        #expect(throws: (any Error).self) { try Bench.parse(["--idle-seconds", "-1"]) }
     }
 }

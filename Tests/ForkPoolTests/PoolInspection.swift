@@ -16,6 +16,10 @@ extension ProcessPool {
     var tasksCreated: UInt64 { dispatcher.taskIDs.load(ordering: .relaxed) - 1 }
     /// How many `submitWhenReady` callers wait for room now.
     var parkedSubmissions: Int { dispatcher.lock.withLock { dispatcher.admission.parkedCount } }
+    /// How many tasks were sent behind a running one, and how many of those ran elsewhere
+    /// because their worker died first.
+    var tasksPipelined: Int { dispatcher.pipelinedSends.load(ordering: .relaxed) }
+    var pipelinedTasksRerun: Int { dispatcher.pipelinedReruns.load(ordering: .relaxed) }
 }
 
 extension ThreadPool {

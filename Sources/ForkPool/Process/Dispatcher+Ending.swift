@@ -74,6 +74,11 @@ extension Dispatcher {
             }, crashed: false, now: monotonicNanoseconds())
             var worker = workers.remove(at: index)
             worker.release(killing: true)
+            // Never reported as exited (the fork server stopped answering): what it held fails.
+            let error = lock.withLock { dispatcherFailure } ?? ForkPoolError(.poolShutDown, "the pool shut down")
+            for task in [worker.task].compactMap({ $0 }) + worker.pipeline.removeAll() {
+                fail(task, with: error, slot: worker.slot)
+            }
         }
         publishWorkers()
     }

@@ -220,6 +220,7 @@ extension Dispatcher {
                 handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)
             }
         }
+        rerunPipelined(worker.pipeline.removeAll(), slot: worker.slot, error: worker.fault ?? worker.deathError(status: status))
         publishWorkers()
     }
 
@@ -277,6 +278,7 @@ extension Dispatcher {
             if let task = worker.task {
                 let error = worker.fault ?? diedWithServer(worker.pid, task)
                 fail(task, with: error, slot: worker.slot)
+                rerunPipelined(worker.pipeline.removeAll(), slot: worker.slot, error: error)
             }
         }
         accounting.recordGone()

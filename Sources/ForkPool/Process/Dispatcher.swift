@@ -55,6 +55,10 @@ final class Dispatcher: @unchecked Sendable {
     /// Tasks sent by lane, and callers reading a lane now (tests watch both).
     let laneSends = Atomic<Int>(0)
     let laneReaders = Atomic<Int>(0)
+    /// Tasks sent behind a running one, and such tasks run elsewhere after their worker died
+    /// (tests watch both).
+    let pipelinedSends = Atomic<Int>(0)
+    let pipelinedReruns = Atomic<Int>(0)
 
     // Shared state, guarded by `lock`.
     let lock = ConditionLock()
@@ -105,6 +109,10 @@ final class Dispatcher: @unchecked Sendable {
     /// Whether single tasks may go by lane: not when the pool has deadlines or recycling
     /// limits to keep, which only this thread keeps.
     let lanesEnabled: Bool
+    /// How many tasks a worker may have in flight (more than one: short tasks are sent behind
+    /// the running one under load); 1 when the pool has time or recycling limits, whose
+    /// bookkeeping assumes one task per worker.
+    let tasksInFlightPerWorker: Int
 
     /// Stats, metrics and log events.
     let accounting: PoolAccounting
@@ -116,6 +124,9 @@ final class Dispatcher: @unchecked Sendable {
         accounting = PoolAccounting(configuration: configuration, workerCount: settings.workerCount)
         startFailures = StartFailures(limit: configuration.maximumConsecutiveStartFailures)
         admission = QueueAdmission(limit: configuration.maximumQueuedTasks)
+        let limitsPerTask = configuration.taskTimeout != nil || configuration.maximumTasksPerWorker != nil
+            || configuration.maximumWorkerResidentBytes != nil
+        tasksInFlightPerWorker = limitsPerTask ? 1 : configuration.tasksInFlightPerWorker
         lanesEnabled = configuration.usesDirectLanes && configuration.taskTimeout == nil
             && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil
         wake = try WakeEvent.make()
@@ -306,6 +317,7 @@ final class Dispatcher: @unchecked Sendable {
             for resumption in turn.resumptions { resumption.resume() }
             if turn.finished { return }
             handOut(turn.assigned)
+            handOutPipelined(turn.pipelined)
             for index in workers.indices where workers[index].task.map({ turn.cancelled.contains($0.id) }) == true {
                 stop(index, ForkPoolError(.cancelled, "task \(workers[index].task!.id) was cancelled while running",
                                           taskID: workers[index].task!.id, processID: workers[index].pid), now: now)
@@ -372,7 +384,7 @@ final class Dispatcher: @unchecked Sendable {
     /// whose tasks were queued (or refused: shutdown), to resume outside the lock.
     func takeWork(now: UInt64) -> (assigned: [Int], dropped: [(PendingTask, ForkPoolError)], expired: [PendingTask],
                                    cancelled: Set<UInt64>, nextQueuedDeadline: UInt64?, finished: Bool,
-                                   resumptions: [ParkedResumption]) {
+                                   resumptions: [ParkedResumption], pipelined: [(index: Int, task: PendingTask)]) {
         lock.withLock {
             var dropped: [(PendingTask, ForkPoolError)] = []
             var expired: [PendingTask] = []
@@ -420,12 +432,13 @@ final class Dispatcher: @unchecked Sendable {
                 }
                 if queue.isEmpty && retries.isEmpty { break }
             }
+            let pipelined = retries.isEmpty ? fillPipelinesLocked() : []
             let resumptions = admitParkedLocked(now: now)
             let cancelled = cancelledRunning
             // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later
-            // turn: keep its id until then.
+            // turn, one sent behind a running task once it runs: keep its id until then.
             cancelledRunning = cancelledRunning.filter { id in
-                workers.contains { $0.lent && $0.lane?.callersTask?.id == id }
+                workers.contains { $0.lent && $0.lane?.callersTask?.id == id || $0.isPipelining(id) }
             }
             if case .starting = phase, workers.filter(\.isReady).count >= settings.workerCount {
                 phase = .running
@@ -447,7 +460,7 @@ final class Dispatcher: @unchecked Sendable {
             } else {
                 finished = shutdownRequested && queue.isEmpty && retries.isEmpty && !busy
             }
-            return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished, resumptions)
+            return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished, resumptions, pipelined)
         }
     }
 

@@ -86,6 +86,17 @@ public struct ProcessPoolConfiguration: Sendable {
     /// dispatcher.
     public var usesDirectLanes = true
 
+    /// The most tasks a worker may hold at once: the one it runs, and under load short tasks
+    /// sent behind it, so that it never waits for the pool between tasks and several go out in
+    /// one write (replies come back the same way). Only tasks already queued are sent ahead,
+    /// never to a worker whose recent tasks took over 100 µs (a long task would hold them
+    /// hostage), and never tasks with a deadline or a large `[UInt8]` input. A task sent
+    /// ahead counts as running: `cancel()` kills its worker once it runs, and if the worker dies
+    /// first it runs on another worker. Pools with ``taskTimeout``, ``maximumTasksPerWorker`` or
+    /// ``maximumWorkerResidentBytes`` always send one task at a time. Default 4; 1 sends one
+    /// task at a time.
+    public var tasksInFlightPerWorker = 4
+
     /// Where the pool logs its workers' lives: spawned, recycled, crashed or exited, a task
     /// timed out, the pool broken. Everything is logged at `debug` level from the pool's
     /// dispatcher thread (failures also reach the caller as errors), with metadata keys such
@@ -116,7 +127,8 @@ public struct ProcessPoolConfiguration: Sendable {
                 maximumWorkerResidentBytes: Int? = nil, maximumConsecutiveStartFailures: Int = 5,
                 initializer: (@Sendable () throws -> Void)? = nil, logger: Logger? = nil,
                 metricsFactory: (any MetricsFactory)? = nil, metricsDimensions: [(String, String)] = [],
-                cancellationKillsRunningTasks: Bool = false, startTimeout: Double = 30, maximumQueuedTasks: Int? = nil) {
+                cancellationKillsRunningTasks: Bool = false, startTimeout: Double = 30, maximumQueuedTasks: Int? = nil,
+                tasksInFlightPerWorker: Int = 4) {
         self.maximumFrameBytes = maximumFrameBytes
         self.workersInOwnProcessGroup = workersInOwnProcessGroup
         self.workerCrashBacktraces = workerCrashBacktraces
@@ -134,6 +146,7 @@ public struct ProcessPoolConfiguration: Sendable {
         self.cancellationKillsRunningTasks = cancellationKillsRunningTasks
         self.startTimeout = startTimeout
         self.maximumQueuedTasks = maximumQueuedTasks
+        self.tasksInFlightPerWorker = tasksInFlightPerWorker
     }
 
     /// Checks every setting; the message names the bad one.
@@ -152,6 +165,9 @@ public struct ProcessPoolConfiguration: Sendable {
         if let maximumWorkerResidentBytes, maximumWorkerResidentBytes < 1 { throw invalid("maximumWorkerResidentBytes must be positive") }
         if let maximumQueuedTasks, maximumQueuedTasks < 1 {
             throw invalid("maximumQueuedTasks must be at least 1, not \(maximumQueuedTasks)")
+        }
+        guard (1...64).contains(tasksInFlightPerWorker) else {
+            throw invalid("tasksInFlightPerWorker must be between 1 and 64, not \(tasksInFlightPerWorker)")
         }
         guard maximumConsecutiveStartFailures >= 1 else { throw invalid("maximumConsecutiveStartFailures must be at least 1") }
     }

@@ -31,8 +31,15 @@ struct WorkerProcess {
     var isReady = false
     /// The initializer's error, when it threw.
     var startError: String?
-    /// The task this worker runs, if any: at most one, so no task waits behind another.
+    /// The task this worker runs, if any.
     var task: PendingTask?
+    /// Tasks already sent behind the running one, oldest first (under load, to a worker whose
+    /// recent tasks were short: see `Dispatcher.fillPipelines`); each becomes `task` when the
+    /// one before it is answered. A worker that dies runs none of them: they run elsewhere.
+    var pipeline = FIFOQueue<PendingTask>()
+    /// How long this worker's recent tasks took, from hand-out to reply (a moving average, ns);
+    /// nil before its first.
+    var recentTaskNanoseconds: UInt64?
     /// When the running task must be done (monotonic ns), if it has a time limit.
     var taskDeadline: UInt64?
     /// Why the parent gave up on this worker (a bad frame, a dead socket, a time-out, a
@@ -62,6 +69,20 @@ struct WorkerProcess {
     /// Counts towards the pool's strength: not leaving, not given up on.
     var isServing: Bool { socket != nil && fault == nil && !retiring }
     var hasOutgoing: Bool { outgoingOffset < outgoing.count + outgoingTail.count }
+    /// The tasks sent to this worker and not answered yet.
+    var tasksInFlight: Int { (task == nil ? 0 : 1) + pipeline.count }
+
+    /// Sends `task` behind the ones in flight (the caller checked that nothing raw is being
+    /// sent: its frame goes after whatever of `outgoing` is not out yet). Its frame stays with
+    /// the task, so it can run elsewhere if this worker dies first.
+    mutating func pipeline(_ task: PendingTask) {
+        if !hasOutgoing {
+            outgoing.removeAll(keepingCapacity: true)
+            outgoingOffset = 0
+        }
+        outgoing.append(contentsOf: task.frame)
+        pipeline.append(task)
+    }
 
     /// Starts sending `task` to this worker.
     mutating func assign(_ task: PendingTask, deadline: UInt64?) {
@@ -117,6 +138,7 @@ struct WorkerProcess {
     mutating func receive(record: (PendingTask, ForkPoolError.Code?) -> Void) -> Event? {
         while true {
             let (task, isReady, pid) = (self.task, self.isReady, self.pid)
+            let startedAt = task?.handedOutAt  // counting the reply clears it
             let outcome: Event?
             var startMessage: String?
             do {
@@ -146,7 +168,14 @@ struct WorkerProcess {
                 startError = startMessage
                 return .initializerFailed
             case .taskDone?:
-                self.task = nil
+                let now = monotonicNanoseconds()
+                if let started = startedAt, now > started {
+                    let took = now - started
+                    recentTaskNanoseconds = recentTaskNanoseconds.map { ($0 * 3 + took) / 4 } ?? took
+                }
+                // The next task sent behind it is running now.
+                self.task = pipeline.popFirst()
+                self.task?.handedOutAt = now
                 taskDeadline = nil
                 tasksDone += 1
                 return .taskDone

@@ -8,6 +8,13 @@ struct FIFOQueue<Element> {
     var isEmpty: Bool { head == storage.count }
     var count: Int { storage.count - head }
 
+    /// The element `popFirst` would return, left in place.
+    var first: Element? { head < storage.count ? storage[head] : nil }
+
+    func contains(where predicate: (Element) -> Bool) -> Bool {
+        storage[head...].contains { $0.map(predicate) ?? false }
+    }
+
     mutating func append(_ element: Element) {
         storage.append(element)
     }

@@ -1,0 +1,99 @@
+// Dispatcher+Pipelines: short tasks sent behind a running one, so that under load a worker
+// never waits for the dispatcher between tasks, and several frames go out in one write and
+// several replies come back in one read.
+//
+//   takeWork: idle workers get a task each ─▶ still queued? ─▶ fillPipelinesLocked: every busy
+//             worker whose recent tasks were short gets more, level by level, up to
+//             `tasksInFlightPerWorker` in flight ─▶ handOutPipelined: one send per worker
+//   a reply ─▶ WorkerProcess.receive: the next pipelined task is the running one
+//   the worker dies ─▶ its running task: crash policy; the pipelined ones never ran: they run
+//             elsewhere (retries), or fail if the pool can no longer run anything
+//   cancelled while pipelined ─▶ kept in `cancelledRunning` until it runs, then its worker is
+//             killed (as for any running task)
+//
+// Only what is already queued is sent ahead: a lone task still goes at once, and nothing is
+// sent ahead to a worker whose recent tasks took longer than `pipelineTaskNanoseconds`, or
+// whose running task has run that long (a long task would hold the ones behind it hostage).
+// Replies are not batched on the worker's side: a reply held back behind the next task would
+// be lost if that task crashed, and the crash blamed on a task that had finished. Dispatcher
+// thread only; the queue under `lock`.
+extension Dispatcher {
+    /// A worker whose recent tasks took longer than this, or whose running task has run this
+    /// long already, gets nothing sent ahead. (A variable only so that tests can make a task
+    /// held at a gate count as short.)
+    nonisolated(unsafe) static var pipelineTaskNanoseconds: UInt64 = 100_000
+
+    /// Under the lock: sends queued tasks ahead to busy workers with short recent tasks, one
+    /// more per worker per round (so they share the queue evenly), up to the in-flight limit.
+    /// Stops at the first queued task that cannot go ahead (a deadline, a raw tail, a large
+    /// frame), so the queue's order is kept.
+    func fillPipelinesLocked() -> [(index: Int, task: PendingTask)] {
+        guard tasksInFlightPerWorker > 1, !queue.isEmpty else { return [] }
+        var sent: [(index: Int, task: PendingTask)] = []
+        let now = monotonicNanoseconds()
+        let candidates = workers.indices.filter { workers[$0].acceptsPipelinedTask(now: now) }
+        guard !candidates.isEmpty else { return [] }
+        for level in 1..<tasksInFlightPerWorker {
+            for index in candidates where workers[index].tasksInFlight == level {
+                while let next = queue.first {
+                    guard next.deadline == nil, next.tail.isEmpty, next.frame.count <= DirectLane.maximumFrameBytes else { return sent }
+                    _ = queue.popFirst()
+                    next.leftQueue = true
+                    guard next.start() else { continue }  // cancelled while queued
+                    workers[index].pipeline(next)
+                    sent.append((index, next))
+                    break
+                }
+                if queue.isEmpty { return sent }
+            }
+        }
+        return sent
+    }
+
+    /// Sends what `fillPipelinesLocked` queued for each worker (one send per worker), then
+    /// records how long each task waited in the queue.
+    func handOutPipelined(_ sent: [(index: Int, task: PendingTask)]) {
+        guard !sent.isEmpty else { return }
+        pipelinedSends.add(sent.count, ordering: .relaxed)
+        var flushed = Set<Int>()
+        for (index, _) in sent where flushed.insert(index).inserted { flush(index) }
+        let now = monotonicNanoseconds()
+        for (_, task) in sent {
+            accounting.recordHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
+        }
+    }
+
+    /// Tasks sent ahead to a worker that is gone: they never ran, so they run elsewhere first
+    /// (not counted as crashes); if the pool cannot run anything more, they fail with `error`.
+    func rerunPipelined(_ tasks: [PendingTask], slot: Int, error: @autoclosure () -> ForkPoolError) {
+        guard !tasks.isEmpty else { return }
+        let runnable = lock.withLock { dispatcherFailure == nil }
+        for task in tasks {
+            if runnable {
+                pipelinedReruns.add(1, ordering: .relaxed)
+                task.enqueuedAt = monotonicNanoseconds()
+                retries.append(task)
+            } else {
+                fail(task, with: error(), slot: slot)
+            }
+        }
+    }
+}
+
+extension WorkerProcess {
+    /// Whether the dispatcher may send this worker a task behind the ones it has: it runs one,
+    /// is healthy, nothing raw is being sent to it, its recent tasks were short and the one it
+    /// runs has not run long yet (one just handed out has no start time yet: it starts now).
+    func acceptsPipelinedTask(now: UInt64) -> Bool {
+        guard isReady, let running = task, socket != nil, fault == nil, !retiring, !lent, outgoingTail.isEmpty,
+              let recent = recentTaskNanoseconds else { return false }
+        let limit = Dispatcher.pipelineTaskNanoseconds
+        let runningFor = running.handedOutAt.map { now > $0 ? now - $0 : 0 } ?? 0
+        return recent <= limit && runningFor <= limit
+    }
+
+    /// Whether task `id` waits in this worker's pipeline.
+    func isPipelining(_ id: UInt64) -> Bool {
+        pipeline.contains { $0.id == id }
+    }
+}

@@ -1,0 +1,122 @@
+// Short tasks sent behind a running one (`tasksInFlightPerWorker`), provoked for real: they go
+// ahead only under load and only to a worker whose tasks are short, come back in order, and
+// when the worker dies the crash is blamed on the task it ran while the ones sent behind it run
+// on its replacement; a task cancelled while sent ahead leaves the others whole. Gates hold the
+// running task; where a gated task must count as short, the short-task limit is raised for the
+// test (`withShortTaskLimit`). Every wait is bounded.
+import Glibc
+import Testing
+@testable import ForkPool
+
+extension ForkPoolTests {
+    @Suite struct PipelineTests {
+        /// One worker, every task through the dispatcher (no lane), crashes quiet.
+        var oneAtATimeThroughTheQueue: ProcessPoolConfiguration {
+            var configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            configuration.usesDirectLanes = false
+            return configuration
+        }
+
+        /// Runs `body` with tasks of up to `milliseconds` counting as short (a gated task then
+        /// has tasks sent behind it), restoring the limit after.
+        func withShortTaskLimit<T>(milliseconds: UInt64, _ body: () throws -> T) rethrows -> T {
+            let saved = Dispatcher.pipelineTaskNanoseconds
+            Dispatcher.pipelineTaskNanoseconds = milliseconds * 1_000_000
+            defer { Dispatcher.pipelineTaskNanoseconds = saved }
+            return try body()
+        }
+
+        @Test func shortTasksUnderLoadGoBehindTheRunningOneAndComeBackInOrder() throws {
+            let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+            defer { pool.shutdown() }
+            #expect(try pool.submit(.echo(-1)).get() == -1)  // the worker's tasks are known to be short
+            let futures = try (0..<300).map { try pool.submit(.echo($0)) }
+            #expect(try futures.map { try $0.get(timeout: 30) } == Array(0..<300))
+            #expect(pool.tasksPipelined > 0)
+            #expect(pool.stats.tasksCompleted == 301 && pool.stats.tasksFailed == 0)
+        }
+
+        @Test func oneTaskInFlightPerWorkerSendsNothingAhead() throws {
+            var configuration = oneAtATimeThroughTheQueue
+            configuration.tasksInFlightPerWorker = 1
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
+            defer { pool.shutdown() }
+            let futures = try (0..<300).map { try pool.submit(.echo($0)) }
+            #expect(try futures.map { try $0.get(timeout: 30) } == Array(0..<300))
+            #expect(pool.tasksPipelined == 0)
+            for bad in [0, 65] {
+                let error = expectForkPoolError {
+                    _ = try ProcessPool(workers: 1, configuration: .init(tasksInFlightPerWorker: bad), work: obey)
+                }
+                #expect(error?.code == .invalidArgument)
+            }
+        }
+
+        @Test func nothingGoesBehindATaskThatHasRunLong() throws {
+            // Short: up to 20 ms (however slow this machine); the held task runs past that.
+            try withShortTaskLimit(milliseconds: 20) {
+                let gate = Gate(), reports = PIDPipe()
+                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                defer { pool.shutdown() }
+                #expect(try pool.submit(.echo(0)).get() == 0)  // short tasks so far
+                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
+                _ = reports.nextPID()
+                usleep(100_000)  // the running task has now run far longer than a short one
+                let behind = try pool.submit(.echo(2))
+                #expect(waitUntil { pool.stats.queuedTasks == 1 })
+                usleep(20_000)  // a few dispatcher turns
+                #expect(pool.stats.queuedTasks == 1 && pool.tasksPipelined == 0)  // still waiting in the pool's queue
+                gate.open(1)
+                #expect(try held.get(timeout: 30) == 1)
+                #expect(try behind.get(timeout: 30) == 2)
+            }
+        }
+
+        @Test func aCrashIsBlamedOnTheTaskThatRanAndTheTasksBehindItRunElsewhere() throws {
+            try withShortTaskLimit(milliseconds: 60_000) {
+                let gate = Gate(), reports = PIDPipe()
+                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                defer { pool.shutdown() }
+                #expect(try pool.submit(.echo(0)).get() == 0)
+                let first = pool.workerProcessIDs
+                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
+                _ = reports.nextPID()
+                let crash = try pool.submit(.raise(SIGKILL))
+                let behind = try [2, 3].map { try pool.submit(.echo($0)) }
+                #expect(waitUntil { pool.tasksPipelined == 3 })  // all three sent behind the held one
+                gate.open(1)
+                #expect(try held.get(timeout: 30) == 1)
+                let error = expectForkPoolError { _ = try crash.get(timeout: 30) }
+                #expect(error?.code == .workerDied && error?.signal == SIGKILL)
+                #expect(error?.taskID == crash.taskID && error?.processID == first.first)
+                #expect(try behind.map { try $0.get(timeout: 30) } == [2, 3])
+                #expect(pool.pipelinedTasksRerun == 2)
+                #expect(waitUntil { pool.workerProcessIDs.count == 1 && pool.workerProcessIDs != first })
+                let stats = pool.stats
+                #expect(stats.tasksFailed == 1 && stats.tasksCompleted == 5)
+                #expect(stats.workers[0].restarts == 1)
+            }
+        }
+
+        @Test func cancellingATaskSentAheadLeavesTheOthersWhole() throws {
+            try withShortTaskLimit(milliseconds: 60_000) {
+                let gate = Gate(), reports = PIDPipe()
+                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                defer { pool.shutdown() }
+                #expect(try pool.submit(.echo(0)).get() == 0)
+                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
+                _ = reports.nextPID()
+                let cancelled = try pool.submit(.echo(5))
+                let kept = try pool.submit(.echo(6))
+                #expect(waitUntil { pool.tasksPipelined == 2 })
+                #expect(cancelled.cancel())  // sent ahead counts as running: cancelled, its worker stopped
+                #expect(cancelled.isDone)
+                gate.open(1)
+                #expect(try held.get(timeout: 30) == 1)
+                #expect(try kept.get(timeout: 30) == 6)
+                #expect(expectForkPoolError { _ = try cancelled.get() }?.code == .cancelled)
+                #expect(try pool.submit(.echo(7)).get(timeout: 30) == 7)
+            }
+        }
+    }
+}
