@@ -93,9 +93,9 @@ public struct ProcessPoolConfiguration: Sendable {
     /// hostage), and never tasks with a deadline or a large `[UInt8]` input. A task sent
     /// ahead counts as running: `cancel()` kills its worker once it runs, and if the worker dies
     /// first it runs on another worker. Pools with ``taskTimeout``, ``maximumTasksPerWorker`` or
-    /// ``maximumWorkerResidentBytes`` always send one task at a time. Default 4; 1 sends one
+    /// ``maximumWorkerResidentBytes`` always send one task at a time. Default 8; 1 sends one
     /// task at a time.
-    public var tasksInFlightPerWorker = 4
+    public var tasksInFlightPerWorker = 8
 
     /// Where the pool logs its workers' lives: spawned, recycled, crashed or exited, a task
     /// timed out, the pool broken. Everything is logged at `debug` level from the pool's
@@ -128,7 +128,7 @@ public struct ProcessPoolConfiguration: Sendable {
                 initializer: (@Sendable () throws -> Void)? = nil, logger: Logger? = nil,
                 metricsFactory: (any MetricsFactory)? = nil, metricsDimensions: [(String, String)] = [],
                 cancellationKillsRunningTasks: Bool = false, startTimeout: Double = 30, maximumQueuedTasks: Int? = nil,
-                tasksInFlightPerWorker: Int = 4) {
+                tasksInFlightPerWorker: Int = 8) {
         self.maximumFrameBytes = maximumFrameBytes
         self.workersInOwnProcessGroup = workersInOwnProcessGroup
         self.workerCrashBacktraces = workerCrashBacktraces
