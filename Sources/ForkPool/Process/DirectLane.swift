@@ -345,7 +345,7 @@ final class DirectLane: @unchecked Sendable {
                 let now = monotonicNanoseconds()
                 if let deadline, now >= deadline { return .stoppedWaiting }
                 if now < spinEnd {
-                    for _ in 0..<64 { forkpool_cpu_relax() }
+                    for _ in 0..<8 { forkpool_cpu_relax() }
                     continue
                 }
                 var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
