@@ -24,11 +24,17 @@ public struct CompletedResults<Output: Sendable>: AsyncSequence {
 
     init<Pool: WorkerPool, Inputs: Sequence>(pool: Pool, inputs: Inputs, maximumInFlight: Int)
     where Pool.Output == Output, Inputs.Element == Pool.Input {
+        self.init(inputs: inputs, maximumInFlight: maximumInFlight) { input throws(ForkPoolError) in try pool.submit(input) }
+    }
+
+    /// Results of `submit` applied to each input (a job pool's `submit` of each job).
+    init<Inputs: Sequence>(inputs: Inputs, maximumInFlight: Int,
+                           submit: @escaping (Inputs.Element) throws(ForkPoolError) -> Future<Output>) {
         makeRun = {
             var iterator = inputs.makeIterator()
             return CompletionRun(maximumInFlight: maximumInFlight) { () -> Result<Future<Output>, ForkPoolError>? in
                 guard let input = iterator.next() else { return nil }
-                return Result { () throws(ForkPoolError) in try pool.submit(input) }
+                return Result { () throws(ForkPoolError) in try submit(input) }
             }
         }
     }

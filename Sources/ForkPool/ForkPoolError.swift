@@ -41,6 +41,8 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         /// `ThreadPool`'s `maximumQueuedTasks`): `submit` queued nothing. Try again later, or
         /// use `submitWhenReady`, which waits for room.
         case overloaded
+        /// A job pool was handed a job whose type it was not created with; nothing was queued.
+        case unknownJob
 
         /// The code in words, as in `worker died`.
         public var description: String {
@@ -58,6 +60,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
             case .poolBroken: "pool broken"
             case .timedOut: "timed out"
             case .overloaded: "overloaded"
+            case .unknownJob: "unknown job"
             }
         }
     }
@@ -76,6 +79,8 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
     public var exitStatus: Int32?
     /// The C error number, for ``Code/systemCallFailed``.
     public var errno: Int32?
+    /// The job that failed (its ``PoolJob/jobName``), for a task of a job pool.
+    public var jobName: String?
     /// The error the work function threw, when it crossed no process boundary (``ThreadPool``).
     /// A ``ProcessPool`` can only carry its description, in ``message``.
     public var underlyingError: (any Error)?
@@ -92,10 +97,11 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         self.errno = errno
     }
 
-    /// The code, the message and the task id and errno when known, as in
+    /// The code, the message and the job, task id and errno when known, as in
     /// `ForkPoolError(worker died): worker process 812 was killed by signal 9 (SIGKILL) … [task 3]`.
     public var description: String {
         var text = "ForkPoolError(\(code)): \(message)"
+        if let jobName { text += " [job \(jobName)]" }
         if let taskID { text += " [task \(taskID)]" }
         if let errno { text += " [errno \(errno): \(String(cString: strerror(errno)))]" }
         return text

@@ -92,6 +92,7 @@ extension ForkPoolError.Code {
         case .poolBroken: "poolBroken"
         case .timedOut: "timedOut"
         case .overloaded: "overloaded"
+        case .unknownJob: "unknownJob"
         }
     }
 }

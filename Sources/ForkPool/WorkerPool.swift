@@ -103,12 +103,18 @@ public func withThreadPool<Input: Sendable, Output: Sendable, Result>(
 }
 
 private func withShutdown<Pool: WorkerPool, Result>(of pool: Pool, _ body: (Pool) throws -> Result) throws -> Result {
+    try withShutdown(pool.shutdown(cancelPending:)) { try body(pool) }
+}
+
+/// Runs `body`, then shuts down with `shutdown`: letting queued work finish when `body`
+/// returns, cancelling it when `body` throws.
+func withShutdown<Result>(_ shutdown: (Bool) -> Void, _ body: () throws -> Result) throws -> Result {
     do {
-        let result = try body(pool)
-        pool.shutdown(cancelPending: false)
+        let result = try body()
+        shutdown(false)
         return result
     } catch {
-        pool.shutdown(cancelPending: true)
+        shutdown(true)
         throw error
     }
 }

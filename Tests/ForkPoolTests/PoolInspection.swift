@@ -24,5 +24,5 @@ extension ProcessPool {
 
 extension ThreadPool {
     /// How many `submitWhenReady` callers wait for room now.
-    var parkedSubmissions: Int { core.parkedCount }
+    var parkedSubmissions: Int { engine.parkedCount }
 }

@@ -49,6 +49,7 @@ final class PendingTask: @unchecked Sendable {
     private func naming(_ error: ForkPoolError) -> ForkPoolError {
         var failure = error
         failure.taskID = id
+        failure.jobName = completion.jobName
         return failure
     }
 
@@ -76,6 +77,8 @@ final class PendingTask: @unchecked Sendable {
 protocol TaskCompletion: AnyObject, Sendable {
     /// The frame kind a successful reply has.
     var replyKind: FrameKind { get }
+    /// The job a job pool's task runs (named on its errors); nil in a ProcessPool.
+    var jobName: String? { get }
     /// Moves the task to running; false if it was cancelled while queued.
     func start() -> Bool
     /// Whether the caller's future has completed (a queued task cancelled, for one).
@@ -104,10 +107,12 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
     let id: UInt64
     let future: Future<Output>
     let codec: PayloadCodec<Output>
+    let jobName: String?
 
     init(id: UInt64, codec: PayloadCodec<Output>, stopRunning: (@Sendable () -> Void)? = nil,
-         taskCancellationStopsRunning: Bool = false, leftQueueEarly: (@Sendable () -> Void)? = nil) {
+         taskCancellationStopsRunning: Bool = false, leftQueueEarly: (@Sendable () -> Void)? = nil, jobName: String? = nil) {
         self.id = id
+        self.jobName = jobName
         self.future = Future(taskID: id, stopRunning: stopRunning, taskCancellationStopsRunning: taskCancellationStopsRunning,
                              leftQueueEarly: leftQueueEarly)
         self.codec = codec
@@ -124,9 +129,10 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
         do {
             result = .success(try codec.decode(from: output, tail: tail))
         } catch {
-            result = .failure(ForkPoolError(
-                .decodingFailed, "could not decode the output of task \(id) from worker process \(worker): \(error)",
-                taskID: id, processID: worker))
+            var failure = ForkPoolError(.decodingFailed, "could not decode the output of task \(id) from worker process \(worker): \(error)",
+                                        taskID: id, processID: worker)
+            failure.jobName = jobName
+            result = .failure(failure)
         }
         if case .failure(let error) = result { recordOutcome(error.code) } else { recordOutcome(nil) }
         future.complete(result)
@@ -155,10 +161,12 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     let future: Future<Reply>
     let count: Int
     let codec: PayloadCodec<[Output]>
+    let jobName: String?
 
     init(id: UInt64, count: Int, codec: PayloadCodec<[Output]>, stopRunning: (@Sendable () -> Void)? = nil,
-         taskCancellationStopsRunning: Bool = false) {
+         taskCancellationStopsRunning: Bool = false, jobName: String? = nil) {
         self.id = id
+        self.jobName = jobName
         self.future = Future(taskID: id, spinsWhileWaiting: false, stopRunning: stopRunning,
                              taskCancellationStopsRunning: taskCancellationStopsRunning)
         self.count = count
@@ -190,6 +198,10 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     private func decode(_ reply: Result<Reply, ForkPoolError>) -> Result<[Output], ForkPoolError> {
         reply.flatMap { reply in
             reply.payload.withUnsafeBytes { outputs(from: $0, worker: reply.worker) }
+        }.mapError { error in
+            var named = error
+            named.jobName = jobName
+            return named
         }
     }
 
@@ -239,6 +251,7 @@ func itemFailure(status: UInt8, message: UnsafeRawBufferPointer, task: UInt64, w
     case .inputDecodingFailed: "worker process \(worker) could not decode the input of task \(task): \(text)"
     case .outputEncodingFailed: "worker process \(worker) could not encode the output of task \(task): \(text)"
     case .outputTooLarge: "worker process \(worker) could not send the output of task \(task): \(text)"
+    case .unknownJob: "worker process \(worker) could not run task \(task): \(text)"
     }
     return ForkPoolError(reason.code, what, taskID: task, processID: worker)
 }

@@ -40,6 +40,8 @@ enum FailureReason: UInt8 {
     case inputDecodingFailed = 2
     case outputEncodingFailed = 3
     case outputTooLarge = 4
+    /// A job pool's task frame named no job, or one the worker does not know.
+    case unknownJob = 5
 
     var code: ForkPoolError.Code {
         switch self {
@@ -47,6 +49,7 @@ enum FailureReason: UInt8 {
         case .inputDecodingFailed: .decodingFailed
         case .outputEncodingFailed: .encodingFailed
         case .outputTooLarge: .frameTooLarge
+        case .unknownJob: .malformedFrame
         }
     }
 }
