@@ -1,6 +1,7 @@
 // libFuzzer target: arbitrary bytes as they could arrive on a worker socket, in either
 // direction. They go through the one FrameReader, and every frame's payload through the
-// decoders the pools use (task inputs, results, batch replies, failures). Nothing may crash,
+// decoders the pools use (task inputs, results, batch replies, failures), and every task
+// payload through a job pool's worker side (the job-name field, then the job's decoder). Nothing may crash,
 // hang or allocate past the frame limit; every rejection must be a thrown ForkPoolError.
 // Built and run by `make fuzz` (compiled into the ForkPool module, so it reaches internals).
 import Glibc
@@ -12,6 +13,16 @@ struct FuzzRecord: Codable, Sendable {
     var score: Double?
     var nested: [String: [Int]]
 }
+
+/// A job a job pool's worker runs: the fuzzer feeds task payloads to the worker side of a job
+/// registry, job-name field included.
+struct FuzzJob: PoolJob {
+    var record: FuzzRecord
+    func run() throws -> Int { record.id }
+}
+
+/// The worker side of a job pool (the job-name field, then the job's decoder).
+private let jobRegistry = try! JobRegistry(jobs: [FuzzJob.self])
 
 /// The decoders the pools use, made once.
 private let recordCodec = PayloadCodec<FuzzRecord>()
@@ -29,6 +40,9 @@ public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
         while let _ = try reader.nextFrame({ header, payload -> Bool in
             switch header.kind {
             case .task, .result:
+                var reply = FrameHeader.emptyFrame(), replyTail: [UInt8] = []
+                let kind = jobRegistry.handle(.task, payload, nil, &reply, &replyTail)
+                precondition(kind == .result || kind == .failure, "a job frame got a \(kind) reply")
                 _ = try? intCodec.decode(from: payload)
                 _ = try? stringsCodec.decode(from: payload)
                 _ = try? bytesCodec.decode(from: payload)

@@ -47,6 +47,17 @@ struct Article: ParsableCommand {
             guard results == expected else { throw BenchmarkError(description: "\(strategy.poolName) returned \(results)") }
         }
         print("  \(expected)\n")
+
+        print("One pool, many kinds of work — each strategy's one job pool runs all three workloads as jobs:")
+        let jobFiles = (0..<2_000).map { FileRoundTrip(directory: directory, index: $0, lines: 20) }
+        for strategy in [Strategy.processes, .threads] {
+            let results = try runJobPool(strategy: strategy, workers: workers, sentences: Corpus.articleSentences, files: jobFiles,
+                                         numbers: articleFibonacciInputs)
+            guard results.tagged == tagged, results.fibonacci == expected, results.sizes.count == jobFiles.count else {
+                throw BenchmarkError(description: "the \(strategy.poolName) job pool returned different results")
+            }
+        }
+        print("")
         try demonstrateIsolation(workers: workers)
         print("Swift has no GIL: threads and processes both use every core for CPU work. Processes buy isolation;")
         print("threads buy cheap hand-off. `make bench` measures both against Python's executors.")
@@ -150,6 +161,8 @@ struct Bench: ParsableCommand {
         // Many callers next, while the machine is still quiet.
         let manyCallers = noManyCallers ? [] : try benchmark.manyCallers(
             workers: overheadWorkers, total: manyCallersTasks ?? (quick ? 20_000 : 200_000), idleSeconds: idleSeconds)
+        // One job pool running the three workloads mixed, beside three single-function pools.
+        let jobPools = noOverhead || !strategies.contains(.processes) ? [] : try benchmark.jobPoolAgainstThreePools(workers: overheadWorkers)
         var rows = try benchmark.run()
         let kernel = limits.flatMap(KernelBaseline.load)
         if limits != nil && kernel == nil { print("note: could not read \(limits!)") }
@@ -182,16 +195,16 @@ struct Bench: ParsableCommand {
         notes.append("cpu-large has no Python peer: in CPython the repeated list takes minutes per run")
 
         let figures = collectFigures(kernel: kernel, overhead: overhead, latency: latency + extras)
-        let callerFigures = collectManyCallerFigures(kernel: kernel, rows: manyCallers + overhead)
+        let callerFigures = collectManyCallerFigures(kernel: kernel, rows: manyCallers + overhead) + collectJobPoolFigures(rows: jobPools)
         let results = Results(machine: machine, repetitions: repetitions, rows: rows,
-                              overhead: overhead + latency + extras + manyCallers,
+                              overhead: overhead + latency + extras + manyCallers + jobPools,
                               kernel: kernel, figures: figures + callerFigures, notes: notes)
         print(renderTable(results))
         if !overhead.isEmpty { print("\n" + renderOverhead(overhead)) }
         if !latency.isEmpty { print("\n" + renderLatency(latency.filter { $0.workload != "bulk" })) }
         if !figures.isEmpty { print("\n" + renderFigures(figures)) }
         if !callerFigures.isEmpty {
-            print("\n" + renderFigures(callerFigures, title: "Many callers, 2 workers (ratio = ForkPool ÷ baseline, same run):"))
+            print("\n" + renderFigures(callerFigures, title: "Many callers and many kinds of work, 2 workers (ratio = ForkPool ÷ baseline, same run):"))
         }
         print("")
         for note in notes { print("note: \(note)") }

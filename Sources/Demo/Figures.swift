@@ -154,3 +154,20 @@ func collectManyCallerFigures(kernel: KernelBaseline?, rows: [Row]) -> [Figure] 
     }
     return figures
 }
+
+/// The job-pool figures: one ProcessJobPool running the three workloads mixed, beside three
+/// single-function ProcessPools doing the same work at once (time, and their workers' memory).
+func collectJobPoolFigures(rows: [Row]) -> [Figure] {
+    func row(_ workload: String) -> Row? { rows.first { $0.workload == workload } }
+    var figures: [Figure] = []
+    if let jobs = row("job-pool"), let three = row("three-pools") {
+        figures.append(Figure("ProcessJobPool(workers: \(jobs.workers)), three workloads' \(jobs.tasks) jobs mixed", jobs.median * 1e3, "ms",
+                              against: "three ProcessPool(workers: \(jobs.workers)), one per workload, at once", three.median * 1e3,
+                              better: "lower"))
+    }
+    if let jobs = row("job-pool-memory"), let three = row("three-pools-memory") {
+        figures.append(Figure("private memory of the job pool's \(jobs.workers) workers", jobs.median / 1024, "KiB",
+                              against: "of the three pools' \(three.workers) workers", three.median / 1024, better: "lower"))
+    }
+    return figures
+}

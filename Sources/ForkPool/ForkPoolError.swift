@@ -79,7 +79,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
     public var exitStatus: Int32?
     /// The C error number, for ``Code/systemCallFailed``.
     public var errno: Int32?
-    /// The job that failed (its ``PoolJob/jobName``), for a task of a job pool.
+    /// The job that failed (its ``RunnableJob/jobName``), for a task of a job pool.
     public var jobName: String?
     /// The error the work function threw, when it crossed no process boundary (``ThreadPool``).
     /// A ``ProcessPool`` can only carry its description, in ``message``.

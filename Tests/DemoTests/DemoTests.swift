@@ -24,6 +24,13 @@ import Workloads
             }
         }
         #expect(leftoverFiles(in: directory) == 0)
+
+        // The article with job pools: one pool per strategy runs all three workloads.
+        for strategy in [Strategy.processes, .threads] {
+            let results = try runJobPool(strategy: strategy, workers: 2, sentences: sentences, files: files, numbers: Array(10...22))
+            #expect(results.tagged == taggedExpected && results.sizes == filesExpected && results.fibonacci == fibExpected)
+        }
+        #expect(leftoverFiles(in: directory) == 0)
     }
 
     @Test func benchJSONParsesAndHasARowPerConfiguration() throws {
@@ -61,6 +68,9 @@ import Workloads
             }
         }
         #expect(results.overhead.contains { $0.workload == "context-switches" && $0.median > 0 })
+        for workload in ["job-pool", "three-pools", "job-pool-memory", "three-pools-memory"] {
+            #expect(results.overhead.contains { $0.workload == workload && $0.median > 0 }, "\(workload)")
+        }
         #expect(results.overhead.contains { $0.workload == "idle-cpu" && $0.median >= 0 })
         #expect(results.overhead.filter { $0.workload != "idle-cpu" }.allSatisfy { $0.median > 0 })
         #expect(results.notes.contains { $0.contains("--no-python") })

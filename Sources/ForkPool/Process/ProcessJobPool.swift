@@ -119,18 +119,18 @@ public final class ProcessJobPool: JobPool, @unchecked Sendable {
         try tasks(for: Jobs.Element.self).map(jobs, chunkSize: nil)
     }
 
-    /// Like ``map(_:)-8l3xy``, sending exactly `chunkSize` jobs per frame.
+    /// Like `map(_:)`, sending exactly `chunkSize` jobs per frame.
     public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int) throws(ForkPoolError) -> [Jobs.Element.Output]
     where Jobs.Element: PoolJob {
         try tasks(for: Jobs.Element.self).map(jobs, chunkSize: chunkSize)
     }
 
-    /// The async form of ``map(_:)-8l3xy``; cancellation as in ``ProcessPool/map(_:)-4niv5``.
+    /// The async form of `map(_:)`; cancellation as in ``ProcessPool/map(_:)-4niv5``.
     public func map<Jobs: Sequence>(_ jobs: Jobs) async throws(ForkPoolError) -> [Jobs.Element.Output] where Jobs.Element: PoolJob {
         try await tasks(for: Jobs.Element.self).map(jobs, chunkSize: nil)
     }
 
-    /// The async form of ``map(_:chunkSize:)-5ll4l``.
+    /// The async form of `map(_:chunkSize:)`.
     public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int) async throws(ForkPoolError) -> [Jobs.Element.Output]
     where Jobs.Element: PoolJob {
         try await tasks(for: Jobs.Element.self).map(jobs, chunkSize: chunkSize)

@@ -73,19 +73,19 @@ public final class ThreadJobPool: JobPool, @unchecked Sendable {
         try map(runnable: jobs, chunkSize: nil)
     }
 
-    /// Like ``map(_:)-2g3ps``, a thread taking exactly `chunkSize` jobs at a time.
+    /// Like `map(_:)`, a thread taking exactly `chunkSize` jobs at a time.
     public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int) throws(ForkPoolError) -> [Jobs.Element.Output]
     where Jobs.Element: RunnableJob {
         try map(runnable: jobs, chunkSize: chunkSize)
     }
 
-    /// The async form of ``map(_:)-2g3ps``: cancelling the calling `Task` cancels the chunks not
+    /// The async form of `map(_:)`: cancelling the calling `Task` cancels the chunks not
     /// yet started and throws ``ForkPoolError/Code/cancelled``.
     public func map<Jobs: Sequence>(_ jobs: Jobs) async throws(ForkPoolError) -> [Jobs.Element.Output] where Jobs.Element: RunnableJob {
         try await map(runnable: jobs, chunkSize: nil)
     }
 
-    /// The async form of ``map(_:chunkSize:)-4rwxa``.
+    /// The async form of `map(_:chunkSize:)`.
     public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int) async throws(ForkPoolError) -> [Jobs.Element.Output]
     where Jobs.Element: RunnableJob {
         try await map(runnable: jobs, chunkSize: chunkSize)
@@ -101,7 +101,7 @@ public final class ThreadJobPool: JobPool, @unchecked Sendable {
 // The JobPool requirements, for `PoolJob`s (which are RunnableJobs): the same calls, and the
 // one implementation of each.
 extension ThreadJobPool {
-    /// Queues one job (``JobPool`` conformance; see ``submit(_:)-6ff4x``).
+    /// Queues one job (``JobPool`` conformance; see `submit(_:)`).
     public func submit<Job: PoolJob>(_ job: Job) throws(ForkPoolError) -> Future<Job.Output> {
         try submit(runnable: job)
     }
