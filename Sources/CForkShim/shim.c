@@ -14,11 +14,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <spawn.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -384,4 +387,90 @@ pid_t forkpool_start_fork_server(const int *close_fds, int close_count, int cont
     if (pid != 0) return pid;  // the pool's side, or -1 with errno
     *worker_socket = serve_spawn_requests(control, worker_options);
     return 0;
+}
+
+// MARK: A fresh fork server: this program's binary started anew
+
+// The environment variable that marks a process as a fresh fork server, and the descriptor
+// its control socket arrives on.
+#define FRESH_SERVER_VARIABLE "FORKPOOL_FRESH_SERVER"
+enum { FRESH_CONTROL_FD = 3 };
+
+extern char **environ;
+// Weak: a binary that links the shim without ForkPool's Swift side never starts a fresh server.
+#pragma weak forkpool_fresh_worker_main
+
+pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings) {
+    // The environment: this process's, without any FORKPOOL_FRESH_SERVER, plus the settings.
+    size_t count = 0;
+    for (char **entry = environ; entry != NULL && *entry != NULL; entry++) count++;
+    char **environment = calloc(count + 2, sizeof(char *));
+    size_t marker_length = strlen(FRESH_SERVER_VARIABLE "=") + strlen(settings) + 1;
+    char *marker = malloc(marker_length);
+    if (environment == NULL || marker == NULL) {
+        free(environment);
+        free(marker);
+        errno = ENOMEM;
+        return -1;
+    }
+    snprintf(marker, marker_length, "%s=%s", FRESH_SERVER_VARIABLE, settings);
+    size_t used = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (strncmp(environ[i], FRESH_SERVER_VARIABLE "=", strlen(FRESH_SERVER_VARIABLE "=")) != 0) environment[used++] = environ[i];
+    }
+    environment[used++] = marker;
+    environment[used] = NULL;
+
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, control, FRESH_CONTROL_FD);  // clears its close-on-exec
+    int attributes_made = rc == 0 && posix_spawnattr_init(&attributes) == 0;
+    if (rc == 0 && !attributes_made) rc = ENOMEM;
+    if (rc == 0) {
+        sigset_t none, all;
+        sigemptyset(&none);
+        sigfillset(&all);
+        rc = posix_spawnattr_setsigmask(&attributes, &none);
+        if (rc == 0) rc = posix_spawnattr_setsigdefault(&attributes, &all);
+        if (rc == 0) rc = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    }
+    pid_t pid = -1;
+    if (rc == 0) {
+        char *arguments[] = {(char *)"forkpool-server", NULL};
+        rc = posix_spawn(&pid, path, &actions, &attributes, arguments, environment);
+    }
+    if (attributes_made) posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    free(environment);
+    free(marker);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return pid;
+}
+
+// Runs before `main` in every process of this binary; acts only in one started as a fresh fork
+// server. There it keeps the settings for the workers, forgets the variable (a worker's own
+// pools must not take themselves for servers), dies with the pool's process, keeps only
+// descriptors 0-3, and serves spawn requests; a worker it forks runs the Swift worker loop and
+// never returns here. The program's `main` never runs in either.
+__attribute__((constructor, used)) static void forkpool_fresh_entry(void) {
+    const char *value = getenv(FRESH_SERVER_VARIABLE);
+    if (value == NULL) return;
+    char *settings = strdup(value);
+    (void)unsetenv(FRESH_SERVER_VARIABLE);
+    if (settings == NULL) _exit(SETUP_FAILED_STATUS);
+    // The first line: the pool's pid, the server's options, the workers' options.
+    char *rest = settings;
+    long parent = strtol(rest, &rest, 10);
+    long server_options = strtol(rest, &rest, 10);
+    long worker_options = strtol(rest, &rest, 10);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != (pid_t)parent) _exit(127);
+    if (server_options & FORKPOOL_NEW_PROCESS_GROUP) (void)setpgid(0, 0);
+    (void)syscall(SYS_close_range, FRESH_CONTROL_FD + 1, ~0U, 0);
+    int worker_socket = serve_spawn_requests(FRESH_CONTROL_FD, (int)worker_options);
+    if (forkpool_fresh_worker_main == NULL) _exit(SETUP_FAILED_STATUS);
+    forkpool_fresh_worker_main(worker_socket, settings);
 }

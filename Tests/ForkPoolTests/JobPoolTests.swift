@@ -70,10 +70,15 @@ extension ForkPoolTests {
         let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
         let jobs: [any PoolJob.Type] = [SquareJob.self, ShoutJob.self, CommandJob.self, UndecodableJob.self]
 
-        func makePool(_ kind: Kind, workers: Int = 2, configuration: ProcessPoolConfiguration? = nil) throws -> any JobPool {
+        /// A pool of `kind`. Process job pools start fresh by default; a test whose jobs wait at a
+        /// gate (a pipe the workers must inherit) asks for `.snapshot`.
+        func makePool(_ kind: Kind, workers: Int = 2, configuration: ProcessPoolConfiguration? = nil,
+                      startMethod: ProcessPoolConfiguration.StartMethod? = nil) throws -> any JobPool {
+            var configuration = configuration ?? quiet
+            configuration.startMethod = startMethod
             switch kind {
-            case .processes: try ProcessJobPool(workers: workers, configuration: configuration ?? quiet, jobs: jobs)
-            case .threads: try ThreadJobPool(workers: workers, maximumQueuedTasks: configuration?.maximumQueuedTasks, jobs: jobs)
+            case .processes: return try ProcessJobPool(workers: workers, configuration: configuration, jobs: jobs)
+            case .threads: return try ThreadJobPool(workers: workers, maximumQueuedTasks: configuration.maximumQueuedTasks, jobs: jobs)
             }
         }
 
@@ -109,8 +114,8 @@ extension ForkPoolTests {
 
         @Test(arguments: Kind.allCases)
         func jobsOfDifferentTypesRunAtOnceOnTheSameWorkers(kind: Kind) throws {
-            let gate = Gate(), reports = PIDPipe()  // before the pool: its workers inherit them
-            let pool = try makePool(kind)
+            let gate = Gate(), reports = PIDPipe()  // before the pool: its (snapshot) workers inherit them
+            let pool = try makePool(kind, startMethod: .snapshot)
             defer { pool.shutdown() }
             let held = try pool.submit(CommandJob(command: .passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1)))
             _ = reports.nextPID()  // the command job runs…
@@ -211,7 +216,7 @@ extension ForkPoolTests {
             let gate = Gate(), reports = PIDPipe()
             var configuration = quiet
             configuration.maximumQueuedTasks = 1
-            let pool = try makePool(kind, workers: 1, configuration: configuration)
+            let pool = try makePool(kind, workers: 1, configuration: configuration, startMethod: .snapshot)
             defer { pool.shutdown() }
             let held = try pool.submit(CommandJob(command: .passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1)))
             _ = reports.nextPID()

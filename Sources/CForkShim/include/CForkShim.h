@@ -46,6 +46,20 @@ pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options);
 pid_t forkpool_start_fork_server(const int *close_fds, int close_count, int control, int server_options,
                                  int worker_options, int *worker_socket);
 
+/// Starts a *fresh* fork server: this program's own binary (`path`, normally
+/// `/proc/self/exe`) started anew with `posix_spawn` — no copy of this process's heap or of any
+/// lock another thread holds — with `control` as its descriptor 3, every signal at its default
+/// and none blocked, and `settings` in its environment (FORKPOOL_FRESH_SERVER). In the new
+/// process a constructor of this shim runs the fork-server loop instead of `main` (see
+/// `forkpool_fresh_worker_main`). Returns the server's pid, or -1 with errno.
+/// Why C: posix_spawn's attribute and file-action types, and an environment built for one call.
+pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings);
+
+/// In a process started by `forkpool_spawn_fresh_fork_server`, every worker it forks calls
+/// this (defined in Swift, ForkPool's FreshStart) with its socket and the settings string.
+/// Declared here for the shim's constructor; never called anywhere else.
+void forkpool_fresh_worker_main(int socket, const char *settings) __attribute__((noreturn));
+
 /// Creates an AF_UNIX stream socketpair with SOCK_CLOEXEC. Returns 0 or -1 with errno.
 /// Why C: `SOCK_STREAM | SOCK_CLOEXEC` does not type-check in Swift (an imported enum).
 int forkpool_socketpair(int fds[2]);

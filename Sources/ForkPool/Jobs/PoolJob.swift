@@ -33,4 +33,16 @@ extension RunnableJob {
 /// let pool = try ProcessJobPool(workers: 4, jobs: [Resize.self, Checksum.self])
 /// let sums = try pool.map(files.map(Checksum.init))
 /// ```
-public protocol PoolJob: RunnableJob, Codable where Output: Codable {}
+public protocol PoolJob: RunnableJob, Codable where Output: Codable {
+    /// Runs once in each worker process before its first job, for every job type of the pool:
+    /// the place to open what a job of this type needs (a model, a cache), in place of an
+    /// ``ProcessPoolConfiguration/initializer`` closure, which cannot go to a fresh worker. If it
+    /// throws, the worker fails to start (``ProcessPoolConfiguration/maximumConsecutiveStartFailures``).
+    /// Default: nothing.
+    static func setUpWorker() throws
+}
+
+extension PoolJob {
+    /// Nothing to set up.
+    public static func setUpWorker() throws {}
+}

@@ -123,8 +123,12 @@ extension Dispatcher {
     }
 
     func startForkServer() throws(ForkPoolError) {
-        let server = try ForkServerClient.start(serverOptions: configuration.forkServerOptions,
-                                                workerOptions: configuration.workerForkOptions, workerMain: workerMain)
+        let server = if let fresh = settings.fresh {
+            try ForkServerClient.startFresh(settings: fresh)
+        } else {
+            try ForkServerClient.start(serverOptions: configuration.forkServerOptions,
+                                       workerOptions: configuration.workerForkOptions, workerMain: workerMain)
+        }
         forkServer = server
         lock.withLock { publishedForkServerPID = server.pid }
     }

@@ -36,6 +36,9 @@ final class Dispatcher: @unchecked Sendable {
     struct Settings: Sendable {
         var workerCount: Int
         var configuration: ProcessPoolConfiguration
+        /// Set when the fork server starts fresh from the program's binary (FreshStart);
+        /// nil: it is forked from this process (`workerMain` then runs in each worker).
+        var fresh: FreshStartSettings?
     }
 
     enum Phase {

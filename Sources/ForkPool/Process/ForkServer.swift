@@ -114,6 +114,35 @@ struct ForkServerClient {
         }
     }
 
+    /// Starts a fresh fork server: the program's binary started anew (FreshStart), its
+    /// control socket passed as descriptor 3. Throws `.poolBroken` when the binary cannot be
+    /// started (deleted or replaced since the program started, or not executable).
+    static func startFresh(settings: FreshStartSettings) throws(ForkPoolError) -> ForkServerClient {
+        let path = FreshStart.executablePath
+        if let reason = FreshStart.unusableBinary(at: path) {
+            throw ForkPoolError(.poolBroken, "a fresh fork server cannot start: \(reason); use startMethod .snapshot")
+        }
+        let (parentEnd, childEnd) = try PoolDescriptors.makeSocketPair(seqpacket: true)
+        defer { PoolDescriptors.close(childEnd) }
+        let pid = forkpool_spawn_fresh_fork_server(path, childEnd, settings.encoded(parent: getpid()))
+        guard pid > 0 else {
+            let number = errno
+            PoolDescriptors.close(parentEnd)
+            throw ForkPoolError(.poolBroken, "a fresh fork server cannot start: posix_spawn of \(path) failed", errno: number)
+        }
+        do throws(ForkPoolError) {
+            guard forkpool_set_nonblocking(parentEnd) == 0 else { throw ForkPoolError.systemCall("fcntl(O_NONBLOCK)") }
+            let pidfd = try PoolDescriptors.register({ forkpool_pidfd_open(pid) }, name: "pidfd_open")
+            return ForkServerClient(pid: pid, control: parentEnd, pidfd: pidfd)
+        } catch {
+            PoolDescriptors.close(parentEnd)
+            _ = kill(pid, SIGKILL)
+            var status: CInt = 0
+            _ = forkpool_waitpid(pid, &status, 0)
+            throw error
+        }
+    }
+
     /// Asks for one more worker; false if the server is gone.
     func requestWorker() -> Bool {
         ForkServerMessage(.spawn).bytes.withUnsafeBytes {

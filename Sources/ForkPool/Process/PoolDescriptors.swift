@@ -89,6 +89,11 @@ enum PoolDescriptors {
         return .server(pid)
     }
 
+    /// A worker of a fresh fork server: a new process whose one pool descriptor is its socket.
+    static func resetToWorker(socket: CInt) {
+        lock.withLock { open = [socket] }
+    }
+
     /// The registered descriptors (tests check that a worker's are all its own and open).
     static var registered: Set<CInt> { lock.withLock { open } }
 

@@ -51,10 +51,24 @@ public final class ProcessJobPool: JobPool, @unchecked Sendable {
         self.registry = registry
         self.workerCount = workers
         self.configuration = configuration
+        var settings = Dispatcher.Settings(workerCount: workers, configuration: configuration)
+        if configuration.startMethod ?? .fresh == .fresh {
+            guard configuration.initializer == nil else {
+                throw ForkPoolError(.invalidArgument, "an initializer closure cannot go to a fresh worker process: set the workers up in "
+                                    + "a job type's static setUpWorker(), or use startMethod .snapshot")
+            }
+            settings.fresh = FreshStartSettings(serverOptions: configuration.forkServerOptions, workerOptions: configuration.workerForkOptions,
+                                                maximumFrameBytes: configuration.maximumFrameBytes,
+                                                jobTypeNames: try FreshStart.typeNames(of: jobs))
+        }
         let maximumFrameBytes = configuration.maximumFrameBytes
         let initializer = configuration.initializer
-        dispatcher = try Dispatcher(settings: .init(workerCount: workers, configuration: configuration)) { socket in
-            WorkerLoop.run(socket: socket, maximumFrameBytes: maximumFrameBytes, initializer: initializer, handler: registry.handle)
+        dispatcher = try Dispatcher(settings: settings) { socket in
+            // A snapshot worker: the initializer (if any), then every job type's set-up.
+            WorkerLoop.run(socket: socket, maximumFrameBytes: maximumFrameBytes, initializer: {
+                try initializer?()
+                for job in jobs { try job.setUpWorker() }
+            }, handler: registry.handle)
         }
     }
 

@@ -56,6 +56,10 @@ public final class ProcessPool<Input: Codable & Sendable, Output: Codable & Send
             throw ForkPoolError(.invalidArgument, "a ProcessPool needs at least one worker, not \(workers)")
         }
         try configuration.validate()
+        if configuration.startMethod == .fresh {
+            throw ForkPoolError(.invalidArgument, "a ProcessPool's work closure cannot go to a fresh worker process: use a "
+                                + "ProcessJobPool with a PoolJob, or startMethod .snapshot")
+        }
         self.workerCount = workers
         self.configuration = configuration
         let handler = WorkFunctionHandler(work: work).handle

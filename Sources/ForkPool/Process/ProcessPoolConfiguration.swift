@@ -5,6 +5,31 @@ import Logging
 
 /// Settings for a ``ProcessPool``. Also reachable as `ProcessPool.Configuration`.
 public struct ProcessPoolConfiguration: Sendable {
+    /// How a pool starts its fork server, the process that forks every worker.
+    public enum StartMethod: Sendable, Hashable {
+        /// Fork the running program (the default for ``ProcessPool``): workers are copies of
+        /// the program as it was at pool creation, so the work closure and everything it
+        /// captured are there. Start and every respawn copy the program's page tables (they
+        /// grow with its heap), and a lock another thread held at that instant stays held in
+        /// the copy.
+        case snapshot
+        /// Start the program's own binary anew (`posix_spawn` of `/proc/self/exe`; the default
+        /// for ``ProcessJobPool``): a fork server with one thread and a small heap, whose
+        /// workers find each job's type by its name. Start and respawn cost the same whatever
+        /// the parent's heap, and no lock of the parent is ever inherited. A worker has only
+        /// what a job carries and computes: global state that `main` sets is not there, and
+        /// a work closure or an ``ProcessPoolConfiguration/initializer`` cannot be sent
+        /// (use ``PoolJob/setUpWorker()``).
+        case fresh
+    }
+
+    /// How the pool starts its fork server; nil (the default) lets the pool choose:
+    /// ``StartMethod/snapshot`` for a ``ProcessPool``, ``StartMethod/fresh`` for a
+    /// ``ProcessJobPool``. A `ProcessPool` (a work closure) cannot start fresh: its `init`
+    /// throws ``ForkPoolError/Code/invalidArgument``, as a job pool's does for `.fresh` with an
+    /// ``initializer``.
+    public var startMethod: StartMethod?
+
     /// The largest payload a frame may carry in either direction, in bytes. A larger input
     /// fails at `submit`; a larger output fails its task; a frame from a worker declaring
     /// more is rejected before anything is allocated for it. Default 256 MiB.
@@ -128,7 +153,7 @@ public struct ProcessPoolConfiguration: Sendable {
                 initializer: (@Sendable () throws -> Void)? = nil, logger: Logger? = nil,
                 metricsFactory: (any MetricsFactory)? = nil, metricsDimensions: [(String, String)] = [],
                 cancellationKillsRunningTasks: Bool = false, startTimeout: Double = 30, maximumQueuedTasks: Int? = nil,
-                tasksInFlightPerWorker: Int = 8) {
+                tasksInFlightPerWorker: Int = 8, startMethod: StartMethod? = nil) {
         self.maximumFrameBytes = maximumFrameBytes
         self.workersInOwnProcessGroup = workersInOwnProcessGroup
         self.workerCrashBacktraces = workerCrashBacktraces
@@ -147,6 +172,7 @@ public struct ProcessPoolConfiguration: Sendable {
         self.startTimeout = startTimeout
         self.maximumQueuedTasks = maximumQueuedTasks
         self.tasksInFlightPerWorker = tasksInFlightPerWorker
+        self.startMethod = startMethod
     }
 
     /// Checks every setting; the message names the bad one.
