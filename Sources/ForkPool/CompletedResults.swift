@@ -24,17 +24,23 @@ public struct CompletedResults<Output: Sendable>: AsyncSequence {
 
     init<Pool: WorkerPool, Inputs: Sequence>(pool: Pool, inputs: Inputs, maximumInFlight: Int)
     where Pool.Output == Output, Inputs.Element == Pool.Input {
-        self.init(inputs: inputs, maximumInFlight: maximumInFlight) { input throws(ForkPoolError) in try pool.submit(input) }
+        self.init(inputs: inputs, maximumInFlight: maximumInFlight) { input async throws(ForkPoolError) in
+            try await pool.submitWhenReady(input)
+        }
     }
 
-    /// Results of `submit` applied to each input (a job pool's `submit` of each job).
+    /// Results of `submit` applied to each input (a job pool's `submitWhenReady` of each job).
     init<Inputs: Sequence>(inputs: Inputs, maximumInFlight: Int,
-                           submit: @escaping (Inputs.Element) throws(ForkPoolError) -> Future<Output>) {
+                           submit: @escaping (Inputs.Element) async throws(ForkPoolError) -> Future<Output>) {
         makeRun = {
             var iterator = inputs.makeIterator()
-            return CompletionRun(maximumInFlight: maximumInFlight) { () -> Result<Future<Output>, ForkPoolError>? in
+            return CompletionRun(maximumInFlight: maximumInFlight) { () async -> Result<Future<Output>, ForkPoolError>? in
                 guard let input = iterator.next() else { return nil }
-                return Result { () throws(ForkPoolError) in try submit(input) }
+                do throws(ForkPoolError) {
+                    return .success(try await submit(input))
+                } catch {
+                    return .failure(error)
+                }
             }
         }
     }
@@ -70,7 +76,7 @@ final class CompletionRun<Output: Sendable>: @unchecked Sendable {
 
     private let lock = ConditionLock()
     private let maximumInFlight: Int
-    private let submitNext: () -> Result<Future<Output>, ForkPoolError>?
+    private let submitNext: () async -> Result<Future<Output>, ForkPoolError>?
     private var nextIndex = 0
     private var inputsExhausted = false
     /// Submitted and not yet taken by the consumer (running, or completed and buffered).
@@ -80,7 +86,7 @@ final class CompletionRun<Output: Sendable>: @unchecked Sendable {
     private var waiter: UnsafeContinuation<Element?, Never>?
     private var cancelled = false
 
-    init(maximumInFlight: Int, submitNext: @escaping () -> Result<Future<Output>, ForkPoolError>?) {
+    init(maximumInFlight: Int, submitNext: @escaping () async -> Result<Future<Output>, ForkPoolError>?) {
         self.maximumInFlight = maximumInFlight
         self.submitNext = submitNext
     }
@@ -94,7 +100,7 @@ final class CompletionRun<Output: Sendable>: @unchecked Sendable {
             cancel()
             return nil
         }
-        refill()
+        await refill()
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
                 lock.lock()
@@ -118,12 +124,13 @@ final class CompletionRun<Output: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Submits inputs until `maximumInFlight` results are owed or the input runs out. A submit
-    /// that throws (an input that cannot be encoded, a pool shut down) becomes that input's
-    /// failed result; after a shut-down pool nothing more is read.
-    private func refill() {
+    /// Submits inputs until `maximumInFlight` results are owed or the input runs out, waiting
+    /// for room when the pool's queue is full (`submitWhenReady`). A submit that throws (an
+    /// input that cannot be encoded, a pool shut down) becomes that input's failed result;
+    /// after a shut-down pool nothing more is read.
+    private func refill() async {
         while !inputsExhausted && lock.withLock({ owed < maximumInFlight && !cancelled }) {
-            guard let submitted = submitNext() else {
+            guard let submitted = await submitNext() else {
                 inputsExhausted = true
                 return
             }

@@ -202,6 +202,18 @@ extension ForkPoolTests {
             #expect(expectForkPoolError { _ = try pool.submit(.echo(1)) }?.code == .poolShutDown)
         }
 
+        @Test(arguments: Kind.allCases)
+        func resultsForManyInputsWaitsForRoomInsteadOfFailingThem(kind: Kind) async throws {
+            // Twenty results owed at once, one place in the queue: results(for:) waits for room.
+            let pool = try makePool(kind, limit: 1)
+            defer { pool.shutdown() }
+            var values: [Int: Int] = [:]
+            for await (index, result) in pool.results(for: (0..<60).map { Command.echo($0) }, maximumInFlight: 20) {
+                values[index] = try result.get()
+            }
+            #expect(values.count == 60 && values.allSatisfy { $0.key == $0.value })
+        }
+
         @Test func aBoundBelowOneIsRefused() {
             let error = expectForkPoolError {
                 _ = try ProcessPool(workers: 1, configuration: .init(maximumQueuedTasks: 0), work: obey)

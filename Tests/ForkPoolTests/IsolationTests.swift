@@ -86,6 +86,20 @@ extension ForkPoolTests {
             #expect(expectForkPoolError { _ = try pool.submit(.square(1), timeout: 0) }?.code == .invalidArgument)
         }
 
+        @Test func aQueuedTaskPastItsDeadlineNeverReachesAnIdleWorker() throws {
+            // The deadline has passed by the dispatcher's first turn, while the worker is idle:
+            // the task fails as queued and no worker is killed for it.
+            let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)
+            defer { pool.shutdown() }
+            #expect(try pool.submit(.echo(1)).get() == 1)
+            for _ in 0..<20 {
+                let error = expectForkPoolError { _ = try pool.submit(.echo(2), timeout: 1e-9).get(timeout: 30) }
+                #expect(error?.code == .timedOut && error?.message.contains("before a worker was free") == true)
+            }
+            #expect(pool.stats.workers[0].restarts == 0)
+            #expect(try pool.submit(.echo(3)).get() == 3)
+        }
+
         @Test func tasksWithLongDeadlinesAreLetGoOnceTheyLeaveTheQueue() throws {
             // Each task's deadline is far away: the queue's deadline watch must still let go of
             // it when it starts, or every finished task (and its output) would stay in memory

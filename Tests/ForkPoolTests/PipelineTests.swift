@@ -101,6 +101,63 @@ extension ForkPoolTests {
             }
         }
 
+        @Test func shutdownRightAfterCancellingARunningTaskStillRunsTheTasksSentBehindIt() throws {
+            try withShortTaskLimit(milliseconds: 60_000) {
+                let gate = Gate(), reports = PIDPipe()
+                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                #expect(try pool.submit(.echo(0)).get() == 0)
+                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
+                _ = reports.nextPID()
+                let behind = try [2, 3].map { try pool.submit(.echo($0)) }
+                #expect(waitUntil { pool.tasksPipelined == 2 })
+                #expect(held.cancel())  // kills the worker; the two behind it must run elsewhere
+                pool.shutdown()
+                #expect(try behind.map { try $0.get(timeout: 30) } == [2, 3])
+            }
+        }
+
+        @Test func aCancelledTaskSentAheadDoesNotRunWhenItsWorkerDies() throws {
+            try withShortTaskLimit(milliseconds: 60_000) {
+                let gate = Gate(), reports = PIDPipe(), ran = PIDPipe()
+                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                defer { pool.shutdown() }
+                #expect(try pool.submit(.echo(0)).get() == 0)
+                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
+                let worker = reports.nextPID()
+                let cancelled = try pool.submit(.reportPID(fd: ran.writeEnd, sleepMilliseconds: 0))
+                let kept = try pool.submit(.echo(4))
+                #expect(waitUntil { pool.tasksPipelined == 2 })
+                #expect(cancelled.cancel())
+                #expect(kill(worker, SIGKILL) == 0)
+                #expect(expectForkPoolError { _ = try held.get(timeout: 30) }?.code == .workerDied)
+                #expect(try kept.get(timeout: 30) == 4)  // ran on the replacement
+                #expect(try pool.submit(.echo(5)).get(timeout: 30) == 5)
+                #expect(ran.isEmpty, "the cancelled task ran after all")
+                #expect(pool.stats.workers[0].restarts == 1)  // no worker was killed for it
+            }
+        }
+
+        @Test func aTaskThatFinishedBeforeItsWorkerDiedCountsAndTheCrashIsBlamedOnTheNext() throws {
+            // The worker answers the held task, then dies in the next one while the pool still
+            // has more to send it: the answer counts, the crash is the next task's.
+            try withShortTaskLimit(milliseconds: 60_000) {
+                let gate = Gate(), reports = PIDPipe()
+                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                defer { pool.shutdown() }
+                #expect(try pool.submit(.echo(0)).get() == 0)
+                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
+                _ = reports.nextPID()
+                let crash = try pool.submit(.raise(SIGKILL))
+                let behind = try (2...7).map { try pool.submit(.echo($0)) }
+                #expect(waitUntil { pool.tasksPipelined == 7 })
+                gate.open(1)
+                #expect(try held.get(timeout: 30) == 1)
+                let error = expectForkPoolError { _ = try crash.get(timeout: 30) }
+                #expect(error?.code == .workerDied && error?.taskID == crash.taskID)
+                #expect(try behind.map { try $0.get(timeout: 30) } == Array(2...7))
+            }
+        }
+
         @Test func cancellingATaskSentAheadLeavesTheOthersWhole() throws {
             try withShortTaskLimit(milliseconds: 60_000) {
                 let gate = Gate(), reports = PIDPipe()

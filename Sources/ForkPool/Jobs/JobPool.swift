@@ -61,8 +61,8 @@ extension JobPool {
     public func results<Jobs: Sequence>(for jobs: Jobs, maximumInFlight: Int? = nil) -> CompletedResults<Jobs.Element.Output>
     where Jobs.Element: PoolJob {
         precondition(maximumInFlight.map { $0 >= 1 } ?? true, "maximumInFlight must be at least 1, not \(maximumInFlight!)")
-        return CompletedResults(inputs: jobs, maximumInFlight: maximumInFlight ?? workerCount * 2) { [self] job throws(ForkPoolError) in
-            try submit(job)
+        return CompletedResults(inputs: jobs, maximumInFlight: maximumInFlight ?? workerCount * 2) { [self] job async throws(ForkPoolError) in
+            try await submitWhenReady(job)
         }
     }
 }

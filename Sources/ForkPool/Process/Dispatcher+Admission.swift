@@ -20,7 +20,10 @@ extension Dispatcher {
 
     /// Under the lock: removes the queued tasks whose futures already completed (cancelled,
     /// expired); they would never run anyway.
+    /// Only when some did (`queuedLeftEarly` counts them): no scan of a full queue otherwise.
     func dropCompletedQueuedLocked() {
+        guard queuedLeftEarly > 0 else { return }
+        queuedLeftEarly = 0
         queue.removeAll { task in
             guard task.completion.hasCompleted else { return false }
             task.leftQueue = true
@@ -84,6 +87,7 @@ extension Dispatcher {
     /// the dispatcher's next turn gives them its place. Never called under the lock.
     func queuedTaskLeftEarly() {
         lock.withLock {
+            queuedLeftEarly += 1
             if admission.hasParked { wakeLocked() }
         }
     }

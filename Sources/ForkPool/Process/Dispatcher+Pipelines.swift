@@ -36,6 +36,10 @@ extension Dispatcher {
         for level in 1..<tasksInFlightPerWorker {
             for index in candidates where workers[index].tasksInFlight == level {
                 while let next = queue.first {
+                    if next.leftQueue {  // expired this turn
+                        _ = queue.popFirst()
+                        continue
+                    }
                     guard next.deadline == nil, next.tail.isEmpty, next.frame.count <= DirectLane.maximumFrameBytes else { return sent }
                     _ = queue.popFirst()
                     next.leftQueue = true
@@ -64,12 +68,16 @@ extension Dispatcher {
     }
 
     /// Tasks sent ahead to a worker that is gone: they never ran, so they run elsewhere first
-    /// (not counted as crashes); if the pool cannot run anything more, they fail with `error`.
+    /// (not counted as crashes); if the pool cannot run anything more (its dispatcher failed,
+    /// or it is stopping), they fail with `error`. One cancelled meanwhile is only settled.
     func rerunPipelined(_ tasks: [PendingTask], slot: Int, error: @autoclosure () -> ForkPoolError) {
         guard !tasks.isEmpty else { return }
-        let runnable = lock.withLock { dispatcherFailure == nil }
+        let runnable = !stopping && lock.withLock { dispatcherFailure == nil }
         for task in tasks {
-            if runnable {
+            if task.completion.hasCompleted {
+                lock.withLock { _ = cancelledRunning.remove(task.id) }
+                accounting.recordOutcome(of: task, failure: .cancelled, slot: nil)
+            } else if runnable {
                 pipelinedReruns.add(1, ordering: .relaxed)
                 task.enqueuedAt = monotonicNanoseconds()
                 retries.append(task)
@@ -81,12 +89,13 @@ extension Dispatcher {
 }
 
 extension WorkerProcess {
-    /// Whether the dispatcher may send this worker a task behind the ones it has: it runs one,
-    /// is healthy, nothing raw is being sent to it, its recent tasks were short and the one it
-    /// runs has not run long yet (one just handed out has no start time yet: it starts now).
+    /// Whether the dispatcher may send this worker a task behind the ones it has: it runs one
+    /// without a deadline (a deadline may kill it), is healthy, nothing raw is being sent to it,
+    /// its recent tasks were short and the one it runs has not run long yet (one just handed
+    /// out has no start time yet: it starts now).
     func acceptsPipelinedTask(now: UInt64) -> Bool {
-        guard isReady, let running = task, socket != nil, fault == nil, !retiring, !lent, outgoingTail.isEmpty,
-              let recent = recentTaskNanoseconds else { return false }
+        guard isReady, let running = task, running.deadline == nil, socket != nil, fault == nil, !retiring, !lent,
+              outgoingTail.isEmpty, let recent = recentTaskNanoseconds else { return false }
         let limit = Dispatcher.pipelineTaskNanoseconds
         let runningFor = running.handedOutAt.map { now > $0 ? now - $0 : 0 } ?? 0
         return recent <= limit && runningFor <= limit

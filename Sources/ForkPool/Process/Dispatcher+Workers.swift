@@ -58,6 +58,7 @@ extension Dispatcher {
     func stop(_ index: Int, _ fault: ForkPoolError, now: UInt64) {
         guard workers[index].fault == nil else { return }
         workers[index].fault = fault
+        workers[index].stoppedTaskID = workers[index].task?.id
         if let task = workers[index].task {
             accounting.recordOutcome(of: task, failure: fault.code, slot: workers[index].slot)
             task.fail(fault)
@@ -65,11 +66,15 @@ extension Dispatcher {
         terminate(index, now: now)
     }
 
-    /// Closes the socket and signals the worker: SIGTERM (SIGKILL after the grace period) or
-    /// SIGKILL at once. A caller reading its lane sees end of stream.
+    /// Signals the worker: SIGTERM (SIGKILL after the grace period) or SIGKILL at once, and
+    /// sends it nothing more. Its socket is closed (a caller reading its lane sees end of
+    /// stream) — unless tasks were sent behind the one it runs: then what it wrote before it
+    /// died is still read to the end, so a task it finished counts, and one it had started by
+    /// then is judged by the crash policy rather than run a second time elsewhere.
     func terminate(_ index: Int, now: UInt64) {
         workers[index].taskDeadline = nil
-        workers[index].closeSocket()
+        workers[index].discardOutgoing()
+        if workers[index].pipeline.isEmpty { workers[index].closeSocket() }
         if workers[index].lent { workers[index].lane?.shutDownSocket() }
         if configuration.terminationGracePeriod > 0 {
             workers[index].signal(SIGTERM)
@@ -218,7 +223,9 @@ extension Dispatcher {
                                       processID: worker.pid))
         }
         if let task = worker.task {
-            if let fault = worker.fault {
+            // A worker stopped for one task (a time-out, a cancellation) may have moved on to
+            // the next sent behind it before it died: that one is judged as any crash.
+            if let fault = worker.fault, worker.stoppedTaskID.map({ $0 == task.id }) ?? true {
                 fail(task, with: fault, slot: worker.slot)
             } else {
                 handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)

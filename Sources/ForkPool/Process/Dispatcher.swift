@@ -96,6 +96,9 @@ final class Dispatcher: @unchecked Sendable {
     /// The bound on queued tasks (`maximumQueuedTasks`) and the `submitWhenReady` callers
     /// waiting for room (Dispatcher+Admission).
     var admission: QueueAdmission<PendingTask>
+    /// Queued tasks whose futures completed before they ran (with a bound on the queue): the
+    /// queue is cleaned of them only when there are some.
+    var queuedLeftEarly = 0
 
     let joinLock = ConditionLock()
     var thread: PosixThread?
@@ -412,7 +415,8 @@ final class Dispatcher: @unchecked Sendable {
                 // holding it here until its deadline would keep every finished task alive.
                 guard let deadline = task.deadline, !task.leftQueue else { return true }
                 if deadline <= now {
-                    expired.append(task)  // failed outside the lock, if still queued
+                    task.leftQueue = true  // no worker takes it now: it fails outside the lock
+                    expired.append(task)
                     return true
                 }
                 nextQueuedDeadline = min(nextQueuedDeadline ?? deadline, deadline)
@@ -420,12 +424,13 @@ final class Dispatcher: @unchecked Sendable {
             }
             var assigned: [Int] = []
             for index in workers.indices where workers[index].isIdle {
-                if let retry = retries.popFirst() {
+                if let retry = popRetryLocked() {
                     assign(retry, to: index, now: now)
                     assigned.append(index)
                     continue
                 }
                 while let task = queue.popFirst() {
+                    guard !task.leftQueue else { continue }  // expired this turn
                     task.leftQueue = true
                     if task.start() {
                         assign(task, to: index, now: now)
@@ -456,7 +461,9 @@ final class Dispatcher: @unchecked Sendable {
                     openLanes.append(lane)
                 }
             }
-            let busy = workers.contains { ($0.task != nil && $0.fault == nil) || $0.lent } || detachedReaders > 0 || !orphans.isEmpty
+            // A stopped worker's pipeline counts: its tasks run elsewhere once its exit is reported.
+            let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.lent }
+                || detachedReaders > 0 || !orphans.isEmpty
             let finished: Bool
             if case .failedToStart = phase {
                 finished = true
@@ -465,6 +472,17 @@ final class Dispatcher: @unchecked Sendable {
             }
             return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished, resumptions, pipelined)
         }
+    }
+
+    /// Under the lock: the next task to run again whose future is still open; one cancelled
+    /// meanwhile is dropped (its cancellation is settled: it does not run again).
+    func popRetryLocked() -> PendingTask? {
+        while let retry = retries.popFirst() {
+            guard retry.completion.hasCompleted else { return retry }
+            retry.isSettled = true
+            cancelledRunning.remove(retry.id)
+        }
+        return nil
     }
 
     func assign(_ task: PendingTask, to index: Int, now: UInt64) {
@@ -499,6 +517,11 @@ final class Dispatcher: @unchecked Sendable {
     func flush(_ index: Int) {
         do {
             try workers[index].flush(keepSent: keepsSentFrames)
+        } catch where error.errno == EPIPE || error.errno == ECONNRESET {
+            // The worker's end is gone: it died. Send nothing more, but read what it wrote
+            // before (a finished task's reply counts) until end of stream; its exit report
+            // then judges the task it ran.
+            workers[index].discardOutgoing()
         } catch {
             giveUp(on: index, error)
         }

@@ -80,8 +80,9 @@ public struct ProcessPoolConfiguration: Sendable {
     /// The most tasks that may wait in the queue (not yet on a worker); nil (the default) for
     /// no bound. When that many wait, `submit` throws ``ForkPoolError/Code/overloaded`` at once
     /// and queues nothing, and `submitWhenReady` suspends until there is room. A task cancelled
-    /// while queued frees its place at once. `map` is not refused: it keeps at most
-    /// `workerCount × 4` chunks in flight of its own accord.
+    /// while queued frees its place at once. `map` is not refused (it keeps at most
+    /// `workerCount × 4` chunks in flight of its own accord), but its waiting chunks count
+    /// toward the bound; `results(for:)` waits for room rather than fail an input.
     public var maximumQueuedTasks: Int?
 
     /// Runs once in each worker after fork, before its first task. If it throws, the worker
@@ -113,13 +114,15 @@ public struct ProcessPoolConfiguration: Sendable {
 
     /// The most tasks a worker may hold at once: the one it runs, and under load short tasks
     /// sent behind it, so that it never waits for the pool between tasks and several go out in
-    /// one write (replies come back the same way). Only tasks already queued are sent ahead,
-    /// never to a worker whose recent tasks took over 100 µs (a long task would hold them
-    /// hostage), and never tasks with a deadline or a large `[UInt8]` input. A task sent
-    /// ahead counts as running: `cancel()` kills its worker once it runs, and if the worker dies
-    /// first it runs on another worker. Pools with ``taskTimeout``, ``maximumTasksPerWorker`` or
-    /// ``maximumWorkerResidentBytes`` always send one task at a time. Default 8; 1 sends one
-    /// task at a time.
+    /// one write (replies come back one by one). Only tasks already queued are sent ahead, and
+    /// only to a worker whose recent tasks took under 100 µs and whose running task (without a
+    /// deadline) has run less than that; never tasks with a deadline or a large `[UInt8]`. The
+    /// check is made when a task is sent: if the task in front turns out long, the ones behind
+    /// it wait for it. A task sent ahead counts as running: `cancel()` kills its worker once it
+    /// runs, `shutdown(cancelPending: true)` and a cancelled awaiting `Task` do not drop it, and
+    /// if its worker dies first it runs on another worker. Pools with ``taskTimeout``,
+    /// ``maximumTasksPerWorker`` or ``maximumWorkerResidentBytes`` always send one task at a
+    /// time. Default 8; 1 sends one task at a time.
     public var tasksInFlightPerWorker = 8
 
     /// Where the pool logs its workers' lives: spawned, recycled, crashed or exited, a task

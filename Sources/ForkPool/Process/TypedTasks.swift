@@ -43,7 +43,11 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
 
     func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
         let (task, future) = try makeTask(input)
-        try dispatcher.submit(task)
+        do {
+            try dispatcher.submit(task)
+        } catch {
+            throw named(error)  // overloaded, shut down, broken
+        }
         return future
     }
 
@@ -53,13 +57,21 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
         }
         let (task, future) = try makeTask(input)
         task.deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
-        try dispatcher.enqueue(CollectionOfOne(task), limited: true)
+        do {
+            try dispatcher.enqueue(CollectionOfOne(task), limited: true)
+        } catch {
+            throw named(error)
+        }
         return future
     }
 
     func submitWhenReady(_ input: Input) async throws(ForkPoolError) -> Future<Output> {
         let (task, future) = try makeTask(input)
-        try await dispatcher.submitWhenReady(task)
+        do {
+            try await dispatcher.submitWhenReady(task)
+        } catch {
+            throw named(error)
+        }
         return future
     }
 

@@ -45,6 +45,8 @@ struct WorkerProcess {
     /// Why the parent gave up on this worker (a bad frame, a dead socket, a time-out, a
     /// cancellation), if it did; its task fails with this rather than a bare "worker died".
     var fault: ForkPoolError?
+    /// The task this worker was stopped for (a time-out, a cancellation), if it was.
+    var stoppedTaskID: UInt64?
     /// When to SIGKILL a worker that was asked to stop (SIGTERM, closed socket) but has not.
     var killDeadline: UInt64?
     /// Tasks completed, and how many this worker may complete before it is recycled.
@@ -115,6 +117,13 @@ struct WorkerProcess {
             task?.frame = []
             task?.tail = []
         }
+    }
+
+    /// Sends nothing more: the worker is being stopped, or its end of the socket is gone.
+    mutating func discardOutgoing() {
+        outgoing = []
+        outgoingTail = []
+        outgoingOffset = 0
     }
 
     /// What one step of reading the worker's socket found.

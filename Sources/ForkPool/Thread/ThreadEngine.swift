@@ -104,6 +104,8 @@ final class ThreadEngine: @unchecked Sendable {
     private let threadsStarted = Atomic<Int>(0)
     /// The bound on queued tasks and the `submitWhenReady` callers waiting for room.
     private var admission: QueueAdmission<any ThreadWork>
+    /// Queued tasks cancelled before they ran: the queue is cleaned of them only when there are some.
+    private var queuedLeftEarly = 0
 
     /// Starts `workers` threads. Precondition: the system can create them.
     init(workers: Int, metrics: PoolMetrics, maximumQueuedTasks: Int?) {
@@ -180,8 +182,14 @@ final class ThreadEngine: @unchecked Sendable {
     /// Under the lock: whether one more task fits, dropping cancelled tasks first.
     private func hasRoomLocked() -> Bool {
         if admission.hasRoom(queued: queue.count) { return true }
-        queue.removeAll { $0.leftEarly }
+        dropCancelledLocked()
         return admission.hasRoom(queued: queue.count)
+    }
+
+    private func dropCancelledLocked() {
+        guard queuedLeftEarly > 0 else { return }
+        queuedLeftEarly = 0
+        queue.removeAll { $0.leftEarly }
     }
 
     private func checkAcceptingLocked() throws(ForkPoolError) {
@@ -232,7 +240,7 @@ final class ThreadEngine: @unchecked Sendable {
     /// resumed outside the lock.
     private func admitParkedLocked() -> [ParkedResumption] {
         guard admission.hasParked else { return [] }
-        queue.removeAll { $0.leftEarly }
+        dropCancelledLocked()
         let admitted = admission.admit(queued: queue.count)
         for parked in admitted { queue.append(parked.item) }
         if !admitted.isEmpty { lock.broadcast() }
@@ -241,7 +249,10 @@ final class ThreadEngine: @unchecked Sendable {
 
     /// A queued task was cancelled: its place goes to a caller waiting for room, if any.
     private func queuedTaskLeftEarly() {
-        let resumptions = lock.withLock { admitParkedLocked() }
+        let resumptions = lock.withLock {
+            queuedLeftEarly += 1
+            return admitParkedLocked()
+        }
         for resumption in resumptions { resumption.resume() }
     }
 

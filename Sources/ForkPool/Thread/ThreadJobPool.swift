@@ -135,12 +135,27 @@ extension ThreadJobPool {
 
     private func submit<Job: RunnableJob>(runnable job: Job) throws(ForkPoolError) -> Future<Job.Output> {
         try registry.check(Job.self)
-        return try engine.submit(job, jobName: Job.jobName) { job in try job.run() }
+        do {
+            return try engine.submit(job, jobName: Job.jobName) { job in try job.run() }
+        } catch {
+            throw Self.naming(error, Job.jobName)
+        }
     }
 
     private func submitWhenReady<Job: RunnableJob>(runnable job: Job) async throws(ForkPoolError) -> Future<Job.Output> {
         try registry.check(Job.self)
-        return try await engine.submitWhenReady(job, jobName: Job.jobName) { job in try job.run() }
+        do {
+            return try await engine.submitWhenReady(job, jobName: Job.jobName) { job in try job.run() }
+        } catch {
+            throw Self.naming(error, Job.jobName)
+        }
+    }
+
+    /// `error` (overloaded, shut down, cancelled while waiting), naming the job.
+    private static func naming(_ error: ForkPoolError, _ jobName: String) -> ForkPoolError {
+        var named = error
+        named.jobName = jobName
+        return named
     }
 
     private func map<Jobs: Sequence>(runnable jobs: Jobs, chunkSize: Int?) throws(ForkPoolError) -> [Jobs.Element.Output]
