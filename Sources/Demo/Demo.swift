@@ -106,6 +106,8 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("many-callers-tasks"), help: "Tasks per many-callers configuration (Swift).") var manyCallersTasks: Int?
     @Option(name: .customLong("idle-seconds"), help: "How long the idle pool's CPU time is watched after a burst.")
     var idleSeconds = 5.0
+    @Option(name: .customLong("heap-mib"), help: "The extra heap (MiB) of the heap section's big-heap runs; 0 skips the section.")
+    var heapMiB: Int?
 
     @Option(help: "Write all results as JSON to this file.") var json: String?
     @Option(help: "JSON written by bench/limits in this run: the kernel's own costs, for ratios.") var limits: String?
@@ -121,6 +123,7 @@ struct Bench: ParsableCommand {
         }
         if let repetitions, repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
         if let manyCallersTasks, manyCallersTasks < 1 { throw ValidationError("--many-callers-tasks must be at least 1") }
+        if let heapMiB, heapMiB < 0 { throw ValidationError("--heap-mib must not be negative") }
         guard idleSeconds >= 0 else { throw ValidationError("--idle-seconds must not be negative") }
     }
 
@@ -163,6 +166,10 @@ struct Bench: ParsableCommand {
             workers: overheadWorkers, total: manyCallersTasks ?? (quick ? 20_000 : 200_000), idleSeconds: idleSeconds)
         // One job pool running the three workloads mixed, beside three single-function pools.
         let jobPools = noOverhead || !strategies.contains(.processes) ? [] : try benchmark.jobPoolAgainstThreePools(workers: overheadWorkers)
+        // Start and respawn against the parent's heap, for both start methods.
+        let heapMiB = heapMiB ?? (quick ? 400 : 1600)
+        let heap = noOverhead || heapMiB == 0 || !strategies.contains(.processes)
+            ? [] : try benchmark.heapStarts(extraBytes: heapMiB << 20, samples: quick ? 3 : 5)
         var rows = try benchmark.run()
         let kernel = limits.flatMap(KernelBaseline.load)
         if limits != nil && kernel == nil { print("note: could not read \(limits!)") }
@@ -196,15 +203,19 @@ struct Bench: ParsableCommand {
 
         let figures = collectFigures(kernel: kernel, overhead: overhead, latency: latency + extras)
         let callerFigures = collectManyCallerFigures(kernel: kernel, rows: manyCallers + overhead) + collectJobPoolFigures(rows: jobPools)
+        let heapFigures = collectHeapFigures(rows: heap)
         let results = Results(machine: machine, repetitions: repetitions, rows: rows,
-                              overhead: overhead + latency + extras + manyCallers + jobPools,
-                              kernel: kernel, figures: figures + callerFigures, notes: notes)
+                              overhead: overhead + latency + extras + manyCallers + jobPools + heap,
+                              kernel: kernel, figures: figures + callerFigures + heapFigures, notes: notes)
         print(renderTable(results))
         if !overhead.isEmpty { print("\n" + renderOverhead(overhead)) }
         if !latency.isEmpty { print("\n" + renderLatency(latency.filter { $0.workload != "bulk" })) }
         if !figures.isEmpty { print("\n" + renderFigures(figures)) }
         if !callerFigures.isEmpty {
             print("\n" + renderFigures(callerFigures, title: "Many callers and many kinds of work, 2 workers (ratio = ForkPool ÷ baseline, same run):"))
+        }
+        if !heapFigures.isEmpty {
+            print("\n" + renderFigures(heapFigures, title: "Heap: a pool's start and a worker's respawn against the parent's heap (same run):"))
         }
         print("")
         for note in notes { print("note: \(note)") }

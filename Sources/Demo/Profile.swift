@@ -17,6 +17,9 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     case threadMap = "thread-map"
     /// 8 threads sharing a 2-worker ProcessPool, each looping `submit` + `get` (many callers).
     case manyCallers = "many-callers"
+    /// A fresh ProcessJobPool created, answering once and shut down, over and over, with
+    /// `--heap-mib` MiB of touched heap in this process (the heap section's start).
+    case freshStart = "fresh-start"
 }
 
 struct Profile: ParsableCommand {
@@ -31,6 +34,9 @@ struct Profile: ParsableCommand {
 
     @Flag(help: "round-trip: send every task through the dispatcher thread (no direct lane).")
     var noLanes = false
+
+    @Option(name: .customLong("heap-mib"), help: "fresh-start: MiB of heap allocated and touched first.")
+    var heapMiB = 0
 
     func run() throws {
         switch hotLoop {
@@ -60,6 +66,19 @@ struct Profile: ParsableCommand {
             let tasks = iterations ?? 400_000
             let seconds = try benchmark.submitFromThreads(pool, callers: 8, each: tasks / 8)
             print("8 threads: \(Int(Double(tasks) / seconds)) tasks/s")
+        case .freshStart:
+            let heap = heapMiB > 0 ? UnsafeMutableRawPointer.allocate(byteCount: heapMiB << 20, alignment: 4096) : nil
+            heap?.initializeMemory(as: UInt8.self, repeating: 1, count: heapMiB << 20)
+            defer { heap?.deallocate() }
+            var seconds: [Double] = []
+            for _ in 0..<(iterations ?? 20) {
+                let start = now()
+                let pool = try ProcessJobPool(workers: 1, jobs: [FibonacciJob.self])
+                guard try pool.submit(FibonacciJob(n: 10)).get() == 55 else { throw BenchmarkError(description: "fib(10) != 55") }
+                seconds.append(now() - start)
+                pool.shutdown()
+            }
+            print("fresh start with +\(heapMiB) MiB: median \(median(seconds) * 1e3) ms")
         case .threadMap:
             let inputs = Array(0..<(iterations ?? 1_000_000))
             let pool = ThreadPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }

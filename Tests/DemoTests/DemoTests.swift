@@ -43,7 +43,7 @@ import Workloads
         let bench = try Bench.parse([
             "--quick", "--no-python", "--workers", "1", "2", "--latency-workers", "2",
             "--sentences", "30", "--io-tasks", "40", "--latency-ms", "1", "--cpu-repeats", "1", "--overhead-tasks", "200", "--throughput-tasks", "300",
-            "--many-callers-tasks", "2048", "--idle-seconds", "0.2",
+            "--many-callers-tasks", "2048", "--idle-seconds", "0.2", "--heap-mib", "64",
             "--json", path, "--svg", svg,
         ])
         try bench.run()
@@ -68,6 +68,11 @@ import Workloads
             }
         }
         #expect(results.overhead.contains { $0.workload == "context-switches" && $0.median > 0 })
+        for method in ["snapshot", "fresh"] {
+            let heapRows = results.overhead.filter { $0.strategy == method && $0.workload.hasPrefix("heap-") }
+            #expect(heapRows.count == 4 && heapRows.allSatisfy { $0.median > 0 } && Set(heapRows.map(\.tasks)) == [0, 64], "\(method)")
+        }
+        #expect(results.figures.contains { $0.name.hasPrefix(".fresh create + first answer, +64 MiB") })
         for workload in ["job-pool", "three-pools", "job-pool-memory", "three-pools-memory"] {
             #expect(results.overhead.contains { $0.workload == workload && $0.median > 0 }, "\(workload)")
         }
@@ -86,5 +91,6 @@ import Workloads
         #expect(throws: (any Error).self) { try Bench.parse(["--repetitions", "0"]) }
         #expect(throws: (any Error).self) { try Bench.parse(["--many-callers-tasks", "0"]) }
         #expect(throws: (any Error).self) { try Bench.parse(["--idle-seconds", "-1"]) }
+        #expect(throws: (any Error).self) { try Bench.parse(["--heap-mib", "-1"]) }
     }
 }

@@ -56,6 +56,12 @@ func nestArrays<T>(_ value: T, depth: Int) -> Any {
     return names.count + nested[0][0] + printable
 }
 
+/// `stressWork` as a job, for the fresh pools.
+struct StressJob: PoolJob {
+    var n: Int
+    func run() throws -> Int { stressWork(n) }
+}
+
 func expectedStressAnswer(_ n: Int) -> Int {
     // The outermost wrapper spells the bit below the code's leading one: an Array (printable)
     // for a 1, a StressWrap (not) for a 0.
@@ -443,9 +449,34 @@ extension ForkPoolTests {
         /// hazard the README's Limits describe: some pool hangs within a few dozen).
         static var cold: Bool { getenv("FORKPOOL_STRESS_COLD").map { String(cString: $0) == "1" } ?? false }
 
-        @Test func everyPoolAnswersWhileOtherThreadsHoldLocks() throws {
-            let count = Self.poolCount
-            let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+        /// One pool under test, of either start method.
+        struct StressPool {
+            let submit: (Int) throws(ForkPoolError) -> Future<Int>
+            let processIDs: () -> [pid_t]
+            let shutdown: (Bool) -> Void
+        }
+
+        func makePool(_ method: ProcessPoolConfiguration.StartMethod, workers: Int) throws -> StressPool {
+            var quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            quiet.startMethod = method
+            if method == .fresh {
+                let pool = try ProcessJobPool(workers: workers, configuration: quiet, jobs: [StressJob.self])
+                return StressPool(submit: { n throws(ForkPoolError) in try pool.submit(StressJob(n: n)) },
+                                  processIDs: { (pool.forkServerProcessID.map { [$0] } ?? []) + pool.workerProcessIDs },
+                                  shutdown: pool.shutdown(cancelPending:))
+            }
+            let pool = try ProcessPool(workers: workers, configuration: quiet, work: stressWork)
+            return StressPool(submit: { n throws(ForkPoolError) in try pool.submit(n) },
+                              processIDs: { (pool.forkServerProcessID.map { [$0] } ?? []) + pool.workerProcessIDs },
+                              shutdown: pool.shutdown(cancelPending:))
+        }
+
+        /// Both start methods. A fresh pool's workers are new processes: the work is never run
+        /// in the parent first, and no lock the noise holds can be inherited (half as many
+        /// pools: each start is an exec of this binary).
+        @Test(arguments: [ProcessPoolConfiguration.StartMethod.snapshot, .fresh])
+        func everyPoolAnswersWhileOtherThreadsHoldLocks(method: ProcessPoolConfiguration.StartMethod) throws {
+            let count = method == .fresh ? max(1, Self.poolCount / 2) : Self.poolCount
             let childrenBefore = childProcessIDs()
             let noise = try NoiseMakers(kinds: Self.noiseKinds)
             defer { noise.stop() }
@@ -465,10 +496,10 @@ extension ForkPoolTests {
                 // done once here, in the parent, before the pool is made. A worker is a copy of
                 // this process at that instant and finds it all cached; unwarmed, it may block
                 // forever on a runtime lock a noise thread held then (FORKPOOL_STRESS_COLD=1).
-                if !Self.cold { _ = inputs.map(stressWork) }
+                if !Self.cold && method == .snapshot { _ = inputs.map(stressWork) }
                 watchdog.enter("creating pool \(index) (\(workers) workers)")
                 let started = monotonicNanoseconds()
-                let pool = try ProcessPool(workers: workers, configuration: quiet, work: stressWork)
+                let pool = try makePool(method, workers: workers)
                 noise.noise.pools.add(1, ordering: .relaxed)
                 watchdog.enter("waiting for pool \(index)'s answers")
                 let futures = try inputs.map { try pool.submit($0) }
@@ -479,19 +510,18 @@ extension ForkPoolTests {
                 }
                 if answers.contains(where: { $0 == nil }) {
                     watchdog.enter("describing pool \(index), which did not answer", limit: 300)
-                    let server = pool.forkServerProcessID.map { [$0] } ?? []
-                    let report = diagnoseAndKillPoolProcesses(extra: server + pool.workerProcessIDs)
+                    let report = diagnoseAndKillPoolProcesses(extra: pool.processIDs())
                     let message = "pool \(index) (\(workers) workers) did not answer within 30 s; answers \(answers); "
                         + "noise \(noise.kinds.sorted())\n" + report
                     Issue.record(Comment(rawValue: message))
                     watchdog.enter("shutting down stuck pool \(index)")
-                    pool.shutdown(cancelPending: true)
+                    pool.shutdown(true)
                     break
                 }
                 startTimes.append(monotonicNanoseconds() - started)
                 #expect(answers == inputs.map { expectedStressAnswer($0) }, "pool \(index)")
                 watchdog.enter("shutting down pool \(index)")
-                pool.shutdown()
+                pool.shutdown(false)
             }
             let elapsed = Double(monotonicNanoseconds() - began) / 1e9
             let descriptorsAfter = openFileDescriptorCount()
@@ -502,7 +532,7 @@ extension ForkPoolTests {
 
             let sorted = startTimes.sorted()
             let milliseconds = { (nanoseconds: UInt64) in format3(Double(nanoseconds) / 1e6) }
-            print("fork-safety stress: \(startTimes.count) of \(count) pools answered in \(format3(elapsed)) s; "
+            print("fork-safety stress (\(method)): \(startTimes.count) of \(count) pools answered in \(format3(elapsed)) s; "
                   + "start (create to first answer) worst \(milliseconds(sorted.last ?? 0)) ms, "
                   + "median \(milliseconds(sorted.isEmpty ? 0 : sorted[sorted.count / 2])) ms; "
                   + "noise \(noise.kinds.sorted().joined(separator: ",")): \(noise.noise.summary)")
