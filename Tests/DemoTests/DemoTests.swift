@@ -85,6 +85,28 @@ import Workloads
 
     }
 
+    @Test func aFreshPoolStartsFromAProgramRunThroughARelativeSymlink() throws {
+        // The Demo binary beside this test binary, run as ./demo-link from another directory:
+        // a fresh job pool's fork server is that binary started anew (/proc/self/exe).
+        let exe = try #require(try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let demo = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("Demo").path
+        try #require(FileManager.default.isExecutableFile(atPath: demo), "no Demo binary at \(demo)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("forkpool-symlink-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent("demo-link").path, withDestinationPath: demo)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "cd '\(directory.path)' && exec ./demo-link profile fresh-start --iterations 2"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(text.contains("fresh start with +0 MiB: median"), "\(text)")
+    }
+
     @Test func benchRejectsBadArguments() {
         #expect(throws: (any Error).self) { try Bench.parse(["--workers", "0"]) }
         #expect(throws: (any Error).self) { try Bench.parse(["--workloads", "nonsense"]) }
