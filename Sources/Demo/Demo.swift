@@ -166,6 +166,17 @@ struct Bench: ParsableCommand {
             workers: overheadWorkers, total: manyCallersTasks ?? (quick ? 20_000 : 200_000), idleSeconds: idleSeconds)
         // One job pool running the three workloads mixed, beside three single-function pools.
         let jobPools = noOverhead || !strategies.contains(.processes) ? [] : try benchmark.jobPoolAgainstThreePools(workers: overheadWorkers)
+        // Structured payloads: map of records, and the codec alone beside memcpy.
+        let recordCount = noOverhead || !strategies.contains(.processes) ? nil : (quick ? 50_000 : 200_000)
+        var records: [Row] = []
+        if let recordCount {
+            records.append(try benchmark.recordsMap(count: recordCount, workers: overheadWorkers))
+            let codec = try recordsCodecAlone(count: recordCount, repetitions: repetitions)
+            records.append(Row(workload: "records-codec", language: "Swift", strategy: "codec", workers: 1, tasks: codec.bytes,
+                               seconds: [codec.codec], median: codec.codec))
+            records.append(Row(workload: "records-codec", language: "Swift", strategy: "memcpy", workers: 1, tasks: codec.bytes,
+                               seconds: [codec.memcpy], median: codec.memcpy))
+        }
         // Start and respawn against the parent's heap, for both start methods.
         let heapMiB = heapMiB ?? (quick ? 400 : 1600)
         let heap = noOverhead || heapMiB == 0 || !strategies.contains(.processes)
@@ -175,12 +186,13 @@ struct Bench: ParsableCommand {
         if limits != nil && kernel == nil { print("note: could not read \(limits!)") }
 
         var notes: [String] = []
+        var taggerAgreement: TaggerAgreement?
         if noPython {
             notes.append("Python peers not run (--no-python)")
         } else {
             let spec = PythonPeer.spec(for: benchmark, cpuWorkers: quick ? [workers.max() ?? 4] : workers,
                                        overheadWorkers: overheadWorkers, chunkSizes: chunkSizes, includeOverhead: !noOverhead,
-                                       manyCallersTotal: noManyCallers ? nil : (quick ? 4_000 : 20_000))
+                                       manyCallersTotal: noManyCallers ? nil : (quick ? 4_000 : 20_000), recordCount: recordCount)
             Progress().update("Python peers: running bench/python/peer.py …")
             let (report, note) = PythonPeer.run(python: python, script: pythonPeer, spec: spec)
             Progress().clear()
@@ -190,7 +202,13 @@ struct Bench: ParsableCommand {
                 notes += report.notes
                 let pythonRows = report.rows.map(Row.init(python:))
                 let measuresOverhead: (Row) -> Bool = {
-                    ["overhead", "worker-memory"].contains($0.workload) || $0.workload.hasPrefix("many-callers")
+                    ["overhead", "worker-memory", "records"].contains($0.workload) || $0.workload.hasPrefix("many-callers")
+                }
+                if let tagging = report.spacy_tagging, workloads.contains(.transform) {
+                    let sentences = Corpus.articleSentences + Corpus.sentences(count: max(0, sizes.sentences - 5))
+                    let agreement = TaggerAgreement(swift: sentences.map(tagSentence), spacy: tagging)
+                    taggerAgreement = agreement
+                    notes.append(agreement.summary)
                 }
                 attachPythonPeers(&rows, python: pythonRows.filter { !measuresOverhead($0) })
                 rows += pythonRows.filter { !measuresOverhead($0) }
@@ -204,15 +222,19 @@ struct Bench: ParsableCommand {
         let figures = collectFigures(kernel: kernel, overhead: overhead, latency: latency + extras)
         let callerFigures = collectManyCallerFigures(kernel: kernel, rows: manyCallers + overhead) + collectJobPoolFigures(rows: jobPools)
         let heapFigures = collectHeapFigures(rows: heap)
-        let results = Results(machine: machine, repetitions: repetitions, rows: rows,
-                              overhead: overhead + latency + extras + manyCallers + jobPools + heap,
-                              kernel: kernel, figures: figures + callerFigures + heapFigures, notes: notes)
+        let recordFigures = collectRecordFigures(rows: records + overhead)
+        let results = Results(machine: machine, repetitions: repetitions, rows: rows, taggerAgreement: taggerAgreement,
+                              overhead: overhead + latency + extras + manyCallers + jobPools + heap + records,
+                              kernel: kernel, figures: figures + callerFigures + heapFigures + recordFigures, notes: notes)
         print(renderTable(results))
         if !overhead.isEmpty { print("\n" + renderOverhead(overhead)) }
         if !latency.isEmpty { print("\n" + renderLatency(latency.filter { $0.workload != "bulk" })) }
         if !figures.isEmpty { print("\n" + renderFigures(figures)) }
         if !callerFigures.isEmpty {
             print("\n" + renderFigures(callerFigures, title: "Many callers and many kinds of work, 2 workers (ratio = ForkPool ÷ baseline, same run):"))
+        }
+        if !recordFigures.isEmpty {
+            print("\n" + renderFigures(recordFigures, title: "Structured payloads (same run):"))
         }
         if !heapFigures.isEmpty {
             print("\n" + renderFigures(heapFigures, title: "Heap: a pool's start and a worker's respawn against the parent's heap (same run):"))

@@ -171,3 +171,21 @@ func collectJobPoolFigures(rows: [Row]) -> [Figure] {
     }
     return figures
 }
+
+/// The structured-payload figures: `map` of records beside multiprocessing.Pool.map, and the
+/// codec alone beside memcpy of the same bytes.
+func collectRecordFigures(rows: [Row]) -> [Figure] {
+    var figures: [Figure] = []
+    if let swift = rows.first(where: { $0.workload == "records" && $0.language == "Swift" }),
+       let python = rows.first(where: { $0.workload == "records" && $0.strategy == "multiprocessing.Pool" }) {
+        figures.append(Figure("ProcessPool.map of \(swift.tasks) records {id, name, tags, scores}", Double(swift.tasks) / swift.median,
+                              "records/s", against: "multiprocessing.Pool.map (pickle), same records", Double(python.tasks) / python.median,
+                              better: "higher", goal: "≥ 4"))
+    }
+    if let codec = rows.first(where: { $0.workload == "records-codec" && $0.strategy == "codec" }),
+       let copy = rows.first(where: { $0.workload == "records-codec" && $0.strategy == "memcpy" }) {
+        figures.append(Figure("codec alone, encode + decode, per record (one thread)", codec.median, "ns",
+                              against: "memcpy of the same \(codec.tasks) bytes, per record", copy.median, better: "lower"))
+    }
+    return figures
+}

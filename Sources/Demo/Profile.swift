@@ -5,6 +5,7 @@
 import ArgumentParser
 import ForkPool
 import Histogram
+import Workloads
 
 enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     /// `submit` + `get` of a trivial task, one at a time (the latency figure).
@@ -20,6 +21,12 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     /// A fresh ProcessJobPool created, answering once and shut down, over and over, with
     /// `--heap-mib` MiB of touched heap in this process (the heap section's start).
     case freshStart = "fresh-start"
+    /// 200,000 records encoded and decoded as one [Record], in this thread (the codec alone).
+    case recordsCodec = "records-codec"
+    /// `map` of 200,000 records on a 2-worker ProcessPool (structured payloads).
+    case recordsMap = "records-map"
+    /// The transform workload (tagging sentences) on a 2-worker ProcessPool.
+    case transform
 }
 
 struct Profile: ParsableCommand {
@@ -79,6 +86,20 @@ struct Profile: ParsableCommand {
                 pool.shutdown()
             }
             print("fresh start with +\(heapMiB) MiB: median \(median(seconds) * 1e3) ms")
+        case .recordsCodec:
+            let count = iterations ?? 200_000
+            let (codec, copy, bytes) = try recordsCodecAlone(count: count, repetitions: 5)
+            print("codec: \(codec) ns/record, memcpy: \(copy) ns/record, \(bytes / count) bytes/record")
+        case .recordsMap:
+            let records = (0..<(iterations ?? 200_000)).map(Record.make)
+            let start = now()
+            let (_, results) = try runPool(strategy: .processes, workers: 2, inputs: records, announce: false, work: touchRecord)
+            print("records map: \(Int(Double(records.count) / (now() - start))) records/s (\(results.count))")
+        case .transform:
+            let sentences = Corpus.articleSentences + Corpus.sentences(count: iterations ?? 4000)
+            let start = now()
+            let (_, results) = try runPool(strategy: .processes, workers: 2, inputs: sentences, announce: false, work: tagSentence)
+            print("transform: \(now() - start) s for \(results.count) sentences")
         case .threadMap:
             let inputs = Array(0..<(iterations ?? 1_000_000))
             let pool = ThreadPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }

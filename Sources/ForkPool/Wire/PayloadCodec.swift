@@ -14,11 +14,12 @@
 
 import Glibc
 
-internal struct PayloadCodec<Value: Codable>: Sendable {
+/// Package access: the Demo's benchmark times the codec alone.
+package struct PayloadCodec<Value: Codable>: Sendable {
     /// `Value` itself when it is FastWireCodable; nil sends it through the binary coder.
     private let fast: (any FastWireCodable.Type)?
 
-    init() {
+    package init() {
         fast = Self.fastType()
     }
 
@@ -33,7 +34,7 @@ internal struct PayloadCodec<Value: Codable>: Sendable {
 
     /// Appends the encoded value to `bytes`, leaving whatever was there (a frame header)
     /// untouched; on a throw `bytes` is as it was.
-    func encode(_ value: Value, into bytes: inout [UInt8]) throws {
+    package func encode(_ value: Value, into bytes: inout [UInt8]) throws {
         if let fast {
             fast.appendWirePayload(of: value, to: &bytes)
         } else {
@@ -87,7 +88,7 @@ internal struct PayloadCodec<Value: Codable>: Sendable {
     }
 
     /// Decodes a value that must occupy exactly all of `bytes`.
-    func decode(from bytes: UnsafeRawBufferPointer) throws -> Value {
+    package func decode(from bytes: UnsafeRawBufferPointer) throws -> Value {
         guard let fast else {
             return try BinaryDecoder.decodeGeneral(Value.self, from: bytes)
         }
