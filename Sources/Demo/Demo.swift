@@ -106,6 +106,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("many-callers-tasks"), help: "Tasks per many-callers configuration (Swift).") var manyCallersTasks: Int?
     @Option(name: .customLong("idle-seconds"), help: "How long the idle pool's CPU time is watched after a burst.")
     var idleSeconds = 5.0
+    @Option(name: .customLong("records"), help: "Records in the structured-payload test (map and codec).") var records: Int?
     @Option(name: .customLong("heap-mib"), help: "The extra heap (MiB) of the heap section's big-heap runs; 0 skips the section.")
     var heapMiB: Int?
 
@@ -124,6 +125,7 @@ struct Bench: ParsableCommand {
         if let repetitions, repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
         if let manyCallersTasks, manyCallersTasks < 1 { throw ValidationError("--many-callers-tasks must be at least 1") }
         if let heapMiB, heapMiB < 0 { throw ValidationError("--heap-mib must not be negative") }
+        if let records, records < 1 { throw ValidationError("--records must be at least 1") }
         guard idleSeconds >= 0 else { throw ValidationError("--idle-seconds must not be negative") }
     }
 
@@ -167,7 +169,7 @@ struct Bench: ParsableCommand {
         // One job pool running the three workloads mixed, beside three single-function pools.
         let jobPools = noOverhead || !strategies.contains(.processes) ? [] : try benchmark.jobPoolAgainstThreePools(workers: overheadWorkers)
         // Structured payloads: map of records, and the codec alone beside memcpy.
-        let recordCount = noOverhead || !strategies.contains(.processes) ? nil : (quick ? 50_000 : 200_000)
+        let recordCount = noOverhead || !strategies.contains(.processes) ? nil : (records ?? (quick ? 50_000 : 200_000))
         var records: [Row] = []
         if let recordCount {
             records.append(try benchmark.recordsMap(count: recordCount, workers: overheadWorkers))

@@ -44,7 +44,7 @@ import Workloads
         let bench = try Bench.parse([
             "--quick", "--no-python", "--workers", "1", "2", "--latency-workers", "2",
             "--sentences", "30", "--io-tasks", "40", "--latency-ms", "1", "--cpu-repeats", "1", "--overhead-tasks", "200", "--throughput-tasks", "300",
-            "--many-callers-tasks", "2048", "--idle-seconds", "0.2", "--heap-mib", "64",
+            "--many-callers-tasks", "2048", "--idle-seconds", "0.2", "--heap-mib", "64", "--records", "500",
             "--json", path, "--svg", svg,
         ])
         try bench.run()
@@ -69,6 +69,8 @@ import Workloads
             }
         }
         #expect(results.overhead.contains { $0.workload == "context-switches" && $0.median > 0 })
+        #expect(results.overhead.contains { $0.workload == "records" && $0.tasks == 500 && $0.median > 0 })
+        #expect(results.overhead.filter { $0.workload == "records-codec" && $0.median > 0 }.count == 2)
         for method in ["snapshot", "fresh"] {
             let heapRows = results.overhead.filter { $0.strategy == method && $0.workload.hasPrefix("heap-") }
             #expect(heapRows.count == 4 && heapRows.allSatisfy { $0.median > 0 } && Set(heapRows.map(\.tasks)) == [0, 64], "\(method)")
@@ -134,6 +136,16 @@ import Workloads
         return ((status >> 8) & 0xFF, String(decoding: bytes, as: UTF8.self))
     }
 
+    @Test func taggerAgreementComparesOnlySentencesTokenizedAlike() {
+        let ours = [tagSentence("How now brown cow."), tagSentence("It's late.")]
+        var spacy = [ours[0].tokens.map { [$0, "X"] }, [["It", "PRON"], ["'s", "AUX"], ["late", "ADJ"], ["."], ["extra", "X"]]]
+        spacy[0][0][1] = ours[0].tags[0].rawValue  // one tag the same
+        let agreement = TaggerAgreement(swift: ours, spacy: spacy)
+        #expect(agreement.sentences == 2 && agreement.tokenizationDiffers == 1)
+        #expect(agreement.tokens == ours[0].tokens.count && agreement.sameTag == 1 + ours[0].tags.dropFirst().filter { $0 == .other }.count)
+        #expect(agreement.summary.contains("1 differ"))
+    }
+
     @Test func benchRejectsBadArguments() {
         #expect(throws: (any Error).self) { try Bench.parse(["--workers", "0"]) }
         #expect(throws: (any Error).self) { try Bench.parse(["--workloads", "nonsense"]) }
@@ -141,5 +153,6 @@ import Workloads
         #expect(throws: (any Error).self) { try Bench.parse(["--many-callers-tasks", "0"]) }
         #expect(throws: (any Error).self) { try Bench.parse(["--idle-seconds", "-1"]) }
         #expect(throws: (any Error).self) { try Bench.parse(["--heap-mib", "-1"]) }
+        #expect(throws: (any Error).self) { try Bench.parse(["--records", "0"]) }
     }
 }
