@@ -26,6 +26,16 @@ extension ForkPoolTests {
             return try body()
         }
 
+        /// A one-worker pool (lanes off) whose tasks are known to be short, its worker held at
+        /// `gate` by a running task (which returns 1 once let through), and the worker's pid.
+        func poolWithAHeldTask() throws -> (pool: ProcessPool<Command, Int>, gate: Gate, held: Future<Int>, worker: pid_t) {
+            let gate = Gate(), reports = PIDPipe()  // before the pool: its worker inherits them
+            let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+            #expect(try pool.submit(.echo(0)).get() == 0)
+            let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
+            return (pool, gate, held, reports.nextPID())
+        }
+
         @Test func shortTasksUnderLoadGoBehindTheRunningOneAndComeBackInOrder() throws {
             // Short: up to 50 ms, so that the echoes count as short even under a sanitizer.
             try withShortTaskLimit(milliseconds: 50) {
@@ -58,12 +68,8 @@ extension ForkPoolTests {
         @Test func nothingGoesBehindATaskThatHasRunLong() throws {
             // Short: up to 20 ms (however slow this machine); the held task runs past that.
             try withShortTaskLimit(milliseconds: 20) {
-                let gate = Gate(), reports = PIDPipe()
-                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                let (pool, gate, held, _) = try poolWithAHeldTask()  // short tasks so far
                 defer { pool.shutdown() }
-                #expect(try pool.submit(.echo(0)).get() == 0)  // short tasks so far
-                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
-                _ = reports.nextPID()
                 usleep(100_000)  // the running task has now run far longer than a short one
                 let behind = try pool.submit(.echo(2))
                 #expect(waitUntil { pool.stats.queuedTasks == 1 })
@@ -77,13 +83,9 @@ extension ForkPoolTests {
 
         @Test func aCrashIsBlamedOnTheTaskThatRanAndTheTasksBehindItRunElsewhere() throws {
             try withShortTaskLimit(milliseconds: 60_000) {
-                let gate = Gate(), reports = PIDPipe()
-                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                let (pool, gate, held, worker) = try poolWithAHeldTask()
                 defer { pool.shutdown() }
-                #expect(try pool.submit(.echo(0)).get() == 0)
-                let first = pool.workerProcessIDs
-                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
-                _ = reports.nextPID()
+                let first = [worker]
                 let crash = try pool.submit(.raise(SIGKILL))
                 let behind = try [2, 3].map { try pool.submit(.echo($0)) }
                 #expect(waitUntil { pool.tasksPipelined == 3 })  // all three sent behind the held one
@@ -103,11 +105,8 @@ extension ForkPoolTests {
 
         @Test func shutdownRightAfterCancellingARunningTaskStillRunsTheTasksSentBehindIt() throws {
             try withShortTaskLimit(milliseconds: 60_000) {
-                let gate = Gate(), reports = PIDPipe()
-                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
-                #expect(try pool.submit(.echo(0)).get() == 0)
-                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
-                _ = reports.nextPID()
+                let (pool, gate, held, _) = try poolWithAHeldTask()
+                defer { withExtendedLifetime(gate) {} }  // the held task stays held until killed
                 let behind = try [2, 3].map { try pool.submit(.echo($0)) }
                 #expect(waitUntil { pool.tasksPipelined == 2 })
                 #expect(held.cancel())  // kills the worker; the two behind it must run elsewhere
@@ -118,12 +117,10 @@ extension ForkPoolTests {
 
         @Test func aCancelledTaskSentAheadDoesNotRunWhenItsWorkerDies() throws {
             try withShortTaskLimit(milliseconds: 60_000) {
-                let gate = Gate(), reports = PIDPipe(), ran = PIDPipe()
-                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                let ran = PIDPipe()  // before the pool: its worker inherits it
+                let (pool, gate, held, worker) = try poolWithAHeldTask()
                 defer { pool.shutdown() }
-                #expect(try pool.submit(.echo(0)).get() == 0)
-                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
-                let worker = reports.nextPID()
+                defer { withExtendedLifetime(gate) {} }  // the held task stays held until killed
                 let cancelled = try pool.submit(.reportPID(fd: ran.writeEnd, sleepMilliseconds: 0))
                 let kept = try pool.submit(.echo(4))
                 #expect(waitUntil { pool.tasksPipelined == 2 })
@@ -141,12 +138,8 @@ extension ForkPoolTests {
             // The worker answers the held task, then dies in the next one while the pool still
             // has more to send it: the answer counts, the crash is the next task's.
             try withShortTaskLimit(milliseconds: 60_000) {
-                let gate = Gate(), reports = PIDPipe()
-                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                let (pool, gate, held, _) = try poolWithAHeldTask()
                 defer { pool.shutdown() }
-                #expect(try pool.submit(.echo(0)).get() == 0)
-                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
-                _ = reports.nextPID()
                 let crash = try pool.submit(.raise(SIGKILL))
                 let behind = try (2...7).map { try pool.submit(.echo($0)) }
                 #expect(waitUntil { pool.tasksPipelined == 7 })
@@ -160,12 +153,8 @@ extension ForkPoolTests {
 
         @Test func cancellingATaskSentAheadLeavesTheOthersWhole() throws {
             try withShortTaskLimit(milliseconds: 60_000) {
-                let gate = Gate(), reports = PIDPipe()
-                let pool = try ProcessPool(workers: 1, configuration: oneAtATimeThroughTheQueue, work: obey)
+                let (pool, gate, held, _) = try poolWithAHeldTask()
                 defer { pool.shutdown() }
-                #expect(try pool.submit(.echo(0)).get() == 0)
-                let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
-                _ = reports.nextPID()
                 let cancelled = try pool.submit(.echo(5))
                 let kept = try pool.submit(.echo(6))
                 #expect(waitUntil { pool.tasksPipelined == 2 })

@@ -101,6 +101,12 @@ struct ForkServerClient {
             throw error
         }
         PoolDescriptors.close(childEnd)
+        return try adopt(pid: pid, control: parentEnd)
+    }
+
+    /// The pool's side of a server just started (either way): its control end made
+    /// non-blocking, its pidfd opened; on a failure the server is killed and reaped.
+    private static func adopt(pid: pid_t, control parentEnd: CInt) throws(ForkPoolError) -> ForkServerClient {
         do throws(ForkPoolError) {
             guard forkpool_set_nonblocking(parentEnd) == 0 else { throw ForkPoolError.systemCall("fcntl(O_NONBLOCK)") }
             let pidfd = try PoolDescriptors.register({ forkpool_pidfd_open(pid) }, name: "pidfd_open")
@@ -130,17 +136,7 @@ struct ForkServerClient {
             PoolDescriptors.close(parentEnd)
             throw ForkPoolError(.poolBroken, "a fresh fork server cannot start: posix_spawn of \(path) failed", errno: number)
         }
-        do throws(ForkPoolError) {
-            guard forkpool_set_nonblocking(parentEnd) == 0 else { throw ForkPoolError.systemCall("fcntl(O_NONBLOCK)") }
-            let pidfd = try PoolDescriptors.register({ forkpool_pidfd_open(pid) }, name: "pidfd_open")
-            return ForkServerClient(pid: pid, control: parentEnd, pidfd: pidfd)
-        } catch {
-            PoolDescriptors.close(parentEnd)
-            _ = kill(pid, SIGKILL)
-            var status: CInt = 0
-            _ = forkpool_waitpid(pid, &status, 0)
-            throw error
-        }
+        return try adopt(pid: pid, control: parentEnd)
     }
 
     /// Asks for one more worker; false if the server is gone.
