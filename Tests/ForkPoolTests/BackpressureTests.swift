@@ -214,6 +214,22 @@ extension ForkPoolTests {
             #expect(values.count == 60 && values.allSatisfy { $0.key == $0.value })
         }
 
+        @Test func aCancelledMapsChunksFreeTheirPlaces() async throws {
+            let gate = Gate(), reports = PIDPipe()
+            let pool = try ProcessPool(workers: 1, configuration: .init(workerCrashBacktraces: false, maximumQueuedTasks: 2), work: obey)
+            defer { pool.shutdown() }
+            let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
+            _ = reports.nextPID()
+            let mapper = Task { try await pool.map((0..<10).map(Command.echo), chunkSize: 1) }
+            #expect(waitUntil { pool.stats.queuedTasks == 4 })  // map's window: its chunks wait
+            #expect(expectForkPoolError { _ = try pool.submit(.echo(7)) }?.code == .overloaded)
+            mapper.cancel()
+            _ = try? await mapper.value
+            #expect(try pool.submit(.echo(7)).get(timeout: 0.01) == nil)  // room again: queued
+            gate.open(1)
+            #expect(try held.get(timeout: 30) == 1)
+        }
+
         @Test func aBoundBelowOneIsRefused() {
             let error = expectForkPoolError {
                 _ = try ProcessPool(workers: 1, configuration: .init(maximumQueuedTasks: 0), work: obey)

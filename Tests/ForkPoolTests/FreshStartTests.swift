@@ -163,6 +163,14 @@ extension ForkPoolTests {
             }
         }
 
+        @Test func aThreadJobPoolSetsEachPoolJobTypeUpOnce() throws {
+            let pool = try? ThreadJobPool(workers: 2, jobs: [SetUpJob.self, SquareJob.self])
+            #expect(try pool?.submit(SetUpJob()).get() == 1)  // set up in this very process
+            pool?.shutdown()
+            let broken = expectForkPoolError { _ = try ThreadJobPool(workers: 1, jobs: [BrokenSetUpJob.self]) }
+            #expect(broken?.code == .poolBroken && broken?.message.contains("the model file is missing") == true)
+        }
+
         @Test func theFreshPoolsProcessKilledWithSIGKILLLeavesNoOrphans() throws {
             var fds: [Int32] = [0, 0]
             try #require(pipe(&fds) == 0)

@@ -685,6 +685,16 @@ extension ForkPoolTests.PayloadCodecTests {
         _ = wireError { _ = try decode(Point.self, from: leb128(UInt64(value.count + 1)) + value) }
     }
 
+    @Test func arraysOfNilCellsAreRefusedBeforeAnythingIsAllocatedForThem() throws {
+        // A cells-form array of a million nil cells: refused at the first, as [String] and as
+        // [[Int]] (neither element can be nil); a [String?] of them is fine.
+        let body: [UInt8] = [WireLayout.cellsForm] + [UInt8](repeating: WireLayout.nilCell, count: 1_000_000)
+        let payload = leb128(UInt64(body.count + 1)) + body
+        _ = wireError { _ = try decode([String].self, from: payload) }
+        _ = wireError { _ = try decode([[Int]].self, from: payload) }
+        #expect(try decode([String?].self, from: payload).count == 1_000_000)
+    }
+
     @Test func deeplyNestedHostileInputIsRefused() throws {
         // Chain { next: Chain { next: ... } } far past the limit, built inside out.
         var content: [UInt8] = []

@@ -49,11 +49,12 @@ pid_t forkpool_start_fork_server(const int *close_fds, int close_count, int cont
 /// Starts a *fresh* fork server: this program's own binary (`path`, normally
 /// `/proc/self/exe`) started anew with `posix_spawn` — no copy of this process's heap or of any
 /// lock another thread holds — with `control` as its descriptor 3, every signal at its default
-/// and none blocked, and `settings` in its environment (FORKPOOL_FRESH_SERVER). In the new
+/// and none blocked, no other descriptor, in its own process group if `new_process_group`, and
+/// `settings` in its environment (FORKPOOL_FRESH_SERVER). In the new
 /// process a constructor of this shim runs the fork-server loop instead of `main` (see
 /// `forkpool_fresh_worker_main`). Returns the server's pid, or -1 with errno.
 /// Why C: posix_spawn's attribute and file-action types, and an environment built for one call.
-pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings);
+pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings, int new_process_group);
 
 /// In a process started by `forkpool_spawn_fresh_fork_server`, every worker it forks calls
 /// this (defined in Swift, ForkPool's FreshStart) with its socket and the settings string.

@@ -339,7 +339,7 @@ final class DirectLane: @unchecked Sendable {
             switch status {
             case .received:
                 continue
-            case .endOfStream:
+            case .endOfStream, .endOfStreamWithOursUnread:
                 return .endOfStream
             case .wouldBlock:
                 let now = monotonicNanoseconds()

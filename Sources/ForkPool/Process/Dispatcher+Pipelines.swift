@@ -8,8 +8,8 @@
 //   a reply ─▶ WorkerProcess.receive: the next pipelined task is the running one
 //   the worker dies ─▶ its running task: crash policy; the pipelined ones never ran: they run
 //             elsewhere (retries), or fail if the pool can no longer run anything
-//   cancelled while pipelined ─▶ kept in `cancelledRunning` until it runs, then its worker is
-//             killed (as for any running task)
+//   sent ahead ─▶ on its way: `cancel()` returns false (Python's executor does the same for its
+//             call queue); once it runs, cancel() kills its worker as for any running task
 //
 // Only what is already queued is sent ahead: a lone task still goes at once, and nothing is
 // sent ahead to a worker whose recent tasks took longer than `pipelineTaskNanoseconds`, or
@@ -44,6 +44,7 @@ extension Dispatcher {
                     _ = queue.popFirst()
                     next.leftQueue = true
                     guard next.start() else { continue }  // cancelled while queued
+                    next.completion.markSentAhead(true)  // on its way: cancel() cannot stop it
                     workers[index].pipeline(next)
                     sent.append((index, next))
                     break

@@ -128,8 +128,9 @@ extension Dispatcher {
     }
 
     func startForkServer() throws(ForkPoolError) {
+        let firstStart = lock.withLock { if case .starting = phase { true } else { false } }
         let server = if let fresh = settings.fresh {
-            try ForkServerClient.startFresh(settings: fresh)
+            try ForkServerClient.startFresh(settings: fresh, checkingBinary: firstStart)
         } else {
             try ForkServerClient.start(serverOptions: configuration.forkServerOptions,
                                        workerOptions: configuration.workerForkOptions, workerMain: workerMain)
@@ -223,9 +224,17 @@ extension Dispatcher {
                                       processID: worker.pid))
         }
         if let task = worker.task {
-            // A worker stopped for one task (a time-out, a cancellation) may have moved on to
-            // the next sent behind it before it died: that one is judged as any crash.
-            if let fault = worker.fault, worker.stoppedTaskID.map({ $0 == task.id }) ?? true {
+            if worker.headUndelivered && !task.frame.isEmpty {
+                // Its frame never got there (the worker was already gone): it runs elsewhere.
+                rerunPipelined([task], slot: worker.slot, error: worker.deathError(status: status))
+            } else if let stopped = worker.stoppedTaskID, stopped != task.id {
+                // The pool stopped the worker for another task, which had just finished: this
+                // one, sent behind it, may have started. The pool's own kill is no crash of
+                // this task's (no retry, no broken pool), so it fails saying exactly that.
+                fail(task, with: ForkPoolError(.workerDied, "worker process \(worker.pid) was stopped for task \(stopped) just "
+                                               + "as it moved on to task \(task.id), which was sent behind it and may have started",
+                                               taskID: task.id, processID: worker.pid), slot: worker.slot)
+            } else if let fault = worker.fault {
                 fail(task, with: fault, slot: worker.slot)
             } else {
                 handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)

@@ -122,15 +122,18 @@ struct ForkServerClient {
 
     /// Starts a fresh fork server: the program's binary started anew (FreshStart), its
     /// control socket passed as descriptor 3. Throws `.poolBroken` when the binary cannot be
-    /// started (deleted or replaced since the program started, or not executable).
-    static func startFresh(settings: FreshStartSettings) throws(ForkPoolError) -> ForkServerClient {
+    /// started, or — `checkingBinary`, at a pool's creation — was deleted or replaced since the
+    /// program started (a running pool that must restart its fork server still can: the old
+    /// binary's inode stays reachable through /proc/self/exe, and it is the code that runs).
+    static func startFresh(settings: FreshStartSettings, checkingBinary: Bool) throws(ForkPoolError) -> ForkServerClient {
         let path = FreshStart.executablePath
-        if let reason = FreshStart.unusableBinary(at: path) {
+        if checkingBinary, let reason = FreshStart.unusableBinary(at: path) {
             throw ForkPoolError(.poolBroken, "a fresh fork server cannot start: \(reason); use startMethod .snapshot")
         }
         let (parentEnd, childEnd) = try PoolDescriptors.makeSocketPair(seqpacket: true)
         defer { PoolDescriptors.close(childEnd) }
-        let pid = forkpool_spawn_fresh_fork_server(path, childEnd, settings.encoded(parent: getpid()))
+        let newGroup = settings.serverOptions & CInt(FORKPOOL_NEW_PROCESS_GROUP) != 0 ? CInt(1) : 0
+        let pid = forkpool_spawn_fresh_fork_server(path, childEnd, settings.encoded(parent: getpid()), newGroup)
         guard pid > 0 else {
             let number = errno
             PoolDescriptors.close(parentEnd)

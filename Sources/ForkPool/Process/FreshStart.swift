@@ -9,7 +9,7 @@
 //                                   every type's setUpWorker() ─▶ WorkerLoop, as any worker
 //
 // The new process has one thread, a small heap, and nothing of the pool's process: not its
-// memory (so start and respawn cost the same whatever the parent's heap), not a lock another
+// memory (so start and respawn barely depend on the parent's heap), not a lock another
 // of its threads held. A worker has only what a job carries and computes: globals that `main`
 // sets are not there, and a work closure cannot be sent, which is why only job pools start
 // fresh. The settings are text: the pool's pid, the server's and workers' options, the frame

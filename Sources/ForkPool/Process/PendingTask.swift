@@ -81,6 +81,8 @@ protocol TaskCompletion: AnyObject, Sendable {
     var jobName: String? { get }
     /// Moves the task to running; false if it was cancelled while queued.
     func start() -> Bool
+    /// The task was sent ahead to a busy worker (true: not cancellable), or now runs (false).
+    func markSentAhead(_ ahead: Bool)
     /// Whether the caller's future has completed (a queued task cancelled, for one).
     var hasCompleted: Bool { get }
     /// Completes with the worker's encoded output (and, for a split frame received directly,
@@ -121,6 +123,8 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
     var replyKind: FrameKind { .result }
 
     var hasCompleted: Bool { future.hasCompleted }
+
+    func markSentAhead(_ ahead: Bool) { future.markSentAhead(ahead) }
 
     func start() -> Bool { future.markRunning() }
 
@@ -164,11 +168,11 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     let jobName: String?
 
     init(id: UInt64, count: Int, codec: PayloadCodec<[Output]>, stopRunning: (@Sendable () -> Void)? = nil,
-         taskCancellationStopsRunning: Bool = false, jobName: String? = nil) {
+         taskCancellationStopsRunning: Bool = false, leftQueueEarly: (@Sendable () -> Void)? = nil, jobName: String? = nil) {
         self.id = id
         self.jobName = jobName
         self.future = Future(taskID: id, spinsWhileWaiting: false, stopRunning: stopRunning,
-                             taskCancellationStopsRunning: taskCancellationStopsRunning)
+                             taskCancellationStopsRunning: taskCancellationStopsRunning, leftQueueEarly: leftQueueEarly)
         self.count = count
         self.codec = codec
     }
@@ -176,6 +180,8 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     var replyKind: FrameKind { .resultBatch }
 
     var hasCompleted: Bool { future.hasCompleted }
+
+    func markSentAhead(_ ahead: Bool) { future.markSentAhead(ahead) }
 
     func start() -> Bool { future.markRunning() }
 

@@ -7,7 +7,8 @@
 //
 // A thin typed layer over the engine that `ProcessPool` uses too: the dispatcher, fork server,
 // lanes, pipelines, backpressure and wire format are shared, not copied. Every job type's
-// handler is in the registry the workers inherit at fork, so jobs of different types run on the
+// handler is in the registry every worker has (inherited at fork, or found by name in a fresh
+// worker), so jobs of different types run on the
 // same workers, at once.
 import Glibc
 import Synchronization
@@ -22,7 +23,9 @@ import Synchronization
 /// ```
 ///
 /// It behaves as a ``ProcessPool`` in every other way — the same ``ProcessPoolConfiguration``
-/// (time-outs, crash policy, recycling, initializer, lanes, backpressure), the same isolation:
+/// (time-outs, crash policy, recycling, lanes, backpressure; an `initializer` only with
+/// ``ProcessPoolConfiguration/StartMethod/snapshot``: a job pool starts fresh by default, and a
+/// job type sets its workers up in ``PoolJob/setUpWorker()``), the same isolation:
 /// a job that throws, crashes, hangs or cannot be decoded fails only itself, and its error
 /// names the job (``ForkPoolError/jobName``).
 public final class ProcessJobPool: JobPool, @unchecked Sendable {

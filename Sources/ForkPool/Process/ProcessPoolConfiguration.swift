@@ -15,8 +15,8 @@ public struct ProcessPoolConfiguration: Sendable {
         case snapshot
         /// Start the program's own binary anew (`posix_spawn` of `/proc/self/exe`; the default
         /// for ``ProcessJobPool``): a fork server with one thread and a small heap, whose
-        /// workers find each job's type by its name. Start and respawn cost the same whatever
-        /// the parent's heap, and no lock of the parent is ever inherited. A worker has only
+        /// workers find each job's type by its name. Start and respawn barely depend on the
+        /// parent's heap, and no lock of the parent is ever inherited. A worker has only
         /// what a job carries and computes: global state that `main` sets is not there, and
         /// a work closure or an ``ProcessPoolConfiguration/initializer`` cannot be sent
         /// (use ``PoolJob/setUpWorker()``).
@@ -118,9 +118,10 @@ public struct ProcessPoolConfiguration: Sendable {
     /// only to a worker whose recent tasks took under 100 µs and whose running task (without a
     /// deadline) has run less than that; never tasks with a deadline or a large `[UInt8]`. The
     /// check is made when a task is sent: if the task in front turns out long, the ones behind
-    /// it wait for it. A task sent ahead counts as running: `cancel()` kills its worker once it
-    /// runs, `shutdown(cancelPending: true)` and a cancelled awaiting `Task` do not drop it, and
-    /// if its worker dies first it runs on another worker. Pools with ``taskTimeout``,
+    /// it wait for it. A task sent ahead is on its way, as in Python's call queue: `cancel()`
+    /// returns false for it until it runs (then it kills its worker, as for any running task),
+    /// `shutdown(cancelPending: true)` and a cancelled awaiting `Task` do not drop it, and if its
+    /// worker dies first it runs on another worker. Pools with ``taskTimeout``,
     /// ``maximumTasksPerWorker`` or ``maximumWorkerResidentBytes`` always send one task at a
     /// time. Default 8; 1 sends one task at a time.
     public var tasksInFlightPerWorker = 8

@@ -34,6 +34,13 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
         jobPrefix = jobName.map(JobFrame.prefix(naming:)) ?? []
     }
 
+    /// With a bound on the queue, a task (or `map` chunk) cancelled while queued tells the
+    /// dispatcher, which gives its place to whoever waits for room.
+    var leftQueueEarlyHook: (@Sendable () -> Void)? {
+        guard configuration.maximumQueuedTasks != nil else { return nil }
+        return { [dispatcher] in dispatcher.queuedTaskLeftEarly() }
+    }
+
     /// `error`, naming this layer's job (if any).
     func named(_ error: ForkPoolError) -> ForkPoolError {
         var named = error
@@ -276,7 +283,8 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
         FrameHeader(kind: .taskBatch, length: frame.count - FrameHeader.size, taskID: id).write(into: &frame)
         let chunk = ChunkCompletion(id: id, count: items.count, codec: outputsCodec,
                                     stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
-                                    taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks, jobName: jobName)
+                                    taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks,
+                                    leftQueueEarly: leftQueueEarlyHook, jobName: jobName)
         return ((PendingTask(id: id, frame: frame, completion: chunk), chunk), exhausted && state.carried.isEmpty)
     }
 
@@ -303,11 +311,9 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
         FrameHeader(kind: .task, length: length, taskID: id, split: tail.isEmpty ? 0 : frame.count - FrameHeader.size)
             .write(into: &frame)
         let dispatcher = dispatcher
-        var leftQueueEarly: (@Sendable () -> Void)?
-        if configuration.maximumQueuedTasks != nil { leftQueueEarly = { dispatcher.queuedTaskLeftEarly() } }
         let completion = OutputCompletion(id: id, codec: outputCodec, stopRunning: { dispatcher.stopRunningTask(id) },
                                           taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks,
-                                          leftQueueEarly: leftQueueEarly, jobName: jobName)
+                                          leftQueueEarly: leftQueueEarlyHook, jobName: jobName)
         return (PendingTask(id: id, frame: frame, tail: tail, completion: completion), completion.future)
     }
 }

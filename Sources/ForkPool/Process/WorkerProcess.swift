@@ -47,6 +47,12 @@ struct WorkerProcess {
     var fault: ForkPoolError?
     /// The task this worker was stopped for (a time-out, a cancellation), if it was.
     var stoppedTaskID: UInt64?
+    /// The running task never reached the worker: its frame had not all been sent when the
+    /// socket turned out dead, or the worker closed its end with that frame unread.
+    var headUndelivered = false
+    /// How many bytes of `outgoing` (and its tail) belong to the running task's frame, while it
+    /// is being sent.
+    var headBytesPending = 0
     /// When to SIGKILL a worker that was asked to stop (SIGTERM, closed socket) but has not.
     var killDeadline: UInt64?
     /// Tasks completed, and how many this worker may complete before it is recycled.
@@ -93,6 +99,7 @@ struct WorkerProcess {
         outgoing = task.frame
         outgoingTail = task.tail
         outgoingOffset = 0
+        headBytesPending = task.frame.count + task.tail.count
     }
 
     /// Sends as much of the outgoing frame as the socket takes now; once it is all out, the
@@ -113,14 +120,19 @@ struct WorkerProcess {
         outgoing = []
         outgoingTail = []
         outgoingOffset = 0
-        if !keepSent {  // the worker has it: no second copy of a large input
-            task?.frame = []
-            task?.tail = []
+        headBytesPending = 0
+        // The worker has it: no second copy of a large input. A small frame is kept until the
+        // reply, so a task that turns out never to have reached the worker can run elsewhere.
+        if !keepSent, let task, task.frame.count + task.tail.count > DirectLane.maximumFrameBytes {
+            task.frame = []
+            task.tail = []
         }
     }
 
     /// Sends nothing more: the worker is being stopped, or its end of the socket is gone.
     mutating func discardOutgoing() {
+        if outgoingOffset < headBytesPending && task != nil { headUndelivered = true }
+        headBytesPending = 0
         outgoing = []
         outgoingTail = []
         outgoingOffset = 0
@@ -185,6 +197,7 @@ struct WorkerProcess {
                 // The next task sent behind it is running now.
                 self.task = pipeline.popFirst()
                 self.task?.handedOutAt = now
+                self.task?.completion.markSentAhead(false)  // it runs now
                 taskDeadline = nil
                 tasksDone += 1
                 return .taskDone
@@ -201,6 +214,12 @@ struct WorkerProcess {
                 case .wouldBlock:
                     return nil
                 case .endOfStream:
+                    socketEnded(now: monotonicNanoseconds())
+                    return .endOfStream
+                case .endOfStreamWithOursUnread:
+                    // With nothing sent behind it, the unread bytes can only be the running
+                    // task's own frame: the worker never read it, so never ran it.
+                    if pipeline.isEmpty && task != nil { headUndelivered = true }
                     socketEnded(now: monotonicNanoseconds())
                     return .endOfStream
                 }

@@ -29,7 +29,9 @@ public final class ThreadJobPool: JobPool, @unchecked Sendable {
     ///   - metricsDimensions: Dimensions added to every metric of the pool.
     ///   - jobs: The job types the pool runs.
     /// - Throws: ``ForkPoolError/Code/invalidArgument`` for fewer than one worker, a bound below
-    ///   one, no job types, or two job types with one ``RunnableJob/jobName`` (naming both).
+    ///   one, no job types, or two job types with one ``RunnableJob/jobName`` (naming both);
+    ///   ``ForkPoolError/Code/poolBroken`` when a job type's ``PoolJob/setUpWorker()`` throws
+    ///   (it runs once, here, for every ``PoolJob`` type among `jobs`).
     public init(workers: Int = defaultWorkerCount, maximumQueuedTasks: Int? = nil, metricsFactory: (any MetricsFactory)? = nil,
                 metricsDimensions: [(String, String)] = [], jobs: [any RunnableJob.Type]) throws(ForkPoolError) {
         guard workers >= 1 else { throw ForkPoolError(.invalidArgument, "a ThreadJobPool needs at least one worker, not \(workers)") }
@@ -37,6 +39,15 @@ public final class ThreadJobPool: JobPool, @unchecked Sendable {
             throw ForkPoolError(.invalidArgument, "maximumQueuedTasks must be at least 1, not \(maximumQueuedTasks)")
         }
         registry = try JobRegistry(runnableJobs: jobs)
+        // A PoolJob's set-up, which a process pool runs once in each worker, runs once here:
+        // the threads share this process.
+        for case let job as any PoolJob.Type in jobs {
+            do {
+                try job.setUpWorker()
+            } catch {
+                throw ForkPoolError(.poolBroken, "\(String(reflecting: job)).setUpWorker() threw: \(error)")
+            }
+        }
         workerCount = workers
         let metrics = PoolMetrics(factory: metricsFactory ?? MetricsSystem.factory, pool: "thread", dimensions: metricsDimensions)
         engine = ThreadEngine(workers: workers, metrics: metrics, maximumQueuedTasks: maximumQueuedTasks)

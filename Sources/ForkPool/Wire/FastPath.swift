@@ -289,7 +289,9 @@ extension Array: FastWireCodable where Element: FastWireCodable {
             var counter = cells
             var count = 0
             while !counter.isAtEnd {
-                _ = try counter.readCell()
+                let position = counter.position
+                // A nil cell where no nil may be is refused now, before any allocation.
+                if try counter.readCell() == nil && !Element.wireAcceptsNil { _ = try Element.decodeWireNil(at: position) }
                 count += 1
             }
             return try [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
@@ -354,7 +356,9 @@ enum StringArrayWire {
         var counter = cells
         var count = 0
         while !counter.isAtEnd {
-            _ = try counter.readCell()
+            let position = counter.position
+            // A nil cell is refused now, before any allocation (a String cannot be nil).
+            if try counter.readCell() == nil { _ = try String.decodeWireNil(at: position) }
             count += 1
         }
         var reader = cells

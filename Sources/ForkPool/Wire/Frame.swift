@@ -137,6 +137,9 @@ struct FrameReader {
         case received
         case wouldBlock
         case endOfStream
+        /// End of stream too, but the peer closed its end with bytes of ours still unread in
+        /// it (the kernel's ECONNRESET): whatever we sent last, it never read.
+        case endOfStreamWithOursUnread
     }
 
     private static let chunk = 64 * 1024
@@ -220,6 +223,10 @@ struct FrameReader {
         let count = retryingInterrupts { recv(fd, space.baseAddress, space.count, flags) }
         if count > 0 { return (.received, count) }
         if count == 0 { return (.endOfStream, 0) }
+        // A peer that closed its end with bytes of ours still unread (a worker that died with
+        // tasks sent behind the one it ran) makes the kernel report ECONNRESET: it is the same
+        // end of stream, after everything it wrote has been read.
+        if errno == ECONNRESET { return (.endOfStreamWithOursUnread, 0) }
         guard errno == EAGAIN || errno == EWOULDBLOCK else { throw ForkPoolError.systemCall("recv") }
         return (.wouldBlock, 0)
     }
