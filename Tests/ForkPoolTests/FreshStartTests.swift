@@ -172,36 +172,18 @@ extension ForkPoolTests {
         }
 
         @Test func theFreshPoolsProcessKilledWithSIGKILLLeavesNoOrphans() throws {
-            var fds: [Int32] = [0, 0]
-            try #require(pipe(&fds) == 0)
-            defer { close(fds[0]) }
-            let application = forkpool_fork_worker(nil, 0, 0)
-            if application == 0 {
-                close(fds[0])
+            let application = try StandInApplication { report in
                 guard let pool = try? ProcessJobPool(workers: 2, jobs: [SquareJob.self]),
                       (try? pool.submit(SquareJob(value: 2)).get()) == 4 else { _exit(3) }
                 var pids = [pool.forkServerProcessID ?? 0] + pool.workerProcessIDs
-                _ = write(fds[1], &pids, pids.count * MemoryLayout<pid_t>.size)
-                withExtendedLifetime(pool) {
-                    while true { pause() }
-                }
+                _ = write(report, &pids, pids.count * MemoryLayout<pid_t>.size)
+                while true { withExtendedLifetime(pool) { _ = pause() } }
             }
-            close(fds[1])
-            var status: Int32 = 0
-            var reaped = false
-            defer {
-                if !reaped {
-                    kill(application, SIGKILL)
-                    _ = forkpool_waitpid(application, &status, 0)
-                }
-            }
-            let pids = readPIDs(from: fds[0], count: 3, timeoutMilliseconds: 30_000)
+            let pids = application.reportedPIDs(count: 3)
             defer { for pid in pids where !isDead(pid) { kill(pid, SIGKILL) } }
             try #require(pids.count == 3, "the stand-in application reported \(pids.count) of 3 pids")
-            #expect(childProcessIDs(of: application).contains(pids[0]))  // the fresh server is its child
-            #expect(kill(application, SIGKILL) == 0)
-            #expect(forkpool_waitpid(application, &status, 0) == application)
-            reaped = true
+            #expect(childProcessIDs(of: application.pid).contains(pids[0]))  // the fresh server is its child
+            #expect(application.kill(with: SIGKILL).map(forkpool_wtermsig) == SIGKILL)
             #expect(waitUntil { pids.allSatisfy(isDead) })
         }
     }

@@ -375,13 +375,7 @@ extension ForkPoolTests {
             // that never returns and never reads the socket, so only the parent-death signal
             // (fork server: the pool's dispatcher thread died; workers: the fork server died)
             // can end them.
-            var fds: [Int32] = [0, 0]
-            try #require(pipe(&fds) == 0)
-            defer { close(fds[0]) }
-            let application = forkpool_fork_worker(nil, 0, 0)
-            if application == 0 {
-                close(fds[0])
-                let report = fds[1]
+            let application = try StandInApplication { report in
                 guard let pool = try? ProcessPool(workers: 3, configuration: quiet, work: obey),
                       var server = pool.forkServerProcessID else { _exit(3) }
                 // The server's pid first; then each busy worker writes its own (4-byte writes
@@ -392,21 +386,9 @@ extension ForkPoolTests {
                     guard let future = try? pool.submit(.reportPID(fd: report, sleepMilliseconds: -1)) else { _exit(4) }
                     futures.append(future)
                 }
-                withExtendedLifetime((pool, futures)) {
-                    while true { pause() }
-                }
+                while true { withExtendedLifetime((pool, futures)) { _ = pause() } }
             }
-            close(fds[1])
-            var status: Int32 = 0
-            // Whatever happens below, the stand-in application is killed and reaped.
-            var reaped = false
-            defer {
-                if !reaped {
-                    kill(application, SIGKILL)
-                    _ = forkpool_waitpid(application, &status, 0)
-                }
-            }
-            let pids = readPIDs(from: fds[0], count: 4, timeoutMilliseconds: 30_000)
+            let pids = application.reportedPIDs(count: 4)
             // Strays of a failing run are killed, so later tests see no extra processes.
             defer { for pid in pids where !isDead(pid) { kill(pid, SIGKILL) } }
             try #require(pids.count == 4, "the stand-in application reported \(pids.count) of 4 pids")
@@ -416,10 +398,7 @@ extension ForkPoolTests {
             #expect(pids.allSatisfy { $0 > 0 && !isDead($0) })
             #expect(Set(childProcessIDs(of: server)).isSuperset(of: workers))
             // Every worker is busy: it reported from inside its task, which never returns.
-            #expect(kill(application, SIGKILL) == 0)
-            #expect(forkpool_waitpid(application, &status, 0) == application)
-            reaped = true
-            #expect(forkpool_wtermsig(status) == SIGKILL)
+            #expect(application.kill(with: SIGKILL).map(forkpool_wtermsig) == SIGKILL)
             // Within one second, not the generous 30 s of `waitUntil`: the death signal is
             // immediate; anything slower is some other, accidental, mechanism.
             let deadline = monotonicNanoseconds() + 1_000_000_000
@@ -613,6 +592,51 @@ final class RawWorker {
         _ = forkpool_waitpid(pid, &status, 0)
         reaped = true
         return forkpool_wifexited(status) != 0 ? forkpool_wexitstatus(status) : 128 + forkpool_wtermsig(status)
+    }
+}
+
+/// A stand-in application: a forked child of this test process that runs `body` with the write
+/// end of a pipe (to report the pids the test needs, 4 bytes each, atomically) and never
+/// returns; killed and reaped when the test lets go of it, whatever happened.
+final class StandInApplication {
+    let pid: pid_t
+    private let reports: Int32
+    private var reaped = false
+
+    init(_ body: (_ report: Int32) -> Never) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw TestFailure(description: "pipe failed") }
+        let child = forkpool_fork_worker(nil, 0, 0)
+        if child == 0 {
+            close(fds[0])
+            body(fds[1])
+        }
+        close(fds[1])
+        pid = child
+        reports = fds[0]
+    }
+
+    deinit {
+        if !reaped {
+            Glibc.kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = forkpool_waitpid(pid, &status, 0)
+        }
+        close(reports)
+    }
+
+    /// Up to `count` pids it reported (fewer if it stays silent for 30 s).
+    func reportedPIDs(count: Int) -> [pid_t] {
+        readPIDs(from: reports, count: count, timeoutMilliseconds: 30_000)
+    }
+
+    /// Sends `signal` and reaps it: its wait status, nil if it could not be signalled.
+    func kill(with signal: Int32) -> Int32? {
+        guard Glibc.kill(pid, signal) == 0 else { return nil }
+        var status: Int32 = 0
+        guard forkpool_waitpid(pid, &status, 0) == pid else { return nil }
+        reaped = true
+        return status
     }
 }
 
