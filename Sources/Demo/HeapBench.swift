@@ -24,6 +24,11 @@ extension Benchmark {
             let heap = extra > 0 ? UnsafeMutableRawPointer.allocate(byteCount: extra, alignment: 4096) : nil
             if let heap { heap.initializeMemory(as: UInt8.self, repeating: 1, count: extra) }  // resident, as a server's caches
             defer { heap?.deallocate() }
+            // A second to settle, both heaps alike: right after 1.6 GiB is first touched, the
+            // kernel is busy with it for a while and any process start is slower (measured:
+            // 1.7× for five fresh starts at once, none after a second), and a server's caches
+            // are built long before it starts a pool.
+            usleep(1_000_000)
             // Fresh first: a snapshot pool's processes, which map the whole heap, take a while
             // to tear down after shutdown, on the other core.
             for method in [ProcessPoolConfiguration.StartMethod.fresh, .snapshot] {
