@@ -15,6 +15,10 @@ public protocol WorkerPool<Input, Output>: AnyObject, Sendable {
     /// The number of workers the pool keeps running.
     var workerCount: Int { get }
 
+    /// What the pool has done so far: per worker and in total, plus the tasks waiting in the
+    /// queue; see ``PoolStats``.
+    var stats: PoolStats { get }
+
     /// Queues one input and returns a future for its output.
     /// - Parameter input: The input for the work function.
     /// - Returns: A ``Future`` that completes with the output or the task's error.

@@ -30,18 +30,6 @@ extension ForkPoolTests {
             return -1
         }
 
-        func queued(_ pool: any WorkerPool<Command, Int>) -> Int {
-            if let pool = pool as? ProcessPool<Command, Int> { return pool.stats.queuedTasks }
-            if let pool = pool as? ThreadPool<Command, Int> { return pool.stats.queuedTasks }
-            return -1
-        }
-
-        func completed(_ pool: any WorkerPool<Command, Int>) -> Int {
-            if let pool = pool as? ProcessPool<Command, Int> { return pool.stats.tasksCompleted }
-            if let pool = pool as? ThreadPool<Command, Int> { return pool.stats.tasksCompleted }
-            return -1
-        }
-
         /// The pool's one worker held at `gate` by a running task (returns 1 once let through),
         /// and `limit` more gate tasks (values 2, 3, …) filling the queue.
         func fill(_ pool: any WorkerPool<Command, Int>, limit: Int, gate: Gate, reports: PIDPipe) throws -> [Future<Int>] {
@@ -50,7 +38,7 @@ extension ForkPoolTests {
             for value in 2...(limit + 1) {
                 futures.append(try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: value)))
             }
-            #expect(queued(pool) == limit)
+            #expect(pool.stats.queuedTasks == limit)
             return futures
         }
 
@@ -70,11 +58,11 @@ extension ForkPoolTests {
             let refused = expectForkPoolError { _ = try pool.submit(.echo(99)) }
             #expect(refused?.code == .overloaded)
             #expect(refused?.message.contains("maximumQueuedTasks is 2") == true)
-            #expect(queued(pool) == 2)
+            #expect(pool.stats.queuedTasks == 2)
             gate.open(3)
             #expect(try futures.map { try $0.get() } == [1, 2, 3])
             #expect(try pool.submit(.echo(7)).get() == 7)  // room again
-            #expect(completed(pool) == 4)  // the refused task never ran
+            #expect(pool.stats.tasksCompleted == 4)  // the refused task never ran
         }
 
         @Test(arguments: Kind.allCases)
@@ -159,11 +147,11 @@ extension ForkPoolTests {
             caller.cancel()
             #expect(waitUntil { outcome.value != nil })
             #expect(outcome.value == .cancelled)
-            #expect(parked(pool) == 0 && queued(pool) == 2)
+            #expect(parked(pool) == 0 && pool.stats.queuedTasks == 2)
             gate.open(3)
             #expect(try futures.map { try $0.get() } == [1, 2, 3])
             #expect(try pool.submit(.echo(8)).get() == 8)
-            #expect(completed(pool) == 4)  // 99 never ran
+            #expect(pool.stats.tasksCompleted == 4)  // 99 never ran
 
             // Already cancelled before it asks: refused at once even with room.
             let early = Task {
@@ -171,7 +159,7 @@ extension ForkPoolTests {
                 return try await pool.submitWhenReady(.echo(1))
             }
             _ = try? await early.value
-            #expect(completed(pool) == 4)
+            #expect(pool.stats.tasksCompleted == 4)
         }
 
         @Test(arguments: Kind.allCases)

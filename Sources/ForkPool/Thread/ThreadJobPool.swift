@@ -109,41 +109,9 @@ public final class ThreadJobPool: JobPool, @unchecked Sendable {
     }
 }
 
-// The JobPool requirements, for `PoolJob`s (which are RunnableJobs): the same calls, and the
-// one implementation of each.
+// The implementations. (The public calls above, generic over any RunnableJob, also witness
+// JobPool's requirements, which ask only for PoolJobs.)
 extension ThreadJobPool {
-    /// Queues one job (``JobPool`` conformance; see `submit(_:)`).
-    public func submit<Job: PoolJob>(_ job: Job) throws(ForkPoolError) -> Future<Job.Output> {
-        try submit(runnable: job)
-    }
-
-    /// Queues one job, waiting for room (``JobPool`` conformance).
-    public func submitWhenReady<Job: PoolJob>(_ job: Job) async throws(ForkPoolError) -> Future<Job.Output> {
-        try await submitWhenReady(runnable: job)
-    }
-
-    /// Runs every job (``JobPool`` conformance).
-    public func map<Jobs: Sequence>(_ jobs: Jobs) throws(ForkPoolError) -> [Jobs.Element.Output] where Jobs.Element: PoolJob {
-        try map(runnable: jobs, chunkSize: nil)
-    }
-
-    /// Runs every job, `chunkSize` at a time (``JobPool`` conformance).
-    public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int) throws(ForkPoolError) -> [Jobs.Element.Output]
-    where Jobs.Element: PoolJob {
-        try map(runnable: jobs, chunkSize: chunkSize)
-    }
-
-    /// Runs every job, suspending (``JobPool`` conformance).
-    public func map<Jobs: Sequence>(_ jobs: Jobs) async throws(ForkPoolError) -> [Jobs.Element.Output] where Jobs.Element: PoolJob {
-        try await map(runnable: jobs, chunkSize: nil)
-    }
-
-    /// Runs every job, `chunkSize` at a time, suspending (``JobPool`` conformance).
-    public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int) async throws(ForkPoolError) -> [Jobs.Element.Output]
-    where Jobs.Element: PoolJob {
-        try await map(runnable: jobs, chunkSize: chunkSize)
-    }
-
     private func submit<Job: RunnableJob>(runnable job: Job) throws(ForkPoolError) -> Future<Job.Output> {
         try registry.check(Job.self)
         do {
