@@ -67,6 +67,15 @@ struct JobRegistry: Sendable {
         throw error
     }
 
+    /// Throws `.unknownJob` unless a job type was registered under `name` (an encoded job's).
+    func check(name: String) throws(ForkPoolError) {
+        guard entries[name] == nil else { return }
+        var error = ForkPoolError(.unknownJob, "no job type of this pool has the job name \"\(name.prefix(200))\": it has "
+                                  + "\(names.map { "\"\($0)\"" }.joined(separator: ", ")); nothing was queued")
+        error.jobName = name
+        throw error
+    }
+
     /// The worker side (a `TaskHandler`): runs the job the frame names.
     func handle(_ kind: FrameKind, _ payload: UnsafeRawBufferPointer, _ tail: [UInt8]?, _ reply: inout [UInt8],
                 _ replyTail: inout [UInt8]) -> FrameKind {
