@@ -1,0 +1,85 @@
+// ClusterJobs: the jobs the worker-host program, its tests and the cluster benchmark share —
+// each says which host ran it (FORKPOOL_HOST_NAME in the host's environment), so a test can
+// tell whose result was recorded.
+import ForkPool
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The name of the host running this process (`FORKPOOL_HOST_NAME`), or "?".
+public func currentHostName() -> String {
+    getenv("FORKPOOL_HOST_NAME").map { String(cString: $0) } ?? "?"
+}
+
+/// Sleeps, then says which host ran it.
+public struct SleepJob: PoolJob {
+    public var milliseconds: Int
+    public var tag: Int
+    public init(milliseconds: Int, tag: Int = 0) {
+        self.milliseconds = milliseconds
+        self.tag = tag
+    }
+    public func run() throws -> HostAnswer {
+        var request = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        return HostAnswer(host: currentHostName(), value: tag)
+    }
+}
+
+/// What a job answers: the host that ran it and a value.
+public struct HostAnswer: Codable, Sendable, Equatable {
+    public var host: String
+    public var value: Int
+    public init(host: String, value: Int) {
+        self.host = host
+        self.value = value
+    }
+}
+
+/// Squares a number.
+public struct SquareJob: PoolJob {
+    public var value: Int
+    public init(value: Int) { self.value = value }
+    public func run() throws -> Int { value * value }
+}
+
+/// Naive recursive Fibonacci: the article's CPU-heavy work, here the benchmark's job.
+public struct FibonacciJob: PoolJob {
+    public var n: Int
+    public init(n: Int) { self.n = n }
+    public func run() throws -> Int { Self.fib(n) }
+    static func fib(_ n: Int) -> Int { n < 2 ? n : fib(n - 1) + fib(n - 2) }
+}
+
+/// Throws.
+public struct FailingJob: PoolJob {
+    public struct Refused: Error, CustomStringConvertible {
+        public var reason: String
+        public var description: String { "refused: \(reason)" }
+    }
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+    public func run() throws -> Int { throw Refused(reason: reason) }
+}
+
+/// Crashes its worker with SIGSEGV.
+public struct CrashingJob: PoolJob {
+    public init() {}
+    public func run() throws -> Int {
+        raise(SIGSEGV)
+        return 0
+    }
+}
+
+/// Carries bytes; answers their count.
+public struct BytesJob: PoolJob {
+    public var bytes: [UInt8]
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+    public func run() throws -> Int { bytes.count }
+}
+
+/// Every job type above, for a host's pool.
+public let clusterJobTypes: [any PoolJob.Type] = [SleepJob.self, SquareJob.self, FibonacciJob.self, FailingJob.self,
+                                                  CrashingJob.self, BytesJob.self]

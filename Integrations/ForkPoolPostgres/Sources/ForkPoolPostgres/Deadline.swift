@@ -1,0 +1,36 @@
+// Deadline: a database call with a time limit. A query on a connection whose network link is
+// cut waits for TCP to give up (minutes); the job queue's loops must go on meanwhile — to let
+// a lease lapse as it should, and to try again once the link is back. The call that ran out
+// of time is cancelled and left to finish on its own.
+import Synchronization
+
+/// A database call ran out of time.
+struct DeadlineExceeded: Error, CustomStringConvertible {
+    let what: String
+    let limit: Duration
+    var description: String { "\(what) took longer than \(limit)" }
+}
+
+/// Runs `operation`, throwing ``DeadlineExceeded`` if it has not finished within `limit`.
+func withDeadline<T: Sendable>(_ limit: Duration, _ what: String,
+                               _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    let resumed = Mutex(false)
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let finish = { @Sendable (result: Result<T, any Error>) -> Bool in
+            guard resumed.withLock({ done in defer { done = true }; return !done }) else { return false }
+            continuation.resume(with: result)
+            return true
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            guard !Task.isCancelled else { return }
+            _ = finish(.failure(DeadlineExceeded(what: what, limit: limit)))
+        }
+        Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await operation()) } catch { result = .failure(error) }
+            timer.cancel()
+            _ = finish(result)
+        }
+    }
+}

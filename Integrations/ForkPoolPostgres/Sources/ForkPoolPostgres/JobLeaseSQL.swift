@@ -1,0 +1,154 @@
+// JobLeaseSQL: the worker host's statements on forkpool_jobs — claim, renew, settle. Every
+// write after the claim names the claim by (id, attempts): each claim increments `attempts`,
+// so a host whose lease lapsed and was claimed again matches no row, and its late result is
+// dropped. That is what makes a result recorded exactly once.
+//
+//   claim:  queued and due, or running with a lapsed lease and attempts left
+//           ─ FOR UPDATE SKIP LOCKED ─▶ running, attempts + 1, lease_owner, lease_expires
+//   reap:   running with a lapsed lease and no attempts left ─▶ failed (workerDied)
+//   renew:  lease_expires := now() + lease, for the claims still ours; tells of cancel requests
+//   settle: succeeded / failed / cancelled (NOTIFY forkpool_done), queued again for a retry,
+//           or released (a claim given back uncounted)
+import ForkPool
+import Logging
+import PostgresNIO
+
+/// A job this host claimed: its row and the claim's token (`attempts` after the claim).
+struct JobClaim: Sendable {
+    let id: Int64
+    let jobName: String
+    let payload: [UInt8]
+    let attempt: Int32
+    let maximumAttempts: Int32
+}
+
+/// How a claimed job ends, as the host writes it.
+enum Settlement: Sendable {
+    case succeeded([UInt8])
+    case failed(ForkPoolError)
+    case retry(ForkPoolError, after: Duration)
+    case cancelled
+    case released
+}
+
+enum JobLeaseSQL {
+    static func claim(queue: String, owner: String, count: Int, lease: Duration, client: PostgresClient,
+                      logger: Logger) async throws -> [JobClaim] {
+        let rows = try await client.query("""
+            WITH picked AS (
+                SELECT id FROM forkpool_jobs
+                WHERE queue = \(queue)
+                  AND ((state = 'queued' AND not_before <= now())
+                       OR (state = 'running' AND lease_expires < now() AND attempts < max_attempts))
+                ORDER BY id
+                LIMIT \(Int64(count))
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE forkpool_jobs AS job
+            SET state = 'running', attempts = job.attempts + 1, lease_owner = \(owner),
+                lease_expires = now() + make_interval(secs => \(lease.secondsValue)), cancel_requested = false
+            FROM picked WHERE job.id = picked.id
+            RETURNING job.id, job.job_name, job.payload, job.attempts, job.max_attempts
+            """, logger: logger)
+        var claims: [JobClaim] = []
+        for try await (id, name, payload, attempt, maximum) in rows.decode((Int64, String, ByteBuffer, Int32, Int32).self) {
+            claims.append(JobClaim(id: id, jobName: name, payload: Array(payload.readableBytesView), attempt: attempt,
+                                   maximumAttempts: maximum))
+        }
+        return claims.sorted { $0.id < $1.id }
+    }
+
+    /// Fails the jobs whose host stopped renewing their lease on their last attempt.
+    static func reapLapsed(queue: String, client: PostgresClient, logger: Logger) async throws {
+        let rows = try await client.query("""
+            WITH lapsed AS (
+                UPDATE forkpool_jobs
+                SET state = 'failed', error_code = 'workerDied', finished_at = now(), lease_owner = NULL, lease_expires = NULL,
+                    error_message = 'its host stopped renewing its lease on attempt ' || attempts || ' of ' || max_attempts
+                                    || coalesce(' (last error: ' || error_message || ')', '')
+                WHERE queue = \(queue) AND state = 'running' AND lease_expires < now() AND attempts >= max_attempts
+                RETURNING id
+            )
+            SELECT lapsed.id FROM lapsed, LATERAL pg_notify('forkpool_done', lapsed.id::text) AS notified
+            """, logger: logger)
+        for try await _ in rows.decode(Int64.self) {}
+    }
+
+    /// Extends the leases of `claims`; returns, for each claim still held, whether its
+    /// cancellation was requested. A claim missing from the answer is lost.
+    static func renew(_ claims: [(id: Int64, attempt: Int32)], lease: Duration, client: PostgresClient,
+                      logger: Logger) async throws -> [Int64: Bool] {
+        let ids = claims.map(\.id)
+        let attempts = claims.map(\.attempt)
+        let rows = try await client.query("""
+            UPDATE forkpool_jobs AS job SET lease_expires = now() + make_interval(secs => \(lease.secondsValue))
+            FROM unnest(\(ids)::bigint[], \(attempts)::integer[]) AS held(id, attempt)
+            WHERE job.id = held.id AND job.attempts = held.attempt AND job.state = 'running'
+            RETURNING job.id, job.cancel_requested
+            """, logger: logger)
+        var held: [Int64: Bool] = [:]
+        for try await (id, cancelRequested) in rows.decode((Int64, Bool).self) { held[id] = cancelRequested }
+        return held
+    }
+
+    /// Writes how `claim` ended; false when the claim was no longer this host's (nothing
+    /// written).
+    static func settle(_ claim: JobClaim, as settlement: Settlement, client: PostgresClient, logger: Logger) async throws -> Bool {
+        let id = claim.id, attempt = claim.attempt
+        let query: PostgresQuery
+        switch settlement {
+        case .succeeded(let output):
+            query = """
+                WITH done AS (
+                    UPDATE forkpool_jobs SET state = 'succeeded', result = \(ByteBuffer(bytes: output)), error_code = NULL,
+                           error_message = NULL, finished_at = now(), lease_owner = NULL, lease_expires = NULL
+                    WHERE id = \(id) AND attempts = \(attempt) AND state = 'running' RETURNING id
+                )
+                SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
+                """
+        case .failed(let error):
+            query = """
+                WITH done AS (
+                    UPDATE forkpool_jobs SET state = 'failed', error_code = \(StoredError.name(of: error.code)),
+                           error_message = \(error.message), finished_at = now(), lease_owner = NULL, lease_expires = NULL
+                    WHERE id = \(id) AND attempts = \(attempt) AND state = 'running' RETURNING id
+                )
+                SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
+                """
+        case .cancelled:
+            query = """
+                WITH done AS (
+                    UPDATE forkpool_jobs SET state = 'cancelled', error_code = 'cancelled', error_message = 'cancelled while it ran',
+                           finished_at = now(), lease_owner = NULL, lease_expires = NULL
+                    WHERE id = \(id) AND attempts = \(attempt) AND state = 'running' RETURNING id
+                )
+                SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
+                """
+        case .retry(let error, let delay):
+            query = """
+                UPDATE forkpool_jobs SET state = 'queued', error_code = \(StoredError.name(of: error.code)),
+                       error_message = \(error.message), lease_owner = NULL, lease_expires = NULL,
+                       not_before = now() + make_interval(secs => \(delay.secondsValue))
+                WHERE id = \(id) AND attempts = \(attempt) AND state = 'running'
+                RETURNING id
+                """
+        case .released:
+            query = """
+                UPDATE forkpool_jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires = NULL
+                WHERE id = \(id) AND attempts = \(attempt) AND state = 'running'
+                RETURNING id
+                """
+        }
+        var written = false
+        for try await _ in try await client.query(query, logger: logger).decode(Int64.self) { written = true }
+        return written
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, for `make_interval(secs => …)`.
+    var secondsValue: Double {
+        let (whole, fraction) = components
+        return Double(whole) + Double(fraction) * 1e-18
+    }
+}

@@ -1,0 +1,85 @@
+// JobQueueSchema: the tables a PostgresJobQueue keeps, created and migrated by the package —
+// an ordered list of versioned migrations, applied once each, in one transaction, under an
+// advisory lock so that hosts starting at once do not race.
+//
+//   migrate() ─ BEGIN ─ pg_advisory_xact_lock ─ forkpool_schema exists? ─ version v ─▶
+//               every migration after v, in order ─ INSERT its version ─ COMMIT
+//
+// Version 1 (every column is documented in docs/POSTGRES.md of the repository root):
+//   forkpool_schema(version, applied_at)
+//   forkpool_jobs(id, queue, job_name, payload, state, attempts, max_attempts, not_before,
+//                 lease_owner, lease_expires, cancel_requested, result, error_code,
+//                 error_message, created_at, finished_at)
+import ForkPool
+import PostgresNIO
+
+enum JobQueueSchema {
+    /// The schema version this library writes and reads.
+    static var currentVersion: Int32 { Int32(migrations.count) }
+
+    /// Migration `i` takes the schema from version `i` to `i + 1`.
+    static let migrations: [[PostgresQuery]] = [
+        [
+            """
+            CREATE TABLE forkpool_jobs (
+                id               bigserial   PRIMARY KEY,
+                queue            text        NOT NULL,
+                job_name         text        NOT NULL,
+                payload          bytea       NOT NULL,
+                state            text        NOT NULL DEFAULT 'queued'
+                                 CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+                attempts         integer     NOT NULL DEFAULT 0,
+                max_attempts     integer     NOT NULL CHECK (max_attempts >= 1),
+                not_before       timestamptz NOT NULL DEFAULT now(),
+                lease_owner      text,
+                lease_expires    timestamptz,
+                cancel_requested boolean     NOT NULL DEFAULT false,
+                result           bytea,
+                error_code       text,
+                error_message    text,
+                created_at       timestamptz NOT NULL DEFAULT now(),
+                finished_at      timestamptz
+            )
+            """,
+            "CREATE INDEX forkpool_jobs_ready ON forkpool_jobs (queue, id) WHERE state = 'queued'",
+            "CREATE INDEX forkpool_jobs_leased ON forkpool_jobs (queue, lease_expires) WHERE state = 'running'",
+        ],
+    ]
+
+    /// Brings the database's schema to ``currentVersion``; does nothing when it is there.
+    /// - Throws: ``ForkPoolError/Code/invalidArgument`` when the database was migrated by a
+    ///   newer version of this library; the database's own errors as they come.
+    static func migrate(_ client: PostgresClient, logger: Logger) async throws {
+        do {
+            try await migrateInTransaction(client, logger: logger)
+        } catch let failed as PostgresTransactionError {
+            // The migration's own refusal, rolled back: give it as it is.
+            if let refusal = failed.closureError as? ForkPoolError, failed.rollbackError == nil { throw refusal }
+            throw failed
+        }
+    }
+
+    private static func migrateInTransaction(_ client: PostgresClient, logger: Logger) async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            _ = try await connection.query("SELECT pg_advisory_xact_lock(7301996155)", logger: logger)
+            _ = try await connection.query(
+                "CREATE TABLE IF NOT EXISTS forkpool_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                logger: logger)
+            var version: Int32 = 0
+            for try await row in try await connection.query("SELECT coalesce(max(version), 0) FROM forkpool_schema", logger: logger)
+                .decode(Int32.self) {
+                version = row
+            }
+            guard version <= currentVersion else {
+                throw ForkPoolError(.invalidArgument, "the database's forkpool schema is at version \(version), newer than this "
+                                    + "library's \(currentVersion): upgrade ForkPoolPostgres")
+            }
+            for step in Int(version)..<migrations.count {
+                for statement in migrations[step] { _ = try await connection.query(statement, logger: logger) }
+                let next = Int32(step + 1)
+                _ = try await connection.query("INSERT INTO forkpool_schema (version) VALUES (\(next))", logger: logger)
+                logger.info("forkpool schema migrated", metadata: ["version": "\(next)"])
+            }
+        }
+    }
+}

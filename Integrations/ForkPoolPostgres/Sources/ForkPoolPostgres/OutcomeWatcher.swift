@@ -1,0 +1,138 @@
+// OutcomeWatcher: the submitting side's wait for results — every `JobHandle.value` awaited
+// through one queue registers here; one loop looks all of them up in one query whenever a
+// worker host's NOTIFY says a job finished, and at least every poll interval (a notification
+// is lost while the listening connection is down: polling is the fallback).
+//
+//   value ─ register(id) ─▶ loop (started with the first waiter, ends with the last):
+//       listener: LISTEN forkpool_done ─ NOTIFY ─▶ wake ◀─ poll timer
+//       wake ─▶ SELECT … WHERE id = ANY(waiting) AND state is final ─▶ resume those waiters
+//
+// The database may go away meanwhile: the loop keeps trying, and the waiters keep waiting.
+import Logging
+import PostgresNIO
+import Synchronization
+
+final class OutcomeWatcher: Sendable {
+    /// A finished job, as its row records it.
+    enum Outcome: Sendable {
+        case succeeded([UInt8])
+        case failed(code: String?, message: String?)
+        case cancelled(message: String?)
+    }
+
+    private struct State {
+        var waiters: [Int64: [UInt64: CheckedContinuation<Outcome?, Never>]] = [:]
+        var nextToken: UInt64 = 0
+        var looping = false
+    }
+
+    private let client: PostgresClient
+    private let pollInterval: Duration
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let wakeSignal = WakeSignal()
+
+    init(client: PostgresClient, pollInterval: Duration, logger: Logger) {
+        self.client = client
+        self.pollInterval = pollInterval
+        self.logger = logger
+    }
+
+    /// Waits until job `id` is finished and returns how; nil if the calling task was
+    /// cancelled first (the job itself is left alone).
+    func outcome(of id: Int64) async -> Outcome? {
+        let token = state.withLock { state -> UInt64 in
+            state.nextToken += 1
+            return state.nextToken
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Outcome?, Never>) in
+                let startLoop = state.withLock { state -> Bool in
+                    state.waiters[id, default: [:]][token] = continuation
+                    defer { state.looping = true }
+                    return !state.looping
+                }
+                if startLoop {
+                    Task { await self.loop() }
+                } else {
+                    wakeSignal.wake()
+                }
+            }
+        } onCancel: {
+            let cancelled = state.withLock { state -> CheckedContinuation<Outcome?, Never>? in
+                let waiter = state.waiters[id]?.removeValue(forKey: token)
+                if state.waiters[id]?.isEmpty == true { state.waiters[id] = nil }
+                return waiter
+            }
+            cancelled?.resume(returning: nil)
+        }
+    }
+
+    /// Looks the waiting jobs up until none is left.
+    private func loop() async {
+        let listener = Task { await listen() }
+        defer { listener.cancel() }
+        var failures = 0
+        while true {
+            let ids = state.withLock { state -> [Int64]? in
+                if state.waiters.isEmpty {
+                    state.looping = false
+                    return nil
+                }
+                return Array(state.waiters.keys)
+            }
+            guard let ids else { return }
+            do {
+                let finished = try await withDeadline(.seconds(10), "looking up job outcomes") { [client, logger] in
+                    try await Self.lookUp(ids, client: client, logger: logger)
+                }
+                failures = 0
+                for (id, outcome) in finished {
+                    let waiters = state.withLock { $0.waiters.removeValue(forKey: id) } ?? [:]
+                    for waiter in waiters.values { waiter.resume(returning: outcome) }
+                }
+            } catch {
+                failures += 1
+                if failures == 1 || failures % 30 == 0 {
+                    logger.warning("could not look up job outcomes; trying again", metadata: ["error": "\(String(reflecting: error))"])
+                }
+            }
+            await wakeSignal.sleep(timeout: pollInterval)
+        }
+    }
+
+    private static func lookUp(_ ids: [Int64], client: PostgresClient, logger: Logger) async throws -> [(Int64, Outcome)] {
+        let rows = try await client.query("""
+            SELECT id, state, result, error_code, error_message FROM forkpool_jobs
+            WHERE id = ANY(\(ids)) AND state IN ('succeeded', 'failed', 'cancelled')
+            """, logger: logger)
+        var finished: [(Int64, Outcome)] = []
+        for try await (id, state, result, code, message) in rows.decode((Int64, String, ByteBuffer?, String?, String?).self) {
+            switch state {
+            case "succeeded": finished.append((id, .succeeded(result.map { Array($0.readableBytesView) } ?? [])))
+            case "cancelled": finished.append((id, .cancelled(message: message)))
+            default: finished.append((id, .failed(code: code, message: message)))
+            }
+        }
+        return finished
+    }
+
+    /// LISTEN forkpool_done while the loop runs, waking it at each notification; after a lost
+    /// connection, listens again (the poll timer covers the gap).
+    private func listen() async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: "forkpool_done") { notifications in
+                        self.wakeSignal.wake()  // listening now: look once for what finished before
+                        for try await _ in notifications { self.wakeSignal.wake() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("LISTEN forkpool_done ended; listening again", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}

@@ -1,0 +1,342 @@
+// PostgresJobWorker: a worker host — claims a queue's jobs in batches, runs them on its local
+// ProcessJobPool (with all of that pool's isolation), writes their results, and keeps its
+// leases alive while they run.
+//
+//   claim loop: free capacity? ─ reap lapsed ─ claim ≤ free (leases) ─▶ run each:
+//       pool.submit(EncodedJob) ─▶ Future<[UInt8]> ─▶ settle (JobLeaseSQL, retried while the
+//       database is away; dropped when the claim was lost) ─▶ capacity freed ─▶ wake
+//   wakes: NOTIFY forkpool_ready, a job finishing, the poll timer
+//   renewal loop (every lease / 3): extend every held claim; a lost claim's job is stopped
+//       (its result would be dropped); a cancel request stops the job and records it cancelled
+//   graceful shutdown: stop claiming, let running jobs finish for `shutdownGracePeriod`, then
+//       stop the rest and release their claims (queued again, the attempt not counted)
+import ForkPool
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A worker host of a ``PostgresJobQueue``: a swift-service-lifecycle `Service` that runs the
+/// queue's jobs on a local ``ProcessJobPool``.
+///
+/// ```swift
+/// let pool = try ProcessJobPool(workers: 8, jobs: [Resize.self, Checksum.self])
+/// let worker = PostgresJobWorker(queue: queue, pool: pool)
+/// let group = ServiceGroup(services: [client, worker], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// ```
+///
+/// A job that throws is recorded as failed at once; one that crashes its worker or passes its
+/// deadline is tried again (after a short delay) until the queue's ``PostgresJobQueue/Configuration/maximumAttempts``,
+/// then recorded as failed with its last error. A job whose name the pool lacks is recorded as
+/// failed with ``ForkPoolError/Code/unknownJob``.
+public final class PostgresJobWorker: Service, Sendable {
+    /// The host's settings.
+    public struct Configuration: Sendable {
+        /// How many jobs the host holds at once (running and waiting in its pool); nil: twice
+        /// the pool's workers.
+        public var capacity: Int?
+        /// How long a claim lasts without renewal: after a host dies, its jobs wait this long
+        /// before another host runs them. Renewed every third of it. Default 30 s.
+        public var leaseDuration: Duration = .seconds(30)
+        /// How often the host looks for jobs when no notification comes. Default 1 s.
+        public var pollInterval: Duration = .seconds(1)
+        /// Each job's deadline on the pool (nil: none); one that passes it is stopped and tried
+        /// again, as a crash is.
+        public var jobTimeout: Duration?
+        /// The delay before a crashed or timed-out job may run again. Default 100 ms.
+        public var retryDelay: Duration = .milliseconds(100)
+        /// On graceful shutdown, how long running jobs may go on before they are stopped and
+        /// released. Default 30 s.
+        public var shutdownGracePeriod: Duration = .seconds(30)
+        /// The longest any one database call may take before the host gives up on it and tries
+        /// again later (a cut network link otherwise holds a call for minutes). Default 10 s.
+        public var databaseCallTimeout: Duration = .seconds(10)
+        /// How the host names itself in `lease_owner`; nil: host name, pid and a random suffix.
+        public var hostName: String?
+
+        public init() {}
+    }
+
+    private struct Held {
+        let claim: JobClaim
+        var future: Future<[UInt8]>?
+        var lost = false
+        var cancelRequested = false
+        var released = false
+    }
+
+    private struct State {
+        var held: [Int64: Held] = [:]
+        var stopping = false
+    }
+
+    /// The queue whose jobs the host runs.
+    public let queue: PostgresJobQueue
+    /// The pool the jobs run on.
+    public let pool: ProcessJobPool
+    /// The settings the host was created with.
+    public let configuration: Configuration
+    /// The host's `lease_owner` name.
+    public let owner: String
+    private let capacity: Int
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let wakeSignal = WakeSignal()
+    private let tallies = Mutex(Counters())
+
+    /// What the host has done so far.
+    public struct Counters: Sendable {
+        /// Jobs claimed (a job claimed again after a crash counts again).
+        public var claimed = 0
+        /// Jobs whose outcome this host recorded (succeeded, failed or cancelled).
+        public var settled = 0
+        /// Jobs queued again for another attempt after a crash or time-out.
+        public var retried = 0
+        /// Results dropped because the claim was lost (another host had claimed the job).
+        public var dropped = 0
+        /// Claims given back unfinished at shutdown.
+        public var released = 0
+    }
+
+    /// A host running `queue`'s jobs on `pool`. The pool must have been created with the job
+    /// types the queue's submitters use; the caller shuts it down after the host stops.
+    public init(queue: PostgresJobQueue, pool: ProcessJobPool, configuration: Configuration = .init(),
+                logger: Logger? = nil) {
+        self.queue = queue
+        self.pool = pool
+        self.configuration = configuration
+        self.capacity = max(configuration.capacity ?? pool.workerCount * 2, 1)
+        self.logger = logger ?? queue.logger
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        owner = configuration.hostName ?? "\(host):\(getpid()):\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// What the host has done so far.
+    public var counters: Counters { tallies.withLock { $0 } }
+
+    /// The ids of the jobs the host holds now.
+    public var heldJobIDs: [Int64] { state.withLock { Array($0.held.keys).sorted() } }
+
+    /// Runs until a graceful shutdown (then finishes or releases what it holds) or until the
+    /// calling task is cancelled (then stops and releases at once).
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.listenForJobs() }
+            group.addTask { await self.renewLeases() }
+            await withGracefulShutdownHandler {
+                await self.claimJobs(group: &group)
+            } onGracefulShutdown: {
+                self.stop()
+            }
+            await self.drain()
+            group.cancelAll()
+        }
+    }
+
+    private func stop() {
+        state.withLock { $0.stopping = true }
+        wakeSignal.wake()
+    }
+
+    private var isStopping: Bool { state.withLock { $0.stopping } || Task.isCancelled }
+
+    // MARK: Claiming and running
+
+    private func claimJobs(group: inout DiscardingTaskGroup) async {
+        var failures = 0
+        while !isStopping {
+            let free = capacity - state.withLock { $0.held.count }
+            if free > 0 {
+                do {
+                    let claims = try await withDeadline(configuration.databaseCallTimeout, "claiming jobs") { [self] in
+                        try await JobLeaseSQL.reapLapsed(queue: queue.name, client: queue.client, logger: logger)
+                        return try await JobLeaseSQL.claim(queue: queue.name, owner: owner, count: free,
+                                                           lease: configuration.leaseDuration, client: queue.client, logger: logger)
+                    }
+                    failures = 0
+                    if !claims.isEmpty {
+                        tallies.withLock { $0.claimed += claims.count }
+                        state.withLock { state in for claim in claims { state.held[claim.id] = Held(claim: claim) } }
+                        for claim in claims { group.addTask { await self.run(claim) } }
+                        if claims.count == free { continue }  // there may be more
+                    }
+                } catch {
+                    failures += 1
+                    if failures == 1 || failures % 30 == 0 {
+                        logger.warning("could not claim jobs; trying again", metadata: ["error": "\(String(reflecting: error))"])
+                    }
+                }
+            }
+            await wakeSignal.sleep(timeout: failures > 0 ? min(configuration.pollInterval, .milliseconds(500)) : configuration.pollInterval)
+        }
+    }
+
+    private func run(_ claim: JobClaim) async {
+        let settlement: Settlement
+        do {
+            let future = try pool.submit(EncodedJob(jobName: claim.jobName, payload: claim.payload), timeout: configuration.jobTimeout)
+            let stopNow = state.withLock { state -> Bool in
+                state.held[claim.id]?.future = future
+                return state.held[claim.id].map { $0.lost || $0.cancelRequested || $0.released } ?? false
+            }
+            if stopNow { future.cancel() }
+            switch await future.resultIgnoringTaskCancellation() {
+            case .success(let output): settlement = .succeeded(output)
+            case .failure(let error): settlement = self.settlement(for: error, of: claim)
+            }
+        } catch {
+            settlement = self.settlement(for: error, of: claim)
+        }
+        await settle(claim, as: settlement)
+        state.withLock { _ = $0.held.removeValue(forKey: claim.id) }
+        wakeSignal.wake()
+    }
+
+    /// What a failed job's row should say.
+    private func settlement(for error: ForkPoolError, of claim: JobClaim) -> Settlement {
+        let held = state.withLock { $0.held[claim.id] }
+        if held?.released == true { return .released }
+        if held?.cancelRequested == true { return .cancelled }
+        switch error.code {
+        case .workerDied, .timedOut:
+            guard claim.attempt < claim.maximumAttempts else {
+                var last = error
+                last = ForkPoolError(error.code, "failed on attempt \(claim.attempt) of \(claim.maximumAttempts): \(error.message)")
+                return .failed(last)
+            }
+            return .retry(error, after: configuration.retryDelay)
+        case .overloaded, .poolShutDown, .poolBroken, .cancelled:
+            return .released  // this host could not run it: another may
+        default:
+            return .failed(error)
+        }
+    }
+
+    /// Writes the outcome, trying again while the database is away, until it is written, the
+    /// claim turns out lost, or (shutting down) the grace period is over.
+    private func settle(_ claim: JobClaim, as settlement: Settlement) async {
+        var failures = 0
+        while true {
+            do {
+                let written = try await withDeadline(configuration.databaseCallTimeout, "recording job \(claim.id)") { [self] in
+                    try await JobLeaseSQL.settle(claim, as: settlement, client: queue.client, logger: logger)
+                }
+                tallies.withLock { counters in
+                    switch (written, settlement) {
+                    case (false, _): counters.dropped += 1
+                    case (true, .retry): counters.retried += 1
+                    case (true, .released): counters.released += 1
+                    case (true, _): counters.settled += 1
+                    }
+                }
+                if !written {
+                    logger.notice("job \(claim.id)'s claim was lost (its lease lapsed and another host claimed it): outcome dropped")
+                }
+                return
+            } catch {
+                failures += 1
+                if failures == 1 || failures % 30 == 0 {
+                    logger.warning("could not record job \(claim.id); trying again", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                if Task.isCancelled { return }  // the lease lapses; the job runs again elsewhere
+                try? await Task.sleep(for: .milliseconds(min(100 * failures, 2000)))
+            }
+        }
+    }
+
+    // MARK: Leases
+
+    private func renewLeases() async {
+        let interval = configuration.leaseDuration / 3
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            let claims = state.withLock { $0.held.values.map { (id: $0.claim.id, attempt: $0.claim.attempt) } }
+            guard !claims.isEmpty else { continue }
+            do {
+                let held = try await withDeadline(configuration.databaseCallTimeout, "renewing leases") { [self] in
+                    try await JobLeaseSQL.renew(claims, lease: configuration.leaseDuration, client: queue.client, logger: logger)
+                }
+                let toStop = state.withLock { state -> [Future<[UInt8]>] in
+                    var futures: [Future<[UInt8]>] = []
+                    for claim in claims {
+                        guard var entry = state.held[claim.id] else { continue }
+                        if let cancelRequested = held[claim.id] {
+                            guard cancelRequested, !entry.cancelRequested else { continue }
+                            entry.cancelRequested = true
+                        } else {
+                            entry.lost = true
+                        }
+                        state.held[claim.id] = entry
+                        if let future = entry.future { futures.append(future) }
+                    }
+                    return futures
+                }
+                for future in toStop { future.cancel() }
+            } catch {
+                logger.warning("could not renew leases; trying again", metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// After claiming stopped: lets held jobs finish for the grace period, then stops and
+    /// releases the rest, and waits until each is written (or given up).
+    private func drain() async {
+        let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
+        while state.withLock({ !$0.held.isEmpty }) && ContinuousClock.now < deadline && !Task.isCancelled {
+            await wakeSignal.sleep(timeout: .milliseconds(100))
+        }
+        let toStop = state.withLock { state -> [Future<[UInt8]>] in
+            var futures: [Future<[UInt8]>] = []
+            for id in state.held.keys {
+                state.held[id]?.released = true
+                if let future = state.held[id]?.future { futures.append(future) }
+            }
+            return futures
+        }
+        if !toStop.isEmpty { logger.info("releasing \(toStop.count) unfinished jobs") }
+        for future in toStop { future.cancel() }
+        // Each job's own task writes its release; wait for them (bounded by their retries).
+        let giveUp = ContinuousClock.now + configuration.databaseCallTimeout * 2
+        while state.withLock({ !$0.held.isEmpty }) && ContinuousClock.now < giveUp {
+            await wakeSignal.sleep(timeout: .milliseconds(50))
+        }
+    }
+
+    // MARK: Notifications
+
+    /// LISTEN forkpool_ready: a submitter wrote jobs; look for them now.
+    private func listenForJobs() async {
+        while !Task.isCancelled {
+            do {
+                try await queue.client.withConnection { connection in
+                    try await connection.listen(on: "forkpool_ready") { notifications in
+                        for try await notification in notifications where notification.payload == self.queue.name {
+                            self.wakeSignal.wake()
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("LISTEN forkpool_ready ended; listening again", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
+
+extension Future {
+    /// The outcome, without cancelling the job when the awaiting task is cancelled (the host
+    /// decides that itself).
+    func resultIgnoringTaskCancellation() async -> Result<Value, ForkPoolError> {
+        await Task.detached { await self.result }.value
+    }
+}

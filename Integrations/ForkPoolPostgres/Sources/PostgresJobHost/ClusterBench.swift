@@ -1,0 +1,5 @@
+// placeholder, filled in below
+struct ClusterBench {
+    let options: HostOptions
+    func run() async throws {}
+}

@@ -1,0 +1,89 @@
+// PostgresJobHost: a worker host as a program — a PostgresClient and a PostgresJobWorker in a
+// ServiceGroup, running the ClusterJobs on a local ProcessJobPool until SIGTERM (graceful:
+// running jobs finish or are released) or SIGINT. The tests start several of these, some in
+// network namespaces; `PostgresJobHost bench …` runs the cluster benchmark.
+//
+//   PostgresJobHost --url postgres://… --queue Q --name A [--workers 2] [--lease-ms 30000]
+//                   [--poll-ms 1000] [--grace-ms 30000] [--capacity N] [--log-level info]
+// Prints "ready" on standard output once the schema is migrated and the host claims jobs.
+import ClusterJobs
+import ForkPool
+import ForkPoolPostgres
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+enum PostgresJobHost {
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            if arguments.first == "bench" {
+                try await ClusterBench(options: HostOptions(arguments.dropFirst())).run()
+            } else {
+                try await runHost(HostOptions(arguments))
+            }
+        } catch {
+            let line = Array("PostgresJobHost: \(error)\n".utf8)
+            _ = write(2, line, line.count)
+            exit(1)
+        }
+    }
+
+    static func runHost(_ options: HostOptions) async throws {
+        let name = try options.string("name", default: "host-\(getpid())")
+        setenv("FORKPOOL_HOST_NAME", name, 1)  // before the pool starts: its workers answer with it
+        let level = Logger.Level(rawValue: try options.string("log-level", default: "notice")) ?? .notice
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "forkpool.host.\(name)")
+        let client = PostgresClient(configuration: try .init(url: options.string("url")), backgroundLogger: logger)
+        let queue = PostgresJobQueue(client: client, name: try options.string("queue", default: "default"), logger: logger)
+        let pool = try ProcessJobPool(workers: try options.int("workers", default: 2),
+                                      configuration: ProcessPoolConfiguration(workerCrashBacktraces: false), jobs: clusterJobTypes)
+        defer { pool.shutdown(cancelPending: true) }
+        var configuration = PostgresJobWorker.Configuration()
+        configuration.hostName = name
+        configuration.leaseDuration = try options.milliseconds("lease-ms", default: 30_000)
+        configuration.pollInterval = try options.milliseconds("poll-ms", default: 1000)
+        configuration.shutdownGracePeriod = try options.milliseconds("grace-ms", default: 30_000)
+        configuration.databaseCallTimeout = try options.milliseconds("call-timeout-ms", default: 10_000)
+        let capacity = try options.int("capacity", default: 0)
+        configuration.capacity = capacity > 0 ? capacity : nil
+        let worker = PostgresJobWorker(queue: queue, pool: pool, configuration: configuration, logger: logger)
+
+        let clientTask = Task { await client.run() }
+        try await migrate(queue, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm], cancellationSignals: [.sigint], logger: logger))
+        let ready = Array("ready \(worker.owner)\n".utf8)
+        _ = write(1, ready, ready.count)
+        try await group.run()
+        clientTask.cancel()
+        let counters = worker.counters
+        logger.notice("host stopped", metadata: ["claimed": "\(counters.claimed)", "settled": "\(counters.settled)",
+                                                 "retried": "\(counters.retried)", "dropped": "\(counters.dropped)",
+                                                 "released": "\(counters.released)"])
+    }
+
+    /// Migrates, trying again while the database is not up yet (for 30 s).
+    static func migrate(_ queue: PostgresJobQueue, logger: Logger) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            do {
+                return try await queue.migrate()
+            } catch where ContinuousClock.now < deadline {
+                logger.info("database not ready; trying again", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+// Worker hosts as separate processes, and the faults the queue promises to survive, provoked
+// for real: a host SIGKILLed mid-job (its leases lapse; another host runs the jobs), two hosts
+// racing past a lapsed lease (a host SIGSTOPped past its lease, then let go: the result is
+// recorded once, by the host that holds the claim), the database restarting mid-run (hosts
+// and submitters reconnect and go on), and a graceful shutdown (SIGTERM: running jobs finish;
+// past the grace period they are released, their attempt not counted).
+import ClusterJobs
+import ForkPool
+import ForkPoolPostgres
+import Foundation
+import PostgresNIO
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct HostFaultTests {
+    @Test func aKilledHostsJobsRunOnAnotherHost() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let doomed = try HostProcess(name: "doomed", queue: database.queueName, url: database.url, leaseMilliseconds: 1000)
+        let handles = try await queue.submit(contentsOf: (0..<4).map { SleepJob(milliseconds: 3000, tag: $0) })
+        try await database.waitUntil("the doomed host holds all four jobs") {
+            var held = 0
+            for handle in handles where try await database.row(handle.id).leaseOwner == "doomed" { held += 1 }
+            return held == 4
+        }
+        doomed.signal(SIGKILL)
+        _ = doomed.waitStatus()
+        let killedAt = ContinuousClock.now
+        let survivor = try HostProcess(name: "survivor", queue: database.queueName, url: database.url, capacity: 4)
+        var answers: [HostAnswer] = []
+        for handle in handles { answers.append(try await handle.value) }
+        #expect(answers == (0..<4).map { HostAnswer(host: "survivor", value: $0) })
+        #expect(ContinuousClock.now - killedAt < .seconds(30))
+        for handle in handles {
+            let row = try await database.row(handle.id)
+            #expect(row.state == "succeeded" && row.attempts == 2)
+        }
+        survivor.signal(SIGTERM)
+        #expect(survivor.waitStatus() == 0)
+    }
+
+    @Test func aResultIsRecordedOnceWhenTwoHostsRacePastALapsedLease() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let stalled = try HostProcess(name: "stalled", queue: database.queueName, url: database.url, leaseMilliseconds: 1000)
+        let handle = try await queue.submit(SleepJob(milliseconds: 2500, tag: 1))
+        try await database.waitUntil("the stalled host holds the job") { try await database.row(handle.id).leaseOwner == "stalled" }
+        // Its host stops (its pool's worker goes on running the job); the lease lapses.
+        stalled.signal(SIGSTOP)
+        let other = try HostProcess(name: "other", queue: database.queueName, url: database.url, leaseMilliseconds: 1000)
+        try await database.waitUntil("the other host claims the job") { try await database.row(handle.id).leaseOwner == "other" }
+        // The stalled host wakes with the job done (or about to be) and a claim that is no longer its.
+        stalled.signal(SIGCONT)
+        #expect(try await handle.value == HostAnswer(host: "other", value: 1))
+        let row = try await database.row(handle.id)
+        #expect(row.state == "succeeded" && row.attempts == 2)
+        try await database.waitUntil("the stalled host drops its outcome") { stalled.log.contains("outcome dropped") }
+        // Still the other host's result, and the stalled host goes on serving.
+        #expect(try await queue.submit(SquareJob(value: 6)).value == 36)
+        #expect(try await database.row(handle.id).state == "succeeded")
+        for host in [stalled, other] {
+            host.signal(SIGTERM)
+            #expect(host.waitStatus() == 0)
+        }
+        #expect(stalled.log.contains("dropped=1"))
+    }
+
+    @Test func hostsAndSubmittersGoOnAfterTheDatabaseRestarts() async throws {
+        let restart = try #require(ProcessInfo.processInfo.environment["FORKPOOL_PG_RESTART"])
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let host = try HostProcess(name: "steady", queue: database.queueName, url: database.url, leaseMilliseconds: 3000)
+        let handles = try await queue.submit(contentsOf: (0..<20).map { SleepJob(milliseconds: 300, tag: $0) })
+        try await database.waitUntil("the host runs jobs") { try await database.row(handles[0].id).state != "queued" }
+        try shell(restart + " > /dev/null")
+        var answers: [Int] = []
+        for handle in handles { answers.append(try await handle.value.value) }
+        #expect(answers == Array(0..<20))
+        let later = try await queue.submit(SquareJob(value: 11))
+        #expect(try await later.value == 121)
+        for handle in handles { #expect(try await database.row(handle.id).state == "succeeded") }
+        host.signal(SIGTERM)
+        #expect(host.waitStatus() == 0)
+    }
+
+    @Test func aGracefulShutdownFinishesRunningJobsOrReleasesThem() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        // A long grace period: the running jobs finish and are recorded before the host exits.
+        let patient = try HostProcess(name: "patient", queue: database.queueName, url: database.url, graceMilliseconds: 30_000)
+        let finishing = try await queue.submit(contentsOf: [SleepJob(milliseconds: 800, tag: 1), SleepJob(milliseconds: 800, tag: 2)])
+        try await database.waitUntil("the host runs both") {
+            let first = try await database.row(finishing[0].id).state, second = try await database.row(finishing[1].id).state
+            return first == "running" && second == "running"
+        }
+        patient.signal(SIGTERM)
+        #expect(patient.waitStatus() == 0)
+        for handle in finishing { #expect(try await database.row(handle.id).state == "succeeded") }
+        // A short one: the running job is stopped and given back, its attempt not counted.
+        let hasty = try HostProcess(name: "hasty", queue: database.queueName, url: database.url, graceMilliseconds: 200)
+        let long = try await queue.submit(SleepJob(milliseconds: 60_000, tag: 3))
+        try await database.waitUntil("the host runs it") { try await database.row(long.id).state == "running" }
+        hasty.signal(SIGTERM)
+        #expect(hasty.waitStatus() == 0)
+        let released = try await database.row(long.id)
+        #expect(released.state == "queued" && released.attempts == 0 && released.leaseOwner == nil)
+        #expect(hasty.log.contains("released=1"))
+        _ = try await long.cancel()
+    }
+}

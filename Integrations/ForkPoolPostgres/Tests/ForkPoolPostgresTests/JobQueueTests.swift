@@ -1,0 +1,113 @@
+// The job queue through a real PostgreSQL server with an in-process worker host: jobs and
+// `map` round trips, a job that throws (failed at once), one that crashes its worker (retried,
+// then failed with the error), a payload over the limit (refused before anything is written),
+// cancelling queued and running jobs, and the schema's versioned migration.
+import ClusterJobs
+import ForkPool
+import ForkPoolPostgres
+import PostgresNIO
+import Testing
+
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct JobQueueTests {
+    @Test func jobsAndMapsRunOnAWorkerHost() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let host = try LocalHost(queue: queue)
+        let handle = try await queue.submit(SquareJob(value: 12))
+        #expect(try await handle.value == 144)
+        let squares = try await queue.map((1...200).map { SquareJob(value: $0) })
+        #expect(squares == (1...200).map { $0 * $0 })
+        let answer = try await queue.submit(SleepJob(milliseconds: 1, tag: 7)).value
+        #expect(answer == HostAnswer(host: "local", value: 7))
+        let row = try await database.row(handle.id)
+        #expect(row.state == "succeeded" && row.attempts == 1 && row.leaseOwner == nil)
+        #expect(try await database.rowCount() == 202)
+        await host.stop()
+        #expect(host.worker.counters.settled == 202 && host.worker.counters.dropped == 0)
+    }
+
+    @Test func aJobThatThrowsIsRecordedFailedAtOnce() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let host = try LocalHost(queue: queue)
+        let handle = try await queue.submit(FailingJob(reason: "no such file"))
+        let error = await #expect(throws: ForkPoolError.self) { try await handle.value }
+        #expect(error?.code == .workFailed)
+        #expect(error?.message.contains("refused: no such file") == true)
+        #expect(error?.jobName == FailingJob.jobName)
+        let row = try await database.row(handle.id)
+        #expect(row.state == "failed" && row.attempts == 1 && row.errorCode == "workFailed")
+        await host.stop()
+    }
+
+    @Test func aJobThatCrashesItsWorkerIsRetriedThenRecordedFailed() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue { $0.maximumAttempts = 3 }
+        let host = try LocalHost(queue: queue) { $0.retryDelay = .milliseconds(10) }
+        let handle = try await queue.submit(CrashingJob())
+        let error = await #expect(throws: ForkPoolError.self) { try await handle.value }
+        #expect(error?.code == .workerDied)
+        #expect(error?.message.contains("attempt 3 of 3") == true)
+        #expect(error?.message.contains("SIGSEGV") == true)
+        let row = try await database.row(handle.id)
+        #expect(row.state == "failed" && row.attempts == 3 && row.errorCode == "workerDied")
+        #expect(host.worker.counters.retried == 2)
+        // The host goes on.
+        #expect(try await queue.submit(SquareJob(value: 3)).value == 9)
+        await host.stop()
+    }
+
+    @Test func aPayloadOverTheLimitIsRefusedBeforeAnythingIsWritten() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue { $0.maximumPayloadBytes = 1024 }
+        let error = await #expect(throws: ForkPoolError.self) {
+            _ = try await queue.submit(contentsOf: [BytesJob(bytes: [1, 2, 3]), BytesJob(bytes: Array(repeating: 9, count: 2000))])
+        }
+        #expect(error?.code == .frameTooLarge)
+        #expect(error?.message.contains("maximumPayloadBytes") == true)
+        #expect(try await database.rowCount() == 0)
+        let small = try await queue.submit(BytesJob(bytes: Array(repeating: 1, count: 900)))
+        #expect(try await database.row(small.id).state == "queued")
+    }
+
+    @Test func cancellingQueuedAndRunningJobs() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        // No host yet: the job stays queued, and cancelling it means it never runs.
+        let queued = try await queue.submit(SleepJob(milliseconds: 1))
+        #expect(try await queued.cancel())
+        let error = await #expect(throws: ForkPoolError.self) { try await queued.value }
+        #expect(error?.code == .cancelled)
+        let host = try LocalHost(queue: queue, lease: .milliseconds(600))
+        let running = try await queue.submit(SleepJob(milliseconds: 60_000))
+        try await database.waitUntil("the job runs") { try await database.row(running.id).state == "running" }
+        let started = ContinuousClock.now
+        #expect(try await running.cancel() == false)  // running: its host stops it
+        let stopped = await #expect(throws: ForkPoolError.self) { try await running.value }
+        #expect(stopped?.code == .cancelled)
+        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(try await database.row(running.id).state == "cancelled")
+        #expect(try await database.row(queued.id).attempts == 0)
+        #expect(try await queue.submit(SquareJob(value: 5)).value == 25)  // its worker was replaced
+        await host.stop()
+    }
+
+    @Test func theSchemaMigratesOnceAndRefusesANewerOne() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        try await queue.migrate()
+        try await queue.migrate()
+        var versions: [Int32] = []
+        for try await version in try await database.client.query("SELECT version FROM forkpool_schema ORDER BY version",
+                                                                 logger: database.logger).decode(Int32.self) {
+            versions.append(version)
+        }
+        #expect(versions == [1])
+        _ = try await database.client.query("INSERT INTO forkpool_schema (version) VALUES (99)", logger: database.logger)
+        let error = await #expect(throws: ForkPoolError.self) { try await queue.migrate() }
+        _ = try await database.client.query("DELETE FROM forkpool_schema WHERE version = 99", logger: database.logger)
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("version 99") == true)
+    }
+}

@@ -1,0 +1,213 @@
+// TestCluster: the real parts the tests use — the throw-away PostgreSQL cluster that
+// scripts/pg-sandbox.sh started (FORKPOOL_PG_URL; its restart script), worker hosts as
+// separate processes (the PostgresJobHost program, optionally inside a network namespace),
+// and a look at the rows themselves.
+import ClusterJobs
+import ForkPool
+import ForkPoolPostgres
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct MissingDatabase: Error, CustomStringConvertible {
+    var description: String {
+        "FORKPOOL_PG_URL is not set: run these tests through `make test` (or Integrations/ForkPoolPostgres/scripts/pg-sandbox.sh swift test)"
+    }
+}
+
+/// One test's view of the database: a running client and a queue name of its own.
+final class TestDatabase: Sendable {
+    static func url() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["FORKPOOL_PG_URL"] else { throw MissingDatabase() }
+        return url
+    }
+
+    let url: String
+    let client: PostgresClient
+    let queueName: String
+    private let running: Task<Void, Never>
+    let logger = Logger(label: "forkpool.test")
+
+    init(queueName: String = "test-\(UInt32.random(in: 0...UInt32.max))") async throws {
+        url = try Self.url()
+        client = PostgresClient(configuration: try .init(testURL: url), backgroundLogger: logger)
+        running = Task { [client] in await client.run() }
+        self.queueName = queueName
+        try await makeQueue().migrate()
+    }
+
+    deinit { running.cancel() }
+
+    func makeQueue(_ configure: (inout PostgresJobQueue.Configuration) -> Void = { _ in }) -> PostgresJobQueue {
+        var configuration = PostgresJobQueue.Configuration()
+        configuration.pollInterval = .milliseconds(250)
+        configure(&configuration)
+        return PostgresJobQueue(client: client, name: queueName, configuration: configuration, logger: logger)
+    }
+
+    /// A job's row, as stored.
+    struct Row: Sendable {
+        let state: String
+        let attempts: Int32
+        let leaseOwner: String?
+        let errorCode: String?
+        let errorMessage: String?
+    }
+
+    func row(_ id: Int64) async throws -> Row {
+        let rows = try await client.query("""
+            SELECT state, attempts, lease_owner, error_code, error_message FROM forkpool_jobs WHERE id = \(id)
+            """, logger: logger)
+        for try await (state, attempts, owner, code, message) in rows.decode((String, Int32, String?, String?, String?).self) {
+            return Row(state: state, attempts: attempts, leaseOwner: owner, errorCode: code, errorMessage: message)
+        }
+        throw ForkPoolError(.invalidArgument, "no job \(id)")
+    }
+
+    /// How many rows this test's queue has.
+    func rowCount() async throws -> Int {
+        for try await count in try await client.query("SELECT count(*) FROM forkpool_jobs WHERE queue = \(queueName)", logger: logger)
+            .decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
+    /// Waits (up to `seconds`) until `condition` holds.
+    func waitUntil(_ what: String, seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw ForkPoolError(.timedOut, "waited \(seconds) s for \(what)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+extension PostgresClient.Configuration {
+    init(testURL url: String) throws {
+        // postgres://user@host:port/database
+        let rest = url.dropFirst("postgres://".count)
+        let (user, hostPart) = rest.firstIndex(of: "@").map { (String(rest[..<$0]), rest[rest.index(after: $0)...]) } ?? ("postgres", rest)
+        let parts = hostPart.split(separator: "/", maxSplits: 1)
+        let hostPort = parts[0].split(separator: ":")
+        self.init(host: String(hostPort[0]), port: Int(hostPort[1]) ?? 5432, username: user, password: nil,
+                  database: String(parts[1]), tls: .disable)
+        options.connectTimeout = .seconds(5)
+    }
+}
+
+/// A worker host as a separate process: the PostgresJobHost program.
+final class HostProcess: @unchecked Sendable {
+    let name: String
+    let pid: pid_t
+    let logPath: String
+    private var reaped = false
+
+    /// The program beside the test runner.
+    static var programPath: String {
+        let runner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: runner).deletingLastPathComponent().appendingPathComponent("PostgresJobHost").path
+    }
+
+    /// Starts a host named `name` on `queue`, reaching the database at `url`, inside network
+    /// namespace `namespace` if given; returns once it printed "ready".
+    init(name: String, queue: String, url: String, namespace: String? = nil, workers: Int = 2, leaseMilliseconds: Int = 1500,
+         graceMilliseconds: Int = 30_000, capacity: Int = 0, extra: [String] = []) throws {
+        self.name = name
+        logPath = "/tmp/forkpool-host-\(name)-\(getpid()).log"
+        var arguments = [Self.programPath, "--url", url, "--queue", queue, "--name", name, "--workers", "\(workers)",
+                         "--lease-ms", "\(leaseMilliseconds)", "--poll-ms", "200", "--grace-ms", "\(graceMilliseconds)",
+                         "--call-timeout-ms", "2000", "--capacity", "\(capacity)", "--log-level", "info"] + extra
+        if let namespace { arguments = ["/usr/sbin/ip", "netns", "exec", namespace] + arguments }
+        var ready: [Int32] = [0, 0]
+        guard pipe(&ready) == 0 else { throw ForkPoolError(.systemCallFailed, "pipe") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, ready[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addclose(&actions, ready[0])
+        posix_spawn_file_actions_addclose(&actions, ready[1])
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var spawned: pid_t = 0
+        let status = posix_spawn(&spawned, arguments[0], &actions, nil, argv, environ)
+        close(ready[1])
+        defer { close(ready[0]) }
+        guard status == 0 else { throw ForkPoolError(.systemCallFailed, "posix_spawn \(arguments[0]): \(status)") }
+        pid = spawned
+        // "ready …\n" once the host claims jobs (or end of file if it died).
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(ready[0], &byte, 1) == 1 && byte != UInt8(ascii: "\n") { line.append(byte) }
+        guard String(decoding: line, as: UTF8.self).hasPrefix("ready") else {
+            _ = kill(pid, SIGKILL)
+            _ = waitStatus()
+            throw ForkPoolError(.workerDied, "host \(name) did not start: \(log)")
+        }
+    }
+
+    deinit {
+        if !reaped {
+            _ = kill(pid, SIGKILL)
+            _ = waitStatus()
+        }
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) { _ = kill(pid, signal) }
+
+    /// Waits for the host to exit; its wait status.
+    @discardableResult
+    func waitStatus() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        reaped = true
+        return status
+    }
+}
+
+/// Runs a command (`/bin/sh -c`); throws unless it exits 0.
+func shell(_ command: String) throws {
+    var spawned: pid_t = 0
+    let words: [String] = ["/bin/sh", "-c", command]
+    let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    guard posix_spawn(&spawned, "/bin/sh", nil, nil, argv, environ) == 0 else { throw ForkPoolError(.systemCallFailed, command) }
+    var status: Int32 = 0
+    while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
+    guard status == 0 else { throw ForkPoolError(.systemCallFailed, "`\(command)` failed with status \(status)") }
+}
+
+/// An in-process worker host (its pool's workers answer with `name`).
+struct LocalHost {
+    let pool: ProcessJobPool
+    let worker: PostgresJobWorker
+    let running: Task<Void, any Error>
+
+    init(queue: PostgresJobQueue, name: String = "local", workers: Int = 2, lease: Duration = .milliseconds(1500),
+         configure: (inout PostgresJobWorker.Configuration) -> Void = { _ in }) throws {
+        setenv("FORKPOOL_HOST_NAME", name, 1)
+        pool = try ProcessJobPool(workers: workers, configuration: ProcessPoolConfiguration(workerCrashBacktraces: false),
+                                  jobs: clusterJobTypes)
+        var configuration = PostgresJobWorker.Configuration()
+        configuration.hostName = name
+        configuration.leaseDuration = lease
+        configuration.pollInterval = .milliseconds(200)
+        configuration.databaseCallTimeout = .seconds(2)
+        configure(&configuration)
+        let worker = PostgresJobWorker(queue: queue, pool: pool, configuration: configuration)
+        self.worker = worker
+        running = Task { try await worker.run() }
+    }
+
+    func stop() async {
+        running.cancel()
+        _ = try? await running.value
+        pool.shutdown(cancelPending: true)
+    }
+}
