@@ -11,16 +11,43 @@ FUZZ_DIR = .build-fuzz
 SWIFTC ?= swiftc
 CLANG ?= $(dir $(realpath $(shell which $(SWIFTC))))clang
 
-.PHONY: all build test bench bench-venv demo docs fuzz test-sanitizers soak clean
+.PHONY: all build test test-core test-postgres check-core-dependencies bench bench-cluster bench-venv demo docs fuzz \
+	test-sanitizers soak clean
 
 all: build
 
 build:
 	$(SWIFT) build
 
+# Every test: the core's, then the PostgreSQL integration's against a throw-away cluster.
+test: test-core check-core-dependencies test-postgres
+
 # Serial: the process tests count this process's children, threads and descriptors.
-test:
+test-core:
 	$(SWIFT) test --no-parallel
+
+# ForkPoolPostgres (Integrations/ForkPoolPostgres, a package of its own): its tests beside a
+# PostgreSQL cluster that pg-sandbox.sh makes on a free port (installing Debian's postgresql
+# if it is missing) and deletes afterwards.
+POSTGRES_PACKAGE = Integrations/ForkPoolPostgres
+test-postgres:
+	$(POSTGRES_PACKAGE)/scripts/pg-sandbox.sh $(SWIFT) test --package-path $(POSTGRES_PACKAGE) --no-parallel
+
+# A program that uses only the ForkPool product must not fetch or build postgres-nio or SwiftNIO:
+# nothing in the root package's whole dependency graph may be either.
+check-core-dependencies:
+	@deps=$$($(SWIFT) package show-dependencies --format flatlist) || exit 1; \
+	if echo "$$deps" | grep -qxE 'swift-nio.*|postgres-nio'; then \
+		echo "the ForkPool package depends on SwiftNIO or postgres-nio:"; echo "$$deps"; exit 1; \
+	else echo "check-core-dependencies: ForkPool's dependency graph has no SwiftNIO and no postgres-nio"; fi
+
+# Jobs on 1, 2 and 3 worker hosts through PostgreSQL beside a local ProcessJobPool, and the time
+# to recover a killed host's jobs (bench/results/cluster.json).
+bench-cluster:
+	$(SWIFT) build -c release --package-path $(POSTGRES_PACKAGE) --product PostgresJobHost
+	mkdir -p bench/results
+	$(POSTGRES_PACKAGE)/scripts/pg-sandbox.sh sh -c '$(POSTGRES_PACKAGE)/.build/release/PostgresJobHost bench \
+		--url "$$FORKPOOL_PG_URL" --json bench/results/cluster.json $(if $(QUICK),--quick 1)'
 
 bench: bench-venv
 	$(SWIFT) build -c release --product Demo
@@ -108,4 +135,4 @@ test-sanitizers:
 		$(SWIFT) test --no-parallel --sanitize=address --scratch-path .build-asan
 
 clean:
-	rm -rf .build .build-fuzz .build-tsan .build-asan
+	rm -rf .build .build-fuzz .build-tsan .build-asan $(POSTGRES_PACKAGE)/.build

@@ -15,7 +15,7 @@ import Testing
 import Glibc
 #endif
 
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(1)))
 struct HostFaultTests {
     @Test func aKilledHostsJobsRunOnAnotherHost() async throws {
         let database = try await TestDatabase()

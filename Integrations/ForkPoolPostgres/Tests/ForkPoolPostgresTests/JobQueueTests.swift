@@ -4,58 +4,100 @@
 // cancelling queued and running jobs, and the schema's versioned migration.
 import ClusterJobs
 import ForkPool
-import ForkPoolPostgres
+@testable import ForkPoolPostgres
 import PostgresNIO
 import Testing
 
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(1)))
 struct JobQueueTests {
     @Test func jobsAndMapsRunOnAWorkerHost() async throws {
         let database = try await TestDatabase()
         let queue = database.makeQueue()
-        let host = try LocalHost(queue: queue)
-        let handle = try await queue.submit(SquareJob(value: 12))
-        #expect(try await handle.value == 144)
-        let squares = try await queue.map((1...200).map { SquareJob(value: $0) })
-        #expect(squares == (1...200).map { $0 * $0 })
-        let answer = try await queue.submit(SleepJob(milliseconds: 1, tag: 7)).value
-        #expect(answer == HostAnswer(host: "local", value: 7))
-        let row = try await database.row(handle.id)
-        #expect(row.state == "succeeded" && row.attempts == 1 && row.leaseOwner == nil)
-        #expect(try await database.rowCount() == 202)
-        await host.stop()
+        let host = try await withLocalHost(queue: queue) { host in
+            let handle = try await queue.submit(SquareJob(value: 12))
+            #expect(try await handle.value == 144)
+            let squares = try await queue.map((1...200).map { SquareJob(value: $0) })
+            #expect(squares == (1...200).map { $0 * $0 })
+            let answer = try await queue.submit(SleepJob(milliseconds: 1, tag: 7)).value
+            #expect(answer == HostAnswer(host: "local", value: 7))
+            let row = try await database.row(handle.id)
+            #expect(row.state == "succeeded" && row.attempts == 1 && row.leaseOwner == nil)
+            #expect(try await database.rowCount() == 202)
+            return host
+        }
         #expect(host.worker.counters.settled == 202 && host.worker.counters.dropped == 0)
+    }
+
+    @Test func aJobLongerThanItsLeaseKeepsItsClaim() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let host = try await withLocalHost(queue: queue, lease: .milliseconds(500)) { host in
+            let handle = try await queue.submit(SleepJob(milliseconds: 2000, tag: 4))
+            #expect(try await handle.value == HostAnswer(host: "local", value: 4))
+            #expect(try await database.row(handle.id).attempts == 1)
+            return host
+        }
+        #expect(host.worker.counters.claimed == 1 && host.worker.counters.dropped == 0)
+    }
+
+    /// Two hosts past a lapsed lease, step by step: host A's claim lapses, host B claims the job
+    /// again; whatever A then writes (a result, a failure, a retry, a release) matches no row,
+    /// and B's result is the one recorded.
+    @Test func onlyTheCurrentClaimCanRecordAnOutcome() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let handle = try await queue.submit(SquareJob(value: 2))
+        let (client, logger, name) = (database.client, database.logger, database.queueName)
+        let a = try #require(try await JobLeaseSQL.claim(queue: name, owner: "A", count: 5, lease: .seconds(60), client: client,
+                                                         logger: logger).first)
+        #expect(try await JobLeaseSQL.claim(queue: name, owner: "B", count: 5, lease: .seconds(60), client: client, logger: logger).isEmpty)
+        _ = try await client.query("UPDATE forkpool_jobs SET lease_expires = now() - interval '1 second' WHERE id = \(handle.id)",
+                                   logger: logger)
+        let b = try #require(try await JobLeaseSQL.claim(queue: name, owner: "B", count: 5, lease: .seconds(60), client: client,
+                                                         logger: logger).first)
+        #expect(a.id == b.id && a.attempt == 1 && b.attempt == 2)
+        let lapsed = ForkPoolError(.workerDied, "lapsed")
+        for late in [Settlement.succeeded([0x42]), .failed(lapsed), .retry(lapsed, after: .zero), .cancelled, .released] {
+            #expect(try await JobLeaseSQL.settle(a, as: late, client: client, logger: logger) == false)
+        }
+        #expect(try await JobLeaseSQL.renew([(id: a.id, attempt: a.attempt)], lease: .seconds(60), client: client, logger: logger).isEmpty)
+        let output = try EncodedJob.encodeOutput(4, of: SquareJob.self)
+        #expect(try await JobLeaseSQL.settle(b, as: .succeeded(output), client: client, logger: logger))
+        #expect(try await JobLeaseSQL.settle(b, as: .succeeded([0x42]), client: client, logger: logger) == false)
+        #expect(try await handle.value == 4)
+        let row = try await database.row(handle.id)
+        #expect(row.state == "succeeded" && row.attempts == 2)
     }
 
     @Test func aJobThatThrowsIsRecordedFailedAtOnce() async throws {
         let database = try await TestDatabase()
         let queue = database.makeQueue()
-        let host = try LocalHost(queue: queue)
-        let handle = try await queue.submit(FailingJob(reason: "no such file"))
-        let error = await #expect(throws: ForkPoolError.self) { try await handle.value }
-        #expect(error?.code == .workFailed)
-        #expect(error?.message.contains("refused: no such file") == true)
-        #expect(error?.jobName == FailingJob.jobName)
-        let row = try await database.row(handle.id)
-        #expect(row.state == "failed" && row.attempts == 1 && row.errorCode == "workFailed")
-        await host.stop()
+        try await withLocalHost(queue: queue) { _ in
+            let handle = try await queue.submit(FailingJob(reason: "no such file"))
+            let error = await #expect(throws: ForkPoolError.self) { try await handle.value }
+            #expect(error?.code == .workFailed)
+            #expect(error?.message.contains("refused: no such file") == true)
+            #expect(error?.jobName == FailingJob.jobName)
+            let row = try await database.row(handle.id)
+            #expect(row.state == "failed" && row.attempts == 1 && row.errorCode == "workFailed")
+        }
     }
 
     @Test func aJobThatCrashesItsWorkerIsRetriedThenRecordedFailed() async throws {
         let database = try await TestDatabase()
         let queue = database.makeQueue { $0.maximumAttempts = 3 }
-        let host = try LocalHost(queue: queue) { $0.retryDelay = .milliseconds(10) }
-        let handle = try await queue.submit(CrashingJob())
-        let error = await #expect(throws: ForkPoolError.self) { try await handle.value }
-        #expect(error?.code == .workerDied)
-        #expect(error?.message.contains("attempt 3 of 3") == true)
-        #expect(error?.message.contains("SIGSEGV") == true)
-        let row = try await database.row(handle.id)
-        #expect(row.state == "failed" && row.attempts == 3 && row.errorCode == "workerDied")
-        #expect(host.worker.counters.retried == 2)
-        // The host goes on.
-        #expect(try await queue.submit(SquareJob(value: 3)).value == 9)
-        await host.stop()
+        try await withLocalHost(queue: queue, configure: { $0.retryDelay = .milliseconds(10) }) { host in
+            let handle = try await queue.submit(CrashingJob())
+            let error = await #expect(throws: ForkPoolError.self) { try await handle.value }
+            #expect(error?.code == .workerDied)
+            #expect(error?.message.contains("attempt 3 of 3") == true)
+            #expect(error?.message.contains("SIGSEGV") == true)
+            let row = try await database.row(handle.id)
+            #expect(row.state == "failed" && row.attempts == 3 && row.errorCode == "workerDied")
+            #expect(host.worker.counters.retried == 2)
+            // The host goes on.
+            #expect(try await queue.submit(SquareJob(value: 3)).value == 9)
+        }
     }
 
     @Test func aPayloadOverTheLimitIsRefusedBeforeAnythingIsWritten() async throws {
@@ -79,18 +121,18 @@ struct JobQueueTests {
         #expect(try await queued.cancel())
         let error = await #expect(throws: ForkPoolError.self) { try await queued.value }
         #expect(error?.code == .cancelled)
-        let host = try LocalHost(queue: queue, lease: .milliseconds(600))
-        let running = try await queue.submit(SleepJob(milliseconds: 60_000))
-        try await database.waitUntil("the job runs") { try await database.row(running.id).state == "running" }
-        let started = ContinuousClock.now
-        #expect(try await running.cancel() == false)  // running: its host stops it
-        let stopped = await #expect(throws: ForkPoolError.self) { try await running.value }
-        #expect(stopped?.code == .cancelled)
-        #expect(ContinuousClock.now - started < .seconds(20))
-        #expect(try await database.row(running.id).state == "cancelled")
-        #expect(try await database.row(queued.id).attempts == 0)
-        #expect(try await queue.submit(SquareJob(value: 5)).value == 25)  // its worker was replaced
-        await host.stop()
+        try await withLocalHost(queue: queue, lease: .milliseconds(600)) { _ in
+            let running = try await queue.submit(SleepJob(milliseconds: 60_000))
+            try await database.waitUntil("the job runs") { try await database.row(running.id).state == "running" }
+            let started = ContinuousClock.now
+            #expect(try await running.cancel() == false)  // running: its host stops it
+            let stopped = await #expect(throws: ForkPoolError.self) { try await running.value }
+            #expect(stopped?.code == .cancelled)
+            #expect(ContinuousClock.now - started < .seconds(20))
+            #expect(try await database.row(running.id).state == "cancelled")
+            #expect(try await database.row(queued.id).attempts == 0)
+            #expect(try await queue.submit(SquareJob(value: 5)).value == 25)  // its worker was replaced
+        }
     }
 
     @Test func theSchemaMigratesOnceAndRefusesANewerOne() async throws {

@@ -211,3 +211,19 @@ struct LocalHost {
         pool.shutdown(cancelPending: true)
     }
 }
+
+/// Runs `body` with an in-process worker host on `queue`, stopping the host afterwards even
+/// when `body` throws.
+func withLocalHost<T>(queue: PostgresJobQueue, lease: Duration = .milliseconds(1500),
+                      configure: (inout PostgresJobWorker.Configuration) -> Void = { _ in },
+                      _ body: (LocalHost) async throws -> T) async throws -> T {
+    let host = try LocalHost(queue: queue, lease: lease, configure: configure)
+    do {
+        let result = try await body(host)
+        await host.stop()
+        return result
+    } catch {
+        await host.stop()
+        throw error
+    }
+}
