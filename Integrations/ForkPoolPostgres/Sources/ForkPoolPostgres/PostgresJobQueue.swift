@@ -121,9 +121,20 @@ public final class PostgresJobQueue: Sendable {
     /// - Throws: as ``submit(contentsOf:)``, then the first failure in order, as
     ///   ``JobHandle/value`` throws it.
     public func map<Jobs: Sequence>(_ jobs: Jobs) async throws -> [Jobs.Element.Output] where Jobs.Element: PoolJob {
-        var outputs: [Jobs.Element.Output] = []
-        for handle in try await submit(contentsOf: jobs) { outputs.append(try await handle.value) }
-        return outputs
+        let handles = try await submit(contentsOf: jobs)
+        // Every handle waits at once, so one look-up answers many.
+        typealias Outcome = Result<Jobs.Element.Output, ForkPoolError>
+        let outcomes = await withTaskGroup(of: (Int, Outcome).self) { group in
+            for (index, handle) in handles.enumerated() {
+                group.addTask {
+                    do throws(ForkPoolError) { return (index, .success(try await handle.value)) } catch { return (index, .failure(error)) }
+                }
+            }
+            var outcomes = [Outcome?](repeating: nil, count: handles.count)
+            for await (index, outcome) in group { outcomes[index] = outcome }
+            return outcomes
+        }
+        return try outcomes.map { try $0!.get() }  // the first failure in order
     }
 
     /// Cancels job `id`: a queued job will not run (returns true); a running one is stopped by

@@ -37,8 +37,8 @@ import Glibc
 public final class PostgresJobWorker: Service, Sendable {
     /// The host's settings.
     public struct Configuration: Sendable {
-        /// How many jobs the host holds at once (running and waiting in its pool); nil: twice
-        /// the pool's workers.
+        /// How many jobs the host holds at once (running and waiting in its pool); nil: four
+        /// per worker of the pool, so that its workers find the next job at hand.
         public var capacity: Int?
         /// How long a claim lasts without renewal: after a host dies, its jobs wait this long
         /// before another host runs them. Renewed every third of it. Default 30 s.
@@ -87,6 +87,7 @@ public final class PostgresJobWorker: Service, Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let wakeSignal = WakeSignal()
+    private let resultWriter: ResultWriter
     private let tallies = Mutex(Counters())
 
     /// What the host has done so far.
@@ -110,12 +111,14 @@ public final class PostgresJobWorker: Service, Sendable {
         self.queue = queue
         self.pool = pool
         self.configuration = configuration
-        self.capacity = max(configuration.capacity ?? pool.workerCount * 2, 1)
+        self.capacity = max(configuration.capacity ?? pool.workerCount * 4, 1)
         self.logger = logger ?? queue.logger
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count - 1)
         let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         owner = configuration.hostName ?? "\(host):\(getpid()):\(UInt32.random(in: 0...UInt32.max))"
+        resultWriter = ResultWriter(queue: queue.name, client: queue.client, callTimeout: configuration.databaseCallTimeout,
+                                    logger: self.logger)
     }
 
     /// What the host has done so far.
@@ -151,16 +154,19 @@ public final class PostgresJobWorker: Service, Sendable {
 
     private func claimJobs(group: inout DiscardingTaskGroup) async {
         var failures = 0
+        var lastReap = ContinuousClock.now - configuration.pollInterval
         while !isStopping {
             let free = capacity - state.withLock { $0.held.count }
             if free > 0 {
                 do {
+                    let reap = ContinuousClock.now - lastReap >= configuration.pollInterval
                     let claims = try await withDeadline(configuration.databaseCallTimeout, "claiming jobs") { [self] in
-                        try await JobLeaseSQL.reapLapsed(queue: queue.name, client: queue.client, logger: logger)
+                        if reap { try await JobLeaseSQL.reapLapsed(queue: queue.name, client: queue.client, logger: logger) }
                         return try await JobLeaseSQL.claim(queue: queue.name, owner: owner, count: free,
                                                            lease: configuration.leaseDuration, client: queue.client, logger: logger)
                     }
                     failures = 0
+                    if reap { lastReap = ContinuousClock.now }
                     if !claims.isEmpty {
                         tallies.withLock { $0.claimed += claims.count }
                         state.withLock { state in for claim in claims { state.held[claim.id] = Held(claim: claim) } }
@@ -225,8 +231,13 @@ public final class PostgresJobWorker: Service, Sendable {
         var failures = 0
         while true {
             do {
-                let written = try await withDeadline(configuration.databaseCallTimeout, "recording job \(claim.id)") { [self] in
-                    try await JobLeaseSQL.settle(claim, as: settlement, client: queue.client, logger: logger)
+                let written: Bool
+                if case .succeeded(let output) = settlement {
+                    written = try await resultWriter.write(claim, output: output)  // batched with this host's other results
+                } else {
+                    written = try await withDeadline(configuration.databaseCallTimeout, "recording job \(claim.id)") { [self] in
+                        try await JobLeaseSQL.settle(claim, as: settlement, client: queue.client, logger: logger)
+                    }
                 }
                 tallies.withLock { counters in
                     switch (written, settlement) {

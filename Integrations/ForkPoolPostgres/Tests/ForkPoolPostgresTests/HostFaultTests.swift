@@ -7,6 +7,7 @@
 import ClusterJobs
 import ForkPool
 import ForkPoolPostgres
+@testable import PostgresJobHost
 import Foundation
 import PostgresNIO
 import Testing

@@ -1,10 +1,11 @@
 // TestCluster: the real parts the tests use — the throw-away PostgreSQL cluster that
-// scripts/pg-sandbox.sh started (FORKPOOL_PG_URL; its restart script), worker hosts as
-// separate processes (the PostgresJobHost program, optionally inside a network namespace),
-// and a look at the rows themselves.
+// scripts/pg-sandbox.sh started (FORKPOOL_PG_URL; its restart script), worker hosts in this
+// process, and a look at the rows themselves. Hosts as separate processes are
+// PostgresJobHost's HostProcess (the program, optionally inside a network namespace).
 import ClusterJobs
 import ForkPool
 import ForkPoolPostgres
+@testable import PostgresJobHost
 import Foundation
 import Logging
 import PostgresNIO
@@ -96,78 +97,6 @@ extension PostgresClient.Configuration {
         self.init(host: String(hostPort[0]), port: Int(hostPort[1]) ?? 5432, username: user, password: nil,
                   database: String(parts[1]), tls: .disable)
         options.connectTimeout = .seconds(5)
-    }
-}
-
-/// A worker host as a separate process: the PostgresJobHost program.
-final class HostProcess: @unchecked Sendable {
-    let name: String
-    let pid: pid_t
-    let logPath: String
-    private var reaped = false
-
-    /// The program beside the test runner.
-    static var programPath: String {
-        let runner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: runner).deletingLastPathComponent().appendingPathComponent("PostgresJobHost").path
-    }
-
-    /// Starts a host named `name` on `queue`, reaching the database at `url`, inside network
-    /// namespace `namespace` if given; returns once it printed "ready".
-    init(name: String, queue: String, url: String, namespace: String? = nil, workers: Int = 2, leaseMilliseconds: Int = 1500,
-         graceMilliseconds: Int = 30_000, capacity: Int = 0, extra: [String] = []) throws {
-        self.name = name
-        logPath = "/tmp/forkpool-host-\(name)-\(getpid()).log"
-        var arguments = [Self.programPath, "--url", url, "--queue", queue, "--name", name, "--workers", "\(workers)",
-                         "--lease-ms", "\(leaseMilliseconds)", "--poll-ms", "200", "--grace-ms", "\(graceMilliseconds)",
-                         "--call-timeout-ms", "2000", "--capacity", "\(capacity)", "--log-level", "info"] + extra
-        if let namespace { arguments = ["/usr/sbin/ip", "netns", "exec", namespace] + arguments }
-        var ready: [Int32] = [0, 0]
-        guard pipe(&ready) == 0 else { throw ForkPoolError(.systemCallFailed, "pipe") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, ready[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addclose(&actions, ready[0])
-        posix_spawn_file_actions_addclose(&actions, ready[1])
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var spawned: pid_t = 0
-        let status = posix_spawn(&spawned, arguments[0], &actions, nil, argv, environ)
-        close(ready[1])
-        defer { close(ready[0]) }
-        guard status == 0 else { throw ForkPoolError(.systemCallFailed, "posix_spawn \(arguments[0]): \(status)") }
-        pid = spawned
-        // "ready …\n" once the host claims jobs (or end of file if it died).
-        var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while read(ready[0], &byte, 1) == 1 && byte != UInt8(ascii: "\n") { line.append(byte) }
-        guard String(decoding: line, as: UTF8.self).hasPrefix("ready") else {
-            _ = kill(pid, SIGKILL)
-            _ = waitStatus()
-            throw ForkPoolError(.workerDied, "host \(name) did not start: \(log)")
-        }
-    }
-
-    deinit {
-        if !reaped {
-            _ = kill(pid, SIGKILL)
-            _ = waitStatus()
-        }
-    }
-
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    func signal(_ signal: Int32) { _ = kill(pid, signal) }
-
-    /// Waits for the host to exit; its wait status.
-    @discardableResult
-    func waitStatus() -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        reaped = true
-        return status
     }
 }
 

@@ -1,0 +1,90 @@
+// ResultWriter: a worker host's successful results, written in batches — a job that finishes
+// while a write is under way goes into the next one, so a busy host makes one round trip for
+// many results instead of one each. Each result still names its claim (id, attempts): a
+// result whose claim was lost matches no row and is reported dropped.
+//
+//   job done ─ write(claim, output) ─▶ pending ─┬─ no write under way: this caller writes
+//                                               │  every pending result in one UPDATE … FROM unnest
+//                                               └─ else: waits for the writer's next batch
+//   ◀── written (true) / dropped (false) / the batch's error (the caller tries again)
+import Logging
+import PostgresNIO
+import Synchronization
+
+final class ResultWriter: Sendable {
+    private struct Pending {
+        let claim: JobClaim
+        let output: [UInt8]
+        let continuation: CheckedContinuation<Bool, any Error>
+    }
+
+    private struct State {
+        var pending: [Pending] = []
+        var writing = false
+    }
+
+    private let queue: String
+    private let client: PostgresClient
+    private let callTimeout: Duration
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    init(queue: String, client: PostgresClient, callTimeout: Duration, logger: Logger) {
+        self.queue = queue
+        self.client = client
+        self.callTimeout = callTimeout
+        self.logger = logger
+    }
+
+    /// Records `output` as the result of `claim`; false when the claim was no longer this
+    /// host's (nothing written).
+    func write(_ claim: JobClaim, output: [UInt8]) async throws -> Bool {
+        try await withCheckedThrowingContinuation { continuation in
+            let writes = state.withLock { state -> Bool in
+                state.pending.append(Pending(claim: claim, output: output, continuation: continuation))
+                defer { state.writing = true }
+                return !state.writing
+            }
+            if writes { Task { await self.writeWhilePending() } }
+        }
+    }
+
+    private func writeWhilePending() async {
+        while true {
+            let batch = state.withLock { state -> [Pending] in
+                defer { state.pending = [] }
+                if state.pending.isEmpty { state.writing = false }
+                return state.pending
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                let written = try await withDeadline(callTimeout, "recording \(batch.count) results") { [self] in
+                    try await writeBatch(batch.map { ($0.claim, $0.output) })
+                }
+                for entry in batch { entry.continuation.resume(returning: written.contains(entry.claim.id)) }
+            } catch {
+                for entry in batch { entry.continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    private func writeBatch(_ results: [(claim: JobClaim, output: [UInt8])]) async throws -> Set<Int64> {
+        let ids = results.map(\.claim.id)
+        let attempts = results.map(\.claim.attempt)
+        let outputs = results.map { ByteBuffer(bytes: $0.output) }
+        let rows = try await client.query("""
+            WITH done AS (
+                UPDATE forkpool_jobs AS job
+                SET state = 'succeeded', result = given.result, error_code = NULL, error_message = NULL, finished_at = now(),
+                    lease_owner = NULL, lease_expires = NULL
+                FROM unnest(\(ids)::bigint[], \(attempts)::integer[], \(outputs)::bytea[]) AS given(id, attempt, result)
+                WHERE job.id = given.id AND job.attempts = given.attempt AND job.state = 'running'
+                RETURNING job.id
+            )
+            SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', \(queue)) AS notified
+            """, logger: logger)
+        var written: Set<Int64> = []
+        for try await id in rows.decode(Int64.self) { written.insert(id) }
+        return written
+    }
+}
