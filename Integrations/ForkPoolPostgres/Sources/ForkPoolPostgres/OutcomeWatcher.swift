@@ -1,11 +1,12 @@
 // OutcomeWatcher: the submitting side's wait for results — every `JobHandle.value` awaited
-// through one queue registers here; one loop looks all of them up in one query whenever a
-// worker host's NOTIFY says a job finished, and at least every poll interval (a notification
-// is lost while the listening connection is down: polling is the fallback).
+// through one queue registers here; one loop looks them up whenever a worker host's NOTIFY
+// says which jobs finished, and all of them at least every poll interval (a notification is
+// lost while the listening connection is down: polling is the fallback).
 //
 //   value ─ register(id) ─▶ loop (started with the first waiter, ends with the last):
-//       listener: LISTEN forkpool_done ─ NOTIFY ─▶ wake ◀─ poll timer
-//       wake ─▶ SELECT … WHERE id = ANY(waiting) AND state is final ─▶ resume those waiters
+//       listener: LISTEN forkpool_done ─ NOTIFY (payload: a job id) ─▶ hinted ids, wake
+//       wake ─▶ SELECT … WHERE id = ANY(hinted or newly awaited ∩ waiting; every poll
+//               interval: all waiting) AND state is final ─▶ resume those waiters
 //
 // The database may go away meanwhile: the loop keeps trying, and the waiters keep waiting.
 import Logging
@@ -24,6 +25,8 @@ final class OutcomeWatcher: Sendable {
         var waiters: [Int64: [UInt64: CheckedContinuation<Outcome?, Never>]] = [:]
         var nextToken: UInt64 = 0
         var looping = false
+        /// Jobs a notification named, or awaited since the last look-up: looked up next.
+        var toLookUp: Set<Int64> = []
     }
 
     private let client: PostgresClient
@@ -49,6 +52,7 @@ final class OutcomeWatcher: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Outcome?, Never>) in
                 let startLoop = state.withLock { state -> Bool in
                     state.waiters[id, default: [:]][token] = continuation
+                    state.toLookUp.insert(id)
                     defer { state.looping = true }
                     return !state.looping
                 }
@@ -73,31 +77,43 @@ final class OutcomeWatcher: Sendable {
         let listener = Task { await listen() }
         defer { listener.cancel() }
         var failures = 0
+        var lastFullLookUp = ContinuousClock.now
         while true {
+            let everyone = ContinuousClock.now - lastFullLookUp >= pollInterval || failures > 0
             let ids = state.withLock { state -> [Int64]? in
                 if state.waiters.isEmpty {
                     state.looping = false
+                    state.toLookUp = []
                     return nil
                 }
-                return Array(state.waiters.keys)
+                defer { state.toLookUp = [] }
+                return everyone ? Array(state.waiters.keys) : state.toLookUp.filter { state.waiters[$0] != nil }
             }
             guard let ids else { return }
-            do {
-                let finished = try await withDeadline(.seconds(10), "looking up job outcomes") { [client, logger] in
-                    try await Self.lookUp(ids, client: client, logger: logger)
-                }
-                failures = 0
-                for (id, outcome) in finished {
-                    let waiters = state.withLock { $0.waiters.removeValue(forKey: id) } ?? [:]
-                    for waiter in waiters.values { waiter.resume(returning: outcome) }
-                }
-            } catch {
-                failures += 1
-                if failures == 1 || failures % 30 == 0 {
-                    logger.warning("could not look up job outcomes; trying again", metadata: ["error": "\(String(reflecting: error))"])
+            if everyone { lastFullLookUp = ContinuousClock.now }
+            if !ids.isEmpty {
+                do {
+                    try await resolve(ids)
+                    failures = 0
+                } catch {
+                    failures += 1
+                    if failures == 1 || failures % 30 == 0 {
+                        logger.warning("could not look up job outcomes; trying again", metadata: ["error": "\(String(reflecting: error))"])
+                    }
                 }
             }
             await wakeSignal.sleep(timeout: pollInterval)
+        }
+    }
+
+    /// Looks `ids` up and resumes the waiters of those that finished.
+    private func resolve(_ ids: [Int64]) async throws {
+        let finished = try await withDeadline(.seconds(10), "looking up job outcomes") { [client, logger] in
+            try await Self.lookUp(ids, client: client, logger: logger)
+        }
+        for (id, outcome) in finished {
+            let waiters = state.withLock { $0.waiters.removeValue(forKey: id) } ?? [:]
+            for waiter in waiters.values { waiter.resume(returning: outcome) }
         }
     }
 
@@ -117,6 +133,12 @@ final class OutcomeWatcher: Sendable {
         return finished
     }
 
+    /// Makes the next look-up cover every waiting job.
+    private func lookUpEveryoneNext() {
+        state.withLock { state in state.toLookUp.formUnion(state.waiters.keys) }
+        wakeSignal.wake()
+    }
+
     /// LISTEN forkpool_done while the loop runs, waking it at each notification; after a lost
     /// connection, listens again (the poll timer covers the gap).
     private func listen() async {
@@ -124,8 +146,11 @@ final class OutcomeWatcher: Sendable {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: "forkpool_done") { notifications in
-                        self.wakeSignal.wake()  // listening now: look once for what finished before
-                        for try await _ in notifications { self.wakeSignal.wake() }
+                        self.lookUpEveryoneNext()  // listening now: look once for what finished before
+                        for try await notification in notifications {
+                            if let id = Int64(notification.payload) { self.state.withLock { _ = $0.toLookUp.insert(id) } }
+                            self.wakeSignal.wake()
+                        }
                     }
                 }
             } catch {

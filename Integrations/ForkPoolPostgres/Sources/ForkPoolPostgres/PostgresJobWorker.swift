@@ -2,7 +2,7 @@
 // ProcessJobPool (with all of that pool's isolation), writes their results, and keeps its
 // leases alive while they run.
 //
-//   claim loop: free capacity? ─ reap lapsed ─ claim ≤ free (leases) ─▶ run each:
+//   claim loop: half the capacity free? ─ reap lapsed ─ claim ≤ free (leases) ─▶ run each:
 //       pool.submit(EncodedJob) ─▶ Future<[UInt8]> ─▶ settle (JobLeaseSQL, retried while the
 //       database is away; dropped when the claim was lost) ─▶ capacity freed ─▶ wake
 //   wakes: NOTIFY forkpool_ready, a job finishing, the poll timer
@@ -117,7 +117,7 @@ public final class PostgresJobWorker: Service, Sendable {
         gethostname(&name, name.count - 1)
         let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         owner = configuration.hostName ?? "\(host):\(getpid()):\(UInt32.random(in: 0...UInt32.max))"
-        resultWriter = ResultWriter(queue: queue.name, client: queue.client, callTimeout: configuration.databaseCallTimeout,
+        resultWriter = ResultWriter(client: queue.client, callTimeout: configuration.databaseCallTimeout,
                                     logger: self.logger)
     }
 
@@ -156,8 +156,10 @@ public final class PostgresJobWorker: Service, Sendable {
         var failures = 0
         var lastReap = ContinuousClock.now - configuration.pollInterval
         while !isStopping {
-            let free = capacity - state.withLock { $0.held.count }
-            if free > 0 {
+            let held = state.withLock { $0.held.count }
+            let free = capacity - held
+            // Claims in batches: once half the room is free (or nothing is held).
+            if free > 0 && (held == 0 || free >= (capacity + 1) / 2) {
                 do {
                     let reap = ContinuousClock.now - lastReap >= configuration.pollInterval
                     let claims = try await withDeadline(configuration.databaseCallTimeout, "claiming jobs") { [self] in

@@ -23,14 +23,12 @@ final class ResultWriter: Sendable {
         var writing = false
     }
 
-    private let queue: String
     private let client: PostgresClient
     private let callTimeout: Duration
     private let logger: Logger
     private let state = Mutex(State())
 
-    init(queue: String, client: PostgresClient, callTimeout: Duration, logger: Logger) {
-        self.queue = queue
+    init(client: PostgresClient, callTimeout: Duration, logger: Logger) {
         self.client = client
         self.callTimeout = callTimeout
         self.logger = logger
@@ -81,7 +79,7 @@ final class ResultWriter: Sendable {
                 WHERE job.id = given.id AND job.attempts = given.attempt AND job.state = 'running'
                 RETURNING job.id
             )
-            SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', \(queue)) AS notified
+            SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
             """, logger: logger)
         var written: Set<Int64> = []
         for try await id in rows.decode(Int64.self) { written.insert(id) }

@@ -60,7 +60,7 @@ struct JobQueueTests {
         for late in [Settlement.succeeded([0x42]), .failed(lapsed), .retry(lapsed, after: .zero), .cancelled, .released] {
             #expect(try await JobLeaseSQL.settle(a, as: late, client: client, logger: logger) == false)
         }
-        let writer = ResultWriter(queue: name, client: client, callTimeout: .seconds(10), logger: logger)
+        let writer = ResultWriter(client: client, callTimeout: .seconds(10), logger: logger)
         #expect(try await writer.write(a, output: [0x42]) == false)  // the batched path a host takes for results
         #expect(try await JobLeaseSQL.renew([(id: a.id, attempt: a.attempt)], lease: .seconds(60), client: client, logger: logger).isEmpty)
         let output = try EncodedJob.encodeOutput(4, of: SquareJob.self)
