@@ -73,6 +73,8 @@ public final class PostgresJobWorker: Service, Sendable {
     private struct State {
         var held: [Int64: Held] = [:]
         var stopping = false
+        /// Why the host stopped on its own: its pool shut down or broke.
+        var poolFailure: ForkPoolError?
     }
 
     /// The queue whose jobs the host runs.
@@ -111,7 +113,11 @@ public final class PostgresJobWorker: Service, Sendable {
         self.queue = queue
         self.pool = pool
         self.configuration = configuration
-        self.capacity = max(configuration.capacity ?? pool.workerCount * 4, 1)
+        var capacity = max(configuration.capacity ?? pool.workerCount * 4, 1)
+        if let bound = pool.configuration.maximumQueuedTasks {
+            capacity = min(capacity, pool.workerCount + bound)  // never more than the pool takes
+        }
+        self.capacity = capacity
         self.logger = logger ?? queue.logger
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count - 1)
@@ -129,6 +135,8 @@ public final class PostgresJobWorker: Service, Sendable {
 
     /// Runs until a graceful shutdown (then finishes or releases what it holds) or until the
     /// calling task is cancelled (then stops and releases at once).
+    /// - Throws: the pool's ``ForkPoolError/Code/poolShutDown`` or ``ForkPoolError/Code/poolBroken``
+    ///   when the pool stops taking jobs: the host releases what it holds and stops.
     public func run() async throws {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.listenForJobs() }
@@ -141,6 +149,7 @@ public final class PostgresJobWorker: Service, Sendable {
             await self.drain()
             group.cancelAll()
         }
+        if let failure = state.withLock({ $0.poolFailure }) { throw failure }
     }
 
     private func stop() {
@@ -220,7 +229,15 @@ public final class PostgresJobWorker: Service, Sendable {
                 return .failed(last)
             }
             return .retry(error, after: configuration.retryDelay)
-        case .overloaded, .poolShutDown, .poolBroken, .cancelled:
+        case .poolShutDown, .poolBroken:
+            // The pool takes no more jobs: give this one back, and stop the host.
+            state.withLock { state in
+                if state.poolFailure == nil { state.poolFailure = error }
+                state.stopping = true
+            }
+            wakeSignal.wake()
+            return .released
+        case .overloaded, .cancelled:
             return .released  // this host could not run it: another may
         default:
             return .failed(error)

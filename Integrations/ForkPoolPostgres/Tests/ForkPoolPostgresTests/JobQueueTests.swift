@@ -103,6 +103,20 @@ struct JobQueueTests {
         }
     }
 
+    @Test func aHostWhosePoolShutsDownReleasesItsJobAndStops() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let host = try LocalHost(queue: queue)
+        host.pool.shutdown()
+        let handle = try await queue.submit(SquareJob(value: 2))
+        let error = await #expect(throws: ForkPoolError.self) { try await host.running.value }
+        #expect(error?.code == .poolShutDown)
+        let row = try await database.row(handle.id)
+        #expect(row.state == "queued" && row.attempts == 0 && row.leaseOwner == nil)
+        let value = try await withLocalHost(queue: queue) { _ in try await handle.value }
+        #expect(value == 4)
+    }
+
     @Test func aPayloadOverTheLimitIsRefusedBeforeAnythingIsWritten() async throws {
         let database = try await TestDatabase()
         let queue = database.makeQueue { $0.maximumPayloadBytes = 1024 }
