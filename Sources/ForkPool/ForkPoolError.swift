@@ -9,7 +9,7 @@ import Glibc
 /// The error thrown by ``ProcessPool``, ``ThreadPool`` and ``Future``.
 public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure this is. Stable: match on it, not on the message.
-    public enum Code: Sendable, Hashable, CustomStringConvertible {
+    public enum Code: Sendable, Hashable, CaseIterable, CustomStringConvertible {
         /// The work function threw; ``ForkPoolError/message`` carries the original description.
         case workFailed
         /// The worker process running the task died (signal or exit).
@@ -124,5 +124,34 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
     static func systemCall(_ name: String) -> ForkPoolError {
         let number = Glibc.errno
         return ForkPoolError(.systemCallFailed, "\(name) failed", errno: number)
+    }
+}
+
+extension ForkPoolError.Code {
+    /// The code's stable name: its Swift case name (`"workerDied"`) — the metric dimension and
+    /// log value, and what a store of outcomes (a job queue's table) keeps.
+    public var name: String {
+        switch self {
+        case .workFailed: "workFailed"
+        case .workerDied: "workerDied"
+        case .poolShutDown: "poolShutDown"
+        case .cancelled: "cancelled"
+        case .encodingFailed: "encodingFailed"
+        case .decodingFailed: "decodingFailed"
+        case .frameTooLarge: "frameTooLarge"
+        case .malformedFrame: "malformedFrame"
+        case .systemCallFailed: "systemCallFailed"
+        case .invalidArgument: "invalidArgument"
+        case .poolBroken: "poolBroken"
+        case .timedOut: "timedOut"
+        case .overloaded: "overloaded"
+        case .unknownJob: "unknownJob"
+        }
+    }
+
+    /// The code whose ``name`` is `name`; nil for a name this version does not know.
+    public init?(name: String) {
+        guard let code = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = code
     }
 }

@@ -68,31 +68,9 @@ final class PoolMetrics: Sendable {
     private func failureCounter(_ code: ForkPoolError.Code) -> Counter {
         failuresByCode.withLock { counters in
             if let counter = counters[code] { return counter }
-            let counter = Counter(label: Self.taskFailuresLabel, dimensions: dimensions + [("code", code.metricValue)], factory: factory)
+            let counter = Counter(label: Self.taskFailuresLabel, dimensions: dimensions + [("code", code.name)], factory: factory)
             counters[code] = counter
             return counter
-        }
-    }
-}
-
-extension ForkPoolError.Code {
-    /// The code as a metric dimension and log value: its Swift name (`workerDied`), stable.
-    var metricValue: String {
-        switch self {
-        case .workFailed: "workFailed"
-        case .workerDied: "workerDied"
-        case .poolShutDown: "poolShutDown"
-        case .cancelled: "cancelled"
-        case .encodingFailed: "encodingFailed"
-        case .decodingFailed: "decodingFailed"
-        case .frameTooLarge: "frameTooLarge"
-        case .malformedFrame: "malformedFrame"
-        case .systemCallFailed: "systemCallFailed"
-        case .invalidArgument: "invalidArgument"
-        case .poolBroken: "poolBroken"
-        case .timedOut: "timedOut"
-        case .overloaded: "overloaded"
-        case .unknownJob: "unknownJob"
         }
     }
 }

@@ -11,6 +11,15 @@ import Testing
 
 extension ForkPoolTests {
     @Suite struct ObservabilityTests {
+        /// Metrics, logs and the PostgreSQL job queue's table keep a code by its name.
+        @Test func everyErrorCodeHasAStableNameThatMapsBack() {
+            let codes = ForkPoolError.Code.allCases
+            for code in codes { #expect(ForkPoolError.Code(name: code.name) == code) }
+            #expect(Set(codes.map(\.name)).count == codes.count)
+            #expect(ForkPoolError.Code.workerDied.name == "workerDied" && ForkPoolError.Code.unknownJob.name == "unknownJob")
+            #expect(ForkPoolError.Code(name: "noSuchCode") == nil)
+        }
+
         let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
 
         /// A quiet configuration that logs into `recorder` and measures into `metrics`.

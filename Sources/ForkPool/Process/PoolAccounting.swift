@@ -122,7 +122,7 @@ final class PoolAccounting: @unchecked Sendable {
         if worker.dismissed {
             metadata["forkpool.reason"] = worker.retiring ? "recycled" : "shutdown"
         } else if let fault = worker.fault {
-            metadata["forkpool.reason"] = "\(fault.code.metricValue)"
+            metadata["forkpool.reason"] = "\(fault.code.name)"
         } else if case .signaled = status {
             logger.debug("worker crashed", metadata: metadata)
             return

@@ -109,7 +109,7 @@ enum JobLeaseSQL {
         case .failed(let error):
             query = """
                 WITH done AS (
-                    UPDATE forkpool_jobs SET state = 'failed', error_code = \(StoredError.name(of: error.code)),
+                    UPDATE forkpool_jobs SET state = 'failed', error_code = \(error.code.name),
                            error_message = \(error.message), finished_at = now(), lease_owner = NULL, lease_expires = NULL
                     WHERE id = \(id) AND attempts = \(attempt) AND state = 'running' RETURNING id
                 )
@@ -126,7 +126,7 @@ enum JobLeaseSQL {
                 """
         case .retry(let error, let delay):
             query = """
-                UPDATE forkpool_jobs SET state = 'queued', error_code = \(StoredError.name(of: error.code)),
+                UPDATE forkpool_jobs SET state = 'queued', error_code = \(error.code.name),
                        error_message = \(error.message), lease_owner = NULL, lease_expires = NULL,
                        not_before = now() + make_interval(secs => \(delay.secondsValue))
                 WHERE id = \(id) AND attempts = \(attempt) AND state = 'running'

@@ -165,7 +165,7 @@ public final class PostgresJobQueue: Sendable {
         }
         switch outcome {
         case .succeeded(let bytes): return try decode(bytes)
-        case .failed(let code, let message): throw StoredError.error(code: code, message: message, jobName: "", jobID: id)
+        case .failed(let code, let message): throw StoredError.error(code: code, message: message, jobID: id)
         case .cancelled(let message): throw ForkPoolError(.cancelled, "job \(id) was cancelled: \(message ?? "cancelled")")
         }
     }

@@ -85,6 +85,13 @@ final class HostProcess: @unchecked Sendable {
 
     func signal(_ signal: Int32) { _ = kill(pid, signal) }
 
+    /// Asks the host to stop gracefully (SIGTERM) and waits for it; its wait status (0: it
+    /// exited cleanly).
+    func terminate() -> Int32 {
+        signal(SIGTERM)
+        return waitStatus()
+    }
+
     /// Waits for the host to exit; its wait status.
     @discardableResult
     func waitStatus() -> Int32 {

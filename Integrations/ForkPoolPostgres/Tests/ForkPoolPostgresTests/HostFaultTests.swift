@@ -40,8 +40,7 @@ struct HostFaultTests {
             let row = try await database.row(handle.id)
             #expect(row.state == "succeeded" && row.attempts == 2)
         }
-        survivor.signal(SIGTERM)
-        #expect(survivor.waitStatus() == 0)
+        #expect(survivor.terminate() == 0)
     }
 
     @Test func aResultIsRecordedOnceWhenTwoHostsRacePastALapsedLease() async throws {
@@ -64,8 +63,7 @@ struct HostFaultTests {
         #expect(try await queue.submit(SquareJob(value: 6)).value == 36)
         #expect(try await database.row(handle.id).state == "succeeded")
         for host in [stalled, other] {
-            host.signal(SIGTERM)
-            #expect(host.waitStatus() == 0)
+            #expect(host.terminate() == 0)
         }
         #expect(stalled.log.contains("dropped=1"))
     }
@@ -84,8 +82,7 @@ struct HostFaultTests {
         let later = try await queue.submit(SquareJob(value: 11))
         #expect(try await later.value == 121)
         for handle in handles { #expect(try await database.row(handle.id).state == "succeeded") }
-        host.signal(SIGTERM)
-        #expect(host.waitStatus() == 0)
+        #expect(host.terminate() == 0)
     }
 
     @Test func aGracefulShutdownFinishesRunningJobsOrReleasesThem() async throws {
@@ -98,15 +95,13 @@ struct HostFaultTests {
             let first = try await database.row(finishing[0].id).state, second = try await database.row(finishing[1].id).state
             return first == "running" && second == "running"
         }
-        patient.signal(SIGTERM)
-        #expect(patient.waitStatus() == 0)
+        #expect(patient.terminate() == 0)
         for handle in finishing { #expect(try await database.row(handle.id).state == "succeeded") }
         // A short one: the running job is stopped and given back, its attempt not counted.
         let hasty = try HostProcess(name: "hasty", queue: database.queueName, url: database.url, graceMilliseconds: 200)
         let long = try await queue.submit(SleepJob(milliseconds: 60_000, tag: 3))
         try await database.waitUntil("the host runs it") { try await database.row(long.id).state == "running" }
-        hasty.signal(SIGTERM)
-        #expect(hasty.waitStatus() == 0)
+        #expect(hasty.terminate() == 0)
         let released = try await database.row(long.id)
         #expect(released.state == "queued" && released.attempts == 0 && released.leaseOwner == nil)
         #expect(hasty.log.contains("released=1"))

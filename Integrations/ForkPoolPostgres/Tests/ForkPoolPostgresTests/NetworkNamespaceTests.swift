@@ -62,15 +62,13 @@ struct NetworkNamespaceTests {
         let near = try HostProcess(name: "near", queue: database.queueName, url: database.url)
         #expect(try await cut.value == HostAnswer(host: "near", value: 9))
         #expect(try await database.row(cut.id).attempts == 2)
-        near.signal(SIGTERM)
-        #expect(near.waitStatus() == 0)
+        #expect(near.terminate() == 0)
 
         try namespace.setLink(up: true)
         try await database.waitUntil("the far host drops its stale outcome", seconds: 60) { far.log.contains("outcome dropped") }
         let after = try await queue.map((0..<4).map { SleepJob(milliseconds: 5, tag: 10 + $0) })
         #expect(after == (0..<4).map { HostAnswer(host: "far", value: 10 + $0) })
         #expect(try await database.row(cut.id).state == "succeeded")
-        far.signal(SIGTERM)
-        #expect(far.waitStatus() == 0)
+        #expect(far.terminate() == 0)
     }
 }
