@@ -15,7 +15,9 @@ extension ProcessJobPool {
     /// job's ``submit(_:)``; a payload a worker cannot decode fails the job with
     /// ``ForkPoolError/Code/decodingFailed``.
     ///
-    /// - Parameter timeout: the job's deadline from now, as in ``submit(_:timeout:)-(Job,Duration)``; nil for none.
+    /// - Parameters:
+    ///   - job: the job's name and its payload, as ``EncodedJob/init(_:)`` made them.
+    ///   - timeout: the job's deadline from now, as a typed job's; nil for none.
     /// - Throws: ``ForkPoolError/Code/unknownJob`` when no job type of the pool has the job's
     ///   name, ``ForkPoolError/Code/frameTooLarge`` over the frame limit,
     ///   ``ForkPoolError/Code/overloaded`` when the queue is full,
