@@ -3,7 +3,7 @@
 // says which jobs finished, and all of them at least every poll interval (a notification is
 // lost while the listening connection is down: polling is the fallback).
 //
-//   value ─ register(id) ─▶ loop (started with the first waiter, ends with the last):
+//   value ─ register(id) ─▶ loop (started with the first waiter, ends a poll interval after the last):
 //       listener: LISTEN forkpool_done ─ NOTIFY (payload: a job id) ─▶ hinted ids, wake
 //       wake ─▶ SELECT … WHERE id = ANY(hinted or newly awaited ∩ waiting; every poll
 //               interval: all waiting) AND state is final ─▶ resume those waiters
@@ -78,14 +78,23 @@ final class OutcomeWatcher: Sendable {
         defer { listener.cancel() }
         var failures = 0
         var lastFullLookUp = ContinuousClock.now
+        var idleSince: ContinuousClock.Instant?
         while true {
-            let everyone = ContinuousClock.now - lastFullLookUp >= pollInterval || failures > 0
+            let now = ContinuousClock.now
+            let everyone = now - lastFullLookUp >= pollInterval || failures > 0
             let ids = state.withLock { state -> [Int64]? in
                 if state.waiters.isEmpty {
-                    state.looping = false
-                    state.toLookUp = []
-                    return nil
+                    // Kept listening for a poll interval: a caller awaiting jobs one after
+                    // another does not set LISTEN up again for each.
+                    if let idleSince, now - idleSince >= pollInterval {
+                        state.looping = false
+                        state.toLookUp = []
+                        return nil
+                    }
+                    if idleSince == nil { idleSince = now }
+                    return []
                 }
+                idleSince = nil
                 defer { state.toLookUp = [] }
                 return everyone ? Array(state.waiters.keys) : state.toLookUp.filter { state.waiters[$0] != nil }
             }
