@@ -86,17 +86,31 @@ final class HostProcess: @unchecked Sendable {
     func signal(_ signal: Int32) { _ = kill(pid, signal) }
 
     /// Asks the host to stop gracefully (SIGTERM) and waits for it; its wait status (0: it
-    /// exited cleanly).
-    func terminate() -> Int32 {
+    /// exited cleanly; -1: it was still running after `seconds` and was killed).
+    func terminate(within seconds: Double = 60) -> Int32 {
         signal(SIGTERM)
-        return waitStatus()
+        return waitStatus(within: seconds)
     }
 
-    /// Waits for the host to exit; its wait status.
+    /// Waits for the host to exit; its wait status, or -1 when it was still running after
+    /// `seconds` (it is then SIGKILLed and reaped).
     @discardableResult
-    func waitStatus() -> Int32 {
+    func waitStatus(within seconds: Double = 60) -> Int32 {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var waited = 0.0
+        while true {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { break }
+            if result < 0 && errno != EINTR { break }
+            guard waited < seconds else {
+                _ = kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                reaped = true
+                return -1
+            }
+            usleep(10_000)
+            waited += 0.01
+        }
         reaped = true
         return status
     }

@@ -72,6 +72,21 @@ struct JobQueueTests {
         #expect(row.state == "succeeded" && row.attempts == 2)
     }
 
+    /// A result recorded without a notification (one lost while the listening connection was
+    /// down) still reaches its waiter: the watcher polls.
+    @Test func aResultWithoutANotificationIsFoundByPolling() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let handle = try await queue.submit(SquareJob(value: 9))
+        async let waiting = handle.value  // a child task: the time limit cancels it
+        try await Task.sleep(for: .milliseconds(300))  // the watcher has looked once and listens
+        let output = ByteBuffer(bytes: try EncodedJob.encodeOutput(81, of: SquareJob.self))
+        _ = try await database.client.query("""
+            UPDATE forkpool_jobs SET state = 'succeeded', result = \(output), finished_at = now() WHERE id = \(handle.id)
+            """, logger: database.logger)
+        #expect(try await waiting == 81)
+    }
+
     @Test func aJobThatThrowsIsRecordedFailedAtOnce() async throws {
         let database = try await TestDatabase()
         let queue = database.makeQueue()
