@@ -28,6 +28,11 @@ fi
 
 DIR=$(mktemp -d /tmp/forkpool-pg.XXXXXX)
 chmod 755 "$DIR"
+cleanup() {
+    [ -x "$DIR/stop" ] && "$DIR/stop" >/dev/null 2>&1
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
 RUN=()
 if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
@@ -35,7 +40,13 @@ if [ "$(id -u)" = 0 ]; then
     RUN=(runuser -u postgres --)
 fi
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A free port: one nothing answers on (bash's /dev/tcp; no other tool needed).
+PORT=""
+for _ in $(seq 1 50); do
+    candidate=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then PORT=$candidate; break; fi
+done
+[ -n "$PORT" ] || { echo "pg-sandbox: found no free port" >&2; exit 1; }
 "${RUN[@]}" "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 \
     || { cat "$DIR/initdb.log" >&2; exit 1; }
 cat >>"$DIR/data/pg_hba.conf" <<HBA
@@ -59,11 +70,6 @@ for name in start stop restart; do
     chmod +x "$DIR/$name"
 done
 
-cleanup() {
-    "$DIR/stop" >/dev/null 2>&1 || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
 "$DIR/start" >/dev/null
 "${RUN[@]}" "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres forkpool_test
 

@@ -1,7 +1,9 @@
 // Deadline: a database call with a time limit. A query on a connection whose network link is
 // cut waits for TCP to give up (minutes); the job queue's loops must go on meanwhile — to let
 // a lease lapse as it should, and to try again once the link is back. The call that ran out
-// of time is cancelled and left to finish on its own.
+// of time is left to finish on its own (postgres-nio cannot take back a query already sent);
+// if it then succeeds, `onLateResult` gets what it returned (a claim that committed late is
+// given back that way).
 import Synchronization
 
 /// A database call ran out of time.
@@ -11,8 +13,9 @@ struct DeadlineExceeded: Error, CustomStringConvertible {
     var description: String { "\(what) took longer than \(limit)" }
 }
 
-/// Runs `operation`, throwing ``DeadlineExceeded`` if it has not finished within `limit`.
-func withDeadline<T: Sendable>(_ limit: Duration, _ what: String,
+/// Runs `operation`, throwing ``DeadlineExceeded`` if it has not finished within `limit`; a
+/// result that comes after that goes to `onLateResult`.
+func withDeadline<T: Sendable>(_ limit: Duration, _ what: String, onLateResult: (@Sendable (T) -> Void)? = nil,
                                _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     let resumed = Mutex(false)
     return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
@@ -30,7 +33,7 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ what: String,
             let result: Result<T, any Error>
             do { result = .success(try await operation()) } catch { result = .failure(error) }
             timer.cancel()
-            _ = finish(result)
+            if !finish(result), case .success(let late) = result { onLateResult?(late) }
         }
     }
 }

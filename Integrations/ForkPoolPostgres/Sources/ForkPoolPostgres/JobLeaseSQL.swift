@@ -1,10 +1,11 @@
 // JobLeaseSQL: the worker host's statements on forkpool_jobs — claim, renew, settle. Every
-// write after the claim names the claim by (id, attempts): each claim increments `attempts`,
-// so a host whose lease lapsed and was claimed again matches no row, and its late result is
-// dropped. That is what makes a result recorded exactly once.
+// claim draws a fresh token (`lease_token`, from a sequence), and every write after it names
+// the claim by (id, token): a host whose lease lapsed and was claimed again matches no row,
+// and its late result is dropped. That is what makes a result recorded exactly once.
 //
 //   claim:  queued and due, or running with a lapsed lease and attempts left
-//           ─ FOR UPDATE SKIP LOCKED ─▶ running, attempts + 1, lease_owner, lease_expires
+//           ─ FOR UPDATE SKIP LOCKED ─▶ running, attempts + 1, lease_owner, lease_token, lease_expires
+//           (a job whose cancellation was requested is claimed too: the host records it cancelled)
 //   reap:   running with a lapsed lease and no attempts left ─▶ failed (workerDied)
 //   renew:  lease_expires := now() + lease, for the claims still ours; tells of cancel requests
 //   settle: succeeded / failed / cancelled (NOTIFY forkpool_done), queued again for a retry,
@@ -13,13 +14,18 @@ import ForkPool
 import Logging
 import PostgresNIO
 
-/// A job this host claimed: its row and the claim's token (`attempts` after the claim).
+/// A job this host claimed: its row, the claim's token and how many claims it has had.
 struct JobClaim: Sendable {
     let id: Int64
     let jobName: String
     let payload: [UInt8]
+    /// The claim's `lease_token`: every later write matches it.
+    let token: Int64
+    /// Claims so far, this one included.
     let attempt: Int32
     let maximumAttempts: Int32
+    /// Cancelled (while it ran on another host, or before a retry): record it, do not run it.
+    let cancelRequested: Bool
 }
 
 /// How a claimed job ends, as the host writes it.
@@ -46,14 +52,15 @@ enum JobLeaseSQL {
             )
             UPDATE forkpool_jobs AS job
             SET state = 'running', attempts = job.attempts + 1, lease_owner = \(owner),
-                lease_expires = now() + make_interval(secs => \(lease.secondsValue)), cancel_requested = false
+                lease_token = nextval('forkpool_lease_tokens'), lease_expires = now() + make_interval(secs => \(lease.secondsValue))
             FROM picked WHERE job.id = picked.id
-            RETURNING job.id, job.job_name, job.payload, job.attempts, job.max_attempts
+            RETURNING job.id, job.job_name, job.payload, job.lease_token, job.attempts, job.max_attempts, job.cancel_requested
             """, logger: logger)
         var claims: [JobClaim] = []
-        for try await (id, name, payload, attempt, maximum) in rows.decode((Int64, String, ByteBuffer, Int32, Int32).self) {
-            claims.append(JobClaim(id: id, jobName: name, payload: Array(payload.readableBytesView), attempt: attempt,
-                                   maximumAttempts: maximum))
+        for try await (id, name, payload, token, attempt, maximum, cancelRequested)
+            in rows.decode((Int64, String, ByteBuffer, Int64, Int32, Int32, Bool).self) {
+            claims.append(JobClaim(id: id, jobName: name, payload: Array(payload.readableBytesView), token: token, attempt: attempt,
+                                   maximumAttempts: maximum, cancelRequested: cancelRequested))
         }
         return claims.sorted { $0.id < $1.id }
     }
@@ -76,14 +83,14 @@ enum JobLeaseSQL {
 
     /// Extends the leases of `claims`; returns, for each claim still held, whether its
     /// cancellation was requested. A claim missing from the answer is lost.
-    static func renew(_ claims: [(id: Int64, attempt: Int32)], lease: Duration, client: PostgresClient,
+    static func renew(_ claims: [(id: Int64, token: Int64)], lease: Duration, client: PostgresClient,
                       logger: Logger) async throws -> [Int64: Bool] {
         let ids = claims.map(\.id)
-        let attempts = claims.map(\.attempt)
+        let tokens = claims.map(\.token)
         let rows = try await client.query("""
             UPDATE forkpool_jobs AS job SET lease_expires = now() + make_interval(secs => \(lease.secondsValue))
-            FROM unnest(\(ids)::bigint[], \(attempts)::integer[]) AS held(id, attempt)
-            WHERE job.id = held.id AND job.attempts = held.attempt AND job.state = 'running'
+            FROM unnest(\(ids)::bigint[], \(tokens)::bigint[]) AS held(id, token)
+            WHERE job.id = held.id AND job.lease_token = held.token AND job.state = 'running'
             RETURNING job.id, job.cancel_requested
             """, logger: logger)
         var held: [Int64: Bool] = [:]
@@ -94,7 +101,7 @@ enum JobLeaseSQL {
     /// Writes how `claim` ended; false when the claim was no longer this host's (nothing
     /// written).
     static func settle(_ claim: JobClaim, as settlement: Settlement, client: PostgresClient, logger: Logger) async throws -> Bool {
-        let id = claim.id, attempt = claim.attempt
+        let id = claim.id, token = claim.token
         let query: PostgresQuery
         switch settlement {
         case .succeeded(let output):
@@ -102,7 +109,7 @@ enum JobLeaseSQL {
                 WITH done AS (
                     UPDATE forkpool_jobs SET state = 'succeeded', result = \(ByteBuffer(bytes: output)), error_code = NULL,
                            error_message = NULL, finished_at = now(), lease_owner = NULL, lease_expires = NULL
-                    WHERE id = \(id) AND attempts = \(attempt) AND state = 'running' RETURNING id
+                    WHERE id = \(id) AND lease_token = \(token) AND state = 'running' RETURNING id
                 )
                 SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
                 """
@@ -110,8 +117,8 @@ enum JobLeaseSQL {
             query = """
                 WITH done AS (
                     UPDATE forkpool_jobs SET state = 'failed', error_code = \(error.code.name),
-                           error_message = \(error.message), finished_at = now(), lease_owner = NULL, lease_expires = NULL
-                    WHERE id = \(id) AND attempts = \(attempt) AND state = 'running' RETURNING id
+                           error_message = \(storable(error.message)), finished_at = now(), lease_owner = NULL, lease_expires = NULL
+                    WHERE id = \(id) AND lease_token = \(token) AND state = 'running' RETURNING id
                 )
                 SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
                 """
@@ -120,22 +127,22 @@ enum JobLeaseSQL {
                 WITH done AS (
                     UPDATE forkpool_jobs SET state = 'cancelled', error_code = 'cancelled', error_message = 'cancelled while it ran',
                            finished_at = now(), lease_owner = NULL, lease_expires = NULL
-                    WHERE id = \(id) AND attempts = \(attempt) AND state = 'running' RETURNING id
+                    WHERE id = \(id) AND lease_token = \(token) AND state = 'running' RETURNING id
                 )
                 SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
                 """
         case .retry(let error, let delay):
             query = """
                 UPDATE forkpool_jobs SET state = 'queued', error_code = \(error.code.name),
-                       error_message = \(error.message), lease_owner = NULL, lease_expires = NULL,
+                       error_message = \(storable(error.message)), lease_owner = NULL, lease_expires = NULL,
                        not_before = now() + make_interval(secs => \(delay.secondsValue))
-                WHERE id = \(id) AND attempts = \(attempt) AND state = 'running'
+                WHERE id = \(id) AND lease_token = \(token) AND state = 'running'
                 RETURNING id
                 """
         case .released:
             query = """
                 UPDATE forkpool_jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires = NULL
-                WHERE id = \(id) AND attempts = \(attempt) AND state = 'running'
+                WHERE id = \(id) AND lease_token = \(token) AND state = 'running'
                 RETURNING id
                 """
         }
@@ -143,6 +150,16 @@ enum JobLeaseSQL {
         for try await _ in try await client.query(query, logger: logger).decode(Int64.self) { written = true }
         return written
     }
+}
+
+/// `text` as PostgreSQL's `text` takes it: no NUL character (which it refuses), at most 64 KiB.
+func storable(_ text: String) -> String {
+    var cleaned = text
+    if text.unicodeScalars.contains("\0") {
+        cleaned = String(String.UnicodeScalarView(text.unicodeScalars.map { $0 == "\0" ? "\u{FFFD}" : $0 }))
+    }
+    if cleaned.utf8.count > 65536 { cleaned = String(decoding: cleaned.utf8.prefix(65536), as: UTF8.self) + "…" }
+    return cleaned
 }
 
 extension Duration {

@@ -8,8 +8,9 @@
 // Version 1 (every column is documented in docs/POSTGRES.md of the repository root):
 //   forkpool_schema(version, applied_at)
 //   forkpool_jobs(id, queue, job_name, payload, state, attempts, max_attempts, not_before,
-//                 lease_owner, lease_expires, cancel_requested, result, error_code,
-//                 error_message, created_at, finished_at)
+//                 lease_owner, lease_token, lease_expires, cancel_requested, result,
+//                 error_code, error_message, created_at, finished_at)
+//   forkpool_lease_tokens: the sequence every claim draws its token from
 import ForkPool
 import PostgresNIO
 
@@ -32,6 +33,7 @@ enum JobQueueSchema {
                 max_attempts     integer     NOT NULL CHECK (max_attempts >= 1),
                 not_before       timestamptz NOT NULL DEFAULT now(),
                 lease_owner      text,
+                lease_token      bigint,
                 lease_expires    timestamptz,
                 cancel_requested boolean     NOT NULL DEFAULT false,
                 result           bytea,
@@ -41,6 +43,7 @@ enum JobQueueSchema {
                 finished_at      timestamptz
             )
             """,
+            "CREATE SEQUENCE forkpool_lease_tokens",
             "CREATE INDEX forkpool_jobs_ready ON forkpool_jobs (queue, id) WHERE state = 'queued'",
             "CREATE INDEX forkpool_jobs_leased ON forkpool_jobs (queue, lease_expires) WHERE state = 'running'",
         ],

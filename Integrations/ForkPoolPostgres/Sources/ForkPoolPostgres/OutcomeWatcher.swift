@@ -24,6 +24,9 @@ final class OutcomeWatcher: Sendable {
     private struct State {
         var waiters: [Int64: [UInt64: CheckedContinuation<Outcome?, Never>]] = [:]
         var nextToken: UInt64 = 0
+        /// Waits given a token but not registered yet; a cancellation in between takes the
+        /// token out, and the wait then ends at once instead of registering.
+        var unregistered: Set<UInt64> = []
         var looping = false
         /// Jobs a notification named, or awaited since the last look-up: looked up next.
         var toLookUp: Set<Int64> = []
@@ -46,25 +49,30 @@ final class OutcomeWatcher: Sendable {
     func outcome(of id: Int64) async -> Outcome? {
         let token = state.withLock { state -> UInt64 in
             state.nextToken += 1
+            state.unregistered.insert(state.nextToken)
             return state.nextToken
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Outcome?, Never>) in
-                let startLoop = state.withLock { state -> Bool in
+                let startLoop = state.withLock { state -> Bool? in
+                    guard state.unregistered.remove(token) != nil else { return nil }
                     state.waiters[id, default: [:]][token] = continuation
                     state.toLookUp.insert(id)
                     defer { state.looping = true }
                     return !state.looping
                 }
-                if startLoop {
-                    Task { await self.loop() }
-                } else {
-                    wakeSignal.wake()
+                switch startLoop {
+                case nil: continuation.resume(returning: nil)  // the waiting task is cancelled
+                case true?: Task { await self.loop() }
+                case false?: wakeSignal.wake()
                 }
             }
         } onCancel: {
             let cancelled = state.withLock { state -> CheckedContinuation<Outcome?, Never>? in
-                let waiter = state.waiters[id]?.removeValue(forKey: token)
+                guard let waiter = state.waiters[id]?.removeValue(forKey: token) else {
+                    state.unregistered.remove(token)  // not registered yet: now it will not be
+                    return nil
+                }
                 if state.waiters[id]?.isEmpty == true { state.waiters[id] = nil }
                 return waiter
             }

@@ -142,19 +142,24 @@ public final class PostgresJobQueue: Sendable {
     /// ``ForkPoolError/Code/cancelled`` (returns false, as for a job already finished).
     @discardableResult
     public func cancel(jobID id: Int64) async throws -> Bool {
+        // One UPDATE: when a host's claim holds the row, PostgreSQL waits for it and then
+        // re-checks this very row, so the job is either cancelled while queued or marked while
+        // running — never neither.
         let rows = try await client.query("""
-            WITH cancelled AS (
-                UPDATE forkpool_jobs SET state = 'cancelled', error_code = 'cancelled',
-                       error_message = 'cancelled before it ran', finished_at = now()
-                WHERE id = \(id) AND state = 'queued'
-                RETURNING id
-            ), requested AS (
-                UPDATE forkpool_jobs SET cancel_requested = true WHERE id = \(id) AND state = 'running' RETURNING id
-            )
-            SELECT cancelled.id FROM cancelled, LATERAL pg_notify('forkpool_done', cancelled.id::text) AS notified
+            UPDATE forkpool_jobs SET
+                cancel_requested = true,
+                state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,
+                error_code = CASE WHEN state = 'queued' THEN 'cancelled' ELSE error_code END,
+                error_message = CASE WHEN state = 'queued' THEN 'cancelled before it ran' ELSE error_message END,
+                finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END
+            WHERE id = \(id) AND state IN ('queued', 'running')
+            RETURNING state
             """, logger: logger)
         var cancelled = false
-        for try await _ in rows.decode(Int64.self) { cancelled = true }
+        for try await state in rows.decode(String.self) { cancelled = state == "cancelled" }
+        if cancelled {
+            _ = try await client.query("SELECT pg_notify('forkpool_done', \(String(id)))", logger: logger)
+        }
         return cancelled
     }
 

@@ -171,7 +171,8 @@ public final class PostgresJobWorker: Service, Sendable {
             if free > 0 && (held == 0 || free >= (capacity + 1) / 2) {
                 do {
                     let reap = ContinuousClock.now - lastReap >= configuration.pollInterval
-                    let claims = try await withDeadline(configuration.databaseCallTimeout, "claiming jobs") { [self] in
+                    let claims = try await withDeadline(configuration.databaseCallTimeout, "claiming jobs",
+                                                        onLateResult: { [self] late in releaseLate(late) }) { [self] in
                         if reap { try await JobLeaseSQL.reapLapsed(queue: queue.name, client: queue.client, logger: logger) }
                         return try await JobLeaseSQL.claim(queue: queue.name, owner: owner, count: free,
                                                            lease: configuration.leaseDuration, client: queue.client, logger: logger)
@@ -195,21 +196,39 @@ public final class PostgresJobWorker: Service, Sendable {
         }
     }
 
+    /// Gives back claims that committed after their call had timed out (this host never took
+    /// them up): queued again, the attempt not counted.
+    private func releaseLate(_ claims: [JobClaim]) {
+        guard !claims.isEmpty else { return }
+        logger.notice("giving back \(claims.count) jobs claimed after the claim had timed out")
+        Task { [self] in
+            for claim in claims {
+                _ = try? await withDeadline(configuration.databaseCallTimeout, "giving back job \(claim.id)") { [self] in
+                    try await JobLeaseSQL.settle(claim, as: .released, client: queue.client, logger: logger)
+                }
+            }
+        }
+    }
+
     private func run(_ claim: JobClaim) async {
         let settlement: Settlement
-        do {
-            let future = try pool.submit(EncodedJob(jobName: claim.jobName, payload: claim.payload), timeout: configuration.jobTimeout)
-            let stopNow = state.withLock { state -> Bool in
-                state.held[claim.id]?.future = future
-                return state.held[claim.id].map { $0.lost || $0.cancelRequested || $0.released } ?? false
+        if claim.cancelRequested {  // cancelled while another host ran it, or before its retry
+            settlement = .cancelled
+        } else {
+            do {
+                let future = try pool.submit(EncodedJob(jobName: claim.jobName, payload: claim.payload), timeout: configuration.jobTimeout)
+                let stopNow = state.withLock { state -> Bool in
+                    state.held[claim.id]?.future = future
+                    return state.held[claim.id].map { $0.lost || $0.cancelRequested || $0.released } ?? false
+                }
+                if stopNow { future.cancel() }
+                switch await future.resultIgnoringTaskCancellation() {
+                case .success(let output): settlement = .succeeded(output)
+                case .failure(let error): settlement = self.settlement(for: error, of: claim)
+                }
+            } catch {
+                settlement = self.settlement(for: error, of: claim)
             }
-            if stopNow { future.cancel() }
-            switch await future.resultIgnoringTaskCancellation() {
-            case .success(let output): settlement = .succeeded(output)
-            case .failure(let error): settlement = self.settlement(for: error, of: claim)
-            }
-        } catch {
-            settlement = self.settlement(for: error, of: claim)
         }
         await settle(claim, as: settlement)
         state.withLock { _ = $0.held.removeValue(forKey: claim.id) }
@@ -219,8 +238,10 @@ public final class PostgresJobWorker: Service, Sendable {
     /// What a failed job's row should say.
     private func settlement(for error: ForkPoolError, of claim: JobClaim) -> Settlement {
         let held = state.withLock { $0.held[claim.id] }
-        if held?.released == true { return .released }
-        if held?.cancelRequested == true { return .cancelled }
+        if error.code == .cancelled {  // stopped by this host: why?
+            if held?.cancelRequested == true { return .cancelled }
+            return .released  // shutting down, or the claim was lost (then nothing is written)
+        }
         switch error.code {
         case .workerDied, .timedOut:
             guard claim.attempt < claim.maximumAttempts else {
@@ -237,35 +258,33 @@ public final class PostgresJobWorker: Service, Sendable {
             }
             wakeSignal.wake()
             return .released
-        case .overloaded, .cancelled:
+        case .overloaded:
             return .released  // this host could not run it: another may
         default:
             return .failed(error)
         }
     }
 
-    /// Writes the outcome, trying again while the database is away, until it is written, the
-    /// claim turns out lost, or (shutting down) the grace period is over.
-    private func settle(_ claim: JobClaim, as settlement: Settlement) async {
+    /// Writes the outcome, trying again while the database is away, until it is written or the
+    /// claim turns out lost. An outcome the database itself refuses three times is recorded as
+    /// the job's failure, saying so.
+    private func settle(_ claim: JobClaim, as first: Settlement) async {
+        var settlement = first
         var failures = 0
+        var refusals = 0
+        var recordingRefusal = false
         while true {
             do {
                 let written: Bool
                 if case .succeeded(let output) = settlement {
                     written = try await resultWriter.write(claim, output: output)  // batched with this host's other results
                 } else {
+                    let current = settlement
                     written = try await withDeadline(configuration.databaseCallTimeout, "recording job \(claim.id)") { [self] in
-                        try await JobLeaseSQL.settle(claim, as: settlement, client: queue.client, logger: logger)
+                        try await JobLeaseSQL.settle(claim, as: current, client: queue.client, logger: logger)
                     }
                 }
-                tallies.withLock { counters in
-                    switch (written, settlement) {
-                    case (false, _): counters.dropped += 1
-                    case (true, .retry): counters.retried += 1
-                    case (true, .released): counters.released += 1
-                    case (true, _): counters.settled += 1
-                    }
-                }
+                count(written: written, settlement)
                 if !written {
                     logger.notice("job \(claim.id)'s claim was lost (its lease lapsed and another host claimed it): outcome dropped")
                 }
@@ -276,7 +295,32 @@ public final class PostgresJobWorker: Service, Sendable {
                     logger.warning("could not record job \(claim.id); trying again", metadata: ["error": "\(String(reflecting: error))"])
                 }
                 if Task.isCancelled { return }  // the lease lapses; the job runs again elsewhere
+                // The server itself refuses the outcome (not a lost connection): the same write
+                // cannot succeed. After three refusals, record the refusal as the job's failure;
+                // if even that is refused, give up (the lease lapses and the job runs again).
+                if let refused = error as? PSQLError, refused.code == .server {
+                    refusals += 1
+                    if refusals >= 3 {
+                        guard !recordingRefusal else { return }
+                        recordingRefusal = true
+                        refusals = 0
+                        let reason = refused.serverInfo?[.message] ?? "\(refused.code)"
+                        settlement = .failed(ForkPoolError(.workFailed, "the host could not record the job's outcome: the database "
+                                                           + "refused it: \(reason)"))
+                    }
+                }
                 try? await Task.sleep(for: .milliseconds(min(100 * failures, 2000)))
+            }
+        }
+    }
+
+    private func count(written: Bool, _ settlement: Settlement) {
+        tallies.withLock { counters in
+            switch (written, settlement) {
+            case (false, _): counters.dropped += 1
+            case (true, .retry): counters.retried += 1
+            case (true, .released): counters.released += 1
+            case (true, _): counters.settled += 1
             }
         }
     }
@@ -287,7 +331,7 @@ public final class PostgresJobWorker: Service, Sendable {
         let interval = configuration.leaseDuration / 3
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
-            let claims = state.withLock { $0.held.values.map { (id: $0.claim.id, attempt: $0.claim.attempt) } }
+            let claims = state.withLock { $0.held.values.map { (id: $0.claim.id, token: $0.claim.token) } }
             guard !claims.isEmpty else { continue }
             do {
                 let held = try await withDeadline(configuration.databaseCallTimeout, "renewing leases") { [self] in
@@ -298,13 +342,14 @@ public final class PostgresJobWorker: Service, Sendable {
                     for claim in claims {
                         guard var entry = state.held[claim.id] else { continue }
                         if let cancelRequested = held[claim.id] {
-                            guard cancelRequested, !entry.cancelRequested else { continue }
-                            entry.cancelRequested = true
+                            if cancelRequested { entry.cancelRequested = true }
                         } else {
                             entry.lost = true
                         }
                         state.held[claim.id] = entry
-                        if let future = entry.future { futures.append(future) }
+                        // At every renewal until it ends: a job sent ahead to a busy worker
+                        // cannot be stopped until it runs.
+                        if entry.cancelRequested || entry.lost, let future = entry.future { futures.append(future) }
                     }
                     return futures
                 }

@@ -1,6 +1,6 @@
 // ResultWriter: a worker host's successful results, written in batches — a job that finishes
 // while a write is under way goes into the next one, so a busy host makes one round trip for
-// many results instead of one each. Each result still names its claim (id, attempts): a
+// many results instead of one each. Each result still names its claim (id, lease token): a
 // result whose claim was lost matches no row and is reported dropped.
 //
 //   job done ─ write(claim, output) ─▶ pending ─┬─ no write under way: this caller writes
@@ -68,15 +68,15 @@ final class ResultWriter: Sendable {
 
     private func writeBatch(_ results: [(claim: JobClaim, output: [UInt8])]) async throws -> Set<Int64> {
         let ids = results.map(\.claim.id)
-        let attempts = results.map(\.claim.attempt)
+        let tokens = results.map(\.claim.token)
         let outputs = results.map { ByteBuffer(bytes: $0.output) }
         let rows = try await client.query("""
             WITH done AS (
                 UPDATE forkpool_jobs AS job
                 SET state = 'succeeded', result = given.result, error_code = NULL, error_message = NULL, finished_at = now(),
                     lease_owner = NULL, lease_expires = NULL
-                FROM unnest(\(ids)::bigint[], \(attempts)::integer[], \(outputs)::bytea[]) AS given(id, attempt, result)
-                WHERE job.id = given.id AND job.attempts = given.attempt AND job.state = 'running'
+                FROM unnest(\(ids)::bigint[], \(tokens)::bigint[], \(outputs)::bytea[]) AS given(id, token, result)
+                WHERE job.id = given.id AND job.lease_token = given.token AND job.state = 'running'
                 RETURNING job.id
             )
             SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified

@@ -1,12 +1,15 @@
 // WakeSignal: what a job queue's loop sleeps on — woken by a NOTIFY, by a job that finished,
-// or by its own poll timer, whichever comes first. Wakes that come while nobody sleeps are
-// kept (at most one), so none is lost between a check and the next sleep.
+// or by its own timer, whichever comes first. A wake that comes while nobody sleeps is kept
+// (at most one), so none is lost between a check and the next sleep; a sleep's timer wakes
+// only that sleep, never a later one.
 import Synchronization
 
 final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var sleeper: CheckedContinuation<Void, Never>?
+        /// Counts sleeps: a timer wakes the sleep it was made for, or nothing.
+        var generation: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -24,12 +27,26 @@ final class WakeSignal: Sendable {
         sleeper?.resume()
     }
 
-    /// Returns at the next wake, or after `timeout` (or when the calling task is cancelled).
-    /// One sleeper at a time.
+    /// Ends sleep number `generation` if it still sleeps (its timer ran out).
+    private func timeOut(_ generation: UInt64) {
+        let sleeper = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.generation == generation, let sleeper = state.sleeper else { return nil }
+            state.sleeper = nil
+            return sleeper
+        }
+        sleeper?.resume()
+    }
+
+    /// Returns at the next wake (or at once if one came since the last sleep), after
+    /// `timeout`, or when the calling task is cancelled. One sleeper at a time.
     func sleep(timeout: Duration) async {
+        let generation = state.withLock { state -> UInt64 in
+            state.generation += 1
+            return state.generation
+        }
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            self?.wake()
+            do { try await Task.sleep(for: timeout) } catch { return }  // cancelled: the sleep is over
+            self?.timeOut(generation)
         }
         defer { timer.cancel() }
         await withTaskCancellationHandler {
@@ -39,14 +56,14 @@ final class WakeSignal: Sendable {
                         state.pending = false
                         return true
                     }
+                    if Task.isCancelled { return true }
                     state.sleeper = continuation
                     return false
                 }
                 if now { continuation.resume() }
             }
         } onCancel: {
-            wake()
+            timeOut(generation)
         }
-        state.withLock { $0.pending = false }
     }
 }

@@ -43,6 +43,23 @@ struct HostFaultTests {
         #expect(survivor.terminate() == 0)
     }
 
+    @Test func aCancellationOutlivesTheHostThatRanTheJob() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let doomed = try HostProcess(name: "doomed", queue: database.queueName, url: database.url, leaseMilliseconds: 1000)
+        let handle = try await queue.submit(SleepJob(milliseconds: 60_000, tag: 1))
+        try await database.waitUntil("the doomed host runs the job") { try await database.row(handle.id).leaseOwner == "doomed" }
+        doomed.signal(SIGSTOP)  // it cannot act on the request: its lease lapses with the job unfinished
+        #expect(try await handle.cancel() == false)  // running: marked for its host
+        doomed.signal(SIGKILL)
+        _ = doomed.waitStatus()
+        let survivor = try HostProcess(name: "survivor", queue: database.queueName, url: database.url)
+        let error = await #expect(throws: ForkPoolError.self) { try await handle.value }
+        #expect(error?.code == .cancelled)
+        #expect(try await database.row(handle.id).state == "cancelled")
+        #expect(survivor.terminate() == 0)
+    }
+
     @Test func aResultIsRecordedOnceWhenTwoHostsRacePastALapsedLease() async throws {
         let database = try await TestDatabase()
         let queue = database.makeQueue()

@@ -55,14 +55,14 @@ struct JobQueueTests {
                                    logger: logger)
         let b = try #require(try await JobLeaseSQL.claim(queue: name, owner: "B", count: 5, lease: .seconds(60), client: client,
                                                          logger: logger).first)
-        #expect(a.id == b.id && a.attempt == 1 && b.attempt == 2)
+        #expect(a.id == b.id && a.attempt == 1 && b.attempt == 2 && a.token != b.token)
         let lapsed = ForkPoolError(.workerDied, "lapsed")
         for late in [Settlement.succeeded([0x42]), .failed(lapsed), .retry(lapsed, after: .zero), .cancelled, .released] {
             #expect(try await JobLeaseSQL.settle(a, as: late, client: client, logger: logger) == false)
         }
         let writer = ResultWriter(client: client, callTimeout: .seconds(10), logger: logger)
         #expect(try await writer.write(a, output: [0x42]) == false)  // the batched path a host takes for results
-        #expect(try await JobLeaseSQL.renew([(id: a.id, attempt: a.attempt)], lease: .seconds(60), client: client, logger: logger).isEmpty)
+        #expect(try await JobLeaseSQL.renew([(id: a.id, token: a.token)], lease: .seconds(60), client: client, logger: logger).isEmpty)
         let output = try EncodedJob.encodeOutput(4, of: SquareJob.self)
         #expect(try await writer.write(b, output: output))
         #expect(try await writer.write(b, output: [0x42]) == false)
@@ -85,6 +85,17 @@ struct JobQueueTests {
             UPDATE forkpool_jobs SET state = 'succeeded', result = \(output), finished_at = now() WHERE id = \(handle.id)
             """, logger: database.logger)
         #expect(try await waiting == 81)
+    }
+
+    @Test func anErrorTextPostgreSQLCannotStoreIsStoredCleaned() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let error = try await withLocalHost(queue: queue) { _ in
+            let handle = try await queue.submit(FailingJob(reason: "nul\u{0}inside"))
+            return await #expect(throws: ForkPoolError.self) { try await handle.value }
+        }
+        #expect(error?.code == .workFailed)
+        #expect(error?.message.contains("refused: nul\u{FFFD}inside") == true)
     }
 
     @Test func aJobThatThrowsIsRecordedFailedAtOnce() async throws {

@@ -22,12 +22,13 @@ struct LinkedNamespace {
     let nearAddress: String
 
     init() throws {
-        let number = Int(getpid() % 200) + 20
+        // A subnet no other namespace on this machine uses (another run's, say).
+        var number = Int.random(in: 20...250)
+        while (try? shell("ip netns list | grep -q '^fpgtest\(number)\\b'")) != nil { number = Int.random(in: 20...250) }
         name = "fpgtest\(number)"
         nearEnd = "fpg\(number)a"
         nearAddress = "10.213.\(number).1"
         let farEnd = "fpg\(number)b", farAddress = "10.213.\(number).2"
-        try? shell("ip netns del \(name) 2>/dev/null")
         try shell("""
             ip netns add \(name) && ip link add \(nearEnd) type veth peer name \(farEnd) && \
             ip link set \(farEnd) netns \(name) && ip addr add \(nearAddress)/24 dev \(nearEnd) && ip link set \(nearEnd) up && \
@@ -65,7 +66,7 @@ struct NetworkNamespaceTests {
         #expect(near.terminate() == 0)
 
         try namespace.setLink(up: true)
-        try await database.waitUntil("the far host drops its stale outcome", seconds: 60) { far.log.contains("outcome dropped") }
+        try await database.waitUntil("the far host drops its stale outcome", seconds: 40) { far.log.contains("outcome dropped") }
         let after = try await queue.map((0..<4).map { SleepJob(milliseconds: 5, tag: 10 + $0) })
         #expect(after == (0..<4).map { HostAnswer(host: "far", value: 10 + $0) })
         #expect(try await database.row(cut.id).state == "succeeded")
