@@ -18,7 +18,7 @@ internal struct BinaryEncoder: Encoder {
     static func encode<T: Encodable>(_ value: T, into bytes: inout [UInt8]) throws {
         let buffer = WireEncodingBuffer()
         do {
-            try buffer.encodeCell(value, in: WireCodingPath(), at: WireCodingKey?.none, rollbackTo: 0)
+            try buffer.encodeTopCell(value)
         } catch let error as EncodingError {
             throw WireCodingError(error, encoding: T.self)
         }
@@ -30,7 +30,7 @@ internal struct BinaryEncoder: Encoder {
     static func encodeGeneral<T: Encodable>(_ value: T, into bytes: inout [UInt8]) throws {
         let buffer = WireEncodingBuffer()
         do {
-            try buffer.encodeGeneralCell(value, in: WireCodingPath(), at: WireCodingKey?.none, rollbackTo: 0)
+            try buffer.encodeGeneralCell(value, at: WireCodingPath(), rollbackTo: 0)
         } catch let error as EncodingError {
             throw WireCodingError(error, encoding: T.self)
         }
@@ -41,9 +41,10 @@ internal struct BinaryEncoder: Encoder {
     /// The cell this encoder writes; once it closes, writes are refused instead of corrupting
     /// whatever the buffer holds by then.
     let cell: Int
-    /// Where this cell's content begins in the buffer.
-    let contentStart: Int
     let path: WireCodingPath
+    // Three words, so the encoder and its single-value container sit in an existential
+    // without a heap box; where the cell's content begins is the buffer's `activeContentStart`
+    // whenever the cell may be written.
 
     var codingPath: [any CodingKey] { path.keys }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
@@ -54,7 +55,10 @@ internal struct BinaryEncoder: Encoder {
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
         // The form byte goes in once per cell, however many times the container is asked for.
-        if buffer.activeCell == cell && buffer.count == contentStart {
+        // (A container of a cell no longer active refuses every write, whatever its offset.)
+        let isActive = buffer.activeCell == cell
+        let contentStart = isActive ? buffer.activeContentStart : 0
+        if isActive && buffer.count == contentStart {
             buffer.append(WireLayout.cellsForm)
         }
         return WireUnkeyedEncodingContainer(buffer: buffer, cell: cell, formOffset: contentStart, path: path)
@@ -68,7 +72,7 @@ internal struct BinaryEncoder: Encoder {
 extension BinaryEncoder: SingleValueEncodingContainer {
     mutating func encodeNil() throws {
         try buffer.ensureActive(cell, path)
-        buffer.nilContentStart = contentStart
+        buffer.nilContentStart = buffer.activeContentStart
     }
 
     mutating func encode(_ value: Bool) throws { try content(value) }
@@ -88,9 +92,9 @@ extension BinaryEncoder: SingleValueEncodingContainer {
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         try buffer.ensureActive(cell, path)
-        if let fast = T.self as? any FastWireCodable.Type {
+        if let fast = buffer.fastType(T.self) {
             if !fast.appendWireContent(of: value, to: buffer) {
-                buffer.nilContentStart = contentStart
+                buffer.nilContentStart = buffer.activeContentStart
             }
         } else {
             // Same cell: a wrapper type's single value is the wrapped value's content.
@@ -110,6 +114,14 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
     let buffer: WireEncodingBuffer
     let cell: Int
     let path: WireCodingPath
+    /// The path node of the previous value, for the next.
+    private var slot: WireCodingPathNode?
+
+    init(buffer: WireEncodingBuffer, cell: Int, path: WireCodingPath) {
+        self.buffer = buffer
+        self.cell = cell
+        self.path = path
+    }
 
     var codingPath: [any CodingKey] { path.keys }
 
@@ -148,7 +160,7 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
         let entryStart = try beginEntry(key)
-        try buffer.encodeCell(value, in: path, at: key, rollbackTo: entryStart)
+        try buffer.encodeCell(value, in: path, at: key, reusing: &slot, rollbackTo: entryStart)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
@@ -161,19 +173,19 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         let child = deferredEntry(key)
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0, path: path.appending(key))
+        return BinaryEncoder(buffer: child, cell: child.activeCell, path: path.appending(key))
             .unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
         let key = WireCodingKey.super
         let child = deferredEntry(key)
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0, path: path.appending(key))
+        return BinaryEncoder(buffer: child, cell: child.activeCell, path: path.appending(key))
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
         let child = deferredEntry(key)
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0, path: path.appending(key))
+        return BinaryEncoder(buffer: child, cell: child.activeCell, path: path.appending(key))
     }
 
     /// These calls cannot throw, so a stale container gets a detached buffer whose writes throw.
@@ -194,6 +206,8 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     let formOffset: Int
     let path: WireCodingPath
     private(set) var count = 0
+    /// The path node of the previous element, for the next.
+    private var slot: WireCodingPathNode?
 
     init(buffer: WireEncodingBuffer, cell: Int, formOffset: Int, path: WireCodingPath) {
         self.buffer = buffer
@@ -234,11 +248,12 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         try buffer.ensureActive(cell, path)
-        if let fast = T.self as? any FastWireCodable.Type {
+        if let fast = buffer.fastType(T.self) {
             fast.appendWireElement(of: value, to: buffer, formOffset: formOffset)
         } else {
             buffer.unpack(formOffset: formOffset)
-            try buffer.encodeGeneralCell(value, in: path, at: WireCodingKey(index: count), rollbackTo: buffer.count)
+            try buffer.encodeGeneralCell(value, at: path.appending(WireCodingKey(index: count), reusing: &slot),
+                                         rollbackTo: buffer.count)
         }
         count += 1
     }
@@ -247,7 +262,7 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     /// copied in one go when the container is (or can become) packed at their width.
     mutating func encode<S: Sequence>(contentsOf sequence: S) throws where S.Element: Encodable {
         try buffer.ensureActive(cell, path)
-        if let fast = S.Element.self as? any FastWireCodable.Type, fast.wireIsMemcpyable,
+        if let fast = buffer.fastType(S.Element.self), fast.wireIsMemcpyable,
            buffer.preparePacked(width: fast.wirePackedWidth, formOffset: formOffset) {
             let copied = sequence.withContiguousStorageIfAvailable { elements -> Int in
                 buffer.append(UnsafeRawBufferPointer(elements))
@@ -271,13 +286,13 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let (child, index) = deferredElement()
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0,
+        return BinaryEncoder(buffer: child, cell: child.activeCell,
                              path: path.appending(WireCodingKey(index: index))).unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
         let (child, index) = deferredElement()
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0,
+        return BinaryEncoder(buffer: child, cell: child.activeCell,
                              path: path.appending(WireCodingKey(index: index)))
     }
 
@@ -287,83 +302,5 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
         buffer.unpack(formOffset: formOffset)
         count += 1
         return (buffer.makeDeferredChild(), index)
-    }
-}
-
-// MARK: - Coding paths
-
-/// The key used for array indices and for `super`, as JSONEncoder spells them. An index key
-/// builds its text only if asked, which is only when an error is being reported, and the key
-/// is small enough to sit in an existential without a heap box.
-internal struct WireCodingKey: CodingKey {
-    private enum Storage {
-        case index(Int)
-        case name(String)
-    }
-
-    private let storage: Storage
-
-    init(stringValue: String) {
-        storage = .name(stringValue)
-    }
-
-    init(intValue: Int) {
-        storage = .index(intValue)
-    }
-
-    init(index: Int) {
-        storage = .index(index)
-    }
-
-    var stringValue: String {
-        switch storage {
-        case .index(let index): "Index \(index)"
-        case .name(let name): name
-        }
-    }
-
-    var intValue: Int? {
-        if case .index(let index) = storage { return index }
-        return nil
-    }
-
-    static var `super`: WireCodingKey { WireCodingKey(stringValue: "super") }
-}
-
-/// The coding path: a chain of nodes shared with the parent, so a nested value adds one
-/// small allocation, and only values that go through the Encoder/Decoder machinery do.
-internal struct WireCodingPath {
-    private final class Node {
-        let parent: Node?
-        let key: any CodingKey
-
-        init(parent: Node?, key: any CodingKey) {
-            self.parent = parent
-            self.key = key
-        }
-    }
-
-    private let node: Node?
-
-    init() {
-        node = nil
-    }
-
-    private init(node: Node?) {
-        self.node = node
-    }
-
-    func appending(_ key: some CodingKey) -> WireCodingPath {
-        WireCodingPath(node: Node(parent: node, key: key))
-    }
-
-    var keys: [any CodingKey] {
-        var keys: [any CodingKey] = []
-        var current = node
-        while let link = current {
-            keys.append(link.key)
-            current = link.parent
-        }
-        return keys.reversed()
     }
 }

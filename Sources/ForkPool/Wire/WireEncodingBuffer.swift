@@ -21,7 +21,10 @@ internal final class WireEncodingBuffer {
     @exclusivity(unchecked) var nilContentStart = -1
     /// The only cell whose containers may write now; -1 once the buffer is sealed.
     @exclusivity(unchecked) private(set) var activeCell = 0
+    /// Where the active cell's content begins (0 for a child's own cell).
+    @exclusivity(unchecked) private(set) var activeContentStart = 0
     @exclusivity(unchecked) private var cellCount = 0
+    @exclusivity(unchecked) private var fastTypes = WireFastTypeCache()
 
     init(capacity: Int = 256) {
         self.capacity = capacity
@@ -41,6 +44,12 @@ internal final class WireEncodingBuffer {
     /// The encoded payload, appended to the caller's array in one copy.
     func finishPayload(into bytes: inout [UInt8]) {
         bytes.append(contentsOf: UnsafeRawBufferPointer(start: storage, count: count))
+    }
+
+    /// `T` as a FastWireCodable type, or nil; answered from a cache after the first time.
+    @inline(__always)
+    func fastType<T>(_: T.Type) -> (any FastWireCodable.Type)? {
+        fastTypes.fastType(T.self)
     }
 
     func ensureActive(_ cell: Int, _ path: WireCodingPath) throws {
@@ -126,37 +135,47 @@ internal final class WireEncodingBuffer {
     }
 
     /// Writes `value` as a cell: by the fast path when its type allows, otherwise through its
-    /// own encode(to:). On a throw everything from `rollbackTo` on is removed again, so a caller
-    /// that catches the error can go on using its container.
-    func encodeCell<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K?,
-                                                rollbackTo mark: Int) throws {
-        if let fast = T.self as? any FastWireCodable.Type {
+    /// own encode(to:) at `path` plus `key` (the node from `slot` if it can be reused). On a
+    /// throw everything from `rollbackTo` on is removed again, so a caller that catches the
+    /// error can go on using its container.
+    func encodeCell<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K,
+                                                reusing slot: inout WireCodingPathNode?, rollbackTo mark: Int) throws {
+        if let fast = fastType(T.self) {
             fast.appendWireCell(of: value, to: self)
         } else {
-            try encodeGeneralCell(value, in: path, at: key, rollbackTo: mark)
+            try encodeGeneralCell(value, at: path.appending(key, reusing: &slot), rollbackTo: mark)
         }
     }
 
-    /// The value's path (`path` plus `key`) is only built here, so values that take the fast
-    /// path never pay for one.
-    func encodeGeneralCell<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K?,
-                                                       rollbackTo mark: Int) throws {
+    /// The top-level value's cell.
+    func encodeTopCell<T: Encodable>(_ value: T) throws {
+        if let fast = fastType(T.self) {
+            fast.appendWireCell(of: value, to: self)
+        } else {
+            try encodeGeneralCell(value, at: WireCodingPath(), rollbackTo: 0)
+        }
+    }
+
+    /// Writes `value` as a cell through its own encode(to:), its path being `valuePath`.
+    func encodeGeneralCell<T: Encodable>(_ value: T, at valuePath: WireCodingPath, rollbackTo mark: Int) throws {
         let headerOffset = count
         append(0)
         let outerCell = activeCell
+        let outerContentStart = activeContentStart
         cellCount += 1
         activeCell = cellCount
+        activeContentStart = headerOffset + 1
         do {
-            var valuePath = path
-            if let key { valuePath = path.appending(key) }
-            try value.encode(to: BinaryEncoder(buffer: self, cell: activeCell, contentStart: headerOffset + 1, path: valuePath))
+            try value.encode(to: BinaryEncoder(buffer: self, cell: activeCell, path: valuePath))
         } catch {
             rollBack(to: mark)
             activeCell = outerCell
+            activeContentStart = outerContentStart
             throw error
         }
         closeCell(headerOffset: headerOffset)
         activeCell = outerCell
+        activeContentStart = outerContentStart
     }
 
     private func closeCell(headerOffset: Int) {
