@@ -123,8 +123,8 @@ struct Profile: ParsableCommand {
                 decoding.append(now() - start)
                 guard back == tagged else { throw BenchmarkError(description: "the codec changed the sentences") }
             }
-            print("transform codec: encode \(median(encoding) * 1e3) ms + decode \(median(decoding) * 1e3) ms; "
-                  + "sequential tagging \(median(tagging) * 1e3) ms "
+            func ms(_ runs: [Double]) -> String { "\(formatSeconds(median(runs) * 1e3)) (min \(formatSeconds(runs.min()! * 1e3)))" }
+            print("transform codec: encode \(ms(encoding)) ms + decode \(ms(decoding)) ms; sequential tagging \(ms(tagging)) ms "
                   + "(\(sentences.count) sentences)")
         case .threadMap:
             let inputs = Array(0..<(iterations ?? 1_000_000))

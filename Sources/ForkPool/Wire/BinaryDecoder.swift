@@ -42,7 +42,7 @@ internal final class BinaryDecoder: Decoder {
                 guard cell != nil || fast.wireAcceptsNil else { throw WireCodingError.unexpectedNil(T.self, at: 0) }
                 return try fast.decodeWireValue(cell, as: T.self)
             }
-            return try T(from: BinaryDecoder(cell: cell, path: WireCodingPath(), depth: 0, context: WireDecodingContext()))
+            return try WireDecodingContext().decodeAsValue(T.self, cell: cell, path: WireCodingPath(), depth: 0)
         } catch let error as DecodingError {
             throw WireCodingError(error, decoding: T.self)
         }
@@ -496,8 +496,8 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
     mutating func decode<T: Decodable>(_: T.Type) throws -> T {
         let (cell, next) = try peek(T.self)
-        let value = try context.decodeValue(
-            T.self, cell: cell, path: path, key: WireCodingKey(index: currentIndex), depth: depth, reusing: &slot)
+        let value = try context.decodeElement(
+            T.self, cell: cell, path: path, index: currentIndex, depth: depth, reusing: &slot)
         advance(to: next)
         return value
     }

@@ -252,8 +252,7 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
             fast.appendWireElement(of: value, to: buffer, formOffset: formOffset)
         } else {
             buffer.unpack(formOffset: formOffset)
-            try buffer.encodeGeneralCell(value, at: path.appending(WireCodingKey(index: count), reusing: &slot),
-                                         rollbackTo: buffer.count)
+            try buffer.encodeGeneralCell(value, at: path.appending(index: count, reusing: &slot), rollbackTo: buffer.count)
         }
         count += 1
     }

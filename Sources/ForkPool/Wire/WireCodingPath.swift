@@ -43,16 +43,23 @@ internal struct WireCodingKey: CodingKey {
     static var `super`: WireCodingKey { WireCodingKey(stringValue: "super") }
 }
 
-/// One link of a coding path. Its key changes only while no path but its owner's reusable
-/// slot refers to it, so every path that can still be reached reads the keys it was made with.
+/// One link of a coding path: a key, or an array index (kept as a plain Int, so that moving a
+/// reused node on to the next element is one store). Its key changes only while no path but its
+/// owner's reusable slot refers to it, so every path that can still be reached reads the keys it
+/// was made with.
 internal final class WireCodingPathNode {
     let parent: WireCodingPathNode?
-    var key: any CodingKey
+    /// The key; nil when the link is `index`.
+    var key: (any CodingKey)?
+    var index: Int
 
-    init(parent: WireCodingPathNode?, key: any CodingKey) {
+    init(parent: WireCodingPathNode?, key: (any CodingKey)?, index: Int) {
         self.parent = parent
         self.key = key
+        self.index = index
     }
+
+    var codingKey: any CodingKey { key ?? WireCodingKey(index: index) }
 }
 
 internal struct WireCodingPath {
@@ -67,7 +74,7 @@ internal struct WireCodingPath {
     }
 
     func appending(_ key: some CodingKey) -> WireCodingPath {
-        WireCodingPath(node: WireCodingPathNode(parent: node, key: key))
+        WireCodingPath(node: WireCodingPathNode(parent: node, key: key, index: 0))
     }
 
     /// Like `appending(_:)`, for a container that codes one value after another: `slot` keeps
@@ -78,7 +85,18 @@ internal struct WireCodingPath {
             node.key = key
             return WireCodingPath(node: node)
         }
-        let node = WireCodingPathNode(parent: node, key: key)
+        let node = WireCodingPathNode(parent: node, key: key, index: 0)
+        slot = node
+        return WireCodingPath(node: node)
+    }
+
+    /// The path of element `index` of the array at this path, reusing `slot` as above.
+    func appending(index: Int, reusing slot: inout WireCodingPathNode?) -> WireCodingPath {
+        if isKnownUniquelyReferenced(&slot), let node = slot, node.parent === self.node, node.key == nil {
+            node.index = index
+            return WireCodingPath(node: node)
+        }
+        let node = WireCodingPathNode(parent: node, key: nil, index: index)
         slot = node
         return WireCodingPath(node: node)
     }
@@ -87,7 +105,7 @@ internal struct WireCodingPath {
         var keys: [any CodingKey] = []
         var current = node
         while let link = current {
-            keys.append(link.key)
+            keys.append(link.codingKey)
             current = link.parent
         }
         return keys.reversed()

@@ -14,12 +14,21 @@ internal struct WireDecoderSlot {
 internal final class WireDecodingContext {
     // Confined to one decode call on one thread, as WireEncodingBuffer is: no run-time
     // exclusivity checks.
-    @exclusivity(unchecked) private var fastTypes = WireFastTypeCache()
+    @exclusivity(unchecked) private var types = WireTypeCache()
 
     /// `T` as a FastWireCodable type, or nil; answered from a cache after the first time.
     @inline(__always)
     func fastType<T>(_: T.Type) -> (any FastWireCodable.Type)? {
-        fastTypes.fastType(T.self)
+        types.answers(for: T.self).fast
+    }
+
+    /// `T`'s own init(from:) over `cell`, as a decoder at `depth` and `path` — or, for an
+    /// Array, what that init(from:) does, done directly (WireArrayCoding.swift).
+    func decodeAsValue<T: Decodable>(_: T.Type, cell: WireReader?, path: WireCodingPath, depth: Int) throws -> T {
+        if let array = types.answers(for: T.self).decodableArray {
+            return try array.decodeWireArray(cell, path: path, depth: depth, context: self, as: T.self)
+        }
+        return try T(from: BinaryDecoder(cell: cell, path: path, depth: depth, context: self))
     }
 
     /// Decodes the value at `key` in a container at `path` whose decoder is at `depth`: by the
@@ -27,7 +36,8 @@ internal final class WireDecodingContext {
     func decodeValue<T: Decodable, K: CodingKey>(
         _: T.Type, cell: WireReader?, path: WireCodingPath, key: K, depth: Int, reusing slot: inout WireDecoderSlot
     ) throws -> T {
-        if let fast = fastType(T.self) {
+        let answers = types.answers(for: T.self)
+        if let fast = answers.fast {
             guard cell != nil || fast.wireAcceptsNil else {
                 throw BinaryDecoder.valueNotFound(T.self, path.appending(key))
             }
@@ -36,19 +46,59 @@ internal final class WireDecodingContext {
         guard depth < BinaryDecoder.maximumDepth else {
             throw WireCodingError.nestingTooDeep(limit: BinaryDecoder.maximumDepth, path: path.appending(key).keys)
         }
+        let decoder = releasePrevious(&slot)
+        let valuePath = path.appending(key, reusing: &slot.node)
+        return try decodeGeneral(T.self, answers, cell: cell, path: valuePath, depth: depth + 1, decoder: decoder, slot: &slot)
+    }
+
+    /// Decodes element `index` of an array at `path` whose decoder is at `depth`, as
+    /// `decodeValue` does.
+    func decodeElement<T: Decodable>(
+        _: T.Type, cell: WireReader?, path: WireCodingPath, index: Int, depth: Int, reusing slot: inout WireDecoderSlot
+    ) throws -> T {
+        let answers = types.answers(for: T.self)
+        if let fast = answers.fast {
+            guard cell != nil || fast.wireAcceptsNil else {
+                throw BinaryDecoder.valueNotFound(T.self, path.appending(WireCodingKey(index: index)))
+            }
+            return try fast.decodeWireValue(cell, as: T.self)
+        }
+        guard depth < BinaryDecoder.maximumDepth else {
+            throw WireCodingError.nestingTooDeep(limit: BinaryDecoder.maximumDepth,
+                                                 path: path.appending(WireCodingKey(index: index)).keys)
+        }
+        let decoder = releasePrevious(&slot)
+        let valuePath = path.appending(index: index, reusing: &slot.node)
+        return try decodeGeneral(T.self, answers, cell: cell, path: valuePath, depth: depth + 1, decoder: decoder, slot: &slot)
+    }
+
+    /// The slot's decoder if nothing else kept it, having let go of its path (so the path's
+    /// node can be reused too); nil otherwise.
+    @inline(__always)
+    private func releasePrevious(_ slot: inout WireDecoderSlot) -> BinaryDecoder? {
+        guard isKnownUniquelyReferenced(&slot.decoder), let previous = slot.decoder else { return nil }
+        previous.path = WireCodingPath()
+        return previous
+    }
+
+    @inline(__always)
+    private func decodeGeneral<T: Decodable>(
+        _: T.Type, _ answers: WireTypeAnswers, cell: WireReader?, path: WireCodingPath, depth: Int,
+        decoder reusable: BinaryDecoder?, slot: inout WireDecoderSlot
+    ) throws -> T {
+        if let array = answers.decodableArray {
+            return try array.decodeWireArray(cell, path: path, depth: depth, context: self, as: T.self)
+        }
         let decoder: BinaryDecoder
-        if isKnownUniquelyReferenced(&slot.decoder), let previous = slot.decoder {
-            // Nothing kept the previous value's decoder: it lets go of its path (so the path's
-            // node can be reused too) and serves this value.
-            previous.path = WireCodingPath()
-            previous.cell = cell
-            previous.depth = depth + 1
-            decoder = previous
+        if let reusable {
+            reusable.cell = cell
+            reusable.path = path
+            reusable.depth = depth
+            decoder = reusable
         } else {
-            decoder = BinaryDecoder(cell: cell, path: WireCodingPath(), depth: depth + 1, context: self)
+            decoder = BinaryDecoder(cell: cell, path: path, depth: depth, context: self)
             slot.decoder = decoder
         }
-        decoder.path = path.appending(key, reusing: &slot.node)
         return try T(from: decoder)
     }
 
@@ -57,6 +107,6 @@ internal final class WireDecodingContext {
         guard depth < BinaryDecoder.maximumDepth else {
             throw WireCodingError.nestingTooDeep(limit: BinaryDecoder.maximumDepth, path: path.keys)
         }
-        return try T(from: BinaryDecoder(cell: cell, path: path, depth: depth + 1, context: self))
+        return try decodeAsValue(T.self, cell: cell, path: path, depth: depth + 1)
     }
 }

@@ -24,7 +24,7 @@ internal final class WireEncodingBuffer {
     /// Where the active cell's content begins (0 for a child's own cell).
     @exclusivity(unchecked) private(set) var activeContentStart = 0
     @exclusivity(unchecked) private var cellCount = 0
-    @exclusivity(unchecked) private var fastTypes = WireFastTypeCache()
+    @exclusivity(unchecked) private var types = WireTypeCache()
 
     init(capacity: Int = 256) {
         self.capacity = capacity
@@ -49,7 +49,7 @@ internal final class WireEncodingBuffer {
     /// `T` as a FastWireCodable type, or nil; answered from a cache after the first time.
     @inline(__always)
     func fastType<T>(_: T.Type) -> (any FastWireCodable.Type)? {
-        fastTypes.fastType(T.self)
+        types.answers(for: T.self).fast
     }
 
     func ensureActive(_ cell: Int, _ path: WireCodingPath) throws {
@@ -147,6 +147,17 @@ internal final class WireEncodingBuffer {
         }
     }
 
+    /// Writes element `index` of the unkeyed container at `path` as a cell, as `encodeCell`
+    /// does; a throw removes the element again.
+    func encodeElement<T: Encodable>(_ value: T, in path: WireCodingPath, index: Int,
+                                     reusing slot: inout WireCodingPathNode?) throws {
+        if let fast = fastType(T.self) {
+            fast.appendWireCell(of: value, to: self)
+        } else {
+            try encodeGeneralCell(value, at: path.appending(index: index, reusing: &slot), rollbackTo: count)
+        }
+    }
+
     /// The top-level value's cell.
     func encodeTopCell<T: Encodable>(_ value: T) throws {
         if let fast = fastType(T.self) {
@@ -166,7 +177,11 @@ internal final class WireEncodingBuffer {
         activeCell = cellCount
         activeContentStart = headerOffset + 1
         do {
-            try value.encode(to: BinaryEncoder(buffer: self, cell: activeCell, path: valuePath))
+            if let array = types.answers(for: T.self).encodableArray {
+                try array.encodeWireArray(value, to: self, path: valuePath)
+            } else {
+                try value.encode(to: BinaryEncoder(buffer: self, cell: activeCell, path: valuePath))
+            }
         } catch {
             rollBack(to: mark)
             activeCell = outerCell
