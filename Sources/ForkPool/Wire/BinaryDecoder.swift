@@ -55,9 +55,16 @@ internal final class BinaryDecoder: Decoder {
 
     /// The content of the cell being decoded; nil when the cell is nil.
     var cell: WireReader?
+    /// Where the value is — or, for an array element, where its array is: the element's own
+    /// path (`path` plus `index`) is only built when something needs it, so decoding an
+    /// element that makes no container costs no path link.
     var path: WireCodingPath
+    /// The element's index in the array at `path`, or -1 when `path` is the value's own.
+    var index = -1
     var depth: Int
     let context: WireDecodingContext
+    /// The link last built for `index`, reused once nothing holds it.
+    private var indexLink: WireCodingPathNode?
 
     init(cell: WireReader?, path: WireCodingPath, depth: Int, context: WireDecodingContext) {
         self.cell = cell
@@ -66,18 +73,23 @@ internal final class BinaryDecoder: Decoder {
         self.context = context
     }
 
-    var codingPath: [any CodingKey] { path.keys }
+    /// The value's own path.
+    private var valuePath: WireCodingPath {
+        index < 0 ? path : path.appending(index: index, reusing: &indexLink)
+    }
+
+    var codingPath: [any CodingKey] { valuePath.keys }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy _: Key.Type) throws -> KeyedDecodingContainer<Key> {
         let content = try nonNilContent(KeyedDecodingContainer<Key>.self)
         return KeyedDecodingContainer(WireKeyedDecodingContainer<Key>(
-            content: content, path: path, depth: depth, context: context))
+            content: content, path: valuePath, depth: depth, context: context))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
         let content = try nonNilContent((any UnkeyedDecodingContainer).self)
-        return try WireUnkeyedDecodingContainer(content: content, path: path, depth: depth, context: context)
+        return try WireUnkeyedDecodingContainer(content: content, path: valuePath, depth: depth, context: context)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
@@ -129,16 +141,16 @@ extension BinaryDecoder: SingleValueDecodingContainer {
 
     func decode<T: Decodable>(_: T.Type) throws -> T {
         if let fast = context.fastType(T.self) {
-            guard cell != nil || fast.wireAcceptsNil else { throw Self.valueNotFound(T.self, path) }
+            guard cell != nil || fast.wireAcceptsNil else { throw Self.valueNotFound(T.self, valuePath) }
             return try fast.decodeWireValue(cell, as: T.self)
         }
         // Same cell (a wrapper's single value), but one level deeper, so even a type that
         // decodes itself this way cannot recurse without bound.
-        return try context.decodeGeneral(T.self, cell: cell, path: path, depth: depth)
+        return try context.decodeGeneral(T.self, cell: cell, path: valuePath, depth: depth)
     }
 
     private func primitive<P: FastWireCodable>() throws -> P {
-        guard let cell else { throw Self.valueNotFound(P.self, path) }
+        guard let cell else { throw Self.valueNotFound(P.self, valuePath) }
         return try P.decodeWireContent(cell)
     }
 }

@@ -62,8 +62,13 @@ internal final class WireCodingPathNode {
     var codingKey: any CodingKey { key ?? WireCodingKey(index: index) }
 }
 
-internal struct WireCodingPath {
+internal struct WireCodingPath: Equatable {
     private var node: WireCodingPathNode?
+
+    /// Whether the two are the same path object (not merely equal keys).
+    static func == (lhs: WireCodingPath, rhs: WireCodingPath) -> Bool {
+        lhs.node === rhs.node
+    }
 
     init() {
         node = nil

@@ -67,9 +67,25 @@ internal final class WireDecodingContext {
             throw WireCodingError.nestingTooDeep(limit: BinaryDecoder.maximumDepth,
                                                  path: path.appending(WireCodingKey(index: index)).keys)
         }
-        let decoder = releasePrevious(&slot)
-        let valuePath = path.appending(index: index, reusing: &slot.node)
-        return try decodeGeneral(T.self, answers, cell: cell, path: valuePath, depth: depth + 1, decoder: decoder, slot: &slot)
+        if let array = answers.decodableArray {
+            return try array.decodeWireArray(cell, path: path.appending(index: index, reusing: &slot.node),
+                                             depth: depth + 1, context: self, as: T.self)
+        }
+        // The element's decoder holds its array's path and its index; the element's own path
+        // is built only if it is needed (BinaryDecoder.valuePath).
+        let decoder: BinaryDecoder
+        if isKnownUniquelyReferenced(&slot.decoder), let previous = slot.decoder {
+            previous.cell = cell
+            if previous.path != path { previous.path = path }
+            previous.index = index
+            previous.depth = depth + 1
+            decoder = previous
+        } else {
+            decoder = BinaryDecoder(cell: cell, path: path, depth: depth + 1, context: self)
+            decoder.index = index
+            slot.decoder = decoder
+        }
+        return try T(from: decoder)
     }
 
     /// The slot's decoder if nothing else kept it, having let go of its path (so the path's
@@ -93,6 +109,7 @@ internal final class WireDecodingContext {
         if let reusable {
             reusable.cell = cell
             reusable.path = path
+            reusable.index = -1
             reusable.depth = depth
             decoder = reusable
         } else {
