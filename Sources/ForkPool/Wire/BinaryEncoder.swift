@@ -13,7 +13,7 @@
 //
 // MARK: - Encoder
 
-internal struct BinaryEncoder: Encoder {
+internal final class BinaryEncoder: Encoder {
     /// Appends `value`'s payload to `bytes`; on a throw `bytes` is as it was.
     static func encode<T: Encodable>(_ value: T, into bytes: inout [UInt8]) throws {
         let buffer = WireEncodingBuffer()
@@ -30,27 +30,48 @@ internal struct BinaryEncoder: Encoder {
     static func encodeGeneral<T: Encodable>(_ value: T, into bytes: inout [UInt8]) throws {
         let buffer = WireEncodingBuffer()
         do {
-            try buffer.encodeGeneralCell(value, at: WireCodingPath(), rollbackTo: 0)
+            var slot = WireEncoderSlot()
+            try buffer.encodeGeneralCell(value, at: WireCodingPath(), index: -1, reusing: &slot, rollbackTo: 0)
         } catch let error as EncodingError {
             throw WireCodingError(error, encoding: T.self)
         }
         buffer.finishPayload(into: &bytes)
     }
 
+    // A class, so that handing it out as `any Encoder` or `any SingleValueEncodingContainer`
+    // needs no heap box and copies one reference, and so that one encoder serves one array
+    // element after another (WireEncodingBuffer.encodeGeneralCell reuses those nothing kept).
+    // The fields change only while nothing but a container's slot refers to the encoder.
+
     let buffer: WireEncodingBuffer
     /// The cell this encoder writes; once it closes, writes are refused instead of corrupting
-    /// whatever the buffer holds by then.
-    let cell: Int
-    let path: WireCodingPath
-    // Three words, so the encoder and its single-value container sit in an existential
-    // without a heap box; where the cell's content begins is the buffer's `activeContentStart`
-    // whenever the cell may be written.
+    /// whatever the buffer holds by then. Where the cell's content begins is the buffer's
+    /// `activeContentStart` whenever the cell may be written.
+    var cell: Int
+    /// Where the value is — or, for an array element, where its array is: the element's own
+    /// path (`path` plus `index`) is only built when something needs it.
+    var path: WireCodingPath
+    /// The element's index in the array at `path`, or -1 when `path` is the value's own.
+    var index = -1
+    /// The link last built for `index`, reused once nothing holds it.
+    private var indexLink: WireCodingPathNode?
 
-    var codingPath: [any CodingKey] { path.keys }
+    init(buffer: WireEncodingBuffer, cell: Int, path: WireCodingPath) {
+        self.buffer = buffer
+        self.cell = cell
+        self.path = path
+    }
+
+    /// The value's own path.
+    private var valuePath: WireCodingPath {
+        index < 0 ? path : path.appending(index: index, reusing: &indexLink)
+    }
+
+    var codingPath: [any CodingKey] { valuePath.keys }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy _: Key.Type) -> KeyedEncodingContainer<Key> {
-        KeyedEncodingContainer(WireKeyedEncodingContainer<Key>(buffer: buffer, cell: cell, path: path))
+        KeyedEncodingContainer(WireKeyedEncodingContainer<Key>(buffer: buffer, cell: cell, path: valuePath))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -61,37 +82,41 @@ internal struct BinaryEncoder: Encoder {
         if isActive && buffer.count == contentStart {
             buffer.append(WireLayout.cellsForm)
         }
-        return WireUnkeyedEncodingContainer(buffer: buffer, cell: cell, formOffset: contentStart, path: path)
+        return WireUnkeyedEncodingContainer(buffer: buffer, cell: cell, formOffset: contentStart, path: valuePath)
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
         self
     }
+
+    private func ensureActive() throws {
+        guard buffer.isActive(cell) else { throw WireCodingError.containerUsedAfterItsValue(path: valuePath.keys) }
+    }
 }
 
 extension BinaryEncoder: SingleValueEncodingContainer {
-    mutating func encodeNil() throws {
-        try buffer.ensureActive(cell, path)
+    func encodeNil() throws {
+        try ensureActive()
         buffer.nilContentStart = buffer.activeContentStart
     }
 
-    mutating func encode(_ value: Bool) throws { try content(value) }
-    mutating func encode(_ value: String) throws { try content(value) }
-    mutating func encode(_ value: Double) throws { try content(value) }
-    mutating func encode(_ value: Float) throws { try content(value) }
-    mutating func encode(_ value: Int) throws { try content(value) }
-    mutating func encode(_ value: Int8) throws { try content(value) }
-    mutating func encode(_ value: Int16) throws { try content(value) }
-    mutating func encode(_ value: Int32) throws { try content(value) }
-    mutating func encode(_ value: Int64) throws { try content(value) }
-    mutating func encode(_ value: UInt) throws { try content(value) }
-    mutating func encode(_ value: UInt8) throws { try content(value) }
-    mutating func encode(_ value: UInt16) throws { try content(value) }
-    mutating func encode(_ value: UInt32) throws { try content(value) }
-    mutating func encode(_ value: UInt64) throws { try content(value) }
+    func encode(_ value: Bool) throws { try content(value) }
+    func encode(_ value: String) throws { try content(value) }
+    func encode(_ value: Double) throws { try content(value) }
+    func encode(_ value: Float) throws { try content(value) }
+    func encode(_ value: Int) throws { try content(value) }
+    func encode(_ value: Int8) throws { try content(value) }
+    func encode(_ value: Int16) throws { try content(value) }
+    func encode(_ value: Int32) throws { try content(value) }
+    func encode(_ value: Int64) throws { try content(value) }
+    func encode(_ value: UInt) throws { try content(value) }
+    func encode(_ value: UInt8) throws { try content(value) }
+    func encode(_ value: UInt16) throws { try content(value) }
+    func encode(_ value: UInt32) throws { try content(value) }
+    func encode(_ value: UInt64) throws { try content(value) }
 
-    mutating func encode<T: Encodable>(_ value: T) throws {
-        try buffer.ensureActive(cell, path)
+    func encode<T: Encodable>(_ value: T) throws {
+        try ensureActive()
         if let fast = buffer.fastType(T.self) {
             if !fast.appendWireContent(of: value, to: buffer) {
                 buffer.nilContentStart = buffer.activeContentStart
@@ -103,7 +128,7 @@ extension BinaryEncoder: SingleValueEncodingContainer {
     }
 
     private func content<P: FastWireCodable>(_ value: P) throws {
-        try buffer.ensureActive(cell, path)
+        try ensureActive()
         _ = buffer.appendContent(value)
     }
 }
@@ -114,8 +139,8 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
     let buffer: WireEncodingBuffer
     let cell: Int
     let path: WireCodingPath
-    /// The path node of the previous value, for the next.
-    private var slot: WireCodingPathNode?
+    /// The encoder and path node of the previous value, for the next.
+    private var slot = WireEncoderSlot()
 
     init(buffer: WireEncodingBuffer, cell: Int, path: WireCodingPath) {
         self.buffer = buffer
@@ -206,8 +231,8 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     let formOffset: Int
     let path: WireCodingPath
     private(set) var count = 0
-    /// The path node of the previous element, for the next.
-    private var slot: WireCodingPathNode?
+    /// The encoder of the previous element, for the next.
+    private var slot = WireEncoderSlot()
 
     init(buffer: WireEncodingBuffer, cell: Int, formOffset: Int, path: WireCodingPath) {
         self.buffer = buffer
@@ -252,7 +277,7 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
             fast.appendWireElement(of: value, to: buffer, formOffset: formOffset)
         } else {
             buffer.unpack(formOffset: formOffset)
-            try buffer.encodeGeneralCell(value, at: path.appending(index: count, reusing: &slot), rollbackTo: buffer.count)
+            try buffer.encodeGeneralCell(value, at: path, index: count, reusing: &slot, rollbackTo: buffer.count)
         }
         count += 1
     }

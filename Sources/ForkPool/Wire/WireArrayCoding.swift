@@ -29,7 +29,7 @@ extension Array: WireEncodableArray where Element: Encodable {
         // What WireUnkeyedEncodingContainer writes: the form byte when the container is made,
         // then each element as a cell (packing is only for FastWireCodable elements).
         buffer.append(WireLayout.cellsForm)
-        var slot: WireCodingPathNode?
+        var slot = WireEncoderSlot()
         for index in elements.indices {
             try buffer.encodeElement(elements[index], in: path, index: index, reusing: &slot)
         }

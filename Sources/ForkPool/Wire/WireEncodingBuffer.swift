@@ -4,6 +4,12 @@
 // are primitives of one width. The format it writes is WireFormat.swift's.
 import Glibc
 
+/// The encoder and path node a container used for its previous value, for the next.
+internal struct WireEncoderSlot {
+    var encoder: BinaryEncoder?
+    var node: WireCodingPathNode?
+}
+
 /// The bytes being written by one encode call (or by one nested container / super-encoder
 /// until it is spliced into its parent), and the bookkeeping that keeps cells well formed.
 ///
@@ -50,6 +56,10 @@ internal final class WireEncodingBuffer {
     @inline(__always)
     func fastType<T>(_: T.Type) -> (any FastWireCodable.Type)? {
         types.answers(for: T.self).fast
+    }
+
+    func isActive(_ cell: Int) -> Bool {
+        cell == activeCell && cell >= 0
     }
 
     func ensureActive(_ cell: Int, _ path: WireCodingPath) throws {
@@ -135,26 +145,30 @@ internal final class WireEncodingBuffer {
     }
 
     /// Writes `value` as a cell: by the fast path when its type allows, otherwise through its
-    /// own encode(to:) at `path` plus `key` (the node from `slot` if it can be reused). On a
-    /// throw everything from `rollbackTo` on is removed again, so a caller that catches the
-    /// error can go on using its container.
+    /// own encode(to:) at `path` plus `key` (the slot's encoder and node reused if they can
+    /// be). On a throw everything from `rollbackTo` on is removed again, so a caller that
+    /// catches the error can go on using its container.
     func encodeCell<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K,
-                                                reusing slot: inout WireCodingPathNode?, rollbackTo mark: Int) throws {
+                                                reusing slot: inout WireEncoderSlot, rollbackTo mark: Int) throws {
         if let fast = fastType(T.self) {
             fast.appendWireCell(of: value, to: self)
         } else {
-            try encodeGeneralCell(value, at: path.appending(key, reusing: &slot), rollbackTo: mark)
+            // The previous value's encoder lets go of its path first, if nothing else holds it,
+            // so that the path's node can be reused as well.
+            if isKnownUniquelyReferenced(&slot.encoder) { slot.encoder?.path = WireCodingPath() }
+            try encodeGeneralCell(value, at: path.appending(key, reusing: &slot.node), index: -1, reusing: &slot,
+                                  rollbackTo: mark)
         }
     }
 
     /// Writes element `index` of the unkeyed container at `path` as a cell, as `encodeCell`
     /// does; a throw removes the element again.
     func encodeElement<T: Encodable>(_ value: T, in path: WireCodingPath, index: Int,
-                                     reusing slot: inout WireCodingPathNode?) throws {
+                                     reusing slot: inout WireEncoderSlot) throws {
         if let fast = fastType(T.self) {
             fast.appendWireCell(of: value, to: self)
         } else {
-            try encodeGeneralCell(value, at: path.appending(index: index, reusing: &slot), rollbackTo: count)
+            try encodeGeneralCell(value, at: path, index: index, reusing: &slot, rollbackTo: count)
         }
     }
 
@@ -163,12 +177,16 @@ internal final class WireEncodingBuffer {
         if let fast = fastType(T.self) {
             fast.appendWireCell(of: value, to: self)
         } else {
-            try encodeGeneralCell(value, at: WireCodingPath(), rollbackTo: 0)
+            var slot = WireEncoderSlot()
+            try encodeGeneralCell(value, at: WireCodingPath(), index: -1, reusing: &slot, rollbackTo: 0)
         }
     }
 
-    /// Writes `value` as a cell through its own encode(to:), its path being `valuePath`.
-    func encodeGeneralCell<T: Encodable>(_ value: T, at valuePath: WireCodingPath, rollbackTo mark: Int) throws {
+    /// Writes `value` as a cell through its own encode(to:) — or, for an Array, what that
+    /// encode(to:) does, done directly (WireArrayCoding.swift). Its path is `path`, or for
+    /// an array element (`index` ≥ 0) `path` plus the index.
+    func encodeGeneralCell<T: Encodable>(_ value: T, at path: WireCodingPath, index: Int,
+                                         reusing slot: inout WireEncoderSlot, rollbackTo mark: Int) throws {
         let headerOffset = count
         append(0)
         let outerCell = activeCell
@@ -178,9 +196,21 @@ internal final class WireEncodingBuffer {
         activeContentStart = headerOffset + 1
         do {
             if let array = types.answers(for: T.self).encodableArray {
-                try array.encodeWireArray(value, to: self, path: valuePath)
+                let arrayPath = index < 0 ? path : path.appending(index: index, reusing: &slot.node)
+                try array.encodeWireArray(value, to: self, path: arrayPath)
             } else {
-                try value.encode(to: BinaryEncoder(buffer: self, cell: activeCell, path: valuePath))
+                let encoder: BinaryEncoder
+                if isKnownUniquelyReferenced(&slot.encoder), let previous = slot.encoder {
+                    previous.cell = activeCell
+                    if previous.path != path { previous.path = path }
+                    previous.index = index
+                    encoder = previous
+                } else {
+                    encoder = BinaryEncoder(buffer: self, cell: activeCell, path: path)
+                    encoder.index = index
+                    slot.encoder = encoder
+                }
+                try value.encode(to: encoder)
             }
         } catch {
             rollBack(to: mark)
