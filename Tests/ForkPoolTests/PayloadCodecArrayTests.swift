@@ -143,6 +143,22 @@ extension ForkPoolTests.PayloadCodecArrayTests {
         #expect(try encode(tagged) == encode(ContainerArray(tagged)))
     }
 
+    @Test func theWireLayoutOfAnArrayOfStructsIsUnchanged() throws {
+        // The shape of the fuzz seed Fuzz/corpus/result-tagged: two { sentence, tokens, tags }.
+        struct Tagged: Codable, Equatable {
+            var sentence: String
+            var tokens: [String]
+            var tags: [PartOfSpeech]
+        }
+        let element: [UInt8] = [0x31, 8] + Array("sentence".utf8) + [8] + Array("The cat".utf8)
+            + [6] + Array("tokens".utf8) + [0x0A, 0, 4] + Array("The".utf8) + [4] + Array("cat".utf8)
+            + [4] + Array("tags".utf8) + [9, 0, 2] + Array("X".utf8) + [5] + Array("NOUN".utf8)
+        let expected: [UInt8] = [0x64, 0] + element + element
+        let value = Tagged(sentence: "The cat", tokens: ["The", "cat"], tags: [.other, .noun])
+        #expect(try encode([value, value]) == expected)
+        #expect(try decode([Tagged].self, from: expected) == [value, value])
+    }
+
     @Test func packedElementsDecodeIntoAGeneralElementType() throws {
         // [UInt8] is stored packed; an array of a wrapper around UInt8 reads it element by element.
         let bytes = try encode([UInt8]([1, 2, 250]))
