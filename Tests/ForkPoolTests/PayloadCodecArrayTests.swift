@@ -189,6 +189,29 @@ extension ForkPoolTests.PayloadCodecArrayTests {
         }
     }
 
+    @Test func anEncoderKeptByAnElementRefusesWritesAfterItsValue() throws {
+        final class EncoderThief: Encodable {
+            var stolen: (any Encoder)?
+            func encode(to encoder: any Encoder) throws {
+                stolen = encoder
+                var container = encoder.singleValueContainer()
+                try container.encode(1)
+            }
+        }
+        struct Heist: Encodable {
+            let thieves = [EncoderThief(), EncoderThief()]
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.unkeyedContainer()
+                for thief in thieves { try container.encode(thief) }
+                var late = thieves[0].stolen?.unkeyedContainer()
+                try late?.encode(2)
+            }
+        }
+        var bytes: [UInt8] = []
+        #expect(throws: (any Error).self) { try BinaryEncoder.encode(Heist(), into: &bytes) }
+        #expect(bytes.isEmpty)
+    }
+
     @Test func anUnknownRawValueIsReportedWithItsPath() throws {
         var wrong = hand
         wrong.owner = "east"

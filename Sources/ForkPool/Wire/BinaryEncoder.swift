@@ -75,11 +75,16 @@ internal final class BinaryEncoder: Encoder {
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        // Asked for while its cell is not the one being written (the value has finished, or
+        // a value nested in it is being written), the container gets a detached buffer, whose
+        // writes throw: where this cell's content begins is only known while it is active.
+        guard buffer.isActive(cell) else {
+            let detached = WireEncodingBuffer.detached()
+            return WireUnkeyedEncodingContainer(buffer: detached, cell: detached.activeCell, formOffset: 0, path: valuePath)
+        }
         // The form byte goes in once per cell, however many times the container is asked for.
-        // (A container of a cell no longer active refuses every write, whatever its offset.)
-        let isActive = buffer.activeCell == cell
-        let contentStart = isActive ? buffer.activeContentStart : 0
-        if isActive && buffer.count == contentStart {
+        let contentStart = buffer.activeContentStart
+        if buffer.count == contentStart {
             buffer.append(WireLayout.cellsForm)
         }
         return WireUnkeyedEncodingContainer(buffer: buffer, cell: cell, formOffset: contentStart, path: valuePath)
