@@ -6,7 +6,9 @@
 // Containers never copy: each is a bounded window (base pointer, start, end) into the caller's
 // bytes, and every nested value is a narrower window cut from its parent's by a length prefix.
 // A FastWireCodable type met anywhere is read by its own fast path, which accepts everything
-// the containers accept (packed or cell-form arrays alike).
+// the containers accept (packed or cell-form arrays alike); an Array of anything else is read
+// by WireArrayCoding.swift, and nested values go through WireDecodingContext, which reuses a
+// container's decoder from one value to the next.
 //
 // The input may be hostile. Every length is checked against the bytes that remain before it
 // is used, nothing is allocated from a count that has not been checked that way, recursion is

@@ -46,9 +46,23 @@ internal final class WireDecodingContext {
         guard depth < BinaryDecoder.maximumDepth else {
             throw WireCodingError.nestingTooDeep(limit: BinaryDecoder.maximumDepth, path: path.appending(key).keys)
         }
-        let decoder = releasePrevious(&slot)
+        let previous = releasePrevious(&slot)
         let valuePath = path.appending(key, reusing: &slot.node)
-        return try decodeGeneral(T.self, answers, cell: cell, path: valuePath, depth: depth + 1, decoder: decoder, slot: &slot)
+        if let array = answers.decodableArray {
+            return try array.decodeWireArray(cell, path: valuePath, depth: depth + 1, context: self, as: T.self)
+        }
+        let decoder: BinaryDecoder
+        if let previous {
+            previous.cell = cell
+            previous.path = valuePath
+            previous.index = -1
+            previous.depth = depth + 1
+            decoder = previous
+        } else {
+            decoder = BinaryDecoder(cell: cell, path: valuePath, depth: depth + 1, context: self)
+            slot.decoder = decoder
+        }
+        return try T(from: decoder)
     }
 
     /// Decodes element `index` of an array at `path` whose decoder is at `depth`, as
@@ -95,28 +109,6 @@ internal final class WireDecodingContext {
         guard isKnownUniquelyReferenced(&slot.decoder), let previous = slot.decoder else { return nil }
         previous.path = WireCodingPath()
         return previous
-    }
-
-    @inline(__always)
-    private func decodeGeneral<T: Decodable>(
-        _: T.Type, _ answers: WireTypeAnswers, cell: WireReader?, path: WireCodingPath, depth: Int,
-        decoder reusable: BinaryDecoder?, slot: inout WireDecoderSlot
-    ) throws -> T {
-        if let array = answers.decodableArray {
-            return try array.decodeWireArray(cell, path: path, depth: depth, context: self, as: T.self)
-        }
-        let decoder: BinaryDecoder
-        if let reusable {
-            reusable.cell = cell
-            reusable.path = path
-            reusable.index = -1
-            reusable.depth = depth
-            decoder = reusable
-        } else {
-            decoder = BinaryDecoder(cell: cell, path: path, depth: depth, context: self)
-            slot.decoder = decoder
-        }
-        return try T(from: decoder)
     }
 
     /// `T`'s init(from:) over the same cell and path one level deeper (a wrapper's single value).
