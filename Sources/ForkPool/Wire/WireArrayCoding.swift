@@ -68,6 +68,7 @@ extension Array: WireDecodableArray where Element: Decodable {
             (reader, width, count) = (body, packedWidth, elements)
         }
         var slot = WireDecoderSlot()
+        let answers = context.answers(for: Element.self)
         return try [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
             while initialized < count {
                 let element: WireReader?
@@ -78,7 +79,7 @@ extension Array: WireDecodableArray where Element: Decodable {
                     element = try reader.readCell()
                 }
                 (buffer.baseAddress! + initialized).initialize(to: try context.decodeElement(
-                    Element.self, cell: element, path: path, index: initialized, depth: depth, reusing: &slot))
+                    Element.self, answers, cell: element, path: path, index: initialized, depth: depth, reusing: &slot))
                 initialized += 1
             }
         }

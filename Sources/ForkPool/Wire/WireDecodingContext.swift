@@ -70,7 +70,20 @@ internal final class WireDecodingContext {
     func decodeElement<T: Decodable>(
         _: T.Type, cell: WireReader?, path: WireCodingPath, index: Int, depth: Int, reusing slot: inout WireDecoderSlot
     ) throws -> T {
-        let answers = types.answers(for: T.self)
+        try decodeElement(T.self, types.answers(for: T.self), cell: cell, path: path, index: index, depth: depth,
+                          reusing: &slot)
+    }
+
+    /// What `T` is (from `answers(for:)`), asked once for a whole array.
+    func answers<T>(for _: T.Type) -> WireTypeAnswers {
+        types.answers(for: T.self)
+    }
+
+    /// `decodeElement`, `T`'s answers already asked.
+    func decodeElement<T: Decodable>(
+        _: T.Type, _ answers: WireTypeAnswers, cell: WireReader?, path: WireCodingPath, index: Int, depth: Int,
+        reusing slot: inout WireDecoderSlot
+    ) throws -> T {
         if let fast = answers.fast {
             guard cell != nil || fast.wireAcceptsNil else {
                 throw BinaryDecoder.valueNotFound(T.self, path.appending(WireCodingKey(index: index)))
