@@ -14,6 +14,18 @@ struct FuzzRecord: Codable, Sendable {
     var nested: [String: [Int]]
 }
 
+/// The transform workload's shape: an array of raw-value enums beside strings, coded by the
+/// binary coder's own array handling and reusable decoders.
+enum FuzzTag: String, Codable, Sendable {
+    case noun = "NOUN", verb = "VERB", other = "X"
+}
+
+struct FuzzTagged: Codable, Sendable {
+    var sentence: String
+    var tokens: [String]
+    var tags: [FuzzTag]
+}
+
 /// A job a job pool's worker runs: the fuzzer feeds task payloads to the worker side of a job
 /// registry, job-name field included.
 struct FuzzJob: PoolJob {
@@ -30,6 +42,7 @@ private let recordsCodec = PayloadCodec<[FuzzRecord]>()
 private let stringsCodec = PayloadCodec<[String]>()
 private let intCodec = PayloadCodec<Int>()
 private let bytesCodec = PayloadCodec<[UInt8]>()
+private let taggedCodec = PayloadCodec<[FuzzTagged]>()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -47,6 +60,7 @@ public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
                 _ = try? stringsCodec.decode(from: payload)
                 _ = try? bytesCodec.decode(from: payload)
                 _ = try? recordCodec.decode(from: payload)
+                _ = try? taggedCodec.decode(from: payload)
             case .resultBatch:
                 let chunk = ChunkCompletion(id: header.taskID, count: 4, codec: recordsCodec)
                 chunk.finish(output: payload, tail: nil, worker: 1) { _ in }

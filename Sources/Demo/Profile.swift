@@ -27,6 +27,9 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     case recordsMap = "records-map"
     /// The transform workload (tagging sentences) on a 2-worker ProcessPool.
     case transform
+    /// The transform workload's 4,000 results encoded and decoded as one [TaggedSentence], in this
+    /// thread (the codec alone), beside the sequential tagging they come from.
+    case transformCodec = "transform-codec"
 }
 
 struct Profile: ParsableCommand {
@@ -100,6 +103,29 @@ struct Profile: ParsableCommand {
             let start = now()
             let (_, results) = try runPool(strategy: .processes, workers: 2, inputs: sentences, announce: false, work: tagSentence)
             print("transform: \(now() - start) s for \(results.count) sentences")
+        case .transformCodec:
+            let sentences = Corpus.articleSentences + Corpus.sentences(count: iterations ?? 4000)
+            let codec = PayloadCodec<[TaggedSentence]>()
+            var tagging: [Double] = [], encoding: [Double] = [], decoding: [Double] = []
+            var tagged: [TaggedSentence] = []
+            for _ in 0..<5 {
+                let start = now()
+                tagged = sentences.map(tagSentence)
+                tagging.append(now() - start)
+            }
+            for _ in 0..<41 {
+                var start = now()
+                var bytes: [UInt8] = []
+                try codec.encode(tagged, into: &bytes)
+                encoding.append(now() - start)
+                start = now()
+                let back = try bytes.withUnsafeBytes { try codec.decode(from: $0) }
+                decoding.append(now() - start)
+                guard back == tagged else { throw BenchmarkError(description: "the codec changed the sentences") }
+            }
+            func ms(_ runs: [Double]) -> String { "\(formatSeconds(median(runs) * 1e3)) (min \(formatSeconds(runs.min()! * 1e3)))" }
+            print("transform codec: encode \(ms(encoding)) ms + decode \(ms(decoding)) ms; sequential tagging \(ms(tagging)) ms "
+                  + "(\(sentences.count) sentences)")
         case .threadMap:
             let inputs = Array(0..<(iterations ?? 1_000_000))
             let pool = ThreadPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }

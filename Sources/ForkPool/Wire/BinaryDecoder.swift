@@ -6,7 +6,9 @@
 // Containers never copy: each is a bounded window (base pointer, start, end) into the caller's
 // bytes, and every nested value is a narrower window cut from its parent's by a length prefix.
 // A FastWireCodable type met anywhere is read by its own fast path, which accepts everything
-// the containers accept (packed or cell-form arrays alike).
+// the containers accept (packed or cell-form arrays alike); an Array of anything else is read
+// by WireArrayCoding.swift, and nested values go through WireDecodingContext, which reuses a
+// container's decoder from one value to the next.
 //
 // The input may be hostile. Every length is checked against the bytes that remain before it
 // is used, nothing is allocated from a count that has not been checked that way, recursion is
@@ -14,7 +16,7 @@
 
 // MARK: - Decoder
 
-internal struct BinaryDecoder: Decoder {
+internal final class BinaryDecoder: Decoder {
     /// Deeper payloads are refused rather than recursed into: a hostile payload for a recursive
     /// type could otherwise overflow the stack. 512 levels of a small recursive class took under
     /// 512 KiB of stack in a release build and under 1 MiB in a debug one, well inside a default
@@ -42,28 +44,54 @@ internal struct BinaryDecoder: Decoder {
                 guard cell != nil || fast.wireAcceptsNil else { throw WireCodingError.unexpectedNil(T.self, at: 0) }
                 return try fast.decodeWireValue(cell, as: T.self)
             }
-            return try T(from: BinaryDecoder(cell: cell, path: WireCodingPath(), depth: 0))
+            return try WireDecodingContext().decodeAsValue(T.self, cell: cell, path: WireCodingPath(), depth: 0)
         } catch let error as DecodingError {
             throw WireCodingError(error, decoding: T.self)
         }
     }
 
-    /// The content of the cell being decoded; nil when the cell is nil.
-    let cell: WireReader?
-    let path: WireCodingPath
-    let depth: Int
+    // A class, so that handing it out as `any Decoder` or `any SingleValueDecodingContainer`
+    // needs no heap box, and so that one decoder serves one array element after another
+    // (WireDecodingContext reuses those nothing kept). The fields change only while nothing
+    // but the container's slot refers to the decoder.
 
-    var codingPath: [any CodingKey] { path.keys }
+    /// The content of the cell being decoded; nil when the cell is nil.
+    var cell: WireReader?
+    /// Where the value is — or, for an array element, where its array is: the element's own
+    /// path (`path` plus `index`) is only built when something needs it, so decoding an
+    /// element that makes no container costs no path link.
+    var path: WireCodingPath
+    /// The element's index in the array at `path`, or -1 when `path` is the value's own.
+    var index = -1
+    var depth: Int
+    let context: WireDecodingContext
+    /// The link last built for `index`, reused once nothing holds it.
+    private var indexLink: WireCodingPathNode?
+
+    init(cell: WireReader?, path: WireCodingPath, depth: Int, context: WireDecodingContext) {
+        self.cell = cell
+        self.path = path
+        self.depth = depth
+        self.context = context
+    }
+
+    /// The value's own path.
+    private var valuePath: WireCodingPath {
+        index < 0 ? path : path.appending(index: index, reusing: &indexLink)
+    }
+
+    var codingPath: [any CodingKey] { valuePath.keys }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy _: Key.Type) throws -> KeyedDecodingContainer<Key> {
         let content = try nonNilContent(KeyedDecodingContainer<Key>.self)
-        return KeyedDecodingContainer(WireKeyedDecodingContainer<Key>(content: content, path: path, depth: depth))
+        return KeyedDecodingContainer(WireKeyedDecodingContainer<Key>(
+            content: content, path: valuePath, depth: depth, context: context))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
         let content = try nonNilContent((any UnkeyedDecodingContainer).self)
-        return try WireUnkeyedDecodingContainer(content: content, path: path, depth: depth)
+        return try WireUnkeyedDecodingContainer(content: content, path: valuePath, depth: depth, context: context)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
@@ -81,21 +109,12 @@ internal struct BinaryDecoder: Decoder {
     // Shared by the containers.
 
     /// A decoder one level down, or an error once the payload is too deep.
-    static func nested(_ cell: WireReader?, path: WireCodingPath, depth: Int) throws -> BinaryDecoder {
+    static func nested(_ cell: WireReader?, path: WireCodingPath, depth: Int,
+                       context: WireDecodingContext) throws -> BinaryDecoder {
         guard depth < maximumDepth else {
             throw WireCodingError.nestingTooDeep(limit: maximumDepth, path: path.keys)
         }
-        return BinaryDecoder(cell: cell, path: path, depth: depth + 1)
-    }
-
-    static func decodeValue<T: Decodable>(
-        _: T.Type, cell: WireReader?, path: WireCodingPath, key: some CodingKey, depth: Int
-    ) throws -> T {
-        if let fast = T.self as? any FastWireCodable.Type {
-            guard cell != nil || fast.wireAcceptsNil else { throw valueNotFound(T.self, path.appending(key)) }
-            return try fast.decodeWireValue(cell, as: T.self)
-        }
-        return try T(from: nested(cell, path: path.appending(key), depth: depth))
+        return BinaryDecoder(cell: cell, path: path, depth: depth + 1, context: context)
     }
 
     static func valueNotFound(_ type: Any.Type, _ path: WireCodingPath) -> DecodingError {
@@ -123,17 +142,17 @@ extension BinaryDecoder: SingleValueDecodingContainer {
     func decode(_: UInt64.Type) throws -> UInt64 { try primitive() }
 
     func decode<T: Decodable>(_: T.Type) throws -> T {
-        if let fast = T.self as? any FastWireCodable.Type {
-            guard cell != nil || fast.wireAcceptsNil else { throw Self.valueNotFound(T.self, path) }
+        if let fast = context.fastType(T.self) {
+            guard cell != nil || fast.wireAcceptsNil else { throw Self.valueNotFound(T.self, valuePath) }
             return try fast.decodeWireValue(cell, as: T.self)
         }
         // Same cell (a wrapper's single value), but one level deeper, so even a type that
         // decodes itself this way cannot recurse without bound.
-        return try T(from: Self.nested(cell, path: path, depth: depth))
+        return try context.decodeGeneral(T.self, cell: cell, path: valuePath, depth: depth)
     }
 
     private func primitive<P: FastWireCodable>() throws -> P {
-        guard let cell else { throw Self.valueNotFound(P.self, path) }
+        guard let cell else { throw Self.valueNotFound(P.self, valuePath) }
         return try P.decodeWireContent(cell)
     }
 }
@@ -145,12 +164,13 @@ internal struct WireKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContain
     // several times per call, and a single reference is the cheapest thing to copy.
     private let entries: WireKeyedEntries
 
-    init(content: WireReader, path: WireCodingPath, depth: Int) {
-        entries = WireKeyedEntries(content: content, path: path, depth: depth)
+    init(content: WireReader, path: WireCodingPath, depth: Int, context: WireDecodingContext) {
+        entries = WireKeyedEntries(content: content, path: path, depth: depth, context: context)
     }
 
     private var path: WireCodingPath { entries.path }
     private var depth: Int { entries.depth }
+    private var context: WireDecodingContext { entries.context }
 
     var codingPath: [any CodingKey] { path.keys }
 
@@ -205,7 +225,7 @@ internal struct WireKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContain
     func decode(_: UInt64.Type, forKey key: Key) throws -> UInt64 { try primitive(key) }
 
     func decode<T: Decodable>(_: T.Type, forKey key: Key) throws -> T {
-        try BinaryDecoder.decodeValue(T.self, cell: require(key).cell, path: path, key: key, depth: depth)
+        try entries.decodeValue(T.self, cell: require(key).cell, key: key)
     }
 
     func decodeIfPresent(_: Bool.Type, forKey key: Key) throws -> Bool? { try primitiveIfPresent(key) }
@@ -225,18 +245,19 @@ internal struct WireKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContain
 
     func decodeIfPresent<T: Decodable>(_: T.Type, forKey key: Key) throws -> T? {
         guard let cell = try entries.entry(named: key.stringValue)?.cell else { return nil }
-        return try BinaryDecoder.decodeValue(T.self, cell: cell, path: path, key: key, depth: depth)
+        return try entries.decodeValue(T.self, cell: cell, key: key)
     }
 
     func nestedContainer<NestedKey: CodingKey>(
         keyedBy _: NestedKey.Type, forKey key: Key
     ) throws -> KeyedDecodingContainer<NestedKey> {
-        try BinaryDecoder.nested(require(key).cell, path: path.appending(key), depth: depth)
+        try BinaryDecoder.nested(require(key).cell, path: path.appending(key), depth: depth, context: context)
             .container(keyedBy: NestedKey.self)
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        try BinaryDecoder.nested(require(key).cell, path: path.appending(key), depth: depth).unkeyedContainer()
+        try BinaryDecoder.nested(require(key).cell, path: path.appending(key), depth: depth, context: context)
+            .unkeyedContainer()
     }
 
     func superDecoder() throws -> any Decoder {
@@ -249,7 +270,8 @@ internal struct WireKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContain
 
     /// As with JSONDecoder, a missing entry gives a decoder over nil rather than failing here.
     private func superDecoder(named key: some CodingKey) throws -> any Decoder {
-        try BinaryDecoder.nested(entries.entry(named: key.stringValue)?.cell, path: path.appending(key), depth: depth)
+        try BinaryDecoder.nested(entries.entry(named: key.stringValue)?.cell, path: path.appending(key), depth: depth,
+                                 context: context)
     }
 }
 
@@ -275,15 +297,23 @@ internal final class WireKeyedEntries {
     let content: WireReader
     let path: WireCodingPath
     let depth: Int
+    let context: WireDecodingContext
     /// Offset of the entry most recently found.
     @exclusivity(unchecked) private var hint: Int
     @exclusivity(unchecked) private var table: [String: Int]?
+    /// The decoder and path node of the previous value, for the next.
+    @exclusivity(unchecked) private var slot = WireDecoderSlot()
 
-    init(content: WireReader, path: WireCodingPath, depth: Int) {
+    init(content: WireReader, path: WireCodingPath, depth: Int, context: WireDecodingContext) {
         self.content = content
         self.path = path
         self.depth = depth
+        self.context = context
         self.hint = content.position
+    }
+
+    func decodeValue<T: Decodable, Key: CodingKey>(_: T.Type, cell: WireReader?, key: Key) throws -> T {
+        try context.decodeValue(T.self, cell: cell, path: path, key: key, depth: depth, reusing: &slot)
     }
 
     /// The entry at `offset`, or nil at the end.
@@ -396,10 +426,14 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
     private(set) var currentIndex = 0
     private let path: WireCodingPath
     private let depth: Int
+    private let context: WireDecodingContext
+    /// The decoder and path node of the previous element, for the next.
+    private var slot = WireDecoderSlot()
 
-    init(content: WireReader, path: WireCodingPath, depth: Int) throws {
+    init(content: WireReader, path: WireCodingPath, depth: Int, context: WireDecodingContext) throws {
         self.path = path
         self.depth = depth
+        self.context = context
         switch try WireArrayBody(content) {
         case .empty:
             (reader, width, count) = (content, 0, 0)
@@ -476,8 +510,8 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
     mutating func decode<T: Decodable>(_: T.Type) throws -> T {
         let (cell, next) = try peek(T.self)
-        let value = try BinaryDecoder.decodeValue(
-            T.self, cell: cell, path: path, key: WireCodingKey(index: currentIndex), depth: depth)
+        let value = try context.decodeElement(
+            T.self, cell: cell, path: path, index: currentIndex, depth: depth, reusing: &slot)
         advance(to: next)
         return value
     }
@@ -486,21 +520,21 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
         keyedBy _: NestedKey.Type
     ) throws -> KeyedDecodingContainer<NestedKey> {
         let (cell, next) = try peek(KeyedDecodingContainer<NestedKey>.self)
-        let container = try BinaryDecoder.nested(cell, path: elementPath, depth: depth).container(keyedBy: NestedKey.self)
+        let container = try BinaryDecoder.nested(cell, path: elementPath, depth: depth, context: context).container(keyedBy: NestedKey.self)
         advance(to: next)
         return container
     }
 
     mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
         let (cell, next) = try peek((any UnkeyedDecodingContainer).self)
-        let container = try BinaryDecoder.nested(cell, path: elementPath, depth: depth).unkeyedContainer()
+        let container = try BinaryDecoder.nested(cell, path: elementPath, depth: depth, context: context).unkeyedContainer()
         advance(to: next)
         return container
     }
 
     mutating func superDecoder() throws -> any Decoder {
         let (cell, next) = try peek((any Decoder).self)
-        let decoder = try BinaryDecoder.nested(cell, path: elementPath, depth: depth)
+        let decoder = try BinaryDecoder.nested(cell, path: elementPath, depth: depth, context: context)
         advance(to: next)
         return decoder
     }

@@ -7,18 +7,19 @@
 // to the caller's array in one copy. A nested Encodable value gets a cell whose length header
 // is reserved as one byte and patched (widened if need be) when the value's encode(to:)
 // returns. A value whose type is FastWireCodable (PayloadCodec.swift) is written by that fast
-// path instead, wherever it occurs. Nested containers and super-encoders, which the Codable API
+// path instead, wherever it occurs, and an Array of anything else by WireArrayCoding.swift; a
+// container's encoder serves its next value too when nothing kept it. Nested containers and super-encoders, which the Codable API
 // lets a caller fill in any order, write into a buffer of their own that is spliced into the
 // parent when the parent's cell closes. The wire format itself is laid out in WireFormat.swift.
 //
 // MARK: - Encoder
 
-internal struct BinaryEncoder: Encoder {
+internal final class BinaryEncoder: Encoder {
     /// Appends `value`'s payload to `bytes`; on a throw `bytes` is as it was.
     static func encode<T: Encodable>(_ value: T, into bytes: inout [UInt8]) throws {
         let buffer = WireEncodingBuffer()
         do {
-            try buffer.encodeCell(value, in: WireCodingPath(), at: WireCodingKey?.none, rollbackTo: 0)
+            try buffer.encodeTopCell(value)
         } catch let error as EncodingError {
             throw WireCodingError(error, encoding: T.self)
         }
@@ -30,67 +31,101 @@ internal struct BinaryEncoder: Encoder {
     static func encodeGeneral<T: Encodable>(_ value: T, into bytes: inout [UInt8]) throws {
         let buffer = WireEncodingBuffer()
         do {
-            try buffer.encodeGeneralCell(value, in: WireCodingPath(), at: WireCodingKey?.none, rollbackTo: 0)
+            var slot = WireEncoderSlot()
+            try buffer.encodeGeneralCell(value, at: WireCodingPath(), index: -1, reusing: &slot, rollbackTo: 0)
         } catch let error as EncodingError {
             throw WireCodingError(error, encoding: T.self)
         }
         buffer.finishPayload(into: &bytes)
     }
 
+    // A class, so that handing it out as `any Encoder` or `any SingleValueEncodingContainer`
+    // needs no heap box and copies one reference, and so that one encoder serves one array
+    // element after another (WireEncodingBuffer.encodeGeneralCell reuses those nothing kept).
+    // The fields change only while nothing but a container's slot refers to the encoder.
+
     let buffer: WireEncodingBuffer
     /// The cell this encoder writes; once it closes, writes are refused instead of corrupting
-    /// whatever the buffer holds by then.
-    let cell: Int
-    /// Where this cell's content begins in the buffer.
-    let contentStart: Int
-    let path: WireCodingPath
+    /// whatever the buffer holds by then. Where the cell's content begins is the buffer's
+    /// `activeContentStart` whenever the cell may be written.
+    var cell: Int
+    /// Where the value is — or, for an array element, where its array is: the element's own
+    /// path (`path` plus `index`) is only built when something needs it.
+    var path: WireCodingPath
+    /// The element's index in the array at `path`, or -1 when `path` is the value's own.
+    var index = -1
+    /// The link last built for `index`, reused once nothing holds it.
+    private var indexLink: WireCodingPathNode?
 
-    var codingPath: [any CodingKey] { path.keys }
+    init(buffer: WireEncodingBuffer, cell: Int, path: WireCodingPath) {
+        self.buffer = buffer
+        self.cell = cell
+        self.path = path
+    }
+
+    /// The value's own path.
+    private var valuePath: WireCodingPath {
+        index < 0 ? path : path.appending(index: index, reusing: &indexLink)
+    }
+
+    var codingPath: [any CodingKey] { valuePath.keys }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy _: Key.Type) -> KeyedEncodingContainer<Key> {
-        KeyedEncodingContainer(WireKeyedEncodingContainer<Key>(buffer: buffer, cell: cell, path: path))
+        KeyedEncodingContainer(WireKeyedEncodingContainer<Key>(buffer: buffer, cell: cell, path: valuePath))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        // Asked for while its cell is not the one being written (the value has finished, or
+        // a value nested in it is being written), the container gets a detached buffer, whose
+        // writes throw: where this cell's content begins is only known while it is active.
+        guard buffer.isActive(cell) else {
+            let detached = WireEncodingBuffer.detached()
+            return WireUnkeyedEncodingContainer(buffer: detached, cell: detached.activeCell, formOffset: 0, path: valuePath)
+        }
         // The form byte goes in once per cell, however many times the container is asked for.
-        if buffer.activeCell == cell && buffer.count == contentStart {
+        let contentStart = buffer.activeContentStart
+        if buffer.count == contentStart {
             buffer.append(WireLayout.cellsForm)
         }
-        return WireUnkeyedEncodingContainer(buffer: buffer, cell: cell, formOffset: contentStart, path: path)
+        return WireUnkeyedEncodingContainer(buffer: buffer, cell: cell, formOffset: contentStart, path: valuePath)
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
         self
     }
+
+    private func ensureActive() throws {
+        guard buffer.isActive(cell) else { throw WireCodingError.containerUsedAfterItsValue(path: valuePath.keys) }
+    }
 }
 
 extension BinaryEncoder: SingleValueEncodingContainer {
-    mutating func encodeNil() throws {
-        try buffer.ensureActive(cell, path)
-        buffer.nilContentStart = contentStart
+    func encodeNil() throws {
+        try ensureActive()
+        buffer.nilContentStart = buffer.activeContentStart
     }
 
-    mutating func encode(_ value: Bool) throws { try content(value) }
-    mutating func encode(_ value: String) throws { try content(value) }
-    mutating func encode(_ value: Double) throws { try content(value) }
-    mutating func encode(_ value: Float) throws { try content(value) }
-    mutating func encode(_ value: Int) throws { try content(value) }
-    mutating func encode(_ value: Int8) throws { try content(value) }
-    mutating func encode(_ value: Int16) throws { try content(value) }
-    mutating func encode(_ value: Int32) throws { try content(value) }
-    mutating func encode(_ value: Int64) throws { try content(value) }
-    mutating func encode(_ value: UInt) throws { try content(value) }
-    mutating func encode(_ value: UInt8) throws { try content(value) }
-    mutating func encode(_ value: UInt16) throws { try content(value) }
-    mutating func encode(_ value: UInt32) throws { try content(value) }
-    mutating func encode(_ value: UInt64) throws { try content(value) }
+    func encode(_ value: Bool) throws { try content(value) }
+    func encode(_ value: String) throws { try content(value) }
+    func encode(_ value: Double) throws { try content(value) }
+    func encode(_ value: Float) throws { try content(value) }
+    func encode(_ value: Int) throws { try content(value) }
+    func encode(_ value: Int8) throws { try content(value) }
+    func encode(_ value: Int16) throws { try content(value) }
+    func encode(_ value: Int32) throws { try content(value) }
+    func encode(_ value: Int64) throws { try content(value) }
+    func encode(_ value: UInt) throws { try content(value) }
+    func encode(_ value: UInt8) throws { try content(value) }
+    func encode(_ value: UInt16) throws { try content(value) }
+    func encode(_ value: UInt32) throws { try content(value) }
+    func encode(_ value: UInt64) throws { try content(value) }
 
-    mutating func encode<T: Encodable>(_ value: T) throws {
-        try buffer.ensureActive(cell, path)
-        if let fast = T.self as? any FastWireCodable.Type {
+    func encode<T: Encodable>(_ value: T) throws {
+        try ensureActive()
+        if let fast = buffer.fastType(T.self) {
             if !fast.appendWireContent(of: value, to: buffer) {
-                buffer.nilContentStart = contentStart
+                buffer.nilContentStart = buffer.activeContentStart
             }
         } else {
             // Same cell: a wrapper type's single value is the wrapped value's content.
@@ -99,7 +134,7 @@ extension BinaryEncoder: SingleValueEncodingContainer {
     }
 
     private func content<P: FastWireCodable>(_ value: P) throws {
-        try buffer.ensureActive(cell, path)
+        try ensureActive()
         _ = buffer.appendContent(value)
     }
 }
@@ -110,6 +145,14 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
     let buffer: WireEncodingBuffer
     let cell: Int
     let path: WireCodingPath
+    /// The encoder and path node of the previous value, for the next.
+    private var slot = WireEncoderSlot()
+
+    init(buffer: WireEncodingBuffer, cell: Int, path: WireCodingPath) {
+        self.buffer = buffer
+        self.cell = cell
+        self.path = path
+    }
 
     var codingPath: [any CodingKey] { path.keys }
 
@@ -148,7 +191,7 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
         let entryStart = try beginEntry(key)
-        try buffer.encodeCell(value, in: path, at: key, rollbackTo: entryStart)
+        try buffer.encodeCell(value, in: path, at: key, reusing: &slot, rollbackTo: entryStart)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
@@ -161,19 +204,19 @@ internal struct WireKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContain
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         let child = deferredEntry(key)
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0, path: path.appending(key))
+        return BinaryEncoder(buffer: child, cell: child.activeCell, path: path.appending(key))
             .unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
         let key = WireCodingKey.super
         let child = deferredEntry(key)
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0, path: path.appending(key))
+        return BinaryEncoder(buffer: child, cell: child.activeCell, path: path.appending(key))
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
         let child = deferredEntry(key)
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0, path: path.appending(key))
+        return BinaryEncoder(buffer: child, cell: child.activeCell, path: path.appending(key))
     }
 
     /// These calls cannot throw, so a stale container gets a detached buffer whose writes throw.
@@ -194,6 +237,8 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     let formOffset: Int
     let path: WireCodingPath
     private(set) var count = 0
+    /// The encoder of the previous element, for the next.
+    private var slot = WireEncoderSlot()
 
     init(buffer: WireEncodingBuffer, cell: Int, formOffset: Int, path: WireCodingPath) {
         self.buffer = buffer
@@ -234,11 +279,11 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         try buffer.ensureActive(cell, path)
-        if let fast = T.self as? any FastWireCodable.Type {
+        if let fast = buffer.fastType(T.self) {
             fast.appendWireElement(of: value, to: buffer, formOffset: formOffset)
         } else {
             buffer.unpack(formOffset: formOffset)
-            try buffer.encodeGeneralCell(value, in: path, at: WireCodingKey(index: count), rollbackTo: buffer.count)
+            try buffer.encodeGeneralCell(value, at: path, index: count, reusing: &slot, rollbackTo: buffer.count)
         }
         count += 1
     }
@@ -247,7 +292,7 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     /// copied in one go when the container is (or can become) packed at their width.
     mutating func encode<S: Sequence>(contentsOf sequence: S) throws where S.Element: Encodable {
         try buffer.ensureActive(cell, path)
-        if let fast = S.Element.self as? any FastWireCodable.Type, fast.wireIsMemcpyable,
+        if let fast = buffer.fastType(S.Element.self), fast.wireIsMemcpyable,
            buffer.preparePacked(width: fast.wirePackedWidth, formOffset: formOffset) {
             let copied = sequence.withContiguousStorageIfAvailable { elements -> Int in
                 buffer.append(UnsafeRawBufferPointer(elements))
@@ -271,13 +316,13 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let (child, index) = deferredElement()
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0,
+        return BinaryEncoder(buffer: child, cell: child.activeCell,
                              path: path.appending(WireCodingKey(index: index))).unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
         let (child, index) = deferredElement()
-        return BinaryEncoder(buffer: child, cell: child.activeCell, contentStart: 0,
+        return BinaryEncoder(buffer: child, cell: child.activeCell,
                              path: path.appending(WireCodingKey(index: index)))
     }
 
@@ -287,83 +332,5 @@ internal struct WireUnkeyedEncodingContainer: UnkeyedEncodingContainer {
         buffer.unpack(formOffset: formOffset)
         count += 1
         return (buffer.makeDeferredChild(), index)
-    }
-}
-
-// MARK: - Coding paths
-
-/// The key used for array indices and for `super`, as JSONEncoder spells them. An index key
-/// builds its text only if asked, which is only when an error is being reported, and the key
-/// is small enough to sit in an existential without a heap box.
-internal struct WireCodingKey: CodingKey {
-    private enum Storage {
-        case index(Int)
-        case name(String)
-    }
-
-    private let storage: Storage
-
-    init(stringValue: String) {
-        storage = .name(stringValue)
-    }
-
-    init(intValue: Int) {
-        storage = .index(intValue)
-    }
-
-    init(index: Int) {
-        storage = .index(index)
-    }
-
-    var stringValue: String {
-        switch storage {
-        case .index(let index): "Index \(index)"
-        case .name(let name): name
-        }
-    }
-
-    var intValue: Int? {
-        if case .index(let index) = storage { return index }
-        return nil
-    }
-
-    static var `super`: WireCodingKey { WireCodingKey(stringValue: "super") }
-}
-
-/// The coding path: a chain of nodes shared with the parent, so a nested value adds one
-/// small allocation, and only values that go through the Encoder/Decoder machinery do.
-internal struct WireCodingPath {
-    private final class Node {
-        let parent: Node?
-        let key: any CodingKey
-
-        init(parent: Node?, key: any CodingKey) {
-            self.parent = parent
-            self.key = key
-        }
-    }
-
-    private let node: Node?
-
-    init() {
-        node = nil
-    }
-
-    private init(node: Node?) {
-        self.node = node
-    }
-
-    func appending(_ key: some CodingKey) -> WireCodingPath {
-        WireCodingPath(node: Node(parent: node, key: key))
-    }
-
-    var keys: [any CodingKey] {
-        var keys: [any CodingKey] = []
-        var current = node
-        while let link = current {
-            keys.append(link.key)
-            current = link.parent
-        }
-        return keys.reversed()
     }
 }

@@ -4,6 +4,12 @@
 // are primitives of one width. The format it writes is WireFormat.swift's.
 import Glibc
 
+/// The encoder and path node a container used for its previous value, for the next.
+internal struct WireEncoderSlot {
+    var encoder: BinaryEncoder?
+    var node: WireCodingPathNode?
+}
+
 /// The bytes being written by one encode call (or by one nested container / super-encoder
 /// until it is spliced into its parent), and the bookkeeping that keeps cells well formed.
 ///
@@ -21,7 +27,10 @@ internal final class WireEncodingBuffer {
     @exclusivity(unchecked) var nilContentStart = -1
     /// The only cell whose containers may write now; -1 once the buffer is sealed.
     @exclusivity(unchecked) private(set) var activeCell = 0
+    /// Where the active cell's content begins (0 for a child's own cell).
+    @exclusivity(unchecked) private(set) var activeContentStart = 0
     @exclusivity(unchecked) private var cellCount = 0
+    @exclusivity(unchecked) private var types = WireTypeCache()
 
     init(capacity: Int = 256) {
         self.capacity = capacity
@@ -41,6 +50,16 @@ internal final class WireEncodingBuffer {
     /// The encoded payload, appended to the caller's array in one copy.
     func finishPayload(into bytes: inout [UInt8]) {
         bytes.append(contentsOf: UnsafeRawBufferPointer(start: storage, count: count))
+    }
+
+    /// `T` as a FastWireCodable type, or nil; answered from a cache after the first time.
+    @inline(__always)
+    func fastType<T>(_: T.Type) -> (any FastWireCodable.Type)? {
+        types.answers(for: T.self).fast
+    }
+
+    func isActive(_ cell: Int) -> Bool {
+        cell == activeCell && cell >= 0
     }
 
     func ensureActive(_ cell: Int, _ path: WireCodingPath) throws {
@@ -126,37 +145,82 @@ internal final class WireEncodingBuffer {
     }
 
     /// Writes `value` as a cell: by the fast path when its type allows, otherwise through its
-    /// own encode(to:). On a throw everything from `rollbackTo` on is removed again, so a caller
-    /// that catches the error can go on using its container.
-    func encodeCell<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K?,
-                                                rollbackTo mark: Int) throws {
-        if let fast = T.self as? any FastWireCodable.Type {
+    /// own encode(to:) at `path` plus `key` (the slot's encoder and node reused if they can
+    /// be). On a throw everything from `rollbackTo` on is removed again, so a caller that
+    /// catches the error can go on using its container.
+    func encodeCell<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K,
+                                                reusing slot: inout WireEncoderSlot, rollbackTo mark: Int) throws {
+        if let fast = fastType(T.self) {
             fast.appendWireCell(of: value, to: self)
         } else {
-            try encodeGeneralCell(value, in: path, at: key, rollbackTo: mark)
+            // The previous value's encoder lets go of its path first, if nothing else holds it,
+            // so that the path's node can be reused as well.
+            if isKnownUniquelyReferenced(&slot.encoder) { slot.encoder?.path = WireCodingPath() }
+            try encodeGeneralCell(value, at: path.appending(key, reusing: &slot.node), index: -1, reusing: &slot,
+                                  rollbackTo: mark)
         }
     }
 
-    /// The value's path (`path` plus `key`) is only built here, so values that take the fast
-    /// path never pay for one.
-    func encodeGeneralCell<T: Encodable, K: CodingKey>(_ value: T, in path: WireCodingPath, at key: K?,
-                                                       rollbackTo mark: Int) throws {
+    /// Writes element `index` of the unkeyed container at `path` as a cell, as `encodeCell`
+    /// does; a throw removes the element again.
+    func encodeElement<T: Encodable>(_ value: T, in path: WireCodingPath, index: Int,
+                                     reusing slot: inout WireEncoderSlot) throws {
+        if let fast = fastType(T.self) {
+            fast.appendWireCell(of: value, to: self)
+        } else {
+            try encodeGeneralCell(value, at: path, index: index, reusing: &slot, rollbackTo: count)
+        }
+    }
+
+    /// The top-level value's cell.
+    func encodeTopCell<T: Encodable>(_ value: T) throws {
+        if let fast = fastType(T.self) {
+            fast.appendWireCell(of: value, to: self)
+        } else {
+            var slot = WireEncoderSlot()
+            try encodeGeneralCell(value, at: WireCodingPath(), index: -1, reusing: &slot, rollbackTo: 0)
+        }
+    }
+
+    /// Writes `value` as a cell through its own encode(to:) — or, for an Array, what that
+    /// encode(to:) does, done directly (WireArrayCoding.swift). Its path is `path`, or for
+    /// an array element (`index` ≥ 0) `path` plus the index.
+    func encodeGeneralCell<T: Encodable>(_ value: T, at path: WireCodingPath, index: Int,
+                                         reusing slot: inout WireEncoderSlot, rollbackTo mark: Int) throws {
         let headerOffset = count
         append(0)
         let outerCell = activeCell
+        let outerContentStart = activeContentStart
         cellCount += 1
         activeCell = cellCount
+        activeContentStart = headerOffset + 1
         do {
-            var valuePath = path
-            if let key { valuePath = path.appending(key) }
-            try value.encode(to: BinaryEncoder(buffer: self, cell: activeCell, contentStart: headerOffset + 1, path: valuePath))
+            if let array = types.answers(for: T.self).encodableArray {
+                let arrayPath = index < 0 ? path : path.appending(index: index, reusing: &slot.node)
+                try array.encodeWireArray(value, to: self, path: arrayPath)
+            } else {
+                let encoder: BinaryEncoder
+                if isKnownUniquelyReferenced(&slot.encoder), let previous = slot.encoder {
+                    previous.cell = activeCell
+                    if previous.path != path { previous.path = path }
+                    previous.index = index
+                    encoder = previous
+                } else {
+                    encoder = BinaryEncoder(buffer: self, cell: activeCell, path: path)
+                    encoder.index = index
+                    slot.encoder = encoder
+                }
+                try value.encode(to: encoder)
+            }
         } catch {
             rollBack(to: mark)
             activeCell = outerCell
+            activeContentStart = outerContentStart
             throw error
         }
         closeCell(headerOffset: headerOffset)
         activeCell = outerCell
+        activeContentStart = outerContentStart
     }
 
     private func closeCell(headerOffset: Int) {
