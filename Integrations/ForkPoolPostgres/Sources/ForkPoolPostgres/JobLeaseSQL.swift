@@ -70,9 +70,12 @@ enum JobLeaseSQL {
         let rows = try await client.query("""
             WITH lapsed AS (
                 UPDATE forkpool_jobs
-                SET state = 'failed', error_code = 'workerDied', finished_at = now(), lease_owner = NULL, lease_expires = NULL,
-                    error_message = 'its host stopped renewing its lease on attempt ' || attempts || ' of ' || max_attempts
-                                    || coalesce(' (last error: ' || error_message || ')', '')
+                SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'failed' END,
+                    error_code = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'workerDied' END,
+                    finished_at = now(), lease_owner = NULL, lease_expires = NULL,
+                    error_message = CASE WHEN cancel_requested THEN 'cancelled while it ran (its host stopped renewing its lease)'
+                                    ELSE 'its host stopped renewing its lease on attempt ' || attempts || ' of ' || max_attempts
+                                         || coalesce(' (last error: ' || error_message || ')', '') END
                 WHERE queue = \(queue) AND state = 'running' AND lease_expires < now() AND attempts >= max_attempts
                 RETURNING id
             )
@@ -81,8 +84,8 @@ enum JobLeaseSQL {
         for try await _ in rows.decode(Int64.self) {}
     }
 
-    /// Extends the leases of `claims`; returns, for each claim still held, whether its
-    /// cancellation was requested. A claim missing from the answer is lost.
+    /// Extends the leases of `claims`; returns, for each claim still held (by token), whether
+    /// its cancellation was requested. A claim missing from the answer is lost.
     static func renew(_ claims: [(id: Int64, token: Int64)], lease: Duration, client: PostgresClient,
                       logger: Logger) async throws -> [Int64: Bool] {
         let ids = claims.map(\.id)
@@ -91,10 +94,10 @@ enum JobLeaseSQL {
             UPDATE forkpool_jobs AS job SET lease_expires = now() + make_interval(secs => \(lease.secondsValue))
             FROM unnest(\(ids)::bigint[], \(tokens)::bigint[]) AS held(id, token)
             WHERE job.id = held.id AND job.lease_token = held.token AND job.state = 'running'
-            RETURNING job.id, job.cancel_requested
+            RETURNING job.lease_token, job.cancel_requested
             """, logger: logger)
         var held: [Int64: Bool] = [:]
-        for try await (id, cancelRequested) in rows.decode((Int64, Bool).self) { held[id] = cancelRequested }
+        for try await (token, cancelRequested) in rows.decode((Int64, Bool).self) { held[token] = cancelRequested }
         return held
     }
 

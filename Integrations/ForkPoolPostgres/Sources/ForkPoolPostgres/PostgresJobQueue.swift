@@ -157,8 +157,8 @@ public final class PostgresJobQueue: Sendable {
             """, logger: logger)
         var cancelled = false
         for try await state in rows.decode(String.self) { cancelled = state == "cancelled" }
-        if cancelled {
-            _ = try await client.query("SELECT pg_notify('forkpool_done', \(String(id)))", logger: logger)
+        if cancelled {  // wakes its waiters now (polling would find it otherwise)
+            _ = try? await client.query("SELECT pg_notify('forkpool_done', \(String(id)))", logger: logger)
         }
         return cancelled
     }

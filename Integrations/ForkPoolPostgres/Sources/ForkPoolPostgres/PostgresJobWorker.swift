@@ -71,6 +71,8 @@ public final class PostgresJobWorker: Service, Sendable {
     }
 
     private struct State {
+        /// The claims held, by lease token (a job this host claims again after its own lease
+        /// lapsed is a second claim, not the first one's).
         var held: [Int64: Held] = [:]
         var stopping = false
         /// Why the host stopped on its own: its pool shut down or broke.
@@ -131,7 +133,7 @@ public final class PostgresJobWorker: Service, Sendable {
     public var counters: Counters { tallies.withLock { $0 } }
 
     /// The ids of the jobs the host holds now.
-    public var heldJobIDs: [Int64] { state.withLock { Array($0.held.keys).sorted() } }
+    public var heldJobIDs: [Int64] { state.withLock { $0.held.values.map(\.claim.id).sorted() } }
 
     /// Runs until a graceful shutdown (then finishes or releases what it holds) or until the
     /// calling task is cancelled (then stops and releases at once).
@@ -181,7 +183,20 @@ public final class PostgresJobWorker: Service, Sendable {
                     if reap { lastReap = ContinuousClock.now }
                     if !claims.isEmpty {
                         tallies.withLock { $0.claimed += claims.count }
-                        state.withLock { state in for claim in claims { state.held[claim.id] = Held(claim: claim) } }
+                        let superseded = state.withLock { state -> [Future<[UInt8]>] in
+                            var futures: [Future<[UInt8]>] = []
+                            for claim in claims {
+                                // This host's own earlier claim of the job lapsed (the database was
+                                // away longer than the lease): that run is lost; stop it.
+                                for (token, entry) in state.held where entry.claim.id == claim.id {
+                                    state.held[token]?.lost = true
+                                    if let future = entry.future { futures.append(future) }
+                                }
+                                state.held[claim.token] = Held(claim: claim)
+                            }
+                            return futures
+                        }
+                        for future in superseded { future.cancel() }
                         for claim in claims { group.addTask { await self.run(claim) } }
                         if claims.count == free { continue }  // there may be more
                     }
@@ -218,8 +233,8 @@ public final class PostgresJobWorker: Service, Sendable {
             do {
                 let future = try pool.submit(EncodedJob(jobName: claim.jobName, payload: claim.payload), timeout: configuration.jobTimeout)
                 let stopNow = state.withLock { state -> Bool in
-                    state.held[claim.id]?.future = future
-                    return state.held[claim.id].map { $0.lost || $0.cancelRequested || $0.released } ?? false
+                    state.held[claim.token]?.future = future
+                    return state.held[claim.token].map { $0.lost || $0.cancelRequested || $0.released } ?? false
                 }
                 if stopNow { future.cancel() }
                 switch await future.resultIgnoringTaskCancellation() {
@@ -231,13 +246,13 @@ public final class PostgresJobWorker: Service, Sendable {
             }
         }
         await settle(claim, as: settlement)
-        state.withLock { _ = $0.held.removeValue(forKey: claim.id) }
+        state.withLock { _ = $0.held.removeValue(forKey: claim.token) }
         wakeSignal.wake()
     }
 
     /// What a failed job's row should say.
     private func settlement(for error: ForkPoolError, of claim: JobClaim) -> Settlement {
-        let held = state.withLock { $0.held[claim.id] }
+        let held = state.withLock { $0.held[claim.token] }
         if error.code == .cancelled {  // stopped by this host: why?
             if held?.cancelRequested == true { return .cancelled }
             return .released  // shutting down, or the claim was lost (then nothing is written)
@@ -295,10 +310,10 @@ public final class PostgresJobWorker: Service, Sendable {
                     logger.warning("could not record job \(claim.id); trying again", metadata: ["error": "\(String(reflecting: error))"])
                 }
                 if Task.isCancelled { return }  // the lease lapses; the job runs again elsewhere
-                // The server itself refuses the outcome (not a lost connection): the same write
-                // cannot succeed. After three refusals, record the refusal as the job's failure;
+                // The server itself refuses the outcome for what it is (bad data, a limit; not a
+                // lost connection, a deadlock or a restart): the same write cannot succeed. After three refusals, record the refusal as the job's failure;
                 // if even that is refused, give up (the lease lapses and the job runs again).
-                if let refused = error as? PSQLError, refused.code == .server {
+                if let refused = error as? PSQLError, refused.code == .server, refused.isPermanentRefusal {
                     refusals += 1
                     if refusals >= 3 {
                         guard !recordingRefusal else { return }
@@ -340,13 +355,13 @@ public final class PostgresJobWorker: Service, Sendable {
                 let toStop = state.withLock { state -> [Future<[UInt8]>] in
                     var futures: [Future<[UInt8]>] = []
                     for claim in claims {
-                        guard var entry = state.held[claim.id] else { continue }
-                        if let cancelRequested = held[claim.id] {
+                        guard var entry = state.held[claim.token] else { continue }
+                        if let cancelRequested = held[claim.token] {
                             if cancelRequested { entry.cancelRequested = true }
                         } else {
                             entry.lost = true
                         }
-                        state.held[claim.id] = entry
+                        state.held[claim.token] = entry
                         // At every renewal until it ends: a job sent ahead to a busy worker
                         // cannot be stopped until it runs.
                         if entry.cancelRequested || entry.lost, let future = entry.future { futures.append(future) }
@@ -371,18 +386,20 @@ public final class PostgresJobWorker: Service, Sendable {
         }
         let toStop = state.withLock { state -> [Future<[UInt8]>] in
             var futures: [Future<[UInt8]>] = []
-            for id in state.held.keys {
-                state.held[id]?.released = true
-                if let future = state.held[id]?.future { futures.append(future) }
+            for token in state.held.keys {
+                state.held[token]?.released = true
+                if let future = state.held[token]?.future { futures.append(future) }
             }
             return futures
         }
         if !toStop.isEmpty { logger.info("releasing \(toStop.count) unfinished jobs") }
-        for future in toStop { future.cancel() }
-        // Each job's own task writes its release; wait for them (bounded by their retries).
+        // Each job's own task writes its release; wait for them (bounded by their retries). A
+        // job sent ahead to a busy worker cannot be stopped until it runs: ask again each turn.
+        // The waits are not cut short by this task's cancellation (that would spin).
         let giveUp = ContinuousClock.now + configuration.databaseCallTimeout * 2
         while state.withLock({ !$0.held.isEmpty }) && ContinuousClock.now < giveUp {
-            await wakeSignal.sleep(timeout: .milliseconds(50))
+            for future in toStop { future.cancel() }
+            await Task.detached { try? await Task.sleep(for: .milliseconds(50)) }.value
         }
     }
 
@@ -413,5 +430,14 @@ extension Future {
     /// decides that itself).
     func resultIgnoringTaskCancellation() async -> Result<Value, ForkPoolError> {
         await Task.detached { await self.result }.value
+    }
+}
+
+extension PSQLError {
+    /// An error the same statement would meet again: SQLSTATE class 22 (data exception) or 54
+    /// (program limit exceeded). Deadlocks, shutdowns, failovers and lost connections pass.
+    var isPermanentRefusal: Bool {
+        guard let state = serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("54")
     }
 }

@@ -47,22 +47,51 @@ final class ResultWriter: Sendable {
         }
     }
 
+    /// The most result bytes one batch carries (PostgreSQL takes at most 1 GiB a message).
+    static var maximumBatchBytes: Int { 64 << 20 }
+
     private func writeWhilePending() async {
         while true {
             let batch = state.withLock { state -> [Pending] in
-                defer { state.pending = [] }
+                // The pending results in order, up to maximumBatchBytes (at least one).
+                var bytes = 0
+                let count = state.pending.prefix { entry in
+                    defer { bytes += entry.output.count }
+                    return bytes == 0 || bytes + entry.output.count <= Self.maximumBatchBytes
+                }.count
+                defer { state.pending.removeFirst(count) }
                 if state.pending.isEmpty { state.writing = false }
-                return state.pending
+                return Array(state.pending.prefix(count))
             }
             guard !batch.isEmpty else { return }
             do {
-                let written = try await withDeadline(callTimeout, "recording \(batch.count) results") { [self] in
-                    try await writeBatch(batch.map { ($0.claim, $0.output) })
-                }
+                let written = try await write(batch)
                 for entry in batch { entry.continuation.resume(returning: written.contains(entry.claim.id)) }
             } catch {
-                for entry in batch { entry.continuation.resume(throwing: error) }
+                guard batch.count > 1, (error as? PSQLError)?.code == .server else {
+                    for entry in batch { entry.continuation.resume(throwing: error) }
+                    continue
+                }
+                // The server refused the batch: one result may be the cause. Each on its own,
+                // so the others are not held back by it.
+                for entry in batch {
+                    do {
+                        entry.continuation.resume(returning: try await write([entry]).contains(entry.claim.id))
+                    } catch {
+                        entry.continuation.resume(throwing: error)
+                    }
+                }
             }
+        }
+    }
+
+    /// Writes `batch` with a time limit that grows with its size (a large result on a slow
+    /// link takes longer than the call time-out).
+    private func write(_ batch: [Pending]) async throws -> Set<Int64> {
+        let bytes = batch.reduce(0) { $0 + $1.output.count }
+        let limit = callTimeout + .seconds(Double(bytes) / 10_000_000)
+        return try await withDeadline(limit, "recording \(batch.count) results") { [self] in
+            try await writeBatch(batch.map { ($0.claim, $0.output) })
         }
     }
 

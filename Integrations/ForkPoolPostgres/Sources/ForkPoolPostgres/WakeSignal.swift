@@ -10,6 +10,8 @@ final class WakeSignal: Sendable {
         var sleeper: CheckedContinuation<Void, Never>?
         /// Counts sleeps: a timer wakes the sleep it was made for, or nothing.
         var generation: UInt64 = 0
+        /// A sleep whose timer ran out before it began to wait: it returns at once.
+        var expired: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -30,7 +32,11 @@ final class WakeSignal: Sendable {
     /// Ends sleep number `generation` if it still sleeps (its timer ran out).
     private func timeOut(_ generation: UInt64) {
         let sleeper = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard state.generation == generation, let sleeper = state.sleeper else { return nil }
+            guard state.generation == generation else { return nil }
+            guard let sleeper = state.sleeper else {
+                state.expired = generation  // not waiting yet (descheduled): it will not wait
+                return nil
+            }
             state.sleeper = nil
             return sleeper
         }
@@ -56,7 +62,7 @@ final class WakeSignal: Sendable {
                         state.pending = false
                         return true
                     }
-                    if Task.isCancelled { return true }
+                    if Task.isCancelled || state.expired == generation { return true }
                     state.sleeper = continuation
                     return false
                 }

@@ -40,6 +40,26 @@ struct JobQueueTests {
         #expect(host.worker.counters.claimed == 1 && host.worker.counters.dropped == 0)
     }
 
+    /// A host that claims its own job again (its lease lapsed while the database was away, say):
+    /// the first run is stopped (its worker killed), the second is the one held and recorded.
+    @Test func aHostThatReclaimsItsOwnLapsedJobStopsTheFirstRun() async throws {
+        let database = try await TestDatabase()
+        let queue = database.makeQueue()
+        let host = try await withLocalHost(queue: queue, lease: .seconds(60)) { host in
+            let handle = try await queue.submit(SleepJob(milliseconds: 3000, tag: 5))
+            try await database.waitUntil("the job runs") { try await database.row(handle.id).state == "running" }
+            _ = try await database.client.query("UPDATE forkpool_jobs SET lease_expires = now() - interval '1 second' WHERE id = \(handle.id)",
+                                                logger: database.logger)
+            try await database.waitUntil("the host claims it again") { try await database.row(handle.id).attempts == 2 }
+            #expect(try await handle.value == HostAnswer(host: "local", value: 5))
+            #expect(try await database.row(handle.id).attempts == 2)
+            #expect(host.pool.stats.restarts >= 1)  // the first run's worker was stopped
+            #expect(host.worker.heldJobIDs.isEmpty)
+            return host
+        }
+        #expect(host.worker.counters.claimed == 2 && host.worker.counters.settled == 1 && host.worker.counters.dropped == 1)
+    }
+
     /// Two hosts past a lapsed lease, step by step: host A's claim lapses, host B claims the job
     /// again; whatever A then writes (a result, a failure, a retry, a release) matches no row,
     /// and B's result is the one recorded.
