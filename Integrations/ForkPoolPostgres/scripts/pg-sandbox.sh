@@ -9,6 +9,7 @@
 #   FORKPOOL_PG_PORT     the port
 #   FORKPOOL_PG_RESTART  a script that restarts the server (fast shutdown) and waits for it
 #   FORKPOOL_PG_STOP / FORKPOOL_PG_START  scripts that stop / start it
+# It also installs iproute2 when `ip` is missing (the network-namespace test needs it).
 # The server listens on every address, but lets in only loopback and 10.213.0.0/16 (the
 # addresses the tests give their network namespaces).
 set -euo pipefail
@@ -25,6 +26,13 @@ if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
     BIN=$(find_bin)
 fi
 [ -n "$BIN" ] || { echo "pg-sandbox: no PostgreSQL server programs under /usr/lib/postgresql" >&2; exit 1; }
+# The network-namespace test's `ip` (iproute2), from Debian's packages when it is missing.
+if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ]; then
+    echo "pg-sandbox: installing iproute2 (ip netns) from Debian's packages" >&2
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+    $SUDO apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iproute2 >&2 || true
+fi
 
 DIR=$(mktemp -d /tmp/forkpool-pg.XXXXXX)
 chmod 755 "$DIR"
