@@ -104,19 +104,21 @@ func unexpectedFrame(_ header: FrameHeader, worker: pid_t) -> ForkPoolError {
 }
 
 /// One input's future, as ProcessPool makes it: decodes the output and completes the typed
-/// Future.
+/// Future. Without a codec (an encoded job's, `Output == [UInt8]`) the future gets the reply's
+/// bytes as they came.
 final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unchecked Sendable {
     let id: UInt64
     let future: Future<Output>
-    let codec: PayloadCodec<Output>
+    let codec: PayloadCodec<Output>?
     let jobName: String?
 
-    init(id: UInt64, codec: PayloadCodec<Output>, stopRunning: (@Sendable () -> Void)? = nil,
+    init(id: UInt64, codec: PayloadCodec<Output>?, stopRunning: (@Sendable () -> Void)? = nil,
          taskCancellationStopsRunning: Bool = false, leftQueueEarly: (@Sendable () -> Void)? = nil, jobName: String? = nil) {
         self.id = id
         self.jobName = jobName
         self.future = Future(taskID: id, stopRunning: stopRunning, taskCancellationStopsRunning: taskCancellationStopsRunning,
                              leftQueueEarly: leftQueueEarly)
+        precondition(codec != nil || Output.self == [UInt8].self, "only [UInt8] outputs may go undecoded")
         self.codec = codec
     }
 
@@ -131,7 +133,11 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
     func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, recordOutcome: (ForkPoolError.Code?) -> Void) {
         let result: Result<Output, ForkPoolError>
         do {
-            result = .success(try codec.decode(from: output, tail: tail))
+            if let codec {
+                result = .success(try codec.decode(from: output, tail: tail))
+            } else {
+                result = .success(unsafeBitCast(Array(output) + (tail ?? []), to: Output.self))
+            }
         } catch {
             var failure = ForkPoolError(.decodingFailed, "could not decode the output of task \(id) from worker process \(worker): \(error)",
                                         taskID: id, processID: worker)

@@ -2,6 +2,7 @@
 // into task frames and their replies back into typed outputs, for one input and output type.
 //
 //   submit(input) ─ encode on the caller's thread ─▶ [job name] + payload ─▶ frame ─▶ Dispatcher
+//   submitEncoded ─ an EncodedJob's payload as it is (ProcessJobPool+Encoded) ─▶ frame ─▶ Dispatcher
 //   map(inputs)   ─ chunks ([Input] per frame), at most workers × 4 in flight, sized from the
 //                   time per input so far ─▶ Dispatcher; replies decoded by the caller
 //
@@ -59,17 +60,40 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
     }
 
     func submit(_ input: Input, timeout: Double) throws(ForkPoolError) -> Future<Output> {
+        try Self.check(timeout: timeout)
+        let (task, future) = try makeTask(input)
+        try enqueue(task, timeout: timeout)
+        return future
+    }
+
+    /// Queues a job that arrives already encoded (an `EncodedJob`'s payload) after the job's
+    /// name, with a deadline `timeout` seconds from now if given; its future gets the output's
+    /// bytes undecoded.
+    func submitEncoded(_ payload: [UInt8], timeout: Double?) throws(ForkPoolError) -> Future<[UInt8]> {
+        if let timeout { try Self.check(timeout: timeout) }
+        var frame = FrameHeader.emptyFrame(reservingPayload: jobPrefix.count + payload.count)
+        frame.append(contentsOf: jobPrefix)
+        frame.append(contentsOf: payload)
+        let (task, future) = try seal(&frame, tail: [], codec: nil as PayloadCodec<[UInt8]>?, what: "the job")
+        try enqueue(task, timeout: timeout)
+        return future
+    }
+
+    private static func check(timeout: Double) throws(ForkPoolError) {
         guard timeout > 0 else {
             throw ForkPoolError(.invalidArgument, "timeout must be positive, not \(timeout)")
         }
-        let (task, future) = try makeTask(input)
-        task.deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
+    }
+
+    /// Queues one task (refused with `.overloaded` when the queue is full), with a deadline
+    /// `timeout` seconds from now if given.
+    private func enqueue(_ task: PendingTask, timeout: Double?) throws(ForkPoolError) {
+        if let timeout { task.deadline = monotonicNanoseconds() + UInt64(timeout * 1e9) }
         do {
             try dispatcher.enqueue(CollectionOfOne(task), limited: true)
         } catch {
             throw named(error)
         }
-        return future
     }
 
     func submitWhenReady(_ input: Input) async throws(ForkPoolError) -> Future<Output> {
@@ -302,16 +326,24 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
                 throw named(ForkPoolError(.encodingFailed, "could not encode the input: \(error)"))
             }
         }
+        return try seal(&frame, tail: tail, codec: outputCodec, what: "the input")
+    }
+
+    /// Makes `frame` (header room, then the payload; `tail` goes after it) a task with a fresh
+    /// id, whose future `codec` decodes (nil: the output's bytes as they came). `what` names
+    /// the payload in a frame-limit error.
+    private func seal<Value>(_ frame: inout [UInt8], tail: [UInt8], codec: PayloadCodec<Value>?,
+                             what: String) throws(ForkPoolError) -> (PendingTask, Future<Value>) {
         let length = frame.count - FrameHeader.size + tail.count
         guard length <= configuration.maximumFrameBytes else {
             throw named(ForkPoolError(.frameTooLarge,
-                                      "the input encodes to \(length) bytes; the frame limit is \(configuration.maximumFrameBytes)"))
+                                      "\(what) encodes to \(length) bytes; the frame limit is \(configuration.maximumFrameBytes)"))
         }
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .task, length: length, taskID: id, split: tail.isEmpty ? 0 : frame.count - FrameHeader.size)
             .write(into: &frame)
         let dispatcher = dispatcher
-        let completion = OutputCompletion(id: id, codec: outputCodec, stopRunning: { dispatcher.stopRunningTask(id) },
+        let completion = OutputCompletion(id: id, codec: codec, stopRunning: { dispatcher.stopRunningTask(id) },
                                           taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks,
                                           leftQueueEarly: leftQueueEarlyHook, jobName: jobName)
         return (PendingTask(id: id, frame: frame, tail: tail, completion: completion), completion.future)

@@ -8,8 +8,9 @@
 //           (a job whose cancellation was requested is claimed too: the host records it cancelled)
 //   reap:   running with a lapsed lease and no attempts left ─▶ failed (workerDied)
 //   renew:  lease_expires := now() + lease, for the claims still ours; tells of cancel requests
-//   settle: succeeded / failed / cancelled (NOTIFY forkpool_done), queued again for a retry,
-//           or released (a claim given back uncounted)
+//   settle: succeeded (recordResults, many at once: ResultWriter's batches too) / failed /
+//           cancelled (finish), each with NOTIFY forkpool_done; queued again for a retry, or
+//           released (a claim given back uncounted)
 import ForkPool
 import Logging
 import PostgresNIO
@@ -52,7 +53,7 @@ enum JobLeaseSQL {
             )
             UPDATE forkpool_jobs AS job
             SET state = 'running', attempts = job.attempts + 1, lease_owner = \(owner),
-                lease_token = nextval('forkpool_lease_tokens'), lease_expires = now() + make_interval(secs => \(lease.secondsValue))
+                lease_token = nextval('forkpool_lease_tokens'), lease_expires = now() + make_interval(secs => \(lease / .seconds(1)))
             FROM picked WHERE job.id = picked.id
             RETURNING job.id, job.job_name, job.payload, job.lease_token, job.attempts, job.max_attempts, job.cancel_requested
             """, logger: logger)
@@ -91,7 +92,7 @@ enum JobLeaseSQL {
         let ids = claims.map(\.id)
         let tokens = claims.map(\.token)
         let rows = try await client.query("""
-            UPDATE forkpool_jobs AS job SET lease_expires = now() + make_interval(secs => \(lease.secondsValue))
+            UPDATE forkpool_jobs AS job SET lease_expires = now() + make_interval(secs => \(lease / .seconds(1)))
             FROM unnest(\(ids)::bigint[], \(tokens)::bigint[]) AS held(id, token)
             WHERE job.id = held.id AND job.lease_token = held.token AND job.state = 'running'
             RETURNING job.lease_token, job.cancel_requested
@@ -108,37 +109,18 @@ enum JobLeaseSQL {
         let query: PostgresQuery
         switch settlement {
         case .succeeded(let output):
-            query = """
-                WITH done AS (
-                    UPDATE forkpool_jobs SET state = 'succeeded', result = \(ByteBuffer(bytes: output)), error_code = NULL,
-                           error_message = NULL, finished_at = now(), lease_owner = NULL, lease_expires = NULL
-                    WHERE id = \(id) AND lease_token = \(token) AND state = 'running' RETURNING id
-                )
-                SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
-                """
+            return try await recordResults([(claim, output)], client: client, logger: logger).contains(id)
         case .failed(let error):
-            query = """
-                WITH done AS (
-                    UPDATE forkpool_jobs SET state = 'failed', error_code = \(error.code.name),
-                           error_message = \(storable(error.message)), finished_at = now(), lease_owner = NULL, lease_expires = NULL
-                    WHERE id = \(id) AND lease_token = \(token) AND state = 'running' RETURNING id
-                )
-                SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
-                """
+            return try await finish(claim, state: "failed", code: error.code.name, message: storable(error.message),
+                                    client: client, logger: logger)
         case .cancelled:
-            query = """
-                WITH done AS (
-                    UPDATE forkpool_jobs SET state = 'cancelled', error_code = 'cancelled', error_message = 'cancelled while it ran',
-                           finished_at = now(), lease_owner = NULL, lease_expires = NULL
-                    WHERE id = \(id) AND lease_token = \(token) AND state = 'running' RETURNING id
-                )
-                SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
-                """
+            return try await finish(claim, state: "cancelled", code: "cancelled", message: "cancelled while it ran",
+                                    client: client, logger: logger)
         case .retry(let error, let delay):
             query = """
                 UPDATE forkpool_jobs SET state = 'queued', error_code = \(error.code.name),
                        error_message = \(storable(error.message)), lease_owner = NULL, lease_expires = NULL,
-                       not_before = now() + make_interval(secs => \(delay.secondsValue))
+                       not_before = now() + make_interval(secs => \(delay / .seconds(1)))
                 WHERE id = \(id) AND lease_token = \(token) AND state = 'running'
                 RETURNING id
                 """
@@ -155,6 +137,47 @@ enum JobLeaseSQL {
     }
 }
 
+extension JobLeaseSQL {
+    /// Records the outcome of a job that failed or was cancelled (final), and notifies.
+    private static func finish(_ claim: JobClaim, state: String, code: String, message: String, client: PostgresClient,
+                               logger: Logger) async throws -> Bool {
+        let rows = try await client.query("""
+            WITH done AS (
+                UPDATE forkpool_jobs SET state = \(state), error_code = \(code), error_message = \(message), finished_at = now(),
+                       lease_owner = NULL, lease_expires = NULL
+                WHERE id = \(claim.id) AND lease_token = \(claim.token) AND state = 'running' RETURNING id
+            )
+            SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
+            """, logger: logger)
+        var written = false
+        for try await _ in rows.decode(Int64.self) { written = true }
+        return written
+    }
+
+    /// Records the outputs of jobs that succeeded, in one statement, and notifies; returns the
+    /// ids written (a claim no longer this host's is not among them).
+    static func recordResults(_ results: [(claim: JobClaim, output: [UInt8])], client: PostgresClient,
+                              logger: Logger) async throws -> Set<Int64> {
+        let ids = results.map(\.claim.id)
+        let tokens = results.map(\.claim.token)
+        let outputs = results.map { ByteBuffer(bytes: $0.output) }
+        let rows = try await client.query("""
+            WITH done AS (
+                UPDATE forkpool_jobs AS job
+                SET state = 'succeeded', result = given.result, error_code = NULL, error_message = NULL, finished_at = now(),
+                    lease_owner = NULL, lease_expires = NULL
+                FROM unnest(\(ids)::bigint[], \(tokens)::bigint[], \(outputs)::bytea[]) AS given(id, token, result)
+                WHERE job.id = given.id AND job.lease_token = given.token AND job.state = 'running'
+                RETURNING job.id
+            )
+            SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
+            """, logger: logger)
+        var written: Set<Int64> = []
+        for try await id in rows.decode(Int64.self) { written.insert(id) }
+        return written
+    }
+}
+
 /// `text` as PostgreSQL's `text` takes it: no NUL character (which it refuses), at most 64 KiB.
 func storable(_ text: String) -> String {
     var cleaned = text
@@ -163,12 +186,4 @@ func storable(_ text: String) -> String {
     }
     if cleaned.utf8.count > 65536 { cleaned = String(decoding: cleaned.utf8.prefix(65536), as: UTF8.self) + "…" }
     return cleaned
-}
-
-extension Duration {
-    /// The duration in seconds, for `make_interval(secs => …)`.
-    var secondsValue: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) * 1e-18
-    }
 }

@@ -156,25 +156,14 @@ final class OutcomeWatcher: Sendable {
         wakeSignal.wake()
     }
 
-    /// LISTEN forkpool_done while the loop runs, waking it at each notification; after a lost
-    /// connection, listens again (the poll timer covers the gap).
+    /// LISTEN forkpool_done while the loop runs, waking it at each notification (which names
+    /// the finished job); once listening (again), every waiting job is looked up.
     private func listen() async {
-        while !Task.isCancelled {
-            do {
-                try await client.withConnection { connection in
-                    try await connection.listen(on: "forkpool_done") { notifications in
-                        self.lookUpEveryoneNext()  // listening now: look once for what finished before
-                        for try await notification in notifications {
-                            if let id = Int64(notification.payload) { self.state.withLock { _ = $0.toLookUp.insert(id) } }
-                            self.wakeSignal.wake()
-                        }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.debug("LISTEN forkpool_done ended; listening again", metadata: ["error": "\(String(reflecting: error))"])
-            }
-            try? await Task.sleep(for: .milliseconds(500))
-        }
+        await listenContinually(on: "forkpool_done", client: client, logger: logger,
+                                onListening: { self.lookUpEveryoneNext() },
+                                onNotification: { payload in
+                                    if let id = Int64(payload) { self.state.withLock { _ = $0.toLookUp.insert(id) } }
+                                    self.wakeSignal.wake()
+                                })
     }
 }

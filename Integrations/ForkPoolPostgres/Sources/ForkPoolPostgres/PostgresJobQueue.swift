@@ -170,7 +170,10 @@ public final class PostgresJobQueue: Sendable {
         }
         switch outcome {
         case .succeeded(let bytes): return try decode(bytes)
-        case .failed(let code, let message): throw StoredError.error(code: code, message: message, jobID: id)
+        case .failed(let code, let message):
+            // As the host recorded it: the code by its stable name (workFailed for one this
+            // version does not know) and the message.
+            throw ForkPoolError(code.flatMap(ForkPoolError.Code.init(name:)) ?? .workFailed, "job \(id): \(message ?? "failed")")
         case .cancelled(let message): throw ForkPoolError(.cancelled, "job \(id) was cancelled: \(message ?? "cancelled")")
         }
     }

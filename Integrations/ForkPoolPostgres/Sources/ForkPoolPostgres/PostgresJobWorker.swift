@@ -405,23 +405,12 @@ public final class PostgresJobWorker: Service, Sendable {
 
     // MARK: Notifications
 
-    /// LISTEN forkpool_ready: a submitter wrote jobs; look for them now.
+    /// LISTEN forkpool_ready: a submitter wrote jobs to this queue; look for them now (and
+    /// once listening starts again, for what came meanwhile).
     private func listenForJobs() async {
-        while !Task.isCancelled {
-            do {
-                try await queue.client.withConnection { connection in
-                    try await connection.listen(on: "forkpool_ready") { notifications in
-                        for try await notification in notifications where notification.payload == self.queue.name {
-                            self.wakeSignal.wake()
-                        }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.debug("LISTEN forkpool_ready ended; listening again", metadata: ["error": "\(String(reflecting: error))"])
-            }
-            try? await Task.sleep(for: .milliseconds(500))
-        }
+        await listenContinually(on: "forkpool_ready", client: queue.client, logger: logger,
+                                onListening: { self.wakeSignal.wake() },
+                                onNotification: { payload in if payload == self.queue.name { self.wakeSignal.wake() } })
     }
 }
 

@@ -91,27 +91,7 @@ final class ResultWriter: Sendable {
         let bytes = batch.reduce(0) { $0 + $1.output.count }
         let limit = callTimeout + .seconds(Double(bytes) / 10_000_000)
         return try await withDeadline(limit, "recording \(batch.count) results") { [self] in
-            try await writeBatch(batch.map { ($0.claim, $0.output) })
+            try await JobLeaseSQL.recordResults(batch.map { ($0.claim, $0.output) }, client: client, logger: logger)
         }
-    }
-
-    private func writeBatch(_ results: [(claim: JobClaim, output: [UInt8])]) async throws -> Set<Int64> {
-        let ids = results.map(\.claim.id)
-        let tokens = results.map(\.claim.token)
-        let outputs = results.map { ByteBuffer(bytes: $0.output) }
-        let rows = try await client.query("""
-            WITH done AS (
-                UPDATE forkpool_jobs AS job
-                SET state = 'succeeded', result = given.result, error_code = NULL, error_message = NULL, finished_at = now(),
-                    lease_owner = NULL, lease_expires = NULL
-                FROM unnest(\(ids)::bigint[], \(tokens)::bigint[], \(outputs)::bytea[]) AS given(id, token, result)
-                WHERE job.id = given.id AND job.lease_token = given.token AND job.state = 'running'
-                RETURNING job.id
-            )
-            SELECT done.id FROM done, LATERAL pg_notify('forkpool_done', done.id::text) AS notified
-            """, logger: logger)
-        var written: Set<Int64> = []
-        for try await id in rows.decode(Int64.self) { written.insert(id) }
-        return written
     }
 }

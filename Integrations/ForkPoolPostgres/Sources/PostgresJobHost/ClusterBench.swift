@@ -40,13 +40,13 @@ struct ClusterBench {
             _ = try await pool.map(jobs.prefix(50))
             let started = ContinuousClock.now
             let outputs = try await pool.map(jobs)
-            let seconds = (ContinuousClock.now - started).seconds
+            let seconds = (ContinuousClock.now - started) / .seconds(1)
             precondition(outputs.count == jobCount)
             var lone: [Double] = []
             for value in 0..<50 {
                 let start = ContinuousClock.now
                 _ = try await pool.submit(SquareJob(value: value)).value
-                lone.append((ContinuousClock.now - start).seconds)
+                lone.append((ContinuousClock.now - start) / .seconds(1))
             }
             pool.shutdown()
             let row: [String: Any] = ["workers": workers, "jobsPerSecond": Double(jobCount) / seconds, "loneLatency": percentiles(lone)]
@@ -73,12 +73,12 @@ struct ClusterBench {
             let started = ContinuousClock.now
             let outputs = try await queue.map(jobs)
             precondition(outputs.count == jobCount)
-            let seconds = (ContinuousClock.now - started).seconds
+            let seconds = (ContinuousClock.now - started) / .seconds(1)
             var lone: [Double] = []
             for value in 0..<30 {
                 let start = ContinuousClock.now
                 _ = try await queue.submit(SquareJob(value: value)).value
-                lone.append((ContinuousClock.now - start).seconds)
+                lone.append((ContinuousClock.now - start) / .seconds(1))
             }
             for host in hosts { host.signal(SIGTERM) }
             for host in hosts { host.waitStatus() }
@@ -117,9 +117,9 @@ struct ClusterBench {
         while try await owners(of: handles.map(\.id), client: client, logger: logger) != ["survivor", "survivor"] {
             try await Task.sleep(for: .milliseconds(5))
         }
-        let claimed = (ContinuousClock.now - killed).seconds
+        let claimed = (ContinuousClock.now - killed) / .seconds(1)
         for handle in handles { _ = try await handle.value }
-        let finished = (ContinuousClock.now - killed).seconds
+        let finished = (ContinuousClock.now - killed) / .seconds(1)
         survivor.signal(SIGTERM)
         survivor.waitStatus()
         print(String(format: "  recovery of a SIGKILLed host's 2 jobs (lease %d ms, poll 200 ms): claimed by another host after %.2f s, results after %.2f s (the jobs take 0.5 s)",
@@ -139,12 +139,5 @@ struct ClusterBench {
     private func percentiles(_ samples: [Double]) -> [String: Double] {
         let sorted = samples.sorted()
         return ["p50": sorted[sorted.count / 2], "p90": sorted[sorted.count * 9 / 10], "max": sorted.last!]
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) * 1e-18
     }
 }

@@ -36,7 +36,7 @@ final class TestDatabase: Sendable {
 
     init(queueName: String = "test-\(UInt32.random(in: 0...UInt32.max))") async throws {
         url = try Self.url()
-        client = PostgresClient(configuration: try .init(testURL: url), backgroundLogger: logger)
+        client = PostgresClient(configuration: try .init(url: url), backgroundLogger: logger)  // PostgresJobHost's URL parser
         running = Task { [client] in await client.run() }
         self.queueName = queueName
         try await makeQueue().migrate()
@@ -84,19 +84,6 @@ final class TestDatabase: Sendable {
             guard ContinuousClock.now < deadline else { throw ForkPoolError(.timedOut, "waited \(seconds) s for \(what)") }
             try await Task.sleep(for: .milliseconds(50))
         }
-    }
-}
-
-extension PostgresClient.Configuration {
-    init(testURL url: String) throws {
-        // postgres://user@host:port/database
-        let rest = url.dropFirst("postgres://".count)
-        let (user, hostPart) = rest.firstIndex(of: "@").map { (String(rest[..<$0]), rest[rest.index(after: $0)...]) } ?? ("postgres", rest)
-        let parts = hostPart.split(separator: "/", maxSplits: 1)
-        let hostPort = parts[0].split(separator: ":")
-        self.init(host: String(hostPort[0]), port: Int(hostPort[1]) ?? 5432, username: user, password: nil,
-                  database: String(parts[1]), tls: .disable)
-        options.connectTimeout = .seconds(5)
     }
 }
 
