@@ -15,8 +15,9 @@ struct FuzzRecord: Codable, Sendable {
 }
 
 /// The transform workload's shape: an array of raw-value enums beside strings, coded by the
-/// binary coder's own array handling and reusable decoders.
-enum FuzzTag: String, Codable, Sendable {
+/// binary coder's own array handling and reusable decoders; CaseIterable, so the enums take
+/// the raw-value table (WireRawEnumCoding), with the general path for what matches no case.
+enum FuzzTag: String, Codable, Sendable, CaseIterable {
     case noun = "NOUN", verb = "VERB", other = "X"
 }
 

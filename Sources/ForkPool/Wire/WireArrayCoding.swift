@@ -30,6 +30,13 @@ extension Array: WireEncodableArray where Element: Encodable {
         // then each element as a cell (packing is only for FastWireCodable elements).
         buffer.append(WireLayout.cellsForm)
         var slot = WireEncoderSlot()
+        if let rawEnum = buffer.answers(for: Element.self).rawEnum {
+            // Enums coded as their raw value (WireRawEnumCoding.swift): a table lookup each.
+            for index in elements.indices where !rawEnum.appendCell(of: elements[index], to: buffer) {
+                try buffer.encodeElement(elements[index], in: path, index: index, reusing: &slot)
+            }
+            return
+        }
         for index in elements.indices {
             try buffer.encodeElement(elements[index], in: path, index: index, reusing: &slot)
         }
@@ -69,8 +76,20 @@ extension Array: WireDecodableArray where Element: Decodable {
         }
         var slot = WireDecoderSlot()
         let answers = context.answers(for: Element.self)
+        let rawEnum = width == 0 ? answers.rawEnum : nil
         return try [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
             while initialized < count {
+                if let rawEnum {
+                    // Enums coded as their raw value: a table lookup each (the general path
+                    // below for a cell that is no case's).
+                    let start = reader.position
+                    if let content = try reader.readCell(), case let index = rawEnum.caseIndex(ofContent: content), index >= 0 {
+                        (buffer.baseAddress! + initialized).initialize(to: rawEnum.value(at: index, as: Element.self))
+                        initialized += 1
+                        continue
+                    }
+                    reader.position = start
+                }
                 let element: WireReader?
                 if width > 0 {
                     element = WireReader(base: reader.base, position: reader.position, end: reader.position + width)

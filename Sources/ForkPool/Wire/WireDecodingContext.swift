@@ -25,8 +25,12 @@ internal final class WireDecodingContext {
     /// `T`'s own init(from:) over `cell`, as a decoder at `depth` and `path` — or, for an
     /// Array, what that init(from:) does, done directly (WireArrayCoding.swift).
     func decodeAsValue<T: Decodable>(_: T.Type, cell: WireReader?, path: WireCodingPath, depth: Int) throws -> T {
-        if let array = types.answers(for: T.self).decodableArray {
+        let answers = types.answers(for: T.self)
+        if let array = answers.decodableArray {
             return try array.decodeWireArray(cell, path: path, depth: depth, context: self, as: T.self)
+        }
+        if let rawEnum = answers.rawEnum, let cell, case let index = rawEnum.caseIndex(ofContent: cell), index >= 0 {
+            return rawEnum.value(at: index, as: T.self)
         }
         return try T(from: BinaryDecoder(cell: cell, path: path, depth: depth, context: self))
     }
@@ -42,6 +46,9 @@ internal final class WireDecodingContext {
                 throw BinaryDecoder.valueNotFound(T.self, path.appending(key))
             }
             return try fast.decodeWireValue(cell, as: T.self)
+        }
+        if let rawEnum = answers.rawEnum, let cell, case let index = rawEnum.caseIndex(ofContent: cell), index >= 0 {
+            return rawEnum.value(at: index, as: T.self)
         }
         guard depth < BinaryDecoder.maximumDepth else {
             throw WireCodingError.nestingTooDeep(limit: BinaryDecoder.maximumDepth, path: path.appending(key).keys)
@@ -89,6 +96,9 @@ internal final class WireDecodingContext {
                 throw BinaryDecoder.valueNotFound(T.self, path.appending(WireCodingKey(index: index)))
             }
             return try fast.decodeWireValue(cell, as: T.self)
+        }
+        if let rawEnum = answers.rawEnum, let cell, case let index = rawEnum.caseIndex(ofContent: cell), index >= 0 {
+            return rawEnum.value(at: index, as: T.self)
         }
         guard depth < BinaryDecoder.maximumDepth else {
             throw WireCodingError.nestingTooDeep(limit: BinaryDecoder.maximumDepth,

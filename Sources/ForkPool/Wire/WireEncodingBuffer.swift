@@ -52,6 +52,12 @@ internal final class WireEncodingBuffer {
         bytes.append(contentsOf: UnsafeRawBufferPointer(start: storage, count: count))
     }
 
+    /// What `T` is (WireTypeCache.swift); answered from a cache after the first time.
+    @inline(__always)
+    func answers<T>(for _: T.Type) -> WireTypeAnswers {
+        types.answers(for: T.self)
+    }
+
     /// `T` as a FastWireCodable type, or nil; answered from a cache after the first time.
     @inline(__always)
     func fastType<T>(_: T.Type) -> (any FastWireCodable.Type)? {
@@ -187,6 +193,10 @@ internal final class WireEncodingBuffer {
     /// an array element (`index` ≥ 0) `path` plus the index.
     func encodeGeneralCell<T: Encodable>(_ value: T, at path: WireCodingPath, index: Int,
                                          reusing slot: inout WireEncoderSlot, rollbackTo mark: Int) throws {
+        let answers = types.answers(for: T.self)
+        if let rawEnum = answers.rawEnum, rawEnum.appendCell(of: value, to: self) {
+            return
+        }
         let headerOffset = count
         append(0)
         let outerCell = activeCell
@@ -195,7 +205,7 @@ internal final class WireEncodingBuffer {
         activeCell = cellCount
         activeContentStart = headerOffset + 1
         do {
-            if let array = types.answers(for: T.self).encodableArray {
+            if let array = answers.encodableArray {
                 let arrayPath = index < 0 ? path : path.appending(index: index, reusing: &slot.node)
                 try array.encodeWireArray(value, to: self, path: arrayPath)
             } else {

@@ -1,6 +1,7 @@
 // WireTypeCache: what the binary coder needs to know about each type it meets during one
-// encode or decode call — whether it is FastWireCodable, and whether it is an Array the coder
-// handles itself (WireArrayCoding.swift). The coder asks for every nested value; asked of the
+// encode or decode call — whether it is FastWireCodable, whether it is an Array the coder
+// handles itself (WireArrayCoding.swift), and whether it is an enum coded as its raw value
+// (WireRawEnumCoding.swift). The coder asks for every nested value; asked of the
 // runtime, each answer is a conformance-cache lookup (profiled at a tenth of the codec's time
 // on an array of enums), so the last few answers are kept here, found by type identity.
 
@@ -9,12 +10,16 @@ internal struct WireTypeAnswers {
     let fast: (any FastWireCodable.Type)?
     let encodableArray: (any WireEncodableArray.Type)?
     let decodableArray: (any WireDecodableArray.Type)?
+    /// Tables are never freed (WireRawEnumCoding keeps them for the process's life), so the
+    /// answers hold them without reference counting: copying answers is then free.
+    unowned(unsafe) let rawEnum: WireRawEnumCoding?
 
     init<T>(_: T.Type) {
         fast = T.self as? any FastWireCodable.Type
         // A FastWireCodable array never reaches the array paths; no need to ask.
         encodableArray = fast == nil ? T.self as? any WireEncodableArray.Type : nil
         decodableArray = fast == nil ? T.self as? any WireDecodableArray.Type : nil
+        rawEnum = fast == nil && encodableArray == nil && decodableArray == nil ? WireRawEnumCoding.coding(for: T.self) : nil
     }
 }
 

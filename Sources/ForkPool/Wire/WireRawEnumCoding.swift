@@ -1,0 +1,161 @@
+// WireRawEnumCoding: a shortcut for enums coded as their raw value — `enum Tag: String,
+// Codable, CaseIterable` and the like, whose Codable conformance is the standard library's.
+//
+// That conformance asks the decoder for a single-value container, decodes the raw value and
+// looks the case up (`init(rawValue:)`: a String hashed and searched per value); profiled on
+// arrays of such enums, it took half of all decoding. The shortcut writes the raw value's cell
+// directly and reads a case back by comparing the cell's bytes with each case's.
+//
+// It is taken only where it is provably the same: the first time the binary coder meets a
+// `CaseIterable & RawRepresentable & Codable` type whose raw value has a fast wire form (String,
+// the integers, …), it codes every case once through the type's own encode(to:) and
+// init(from:). Only if each case's own bytes are its raw value's cell, and those bytes decode
+// back to that case, is the type's table kept (for the process's life); any other answer — a
+// custom conformance, a throw, more than 1,024 cases — leaves the type on the general path for
+// good. Bytes that match no case (not a raw value, or one spelled differently, like another
+// Unicode normalization) go through the type's own init(from:), which decodes or rejects them
+// exactly as before. So the shortcut changes neither the bytes nor any result; it assumes only
+// that a type's Codable is a function of the value.
+//
+//   WireTypeAnswers(T) ── WireRawEnumCoding.coding(for: T) ── process-wide table, verified once
+//   encode: value ── rawValue ── its fast cell              decode: cell bytes ── case or nil
+import Glibc
+import Synchronization
+
+/// The verified wire form of one enum type's cases: for each case, its bytes in memory and
+/// its cell on the wire. Both directions are a table lookup with no generic code in between:
+/// the value's own bytes find its case (an enum case's bytes are its tag), the cell's content
+/// finds the case whose bytes are then copied out.
+internal final class WireRawEnumCoding: @unchecked Sendable {
+    /// Above this many cases a type stays on the general path (its check would cost too much).
+    static let maximumCases = 1_024
+
+    private let caseCount: Int
+    /// `MemoryLayout<E>.size` and `.stride`; case `i`'s value is at `values + i * stride`.
+    private let size: Int
+    private let stride: Int
+    private let values: UnsafeMutableRawPointer
+    /// For a one-byte enum, the case index of each tag byte (-1: none), else empty.
+    private let caseOfTag: [Int16]
+    /// Case `i`'s cell is `cells[cellStarts[i] ..< cellStarts[i + 1]]`, its content the same
+    /// without the leading header byte(s) (`contentOffsets[i]` of them).
+    private let cells: UnsafeMutablePointer<UInt8>
+    private let cellStarts: [Int]
+    private let contentOffsets: [Int]
+
+    private init<E>(cases: [E], cells: [[UInt8]], contentOffsets: [Int]) {
+        caseCount = cases.count
+        size = MemoryLayout<E>.size
+        stride = MemoryLayout<E>.stride
+        values = UnsafeMutableRawPointer.allocate(byteCount: max(1, stride * cases.count), alignment: MemoryLayout<E>.alignment)
+        values.bindMemory(to: E.self, capacity: cases.count).initialize(from: cases, count: cases.count)
+        var tags = [Int16]()
+        if size == 1 {
+            tags = Array(repeating: -1, count: 256)
+            for index in cases.indices.reversed() {
+                tags[Int(values.load(fromByteOffset: index * stride, as: UInt8.self))] = Int16(index)
+            }
+        }
+        caseOfTag = tags
+        let flat = cells.flatMap { $0 }
+        self.cells = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, flat.count))
+        self.cells.initialize(from: flat, count: flat.count)
+        var starts = [0]
+        for cell in cells { starts.append(starts.last! + cell.count) }
+        cellStarts = starts
+        self.contentOffsets = contentOffsets
+    }
+
+    // Tables live as long as the process (they are kept in `known`), so they are never freed.
+
+    /// Appends `value` (of the table's type) as its case's cell; false, appending nothing, if
+    /// its bytes are no case's (the caller then takes the general path).
+    func appendCell<V>(of value: V, to buffer: WireEncodingBuffer) -> Bool {
+        let index = withUnsafeBytes(of: value) { caseIndex(ofValueBytes: $0) }
+        guard index >= 0 else { return false }
+        let start = cellStarts[index]
+        buffer.append(UnsafeRawBufferPointer(start: cells + start, count: cellStarts[index + 1] - start))
+        return true
+    }
+
+    /// The index of the case whose cell content is exactly `content`, or -1.
+    func caseIndex(ofContent content: WireReader) -> Int {
+        let length = content.end - content.position
+        let bytes = content.base + content.position
+        for index in 0..<caseCount {
+            let start = cellStarts[index] + contentOffsets[index]
+            if cellStarts[index + 1] - start == length && (length == 0 || memcmp(cells + start, bytes, length) == 0) {
+                return index
+            }
+        }
+        return -1
+    }
+
+    /// Case `index`, as `V` (the table's type).
+    func value<V>(at index: Int, as _: V.Type) -> V {
+        values.load(fromByteOffset: index * stride, as: V.self)
+    }
+
+    private func caseIndex(ofValueBytes bytes: UnsafeRawBufferPointer) -> Int {
+        if size == 1 { return Int(caseOfTag[Int(bytes[0])]) }
+        guard size > 0 else { return 0 }
+        for index in 0..<caseCount where memcmp(values + index * stride, bytes.baseAddress!, size) == 0 {
+            return index
+        }
+        return -1
+    }
+
+    /// Per type: its verified table, or nil once it failed (or while it is being checked).
+    private static let known = Mutex<[ObjectIdentifier: WireRawEnumCoding?]>([:])
+
+    /// The shortcut for `T`, or nil when `T` is not such an enum or did not pass the check.
+    static func coding<T>(for _: T.Type) -> WireRawEnumCoding? {
+        guard let candidate = T.self as? any (CaseIterable & RawRepresentable & Codable).Type else { return nil }
+        let id = ObjectIdentifier(T.self)
+        let seen: WireRawEnumCoding?? = known.withLock { known in
+            if let entry = known[id] { return .some(entry) }
+            // While the check runs, the type's own coding calls find it "not eligible" here
+            // and take the general path, as other threads meanwhile do.
+            known[id] = .some(nil)
+            return .none
+        }
+        if let seen { return seen }
+        let made = verified(candidate)
+        known.withLock { $0[id] = .some(made) }
+        return made
+    }
+
+    /// The table for `E`, if every case passes the check described at the top of this file.
+    private static func verified<E: CaseIterable & RawRepresentable & Codable>(_: E.Type) -> WireRawEnumCoding? {
+        guard let rawFast = E.RawValue.self as? any FastWireCodable.Type else { return nil }
+        let cases = Array(E.allCases)
+        guard !cases.isEmpty, cases.count <= maximumCases,
+              cases.allSatisfy({ Mirror(reflecting: $0).displayStyle == .enum }) else { return nil }
+        var cells: [[UInt8]] = []
+        var contentOffsets: [Int] = []
+        for value in cases {
+            var shortcut: [UInt8] = []
+            rawFast.appendWirePayload(of: value.rawValue, to: &shortcut)
+            var own: [UInt8] = []
+            var again: [UInt8] = []
+            guard (try? BinaryEncoder.encodeGeneral(value, into: &own)) != nil, own == shortcut,
+                  let back = try? shortcut.withUnsafeBytes({ try BinaryDecoder.decodeGeneral(E.self, from: $0) }),
+                  (try? BinaryEncoder.encodeGeneral(back, into: &again)) != nil, again == shortcut,
+                  let contentStart = try? shortcut.withUnsafeBytes({ bytes -> Int? in
+                      var reader = try WireReader(payload: bytes)
+                      return try reader.readCell()?.position
+                  })
+            else { return nil }
+            cells.append(shortcut)
+            contentOffsets.append(contentStart)
+        }
+        let table = WireRawEnumCoding(cases: cases, cells: cells, contentOffsets: contentOffsets)
+        // Two cases with the same bytes in memory could not be told apart when encoding.
+        for index in cases.indices {
+            guard cases.withUnsafeBufferPointer({ all in
+                withUnsafeBytes(of: all[index]) { table.caseIndex(ofValueBytes: $0) == index }
+            }) else { return nil }
+        }
+        return table
+    }
+}
