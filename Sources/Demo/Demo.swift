@@ -183,6 +183,8 @@ struct Bench: ParsableCommand {
         let heapMiB = heapMiB ?? (quick ? 400 : 1600)
         let heap = noOverhead || heapMiB == 0 || !strategies.contains(.processes)
             ? [] : try benchmark.heapStarts(extraBytes: heapMiB << 20, samples: quick ? 3 : 5)
+        // The article's workloads from the program's own heap (HeapBench.swift).
+        releaseFreedHeap()
         var rows = try benchmark.run()
         let kernel = limits.flatMap(KernelBaseline.load)
         if limits != nil && kernel == nil { print("note: could not read \(limits!)") }
