@@ -4,6 +4,7 @@
 // timing around it.
 import ArgumentParser
 import ForkPool
+import Glibc
 import Histogram
 import Workloads
 
@@ -30,6 +31,10 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     /// The transform workload's 4,000 results encoded and decoded as one [TaggedSentence], in this
     /// thread (the codec alone), beside the sequential tagging they come from.
     case transformCodec = "transform-codec"
+    /// Where the transform's time goes on a 2-worker ProcessPool: create, map and shutdown
+    /// apart, this process's page faults meanwhile, and the same tagging with an output of one
+    /// byte per tag (what the pool costs when the output costs next to nothing).
+    case transformPhases = "transform-phases"
 }
 
 struct Profile: ParsableCommand {
@@ -126,6 +131,8 @@ struct Profile: ParsableCommand {
             func ms(_ runs: [Double]) -> String { "\(formatSeconds(median(runs) * 1e3)) (min \(formatSeconds(runs.min()! * 1e3)))" }
             print("transform codec: encode \(ms(encoding)) ms + decode \(ms(decoding)) ms; sequential tagging \(ms(tagging)) ms "
                   + "(\(sentences.count) sentences)")
+        case .transformPhases:
+            try transformPhases(sentences: Corpus.articleSentences + Corpus.sentences(count: iterations ?? 4000))
         case .threadMap:
             let inputs = Array(0..<(iterations ?? 1_000_000))
             let pool = ThreadPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }
@@ -133,4 +140,48 @@ struct Profile: ParsableCommand {
             guard try pool.map(inputs) == inputs else { throw BenchmarkError(description: "map returned wrong results") }
         }
     }
+}
+
+/// `Demo profile transform-phases`: medians of 7 runs of each measurement.
+private func transformPhases(sentences: [String]) throws {
+    func minorFaults() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_minflt
+    }
+    func ms(_ runs: [Double]) -> String { formatSeconds(median(runs) * 1e3) }
+    @Sendable func tagIndices(_ sentence: String) -> [UInt8] {
+        tagSentence(sentence).tags.map { tag in UInt8(PartOfSpeech.allCases.firstIndex(of: tag)!) }
+    }
+    var sequential: [Double] = [], create: [Double] = [], map: [Double] = [], shutdown: [Double] = [], faults: [Double] = []
+    var compactSequential: [Double] = [], compactPool: [Double] = []
+    for _ in 0..<7 {
+        var start = now()
+        let expected = sentences.map(tagSentence)
+        sequential.append(now() - start)
+        let faultsBefore = minorFaults()
+        start = now()
+        let pool = try ProcessPool(workers: 2, work: tagSentence)
+        let created = now()
+        let results = try pool.map(sentences)
+        let mapped = now()
+        pool.shutdown()
+        let ended = now()
+        faults.append(Double(minorFaults() - faultsBefore))
+        guard results == expected else { throw BenchmarkError(description: "the pool's tags differ from sequential ones") }
+        (create, map, shutdown) = (create + [created - start], map + [mapped - created], shutdown + [ended - mapped])
+
+        start = now()
+        let compactExpected = sentences.map(tagIndices)
+        compactSequential.append(now() - start)
+        start = now()
+        let compact = try withProcessPool(workers: 2, work: tagIndices) { try $0.map(sentences) }
+        compactPool.append(now() - start)
+        guard compact == compactExpected else { throw BenchmarkError(description: "the pool's tag bytes differ") }
+    }
+    print("transform (\(sentences.count) sentences, ProcessPool(workers: 2)): sequential \(ms(sequential)) ms; "
+          + "pool create \(ms(create)) + map \(ms(map)) + shutdown \(ms(shutdown)) ms; "
+          + "\(Int(median(faults))) page faults in this process meanwhile")
+    print("the same tagging with one byte per tag as the output: sequential \(ms(compactSequential)) ms, "
+          + "ProcessPool(workers: 2) \(ms(compactPool)) ms (create and shutdown included)")
 }

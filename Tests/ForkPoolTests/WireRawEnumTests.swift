@@ -86,6 +86,11 @@ private enum Raced: String, Codable, CaseIterable, Equatable {
     case one, two, three
 }
 
+/// Coded for the first time in a worker.
+private enum ForkedFirst: String, Codable, CaseIterable, Equatable {
+    case alpha, beta
+}
+
 private struct Palette: Codable, Equatable {
     var main: Colour
     var others: [Colour]
@@ -168,5 +173,17 @@ extension ForkPoolTests.WireRawEnumTests {
         }
         #expect(failures.withLock { $0 } == 0)
         #expect(WireRawEnumCoding.coding(for: Raced.self) != nil)
+    }
+
+    @Test func aWorkerForkedWhileATableWasBeingPublishedStillCodesEnums() throws {
+        // The pool (its fork server, hence its workers) is forked while the publishing lock is
+        // held, so every worker holds it forever. Its first ForkedFirst must neither hang nor
+        // come out wrong; it is checked again on the next call, unremembered.
+        let pool = try WireRawEnumCoding.whilePublishingIsLocked {
+            try ProcessPool(workers: 1) { (count: Int) -> [ForkedFirst] in (0..<count).map { $0 % 2 == 0 ? .alpha : .beta } }
+        }
+        defer { pool.shutdown() }
+        #expect(try pool.submit(5).get() == [.alpha, .beta, .alpha, .beta, .alpha])
+        #expect(try pool.submit(2).get() == [.alpha, .beta])
     }
 }

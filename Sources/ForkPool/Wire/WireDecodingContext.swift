@@ -16,6 +16,11 @@ internal final class WireDecodingContext {
     // exclusivity checks.
     @exclusivity(unchecked) private var types = WireTypeCache()
 
+    /// Decodes `T` through its own conformance in this call (WireTypeCache.useOwnConformance).
+    func useOwnConformance<T>(of _: T.Type) {
+        types.useOwnConformance(of: T.self)
+    }
+
     /// `T` as a FastWireCodable type, or nil; answered from a cache after the first time.
     @inline(__always)
     func fastType<T>(_: T.Type) -> (any FastWireCodable.Type)? {

@@ -52,6 +52,11 @@ internal final class WireEncodingBuffer {
         bytes.append(contentsOf: UnsafeRawBufferPointer(start: storage, count: count))
     }
 
+    /// Codes `T` through its own conformance in this buffer (WireTypeCache.useOwnConformance).
+    func useOwnConformance<T>(of _: T.Type) {
+        types.useOwnConformance(of: T.self)
+    }
+
     /// What `T` is (WireTypeCache.swift); answered from a cache after the first time.
     @inline(__always)
     func answers<T>(for _: T.Type) -> WireTypeAnswers {

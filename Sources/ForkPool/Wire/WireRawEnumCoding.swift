@@ -17,8 +17,13 @@
 // exactly as before. So the shortcut changes neither the bytes nor any result; it assumes only
 // that a type's Codable is a function of the value.
 //
+// The tables are published as one immutable snapshot behind an atomic pointer: a coder finds
+// a type's table without taking a lock, and publishing only ever tries its lock. A worker is a
+// fork of a multi-threaded program, and a lock some other thread held at that instant stays
+// held in it forever; here that costs the worker its memory of new checks, never a hang.
+//
 //   WireTypeAnswers(T) ── WireRawEnumCoding.coding(for: T) ── process-wide table, verified once
-//   encode: value ── rawValue ── its fast cell              decode: cell bytes ── case or nil
+//   encode: the value's bytes ── its case ── that case's cell   decode: cell bytes ── a case, or init(from:)
 import Glibc
 import Synchronization
 
@@ -105,24 +110,51 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
         return -1
     }
 
-    /// Per type: its verified table, or nil once it failed (or while it is being checked).
-    private static let known = Mutex<[ObjectIdentifier: WireRawEnumCoding?]>([:])
+    /// What is known so far: per type, its verified table, or nil if it failed the check.
+    /// Published whole and never changed, so a reader takes no lock.
+    private final class Known: @unchecked Sendable {
+        let tables: [ObjectIdentifier: WireRawEnumCoding?]
+        /// Keeps the tables that older snapshots handed out alive (answers hold them unowned).
+        let previous: Known?
+
+        init(tables: [ObjectIdentifier: WireRawEnumCoding?], previous: Known?) {
+            self.tables = tables
+            self.previous = previous
+        }
+    }
+
+    /// The latest `Known` (its address; 0 before the first), retained for the process's life.
+    private static let known = Atomic<Int>(0)
+
+    private static func latest() -> Known? {
+        UnsafeRawPointer(bitPattern: known.load(ordering: .acquiring)).map { Unmanaged<Known>.fromOpaque($0).takeUnretainedValue() }
+    }
+    /// Serializes publishing. Only ever tried, never waited for: a worker forked while another
+    /// thread held it must not block on it (it then just does not remember what it checked).
+    private static let publishing = Mutex(())
 
     /// The shortcut for `T`, or nil when `T` is not such an enum or did not pass the check.
     static func coding<T>(for _: T.Type) -> WireRawEnumCoding? {
         guard let candidate = T.self as? any (CaseIterable & RawRepresentable & Codable).Type else { return nil }
         let id = ObjectIdentifier(T.self)
-        let seen: WireRawEnumCoding?? = known.withLock { known in
-            if let entry = known[id] { return .some(entry) }
-            // While the check runs, the type's own coding calls find it "not eligible" here
-            // and take the general path, as other threads meanwhile do.
-            known[id] = .some(nil)
-            return .none
+        if let entry = latest()?.tables[id] {
+            return entry
         }
-        if let seen { return seen }
         let made = verified(candidate)
-        known.withLock { $0[id] = .some(made) }
+        _ = publishing.withLockIfAvailable { _ in
+            let previous = latest()
+            var tables = previous?.tables ?? [:]
+            guard tables[id] == nil else { return }
+            tables[id] = .some(made)
+            let next = Unmanaged.passRetained(Known(tables: tables, previous: previous)).toOpaque()
+            known.store(Int(bitPattern: next), ordering: .releasing)
+        }
         return made
+    }
+
+    /// Runs `body` with the publishing lock held (tests: a pool forked meanwhile).
+    static func whilePublishingIsLocked<R: Sendable>(_ body: () throws -> R) throws -> R {
+        try publishing.withLock { _ in Result { try body() } }.get()
     }
 
     /// The table for `E`, if every case passes the check described at the top of this file.
@@ -136,11 +168,8 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
         for value in cases {
             var shortcut: [UInt8] = []
             rawFast.appendWirePayload(of: value.rawValue, to: &shortcut)
-            var own: [UInt8] = []
-            var again: [UInt8] = []
-            guard (try? BinaryEncoder.encodeGeneral(value, into: &own)) != nil, own == shortcut,
-                  let back = try? shortcut.withUnsafeBytes({ try BinaryDecoder.decodeGeneral(E.self, from: $0) }),
-                  (try? BinaryEncoder.encodeGeneral(back, into: &again)) != nil, again == shortcut,
+            guard let own = try? ownBytes(of: value), own == shortcut,
+                  let back = try? ownValue(E.self, from: shortcut), (try? ownBytes(of: back)) == shortcut,
                   let contentStart = try? shortcut.withUnsafeBytes({ bytes -> Int? in
                       var reader = try WireReader(payload: bytes)
                       return try reader.readCell()?.position
@@ -157,5 +186,28 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
             }) else { return nil }
         }
         return table
+    }
+
+    /// The payload `value`'s own encode(to:) writes.
+    private static func ownBytes<E: Encodable>(of value: E) throws -> [UInt8] {
+        let buffer = WireEncodingBuffer()
+        buffer.useOwnConformance(of: E.self)
+        var slot = WireEncoderSlot()
+        try buffer.encodeGeneralCell(value, at: WireCodingPath(), index: -1, reusing: &slot, rollbackTo: 0)
+        var bytes: [UInt8] = []
+        buffer.finishPayload(into: &bytes)
+        return bytes
+    }
+
+    /// What `E`'s own init(from:) reads from `payload`.
+    private static func ownValue<E: Decodable>(_: E.Type, from payload: [UInt8]) throws -> E {
+        try payload.withUnsafeBytes { bytes in
+            var reader = try WireReader(payload: bytes)
+            let cell = try reader.readCell()
+            try reader.expectEnd()
+            let context = WireDecodingContext()
+            context.useOwnConformance(of: E.self)
+            return try context.decodeAsValue(E.self, cell: cell, path: WireCodingPath(), depth: 0)
+        }
     }
 }

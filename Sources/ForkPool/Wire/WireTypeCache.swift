@@ -14,12 +14,14 @@ internal struct WireTypeAnswers {
     /// answers hold them without reference counting: copying answers is then free.
     unowned(unsafe) let rawEnum: WireRawEnumCoding?
 
-    init<T>(_: T.Type) {
+    /// `rawEnums: false` leaves `T` to its own Codable even if it is a raw-value enum.
+    init<T>(_: T.Type, rawEnums: Bool = true) {
         fast = T.self as? any FastWireCodable.Type
         // A FastWireCodable array never reaches the array paths; no need to ask.
         encodableArray = fast == nil ? T.self as? any WireEncodableArray.Type : nil
         decodableArray = fast == nil ? T.self as? any WireDecodableArray.Type : nil
-        rawEnum = fast == nil && encodableArray == nil && decodableArray == nil ? WireRawEnumCoding.coding(for: T.self) : nil
+        rawEnum = rawEnums && fast == nil && encodableArray == nil && decodableArray == nil
+            ? WireRawEnumCoding.coding(for: T.self) : nil
     }
 }
 
@@ -29,13 +31,21 @@ internal struct WireTypeCache {
     private var types: [ObjectIdentifier] = []
     private var answers: [WireTypeAnswers] = []
     private var nextVictim = 0
+    /// Types coded by their own conformance only (never evicted, unlike the answers).
+    private var ownConformanceOnly: [ObjectIdentifier] = []
+
+    /// Codes `T` through its own encode(to:) / init(from:) in this call: how WireRawEnumCoding
+    /// checks a type without asking for (and so recursing into) its own table.
+    mutating func useOwnConformance<T>(of _: T.Type) {
+        ownConformanceOnly.append(ObjectIdentifier(T.self))
+    }
 
     mutating func answers<T>(for _: T.Type) -> WireTypeAnswers {
         let id = ObjectIdentifier(T.self)
         for index in types.indices where types[index] == id {
             return answers[index]
         }
-        let answer = WireTypeAnswers(T.self)
+        let answer = WireTypeAnswers(T.self, rawEnums: !ownConformanceOnly.contains(id))
         if types.count < Self.capacity {
             types.append(id)
             answers.append(answer)
