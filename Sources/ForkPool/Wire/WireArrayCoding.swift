@@ -76,15 +76,16 @@ extension Array: WireDecodableArray where Element: Decodable {
         }
         var slot = WireDecoderSlot()
         let answers = context.answers(for: Element.self)
-        let rawEnum = width == 0 ? answers.rawEnum : nil
+        // (As decodeElement: not past the depth limit.)
+        let rawEnum = width == 0 && depth < BinaryDecoder.maximumDepth ? answers.rawEnum : nil
         return try [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
             while initialized < count {
                 if let rawEnum {
                     // Enums coded as their raw value: a table lookup each (the general path
                     // below for a cell that is no case's).
                     let start = reader.position
-                    if let content = try reader.readCell(), case let index = rawEnum.caseIndex(ofContent: content), index >= 0 {
-                        (buffer.baseAddress! + initialized).initialize(to: rawEnum.value(at: index, as: Element.self))
+                    if case let found = WireDecodingContext.caseIndex(rawEnum, try reader.readCell()), found >= 0 {
+                        (buffer.baseAddress! + initialized).initialize(to: rawEnum.value(at: found, as: Element.self))
                         initialized += 1
                         continue
                     }

@@ -16,9 +16,9 @@ internal final class WireDecodingContext {
     // exclusivity checks.
     @exclusivity(unchecked) private var types = WireTypeCache()
 
-    /// Decodes `T` through its own conformance in this call (WireTypeCache.useOwnConformance).
-    func useOwnConformance<T>(of _: T.Type) {
-        types.useOwnConformance(of: T.self)
+    /// Codes every type through its own conformance in this call (WireTypeCache).
+    func useOwnConformances() {
+        types.useOwnConformances()
     }
 
     /// `T` as a FastWireCodable type, or nil; answered from a cache after the first time.
@@ -34,8 +34,8 @@ internal final class WireDecodingContext {
         if let array = answers.decodableArray {
             return try array.decodeWireArray(cell, path: path, depth: depth, context: self, as: T.self)
         }
-        if let rawEnum = answers.rawEnum, let cell, case let index = rawEnum.caseIndex(ofContent: cell), index >= 0 {
-            return rawEnum.value(at: index, as: T.self)
+        if let rawEnum = answers.rawEnum, case let found = Self.caseIndex(rawEnum, cell), found >= 0 {
+            return rawEnum.value(at: found, as: T.self)
         }
         return try T(from: BinaryDecoder(cell: cell, path: path, depth: depth, context: self))
     }
@@ -52,11 +52,11 @@ internal final class WireDecodingContext {
             }
             return try fast.decodeWireValue(cell, as: T.self)
         }
-        if let rawEnum = answers.rawEnum, let cell, case let index = rawEnum.caseIndex(ofContent: cell), index >= 0 {
-            return rawEnum.value(at: index, as: T.self)
-        }
         guard depth < BinaryDecoder.maximumDepth else {
             throw WireCodingError.nestingTooDeep(limit: BinaryDecoder.maximumDepth, path: path.appending(key).keys)
+        }
+        if let rawEnum = answers.rawEnum, case let found = Self.caseIndex(rawEnum, cell), found >= 0 {
+            return rawEnum.value(at: found, as: T.self)
         }
         let previous = releasePrevious(&slot)
         let valuePath = path.appending(key, reusing: &slot.node)
@@ -102,12 +102,12 @@ internal final class WireDecodingContext {
             }
             return try fast.decodeWireValue(cell, as: T.self)
         }
-        if let rawEnum = answers.rawEnum, let cell, case let index = rawEnum.caseIndex(ofContent: cell), index >= 0 {
-            return rawEnum.value(at: index, as: T.self)
-        }
         guard depth < BinaryDecoder.maximumDepth else {
             throw WireCodingError.nestingTooDeep(limit: BinaryDecoder.maximumDepth,
                                                  path: path.appending(WireCodingKey(index: index)).keys)
+        }
+        if let rawEnum = answers.rawEnum, case let found = Self.caseIndex(rawEnum, cell), found >= 0 {
+            return rawEnum.value(at: found, as: T.self)
         }
         if let array = answers.decodableArray {
             return try array.decodeWireArray(cell, path: path.appending(index: index, reusing: &slot.node),
@@ -128,6 +128,14 @@ internal final class WireDecodingContext {
             slot.decoder = decoder
         }
         return try T(from: decoder)
+    }
+
+    /// The case of a raw-value enum whose bytes `cell` holds (WireRawEnumCoding.swift), or -1
+    /// (nil, or no case's bytes: the type's own init(from:) decides).
+    @inline(__always)
+    static func caseIndex(_ rawEnum: WireRawEnumCoding, _ cell: WireReader?) -> Int {
+        guard let cell else { return -1 }
+        return rawEnum.caseIndex(ofContent: cell)
     }
 
     /// The slot's decoder if nothing else kept it, having let go of its path (so the path's

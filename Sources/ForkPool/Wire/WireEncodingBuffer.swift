@@ -52,9 +52,9 @@ internal final class WireEncodingBuffer {
         bytes.append(contentsOf: UnsafeRawBufferPointer(start: storage, count: count))
     }
 
-    /// Codes `T` through its own conformance in this buffer (WireTypeCache.useOwnConformance).
-    func useOwnConformance<T>(of _: T.Type) {
-        types.useOwnConformance(of: T.self)
+    /// Codes every type through its own conformance in this call (WireTypeCache).
+    func useOwnConformances() {
+        types.useOwnConformances()
     }
 
     /// What `T` is (WireTypeCache.swift); answered from a cache after the first time.

@@ -8,19 +8,21 @@
 //
 // It is taken only where it is provably the same: the first time the binary coder meets a
 // `CaseIterable & RawRepresentable & Codable` type whose raw value has a fast wire form (String,
-// the integers, …), it codes every case once through the type's own encode(to:) and
-// init(from:). Only if each case's own bytes are its raw value's cell, and those bytes decode
-// back to that case, is the type's table kept (for the process's life); any other answer — a
-// custom conformance, a throw, more than 1,024 cases — leaves the type on the general path for
-// good. Bytes that match no case (not a raw value, or one spelled differently, like another
+// the integers, …) and whose values are plain bytes (`_isPOD`, at most 2 bytes: every enum
+// with a raw type), it codes every case through the type's own encode(to:) and init(from:) —
+// three codings a case, once per process. Only if each case's own bytes are its raw value's
+// cell, those bytes decode back to exactly that case, and no two cases share bytes (in memory
+// or on the wire), is the type's table kept, for the process's life; any other answer — a
+// custom conformance, two cases with one raw value, a throw, more than 1,024 cases — leaves
+// the type on the general path for good. Bytes that match no case (not a raw value, or one spelled differently, like another
 // Unicode normalization) go through the type's own init(from:), which decodes or rejects them
 // exactly as before. So the shortcut changes neither the bytes nor any result; it assumes only
 // that a type's Codable is a function of the value.
 //
-// The tables are published as one immutable snapshot behind an atomic pointer: a coder finds
-// a type's table without taking a lock, and publishing only ever tries its lock. A worker is a
-// fork of a multi-threaded program, and a lock some other thread held at that instant stays
-// held in it forever; here that costs the worker its memory of new checks, never a hang.
+// The tables are published as one immutable snapshot behind an atomic pointer, replaced by
+// compare-and-exchange: no lock anywhere, so a worker — a fork of a multi-threaded program,
+// where a lock some other thread held at that instant stays held forever — never waits here.
+// Two threads that check one type at once both try to publish, and both use the one published.
 //
 //   WireTypeAnswers(T) ── WireRawEnumCoding.coding(for: T) ── process-wide table, verified once
 //   encode: the value's bytes ── its case ── that case's cell   decode: cell bytes ── a case, or init(from:)
@@ -71,7 +73,8 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
         self.contentOffsets = contentOffsets
     }
 
-    // Tables live as long as the process (they are kept in `known`), so they are never freed.
+    // A table is handed out only once published in `known`, which keeps it (and every older
+    // snapshot) for the process's life: it is never freed, so answers hold it unowned.
 
     /// Appends `value` (of the table's type) as its case's cell; false, appending nothing, if
     /// its bytes are no case's (the caller then takes the general path).
@@ -114,7 +117,7 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
     /// Published whole and never changed, so a reader takes no lock.
     private final class Known: @unchecked Sendable {
         let tables: [ObjectIdentifier: WireRawEnumCoding?]
-        /// Keeps the tables that older snapshots handed out alive (answers hold them unowned).
+        /// The snapshot this one replaced: every snapshot stays reachable (never freed).
         let previous: Known?
 
         init(tables: [ObjectIdentifier: WireRawEnumCoding?], previous: Known?) {
@@ -123,48 +126,47 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
         }
     }
 
-    /// The latest `Known` (its address; 0 before the first), retained for the process's life.
+    /// The address of the latest `Known` (0 before the first), retained for the process's life.
     private static let known = Atomic<Int>(0)
 
-    private static func latest() -> Known? {
-        UnsafeRawPointer(bitPattern: known.load(ordering: .acquiring)).map { Unmanaged<Known>.fromOpaque($0).takeUnretainedValue() }
+    private static func snapshot(at address: Int) -> Known? {
+        UnsafeRawPointer(bitPattern: address).map { Unmanaged<Known>.fromOpaque($0).takeUnretainedValue() }
     }
-    /// Serializes publishing. Only ever tried, never waited for: a worker forked while another
-    /// thread held it must not block on it (it then just does not remember what it checked).
-    private static let publishing = Mutex(())
 
     /// The shortcut for `T`, or nil when `T` is not such an enum or did not pass the check.
     static func coding<T>(for _: T.Type) -> WireRawEnumCoding? {
         guard let candidate = T.self as? any (CaseIterable & RawRepresentable & Codable).Type else { return nil }
         let id = ObjectIdentifier(T.self)
-        if let entry = latest()?.tables[id] {
-            return entry
-        }
+        var address = known.load(ordering: .acquiring)
+        if let entry = snapshot(at: address)?.tables[id] { return entry }
         let made = verified(candidate)
-        _ = publishing.withLockIfAvailable { _ in
-            let previous = latest()
-            var tables = previous?.tables ?? [:]
-            guard tables[id] == nil else { return }
+        while true {
+            let current = snapshot(at: address)
+            // Another thread published this type first: use its table (ours was never handed
+            // out, and goes).
+            if let entry = current?.tables[id] { return entry }
+            var tables = current?.tables ?? [:]
             tables[id] = .some(made)
-            let next = Unmanaged.passRetained(Known(tables: tables, previous: previous)).toOpaque()
-            known.store(Int(bitPattern: next), ordering: .releasing)
+            let next = Unmanaged.passRetained(Known(tables: tables, previous: current))
+            let (published, found) = known.compareExchange(
+                expected: address, desired: Int(bitPattern: next.toOpaque()),
+                successOrdering: .acquiringAndReleasing, failureOrdering: .acquiring)
+            if published { return made }
+            next.release()
+            address = found
         }
-        return made
-    }
-
-    /// Runs `body` with the publishing lock held (tests: a pool forked meanwhile).
-    static func whilePublishingIsLocked<R: Sendable>(_ body: () throws -> R) throws -> R {
-        try publishing.withLock { _ in Result { try body() } }.get()
     }
 
     /// The table for `E`, if every case passes the check described at the top of this file.
     private static func verified<E: CaseIterable & RawRepresentable & Codable>(_: E.Type) -> WireRawEnumCoding? {
-        guard let rawFast = E.RawValue.self as? any FastWireCodable.Type else { return nil }
+        guard let rawFast = E.RawValue.self as? any FastWireCodable.Type,
+              _isPOD(E.self), MemoryLayout<E>.size <= 2,
+              case let count = E.allCases.count, count > 0, count <= maximumCases
+        else { return nil }
         let cases = Array(E.allCases)
-        guard !cases.isEmpty, cases.count <= maximumCases,
-              cases.allSatisfy({ Mirror(reflecting: $0).displayStyle == .enum }) else { return nil }
         var cells: [[UInt8]] = []
         var contentOffsets: [Int] = []
+        var decoded: [E] = []
         for value in cases {
             var shortcut: [UInt8] = []
             rawFast.appendWirePayload(of: value.rawValue, to: &shortcut)
@@ -177,13 +179,20 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
             else { return nil }
             cells.append(shortcut)
             contentOffsets.append(contentStart)
+            decoded.append(back)
         }
         let table = WireRawEnumCoding(cases: cases, cells: cells, contentOffsets: contentOffsets)
-        // Two cases with the same bytes in memory could not be told apart when encoding.
+        // Each case must be found from its bytes in memory (encoding) and from its cell
+        // (decoding), and what its own init(from:) gave back must be that very case: so two
+        // cases with one raw value, or one case with two representations, are refused.
         for index in cases.indices {
-            guard cases.withUnsafeBufferPointer({ all in
-                withUnsafeBytes(of: all[index]) { table.caseIndex(ofValueBytes: $0) == index }
-            }) else { return nil }
+            let foundFromCell = cells[index].withUnsafeBytes { bytes in
+                table.caseIndex(ofContent: WireReader(base: bytes.baseAddress!, position: contentOffsets[index], end: bytes.count))
+            }
+            guard foundFromCell == index,
+                  withUnsafeBytes(of: cases[index], { table.caseIndex(ofValueBytes: $0) }) == index,
+                  withUnsafeBytes(of: decoded[index], { table.caseIndex(ofValueBytes: $0) }) == index
+            else { return nil }
         }
         return table
     }
@@ -191,7 +200,7 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
     /// The payload `value`'s own encode(to:) writes.
     private static func ownBytes<E: Encodable>(of value: E) throws -> [UInt8] {
         let buffer = WireEncodingBuffer()
-        buffer.useOwnConformance(of: E.self)
+        buffer.useOwnConformances()
         var slot = WireEncoderSlot()
         try buffer.encodeGeneralCell(value, at: WireCodingPath(), index: -1, reusing: &slot, rollbackTo: 0)
         var bytes: [UInt8] = []
@@ -206,7 +215,7 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
             let cell = try reader.readCell()
             try reader.expectEnd()
             let context = WireDecodingContext()
-            context.useOwnConformance(of: E.self)
+            context.useOwnConformances()
             return try context.decodeAsValue(E.self, cell: cell, path: WireCodingPath(), depth: 0)
         }
     }

@@ -31,13 +31,13 @@ internal struct WireTypeCache {
     private var types: [ObjectIdentifier] = []
     private var answers: [WireTypeAnswers] = []
     private var nextVictim = 0
-    /// Types coded by their own conformance only (never evicted, unlike the answers).
-    private var ownConformanceOnly: [ObjectIdentifier] = []
+    /// Whether raw-value enums may take their tables (WireRawEnumCoding.swift) in this call.
+    private var rawEnumsAllowed = true
 
-    /// Codes `T` through its own encode(to:) / init(from:) in this call: how WireRawEnumCoding
-    /// checks a type without asking for (and so recursing into) its own table.
-    mutating func useOwnConformance<T>(of _: T.Type) {
-        ownConformanceOnly.append(ObjectIdentifier(T.self))
+    /// Codes every type through its own encode(to:) / init(from:) in this call: how
+    /// WireRawEnumCoding checks a type without asking for (and so recursing into) any table.
+    mutating func useOwnConformances() {
+        rawEnumsAllowed = false
     }
 
     mutating func answers<T>(for _: T.Type) -> WireTypeAnswers {
@@ -45,7 +45,7 @@ internal struct WireTypeCache {
         for index in types.indices where types[index] == id {
             return answers[index]
         }
-        let answer = WireTypeAnswers(T.self, rawEnums: !ownConformanceOnly.contains(id))
+        let answer = WireTypeAnswers(T.self, rawEnums: rawEnumsAllowed)
         if types.count < Self.capacity {
             types.append(id)
             answers.append(answer)
