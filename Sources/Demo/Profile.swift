@@ -1,7 +1,7 @@
 // `Demo profile`: one hot loop of the library, alone, for a profiler — for example
 // `perf record -e cpu-clock $(swift build -c release --show-bin-path)/Demo profile map-auto`, or
 // the same under `valgrind --tool=callgrind`. Each case is a benchmark's inner loop without the
-// timing around it.
+// timing around it, except `transform-phases`, which times the transform's pool phase by phase.
 import ArgumentParser
 import ForkPool
 import Glibc
@@ -44,7 +44,7 @@ struct Profile: ParsableCommand {
     @Argument(help: "What to run: \(ProfileCase.allCases.map(\.rawValue).joined(separator: ", ")).")
     var hotLoop: ProfileCase
 
-    @Option(help: "Round trips, bulk transfers, or map inputs.")
+    @Option(help: "Round trips, bulk transfers, map inputs, or sentences (transform cases).")
     var iterations: Int?
 
     @Flag(help: "round-trip: send every task through the dispatcher thread (no direct lane).")

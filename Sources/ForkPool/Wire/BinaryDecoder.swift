@@ -8,7 +8,8 @@
 // A FastWireCodable type met anywhere is read by its own fast path, which accepts everything
 // the containers accept (packed or cell-form arrays alike); an Array of anything else is read
 // by WireArrayCoding.swift, and nested values go through WireDecodingContext, which reuses a
-// container's decoder from one value to the next.
+// container's decoder from one value to the next and reads a raw-value enum by its table
+// (WireRawEnumCoding.swift).
 //
 // The input may be hostile. Every length is checked against the bytes that remain before it
 // is used, nothing is allocated from a count that has not been checked that way, recursion is

@@ -7,7 +7,8 @@
 // to the caller's array in one copy. A nested Encodable value gets a cell whose length header
 // is reserved as one byte and patched (widened if need be) when the value's encode(to:)
 // returns. A value whose type is FastWireCodable (PayloadCodec.swift) is written by that fast
-// path instead, wherever it occurs, and an Array of anything else by WireArrayCoding.swift; a
+// path instead, wherever it occurs, an enum coded as its raw value by its table
+// (WireRawEnumCoding.swift), and an Array of anything else by WireArrayCoding.swift; a
 // container's encoder serves its next value too when nothing kept it. Nested containers and super-encoders, which the Codable API
 // lets a caller fill in any order, write into a buffer of their own that is spliced into the
 // parent when the parent's cell closes. The wire format itself is laid out in WireFormat.swift.

@@ -3,7 +3,8 @@
 // are cached here; a container keeps the decoder (and coding-path node) of its previous value
 // in a WireDecoderSlot and hands the same objects to the next value when nothing kept them. So
 // an element of an array of structs or enums costs no allocation and no runtime type lookup
-// once the first of its kind is done; the work left is the value's own init(from:).
+// once the first of its kind is done; the work left is the value's own init(from:) — or, for
+// an enum coded as its raw value, not even that: a table lookup (WireRawEnumCoding.swift).
 
 /// The decoder and path node a container used for its previous value, for the next.
 internal struct WireDecoderSlot {

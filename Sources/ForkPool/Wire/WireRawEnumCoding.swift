@@ -74,7 +74,12 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
     }
 
     // A table is handed out only once published in `known`, which keeps it (and every older
-    // snapshot) for the process's life: it is never freed, so answers hold it unowned.
+    // snapshot) for the process's life: it is never freed, so answers hold it unowned. One that
+    // failed its last check, or lost the race to publish, goes here (its values are plain bytes).
+    deinit {
+        values.deallocate()
+        cells.deallocate()
+    }
 
     /// Appends `value` (of the table's type) as its case's cell; false, appending nothing, if
     /// its bytes are no case's (the caller then takes the general path).
