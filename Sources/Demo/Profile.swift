@@ -129,8 +129,10 @@ struct Profile: ParsableCommand {
                 guard back == tagged else { throw BenchmarkError(description: "the codec changed the sentences") }
             }
             func ms(_ runs: [Double]) -> String { "\(formatSeconds(median(runs) * 1e3)) (min \(formatSeconds(runs.min()! * 1e3)))" }
+            var bytes: [UInt8] = []
+            try codec.encode(tagged, into: &bytes)
             print("transform codec: encode \(ms(encoding)) ms + decode \(ms(decoding)) ms; sequential tagging \(ms(tagging)) ms "
-                  + "(\(sentences.count) sentences)")
+                  + "(\(sentences.count) sentences, \(bytes.count) bytes encoded)")
         case .transformPhases:
             try transformPhases(sentences: Corpus.articleSentences + Corpus.sentences(count: iterations ?? 4000))
         case .threadMap:
