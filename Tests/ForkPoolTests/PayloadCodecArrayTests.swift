@@ -13,19 +13,9 @@ extension ForkPoolTests {
 
 // MARK: - Helpers and types
 
-private func encode<T: Codable>(_ value: T) throws -> [UInt8] {
-    var bytes: [UInt8] = []
-    try PayloadCodec<T>().encode(value, into: &bytes)
-    return bytes
-}
-
-private func decode<T: Codable>(_: T.Type, from bytes: [UInt8]) throws -> T {
-    try bytes.withUnsafeBytes { try PayloadCodec<T>().decode(from: $0) }
-}
-
 private func decodingError<T: Codable>(_: T.Type, from bytes: [UInt8]) -> String? {
     do {
-        _ = try decode(T.self, from: bytes)
+        _ = try decodedPayload(T.self, from: bytes)
         return nil
     } catch {
         return "\(error)"
@@ -117,30 +107,30 @@ private let hand = Hand(owner: "west", suits: [.hearts, .clubs, .hearts], ranks:
 
 extension ForkPoolTests.PayloadCodecArrayTests {
     @Test func rawValueEnumsAndArraysOfThemRoundTrip() throws {
-        #expect(try decode(Hand.self, from: encode(hand)) == hand)
-        #expect(try decode([Hand].self, from: encode([hand, hand, hand])) == [hand, hand, hand])
-        #expect(try decode([Suit].self, from: encode(Suit.allCases)) == Suit.allCases)
-        #expect(try decode([Suit].self, from: encode([Suit]())) == [])
-        #expect(try decode([[Rank]].self, from: encode([[Rank.high], [], [.low, .middle]])) == [[.high], [], [.low, .middle]])
-        #expect(try decode(Suit.self, from: encode(Suit.spades)) == .spades)
-        #expect(try decode([Hand?].self, from: encode([nil, hand])) == [nil, hand])
+        #expect(try decodedPayload(Hand.self, from: encodedPayload(hand)) == hand)
+        #expect(try decodedPayload([Hand].self, from: encodedPayload([hand, hand, hand])) == [hand, hand, hand])
+        #expect(try decodedPayload([Suit].self, from: encodedPayload(Suit.allCases)) == Suit.allCases)
+        #expect(try decodedPayload([Suit].self, from: encodedPayload([Suit]())) == [])
+        #expect(try decodedPayload([[Rank]].self, from: encodedPayload([[Rank.high], [], [.low, .middle]])) == [[.high], [], [.low, .middle]])
+        #expect(try decodedPayload(Suit.self, from: encodedPayload(Suit.spades)) == .spades)
+        #expect(try decodedPayload([Hand?].self, from: encodedPayload([nil, hand])) == [nil, hand])
     }
 
     @Test func directArraysWriteAndReadWhatTheContainersDo() throws {
         let suits: [Suit] = [.hearts, .clubs, .spades]
-        #expect(try encode(suits) == encode(ContainerArray(suits)))
-        #expect(try encode([hand]) == encode(ContainerArray([hand])))
-        #expect(try encode([Suit]()) == encode(ContainerArray([Suit]())))
-        #expect(try encode([[Suit.hearts], []]) == encode(ContainerArray([ContainerArray([Suit.hearts]), ContainerArray([])])))
-        #expect(try decode(ContainerArray<Suit>.self, from: encode(suits)).elements == suits)
-        #expect(try decode([Suit].self, from: encode(ContainerArray(suits))) == suits)
+        #expect(try encodedPayload(suits) == encodedPayload(ContainerArray(suits)))
+        #expect(try encodedPayload([hand]) == encodedPayload(ContainerArray([hand])))
+        #expect(try encodedPayload([Suit]()) == encodedPayload(ContainerArray([Suit]())))
+        #expect(try encodedPayload([[Suit.hearts], []]) == encodedPayload(ContainerArray([ContainerArray([Suit.hearts]), ContainerArray([])])))
+        #expect(try decodedPayload(ContainerArray<Suit>.self, from: encodedPayload(suits)).elements == suits)
+        #expect(try decodedPayload([Suit].self, from: encodedPayload(ContainerArray(suits))) == suits)
     }
 
     @Test func theTransformWorkloadsOutputRoundTrips() throws {
         let tagger = Tagger()
         let tagged = (Corpus.articleSentences + Corpus.sentences(count: 50)).map { tagger.tag($0) }
-        #expect(try decode([TaggedSentence].self, from: encode(tagged)) == tagged)
-        #expect(try encode(tagged) == encode(ContainerArray(tagged)))
+        #expect(try decodedPayload([TaggedSentence].self, from: encodedPayload(tagged)) == tagged)
+        #expect(try encodedPayload(tagged) == encodedPayload(ContainerArray(tagged)))
     }
 
     @Test func theWireLayoutOfAnArrayOfStructsIsUnchanged() throws {
@@ -155,15 +145,15 @@ extension ForkPoolTests.PayloadCodecArrayTests {
             + [4] + Array("tags".utf8) + [9, 0, 2] + Array("X".utf8) + [5] + Array("NOUN".utf8)
         let expected: [UInt8] = [0x64, 0] + element + element
         let value = Tagged(sentence: "The cat", tokens: ["The", "cat"], tags: [.other, .noun])
-        #expect(try encode([value, value]) == expected)
-        #expect(try decode([Tagged].self, from: expected) == [value, value])
+        #expect(try encodedPayload([value, value]) == expected)
+        #expect(try decodedPayload([Tagged].self, from: expected) == [value, value])
     }
 
     @Test func packedElementsDecodeIntoAGeneralElementType() throws {
         // [UInt8] is stored packed; an array of a wrapper around UInt8 reads it element by element.
-        let bytes = try encode([UInt8]([1, 2, 250]))
-        #expect(try decode([Wrapper].self, from: bytes) == [1, 2, 250].map { Wrapper(value: $0) })
-        #expect(try decode(ContainerArray<Wrapper>.self, from: bytes).elements == [1, 2, 250].map { Wrapper(value: $0) })
+        let bytes = try encodedPayload([UInt8]([1, 2, 250]))
+        #expect(try decodedPayload([Wrapper].self, from: bytes) == [1, 2, 250].map { Wrapper(value: $0) })
+        #expect(try decodedPayload(ContainerArray<Wrapper>.self, from: bytes).elements == [1, 2, 250].map { Wrapper(value: $0) })
     }
 }
 
@@ -172,14 +162,14 @@ extension ForkPoolTests.PayloadCodecArrayTests {
 extension ForkPoolTests.PayloadCodecArrayTests {
     @Test func elementsSeeTheirOwnCodingPath() throws {
         PathRecorder.encodedPaths = []
-        _ = try encode([[PathRecorder(value: 1)], [PathRecorder(value: 2), PathRecorder(value: 3)]])
+        _ = try encodedPayload([[PathRecorder(value: 1)], [PathRecorder(value: 2), PathRecorder(value: 3)]])
         #expect(PathRecorder.encodedPaths == ["[0][0]", "[1][0]", "[1][1]"])
     }
 
     @Test func aDecoderKeptByAnElementIsNotReusedForTheNext() throws {
         PathRecorder.keptDecoders = []
         defer { PathRecorder.keptDecoders = [] }
-        let decoded = try decode([PathRecorder].self, from: encode([PathRecorder(value: 1), PathRecorder(value: 2)]))
+        let decoded = try decodedPayload([PathRecorder].self, from: encodedPayload([PathRecorder(value: 1), PathRecorder(value: 2)]))
         #expect(decoded.map(\.value) == [1, 2])
         let kept = PathRecorder.keptDecoders
         #expect(kept.count == 2)
@@ -215,7 +205,7 @@ extension ForkPoolTests.PayloadCodecArrayTests {
     @Test func anUnknownRawValueIsReportedWithItsPath() throws {
         var wrong = hand
         wrong.owner = "east"
-        var bytes = try encode([hand, wrong])
+        var bytes = try encodedPayload([hand, wrong])
         // Turn the second hand's first suit "H" into "Q".
         let suitOffsets = bytes.indices.filter { bytes[$0] == UInt8(ascii: "H") }
         #expect(suitOffsets.count >= 4)
@@ -226,25 +216,25 @@ extension ForkPoolTests.PayloadCodecArrayTests {
     }
 
     @Test func nilAndMistypedElementsAreReportedWithTheirIndex() throws {
-        let withNil = try encode([Suit?.some(.hearts), nil])
+        let withNil = try encodedPayload([Suit?.some(.hearts), nil])
         let missing = decodingError([Suit].self, from: withNil)
         #expect(missing?.contains("[1]") == true)
         #expect(missing?.contains("found nil") == true)
-        let notAnArray = decodingError([Suit].self, from: try encode(Suit?.none))
+        let notAnArray = decodingError([Suit].self, from: try encodedPayload(Suit?.none))
         #expect(notAnArray?.contains("Expected a container but found nil") == true)
-        let wrongWidth = decodingError([Rank].self, from: try encode([Int16(1)]))
+        let wrongWidth = decodingError([Rank].self, from: try encodedPayload([Int16(1)]))
         #expect(wrongWidth != nil)
     }
 
     @Test func everyTruncationOfAnArrayOfStructsThrows() throws {
-        let bytes = try encode([hand, hand])
+        let bytes = try encodedPayload([hand, hand])
         for length in 0..<bytes.count {
             #expect(decodingError([Hand].self, from: Array(bytes[..<length])) != nil)
         }
         for index in bytes.indices {
             var corrupted = bytes
             corrupted[index] ^= 0xFF
-            _ = try? decode([Hand].self, from: corrupted)  // may decode or throw; must not crash
+            _ = try? decodedPayload([Hand].self, from: corrupted)  // may decode or throw; must not crash
         }
     }
 

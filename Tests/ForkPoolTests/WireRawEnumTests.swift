@@ -11,16 +11,6 @@ extension ForkPoolTests {
     @Suite struct WireRawEnumTests {}
 }
 
-private func encode<T: Codable>(_ value: T) throws -> [UInt8] {
-    var bytes: [UInt8] = []
-    try PayloadCodec<T>().encode(value, into: &bytes)
-    return bytes
-}
-
-private func decode<T: Codable>(_: T.Type, from bytes: [UInt8]) throws -> T {
-    try bytes.withUnsafeBytes { try PayloadCodec<T>().decode(from: $0) }
-}
-
 /// A cell as the wire format writes it: varint(n + 1), then n bytes (n < 127 here).
 private func cell(_ content: [UInt8]) -> [UInt8] {
     [UInt8(content.count + 1)] + content
@@ -191,62 +181,62 @@ extension ForkPoolTests.WireRawEnumTests {
         #expect(WireRawEnumCoding.coding(for: Shout.self) == nil)
         #expect(WireRawEnumCoding.coding(for: Collapsing.self) == nil)
         // Its own bytes, lower-cased, for a value and in an array.
-        #expect(try decode(String.self, from: encode(Shout.yes)) == "yes")
-        #expect(try decode([String].self, from: encode([Shout.no, .yes])) == ["no", "yes"])
-        #expect(try decode([Shout].self, from: encode([Shout.no, .yes])) == [.no, .yes])
-        #expect(try decode([Collapsing].self, from: encode([Collapsing.second])) == [.first])
+        #expect(try decodedPayload(String.self, from: encodedPayload(Shout.yes)) == "yes")
+        #expect(try decodedPayload([String].self, from: encodedPayload([Shout.no, .yes])) == ["no", "yes"])
+        #expect(try decodedPayload([Shout].self, from: encodedPayload([Shout.no, .yes])) == [.no, .yes])
+        #expect(try decodedPayload([Collapsing].self, from: encodedPayload([Collapsing.second])) == [.first])
     }
 
     @Test func theBytesAreTheRawValuesCell() throws {
-        #expect(try encode(Colour.green) == cell(Array("GREEN".utf8)))
-        #expect(try encode(Colour.empty) == cell([]))
-        #expect(try encode([Colour.red, .blue]) == cell([WireLayout.cellsForm] + cell(Array("red".utf8)) + cell(Array("bleu".utf8))))
+        #expect(try encodedPayload(Colour.green) == cell(Array("GREEN".utf8)))
+        #expect(try encodedPayload(Colour.empty) == cell([]))
+        #expect(try encodedPayload([Colour.red, .blue]) == cell([WireLayout.cellsForm] + cell(Array("red".utf8)) + cell(Array("bleu".utf8))))
         let high = withUnsafeBytes(of: (1 << 40 as Int).littleEndian) { Array($0) }
-        #expect(try encode(Level.high) == cell(high))
+        #expect(try encodedPayload(Level.high) == cell(high))
         // What the standard conformance reads: the raw value as a String or an Int.
-        #expect(try decode(String.self, from: encode(Colour.blue)) == "bleu")
-        #expect(try decode(Int.self, from: encode(Level.low)) == -1)
-        #expect(try decode(Colour.self, from: encode("GREEN")) == .green)
-        #expect(try decode([Level].self, from: encode([500, -1])) == [.middle, .low])
+        #expect(try decodedPayload(String.self, from: encodedPayload(Colour.blue)) == "bleu")
+        #expect(try decodedPayload(Int.self, from: encodedPayload(Level.low)) == -1)
+        #expect(try decodedPayload(Colour.self, from: encodedPayload("GREEN")) == .green)
+        #expect(try decodedPayload([Level].self, from: encodedPayload([500, -1])) == [.middle, .low])
     }
 
     @Test func everyShapeRoundTrips() throws {
         let palette = Palette(main: .blue, others: Colour.allCases, optional: nil, optionals: [.empty, nil, .red],
                               byName: ["sky": .blue, "grass": .green], levels: Level.allCases)
-        #expect(try decode(Palette.self, from: encode(palette)) == palette)
-        #expect(try decode([Palette].self, from: encode([palette, palette])) == [palette, palette])
-        #expect(try decode([[Colour]].self, from: encode([[Colour.red], [], [.empty]])) == [[.red], [], [.empty]])
+        #expect(try decodedPayload(Palette.self, from: encodedPayload(palette)) == palette)
+        #expect(try decodedPayload([Palette].self, from: encodedPayload([palette, palette])) == [palette, palette])
+        #expect(try decodedPayload([[Colour]].self, from: encodedPayload([[Colour.red], [], [.empty]])) == [[.red], [], [.empty]])
         for colour in Colour.allCases {
-            #expect(try decode(Colour.self, from: encode(colour)) == colour)
+            #expect(try decodedPayload(Colour.self, from: encodedPayload(colour)) == colour)
         }
     }
 
     @Test func bytesThatAreNoCasesGoThroughInitFromDecoder() throws {
         // An alias the type's own init(from:) accepts.
-        #expect(try decode(Answer.self, from: encode("yes")) == .yes)
-        #expect(try decode([Answer].self, from: encode(["no", "YES"])) == [.no, .yes])
+        #expect(try decodedPayload(Answer.self, from: encodedPayload("yes")) == .yes)
+        #expect(try decodedPayload([Answer].self, from: encodedPayload(["no", "YES"])) == [.no, .yes])
         // The other normalization of a raw value: equal as Strings, not as bytes.
-        #expect(try decode(Accent.self, from: encode("cafe\u{301}")) == .acute)
-        #expect(try decode([Accent].self, from: encode(["cafe\u{301}", "cafe"])) == [.acute, .plain])
+        #expect(try decodedPayload(Accent.self, from: encodedPayload("cafe\u{301}")) == .acute)
+        #expect(try decodedPayload([Accent].self, from: encodedPayload(["cafe\u{301}", "cafe"])) == [.acute, .plain])
     }
 
     @Test func aValueThatIsNoCaseFailsAsBefore() throws {
         // The standard conformance's own error, with the value's path.
-        let single = #expect(throws: WireCodingError.self) { _ = try decode(Colour.self, from: encode("purple")) }
+        let single = #expect(throws: WireCodingError.self) { _ = try decodedPayload(Colour.self, from: encodedPayload("purple")) }
         #expect("\(single.map { "\($0)" } ?? "")".contains("invalid String value purple"))
-        let element = #expect(throws: WireCodingError.self) { _ = try decode([Colour].self, from: encode(["red", "purple"])) }
+        let element = #expect(throws: WireCodingError.self) { _ = try decodedPayload([Colour].self, from: encodedPayload(["red", "purple"])) }
         #expect("\(element.map { "\($0)" } ?? "")".contains("at [1]: Cannot initialize Colour from invalid String value purple"))
         // Not text at all (invalid UTF-8), and a truncated cell.
-        #expect(throws: WireCodingError.self) { _ = try decode(Colour.self, from: cell([0xFF, 0xFE])) }
-        #expect(throws: WireCodingError.self) { _ = try decode([Colour].self, from: [4, WireLayout.cellsForm, 9, 0x72]) }
+        #expect(throws: WireCodingError.self) { _ = try decodedPayload(Colour.self, from: cell([0xFF, 0xFE])) }
+        #expect(throws: WireCodingError.self) { _ = try decodedPayload([Colour].self, from: [4, WireLayout.cellsForm, 9, 0x72]) }
     }
 
     @Test func manyThreadsMeetingANewEnumAtOnceAllGetItRight() throws {
         let values: [Raced] = (0..<300).map { Raced.allCases[$0 % 3] }
         let failures = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: 16) { _ in
-            let ok = (try? decode([Raced].self, from: encode(values))) == values
-                && (try? decode([String].self, from: encode(values))) == values.map(\.rawValue)
+            let ok = (try? decodedPayload([Raced].self, from: encodedPayload(values))) == values
+                && (try? decodedPayload([String].self, from: encodedPayload(values))) == values.map(\.rawValue)
             if !ok { failures.withLock { $0 += 1 } }
         }
         #expect(failures.withLock { $0 } == 0)
@@ -264,14 +254,14 @@ extension ForkPoolTests.WireRawEnumTests {
 
     @Test func theTableIsWhatDecodesOnceChecked() throws {
         let values = (0..<1_000).map { Counted.allCases[$0 % 2] }
-        let bytes = try encode(values)
-        #expect(try decode([Counted].self, from: bytes) == values)  // checked by now
+        let bytes = try encodedPayload(values)
+        #expect(try decodedPayload([Counted].self, from: bytes) == values)  // checked by now
         let before = Counted.decodes.load(ordering: .relaxed)
-        #expect(try decode([Counted].self, from: bytes) == values)
-        #expect(try decode(Counted.self, from: encode(Counted.two)) == .two)
+        #expect(try decodedPayload([Counted].self, from: bytes) == values)
+        #expect(try decodedPayload(Counted.self, from: encodedPayload(Counted.two)) == .two)
         #expect(Counted.decodes.load(ordering: .relaxed) == before, "init(from:) ran: the table was not used")
         // An alias is no case's bytes: init(from:) decides, and is counted.
-        #expect(try decode(Counted.self, from: encode("ONE")) == .one)
+        #expect(try decodedPayload(Counted.self, from: encodedPayload("ONE")) == .one)
         #expect(Counted.decodes.load(ordering: .relaxed) == before + 1)
     }
 
@@ -279,24 +269,24 @@ extension ForkPoolTests.WireRawEnumTests {
         // Both cases write "low"; the type's init(rawValue:) reads it as .low. A table would
         // find .legacyLow first.
         #expect(WireRawEnumCoding.coding(for: Aliased.self) == nil)
-        #expect(try decode(Aliased.self, from: encode(Aliased.legacyLow)) == .low)
-        #expect(try decode([Aliased].self, from: encode([Aliased.low, .legacyLow])) == [.low, .low])
+        #expect(try decodedPayload(Aliased.self, from: encodedPayload(Aliased.legacyLow)) == .low)
+        #expect(try decodedPayload([Aliased].self, from: encodedPayload([Aliased.low, .legacyLow])) == [.low, .low])
     }
 
     @Test func oneCaseAndMoreThan256CasesUseTheTableToo() throws {
         #expect(MemoryLayout<Only>.size == 0 && MemoryLayout<Wide>.size == 2)
         #expect(WireRawEnumCoding.coding(for: Only.self) != nil)
         #expect(WireRawEnumCoding.coding(for: Wide.self) != nil)
-        #expect(try encode(Only.only) == cell(Array("ONLY".utf8)))
-        #expect(try decode([Only].self, from: encode([Only.only, .only])) == [.only, .only])
-        #expect(try encode(Wide.c299) == cell(withUnsafeBytes(of: (299 as Int).littleEndian) { Array($0) }))
-        #expect(try decode([Wide].self, from: encode(Wide.allCases)) == Wide.allCases)
-        #expect(try decode(Wide.self, from: encode(42)) == .c42)
+        #expect(try encodedPayload(Only.only) == cell(Array("ONLY".utf8)))
+        #expect(try decodedPayload([Only].self, from: encodedPayload([Only.only, .only])) == [.only, .only])
+        #expect(try encodedPayload(Wide.c299) == cell(withUnsafeBytes(of: (299 as Int).littleEndian) { Array($0) }))
+        #expect(try decodedPayload([Wide].self, from: encodedPayload(Wide.allCases)) == Wide.allCases)
+        #expect(try decodedPayload(Wide.self, from: encodedPayload(42)) == .c42)
     }
 
     @Test func enumsWhoseCodingCodesEachOtherAreCheckedWithoutRecursing() throws {
-        #expect(try encode(Pointer.pointer) == cell(Array("plain".utf8)))
-        #expect(try encode([Partner.back, .other]) == cell([WireLayout.cellsForm] + cell(Array("plain".utf8)) + cell(Array("other".utf8))))
+        #expect(try encodedPayload(Pointer.pointer) == cell(Array("plain".utf8)))
+        #expect(try encodedPayload([Partner.back, .other]) == cell([WireLayout.cellsForm] + cell(Array("plain".utf8)) + cell(Array("other".utf8))))
         #expect(WireRawEnumCoding.coding(for: Pointer.self) == nil)
         #expect(WireRawEnumCoding.coding(for: Partner.self) == nil)
     }
@@ -305,6 +295,6 @@ extension ForkPoolTests.WireRawEnumTests {
         let value = ManyKinds(colour: .green, level: .high, only: .only, wide: .c257, answer: .no, accent: .acute,
                               counted: .one, shout: .yes, raced: .two, colours: [.red, .empty], levels: [.low],
                               name: "many", count: 3)
-        #expect(try decode([ManyKinds].self, from: encode([value, value, value])) == [value, value, value])
+        #expect(try decodedPayload([ManyKinds].self, from: encodedPayload([value, value, value])) == [value, value, value])
     }
 }
