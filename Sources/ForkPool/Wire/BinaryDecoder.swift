@@ -435,22 +435,9 @@ internal struct WireUnkeyedDecodingContainer: UnkeyedDecodingContainer {
         self.path = path
         self.depth = depth
         self.context = context
-        switch try WireArrayBody(content) {
-        case .empty:
-            (reader, width, count) = (content, 0, 0)
-        case .cells(let body):
-            // Counting checks every element's framing, and gives callers such as Data's
-            // init(from:) an exact count to preallocate — one bounded by the bytes present.
-            var scan = body
-            var elements = 0
-            while !scan.isAtEnd {
-                _ = try scan.readCell()
-                elements += 1
-            }
-            (reader, width, count) = (body, 0, elements)
-        case .packed(let body, let packedWidth, let elements):
-            (reader, width, count) = (body, packedWidth, elements)
-        }
+        // Counting checks every element's framing, and gives callers such as Data's
+        // init(from:) an exact count to preallocate — one bounded by the bytes present.
+        (reader, width, count) = try WireArrayBody.elements(of: content)
     }
 
     var codingPath: [any CodingKey] { path.keys }

@@ -58,22 +58,8 @@ extension Array: WireDecodableArray where Element: Decodable {
         // As WireUnkeyedDecodingContainer: the elements are counted (checking every cell's
         // framing) before any is decoded, so the array is allocated once, never larger than
         // the bytes present allow.
-        var reader: WireReader
-        let width: Int, count: Int
-        switch try WireArrayBody(content) {
-        case .empty:
-            return []
-        case .cells(let body):
-            var scan = body
-            var cells = 0
-            while !scan.isAtEnd {
-                _ = try scan.readCell()
-                cells += 1
-            }
-            (reader, width, count) = (body, 0, cells)
-        case .packed(let body, let packedWidth, let elements):
-            (reader, width, count) = (body, packedWidth, elements)
-        }
+        var (reader, width, count) = try WireArrayBody.elements(of: content)
+        if count == 0 { return [] }
         var slot = WireDecoderSlot()
         let answers = context.answers(for: Element.self)
         // (As decodeElement: not past the depth limit.)

@@ -285,6 +285,27 @@ enum WireArrayBody {
         self = .packed(body, width: width, count: count)
     }
 
+    /// The elements of an array's `content` as the general decoder reads them: a reader at the
+    /// first, their width (0: each is a cell) and their count. Cells are counted first, which
+    /// checks every element's framing and bounds the count by the bytes present, so a caller
+    /// can allocate for it at once.
+    static func elements(of content: WireReader) throws -> (reader: WireReader, width: Int, count: Int) {
+        switch try WireArrayBody(content) {
+        case .empty:
+            return (content, 0, 0)
+        case .cells(let body):
+            var scan = body
+            var cells = 0
+            while !scan.isAtEnd {
+                _ = try scan.readCell()
+                cells += 1
+            }
+            return (body, 0, cells)
+        case .packed(let body, let width, let count):
+            return (body, width, count)
+        }
+    }
+
     /// Where the form byte was (for errors about it): the content's start.
     static func formOffset(of content: WireReader) -> Int { content.position }
 }
