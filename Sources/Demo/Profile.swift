@@ -32,8 +32,9 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     /// thread (the codec alone), beside the sequential tagging they come from.
     case transformCodec = "transform-codec"
     /// Where the transform's time goes on a 2-worker ProcessPool: create, map and shutdown
-    /// apart, this process's page faults meanwhile, and the same tagging with an output of one
-    /// byte per tag (what the pool costs when the output costs next to nothing).
+    /// apart, this process's page faults meanwhile, the CPU time the workers and this process
+    /// spent on the map, and the same tagging with an output of one byte per tag (what the pool
+    /// costs when the output costs next to nothing).
     case transformPhases = "transform-phases"
 }
 
@@ -155,7 +156,24 @@ private func transformPhases(sentences: [String]) throws {
     @Sendable func tagIndices(_ sentence: String) -> [UInt8] {
         tagSentence(sentence).tags.map { tag in UInt8(PartOfSpeech.allCases.firstIndex(of: tag)!) }
     }
+    /// Nanoseconds `pid` has run on a CPU (its main thread; a worker has no other).
+    func cpuNanoseconds(_ pid: pid_t) -> Double {
+        let fd = open("/proc/\(pid)/schedstat", O_RDONLY)
+        guard fd >= 0 else { return .nan }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 64)
+        let count = read(fd, &bytes, bytes.count)
+        guard count > 0, let field = String(decoding: bytes[..<count], as: UTF8.self).split(separator: " ").first,
+              let nanoseconds = Double(field) else { return .nan }
+        return nanoseconds
+    }
+    func processCPUSeconds() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
     var sequential: [Double] = [], create: [Double] = [], map: [Double] = [], shutdown: [Double] = [], faults: [Double] = []
+    var workerCPU: [Double] = [], parentCPU: [Double] = []
     var compactSequential: [Double] = [], compactPool: [Double] = []
     for _ in 0..<7 {
         var start = now()
@@ -165,8 +183,11 @@ private func transformPhases(sentences: [String]) throws {
         start = now()
         let pool = try ProcessPool(workers: 2, work: tagSentence)
         let created = now()
+        let parentBefore = processCPUSeconds()
         let results = try pool.map(sentences)
         let mapped = now()
+        parentCPU.append(processCPUSeconds() - parentBefore)
+        workerCPU.append(pool.workerProcessIDs.map(cpuNanoseconds).reduce(0, +) / 1e9)
         pool.shutdown()
         let ended = now()
         faults.append(Double(minorFaults() - faultsBefore))
@@ -184,6 +205,7 @@ private func transformPhases(sentences: [String]) throws {
     print("transform (\(sentences.count) sentences, ProcessPool(workers: 2)): sequential \(ms(sequential)) ms; "
           + "pool create \(ms(create)) + map \(ms(map)) + shutdown \(ms(shutdown)) ms; "
           + "\(Int(median(faults))) page faults in this process meanwhile")
+    print("CPU time during map: the workers \(ms(workerCPU)) ms together (fork to end of map), this process \(ms(parentCPU)) ms")
     print("the same tagging with one byte per tag as the output: sequential \(ms(compactSequential)) ms, "
           + "ProcessPool(workers: 2) \(ms(compactPool)) ms (create and shutdown included)")
 }
