@@ -33,8 +33,9 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     case transformCodec = "transform-codec"
     /// Where the transform's time goes on a 2-worker ProcessPool: create, map and shutdown
     /// apart, this process's page faults meanwhile, the CPU time the workers and this process
-    /// spent on the map, and the same tagging with an output of one byte per tag (what the pool
-    /// costs when the output costs next to nothing).
+    /// spent on the map, the same tagging with an output of one byte per tag (what the pool
+    /// costs when the output costs next to nothing) and with the full output coded by hand
+    /// instead of through Codable.
     case transformPhases = "transform-phases"
 }
 
@@ -174,7 +175,7 @@ private func transformPhases(sentences: [String]) throws {
     }
     var sequential: [Double] = [], create: [Double] = [], map: [Double] = [], shutdown: [Double] = [], faults: [Double] = []
     var workerCPU: [Double] = [], parentCPU: [Double] = []
-    var compactSequential: [Double] = [], compactPool: [Double] = []
+    var compactSequential: [Double] = [], compactPool: [Double] = [], handPool: [Double] = []
     for _ in 0..<7 {
         var start = now()
         let expected = sentences.map(tagSentence)
@@ -201,6 +202,11 @@ private func transformPhases(sentences: [String]) throws {
         let compact = try withProcessPool(workers: 2, work: tagIndices) { try $0.map(sentences) }
         compactPool.append(now() - start)
         guard compact == compactExpected else { throw BenchmarkError(description: "the pool's tag bytes differ") }
+
+        start = now()
+        let hand = try withProcessPool(workers: 2, work: handCodedTagging) { try $0.map(sentences) }.map(handDecoded)
+        handPool.append(now() - start)
+        guard hand == expected else { throw BenchmarkError(description: "the hand-coded sentences differ") }
     }
     print("transform (\(sentences.count) sentences, ProcessPool(workers: 2)): sequential \(ms(sequential)) ms; "
           + "pool create \(ms(create)) + map \(ms(map)) + shutdown \(ms(shutdown)) ms; "
@@ -208,4 +214,50 @@ private func transformPhases(sentences: [String]) throws {
     print("CPU time during map: the workers \(ms(workerCPU)) ms together (fork to end of map), this process \(ms(parentCPU)) ms")
     print("the same tagging with one byte per tag as the output: sequential \(ms(compactSequential)) ms, "
           + "ProcessPool(workers: 2) \(ms(compactPool)) ms (create and shutdown included)")
+    print("the full output coded by hand as one [UInt8] per sentence (no Codable), then made into [TaggedSentence]: "
+          + "ProcessPool(workers: 2) \(ms(handPool)) ms (create and shutdown included)")
+}
+
+/// A tagged sentence as bytes without Codable (the floor a generated binary conformance could
+/// reach): the sentence's UTF-8 length (4 bytes, little-endian) and bytes, the token count
+/// (4), each token's length (2) and bytes, then one byte per tag (its case's index).
+@Sendable private func handCodedTagging(_ sentence: String) -> [UInt8] {
+    let tagged = tagSentence(sentence)
+    var bytes: [UInt8] = []
+    func append(_ value: Int, width: Int) {
+        for shift in stride(from: 0, to: width * 8, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) }
+    }
+    append(tagged.sentence.utf8.count, width: 4)
+    bytes += tagged.sentence.utf8
+    append(tagged.tokens.count, width: 4)
+    for token in tagged.tokens {
+        append(token.utf8.count, width: 2)
+        bytes += token.utf8
+    }
+    for tag in tagged.tags { bytes.append(UInt8(PartOfSpeech.allCases.firstIndex(of: tag)!)) }
+    return bytes
+}
+
+/// `handCodedTagging`'s bytes back as a TaggedSentence (they come from this program's own
+/// workers: no checks).
+private func handDecoded(_ bytes: [UInt8]) -> TaggedSentence {
+    bytes.withUnsafeBufferPointer { buffer in
+        var position = 0
+        func integer(width: Int) -> Int {
+            var value = 0
+            for index in 0..<width { value |= Int(buffer[position + index]) << (index * 8) }
+            position += width
+            return value
+        }
+        func string(count: Int) -> String {
+            defer { position += count }
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[position..<(position + count)]), as: UTF8.self)
+        }
+        let sentence = string(count: integer(width: 4))
+        let count = integer(width: 4)
+        let tokens = (0..<count).map { _ in string(count: integer(width: 2)) }
+        let cases = PartOfSpeech.allCases
+        let tags = (0..<count).map { index in cases[Int(buffer[position + index])] }
+        return TaggedSentence(sentence: sentence, tokens: tokens, tags: tags)
+    }
 }
