@@ -155,7 +155,7 @@ private func transformPhases(sentences: [String]) throws {
     }
     func ms(_ runs: [Double]) -> String { formatSeconds(median(runs) * 1e3) }
     @Sendable func tagIndices(_ sentence: String) -> [UInt8] {
-        tagSentence(sentence).tags.map { tag in UInt8(PartOfSpeech.allCases.firstIndex(of: tag)!) }
+        tagSentence(sentence).tags.map(tagIndex)
     }
     /// Nanoseconds `pid` has run on a CPU (its main thread; a worker has no other).
     func cpuNanoseconds(_ pid: pid_t) -> Double {
@@ -218,14 +218,28 @@ private func transformPhases(sentences: [String]) throws {
           + "ProcessPool(workers: 2) \(ms(handPool)) ms (create and shutdown included)")
 }
 
-/// A tagged sentence as bytes without Codable (the floor a generated binary conformance could
-/// reach): the sentence's UTF-8 length (4 bytes, little-endian) and bytes, the token count
-/// (4), each token's length (2) and bytes, then one byte per tag (its case's index).
+/// A part of speech's index in `PartOfSpeech.allCases`: the byte Swift stores for a case of an
+/// enum without payloads is its index in declaration order, which `allCases` follows (checked
+/// against `allCases` for every case). Hashing or comparing the tags instead goes through their
+/// String raw values.
+private func tagIndex(_ tag: PartOfSpeech) -> UInt8 {
+    withUnsafeBytes(of: tag) { $0[0] }
+}
+private let tagsByIndex: [PartOfSpeech] = {
+    let cases = PartOfSpeech.allCases
+    precondition(MemoryLayout<PartOfSpeech>.size == 1 && cases.indices.allSatisfy { Int(tagIndex(cases[$0])) == $0 })
+    return cases
+}()
+
+/// A tagged sentence as bytes without Codable (about the floor a generated binary conformance
+/// could reach): the sentence's UTF-8 length (4 bytes, little-endian) and bytes, the token
+/// count (4), each token's length (2) and bytes, then one byte per tag (its case's index).
 @Sendable private func handCodedTagging(_ sentence: String) -> [UInt8] {
     let tagged = tagSentence(sentence)
     var bytes: [UInt8] = []
+    bytes.reserveCapacity(8 + tagged.sentence.utf8.count * 2 + tagged.tokens.count * 3)
     func append(_ value: Int, width: Int) {
-        for shift in stride(from: 0, to: width * 8, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0.prefix(width)) }
     }
     append(tagged.sentence.utf8.count, width: 4)
     bytes += tagged.sentence.utf8
@@ -234,7 +248,7 @@ private func transformPhases(sentences: [String]) throws {
         append(token.utf8.count, width: 2)
         bytes += token.utf8
     }
-    for tag in tagged.tags { bytes.append(UInt8(PartOfSpeech.allCases.firstIndex(of: tag)!)) }
+    for tag in tagged.tags { bytes.append(tagIndex(tag)) }
     return bytes
 }
 
@@ -256,8 +270,7 @@ private func handDecoded(_ bytes: [UInt8]) -> TaggedSentence {
         let sentence = string(count: integer(width: 4))
         let count = integer(width: 4)
         let tokens = (0..<count).map { _ in string(count: integer(width: 2)) }
-        let cases = PartOfSpeech.allCases
-        let tags = (0..<count).map { index in cases[Int(buffer[position + index])] }
+        let tags = (0..<count).map { index in tagsByIndex[Int(buffer[position + index])] }
         return TaggedSentence(sentence: sentence, tokens: tokens, tags: tags)
     }
 }
