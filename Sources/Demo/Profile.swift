@@ -4,6 +4,7 @@
 // timing around it, except `transform-phases`, which times the transform's pool phase by phase.
 import ArgumentParser
 import ForkPool
+import Foundation
 import Glibc
 import Histogram
 import Workloads
@@ -157,16 +158,11 @@ private func transformPhases(sentences: [String]) throws {
     @Sendable func tagIndices(_ sentence: String) -> [UInt8] {
         tagSentence(sentence).tags.map(tagIndex)
     }
-    /// Nanoseconds `pid` has run on a CPU (its main thread; a worker has no other).
+    /// Nanoseconds `pid` has run on a CPU (its main thread; a worker has no other). `stat`'s
+    /// clock ticks (10 ms here) are too coarse for a 20 ms map.
     func cpuNanoseconds(_ pid: pid_t) -> Double {
-        let fd = open("/proc/\(pid)/schedstat", O_RDONLY)
-        guard fd >= 0 else { return .nan }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 64)
-        let count = read(fd, &bytes, bytes.count)
-        guard count > 0, let field = String(decoding: bytes[..<count], as: UTF8.self).split(separator: " ").first,
-              let nanoseconds = Double(field) else { return .nan }
-        return nanoseconds
+        let schedstat = try? String(contentsOfFile: "/proc/\(pid)/schedstat", encoding: .utf8)
+        return schedstat?.split(separator: " ").first.flatMap { Double($0) } ?? .nan
     }
     func processCPUSeconds() -> Double {
         var spec = timespec()
