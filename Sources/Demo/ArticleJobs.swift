@@ -75,7 +75,7 @@ extension Benchmark {
             }
             let results = (try tagged.map { try $0.get() }, try sized.map { try $0.get() }, try computed.map { try $0.get() })
             jobSeconds.append(now() - start)
-            jobMemory = Double(pool.workerProcessIDs.compactMap(privateBytes(of:)).reduce(0, +))
+            jobMemory = Double(pool.stats.workers.compactMap(\.processID).compactMap(privateBytes(of:)).reduce(0, +))
             pool.shutdown()
             guard results == expected else { throw BenchmarkError(description: "the job pool returned different results") }
 
@@ -91,7 +91,7 @@ extension Benchmark {
             DispatchQueue.global().async(group: group) { outcome.set(computed: Result { () throws(ForkPoolError) in try fibPool.map(numbers) }) }
             group.wait()
             threeSeconds.append(now() - start)
-            threeMemory = Double((tagPool.workerProcessIDs + filePool.workerProcessIDs + fibPool.workerProcessIDs)
+            threeMemory = Double((tagPool.stats.workers.compactMap(\.processID) + filePool.stats.workers.compactMap(\.processID) + fibPool.stats.workers.compactMap(\.processID))
                 .compactMap(privateBytes(of:)).reduce(0, +))
             for pool in [tagPool, filePool, fibPool] as [any WorkerPool] { pool.shutdown() }
             guard try outcome.results() == expected else {

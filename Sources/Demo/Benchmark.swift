@@ -1,7 +1,7 @@
 // Benchmark: runs each workload with each strategy and worker count, several times, checks
 // every result against the sequential run, and collects rows for the table, JSON and chart.
 import Dispatch
-import ForkPool
+@_spi(Tuning) import ForkPool
 import Glibc
 import Histogram
 import Workloads
@@ -152,7 +152,7 @@ struct Benchmark {
         for strategy in strategies where strategy != .sequential {
             progress.update("round trip: \(strategy.poolName)")
             let pool: any WorkerPool<Int, Int> = strategy == .processes
-                ? try ProcessPool(workers: 1, work: identity) : ThreadPool(workers: 1, work: identity)
+                ? try ProcessPool(workers: 1, work: identity) : try ThreadPool(workers: 1, work: identity)
             rows.append(Row(roundTrip: "round-trip", strategy: strategy, try roundTrips(on: pool, samples: samples)))
             if strategy == .processes {
                 // The same through the dispatcher thread (no direct lane), for comparison.
@@ -166,7 +166,7 @@ struct Benchmark {
             for _ in 0..<20 {
                 let start = now()
                 let started: any WorkerPool<Int, Int> = strategy == .processes
-                    ? try ProcessPool(workers: 4, work: identity) : ThreadPool(workers: 4, work: identity)
+                    ? try ProcessPool(workers: 4, work: identity) : try ThreadPool(workers: 4, work: identity)
                 starts.append(now() - start)
                 started.shutdown()
             }

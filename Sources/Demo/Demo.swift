@@ -147,7 +147,7 @@ struct Bench: ParsableCommand {
 
         // The overhead figures first, right after bench/limits measured their kernel baselines
         // and before the workloads' file I/O leaves writeback and page-cache churn behind.
-        let overheadWorkers = min(2, defaultWorkerCount)
+        let overheadWorkers = min(2, onlineProcessors)
         let chunkSizes = [1, 1000]
         var overhead = noOverhead ? [] : try benchmark.overhead(workers: overheadWorkers, chunkSizes: chunkSizes)
         var latency = noOverhead ? [] : try benchmark.roundTripAndStart(samples: quick ? 500 : 5000)

@@ -31,14 +31,13 @@ extension Benchmark {
             usleep(1_000_000)
             // Fresh first: a snapshot pool's processes, which map the whole heap, take a while
             // to tear down after shutdown, on the other core.
-            for method in [ProcessPoolConfiguration.StartMethod.fresh, .snapshot] {
-                var configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
-                configuration.startMethod = method
+            for method in [ProcessJobPool.StartMethod.fresh, .snapshot] {
+                let configuration = ProcessPoolConfiguration.withoutBacktraces
                 var starts: [Double] = [], respawns: [Double] = []
                 for sample in 0...samples {  // sample 0 warms up (page cache, the kernel settling after the heap was touched)
                     progress.update("heap: \(method), +\(extra >> 20) MiB, sample \(sample)/\(samples)")
                     let start = now()
-                    let pool = try ProcessJobPool(workers: 1, configuration: configuration, jobs: [FibonacciJob.self, CrashJob.self])
+                    let pool = try ProcessJobPool(workers: 1, startMethod: method, configuration: configuration, jobs: [FibonacciJob.self, CrashJob.self])
                     guard try pool.submit(FibonacciJob(n: 10)).get() == 55 else { throw BenchmarkError(description: "fib(10) != 55") }
                     starts.append(now() - start)
                     // The crash: its future fails when the worker's death is reported; the

@@ -20,7 +20,7 @@ func demonstrateIsolation(workers: Int) throws {
     print("Isolation: \(inputs.count) tasks on ProcessPool(workers: \(workers)); the task with input -1 "
           + "writes through a null pointer.")
     // Backtraces off: the crash is the point here, not its stack.
-    let pool = try ProcessPool(workers: workers, configuration: .init(workerCrashBacktraces: false), work: fibonacciOrCrash)
+    let pool = try ProcessPool(workers: workers, configuration: .withoutBacktraces, work: fibonacciOrCrash)
     defer { pool.shutdown() }
     let futures = try inputs.map { try pool.submit($0) }
     var correct = 0
@@ -32,14 +32,16 @@ func demonstrateIsolation(workers: Int) throws {
             print("  input \(input): \(error.message)")
         }
     }
-    let live = pool.workerProcessIDs.count
+    let live = pool.stats.workers.compactMap(\.processID).count
     print("  \(correct) of \(inputs.count - 1) other results correct; the pool replaced the worker and has \(live) live workers.")
     let after = try pool.map([27, 28])
     print("  and keeps serving: map([27, 28]) = \(after)")
     print("  With ThreadPool the same crash would end this whole program: threads share one process.")
 
     // A hung task: the deadline kills its worker; a thread could not be stopped at all.
-    let guarded = try ProcessPool(workers: 1, configuration: .init(taskTimeout: 0.5)) { (seconds: UInt32) -> UInt32 in
+    var limited = ProcessPoolConfiguration()
+    limited.taskTimeout = .milliseconds(500)
+    let guarded = try ProcessPool(workers: 1, configuration: limited) { (seconds: UInt32) -> UInt32 in
         sleep(seconds)
         return seconds
     }

@@ -60,7 +60,7 @@ extension Benchmark {
 
     private func makeIdentityPool(_ strategy: Strategy, workers: Int) throws -> any WorkerPool<Int, Int> {
         let pool: any WorkerPool<Int, Int> = strategy == .processes
-            ? try ProcessPool(workers: workers, work: identity) : ThreadPool(workers: workers, work: identity)
+            ? try ProcessPool(workers: workers, work: identity) : try ThreadPool(workers: workers, work: identity)
         _ = try pool.map(Array(0..<200), chunkSize: 1)  // warm up: workers started, buffers grown
         return pool
     }
@@ -167,7 +167,7 @@ private struct SwitchProbe {
     let start: Int
 
     init(pool: any WorkerPool<Int, Int>) {
-        workers = (pool as? ProcessPool<Int, Int>)?.workerProcessIDs ?? []
+        workers = (pool as? ProcessPool<Int, Int>)?.stats.workers.compactMap(\.processID) ?? []
         start = Self.count(workers)
     }
 
@@ -192,7 +192,7 @@ private struct PoolCPU {
     let start: Double
 
     init(pool: ProcessPool<Int, Int>) {
-        workers = pool.workerProcessIDs
+        workers = pool.stats.workers.compactMap(\.processID)
         start = Self.seconds(workers)
     }
 

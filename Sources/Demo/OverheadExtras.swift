@@ -19,7 +19,7 @@ extension Benchmark {
     /// already too): median seconds of `repetitions` each, results checked.
     func threadMapAgainstConcurrentPerform(tasks: Int, workers: Int) throws -> [Row] {
         let inputs = Array(0..<tasks)
-        let pool = ThreadPool(workers: workers, work: identity)
+        let pool = try ThreadPool(workers: workers, work: identity)
         defer { pool.shutdown() }
         _ = try pool.map(inputs)  // warm up
         var poolSeconds: [Double] = []
@@ -43,7 +43,7 @@ extension Benchmark {
         return [
             Row(workload: "thread-map", language: "Swift", strategy: Strategy.threads.rawValue, workers: workers,
                 tasks: tasks, seconds: poolSeconds, median: median(poolSeconds)),
-            Row(workload: "thread-map", language: "Swift", strategy: "concurrentPerform", workers: defaultWorkerCount,
+            Row(workload: "thread-map", language: "Swift", strategy: "concurrentPerform", workers: onlineProcessors,
                 tasks: tasks, seconds: dispatchSeconds, median: median(dispatchSeconds)),
         ]
     }
@@ -75,7 +75,7 @@ extension Benchmark {
         let pool = try ProcessPool(workers: 4, work: identity)
         defer { pool.shutdown() }
         _ = try pool.map(Array(0..<10_000), chunkSize: 10)
-        let sizes = pool.workerProcessIDs.compactMap(privateBytes(of:)).map(Double.init)
+        let sizes = pool.stats.workers.compactMap(\.processID).compactMap(privateBytes(of:)).map(Double.init)
         guard !sizes.isEmpty else { throw BenchmarkError(description: "could not read the workers' /proc/<pid>/smaps_rollup") }
         return Row(workload: "worker-memory", language: "Swift", strategy: Strategy.processes.rawValue, workers: 4,
                    tasks: sizes.count, seconds: sizes, median: median(sizes))

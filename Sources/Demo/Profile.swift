@@ -3,7 +3,7 @@
 // the same under `valgrind --tool=callgrind`. Each case is a benchmark's inner loop without the
 // timing around it, except `transform-phases`, which times the transform's pool phase by phase.
 import ArgumentParser
-import ForkPool
+@_spi(Tuning) import ForkPool
 import Foundation
 import Glibc
 import Histogram
@@ -73,11 +73,11 @@ struct Profile: ParsableCommand {
             }
         case .mapAuto:
             let inputs = Array(0..<(iterations ?? 1_000_000))
-            let pool = try ProcessPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }
+            let pool = try ProcessPool(workers: min(2, onlineProcessors)) { (n: Int) in n }
             defer { pool.shutdown() }
             guard try pool.map(inputs) == inputs else { throw BenchmarkError(description: "map returned wrong results") }
         case .manyCallers:
-            let pool = try ProcessPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }
+            let pool = try ProcessPool(workers: min(2, onlineProcessors)) { (n: Int) in n }
             defer { pool.shutdown() }
             let benchmark = Benchmark(workloads: [], strategies: [.processes], workerCounts: [], latencyWorkerCounts: [],
                                       repetitions: 1, sizes: Sizes(), progress: Progress())
@@ -140,7 +140,7 @@ struct Profile: ParsableCommand {
             try transformPhases(sentences: Corpus.articleSentences + Corpus.sentences(count: iterations ?? 4000))
         case .threadMap:
             let inputs = Array(0..<(iterations ?? 1_000_000))
-            let pool = ThreadPool(workers: min(2, defaultWorkerCount)) { (n: Int) in n }
+            let pool = try ThreadPool(workers: min(2, onlineProcessors)) { (n: Int) in n }
             defer { pool.shutdown() }
             guard try pool.map(inputs) == inputs else { throw BenchmarkError(description: "map returned wrong results") }
         }
@@ -184,7 +184,7 @@ private func transformPhases(sentences: [String]) throws {
         let results = try pool.map(sentences)
         let mapped = now()
         parentCPU.append(processCPUSeconds() - parentBefore)
-        workerCPU.append(pool.workerProcessIDs.map(cpuNanoseconds).reduce(0, +) / 1e9)
+        workerCPU.append(pool.stats.workers.compactMap(\.processID).map(cpuNanoseconds).reduce(0, +) / 1e9)
         pool.shutdown()
         let ended = now()
         faults.append(Double(minorFaults() - faultsBefore))
@@ -195,12 +195,16 @@ private func transformPhases(sentences: [String]) throws {
         let compactExpected = sentences.map(tagIndices)
         compactSequential.append(now() - start)
         start = now()
-        let compact = try withProcessPool(workers: 2, work: tagIndices) { try $0.map(sentences) }
+        let compactPoolUsed = try ProcessPool(workers: 2, work: tagIndices)
+        let compact = try compactPoolUsed.map(sentences)
+        compactPoolUsed.shutdown()
         compactPool.append(now() - start)
         guard compact == compactExpected else { throw BenchmarkError(description: "the pool's tag bytes differ") }
 
         start = now()
-        let hand = try withProcessPool(workers: 2, work: handCodedTagging) { try $0.map(sentences) }.map(handDecoded)
+        let handPoolUsed = try ProcessPool(workers: 2, work: handCodedTagging)
+        let hand = try handPoolUsed.map(sentences).map(handDecoded)
+        handPoolUsed.shutdown()
         handPool.append(now() - start)
         guard hand == expected else { throw BenchmarkError(description: "the hand-coded sentences differ") }
     }

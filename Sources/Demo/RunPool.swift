@@ -44,14 +44,12 @@ func runPool<Input: Codable & Sendable, Output: Codable & Sendable>(
     switch strategy {
     case .sequential:
         results = try inputs.map(work)
-    case .threads:
-        results = try withThreadPool(workers: workers, work: work) { pool in
-            try chunkSize.map { try pool.map(inputs, chunkSize: $0) } ?? pool.map(inputs)
-        }
-    case .processes:
-        results = try withProcessPool(workers: workers, work: work) { pool in
-            try chunkSize.map { try pool.map(inputs, chunkSize: $0) } ?? pool.map(inputs)
-        }
+    case .threads, .processes:
+        // The article's `with ProcessPoolExecutor(...) as executor: executor.map(...)`.
+        let pool: any WorkerPool<Input, Output> = strategy == .threads
+            ? try ThreadPool(workers: workers, work: work) : try ProcessPool(workers: workers, work: work)
+        defer { pool.shutdown() }
+        results = try pool.map(inputs, chunkSize: chunkSize)
     }
     let seconds = now() - start
     if announce {

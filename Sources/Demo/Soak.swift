@@ -17,7 +17,7 @@ struct Soak: ParsableCommand {
     @Option(help: "Workers in the pool.") var workers = 2
 
     func run() throws {
-        let pool = try ProcessPool(workers: workers, configuration: .init(workerCrashBacktraces: false)) { (n: Int) -> Int in
+        let pool = try ProcessPool(workers: workers, configuration: .withoutBacktraces) { (n: Int) -> Int in
             if n < 0 { raise(SIGKILL) }
             return n &+ 1
         }
@@ -64,7 +64,7 @@ struct Soak: ParsableCommand {
         let seconds = now() - began
         print("end:   \(end)")
         print("\(done) tasks and \(crashed) crashes in \(formatSeconds(seconds, digits: 1)) s; "
-              + "\(pool.workerProcessIDs.count) live workers")
+              + "\(pool.stats.workers.compactMap(\.processID).count) live workers")
         let allowance = 16 << 20
         guard end.descriptors <= start.descriptors else {
             throw BenchmarkError(description: "open descriptors grew from \(start.descriptors) to \(end.descriptors)")
@@ -79,7 +79,7 @@ struct Soak: ParsableCommand {
 /// Waits (up to 10 s) until every crashed worker has been replaced, so snapshots compare
 /// like with like.
 func waitForFullStrength(_ pool: ProcessPool<Int, Int>) {
-    for _ in 0..<1000 where pool.workerProcessIDs.count < pool.workerCount {
+    for _ in 0..<1000 where pool.stats.workers.compactMap(\.processID).count < pool.stats.workers.count {
         usleep(10_000)
     }
 }

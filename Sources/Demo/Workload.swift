@@ -1,6 +1,7 @@
 // The three workloads of the article as the Demo runs them: what the inputs are and what
 // work each task does. The work itself lives in the Workloads library.
 import ForkPool
+import Glibc
 import Workloads
 
 enum WorkloadName: String, CaseIterable, Codable, Sendable {
@@ -56,3 +57,15 @@ let articleFibonacciInputs = Array(30...35)
 }
 
 @Sendable func identity(_ n: Int) -> Int { n }
+
+/// The number of online processors: the Demo's default worker count, as the pools'.
+let onlineProcessors = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
+extension ProcessPoolConfiguration {
+    /// The defaults, with crash backtraces off: where a crash is the point, not its stack.
+    static var withoutBacktraces: ProcessPoolConfiguration {
+        var configuration = ProcessPoolConfiguration()
+        configuration.workerCrashBacktraces = false
+        return configuration
+    }
+}

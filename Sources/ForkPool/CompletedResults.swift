@@ -8,33 +8,24 @@
 // A result counts against `maximumInFlight` from its submit until the consumer takes it, so a
 // slow consumer stops the submitting, and at most that many results are ever held.
 
-/// The results of ``WorkerPool/results(for:maximumInFlight:)``: one element per input, in the
-/// order the tasks complete. Each element carries the input's position (0 for the first input)
-/// and its outcome; a failed task is an element too, so the sequence itself never throws.
-///
-/// Iterating starts the work: each iteration submits the inputs anew. Inputs are read lazily,
-/// only as results are taken, so an endless input sequence is fine.
-public struct CompletedResults<Output: Sendable>: AsyncSequence {
-    /// An input's position (0 for the first) and its task's outcome.
-    public typealias Element = (index: Int, result: Result<Output, ForkPoolError>)
-    /// The sequence never throws: a failed task is an element.
-    public typealias Failure = Never
+/// The sequence `results(for:)` returns: one element per input, in the order the tasks
+/// complete. Iterating starts the work; each iteration submits the inputs anew.
+struct CompletedResults<Output: Sendable>: AsyncSequence {
+    typealias Element = (index: Int, result: Result<Output, ForkPoolError>)
+    typealias Failure = Never
 
     private let makeRun: () -> CompletionRun<Output>
 
-    init<Pool: WorkerPool, Inputs: Sequence>(pool: Pool, inputs: Inputs, maximumInFlight: Int)
-    where Pool.Output == Output, Inputs.Element == Pool.Input {
-        self.init(inputs: inputs, maximumInFlight: maximumInFlight) { input async throws(ForkPoolError) in
-            try await pool.submitWhenReady(input)
+    /// Results of `submit` applied to each input; `maximumInFlight` nil: twice `workerCount`.
+    init<Inputs: Sequence>(inputs: Inputs, maximumInFlight: Int?, workerCount: Int,
+                           submit: @escaping (Inputs.Element) async throws(ForkPoolError) -> Future<Output>) throws(ForkPoolError) {
+        if let maximumInFlight, maximumInFlight < 1 {
+            throw ForkPoolError(.invalidArgument, "maximumInFlight must be at least 1, not \(maximumInFlight)")
         }
-    }
-
-    /// Results of `submit` applied to each input (a job pool's `submitWhenReady` of each job).
-    init<Inputs: Sequence>(inputs: Inputs, maximumInFlight: Int,
-                           submit: @escaping (Inputs.Element) async throws(ForkPoolError) -> Future<Output>) {
+        let limit = maximumInFlight ?? workerCount * 2
         makeRun = {
             var iterator = inputs.makeIterator()
-            return CompletionRun(maximumInFlight: maximumInFlight) { () async -> Result<Future<Output>, ForkPoolError>? in
+            return CompletionRun(maximumInFlight: limit) { () async -> Result<Future<Output>, ForkPoolError>? in
                 guard let input = iterator.next() else { return nil }
                 do throws(ForkPoolError) {
                     return .success(try await submit(input))
@@ -45,25 +36,21 @@ public struct CompletedResults<Output: Sendable>: AsyncSequence {
         }
     }
 
-    /// Starts a run: submits the first inputs and returns the iterator that hands over results.
-    public func makeAsyncIterator() -> Iterator {
+    func makeAsyncIterator() -> Iterator {
         Iterator(run: makeRun())
     }
 
     /// Hands over results as they complete. When the calling `Task` is cancelled, the tasks
     /// still owed are cancelled (see ``Future/value``) and `next()` returns nil. Dropping the
     /// iterator early cancels the tasks that have not started.
-    public struct Iterator: AsyncIteratorProtocol {
+    struct Iterator: AsyncIteratorProtocol {
         fileprivate let run: CompletionRun<Output>
 
-        /// The next result to complete, suspending until there is one; nil once every input's
-        /// result was handed over or the calling `Task` was cancelled.
-        public mutating func next() async -> Element? {
+        mutating func next() async -> Element? {
             await run.next()
         }
 
-        /// The same as ``next()``; the isolation parameter is the standard library's.
-        public mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
+        mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
             await run.next()
         }
     }
@@ -176,32 +163,5 @@ final class CompletionRun<Output: Sendable>: @unchecked Sendable {
         }
         waiting?.resume(returning: nil)
         for future in futures { future.cancelForCancelledCaller() }
-    }
-}
-
-extension WorkerPool {
-    /// Runs the work on every input and hands over each result as soon as its task completes —
-    /// the counterpart of Python's `as_completed` and `imap_unordered`.
-    ///
-    /// ```swift
-    /// for await (index, result) in pool.results(for: urls) {
-    ///     print(index, try result.get())
-    /// }
-    /// ```
-    ///
-    /// Inputs are submitted one task each, lazily: at most `maximumInFlight` results are owed
-    /// at once (running, or done and not yet taken), so a slow consumer holds back the
-    /// submitting instead of letting results pile up. Cancelling the consuming `Task` cancels
-    /// the owed tasks and ends the sequence.
-    ///
-    /// - Parameters:
-    ///   - inputs: The inputs; read only as results are taken.
-    ///   - maximumInFlight: The bound on owed results, at least 1; nil means twice the worker
-    ///     count.
-    /// - Returns: An async sequence of `(index, result)`, `index` being the input's position.
-    public func results<Inputs: Sequence>(for inputs: Inputs, maximumInFlight: Int? = nil) -> CompletedResults<Output>
-    where Inputs.Element == Input {
-        precondition(maximumInFlight.map { $0 >= 1 } ?? true, "maximumInFlight must be at least 1, not \(maximumInFlight!)")
-        return CompletedResults(pool: self, inputs: inputs, maximumInFlight: maximumInFlight ?? workerCount * 2)
     }
 }

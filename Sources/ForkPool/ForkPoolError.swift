@@ -9,7 +9,7 @@ import Glibc
 /// The error thrown by ``ProcessPool``, ``ThreadPool`` and ``Future``.
 public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure this is. Stable: match on it, not on the message.
-    public enum Code: Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    public enum Code: Sendable, Hashable, CaseIterable {
         /// The work function threw; ``ForkPoolError/message`` carries the original description.
         case workFailed
         /// The worker process running the task died (signal or exit).
@@ -45,7 +45,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         case unknownJob
 
         /// The code in words, as in `worker died`.
-        public var description: String {
+        var words: String {
             switch self {
             case .workFailed: "work failed"
             case .workerDied: "worker died"
@@ -86,6 +86,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
     public var underlyingError: (any Error)?
 
     /// Creates an error. Library users normally only read these.
+    @_spi(Integration)
     public init(_ code: Code, _ message: String, taskID: UInt64? = nil, processID: pid_t? = nil,
                 signal: Int32? = nil, exitStatus: Int32? = nil, errno: Int32? = nil) {
         self.code = code
@@ -100,7 +101,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
     /// The code, the message and the job, task id and errno when known, as in
     /// `ForkPoolError(worker died): worker process 812 was killed by signal 9 (SIGKILL) … [task 3]`.
     public var description: String {
-        var text = "ForkPoolError(\(code)): \(message)"
+        var text = "ForkPoolError(\(code.words)): \(message)"
         if let jobName { text += " [job \(jobName)]" }
         if let taskID { text += " [task \(taskID)]" }
         if let errno { text += " [errno \(errno): \(String(cString: strerror(errno)))]" }
@@ -130,6 +131,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
 extension ForkPoolError.Code {
     /// The code's stable name: its Swift case name (`"workerDied"`) — the metric dimension and
     /// log value, and what a store of outcomes (a job queue's table) keeps.
+    @_spi(Integration)
     public var name: String {
         switch self {
         case .workFailed: "workFailed"
@@ -150,6 +152,7 @@ extension ForkPoolError.Code {
     }
 
     /// The code whose ``name`` is `name`; nil for a name this version does not know.
+    @_spi(Integration)
     public init?(name: String) {
         guard let code = Self.allCases.first(where: { $0.name == name }) else { return nil }
         self = code

@@ -20,8 +20,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         case done(Result<Value, ForkPoolError>)
     }
 
-    /// The pool-wide id of the task; error messages name it.
-    public let taskID: UInt64
+    /// The pool-wide id of the task; its errors carry it (``ForkPoolError/taskID``).
+    let taskID: UInt64
     private let lock = ConditionLock()
     private var state = State.queued
     private var waiters: [UnsafeContinuation<Result<Value, ForkPoolError>, Never>] = []
@@ -78,8 +78,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         observe { if case .done = $0 { true } else { false } }
     }
 
-    /// Whether the task was cancelled before it ran.
-    public var isCancelled: Bool {
+    /// Whether the task was cancelled (its error is ``ForkPoolError/Code/cancelled``).
+    var isCancelled: Bool {
         observe { if case .done(.failure(let error)) = $0 { error.code == .cancelled } else { false } }
     }
 
@@ -103,9 +103,10 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         try waitForResult().get()
     }
 
-    /// Blocks until the task finishes or `seconds` pass; `nil` on time-out.
-    public func get(timeout seconds: Double) throws(ForkPoolError) -> Value? {
-        let deadline = monotonicNanoseconds() + UInt64(max(0, seconds) * 1e9)
+    /// Blocks until the task finishes or `timeout` passes; `nil` on time-out (the task goes
+    /// on: wait again, or ``cancel()`` it).
+    public func get(timeout: Duration) throws(ForkPoolError) -> Value? {
+        let deadline = monotonicNanoseconds() + timeout.nanoseconds
         takeLaneClaim()?.receive(until: deadline)
         let outcome: Result<Value, ForkPoolError>? = lock.withLock {
             while true {
@@ -119,10 +120,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         return try outcome?.get()
     }
 
-    /// Blocks until the task finishes or `timeout` passes; `nil` on time-out.
-    public func get(timeout: Duration) throws(ForkPoolError) -> Value? {
-        try get(timeout: timeout.seconds)
-    }
+
 
     /// The task's output, suspending (not blocking) the calling task until it is ready.
     ///
@@ -139,7 +137,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
 
     /// The task's outcome as a `Result`, suspending until it is ready; cancelling the calling
     /// `Task` cancels the task as ``value`` describes.
-    public var result: Result<Value, ForkPoolError> {
+    var result: Result<Value, ForkPoolError> {
         get async {
             await withTaskCancellationHandler {
                 await completion

@@ -5,8 +5,7 @@
 // threads each update their own atomic counters. Reading `stats` copies them.
 import Glibc
 
-/// What a pool has done since it was created: a snapshot from ``ProcessPool/stats`` or
-/// ``ThreadPool/stats``.
+/// What a pool has done since it was created: a snapshot from ``Pool/stats``.
 ///
 /// A task counts once, when it ends: succeeded, or failed for any reason (the work threw, its
 /// worker died, it timed out, the pool broke). Tasks that were cancelled — by
@@ -29,19 +28,16 @@ public struct PoolStats: Sendable, Equatable {
     /// How many of ``tasksCompleted`` failed.
     public internal(set) var tasksFailed: Int
 
-    /// How many times a worker process was replaced: after it crashed, exited, failed to
-    /// start, was killed for a time-out or a cancellation, or was recycled. Always 0 for a
-    /// ``ThreadPool``.
-    public internal(set) var restarts: Int
-
     /// Tasks submitted and not yet handed to a worker (at the moment of the snapshot).
     public internal(set) var queuedTasks: Int
+
+    /// How many times a worker process was replaced, all slots together.
+    var restarts: Int { workers.reduce(0) { $0 + $1.restarts } }
 
     init(workerCount: Int) {
         workers = Array(repeating: WorkerStats(), count: workerCount)
         tasksCompleted = 0
         tasksFailed = 0
-        restarts = 0
         queuedTasks = 0
     }
 }
@@ -63,7 +59,9 @@ public struct WorkerStats: Sendable, Equatable {
     /// reply, its death or the pool giving up on it.
     public internal(set) var busyTime = Duration.zero
 
-    /// How many times the process in this slot was replaced (see ``PoolStats/restarts``).
+    /// How many times the process in this slot was replaced: after it crashed, exited, failed
+    /// to start, was killed for a time-out or a cancellation, or was recycled. Always 0 for a
+    /// ``ThreadPool``.
     public internal(set) var restarts = 0
 
     init() {}

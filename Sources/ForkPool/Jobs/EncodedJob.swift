@@ -18,6 +18,7 @@
 /// let bytes = try pool.submit(encoded).value             // on a worker host
 /// let sum = try EncodedJob.decodeOutput(of: Checksum.self, from: bytes)
 /// ```
+@_spi(Integration)
 public struct EncodedJob: Sendable, Hashable {
     /// The job type's ``RunnableJob/jobName``: which of a pool's job types decodes the payload.
     public var jobName: String

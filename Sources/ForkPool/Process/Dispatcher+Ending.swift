@@ -53,7 +53,7 @@ extension Dispatcher {
             if case .failedToStart = phase { return true }
             return dispatcherFailure != nil
         }
-        let deadline = monotonicNanoseconds() + (killAtOnce ? 0 : UInt64(configuration.shutdownGracePeriod * 1e9))
+        let deadline = monotonicNanoseconds() + (killAtOnce ? 0 : configuration.shutdownGracePeriod.nanoseconds)
         var killedAt: UInt64?
         while (!workers.isEmpty || spawnsInFlight > 0), let control = forkServer?.control {
             for index in workers.indices where workers[index].socket != nil { workers[index].dismiss() }

@@ -76,9 +76,9 @@ extension Dispatcher {
         workers[index].discardOutgoing()
         if workers[index].pipeline.isEmpty { workers[index].closeSocket() }
         if workers[index].lent { workers[index].lane?.shutDownSocket() }
-        if configuration.terminationGracePeriod > 0 {
+        if configuration.terminationGracePeriod > .zero {
             workers[index].signal(SIGTERM)
-            workers[index].killDeadline = now + UInt64(configuration.terminationGracePeriod * 1e9)
+            workers[index].killDeadline = now + configuration.terminationGracePeriod.nanoseconds
         } else {
             workers[index].signal(SIGKILL)
         }
@@ -89,7 +89,7 @@ extension Dispatcher {
             if let deadline = workers[index].taskDeadline, deadline <= now, let task = workers[index].task {
                 accounting.logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.pid": "\(workers[index].pid)",
                                                           "forkpool.worker": "\(workers[index].slot)"])
-                let limit = configuration.taskTimeout.map { "its time limit of \($0) s" } ?? "its deadline"
+                let limit = configuration.taskTimeout.map { "its time limit of \($0)" } ?? "its deadline"
                 stop(index, ForkPoolError(.timedOut, "task \(task.id) ran past \(limit) in worker process \(workers[index].pid), "
                                           + "which was killed", taskID: task.id, processID: workers[index].pid), now: now)
             }

@@ -143,14 +143,14 @@ final class Dispatcher: @unchecked Sendable {
             throw error
         }
         let startTimeout = configuration.startTimeout
-        let startDeadline = monotonicNanoseconds() + UInt64(startTimeout * 1e9)
+        let startDeadline = monotonicNanoseconds() + startTimeout.nanoseconds
         let failure: ForkPoolError? = lock.withLock {
             while case .starting = phase {
                 guard !lock.wait(untilMonotonicNanoseconds: startDeadline), case .starting = phase else { continue }
                 // The dispatcher gives up on the start: it kills what it started and leaves.
                 wakeLocked()
                 phase = .failedToStart(ForkPoolError(
-                    .poolBroken, "the pool did not start within its startTimeout of \(startTimeout) s: the fork server or "
+                    .poolBroken, "the pool did not start within its startTimeout of \(startTimeout): the fork server or "
                     + "first worker did not become ready"))
                 shutdownRequested = true
             }
@@ -488,7 +488,7 @@ final class Dispatcher: @unchecked Sendable {
     func assign(_ task: PendingTask, to index: Int, now: UInt64) {
         var deadline = task.deadline
         if let limit = configuration.taskTimeout {
-            let end = now + UInt64(limit * 1e9)
+            let end = now + limit.nanoseconds
             deadline = min(deadline ?? end, end)
         }
         workers[index].assign(task, deadline: deadline)
@@ -526,4 +526,8 @@ final class Dispatcher: @unchecked Sendable {
             giveUp(on: index, error)
         }
     }
+}
+
+extension Dispatcher: _PoolControl {
+    var workerCount: Int { settings.workerCount }
 }

@@ -85,7 +85,6 @@ final class PoolAccounting: @unchecked Sendable {
             return
         }
         lock.withLock {
-            statistics.restarts += 1
             statistics.workers[slot].restarts += 1
         }
         metrics.workerRestarted()

@@ -22,10 +22,11 @@ extension ProcessJobPool {
     ///   name, ``ForkPoolError/Code/frameTooLarge`` over the frame limit,
     ///   ``ForkPoolError/Code/overloaded`` when the queue is full,
     ///   ``ForkPoolError/Code/poolShutDown`` after shutdown; nothing is queued.
+    @_spi(Integration)
     public func submit(_ job: EncodedJob, timeout: Duration? = nil) throws(ForkPoolError) -> Future<[UInt8]> {
         try registry.check(name: job.jobName)
-        let tasks = TypedTasks<[UInt8], [UInt8]>(dispatcher: dispatcher, configuration: configuration, workerCount: workerCount,
+        let tasks = TypedTasks<[UInt8], [UInt8]>(dispatcher: dispatcher, configuration: jobTasks.configuration, workerCount: jobTasks.workerCount,
                                                  jobName: job.jobName)
-        return try tasks.submitEncoded(job.payload, timeout: timeout?.seconds)
+        return try tasks.submitEncoded(job.payload, timeout: timeout)
     }
 }

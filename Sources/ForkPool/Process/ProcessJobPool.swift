@@ -23,39 +23,56 @@ import Synchronization
 /// ```
 ///
 /// It behaves as a ``ProcessPool`` in every other way — the same ``ProcessPoolConfiguration``
-/// (time-outs, crash policy, recycling, lanes, backpressure; an `initializer` only with
-/// ``ProcessPoolConfiguration/StartMethod/snapshot``: a job pool starts fresh by default, and a
-/// job type sets its workers up in ``PoolJob/setUpWorker()``), the same isolation:
-/// a job that throws, crashes, hangs or cannot be decoded fails only itself, and its error
-/// names the job (``ForkPoolError/jobName``).
+/// (time-outs, crash policy, recycling, backpressure; an `initializer` only with
+/// ``StartMethod/snapshot``: a job pool starts fresh by default, and a job type sets its
+/// workers up in ``PoolJob/setUpWorker()``), the same isolation: a job that throws, crashes,
+/// hangs or cannot be decoded fails only itself, and its error names the job
+/// (``ForkPoolError/jobName``).
 public final class ProcessJobPool: JobPool, @unchecked Sendable {
-    /// The number of worker processes the pool keeps running.
-    public let workerCount: Int
-    /// The settings the pool was created with.
-    public let configuration: ProcessPoolConfiguration
+    /// How a job pool starts its fork server, the process that forks every worker.
+    public enum StartMethod: Sendable, Hashable {
+        /// Fork the running program: workers are copies of it as it was at pool creation, so
+        /// an ``ProcessPoolConfiguration/initializer`` and global state set by `main` are
+        /// there. Start and every respawn copy the program's page tables (they grow with its
+        /// heap), and a lock another thread held at that instant stays held in the copy.
+        case snapshot
+        /// Start the program's own binary anew (`posix_spawn` of `/proc/self/exe`; the
+        /// default): a fork server with one thread and a small heap, whose workers find each
+        /// job's type by its name. Start and respawn barely depend on the parent's heap, and no
+        /// lock of the parent is ever inherited. A worker has only what a job carries and
+        /// computes; set it up in ``PoolJob/setUpWorker()``.
+        case fresh
+    }
+
     let dispatcher: Dispatcher
     let registry: JobRegistry
-    /// One typed layer per job type used so far (a `TypedTasks<Job, Job.Output>` each).
-    private let typed = Mutex<[ObjectIdentifier: any Sendable]>([:])
+    let jobTasks: ProcessJobTasks
+    public var _control: any _PoolControl { dispatcher }
+    public var _jobs: any _JobTasks { jobTasks }
 
-    /// Forks `workers` worker processes that can run every job type in `jobs`, and returns once
-    /// they are up.
+    /// Starts `workers` worker processes that can run every job type in `jobs`, and returns
+    /// once they are up.
     ///
+    /// - Parameters:
+    ///   - workers: How many worker processes (at least one); default: the number of online
+    ///     processors.
+    ///   - startMethod: How the fork server starts; ``StartMethod/fresh`` by default.
+    ///   - configuration: Limits, time-outs and failure policies; see ``ProcessPoolConfiguration``.
+    ///   - jobs: The job types the pool runs.
     /// - Throws: ``ForkPoolError/Code/invalidArgument`` for no job types, two types with one
-    ///   ``RunnableJob/jobName`` (naming both), fewer than one worker or a bad setting; otherwise
-    ///   as ``ProcessPool/init(workers:configuration:work:)``.
-    public init(workers: Int = defaultWorkerCount, configuration: ProcessPoolConfiguration = .init(),
-                jobs: [any PoolJob.Type]) throws(ForkPoolError) {
+    ///   ``RunnableJob/jobName`` (naming both), fewer than one worker, a bad setting, or an
+    ///   `initializer` with ``StartMethod/fresh``; otherwise as
+    ///   ``ProcessPool/init(workers:configuration:work:)``.
+    public init(workers: Int = defaultWorkerCount, startMethod: StartMethod = .fresh,
+                configuration: ProcessPoolConfiguration = .init(), jobs: [any PoolJob.Type]) throws(ForkPoolError) {
         guard workers >= 1 else {
             throw ForkPoolError(.invalidArgument, "a ProcessJobPool needs at least one worker, not \(workers)")
         }
         try configuration.validate()
         let registry = try JobRegistry(jobs: jobs)
         self.registry = registry
-        self.workerCount = workers
-        self.configuration = configuration
         var settings = Dispatcher.Settings(workerCount: workers, configuration: configuration)
-        if configuration.startMethod ?? .fresh == .fresh {
+        if startMethod == .fresh {
             guard configuration.initializer == nil else {
                 throw ForkPoolError(.invalidArgument, "an initializer closure cannot go to a fresh worker process: set the workers up in "
                                     + "a job type's static setUpWorker(), or use startMethod .snapshot")
@@ -73,89 +90,111 @@ public final class ProcessJobPool: JobPool, @unchecked Sendable {
                 for job in jobs { try job.setUpWorker() }
             }, handler: registry.handle)
         }
+        jobTasks = ProcessJobTasks(dispatcher: dispatcher, registry: registry, configuration: configuration, workerCount: workers)
     }
 
     deinit {
         dispatcher.shutdown(cancelPending: false)
     }
 
-    /// The names of the job types the pool runs, as registered.
-    public var jobNames: [String] { registry.names }
-
     /// The pids of the live, ready worker processes.
+    @_spi(Testing)
     public var workerProcessIDs: [pid_t] { dispatcher.workerProcessIDs }
 
     /// The pid of the pool's fork server; nil once the pool has shut down.
+    @_spi(Testing)
     public var forkServerProcessID: pid_t? { dispatcher.forkServerProcessID }
 
-    /// What the pool has done so far, all job types together; see ``PoolStats``.
-    public var stats: PoolStats { dispatcher.stats }
+    /// Queues one job with a deadline `timeout` from now, as
+    /// ``ProcessPool/submit(_:timeout:)`` does.
+    public func submit<Job: RunnableJob>(_ job: Job, timeout: Duration) throws(ForkPoolError) -> Future<Job.Output> {
+        try jobTasks.submit(job, timeout: timeout)
+    }
+}
+
+/// The job pool's engine seam: one `TypedTasks<Job, Job.Output>` per job type used so far, over
+/// the pool's one dispatcher. Jobs arrive as any `RunnableJob`; only registered types (all
+/// `PoolJob`s) pass the registry's check, and are then opened as the `PoolJob` they are.
+final class ProcessJobTasks: _JobTasks {
+    let dispatcher: Dispatcher
+    let registry: JobRegistry
+    let configuration: ProcessPoolConfiguration
+    let workerCount: Int
+    private let typed = Mutex<[ObjectIdentifier: any Sendable]>([:])
+
+    init(dispatcher: Dispatcher, registry: JobRegistry, configuration: ProcessPoolConfiguration, workerCount: Int) {
+        self.dispatcher = dispatcher
+        self.registry = registry
+        self.configuration = configuration
+        self.workerCount = workerCount
+    }
 
     /// The typed layer for `Job`, once its type is known to be registered.
-    private func tasks<Job: PoolJob>(for _: Job.Type) throws(ForkPoolError) -> TypedTasks<Job, Job.Output> {
+    func tasks<Job: PoolJob>(for _: Job.Type) -> TypedTasks<Job, Job.Output> {
         let key = ObjectIdentifier(Job.self)
         if let known = typed.withLock({ $0[key] }) as? TypedTasks<Job, Job.Output> { return known }
-        try registry.check(Job.self)
         let made = TypedTasks<Job, Job.Output>(dispatcher: dispatcher, configuration: configuration, workerCount: workerCount,
                                                 jobName: Job.jobName)
         typed.withLock { $0[key] = made }
         return made
     }
 
-    /// Queues one job and returns a future for its output. The job is encoded here, on the
-    /// calling thread.
-    ///
-    /// - Throws: ``ForkPoolError/Code/unknownJob`` when `Job` is not one of the pool's job types
-    ///   (naming it and the registered names; nothing is queued), ``ForkPoolError/Code/overloaded``
-    ///   when the queue is full, ``ForkPoolError/Code/poolShutDown`` after shutdown, or a coding
-    ///   error.
-    public func submit<Job: PoolJob>(_ job: Job) throws(ForkPoolError) -> Future<Job.Output> {
-        try tasks(for: Job.self).submit(job)
+    /// `Job` as the registered `PoolJob` type it is.
+    private func poolJobType<Job: RunnableJob>(_: Job.Type) throws(ForkPoolError) -> any PoolJob.Type {
+        try registry.check(Job.self)
+        guard let type = Job.self as? any PoolJob.Type else {
+            // Unreachable: a process pool registers PoolJob types only.
+            throw ForkPoolError(.unknownJob, "\(String(reflecting: Job.self)) is not a PoolJob: a process pool runs only Codable jobs")
+        }
+        return type
     }
 
-    /// Queues one job with a deadline `timeout` seconds from now, as
-    /// ``ProcessPool/submit(_:timeout:)-(Input,Double)`` does.
-    public func submit<Job: PoolJob>(_ job: Job, timeout: Double) throws(ForkPoolError) -> Future<Job.Output> {
-        try tasks(for: Job.self).submit(job, timeout: timeout)
+    func submit<Job: RunnableJob>(_ job: Job) throws(ForkPoolError) -> Future<Job.Output> {
+        func open<J: PoolJob>(_: J.Type) throws(ForkPoolError) -> Future<Job.Output> {
+            try tasks(for: J.self).submit(job as! J) as! Future<Job.Output>
+        }
+        return try open(poolJobType(Job.self))
     }
 
-    /// Queues one job with a deadline `timeout` from now.
-    public func submit<Job: PoolJob>(_ job: Job, timeout: Duration) throws(ForkPoolError) -> Future<Job.Output> {
-        try tasks(for: Job.self).submit(job, timeout: timeout.seconds)
+    func submit<Job: RunnableJob>(_ job: Job, timeout: Duration) throws(ForkPoolError) -> Future<Job.Output> {
+        func open<J: PoolJob>(_: J.Type) throws(ForkPoolError) -> Future<Job.Output> {
+            try tasks(for: J.self).submit(job as! J, timeout: timeout) as! Future<Job.Output>
+        }
+        return try open(poolJobType(Job.self))
     }
 
-    /// Queues one job, suspending until the queue has room when it is full (see
-    /// ``ProcessPool/submitWhenReady(_:)``).
-    public func submitWhenReady<Job: PoolJob>(_ job: Job) async throws(ForkPoolError) -> Future<Job.Output> {
-        try await tasks(for: Job.self).submitWhenReady(job)
+    func submitWhenReady<Job: RunnableJob>(_ job: Job) async throws(ForkPoolError) -> Future<Job.Output> {
+        func open<J: PoolJob>(_: J.Type) async throws(ForkPoolError) -> Future<Job.Output> {
+            try await tasks(for: J.self).submitWhenReady(job as! J) as! Future<Job.Output>
+        }
+        return try await open(poolJobType(Job.self))
     }
 
-    /// Runs every job in the worker processes and returns the outputs in order, with the chunk
-    /// sizes chosen as ``ProcessPool/map(_:)-lovd`` chooses them.
-    public func map<Jobs: Sequence>(_ jobs: Jobs) throws(ForkPoolError) -> [Jobs.Element.Output] where Jobs.Element: PoolJob {
-        try tasks(for: Jobs.Element.self).map(jobs, chunkSize: nil)
+    func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int?) throws(ForkPoolError) -> [Jobs.Element.Output]
+    where Jobs.Element: RunnableJob {
+        func open<J: PoolJob>(_: J.Type) throws(ForkPoolError) -> [Jobs.Element.Output] {
+            let tasks = tasks(for: J.self)
+            let outputs = if let array = jobs as? [J] {
+                try tasks.map(array, chunkSize: chunkSize)
+            } else {
+                try tasks.map(jobs.lazy.map { $0 as! J }, chunkSize: chunkSize)
+            }
+            return outputs as! [Jobs.Element.Output]
+        }
+        return try open(poolJobType(Jobs.Element.self))
     }
 
-    /// Like `map(_:)`, sending exactly `chunkSize` jobs per frame.
-    public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int) throws(ForkPoolError) -> [Jobs.Element.Output]
-    where Jobs.Element: PoolJob {
-        try tasks(for: Jobs.Element.self).map(jobs, chunkSize: chunkSize)
-    }
-
-    /// The async form of `map(_:)`; cancellation as in ``ProcessPool/map(_:)-4niv5``.
-    public func map<Jobs: Sequence>(_ jobs: Jobs) async throws(ForkPoolError) -> [Jobs.Element.Output] where Jobs.Element: PoolJob {
-        try await tasks(for: Jobs.Element.self).map(jobs, chunkSize: nil)
-    }
-
-    /// The async form of `map(_:chunkSize:)`.
-    public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int) async throws(ForkPoolError) -> [Jobs.Element.Output]
-    where Jobs.Element: PoolJob {
-        try await tasks(for: Jobs.Element.self).map(jobs, chunkSize: chunkSize)
-    }
-
-    /// Stops accepting jobs, runs (or cancels) the queued ones, lets running ones finish, and
-    /// waits until every worker process has exited and been reaped. Idempotent.
-    public func shutdown(cancelPending: Bool) {
-        dispatcher.shutdown(cancelPending: cancelPending)
+    func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int?) async throws(ForkPoolError) -> [Jobs.Element.Output]
+    where Jobs.Element: RunnableJob {
+        func open<J: PoolJob>(_: J.Type) async throws(ForkPoolError) -> [Jobs.Element.Output] {
+            let tasks = tasks(for: J.self)
+            let outputs = if let array = jobs as? [J] {
+                try await tasks.map(array, chunkSize: chunkSize)
+            } else {
+                try await tasks.map(jobs.lazy.map { $0 as! J }, chunkSize: chunkSize)
+            }
+            return outputs as! [Jobs.Element.Output]
+        }
+        return try await open(poolJobType(Jobs.Element.self))
     }
 }

@@ -1,43 +1,29 @@
-// ProcessPoolConfiguration: the knobs of a ProcessPool, with production defaults.
+// ProcessPoolConfiguration: the settings of a process pool (ProcessPool, ProcessJobPool), with
+// production defaults. One way to build it: `init()`, then set what differs. Every time is a
+// `Duration`; tuning knobs are `@_spi(Tuning)`.
 import CForkShim
 import CoreMetrics
 import Logging
 
-/// Settings for a ``ProcessPool``. Also reachable as `ProcessPool.Configuration`.
+/// Settings for a ``ProcessPool`` or a ``ProcessJobPool``.
+///
+/// ```swift
+/// var configuration = ProcessPoolConfiguration()
+/// configuration.taskTimeout = .seconds(5)
+/// configuration.crashPolicy = .retry(times: 1)
+/// let pool = try ProcessPool(workers: 4, configuration: configuration) { (n: Int) in fib(n) }
+/// ```
 public struct ProcessPoolConfiguration: Sendable {
-    /// How a pool starts its fork server, the process that forks every worker.
-    public enum StartMethod: Sendable, Hashable {
-        /// Fork the running program (the default for ``ProcessPool``): workers are copies of
-        /// the program as it was at pool creation, so the work closure and everything it
-        /// captured are there. Start and every respawn copy the program's page tables (they
-        /// grow with its heap), and a lock another thread held at that instant stays held in
-        /// the copy.
-        case snapshot
-        /// Start the program's own binary anew (`posix_spawn` of `/proc/self/exe`; the default
-        /// for ``ProcessJobPool``): a fork server with one thread and a small heap, whose
-        /// workers find each job's type by its name. Start and respawn barely depend on the
-        /// parent's heap, and no lock of the parent is ever inherited. A worker has only
-        /// what a job carries and computes: global state that `main` sets is not there, and
-        /// a work closure or an ``ProcessPoolConfiguration/initializer`` cannot be sent
-        /// (use ``PoolJob/setUpWorker()``).
-        case fresh
-    }
-
-    /// How the pool starts its fork server; nil (the default) lets the pool choose:
-    /// ``StartMethod/snapshot`` for a ``ProcessPool``, ``StartMethod/fresh`` for a
-    /// ``ProcessJobPool``. A `ProcessPool` (a work closure) cannot start fresh: its `init`
-    /// throws ``ForkPoolError/Code/invalidArgument``, as a job pool's does for `.fresh` with an
-    /// ``initializer``.
-    public var startMethod: StartMethod?
-
     /// The largest payload a frame may carry in either direction, in bytes. A larger input
     /// fails at `submit`; a larger output fails its task; a frame from a worker declaring
     /// more is rejected before anything is allocated for it. Default 256 MiB.
+    @_spi(Tuning)
     public var maximumFrameBytes: Int = 256 << 20
 
     /// Start the fork server and workers in their own process group, so a terminal's Ctrl-C
     /// (SIGINT to the foreground group) reaches only the parent; the workers then die with it
     /// through their parent-death signal. Default true.
+    @_spi(Tuning)
     public var workersInOwnProcessGroup = true
 
     /// Keep Swift's crash backtracer in the workers: a worker that crashes prints a backtrace
@@ -48,22 +34,23 @@ public struct ProcessPoolConfiguration: Sendable {
     /// Default true.
     public var workerCrashBacktraces = true
 
-    /// The longest pool creation may take, in seconds: the fork server started and every
+    /// The longest pool creation may take: the fork server started and every
     /// first worker ready (its ``initializer`` run). Past it, creation throws
     /// ``ForkPoolError/Code/poolBroken`` saying the fork server or first worker did not become
     /// ready, and the processes started so far are killed and reaped. Default 30.
-    public var startTimeout: Double = 30
+    @_spi(Tuning)
+    public var startTimeout: Duration = .seconds(30)
 
-    /// Seconds that idle workers get to exit at shutdown before they are killed. Default 5.
-    public var shutdownGracePeriod: Double = 5
+    /// How long idle workers get to exit at shutdown before they are killed. Default 5 s.
+    public var shutdownGracePeriod: Duration = .seconds(5)
 
-    /// The longest a task may run, in seconds; nil (the default) for no limit. A task over its
-    /// limit fails with ``ForkPoolError/Code/timedOut`` and its worker is killed and replaced.
-    public var taskTimeout: Double?
+    /// The longest a task may run; nil (the default) for no limit. A task over its limit fails
+    /// with ``ForkPoolError/Code/timedOut`` and its worker is killed and replaced.
+    public var taskTimeout: Duration?
 
-    /// When a worker must be stopped (time-out, cancellation), seconds between SIGTERM and
-    /// SIGKILL. 0 (the default) sends SIGKILL at once.
-    public var terminationGracePeriod: Double = 0
+    /// When a worker must be stopped (time-out, cancellation), the time between SIGTERM and
+    /// SIGKILL. Zero (the default) sends SIGKILL at once.
+    public var terminationGracePeriod: Duration = .zero
 
     /// What happens to the task of a worker that dies running it. Default ``CrashPolicy/failTask``.
     public var crashPolicy = CrashPolicy.failTask
@@ -92,6 +79,7 @@ public struct ProcessPoolConfiguration: Sendable {
 
     /// How many workers in a row may fail to start (initializer throws, worker dies before it
     /// is ready, fork fails) before the pool gives up instead of restarting forever. Default 5.
+    @_spi(Tuning)
     public var maximumConsecutiveStartFailures = 5
 
     /// When the Swift `Task` awaiting a task (`await future.value`, `await pool.map(…)`,
@@ -110,6 +98,7 @@ public struct ProcessPoolConfiguration: Sendable {
     /// thread, and workers never spin. Tasks with a deadline, and pools with ``taskTimeout``,
     /// ``maximumTasksPerWorker`` or ``maximumWorkerResidentBytes``, always go through the
     /// dispatcher.
+    @_spi(Tuning)
     public var usesDirectLanes = true
 
     /// The most tasks a worker may hold at once: the one it runs, and under load short tasks
@@ -124,6 +113,7 @@ public struct ProcessPoolConfiguration: Sendable {
     /// worker dies first it runs on another worker. Pools with ``taskTimeout``,
     /// ``maximumTasksPerWorker`` or ``maximumWorkerResidentBytes`` always send one task at a
     /// time. Default 8; 1 sends one task at a time.
+    @_spi(Tuning)
     public var tasksInFlightPerWorker = 8
 
     /// Where the pool logs its workers' lives: spawned, recycled, crashed or exited, a task
@@ -148,48 +138,17 @@ public struct ProcessPoolConfiguration: Sendable {
     /// A configuration with every default.
     public init() {}
 
-    /// Creates a configuration, changing only the settings given.
-    public init(maximumFrameBytes: Int = 256 << 20, workersInOwnProcessGroup: Bool = true,
-                workerCrashBacktraces: Bool = true, shutdownGracePeriod: Double = 5,
-                taskTimeout: Double? = nil, terminationGracePeriod: Double = 0,
-                crashPolicy: CrashPolicy = .failTask, maximumTasksPerWorker: Int? = nil,
-                maximumWorkerResidentBytes: Int? = nil, maximumConsecutiveStartFailures: Int = 5,
-                initializer: (@Sendable () throws -> Void)? = nil, logger: Logger? = nil,
-                metricsFactory: (any MetricsFactory)? = nil, metricsDimensions: [(String, String)] = [],
-                cancellationKillsRunningTasks: Bool = false, startTimeout: Double = 30, maximumQueuedTasks: Int? = nil,
-                tasksInFlightPerWorker: Int = 8, startMethod: StartMethod? = nil) {
-        self.maximumFrameBytes = maximumFrameBytes
-        self.workersInOwnProcessGroup = workersInOwnProcessGroup
-        self.workerCrashBacktraces = workerCrashBacktraces
-        self.shutdownGracePeriod = shutdownGracePeriod
-        self.taskTimeout = taskTimeout
-        self.terminationGracePeriod = terminationGracePeriod
-        self.crashPolicy = crashPolicy
-        self.maximumTasksPerWorker = maximumTasksPerWorker
-        self.maximumWorkerResidentBytes = maximumWorkerResidentBytes
-        self.maximumConsecutiveStartFailures = maximumConsecutiveStartFailures
-        self.initializer = initializer
-        self.logger = logger
-        self.metricsFactory = metricsFactory
-        self.metricsDimensions = metricsDimensions
-        self.cancellationKillsRunningTasks = cancellationKillsRunningTasks
-        self.startTimeout = startTimeout
-        self.maximumQueuedTasks = maximumQueuedTasks
-        self.tasksInFlightPerWorker = tasksInFlightPerWorker
-        self.startMethod = startMethod
-    }
-
     /// Checks every setting; the message names the bad one.
     func validate() throws(ForkPoolError) {
         func invalid(_ message: String) -> ForkPoolError { ForkPoolError(.invalidArgument, message) }
         guard maximumFrameBytes >= 1, maximumFrameBytes <= Int(UInt32.max) else {
             throw invalid("maximumFrameBytes must be between 1 and \(UInt32.max), not \(maximumFrameBytes)")
         }
-        guard shutdownGracePeriod >= 0, terminationGracePeriod >= 0 else {
+        guard shutdownGracePeriod >= .zero, terminationGracePeriod >= .zero else {
             throw invalid("grace periods must not be negative")
         }
-        guard startTimeout > 0, startTimeout.isFinite else { throw invalid("startTimeout must be positive, not \(startTimeout)") }
-        if let taskTimeout, !(taskTimeout > 0) { throw invalid("taskTimeout must be positive, not \(taskTimeout)") }
+        guard startTimeout > .zero else { throw invalid("startTimeout must be positive, not \(startTimeout)") }
+        if let taskTimeout, taskTimeout <= .zero { throw invalid("taskTimeout must be positive, not \(taskTimeout)") }
         if case .retry(let times) = crashPolicy, times < 0 { throw invalid("retry times must not be negative") }
         if let maximumTasksPerWorker, maximumTasksPerWorker < 1 { throw invalid("maximumTasksPerWorker must be at least 1") }
         if let maximumWorkerResidentBytes, maximumWorkerResidentBytes < 1 { throw invalid("maximumWorkerResidentBytes must be positive") }

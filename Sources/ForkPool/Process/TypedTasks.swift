@@ -13,7 +13,7 @@
 // that makes task frames.
 import Glibc
 
-struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendable {
+struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _ValueTasks {
     let dispatcher: Dispatcher
     let configuration: ProcessPoolConfiguration
     let workerCount: Int
@@ -59,7 +59,7 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
         return future
     }
 
-    func submit(_ input: Input, timeout: Double) throws(ForkPoolError) -> Future<Output> {
+    func submit(_ input: Input, timeout: Duration) throws(ForkPoolError) -> Future<Output> {
         try Self.check(timeout: timeout)
         let (task, future) = try makeTask(input)
         try enqueue(task, timeout: timeout)
@@ -67,9 +67,9 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
     }
 
     /// Queues a job that arrives already encoded (an `EncodedJob`'s payload) after the job's
-    /// name, with a deadline `timeout` seconds from now if given; its future gets the output's
-    /// bytes undecoded.
-    func submitEncoded(_ payload: [UInt8], timeout: Double?) throws(ForkPoolError) -> Future<[UInt8]> {
+    /// name, with a deadline `timeout` from now if given; its future gets the output's bytes
+    /// undecoded.
+    func submitEncoded(_ payload: [UInt8], timeout: Duration?) throws(ForkPoolError) -> Future<[UInt8]> {
         if let timeout { try Self.check(timeout: timeout) }
         var frame = FrameHeader.emptyFrame(reservingPayload: jobPrefix.count + payload.count)
         frame.append(contentsOf: jobPrefix)
@@ -79,16 +79,16 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: Sendab
         return future
     }
 
-    private static func check(timeout: Double) throws(ForkPoolError) {
-        guard timeout > 0 else {
+    private static func check(timeout: Duration) throws(ForkPoolError) {
+        guard timeout > .zero else {
             throw ForkPoolError(.invalidArgument, "timeout must be positive, not \(timeout)")
         }
     }
 
     /// Queues one task (refused with `.overloaded` when the queue is full), with a deadline
-    /// `timeout` seconds from now if given.
-    private func enqueue(_ task: PendingTask, timeout: Double?) throws(ForkPoolError) {
-        if let timeout { task.deadline = monotonicNanoseconds() + UInt64(timeout * 1e9) }
+    /// `timeout` from now if given.
+    private func enqueue(_ task: PendingTask, timeout: Duration?) throws(ForkPoolError) {
+        if let timeout { task.deadline = monotonicNanoseconds() + timeout.nanoseconds }
         do {
             try dispatcher.enqueue(CollectionOfOne(task), limited: true)
         } catch {

@@ -89,7 +89,7 @@ struct ChunkOfInputs<Input: Sendable, Output: Sendable>: ThreadWork, @unchecked 
     var leftEarly: Bool { false }  // only single tasks count against the queue's bound
 }
 
-final class ThreadEngine: @unchecked Sendable {
+final class ThreadEngine: _PoolControl, @unchecked Sendable {
     let workerCount: Int
     private let lock = ConditionLock()
     private var queue = FIFOQueue<any ThreadWork>()
@@ -107,8 +107,17 @@ final class ThreadEngine: @unchecked Sendable {
     /// Queued tasks cancelled before they ran: the queue is cleaned of them only when there are some.
     private var queuedLeftEarly = 0
 
-    /// Starts `workers` threads. Precondition: the system can create them.
-    init(workers: Int, metrics: PoolMetrics, maximumQueuedTasks: Int?) {
+    /// Starts `workers` threads (at least one), with at most `maximumQueuedTasks` tasks
+    /// waiting (nil: no bound).
+    ///
+    /// - Throws: ``ForkPoolError/Code/invalidArgument`` for fewer than one worker or a bound
+    ///   below one; ``ForkPoolError/Code/systemCallFailed`` when a thread cannot be started
+    ///   (the threads started so far are joined first).
+    init(workers: Int, metrics: PoolMetrics, maximumQueuedTasks: Int?) throws(ForkPoolError) {
+        guard workers >= 1 else { throw ForkPoolError(.invalidArgument, "a thread pool needs at least one worker, not \(workers)") }
+        if let maximumQueuedTasks, maximumQueuedTasks < 1 {
+            throw ForkPoolError(.invalidArgument, "maximumQueuedTasks must be at least 1, not \(maximumQueuedTasks)")
+        }
         workerCount = workers
         self.metrics = metrics
         threadCounters = (0..<workers).map { _ in ThreadCounters() }
@@ -117,9 +126,19 @@ final class ThreadEngine: @unchecked Sendable {
             do {
                 threads.append(try PosixThread.start(name: "forkpool-t\(index)") { [self] in serve() })
             } catch {
-                fatalError("a thread pool could not start thread \(index): \(error)")
+                shutdown(cancelPending: true)
+                throw error
             }
         }
+    }
+
+    /// The chunk size `map` uses: `requested`, checked, or about eight chunks per thread for
+    /// `count` inputs — few enough hand-offs to cost next to nothing, enough chunks to keep
+    /// the threads evenly loaded.
+    func chunkSize(_ requested: Int?, count: Int) throws(ForkPoolError) -> Int {
+        guard let requested else { return max(1, count / (workerCount * 8)) }
+        guard requested >= 1 else { throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(requested)") }
+        return requested
     }
 
     /// How many `submitWhenReady` callers wait for room now.
