@@ -6,17 +6,17 @@
 import Glibc
 import Synchronization
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct AsyncTests {
-        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+        let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
 
         @Test func asyncMapMatchesTheBlockingMapOnBothPools() async throws {
             let inputs = Array(0...24)
             let processes = try ProcessPool(workers: 2) { (n: Int) in fib(n) }
             defer { processes.shutdown() }
-            let threads = ThreadPool(workers: 2) { (n: Int) in fib(n) }
+            let threads = try ThreadPool(workers: 2) { (n: Int) in fib(n) }
             defer { threads.shutdown() }
             #expect(try await processes.map(inputs) == inputs.map(fib))
             #expect(try await processes.map(inputs, chunkSize: 4) == inputs.map(fib))
@@ -98,7 +98,7 @@ extension ForkPoolTests {
             let gate = Gate()
             let report = PIDPipe()
             let (reportFD, gateFD) = (report.writeEnd, gate.readEnd)
-            let pool = ThreadPool(workers: 1, work: obey)
+            let pool = try ThreadPool(workers: 1, work: obey)
             defer { pool.shutdown() }
             let inputs = (0..<10).map { Command.passGate(reportFD: reportFD, gateFD: gateFD, value: $0) }
             let map = Task { try await pool.map(inputs, chunkSize: 1) }
@@ -152,7 +152,7 @@ extension ForkPoolTests {
             defer { pool.shutdown() }
             // Input 0 waits at the gate in one worker while the other worker does 1…8.
             let inputs = [Command.passGate(reportFD: reportFD, gateFD: gateFD, value: -1)] + (1...8).map(Command.square)
-            var iterator = pool.results(for: inputs).makeAsyncIterator()
+            var iterator = try pool.results(for: inputs).makeAsyncIterator()
             var early: [Int] = []
             for _ in 1...8 {
                 let (index, result) = try #require(await iterator.next())
@@ -168,10 +168,10 @@ extension ForkPoolTests {
         }
 
         @Test func aFailedTaskIsAnElementAndTheStreamGoesOn() async throws {
-            let pool = ThreadPool(workers: 2, work: obey)
+            let pool = try ThreadPool(workers: 2, work: obey)
             defer { pool.shutdown() }
             var outcomes: [Int: Result<Int, ForkPoolError>] = [:]
-            for await (index, result) in pool.results(for: [.square(2), .fail("bad input"), .square(3)]) {
+            for await (index, result) in try pool.results(for: [.square(2), .fail("bad input"), .square(3)]) {
                 outcomes[index] = result
             }
             #expect(outcomes.count == 3)
@@ -186,7 +186,7 @@ extension ForkPoolTests {
 
             pool.shutdown()
             var afterShutdown: [(Int, Result<Int, ForkPoolError>)] = []
-            for await element in pool.results(for: [Command.square(1), .square(2)]) { afterShutdown.append(element) }
+            for await element in try pool.results(for: [Command.square(1), .square(2)]) { afterShutdown.append(element) }
             #expect(afterShutdown.count == 1)  // the first submit fails; nothing more is read
             #expect(afterShutdown.first?.0 == 0)
             if case .failure(let error)? = afterShutdown.first?.1 { #expect(error.code == .poolShutDown) } else { Issue.record("expected poolShutDown") }
@@ -202,7 +202,7 @@ extension ForkPoolTests {
             }
             let firstTask = pool.tasksCreated
             var taken = 0
-            for await (index, result) in pool.results(for: endless, maximumInFlight: 3) {
+            for await (index, result) in try pool.results(for: endless, maximumInFlight: 3) {
                 #expect(try result.get() == index * 2)
                 taken += 1
                 // A slow consumer: the pool has time to run ahead, if it could.
@@ -224,7 +224,7 @@ extension ForkPoolTests {
             defer { pool.shutdown() }
             let consumer = Task {
                 var taken = 0
-                for await _ in pool.results(for: repeatElement(Command.passGate(reportFD: reportFD, gateFD: gateFD, value: 1), count: 1000)) {
+                for await _ in try pool.results(for: repeatElement(Command.passGate(reportFD: reportFD, gateFD: gateFD, value: 1), count: 1000)) {
                     taken += 1
                 }
                 return taken

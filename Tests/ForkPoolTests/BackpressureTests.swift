@@ -5,7 +5,7 @@
 // every queue length is exact; waits are bounded (a hang fails the test, it does not wedge it).
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct BackpressureTests {
@@ -18,9 +18,9 @@ extension ForkPoolTests {
         func makePool(_ kind: Kind, limit: Int) throws -> any WorkerPool<Command, Int> {
             switch kind {
             case .processes:
-                try ProcessPool(workers: 1, configuration: .init(workerCrashBacktraces: false, maximumQueuedTasks: limit), work: obey)
+                try ProcessPool(workers: 1, configuration: .with { $0.workerCrashBacktraces = false; $0.maximumQueuedTasks = limit }, work: obey)
             case .threads:
-                ThreadPool(workers: 1, maximumQueuedTasks: limit, work: obey)
+                try ThreadPool(workers: 1, maximumQueuedTasks: limit, work: obey)
             }
         }
 
@@ -196,7 +196,7 @@ extension ForkPoolTests {
             let pool = try makePool(kind, limit: 1)
             defer { pool.shutdown() }
             var values: [Int: Int] = [:]
-            for await (index, result) in pool.results(for: (0..<60).map { Command.echo($0) }, maximumInFlight: 20) {
+            for await (index, result) in try pool.results(for: (0..<60).map { Command.echo($0) }, maximumInFlight: 20) {
                 values[index] = try result.get()
             }
             #expect(values.count == 60 && values.allSatisfy { $0.key == $0.value })
@@ -204,7 +204,7 @@ extension ForkPoolTests {
 
         @Test func aCancelledMapsChunksFreeTheirPlaces() async throws {
             let gate = Gate(), reports = PIDPipe()
-            let pool = try ProcessPool(workers: 1, configuration: .init(workerCrashBacktraces: false, maximumQueuedTasks: 2), work: obey)
+            let pool = try ProcessPool(workers: 1, configuration: .with { $0.workerCrashBacktraces = false; $0.maximumQueuedTasks = 2 }, work: obey)
             defer { pool.shutdown() }
             let held = try pool.submit(.passGate(reportFD: reports.writeEnd, gateFD: gate.readEnd, value: 1))
             _ = reports.nextPID()
@@ -213,14 +213,14 @@ extension ForkPoolTests {
             #expect(expectForkPoolError { _ = try pool.submit(.echo(7)) }?.code == .overloaded)
             mapper.cancel()
             _ = try? await mapper.value
-            #expect(try pool.submit(.echo(7)).get(timeout: 0.01) == nil)  // room again: queued
+            #expect(try pool.submit(.echo(7)).get(timeout: .milliseconds(10)) == nil)  // room again: queued
             gate.open(1)
-            #expect(try held.get(timeout: 30) == 1)
+            #expect(try held.get(timeout: .seconds(30)) == 1)
         }
 
         @Test func aBoundBelowOneIsRefused() {
             let error = expectForkPoolError {
-                _ = try ProcessPool(workers: 1, configuration: .init(maximumQueuedTasks: 0), work: obey)
+                _ = try ProcessPool(workers: 1, configuration: .with { $0.maximumQueuedTasks = 0 }, work: obey)
             }
             #expect(error?.code == .invalidArgument)
             #expect(error?.message.contains("maximumQueuedTasks") == true)

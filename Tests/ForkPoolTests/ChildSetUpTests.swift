@@ -5,7 +5,7 @@
 import CForkShim
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 /// What descriptor `fd` of process `pid` is (`socket:[123]`, `anon_inode:[signalfd]`, a path).
 func descriptorTarget(_ pid: pid_t, _ fd: String) -> String? {
@@ -82,7 +82,7 @@ extension ForkPoolTests {
                 signal(SIGINT, previousInt)
             }
             let pids = PIDPipe()
-            let pool = try ProcessPool(workers: 1, configuration: .init(workerCrashBacktraces: false)) {
+            let pool = try ProcessPool(workers: 1, configuration: .with { $0.workerCrashBacktraces = false }) {
                 (reportTo: Int32) -> Int in
                 var pid = getpid()
                 _ = write(reportTo, &pid, MemoryLayout<pid_t>.size)

@@ -2,7 +2,7 @@
 // worker dying with a whole chunk.
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct ChunkedMapTests {
@@ -11,7 +11,7 @@ extension ForkPoolTests {
             let inputs = Array(0..<1000)
             let processes = try ProcessPool(workers: 2) { (n: Int) -> Int in n &* 31 &+ 7 }
             defer { processes.shutdown() }
-            let threads = ThreadPool(workers: 2) { (n: Int) -> Int in n &* 31 &+ 7 }
+            let threads = try ThreadPool(workers: 2) { (n: Int) -> Int in n &* 31 &+ 7 }
             defer { threads.shutdown() }
             let expected = inputs.map { $0 &* 31 &+ 7 }
             #expect(try processes.map(inputs, chunkSize: chunkSize) == expected)
@@ -56,7 +56,7 @@ extension ForkPoolTests {
         }
 
         @Test func chunksSplitToStayUnderTheFrameLimit() throws {
-            let pool = try ProcessPool(workers: 2, configuration: .init(maximumFrameBytes: 256)) { (text: String) -> Int in text.count }
+            let pool = try ProcessPool(workers: 2, configuration: .with { $0.maximumFrameBytes = 256 }) { (text: String) -> Int in text.count }
             defer { pool.shutdown() }
             let inputs = (0..<100).map { String(repeating: "a", count: 20 + $0 % 7) }
             #expect(try pool.map(inputs, chunkSize: 50) == inputs.map(\.count))
@@ -66,7 +66,7 @@ extension ForkPoolTests {
         }
 
         @Test func workerDyingMidChunkFailsThatChunkAndThePoolGoesOn() throws {
-            let pool = try ProcessPool(workers: 1, configuration: .init(workerCrashBacktraces: false), work: obey)
+            let pool = try ProcessPool(workers: 1, configuration: .with { $0.workerCrashBacktraces = false }, work: obey)
             defer { pool.shutdown() }
             let error = expectForkPoolError { _ = try pool.map([.square(1), .exit(9), .square(3)], chunkSize: 3) }
             #expect(error?.code == .workerDied)
@@ -78,7 +78,7 @@ extension ForkPoolTests {
             let pool = try ProcessPool(workers: 1) { (n: Int) -> Int in n }
             defer { pool.shutdown() }
             #expect(expectForkPoolError { _ = try pool.map([1], chunkSize: 0) }?.code == .invalidArgument)
-            let threads = ThreadPool(workers: 1) { (n: Int) -> Int in n }
+            let threads = try ThreadPool(workers: 1) { (n: Int) -> Int in n }
             defer { threads.shutdown() }
             #expect(expectForkPoolError { _ = try threads.map([1], chunkSize: -1) }?.code == .invalidArgument)
         }

@@ -6,7 +6,7 @@
 // shutdown while a caller reads.
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 /// What a lane test's task does, inside the worker.
 /// Runs `body` on a new thread once a caller is reading `pool`'s lane.
@@ -102,7 +102,7 @@ func processState(_ pid: pid_t) -> String? {
 
 extension ForkPoolTests {
     @Suite struct DirectLaneTests {
-        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+        let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
 
         @Test func anAdaptiveSpinHalvesAfterLateAnswersAndRecoversAfterAQuickOne() {
             var spin = AdaptiveSpin(limit: 40_000)
@@ -169,7 +169,7 @@ extension ForkPoolTests {
             }
             #expect(pool.tasksSentByLane == 200)
             // Tasks with a deadline go through the dispatcher.
-            #expect(try pool.submit(.echo(7), timeout: 10).get() == 7)
+            #expect(try pool.submit(.echo(7), timeout: .seconds(10)).get() == 7)
             #expect(pool.tasksSentByLane == 200)
 
             var off = ProcessPoolConfiguration()

@@ -4,14 +4,14 @@
 // crashes its worker, a deadline, and decoding the wrong type.
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct EncodedJobTests {
         let jobs: [any PoolJob.Type] = [SquareJob.self, ShoutJob.self, CommandJob.self]
 
         func makePool(frameLimit: Int? = nil) throws -> ProcessJobPool {
-            var configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            var configuration = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
             if let frameLimit { configuration.maximumFrameBytes = frameLimit }
             return try ProcessJobPool(workers: 2, configuration: configuration, jobs: jobs)
         }

@@ -3,7 +3,7 @@
 // pool still serves afterwards.
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 enum Fault: String, Codable, CaseIterable, Sendable {
     case throwError, exit, abort, segfault, killedFromOutside, hang
@@ -89,7 +89,7 @@ extension ForkPoolTests {
         @Test(arguments: Fault.allCases, FaultPhase.allCases)
         func faultFailsOnlyItsTaskAndThePoolServes(fault: Fault, phase: FaultPhase) throws {
             let pids = PIDPipe()
-            let configuration = ProcessPoolConfiguration(workerCrashBacktraces: false, taskTimeout: 1)
+            let configuration = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false; $0.taskTimeout = .seconds(1) }
             let pool = try ProcessPool(workers: 2, configuration: configuration, work: runPlan)
             defer { pool.shutdown() }
             let bad = try pool.submit(FaultPlan(fault: fault, phase: phase, reportFD: pids.writeEnd, value: 1))

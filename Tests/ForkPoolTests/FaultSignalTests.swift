@@ -5,7 +5,7 @@
 import CFaultInjection
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 /// A fault signal, named in test output ("SIGSEGV", not "11").
 struct FaultSignal: Sendable, CustomTestStringConvertible {
@@ -163,7 +163,7 @@ extension ForkPoolTests {
         func expectSignalEndsOnlyItsTask(_ signal: Int32, _ delivery: SignalDelivery, backtraces: Bool) throws {
             let pids = PIDPipe()
             let output = try OutputCapture()
-            let configuration = ProcessPoolConfiguration(workerCrashBacktraces: backtraces)
+            let configuration = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = backtraces }
             let pool = try output.redirecting { try ProcessPool(workers: 1, configuration: configuration, work: receiveFaultSignal) }
             defer { pool.shutdown() }
             let worker = pool.workerProcessIDs[0]
@@ -177,7 +177,7 @@ extension ForkPoolTests {
                 #expect(kill(pid, signal) == 0)
             }
             do {
-                let value = try task.get(timeout: 30)
+                let value = try task.get(timeout: .seconds(30))
                 Issue.record("the signal did not end the task: \(value.map { "it returned \($0)" } ?? "still running after 30 s")")
             } catch {
                 #expect(error.code == .workerDied)
@@ -196,7 +196,7 @@ extension ForkPoolTests {
             } else {
                 #expect(output.backtraceCount == 0, "\(output.text)")
             }
-            #expect(try pool.submit(SignalTask(value: 21)).get(timeout: 30) == 42)
+            #expect(try pool.submit(SignalTask(value: 21)).get(timeout: .seconds(30)) == 42)
         }
 
         /// A server's request handlers, each awaiting `submit(_:).value`: the request whose task

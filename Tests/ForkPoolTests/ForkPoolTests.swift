@@ -4,7 +4,7 @@
 import CForkShim
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 @Suite(.serialized, .timeLimit(.minutes(3)), .hangGuard(seconds: 60))
 enum ForkPoolTests {}

@@ -16,7 +16,7 @@ import Glibc
 import Logging
 import Synchronization
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 // MARK: Generic types made at run time
 
@@ -456,11 +456,10 @@ extension ForkPoolTests {
             let shutdown: (Bool) -> Void
         }
 
-        func makePool(_ method: ProcessPoolConfiguration.StartMethod, workers: Int) throws -> StressPool {
-            var quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
-            quiet.startMethod = method
+        func makePool(_ method: ProcessJobPool.StartMethod, workers: Int) throws -> StressPool {
+            let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
             if method == .fresh {
-                let pool = try ProcessJobPool(workers: workers, configuration: quiet, jobs: [StressJob.self])
+                let pool = try ProcessJobPool(workers: workers, startMethod: .fresh, configuration: quiet, jobs: [StressJob.self])
                 return StressPool(submit: { n throws(ForkPoolError) in try pool.submit(StressJob(n: n)) },
                                   processIDs: { (pool.forkServerProcessID.map { [$0] } ?? []) + pool.workerProcessIDs },
                                   shutdown: pool.shutdown(cancelPending:))
@@ -474,8 +473,8 @@ extension ForkPoolTests {
         /// Both start methods. A fresh pool's workers are new processes: the work is never run
         /// in the parent first, and no lock the noise holds can be inherited (half as many
         /// pools: each start is an exec of this binary).
-        @Test(arguments: [ProcessPoolConfiguration.StartMethod.snapshot, .fresh])
-        func everyPoolAnswersWhileOtherThreadsHoldLocks(method: ProcessPoolConfiguration.StartMethod) throws {
+        @Test(arguments: [ProcessJobPool.StartMethod.snapshot, .fresh])
+        func everyPoolAnswersWhileOtherThreadsHoldLocks(method: ProcessJobPool.StartMethod) throws {
             let count = method == .fresh ? max(1, Self.poolCount / 2) : Self.poolCount
             let childrenBefore = childProcessIDs()
             let noise = try NoiseMakers(kinds: Self.noiseKinds)
@@ -506,7 +505,7 @@ extension ForkPoolTests {
                 var answers: [Int?] = []
                 for future in futures {
                     let remaining = 30 - Double(monotonicNanoseconds() - started) / 1e9
-                    answers.append(try future.get(timeout: max(remaining, 0.001)))
+                    answers.append(try future.get(timeout: .seconds(max(remaining, 0.001))))
                 }
                 if answers.contains(where: { $0 == nil }) {
                     watchdog.enter("describing pool \(index), which did not answer", limit: 300)

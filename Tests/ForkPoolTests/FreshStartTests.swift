@@ -8,7 +8,7 @@
 import CForkShim
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 /// Set by the tests in this process before a pool starts; a fresh worker never sees it.
 nonisolated(unsafe) var markerSetByTheProgram = 0
@@ -39,13 +39,13 @@ struct BrokenSetUpJob: PoolJob {
 
 extension ForkPoolTests {
     @Suite struct FreshStartTests {
-        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+        let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
 
-        func pool(_ method: ProcessPoolConfiguration.StartMethod?, jobs: [any PoolJob.Type],
+        func pool(_ method: ProcessJobPool.StartMethod?, jobs: [any PoolJob.Type],
                   configuration: ProcessPoolConfiguration? = nil) throws -> ProcessJobPool {
-            var configuration = configuration ?? quiet
-            configuration.startMethod = method
-            return try ProcessJobPool(workers: 2, configuration: configuration, jobs: jobs)
+            let configuration = configuration ?? quiet
+            guard let method else { return try ProcessJobPool(workers: 2, configuration: configuration, jobs: jobs) }
+            return try ProcessJobPool(workers: 2, startMethod: method, configuration: configuration, jobs: jobs)
         }
 
         /// A process's resident memory in KiB (VmRSS), or nil.
@@ -57,7 +57,6 @@ extension ForkPoolTests {
         @Test func aJobPoolStartsFreshByDefaultFromThisBinaryAndRunsEveryJobType() throws {
             let pool = try pool(nil, jobs: [SquareJob.self, ShoutJob.self, SetUpJob.self])
             defer { pool.shutdown() }
-            #expect(pool.configuration.startMethod == nil)
             #expect(try pool.submit(SquareJob(value: 9)).get() == 81)
             #expect(try pool.map(["fresh", "start"].map(ShoutJob.init)) == ["FRESH", "START"])
             #expect(try pool.submit(SetUpJob()).get() == 1)  // setUpWorker ran in that very worker
@@ -123,16 +122,13 @@ extension ForkPoolTests {
         }
 
         @Test func badSetUpsGetClearErrors() throws {
-            let closure = expectForkPoolError {
-                _ = try ProcessPool(workers: 1, configuration: .init(startMethod: .fresh)) { (n: Int) in n }
-            }
-            #expect(closure?.code == .invalidArgument && closure?.message.contains("use a ProcessJobPool") == true)
             let initializer = expectForkPoolError {
-                _ = try ProcessJobPool(workers: 1, configuration: .init(initializer: {}), jobs: [SquareJob.self])
+                _ = try ProcessJobPool(workers: 1, configuration: .with { $0.initializer = {} }, jobs: [SquareJob.self])
             }
             #expect(initializer?.code == .invalidArgument && initializer?.message.contains("setUpWorker()") == true)
             // The same initializer is fine with a snapshot.
-            let snapshot = try ProcessJobPool(workers: 1, configuration: .init(initializer: {}, startMethod: .snapshot), jobs: [SquareJob.self])
+            let snapshot = try ProcessJobPool(workers: 1, startMethod: .snapshot, configuration: .with { $0.initializer = {} },
+                                              jobs: [SquareJob.self])
             #expect(try snapshot.submit(SquareJob(value: 2)).get() == 4)
             snapshot.shutdown()
 
@@ -154,10 +150,10 @@ extension ForkPoolTests {
         }
 
         @Test func aJobTypeWhoseWorkersCannotBeSetUpBreaksThePoolAtStart() {
-            for method in [ProcessPoolConfiguration.StartMethod.fresh, .snapshot] {
+            for method in [ProcessJobPool.StartMethod.fresh, .snapshot] {
                 let error = expectForkPoolError {
                     _ = try pool(method, jobs: [SquareJob.self, BrokenSetUpJob.self],
-                                 configuration: .init(workerCrashBacktraces: false, maximumConsecutiveStartFailures: 2))
+                                 configuration: .with { $0.workerCrashBacktraces = false; $0.maximumConsecutiveStartFailures = 2 })
                 }
                 #expect(error?.code == .poolBroken && error?.message.contains("the model file is missing") == true, "\(method)")
             }

@@ -9,7 +9,7 @@
 import CForkShim
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 struct HangGuard: TestTrait, SuiteTrait, TestScoping {
     var seconds: Int

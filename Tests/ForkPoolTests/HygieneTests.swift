@@ -2,7 +2,7 @@
 // server itself killed — no zombie, no leaked descriptor, no leaked temporary file.
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 /// Names in /tmp that ForkPool could have left (it creates none; this proves it).
 func temporaryEntries() -> Set<String> {
@@ -37,7 +37,7 @@ extension ForkPoolTests {
         }
 
         @Test func aThousandCrashesLeaveNothingBehind() throws {
-            let configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            let configuration = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
             let pool = try ProcessPool(workers: 2, configuration: configuration, work: obey)
             try expectPoolServesWithFullStrength(pool)  // steady state before counting
             let fdsBefore = openFileDescriptorCount()
@@ -61,7 +61,7 @@ extension ForkPoolTests {
 
         @Test func killingTheForkServerFailsRunningTasksAndThePoolRecovers() throws {
             let pids = PIDPipe()
-            let configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            let configuration = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
             let pool = try ProcessPool(workers: 2, configuration: configuration, work: obey)
             defer { pool.shutdown() }
             let server = try #require(pool.forkServerProcessID)

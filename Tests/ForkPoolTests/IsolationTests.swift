@@ -3,7 +3,7 @@
 import CForkShim
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 /// Global state an initializer sets in each worker.
 nonisolated(unsafe) var initializedIn: pid_t = 0
@@ -17,14 +17,14 @@ func isDead(_ pid: pid_t) -> Bool {
 
 extension ForkPoolTests {
     @Suite struct IsolationTests {
-        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+        let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
 
         // MARK: Hangs and deadlines
 
         @Test func taskOverItsTimeLimitIsKilledAndReplaced() throws {
             let pids = PIDPipe()
             var configuration = quiet
-            configuration.taskTimeout = 0.5
+            configuration.taskTimeout = .milliseconds(500)
             let pool = try ProcessPool(workers: 2, configuration: configuration, work: obey)
             defer { pool.shutdown() }
             let hung = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1))
@@ -42,8 +42,8 @@ extension ForkPoolTests {
         @Test func terminationGracePeriodEscalatesFromSIGTERMToSIGKILL() throws {
             let pids = PIDPipe()
             var configuration = quiet
-            configuration.taskTimeout = 0.3
-            configuration.terminationGracePeriod = 0.3
+            configuration.taskTimeout = .milliseconds(300)
+            configuration.terminationGracePeriod = .milliseconds(300)
             // This work ignores SIGTERM, so only the SIGKILL after the grace period stops it.
             let pool = try ProcessPool(workers: 1, configuration: configuration) { (fd: Int32) -> Int in
                 signal(SIGTERM, SIG_IGN)
@@ -65,16 +65,16 @@ extension ForkPoolTests {
             defer { pool.shutdown() }
             // The worker is held far longer than the queued task's deadline (no race between the
             // two deadlines): the queued task's own deadline passes before a worker is free.
-            let blocking = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: 60)
+            let blocking = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: .seconds(60))
             let blocker = pids.nextPID()
-            let queued = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: 0), timeout: 0.2)
+            let queued = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: 0), timeout: .milliseconds(200))
             let queuedError = expectForkPoolError { _ = try queued.get() }
             #expect(queuedError?.code == .timedOut)
             #expect(queuedError?.message.contains("before a worker was free") == true)
             #expect(kill(blocker, SIGKILL) == 0)
             #expect(expectForkPoolError { _ = try blocking.get() }?.signal == SIGKILL)
             // A running task's own deadline, with nothing else in the pool.
-            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: 0.3)
+            let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: .milliseconds(300))
             let pid = pids.nextPID()
             #expect(expectForkPoolError { _ = try running.get() }?.code == .timedOut)
             #expect(waitUntil { isDead(pid) })
@@ -83,7 +83,7 @@ extension ForkPoolTests {
             #expect(forkpool_set_nonblocking(pids.readEnd) == 0)
             var extra: pid_t = 0
             #expect(read(pids.readEnd, &extra, MemoryLayout<pid_t>.size) == -1)
-            #expect(expectForkPoolError { _ = try pool.submit(.square(1), timeout: 0) }?.code == .invalidArgument)
+            #expect(expectForkPoolError { _ = try pool.submit(.square(1), timeout: .seconds(0)) }?.code == .invalidArgument)
         }
 
         @Test func aQueuedTaskPastItsDeadlineNeverReachesAnIdleWorker() throws {
@@ -93,7 +93,7 @@ extension ForkPoolTests {
             defer { pool.shutdown() }
             #expect(try pool.submit(.echo(1)).get() == 1)
             for _ in 0..<20 {
-                let error = expectForkPoolError { _ = try pool.submit(.echo(2), timeout: 1e-9).get(timeout: 30) }
+                let error = expectForkPoolError { _ = try pool.submit(.echo(2), timeout: .nanoseconds(1)).get(timeout: .seconds(30)) }
                 #expect(error?.code == .timedOut && error?.message.contains("before a worker was free") == true)
             }
             #expect(pool.stats.workers[0].restarts == 0)

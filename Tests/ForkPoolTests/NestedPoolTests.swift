@@ -4,7 +4,7 @@
 import CForkShim
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 /// What a task that ran a pool of its own saw in its worker process.
 struct NestedReport: Codable, Sendable, Equatable {
@@ -85,7 +85,7 @@ func expectInnerPoolsLeaveTheWorkersAsTheyWere(_ outer: ProcessPool<Int, NestedR
 extension ForkPoolTests {
     @Suite(.disabled(if: sanitizer == "thread", "ThreadSanitizer cannot start threads in a forked child of a multi-threaded process (its own CHECK fails; an inner pool starts a dispatcher thread in the worker)"))
     struct NestedPoolTests {
-        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+        let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
 
         @Test func processPoolInsideAWorkerLeavesItAsItWas() throws {
             let outer = try ProcessPool(workers: 2) { (base: Int) -> NestedReport in
@@ -100,7 +100,7 @@ extension ForkPoolTests {
 
         @Test func threadPoolInsideAWorkerLeavesItAsItWas() throws {
             let outer = try ProcessPool(workers: 2) { (base: Int) -> NestedReport in
-                reportOnInnerPool(base: base) { ThreadPool(workers: 3) { (n: Int) -> Int in n * n + base } }
+                reportOnInnerPool(base: base) { try ThreadPool(workers: 3) { (n: Int) -> Int in n * n + base } }
             }
             defer { outer.shutdown() }
             try expectInnerPoolsLeaveTheWorkersAsTheyWere(outer, bases: [7, 8, 9])
@@ -169,7 +169,7 @@ extension ForkPoolTests {
                     _ = try inner.submit(1).get()
                     return InnerFailure(pid: getpid(), code: "success", signal: nil, innerWorker: innerWorker)
                 } catch let error as ForkPoolError {
-                    return InnerFailure(pid: getpid(), code: error.code.description, signal: error.signal,
+                    return InnerFailure(pid: getpid(), code: error.code.words, signal: error.signal,
                                         innerWorker: error.processID)
                 } catch {
                     return InnerFailure(pid: getpid(), code: "\(error)", signal: nil, innerWorker: nil)
@@ -180,7 +180,7 @@ extension ForkPoolTests {
             let crashing = try outer.submit(0)
             let others = try (1...6).map { try outer.submit($0) }
             let failure = try crashing.get()
-            #expect(failure.code == ForkPoolError.Code.workerDied.description)
+            #expect(failure.code == ForkPoolError.Code.workerDied.words)
             #expect(failure.signal == (how == "SIGKILL" ? SIGKILL : SIGSEGV))
             #expect(failure.innerWorker != nil && failure.innerWorker != failure.pid)
             #expect(workersBefore.contains(failure.pid))

@@ -7,7 +7,7 @@ import Logging
 import MetricsTestKit
 import Synchronization
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct ObservabilityTests {
@@ -20,7 +20,7 @@ extension ForkPoolTests {
             #expect(ForkPoolError.Code(name: "noSuchCode") == nil)
         }
 
-        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+        let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
 
         /// A quiet configuration that logs into `recorder` and measures into `metrics`.
         func observed(by recorder: LogRecorder = LogRecorder(), _ metrics: TestMetrics = TestMetrics()) -> ProcessPoolConfiguration {
@@ -88,7 +88,7 @@ extension ForkPoolTests {
             let recorder = LogRecorder()
             let pool = try ProcessPool(workers: 1, configuration: observed(by: recorder), work: obey)
             defer { pool.shutdown() }
-            let slow = try pool.submit(.sleep(milliseconds: 10_000), timeout: 0.1)
+            let slow = try pool.submit(.sleep(milliseconds: 10_000), timeout: .milliseconds(100))
             let error = expectForkPoolError { _ = try slow.get() }
             #expect(error?.code == .timedOut)
             let pid = try #require(error?.processID)
@@ -169,7 +169,7 @@ extension ForkPoolTests {
 
         @Test func threadPoolMetricsCountTasksFailuresAndRunTime() throws {
             let metrics = TestMetrics()
-            let pool = ThreadPool(workers: 2, metricsFactory: metrics) { (n: Int) throws -> Int in
+            let pool = try ThreadPool(workers: 2, metricsFactory: metrics) { (n: Int) throws -> Int in
                 if n < 0 { throw TestFailure(description: "negative") }
                 return n
             }
@@ -219,7 +219,7 @@ extension ForkPoolTests {
         }
 
         @Test func threadPoolStatsCountPerThreadWithoutPidsOrRestarts() throws {
-            let pool = ThreadPool(workers: 2) { (n: Int) throws -> Int in
+            let pool = try ThreadPool(workers: 2) { (n: Int) throws -> Int in
                 if n < 0 { throw TestFailure(description: "negative") }
                 usleep(100)
                 return n

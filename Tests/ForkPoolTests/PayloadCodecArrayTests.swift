@@ -4,7 +4,7 @@
 // directly must give exactly the bytes and errors Array's own Codable gives through the
 // containers; a value that keeps its encoder or decoder must not see it reused.
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 @testable import Workloads
 
 extension ForkPoolTests {

@@ -4,7 +4,7 @@
 // throw and never crash. Speed is measured outside the test suite, never here.
 import Foundation
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 @testable import Workloads
 
 extension ForkPoolTests {

@@ -6,13 +6,13 @@
 // test (`withShortTaskLimit`). Every wait is bounded.
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct PipelineTests {
         /// One worker, every task through the dispatcher (no lane), crashes quiet.
         var oneAtATimeThroughTheQueue: ProcessPoolConfiguration {
-            var configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            var configuration = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
             configuration.usesDirectLanes = false
             return configuration
         }
@@ -43,7 +43,7 @@ extension ForkPoolTests {
                 defer { pool.shutdown() }
                 #expect(try pool.submit(.echo(-1)).get() == -1)  // the worker's tasks are known to be short
                 let futures = try (0..<300).map { try pool.submit(.echo($0)) }
-                #expect(try futures.map { try $0.get(timeout: 30) } == Array(0..<300))
+                #expect(try futures.map { try $0.get(timeout: .seconds(30)) } == Array(0..<300))
                 #expect(pool.tasksPipelined > 0)
                 #expect(pool.stats.tasksCompleted == 301 && pool.stats.tasksFailed == 0)
             }
@@ -55,11 +55,11 @@ extension ForkPoolTests {
             let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
             defer { pool.shutdown() }
             let futures = try (0..<300).map { try pool.submit(.echo($0)) }
-            #expect(try futures.map { try $0.get(timeout: 30) } == Array(0..<300))
+            #expect(try futures.map { try $0.get(timeout: .seconds(30)) } == Array(0..<300))
             #expect(pool.tasksPipelined == 0)
             for bad in [0, 65] {
                 let error = expectForkPoolError {
-                    _ = try ProcessPool(workers: 1, configuration: .init(tasksInFlightPerWorker: bad), work: obey)
+                    _ = try ProcessPool(workers: 1, configuration: .with { $0.tasksInFlightPerWorker = bad }, work: obey)
                 }
                 #expect(error?.code == .invalidArgument)
             }
@@ -76,8 +76,8 @@ extension ForkPoolTests {
                 usleep(20_000)  // a few dispatcher turns
                 #expect(pool.stats.queuedTasks == 1 && pool.tasksPipelined == 0)  // still waiting in the pool's queue
                 gate.open(1)
-                #expect(try held.get(timeout: 30) == 1)
-                #expect(try behind.get(timeout: 30) == 2)
+                #expect(try held.get(timeout: .seconds(30)) == 1)
+                #expect(try behind.get(timeout: .seconds(30)) == 2)
             }
         }
 
@@ -90,11 +90,11 @@ extension ForkPoolTests {
                 let behind = try [2, 3].map { try pool.submit(.echo($0)) }
                 #expect(waitUntil { pool.tasksPipelined == 3 })  // all three sent behind the held one
                 gate.open(1)
-                #expect(try held.get(timeout: 30) == 1)
-                let error = expectForkPoolError { _ = try crash.get(timeout: 30) }
+                #expect(try held.get(timeout: .seconds(30)) == 1)
+                let error = expectForkPoolError { _ = try crash.get(timeout: .seconds(30)) }
                 #expect(error?.code == .workerDied && error?.signal == SIGKILL)
                 #expect(error?.taskID == crash.taskID && error?.processID == first.first)
-                #expect(try behind.map { try $0.get(timeout: 30) } == [2, 3])
+                #expect(try behind.map { try $0.get(timeout: .seconds(30)) } == [2, 3])
                 #expect(pool.pipelinedTasksRerun == 2)
                 #expect(waitUntil { pool.workerProcessIDs.count == 1 && pool.workerProcessIDs != first })
                 let stats = pool.stats
@@ -111,7 +111,7 @@ extension ForkPoolTests {
                 #expect(waitUntil { pool.tasksPipelined == 2 })
                 #expect(held.cancel())  // kills the worker; the two behind it must run elsewhere
                 pool.shutdown()
-                #expect(try behind.map { try $0.get(timeout: 30) } == [2, 3])
+                #expect(try behind.map { try $0.get(timeout: .seconds(30)) } == [2, 3])
             }
         }
 
@@ -129,11 +129,11 @@ extension ForkPoolTests {
                 #expect(kill(worker, SIGKILL) == 0)
                 // Judged as a crash by its signal, though the worker died with frames unread
                 // (the kernel reports ECONNRESET then, not end of stream).
-                let died = expectForkPoolError { _ = try held.get(timeout: 30) }
+                let died = expectForkPoolError { _ = try held.get(timeout: .seconds(30)) }
                 #expect(died?.code == .workerDied && died?.signal == SIGKILL)
-                let replacement = try #require(try sentAhead.get(timeout: 30))  // ran on the replacement
+                let replacement = try #require(try sentAhead.get(timeout: .seconds(30)))  // ran on the replacement
                 #expect(replacement != Int(worker) && ran.nextPID() == pid_t(replacement))
-                #expect(try kept.get(timeout: 30) == 4)
+                #expect(try kept.get(timeout: .seconds(30)) == 4)
                 #expect(pool.stats.workers[0].restarts == 1)  // only the one that was killed
             }
         }
@@ -148,10 +148,10 @@ extension ForkPoolTests {
                 let behind = try (2...7).map { try pool.submit(.echo($0)) }
                 #expect(waitUntil { pool.tasksPipelined == 7 })
                 gate.open(1)
-                #expect(try held.get(timeout: 30) == 1)
-                let error = expectForkPoolError { _ = try crash.get(timeout: 30) }
+                #expect(try held.get(timeout: .seconds(30)) == 1)
+                let error = expectForkPoolError { _ = try crash.get(timeout: .seconds(30)) }
                 #expect(error?.code == .workerDied && error?.taskID == crash.taskID)
-                #expect(try behind.map { try $0.get(timeout: 30) } == Array(2...7))
+                #expect(try behind.map { try $0.get(timeout: .seconds(30)) } == Array(2...7))
             }
         }
 
@@ -171,8 +171,8 @@ extension ForkPoolTests {
                 let again = reports.nextPID()  // the held task runs again, on the replacement
                 #expect(again != first)
                 gate.open(1)
-                #expect(try held.get(timeout: 30) == 1)
-                #expect(try behind.map { try $0.get(timeout: 30) } == Array(2...5))
+                #expect(try held.get(timeout: .seconds(30)) == 1)
+                #expect(try behind.map { try $0.get(timeout: .seconds(30)) } == Array(2...5))
                 #expect(pool.stats.tasksFailed == 0)
             }
         }
@@ -185,7 +185,7 @@ extension ForkPoolTests {
             for round in 0..<20 {
                 let worker = try #require(pool.workerProcessIDs.first)
                 #expect(kill(worker, SIGKILL) == 0)
-                #expect(try pool.submit(.echo(round)).get(timeout: 30) == round, "round \(round)")
+                #expect(try pool.submit(.echo(round)).get(timeout: .seconds(30)) == round, "round \(round)")
                 #expect(waitUntil { pool.workerProcessIDs.count == 1 && pool.workerProcessIDs.first != worker })
             }
         }
@@ -199,11 +199,11 @@ extension ForkPoolTests {
                 #expect(waitUntil { pool.tasksPipelined == 2 })
                 #expect(!sentAhead.cancel())
                 gate.open(1)
-                #expect(try held.get(timeout: 30) == 1)
-                #expect(try sentAhead.get(timeout: 30) == 5)
-                #expect(try kept.get(timeout: 30) == 6)
+                #expect(try held.get(timeout: .seconds(30)) == 1)
+                #expect(try sentAhead.get(timeout: .seconds(30)) == 5)
+                #expect(try kept.get(timeout: .seconds(30)) == 6)
                 #expect(pool.workerProcessIDs == [worker])  // nobody was killed
-                #expect(try pool.submit(.echo(7)).get(timeout: 30) == 7)
+                #expect(try pool.submit(.echo(7)).get(timeout: .seconds(30)) == 7)
             }
         }
     }

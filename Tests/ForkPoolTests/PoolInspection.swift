@@ -1,7 +1,7 @@
 // What the tests look at inside a process pool, kept out of the product: each reads the
 // dispatcher's own state (reachable through `@testable import`).
 import Synchronization
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ProcessPool {
     /// Queued tasks whose deadline the dispatcher watches (finished ones must be let go).
@@ -25,4 +25,13 @@ extension ProcessPool {
 extension ThreadPool {
     /// How many `submitWhenReady` callers wait for room now.
     var parkedSubmissions: Int { engine.parkedCount }
+}
+
+extension ProcessPoolConfiguration {
+    /// The defaults, changed by `change`: the tests' one-line configurations.
+    static func with(_ change: (inout ProcessPoolConfiguration) -> Void) -> ProcessPoolConfiguration {
+        var configuration = ProcessPoolConfiguration()
+        change(&configuration)
+        return configuration
+    }
 }

@@ -2,7 +2,7 @@
 // creation throw within `startTimeout`, and leaves no process and no descriptor behind.
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct PoolStartTests {
@@ -10,7 +10,7 @@ extension ForkPoolTests {
         func expectStartTimesOut(initializer: @escaping @Sendable () throws -> Void,
                                  sourceLocation: SourceLocation = #_sourceLocation) {
             let fdsBefore = openFileDescriptorCount()
-            let configuration = ProcessPoolConfiguration(workerCrashBacktraces: false, initializer: initializer, startTimeout: 1)
+            let configuration = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false; $0.initializer = initializer; $0.startTimeout = .seconds(1) }
             let started = monotonicNanoseconds()
             let error = expectForkPoolError({
                 _ = try ProcessPool(workers: 2, configuration: configuration) { (n: Int) -> Int in n }
@@ -39,9 +39,9 @@ extension ForkPoolTests {
         }
 
         @Test func aStartTimeoutMustBePositive() {
-            for bad in [0, -1, Double.nan, .infinity] {
+            for bad in [Duration.zero, .seconds(-1)] {
                 let error = expectForkPoolError {
-                    _ = try ProcessPool(workers: 1, configuration: .init(startTimeout: bad)) { (n: Int) -> Int in n }
+                    _ = try ProcessPool(workers: 1, configuration: .with { $0.startTimeout = bad }) { (n: Int) -> Int in n }
                 }
                 #expect(error?.code == .invalidArgument)
                 #expect(error?.message.contains("startTimeout") == true)
@@ -49,7 +49,7 @@ extension ForkPoolTests {
         }
 
         @Test func aPoolThatStartsInTimeIsUnaffected() throws {
-            let pool = try ProcessPool(workers: 2, configuration: .init(startTimeout: 30)) { (n: Int) -> Int in n + 1 }
+            let pool = try ProcessPool(workers: 2, configuration: .with { $0.startTimeout = .seconds(30) }) { (n: Int) -> Int in n + 1 }
             defer { pool.shutdown() }
             #expect(try pool.submit(41).get() == 42)
         }
@@ -63,7 +63,7 @@ extension ForkPoolTests {
         @Test func aPollThatFailsBreaksThePoolWithItsErrno() throws {
             // poll(2) fails with EINVAL when it is given more descriptors than RLIMIT_NOFILE
             // allows: a limit of 2 for a moment, while the dispatcher polls 2 + 2 of them.
-            var configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            var configuration = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
             configuration.usesDirectLanes = false
             let pool = try ProcessPool(workers: 2, configuration: configuration) { (n: Int) -> Int in n }
             #expect(try pool.submit(1).get() == 1)
@@ -86,7 +86,7 @@ extension ForkPoolTests {
         @Test func anEventFDClosedFromOutsideBreaksThePoolWithEBADF() throws {
             let fdsBefore = openFileDescriptorCount()
             let pids = PIDPipe()
-            var configuration = ProcessPoolConfiguration(workerCrashBacktraces: false)
+            var configuration = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
             configuration.usesDirectLanes = false
             let pool = try ProcessPool(workers: 2, configuration: configuration) { (reportTo: Int32) -> Int in
                 guard reportTo >= 0 else { return 7 }

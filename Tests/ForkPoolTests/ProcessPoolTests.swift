@@ -2,11 +2,11 @@
 // shutdown hygiene (no child left, no descriptor leaked) and over-limit frames.
 import Glibc
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct ProcessPoolTests {
-        let quiet = ProcessPoolConfiguration(workerCrashBacktraces: false)
+        let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
 
         @Test func mapReturnsOrderedResultsEqualToSequential() throws {
             let inputs = Array(0...24)
@@ -192,7 +192,7 @@ extension ForkPoolTests {
         }
 
         @Test func inputOverTheFrameLimitFailsAtSubmit() throws {
-            let pool = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: 1024)) { (text: String) -> Int in text.count }
+            let pool = try ProcessPool(workers: 1, configuration: .with { $0.maximumFrameBytes = 1024 }) { (text: String) -> Int in text.count }
             defer { pool.shutdown() }
             let error = expectForkPoolError { _ = try pool.submit(String(repeating: "x", count: 5000)) }
             #expect(error?.code == .frameTooLarge)
@@ -200,7 +200,7 @@ extension ForkPoolTests {
         }
 
         @Test func outputOverTheFrameLimitFailsItsTaskOnly() throws {
-            let pool = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: 1024)) { (n: Int) -> String in
+            let pool = try ProcessPool(workers: 1, configuration: .with { $0.maximumFrameBytes = 1024 }) { (n: Int) -> String in
                 String(repeating: "y", count: n)
             }
             defer { pool.shutdown() }
@@ -227,7 +227,7 @@ extension ForkPoolTests {
 
         @Test func largeByteArraysObeyTheFrameLimitBothWays() throws {
             let limit = 256 << 10
-            let pool = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: limit)) { (count: Int) -> [UInt8] in
+            let pool = try ProcessPool(workers: 1, configuration: .with { $0.maximumFrameBytes = limit }) { (count: Int) -> [UInt8] in
                 [UInt8](repeating: 9, count: count)
             }
             defer { pool.shutdown() }
@@ -236,7 +236,7 @@ extension ForkPoolTests {
             #expect(try pool.submit(limit - 16).get().count == limit - 16)
             #expect(pool.workerProcessIDs == [pid])
 
-            let echo = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: limit)) { (bytes: [UInt8]) in bytes.count }
+            let echo = try ProcessPool(workers: 1, configuration: .with { $0.maximumFrameBytes = limit }) { (bytes: [UInt8]) in bytes.count }
             defer { echo.shutdown() }
             let error = expectForkPoolError { _ = try echo.submit([UInt8](repeating: 1, count: limit)) }
             #expect(error?.code == .frameTooLarge)
@@ -247,7 +247,7 @@ extension ForkPoolTests {
             var header = [UInt8](repeating: 0, count: FrameHeader.size)
             // version 1, kind result, length 1 GiB, task id 1.
             FrameHeader(kind: .result, length: 1 << 30, taskID: 1).write(into: &header)
-            let pool = try ProcessPool(workers: 1, configuration: .init(maximumFrameBytes: 4096), work: obey)
+            let pool = try ProcessPool(workers: 1, configuration: .with { $0.maximumFrameBytes = 4096 }, work: obey)
             defer { pool.shutdown() }
             let pid = pool.workerProcessIDs[0]
             let future = try pool.submit(.forgeReply(header))
@@ -274,16 +274,13 @@ extension ForkPoolTests {
             #expect(expectForkPoolError { _ = try ProcessPool(workers: 0) { (n: Int) -> Int in n } }?.code == .invalidArgument)
         }
 
-        @Test func withProcessPoolShutsDownOnReturnAndOnThrow() throws {
-            let result = try withProcessPool(workers: 2, work: fib) { pool in try pool.map([10, 11, 12]) }
-            #expect(result == [55, 89, 144])
+        @Test func shutdownByDefaultRunsTheQueuedTasksAndLeavesNoProcess() throws {
+            let pool = try ProcessPool(workers: 2, work: fib)
+            let futures = try (20...27).map { try pool.submit($0) }
+            pool.shutdown()
+            #expect(try futures.map { try $0.get() } == (20...27).map(fib))
             #expect(childProcessIDs().isEmpty)
-            #expect(throws: TestFailure.self) {
-                try withProcessPool(workers: 2, work: fib) { (_: ProcessPool<Int, Int>) -> Int in
-                    throw TestFailure(description: "body failed")
-                }
-            }
-            #expect(childProcessIDs().isEmpty)
+            #expect(expectForkPoolError { _ = try pool.submit(1) }?.code == .poolShutDown)
         }
     }
 }

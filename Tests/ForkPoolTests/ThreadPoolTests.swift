@@ -2,27 +2,27 @@
 import Glibc
 import Synchronization
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct ThreadPoolTests {
         @Test func mapReturnsOrderedResultsEqualToSequential() throws {
             let inputs = Array(0...24)
-            let pool = ThreadPool(workers: 3) { (n: Int) -> Int in fib(n) }
+            let pool = try ThreadPool(workers: 3) { (n: Int) -> Int in fib(n) }
             defer { pool.shutdown() }
             #expect(try pool.map(inputs) == inputs.map(fib))
             #expect(try pool.map([Int]()) == [])
         }
 
         @Test func submitGetAndAwaitValue() async throws {
-            let pool = ThreadPool(workers: 2) { (text: String) -> Int in text.count }
+            let pool = try ThreadPool(workers: 2) { (text: String) -> Int in text.count }
             defer { pool.shutdown() }
             #expect(try pool.submit("brown cow").get() == 9)
             #expect(try await pool.submit("tread").value == 5)
         }
 
         @Test func thrownErrorArrivesWithItsDescriptionAndTheErrorItself() throws {
-            let pool = ThreadPool(workers: 2) { (n: Int) throws -> Int in
+            let pool = try ThreadPool(workers: 2) { (n: Int) throws -> Int in
                 if n == 2 { throw TestFailure(description: "two is not allowed") }
                 return n
             }
@@ -38,7 +38,7 @@ extension ForkPoolTests {
             // map writes outputs straight into the result array from the pool's threads; when an
             // input fails, the outputs of chunks that finished (before and after it) must be
             // destroyed, not leaked, and a successful map must hand over each exactly once.
-            let pool = ThreadPool(workers: 3) { (n: Int) throws -> Tracked in
+            let pool = try ThreadPool(workers: 3) { (n: Int) throws -> Tracked in
                 if n == 517 { throw TestFailure(description: "517") }
                 return Tracked(n)
             }
@@ -54,7 +54,7 @@ extension ForkPoolTests {
         }
 
         @Test func runsOnSeveralThreadsOfThisProcess() throws {
-            let pool = ThreadPool(workers: 4) { (_: Int) -> UInt in
+            let pool = try ThreadPool(workers: 4) { (_: Int) -> UInt in
                 usleep(5_000)
                 return UInt(pthread_self())
             }
@@ -65,14 +65,14 @@ extension ForkPoolTests {
         }
 
         @Test func eightThreadsSubmittingConcurrentlyGetTheirOwnResults() throws {
-            let pool = ThreadPool(workers: 3) { (n: Int) -> Int in n * 3 }
+            let pool = try ThreadPool(workers: 3) { (n: Int) -> Int in n * 3 }
             defer { pool.shutdown() }
             #expect(try mismatchesWithConcurrentSubmitters(pool, tasksPerThread: 500) == 0)
         }
 
         @Test func shutdownCancellingPendingFailsQueuedTasks() throws {
             let started = ConditionLockedCounter()
-            let pool = ThreadPool(workers: 1) { (n: Int) -> Int in
+            let pool = try ThreadPool(workers: 1) { (n: Int) -> Int in
                 started.add(1)
                 usleep(200_000)
                 return n
@@ -89,11 +89,10 @@ extension ForkPoolTests {
             pool.shutdown(cancelPending: true)  // idempotent
         }
 
-        @Test func withThreadPoolAndRuntimeChoiceOfStrategy() throws {
-            #expect(try withThreadPool(workers: 2, work: fib) { try $0.map([10, 20]) } == [55, 6765])
+        @Test func bothPoolsBehindOneProtocolChosenAtRunTime() throws {
             // Both pools behind the one protocol, chosen at run time.
             let strategies: [any WorkerPool<Int, Int>] = [
-                ThreadPool(workers: 2, work: fib),
+                try ThreadPool(workers: 2, work: fib),
                 try ProcessPool(workers: 2, work: fib),
             ]
             for pool in strategies {
@@ -103,10 +102,30 @@ extension ForkPoolTests {
             }
         }
 
+        @Test func badInputThrowsInvalidArgumentInsteadOfTrapping() async throws {
+            for (workers, bound) in [(0, nil), (-3, nil), (1, 0), (2, -1)] as [(Int, Int?)] {
+                let error = expectForkPoolError { _ = try ThreadPool(workers: workers, maximumQueuedTasks: bound) { (n: Int) in n } }
+                #expect(error?.code == .invalidArgument, "workers \(workers), maximumQueuedTasks \(String(describing: bound))")
+                let jobs = expectForkPoolError { _ = try ThreadJobPool(workers: workers, maximumQueuedTasks: bound, jobs: [SquareJob.self]) }
+                #expect(jobs?.code == .invalidArgument)
+            }
+            let pool = try ThreadPool(workers: 1) { (n: Int) in n }
+            defer { pool.shutdown() }
+            #expect(expectForkPoolError { _ = try pool.map([1, 2], chunkSize: 0) }?.code == .invalidArgument)
+            #expect(expectForkPoolError { _ = try pool.results(for: [1], maximumInFlight: 0) }?.code == .invalidArgument)
+            do {
+                _ = try await pool.map([1, 2], chunkSize: -1)
+                Issue.record("an async map with chunkSize -1 ran")
+            } catch {
+                #expect(error.code == .invalidArgument)
+            }
+            #expect(try await pool.map([1, 2, 3]) == [1, 2, 3])  // the pool is unharmed
+        }
+
         @Test func threadsAreJoinedAtShutdown() throws {
             #expect(threadNames().contains { $0.hasPrefix("forkpool-t") } == false)
             for _ in 0..<20 {
-                let pool = ThreadPool(workers: 4) { (n: Int) -> Int in n }
+                let pool = try ThreadPool(workers: 4) { (n: Int) -> Int in n }
                 #expect(threadNames().filter { $0.hasPrefix("forkpool-t") }.count == 4)
                 _ = try pool.map([1, 2, 3])
                 pool.shutdown()

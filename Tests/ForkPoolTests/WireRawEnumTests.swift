@@ -5,7 +5,7 @@
 import Dispatch
 import Synchronization
 import Testing
-@testable import ForkPool
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 extension ForkPoolTests {
     @Suite struct WireRawEnumTests {}
