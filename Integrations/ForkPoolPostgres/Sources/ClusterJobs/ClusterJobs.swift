@@ -1,7 +1,7 @@
 // ClusterJobs: the jobs the worker-host program, its tests and the cluster benchmark share —
 // each says which host ran it (FORKPOOL_HOST_NAME in the host's environment), so a test can
 // tell whose result was recorded.
-import ForkPool
+@_spi(Integration) import ForkPool
 
 #if canImport(Glibc)
 import Glibc
@@ -83,3 +83,12 @@ public struct BytesJob: PoolJob {
 /// Every job type above, for a host's pool.
 public let clusterJobTypes: [any PoolJob.Type] = [SleepJob.self, SquareJob.self, FibonacciJob.self, FailingJob.self,
                                                   CrashingJob.self, BytesJob.self]
+
+extension ProcessPoolConfiguration {
+    /// The defaults with crash backtraces off: the hosts, tests and bench crash workers on purpose.
+    public static var withoutBacktraces: ProcessPoolConfiguration {
+        var configuration = ProcessPoolConfiguration()
+        configuration.workerCrashBacktraces = false
+        return configuration
+    }
+}

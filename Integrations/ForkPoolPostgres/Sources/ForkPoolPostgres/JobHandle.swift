@@ -1,6 +1,6 @@
 // JobHandle: the submitting side's hold on one job in a PostgresJobQueue — its row's id, and
 // the way to its result (awaited through the queue's OutcomeWatcher) or to cancel it.
-import ForkPool
+@_spi(Integration) import ForkPool
 
 /// One job written to a ``PostgresJobQueue``: await ``value`` for its output.
 public struct JobHandle<Output: Codable & Sendable>: Sendable {

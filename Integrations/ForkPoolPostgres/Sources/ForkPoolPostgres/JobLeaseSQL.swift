@@ -11,7 +11,7 @@
 //   settle: succeeded (recordResults, many at once: ResultWriter's batches too) / failed /
 //           cancelled (finish), each with NOTIFY forkpool_done; queued again for a retry, or
 //           released (a claim given back uncounted)
-import ForkPool
+@_spi(Integration) import ForkPool
 import Logging
 import PostgresNIO
 

@@ -11,7 +11,7 @@
 //                 lease_owner, lease_token, lease_expires, cancel_requested, result,
 //                 error_code, error_message, created_at, finished_at)
 //   forkpool_lease_tokens: the sequence every claim draws its token from
-import ForkPool
+@_spi(Integration) import ForkPool
 import PostgresNIO
 
 enum JobQueueSchema {

@@ -8,7 +8,7 @@
 //   map(jobs) ─ one INSERT of every row ─▶ handles ─▶ every value, in order
 //   cancel(handle) ─ queued: state := cancelled; running: cancel_requested := true (its host
 //                    stops it at its next lease renewal)
-import ForkPool
+@_spi(Integration) import ForkPool
 import Logging
 import PostgresNIO
 

@@ -10,7 +10,7 @@
 //       (its result would be dropped); a cancel request stops the job and records it cancelled
 //   graceful shutdown: stop claiming, let running jobs finish for `shutdownGracePeriod`, then
 //       stop the rest and release their claims (queued again, the attempt not counted)
-import ForkPool
+@_spi(Integration) import ForkPool
 import Logging
 import PostgresNIO
 import ServiceLifecycle
@@ -115,7 +115,7 @@ public final class PostgresJobWorker: Service, Sendable {
         self.queue = queue
         self.pool = pool
         self.configuration = configuration
-        var capacity = max(configuration.capacity ?? pool.workerCount * 4, 1)
+        var capacity = max(configuration.capacity ?? pool.stats.workers.count * 4, 1)
         if let bound = pool.configuration.maximumQueuedTasks {
             capacity = min(capacity, pool.workerCount + bound)  // never more than the pool takes
         }

@@ -10,7 +10,7 @@
 // All on this machine: more hosts than cores add no CPU, only processes; the figures show the
 // queue's cost and its scaling up to the core count, not a cluster's.
 import ClusterJobs
-import ForkPool
+@_spi(Integration) import ForkPool
 import ForkPoolPostgres
 import Foundation
 import Logging
@@ -35,7 +35,7 @@ struct ClusterBench {
 
         var local: [[String: Any]] = []
         for workers in [1, 2] {
-            let pool = try ProcessJobPool(workers: workers, configuration: ProcessPoolConfiguration(workerCrashBacktraces: false),
+            let pool = try ProcessJobPool(workers: workers, configuration: .withoutBacktraces,
                                           jobs: clusterJobTypes)
             _ = try await pool.map(jobs.prefix(50))
             let started = ContinuousClock.now

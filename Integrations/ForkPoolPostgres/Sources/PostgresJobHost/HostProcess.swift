@@ -1,7 +1,7 @@
 // HostProcess: a worker host as a separate process — this program started with `--name …`,
 // optionally inside a network namespace (`ip netns exec`), its standard error in a log file;
 // ready once it printed "ready". The tests and the cluster benchmark start hosts this way.
-import ForkPool
+@_spi(Integration) import ForkPool
 
 #if canImport(Glibc)
 import Glibc

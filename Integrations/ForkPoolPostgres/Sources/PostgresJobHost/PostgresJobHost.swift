@@ -7,7 +7,7 @@
 //                   [--poll-ms 1000] [--grace-ms 30000] [--capacity N] [--log-level info]
 // Prints "ready" on standard output once the schema is migrated and the host claims jobs.
 import ClusterJobs
-import ForkPool
+@_spi(Integration) import ForkPool
 import ForkPoolPostgres
 import Logging
 import PostgresNIO
@@ -47,7 +47,7 @@ enum PostgresJobHost {
         let client = PostgresClient(configuration: try .init(url: options.string("url")), backgroundLogger: logger)
         let queue = PostgresJobQueue(client: client, name: try options.string("queue", default: "default"), logger: logger)
         let pool = try ProcessJobPool(workers: try options.int("workers", default: 2),
-                                      configuration: ProcessPoolConfiguration(workerCrashBacktraces: false), jobs: clusterJobTypes)
+                                      configuration: .withoutBacktraces, jobs: clusterJobTypes)
         defer { pool.shutdown(cancelPending: true) }
         var configuration = PostgresJobWorker.Configuration()
         configuration.hostName = name

@@ -5,7 +5,7 @@
 // and submitters reconnect and go on), and a graceful shutdown (SIGTERM: running jobs finish;
 // past the grace period they are released, their attempt not counted).
 import ClusterJobs
-import ForkPool
+@_spi(Integration) import ForkPool
 import ForkPoolPostgres
 @testable import PostgresJobHost
 import Foundation

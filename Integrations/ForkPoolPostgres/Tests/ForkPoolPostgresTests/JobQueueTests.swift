@@ -3,7 +3,7 @@
 // then failed with the error), a payload over the limit (refused before anything is written),
 // cancelling queued and running jobs, and the schema's versioned migration.
 import ClusterJobs
-import ForkPool
+@_spi(Integration) import ForkPool
 @testable import ForkPoolPostgres
 import PostgresNIO
 import Testing

@@ -4,7 +4,7 @@
 // link is cut mid-job (the near end set down): the job's lease lapses and a host on this side
 // runs it; once the link is back, the far host drops its stale outcome and serves again.
 import ClusterJobs
-import ForkPool
+@_spi(Integration) import ForkPool
 import ForkPoolPostgres
 @testable import PostgresJobHost
 import Foundation

@@ -3,7 +3,7 @@
 // process, and a look at the rows themselves. Hosts as separate processes are
 // PostgresJobHost's HostProcess (the program, optionally inside a network namespace).
 import ClusterJobs
-import ForkPool
+@_spi(Integration) import ForkPool
 import ForkPoolPostgres
 @testable import PostgresJobHost
 import Foundation
@@ -108,7 +108,7 @@ struct LocalHost {
     init(queue: PostgresJobQueue, name: String = "local", workers: Int = 2, lease: Duration = .milliseconds(1500),
          configure: (inout PostgresJobWorker.Configuration) -> Void = { _ in }) throws {
         setenv("FORKPOOL_HOST_NAME", name, 1)
-        pool = try ProcessJobPool(workers: workers, configuration: ProcessPoolConfiguration(workerCrashBacktraces: false),
+        pool = try ProcessJobPool(workers: workers, configuration: .withoutBacktraces,
                                   jobs: clusterJobTypes)
         var configuration = PostgresJobWorker.Configuration()
         configuration.hostName = name
