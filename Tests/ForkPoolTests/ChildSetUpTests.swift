@@ -3,6 +3,7 @@
 // worker's socket), the host program's signal handlers and dispositions, a blocked signal
 // mask. Each test looks inside the real processes (/proc) or makes the host's set-up bite.
 import CForkShim
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @testable import ForkPool

@@ -4,6 +4,7 @@
 // a grandchild still holds its socket, a cancellation, a time-out, a bad frame, bytes after
 // the reply, a worker that died idle before the frame got there, the fork server dying, and
 // shutdown while a caller reads.
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @testable import ForkPool
@@ -92,12 +93,6 @@ struct HangingLaneTask {
         future = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1))
         pid = pids.nextPID()
     }
-}
-
-/// The one-letter state of a process (R, S, Z, …) from /proc.
-func processState(_ pid: pid_t) -> String? {
-    guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-    return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
 }
 
 extension ForkPoolTests {
@@ -236,7 +231,7 @@ extension ForkPoolTests {
             #expect(error?.code == .workerDied)
             #expect(error?.signal == SIGKILL)
             #expect(error?.processID == pid)
-            #expect(isAlive(grandchild))
+            #expect(liveness(of: grandchild) == .running)
             // The crash is logged with the task the caller was reading.
             let crash = recorder.events("worker crashed").first
             #expect(crash?["forkpool.pid"] == "\(pid)")
@@ -263,7 +258,7 @@ extension ForkPoolTests {
             canceller.join()
             #expect(cancelled.value == true)
             #expect(error?.code == .cancelled)
-            #expect(waitUntil { !isAlive(pid) || processState(pid) == "Z" })
+            #expect(waitUntil { liveness(of: pid) != .running })
             #expect(try pool.submit(.echo(5)).get() == 5)
             #expect(waitUntil { pool.workerProcessIDs.count == 1 && !pool.workerProcessIDs.contains(pid) })
         }
@@ -335,7 +330,7 @@ extension ForkPoolTests {
             // The fork server, stopped, cannot report the death: the lane stays open.
             #expect(kill(server, SIGSTOP) == 0)
             #expect(kill(pid, SIGKILL) == 0)
-            #expect(waitUntil { processState(pid) == "Z" })
+            #expect(waitUntil { liveness(of: pid) == .zombie })
             let future = try pool.submit(.echo(11))
             #expect(pool.tasksSentByLane == 1)
             #expect(kill(server, SIGCONT) == 0)

@@ -4,6 +4,7 @@
 // on its replacement; a task cancelled while sent ahead leaves the others whole. Gates hold the
 // running task; where a gated task must count as short, the short-task limit is raised for the
 // test (`withShortTaskLimit`). Every wait is bounded.
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @testable import ForkPool

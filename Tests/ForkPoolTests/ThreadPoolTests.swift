@@ -1,4 +1,5 @@
 // ThreadPool: the same promises as ProcessPool, minus isolation.
+import ForkPoolTestSupport
 import Glibc
 import Synchronization
 import Testing
@@ -114,13 +115,6 @@ extension ForkPoolTests {
                 #expect(waitUntil { threadNames().filter { $0.hasPrefix("forkpool-t") }.isEmpty })
             }
         }
-    }
-}
-
-/// The names of this process's threads, from /proc/self/task/*/comm.
-func threadNames() -> [String] {
-    directoryEntries("/proc/self/task").compactMap { tid in
-        readFile("/proc/self/task/\(tid)/comm").map { String($0.prefix { $0 != "\n" }) }
     }
 }
 
