@@ -100,16 +100,21 @@ extension ForkPoolTests {
             }
         }
 
-        @Test func aControlMessageToAGoneForkServerFailsWithEPIPEInsteadOfSIGPIPE() throws {
-            var fds: [Int32] = [0, 0]
-            #expect(forkpool_seqpacket_pair(&fds) == 0)
-            close(fds[1])
-            let message: [UInt8] = Array(repeating: 0, count: 16)
-            let sent = message.withUnsafeBytes { forkpool_send_with_fds(fds[0], $0.baseAddress, $0.count, nil, 0) }
-            let sendErrno = errno
-            #expect(sent == -1)
-            #expect(sendErrno == EPIPE)
-            close(fds[0])
+        /// In a child process where SIGPIPE has its default action (see
+        /// `writingToAWorkerThatDiedNeverRaisesSIGPIPE`).
+        @Test func aControlMessageToAGoneForkServerFailsWithEPIPEInsteadOfSIGPIPE() async {
+            await #expect(processExitsWith: .success) {
+                signal(SIGPIPE, SIG_DFL)
+                var fds: [Int32] = [0, 0]
+                #expect(forkpool_seqpacket_pair(&fds) == 0)
+                close(fds[1])
+                let message: [UInt8] = Array(repeating: 0, count: 16)
+                let sent = message.withUnsafeBytes { forkpool_send_with_fds(fds[0], $0.baseAddress, $0.count, nil, 0) }
+                let sendErrno = errno
+                #expect(sent == -1)
+                #expect(sendErrno == EPIPE)
+                close(fds[0])
+            }
         }
     }
 }
