@@ -640,8 +640,10 @@ func readPIDs(from fd: Int32, count: Int, timeoutMilliseconds: Int32) -> [pid_t]
     return pids
 }
 
-/// A worker killed while the dispatcher writes it a frame too large for the socket's buffer:
-/// its task fails, the next one runs on its replacement.
+/// Writes to workers that died: a task sent by lane to an idle worker already dead (its
+/// socket closed, its death not yet reported: the fork server is stopped), which runs on the
+/// replacement; and a worker killed while it runs a task, a frame too large for any socket
+/// buffer submitted behind it.
 func writeToAWorkerThatDied() throws {
     let pids = PIDPipe()
     let pool = try ProcessPool(workers: 1, configuration: ProcessPoolConfiguration(workerCrashBacktraces: false)) { (bytes: [UInt8]) -> Int in
@@ -653,10 +655,21 @@ func writeToAWorkerThatDied() throws {
         return bytes.count
     }
     defer { pool.shutdown() }
+
+    let server = try #require(pool.forkServerProcessID)
+    let idle = pool.workerProcessIDs[0]
+    #expect(waitUntil { pool.openLaneCount == 1 })
+    #expect(kill(server, SIGSTOP) == 0)
+    #expect(kill(idle, SIGKILL) == 0)
+    #expect(waitUntil { liveness(of: idle) == .zombie })  // its socket is closed
+    let sentByLane = try pool.submit([1, 2, 3])  // into the dead worker's socket: EPIPE
+    #expect(pool.tasksSentByLane == 1)
+    #expect(kill(server, SIGCONT) == 0)
+    #expect(try sentByLane.get() == 3)
+
     let first = try pool.submit([UInt8(pids.writeEnd)])
     let pid = pids.nextPID()
     #expect(kill(pid, SIGKILL) == 0)
-    // 32 MiB cannot fit in a socket buffer: the dispatcher is mid-write when it finds out.
     let big = try pool.submit([UInt8](repeating: 7, count: 32 << 20))
     #expect(expectForkPoolError { _ = try first.get() }?.signal == SIGKILL)
     #expect(try big.get() == 32 << 20)
