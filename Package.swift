@@ -63,9 +63,16 @@ let package = Package(
             path: "Tests/CFaultInjection",
             cSettings: [.define("_GNU_SOURCE")]
         ),
+        // What every test target shares: waiting, processes and their liveness, signal handlers,
+        // gates. A plain target (test targets cannot depend on each other), in no product.
+        .target(
+            name: "ForkPoolTestSupport",
+            path: "Tests/ForkPoolTestSupport"
+        ),
         .testTarget(
             name: "ForkPoolTests",
             dependencies: [
+                "ForkPoolTestSupport",
                 "ForkPool",
                 "Workloads",
                 "CForkShim",
@@ -77,6 +84,7 @@ let package = Package(
         .testTarget(
             name: "ForkPoolServiceLifecycleTests",
             dependencies: [
+                "ForkPoolTestSupport",
                 "ForkPool",
                 "ForkPoolServiceLifecycle",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,7 +96,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DemoTests",
-            dependencies: ["Demo", "Workloads"]
+            dependencies: ["ForkPoolTestSupport", "Demo", "Workloads"]
         ),
     ],
     swiftLanguageModes: [.v6]

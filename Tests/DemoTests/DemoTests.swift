@@ -1,5 +1,6 @@
 // The Demo's promises: every strategy returns exactly the sequential results on every
 // workload, and `bench --json` writes a parseable file with a row per configuration.
+import ForkPoolTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -98,42 +99,11 @@ import Workloads
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent("demo-link").path, withDestinationPath: demo)
-        let (status, text) = try runShell("cd '\(directory.path)' && exec ./demo-link profile fresh-start --iterations 2")
+        // (runShell: Foundation's Process would close its descriptors later, on a thread of its
+        // own, under the next test's descriptor counts.)
+        let (status, text) = try #require(runShell("cd '\(directory.path)' && exec ./demo-link profile fresh-start --iterations 2"))
         #expect(status == 0)
         #expect(text.contains("fresh start with +0 MiB: median"), "\(text)")
-    }
-
-    /// Runs `/bin/sh -c script` and returns its exit status and standard output; every
-    /// descriptor it used is closed when it returns (Foundation's Process closes its own later,
-    /// on a thread of its own, under the next test's descriptor counts).
-    func runShell(_ script: String) throws -> (status: Int32, output: String) {
-        var fds: [Int32] = [0, 0]
-        try #require(pipe(&fds) == 0)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addclose(&actions, fds[1])
-        let words: [String] = ["/bin/sh", "-c", script]
-        let arguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { arguments.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/sh", &actions, nil, arguments, environ)
-        close(fds[1])
-        defer { close(fds[0]) }
-        try #require(spawned == 0)
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(fds[0], &chunk, chunk.count)
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return ((status >> 8) & 0xFF, String(decoding: bytes, as: UTF8.self))
     }
 
     @Test func taggerAgreementComparesOnlySentencesTokenizedAlike() {

@@ -4,6 +4,7 @@
 // Serialized: the tests count this process's threads, like ForkPoolTests.
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) import ForkPool
 import ForkPoolServiceLifecycle
+import ForkPoolTestSupport
 import Glibc
 import ServiceLifecycle
 import Testing
@@ -60,7 +61,7 @@ struct ForkPoolServiceLifecycleTests {
             let outcome = try await runGracefulShutdown(of: pool, held: hold) {
                 // Only once ServiceLifecycle's handler replaced the default action (which would
                 // end this process) is the signal sent.
-                let installed = await eventually { hasSignalHandler(SIGTERM) }
+                let installed = await suspendUntil { hasSignalHandler(SIGTERM) }
                 try #require(installed, "ServiceGroup never installed its SIGTERM handler")
                 #expect(kill(getpid(), SIGTERM) == 0)
             } runGroup: {
@@ -79,7 +80,7 @@ struct ForkPoolServiceLifecycleTests {
         running.cancel()
         // The worker is still held, so nothing queued can have run: each is cancelled, or the
         // deadline (a hang guard only) passes.
-        let allCancelled = await eventually { queued.allSatisfy(\.isDone) }
+        let allCancelled = await suspendUntil { queued.allSatisfy(\.isDone) }
         #expect(allCancelled)
         hold.release(1)
         _ = await running.result  // returns: run() does not throw on cancellation
@@ -89,7 +90,7 @@ struct ForkPoolServiceLifecycleTests {
             #expect(fails(future, with: .cancelled))
         }
         #expect(submitIsRefused(pool))
-        #expect(isGone(workerPID))
+        #expect(liveness(of: workerPID) == .gone)
         #expect(pool.workerProcessIDs.isEmpty && pool.forkServerProcessID == nil)
     }
 
@@ -100,18 +101,18 @@ struct ForkPoolServiceLifecycleTests {
         defer { held.release() }
 
         await group.triggerGracefulShutdown()
-        let refusing = await eventually { submitIsRefused(pool) }
+        let refusing = await suspendUntil { submitIsRefused(pool) }
         #expect(refusing, "the graceful shutdown began")
         #expect(queued.allSatisfy { !$0.isDone }, "a graceful shutdown keeps the queued tasks")
         running.cancel()
-        let allCancelled = await eventually { queued.allSatisfy(\.isDone) }
+        let allCancelled = await suspendUntil { queued.allSatisfy(\.isDone) }
         #expect(allCancelled)
         hold.release(1)
         _ = await running.result
 
         #expect(try holder.get() == Int(workerPID))
         #expect(queued.allSatisfy { fails($0, with: .cancelled) })
-        #expect(isGone(workerPID))
+        #expect(liveness(of: workerPID) == .gone)
     }
 
     @Test func threadPoolFinishesQueuedTasksOnGracefulShutdown() async throws {
@@ -145,7 +146,7 @@ struct ForkPoolServiceLifecycleTests {
         }
 
         running.cancel()
-        let cancelled = await eventually { queued.isDone }
+        let cancelled = await suspendUntil { queued.isDone }
         #expect(cancelled)
         hold.release(1)
         await running.value
@@ -192,7 +193,7 @@ func runGracefulShutdown<Pool: WorkerPool>(
     defer { hold.release(pool.stats.workers.count) }
     try await trigger()
     var lateAccepted: [Future<Int>] = []
-    let refusing = await eventually {
+    let refusing = await suspendUntil {
         do {
             lateAccepted.append(try pool.submit(.square(7)))
             return false
@@ -219,7 +220,7 @@ func expectFinishedGracefully(_ pool: ProcessPool<Job, Int>, _ outcome: Graceful
     #expect(outcome.lateAccepted.allSatisfy { (try? $0.get()) == 49 }, sourceLocation: sourceLocation)
     #expect(submitIsRefused(pool), sourceLocation: sourceLocation)
     for pid in outcome.workerPIDs + [outcome.forkServerPID].compactMap({ $0 }) {
-        #expect(isGone(pid), "process \(pid) outlived the pool's run()", sourceLocation: sourceLocation)
+        #expect(liveness(of: pid) == .gone, "process \(pid) outlived the pool's run()", sourceLocation: sourceLocation)
     }
     #expect(outcome.forkServerPID != nil, sourceLocation: sourceLocation)
     #expect(pool.workerProcessIDs.isEmpty && pool.forkServerProcessID == nil, sourceLocation: sourceLocation)
@@ -248,51 +249,20 @@ enum Job: Codable, Sendable {
     }
 }
 
-/// Two pipes: a held worker reports on one and waits on the other until the test releases it.
-/// Created before a ProcessPool, so its workers inherit them.
+/// Two pipes: a held worker reports on one and waits on the other (a gate) until the test
+/// releases it. Created before a ProcessPool, so its workers inherit them.
 final class WorkerHold: Sendable {
-    private let reportRead: Int32
-    private let reportWrite: Int32
-    private let gateRead: Int32
-    private let gateWrite: Int32
+    private let reports = PIDPipe()
+    private let gate = Gate()
 
-    init() {
-        var report: [Int32] = [0, 0]
-        var gate: [Int32] = [0, 0]
-        precondition(pipe(&report) == 0 && pipe(&gate) == 0)
-        (reportRead, reportWrite, gateRead, gateWrite) = (report[0], report[1], gate[0], gate[1])
-    }
-
-    deinit {
-        for fd in [reportRead, reportWrite, gateRead, gateWrite] { close(fd) }
-    }
-
-    var job: Job { .holdWorker(report: reportWrite, gate: gateRead) }
+    var job: Job { .holdWorker(report: reports.writeEnd, gate: gate.readEnd) }
 
     /// The pid a holding task reported once it runs; nil if none did within a minute (a hang
     /// guard, not a timing assertion).
-    func waitForHolder() -> pid_t? {
-        var poller = pollfd(fd: reportRead, events: Int16(POLLIN), revents: 0)
-        guard poll(&poller, 1, 60_000) == 1 else { return nil }
-        var pid: pid_t = 0
-        return read(reportRead, &pid, MemoryLayout<pid_t>.size) == MemoryLayout<pid_t>.size ? pid : nil
-    }
+    func waitForHolder() -> pid_t? { reports.nextPID(within: 60) }
 
     /// Lets `count` held tasks go on (extra bytes stay in the pipe, harmlessly).
-    func release(_ count: Int) {
-        let bytes = [UInt8](repeating: 1, count: count)
-        _ = bytes.withUnsafeBytes { write(gateWrite, $0.baseAddress, $0.count) }
-    }
-}
-
-/// Polls `condition` every millisecond until it holds; false after `seconds` (a hang guard).
-func eventually(within seconds: Int = 60, _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .seconds(seconds)
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(1))
-    }
-    return condition()
+    func release(_ count: Int) { gate.open(count) }
 }
 
 /// Whether `submit` now fails with `.poolShutDown`.
@@ -314,32 +284,7 @@ func fails(_ future: Future<Int>, with code: ForkPoolError.Code) -> Bool {
     }
 }
 
-/// Whether no process `pid` exists any more (exited and reaped).
-func isGone(_ pid: pid_t) -> Bool {
-    kill(pid, 0) == -1 && errno == ESRCH
-}
-
-/// Whether `signal`'s disposition is no longer the default action.
-func hasSignalHandler(_ signal: Int32) -> Bool {
-    var action = sigaction()
-    return sigaction(signal, nil, &action) == 0 && action.__sigaction_handler.sa_handler != nil
-}
-
 /// The threads of this process that belong to a ThreadPool ("forkpool-t…").
 func poolThreadCount() -> Int {
-    guard let directory = opendir("/proc/self/task") else { return 0 }
-    defer { closedir(directory) }
-    var count = 0
-    while let entry = readdir(directory) {
-        let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
-        let tid = String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
-        guard tid.first?.isNumber == true else { continue }
-        let fd = open("/proc/self/task/\(tid)/comm", O_RDONLY)
-        guard fd >= 0 else { continue }
-        var name = [UInt8](repeating: 0, count: 32)
-        let length = read(fd, &name, name.count)
-        close(fd)
-        if length > 0 && String(decoding: name[0..<length], as: UTF8.self).hasPrefix("forkpool-t") { count += 1 }
-    }
-    return count
+    threadNames().count { $0.hasPrefix("forkpool-t") }
 }

@@ -3,6 +3,7 @@
 // work finished or killed as configured), `await future.value` under cancellation, and
 // `results(for:)` — completion order, failed elements, a slow consumer, an endless input,
 // a cancelled consumer. Gates (pipes the tasks wait on) make every order deterministic.
+import ForkPoolTestSupport
 import Glibc
 import Synchronization
 import Testing

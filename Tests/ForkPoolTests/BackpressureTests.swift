@@ -3,6 +3,7 @@
 // place, `submitWhenReady` waiting for room first come first served, cancelled while it waits
 // (nothing queued, nothing run) and refused by shutdown. Gates hold the one worker busy, so
 // every queue length is exact; waits are bounded (a hang fails the test, it does not wedge it).
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool

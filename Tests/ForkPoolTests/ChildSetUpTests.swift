@@ -3,6 +3,7 @@
 // worker's socket), the host program's signal handlers and dispositions, a blocked signal
 // mask. Each test looks inside the real processes (/proc) or makes the host's set-up bite.
 import CForkShim
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
@@ -99,16 +100,25 @@ extension ForkPoolTests {
             }
         }
 
-        @Test func aControlMessageToAGoneForkServerFailsWithEPIPEInsteadOfSIGPIPE() throws {
-            var fds: [Int32] = [0, 0]
-            #expect(forkpool_seqpacket_pair(&fds) == 0)
-            close(fds[1])
-            let message: [UInt8] = Array(repeating: 0, count: 16)
-            let sent = message.withUnsafeBytes { forkpool_send_with_fds(fds[0], $0.baseAddress, $0.count, nil, 0) }
-            let sendErrno = errno
-            #expect(sent == -1)
-            #expect(sendErrno == EPIPE)
-            close(fds[0])
+        /// In a child process where SIGPIPE has its default action (see
+        /// `writingToAWorkerThatDiedNeverRaisesSIGPIPE`). Linux raises no SIGPIPE for a
+        /// SOCK_SEQPACKET socket (the control socket's kind) whatever the flags; the same send
+        /// on a stream socket is what shows that `forkpool_send_with_fds` passes MSG_NOSIGNAL.
+        @Test func aControlMessageToAGoneForkServerFailsWithEPIPEInsteadOfSIGPIPE() async {
+            await #expect(processExitsWith: .success) {
+                signal(SIGPIPE, SIG_DFL)
+                for stream in [false, true] {
+                    var fds: [Int32] = [0, 0]
+                    #expect((stream ? forkpool_socketpair(&fds) : forkpool_seqpacket_pair(&fds)) == 0)
+                    close(fds[1])
+                    let message: [UInt8] = Array(repeating: 0, count: 16)
+                    let sent = message.withUnsafeBytes { forkpool_send_with_fds(fds[0], $0.baseAddress, $0.count, nil, 0) }
+                    let sendErrno = errno
+                    #expect(sent == -1)
+                    #expect(sendErrno == EPIPE)
+                    close(fds[0])
+                }
+            }
         }
     }
 }

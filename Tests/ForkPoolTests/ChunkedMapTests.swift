@@ -1,5 +1,6 @@
 // map(_:chunkSize:) on both pools: order, per-item failures, frame-limit splitting, and a
 // worker dying with a whole chunk.
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool

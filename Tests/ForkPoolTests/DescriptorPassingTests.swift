@@ -1,6 +1,7 @@
 // The fork server's control channel passes descriptors (SCM_RIGHTS). A message whose
 // descriptors the kernel truncated (MSG_CTRUNC) must neither be believed nor leak what arrived.
 import CForkShim
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool

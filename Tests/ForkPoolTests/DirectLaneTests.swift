@@ -4,7 +4,9 @@
 // a grandchild still holds its socket, a cancellation, a time-out, a bad frame, bytes after
 // the reply, a worker that died idle before the frame got there, the fork server dying, and
 // shutdown while a caller reads.
+import ForkPoolTestSupport
 import Glibc
+import Synchronization
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
@@ -17,17 +19,33 @@ func whileACallerReadsByLane<Input, Output>(_ pool: ProcessPool<Input, Output>,
     }
 }
 
+/// The descriptors a held-up lane reader's signal handler uses (a handler captures nothing):
+/// it reports on `heldUpReaderEntered` and then waits at `heldUpReaderGate`.
+private let heldUpReaderEntered = Atomic<Int32>(-1)
+private let heldUpReaderGate = Atomic<Int32>(-1)
+
 /// A thread that reads a future's reply by lane and can be held up on request — a signal
-/// handler that sleeps 300 ms — so that its worker's exit report reaches the dispatcher before
-/// the reader sees the end of stream: the lane is detached and the reader gives the task back.
+/// handler that waits at a gate — so that its worker's exit report reaches the dispatcher
+/// before the reader sees the end of stream: the lane is detached and the reader gives the task
+/// back. The test opens the gate (`join`) once the dispatcher has seen the exit.
 final class HeldUpLaneReader: @unchecked Sendable {
     private let outcome = LockedBox<Result<Int, ForkPoolError>>()
     private let handle = LockedBox<pthread_t>()
+    private let entered = TestPipe()
+    private let gate = Gate()
     private let previousHandler: sighandler_t?
     private var thread: PosixThread?
 
     init(_ future: Future<Int>) throws {
-        previousHandler = signal(SIGUSR2) { _ in usleep(300_000) }
+        heldUpReaderEntered.store(entered.writeEnd, ordering: .sequentiallyConsistent)
+        heldUpReaderGate.store(gate.readEnd, ordering: .sequentiallyConsistent)
+        previousHandler = signal(SIGUSR2) { _ in
+            let savedErrno = errno
+            var byte: UInt8 = 1
+            _ = write(heldUpReaderEntered.load(ordering: .sequentiallyConsistent), &byte, 1)
+            while read(heldUpReaderGate.load(ordering: .sequentiallyConsistent), &byte, 1) < 0 && errno == EINTR {}
+            errno = savedErrno
+        }
         thread = try PosixThread.start(name: "lane-reader") { [outcome, handle] in
             var holdUp = sigset_t()  // the test runner's threads may block it: this one must not
             sigemptyset(&holdUp)
@@ -38,14 +56,20 @@ final class HeldUpLaneReader: @unchecked Sendable {
         }
     }
 
+    /// Holds the reader in its signal handler; returns once it is there.
     func holdUp() {
         precondition(waitUntil { handle.value != nil })
         pthread_kill(handle.value!, SIGUSR2)
+        var byte: UInt8 = 0
+        precondition(read(entered.readEnd, &byte, 1) == 1)
     }
 
+    /// Lets the reader go on (if held up) and waits for it to finish.
     func join() {
-        thread?.join()
-        thread = nil
+        guard let thread else { return }
+        gate.open()
+        thread.join()
+        self.thread = nil
         signal(SIGUSR2, previousHandler)
     }
 
@@ -94,12 +118,6 @@ struct HangingLaneTask {
     }
 }
 
-/// The one-letter state of a process (R, S, Z, …) from /proc.
-func processState(_ pid: pid_t) -> String? {
-    guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-    return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
-}
-
 extension ForkPoolTests {
     @Suite struct DirectLaneTests {
         let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
@@ -134,8 +152,12 @@ extension ForkPoolTests {
             // Queued only once the caller reads by lane (a task nobody reads yet would be
             // taken over by the dispatcher as soon as it wakes for them).
             let queued = try (1...3).map { try task.pool.submit(.echo($0)) }
+            #expect(task.pool.workerProcessIDs.contains(task.pid))
             reader.holdUp()
             #expect(kill(task.pid, SIGKILL) == 0)
+            // The reader goes on only once the dispatcher has had the exit report (and so
+            // detached the lane): the worker has left the pool's list.
+            #expect(waitUntil { !task.pool.workerProcessIDs.contains(task.pid) })
             reader.join()
             #expect(reader.error?.signal == SIGKILL)
             for future in queued {
@@ -154,8 +176,10 @@ extension ForkPoolTests {
             let reader = try HeldUpLaneReader(task.future)
             defer { reader.join() }
             #expect(waitUntil { pool.callersReadingByLane == 1 })
+            #expect(pool.workerProcessIDs.contains(pid))
             reader.holdUp()
             #expect(kill(pid, SIGKILL) == 0)
+            #expect(waitUntil { !pool.workerProcessIDs.contains(pid) })  // the exit report is in: let the reader go on
             reader.join()
             #expect(reader.value == 42)
             #expect(pool.stats.restarts == 1)
@@ -236,7 +260,7 @@ extension ForkPoolTests {
             #expect(error?.code == .workerDied)
             #expect(error?.signal == SIGKILL)
             #expect(error?.processID == pid)
-            #expect(isAlive(grandchild))
+            #expect(liveness(of: grandchild) == .running)
             // The crash is logged with the task the caller was reading.
             let crash = recorder.events("worker crashed").first
             #expect(crash?["forkpool.pid"] == "\(pid)")
@@ -263,7 +287,7 @@ extension ForkPoolTests {
             canceller.join()
             #expect(cancelled.value == true)
             #expect(error?.code == .cancelled)
-            #expect(waitUntil { !isAlive(pid) || processState(pid) == "Z" })
+            #expect(waitUntil { liveness(of: pid) != .running })
             #expect(try pool.submit(.echo(5)).get() == 5)
             #expect(waitUntil { pool.workerProcessIDs.count == 1 && !pool.workerProcessIDs.contains(pid) })
         }
@@ -335,7 +359,7 @@ extension ForkPoolTests {
             // The fork server, stopped, cannot report the death: the lane stays open.
             #expect(kill(server, SIGSTOP) == 0)
             #expect(kill(pid, SIGKILL) == 0)
-            #expect(waitUntil { processState(pid) == "Z" })
+            #expect(waitUntil { liveness(of: pid) == .zombie })
             let future = try pool.submit(.echo(11))
             #expect(pool.tasksSentByLane == 1)
             #expect(kill(server, SIGCONT) == 0)

@@ -1,6 +1,7 @@
 // The fault-injection matrix: every way a task can go wrong × every place it can happen,
 // each provoked for real inside a worker, each asserting what the caller sees and that the
 // pool still serves afterwards.
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool

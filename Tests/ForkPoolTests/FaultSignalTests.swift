@@ -3,6 +3,7 @@
 // backtracer in the workers and without — and the pool serves the next task. A raised or sent
 // signal that the backtracer swallowed would show here as a task that succeeded.
 import CFaultInjection
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
@@ -66,13 +67,6 @@ struct SignalTask: Codable, Sendable {
     return task.value * 2
 }
 
-/// The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...), or nil if
-/// the process is gone.
-func statFields(of pid: pid_t) -> [Substring]? {
-    guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-    return stat[stat.index(after: close)...].split(separator: " ")
-}
-
 /// The process group of `pid`, or nil if it is gone.
 func processGroup(of pid: pid_t) -> pid_t? {
     statFields(of: pid).flatMap { $0.count > 2 ? pid_t($0[2]) : nil }
@@ -87,14 +81,6 @@ func swiftBacktraceProcesses(inProcessGroup group: pid_t) -> [pid_t] {
               let fields = statFields(of: pid), fields.count > 2 else { return nil }
         return fields[0] != "Z" && pid_t(fields[2]) == group ? pid : nil
     }
-}
-
-/// Whether this process (and so a pool's workers, which inherit it) has a handler for `signal`:
-/// Swift's crash backtracer, which then prints one backtrace for it.
-func hasSignalHandler(_ signal: Int32) -> Bool {
-    var action = sigaction()
-    guard sigaction(signal, nil, &action) == 0 else { return false }
-    return unsafeBitCast(action.__sigaction_handler, to: Int.self) > 1  // neither SIG_DFL (0) nor SIG_IGN (1)
 }
 
 /// A temporary file that stands in for this process's standard output and error while a pool
@@ -134,14 +120,6 @@ final class OutputCapture {
 
     /// How many backtraces the file holds.
     var backtraceCount: Int { text.split(separator: "\n").count { $0.contains("Program crashed") } }
-}
-
-extension PIDPipe {
-    /// The next reported pid, or nil if none comes within `seconds`.
-    func nextPID(within seconds: Int32) -> pid_t? {
-        var entry = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-        return poll(&entry, 1, seconds * 1000) > 0 ? nextPID() : nil
-    }
 }
 
 extension ForkPoolTests {

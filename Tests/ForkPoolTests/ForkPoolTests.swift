@@ -2,6 +2,7 @@
 // children and open file descriptors, which tests running alongside would disturb; and
 // hang-guarded: a test still running after 60 s ends the run red (HangGuard.swift).
 import CForkShim
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
@@ -122,87 +123,9 @@ func exitLikeUserCode(_ status: Int32) -> Never {
     Glibc.exit(status)
 }
 
-/// A pipe the test holds; workers inherit its descriptors (it is made before their pool).
-class TestPipe: @unchecked Sendable {
-    let readEnd: Int32
-    let writeEnd: Int32
-
-    init() {
-        var fds: [Int32] = [0, 0]
-        precondition(pipe(&fds) == 0)
-        readEnd = fds[0]
-        writeEnd = fds[1]
-    }
-
-    deinit {
-        close(readEnd)
-        close(writeEnd)
-    }
-}
-
-/// A pipe whose read end yields the pids that `Command.reportPID` tasks write.
-final class PIDPipe: TestPipe, @unchecked Sendable {
-
-    /// Whether no pid is waiting to be read (no task reported since the last `nextPID`).
-    var isEmpty: Bool {
-        var entry = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-        return poll(&entry, 1, 0) == 0
-    }
-
-    /// Blocks until a task reports its pid (bounded by the suite's time limit).
-    func nextPID() -> pid_t {
-        var pid: pid_t = 0
-        let count = read(readEnd, &pid, MemoryLayout<pid_t>.size)
-        precondition(count == MemoryLayout<pid_t>.size)
-        return pid
-    }
-}
-
-/// The names in a directory, without "." and "..".
-func directoryEntries(_ path: String) -> [String] {
-    guard let directory = opendir(path) else { return [] }
-    defer { closedir(directory) }
-    var names: [String] = []
-    while let entry = readdir(directory) {
-        // Through a pointer up to the NUL: the kernel's record may be shorter than `dirent`.
-        let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
-        let name = String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-}
-
 /// Open file descriptors of this process (less the one listing them).
 func openFileDescriptorCount() -> Int {
     directoryEntries("/proc/self/fd").count - 1
-}
-
-/// The pids whose parent is `parent` (default: this process), read from /proc (zombies included).
-func childProcessIDs(of parent: pid_t = getpid()) -> [pid_t] {
-    directoryEntries("/proc").compactMap { name -> pid_t? in
-        guard let pid = pid_t(name), let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-        // Fields after the parenthesised command name: state, ppid, ...
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 1 && pid_t(fields[1]) == parent ? pid : nil
-    }
-}
-
-func readFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = read(fd, &chunk, chunk.count)
-        if count <= 0 { break }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-func isAlive(_ pid: pid_t) -> Bool {
-    kill(pid, 0) == 0
 }
 
 /// Expects `body` to throw a ForkPoolError and returns it.
@@ -233,25 +156,7 @@ func expectForkPoolError(_ body: () throws -> Void, sourceLocation: SourceLocati
     }
 }
 
-/// A pipe that `Command.passGate` tasks wait on: each `open(count)` lets that many through.
-/// Tasks still waiting when the test ends would hold their pool's shutdown: open enough.
-final class Gate: TestPipe, @unchecked Sendable {
-    func open(_ count: Int) {
-        let bytes = [UInt8](repeating: 1, count: count)
-        precondition(write(writeEnd, bytes, count) == count)
-    }
-}
-
-// MARK: Shared between threads, and waiting
-
-/// Polls `condition` for up to 30 seconds (a hang detector, not a timing assertion).
-func waitUntil(_ condition: () -> Bool) -> Bool {
-    for _ in 0..<3000 {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
-}
+// MARK: Shared between threads
 
 /// A value set on one thread and read on another.
 final class LockedBox<Value: Sendable>: @unchecked Sendable {

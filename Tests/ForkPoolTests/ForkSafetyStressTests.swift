@@ -12,6 +12,7 @@
 // processes alive for inspection before they are killed.
 import CForkShim
 import Dispatch
+import ForkPoolTestSupport
 import Glibc
 import Logging
 import Synchronization
@@ -301,40 +302,8 @@ func userSpaceStack(_ pid: pid_t) -> String? {
     guard access("/usr/bin/gdb", X_OK) == 0 else { return nil }
     let script = "timeout 60 /usr/bin/gdb -nx -batch -iex 'set debuginfod enabled off' -p \(pid) "
         + "-ex 'thread apply all bt 30' 2>/dev/null | grep -E '^(#|Thread)' | cut -c1-400"
-    guard let output = runShell(script) else { return nil }
+    guard let output = runShell(script)?.output else { return nil }
     return "  user-space stack (gdb):\n" + output.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
-}
-
-/// Runs `/bin/sh -c script` (posix_spawn: no fork of this multi-threaded process) and returns
-/// its standard output.
-func runShell(_ script: String) -> String? {
-    var fds: [Int32] = [0, 0]
-    guard pipe(&fds) == 0 else { return nil }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-    posix_spawn_file_actions_addclose(&actions, fds[0])
-    posix_spawn_file_actions_addclose(&actions, fds[1])
-    var pid: pid_t = 0
-    let words: [String] = ["/bin/sh", "-c", script]
-    let arguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-    defer { arguments.forEach { free($0) } }
-    let spawned = posix_spawn(&pid, "/bin/sh", &actions, nil, arguments, environ)
-    close(fds[1])
-    defer { close(fds[0]) }
-    guard spawned == 0 else { return nil }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = read(fds[0], &chunk, chunk.count)
-        if count < 0 && errno == EINTR { continue }
-        if count <= 0 { break }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-    var status: Int32 = 0
-    _ = forkpool_waitpid(pid, &status, 0)
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 extension String {

@@ -152,13 +152,18 @@ extension ForkPoolTests {
             #expect(reader.capacity <= 64 * 1024 + FrameHeader.size)
         }
 
-        @Test func sendToADeadPeerFailsWithEPIPEInsteadOfSIGPIPE() throws {
-            var fds: [Int32] = [0, 0]
-            #expect(forkpool_socketpair(&fds) == 0)
-            close(fds[1])
-            let error = expectForkPoolError { try sendAll(fds[0], [UInt8](repeating: 1, count: 64)) }
-            #expect(error?.errno == EPIPE)
-            close(fds[0])
+        /// In a child process where SIGPIPE has its default action (see
+        /// `writingToAWorkerThatDiedNeverRaisesSIGPIPE`).
+        @Test func sendToADeadPeerFailsWithEPIPEInsteadOfSIGPIPE() async {
+            await #expect(processExitsWith: .success) {
+                signal(SIGPIPE, SIG_DFL)
+                var fds: [Int32] = [0, 0]
+                #expect(forkpool_socketpair(&fds) == 0)
+                close(fds[1])
+                let error = expectForkPoolError { try sendAll(fds[0], [UInt8](repeating: 1, count: 64)) }
+                #expect(error?.errno == EPIPE)
+                close(fds[0])
+            }
         }
     }
 }

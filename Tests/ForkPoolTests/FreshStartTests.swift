@@ -6,6 +6,7 @@
 // binary that cannot be started get clear errors. Both start methods side by side where they
 // differ.
 import CForkShim
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
@@ -176,11 +177,11 @@ extension ForkPoolTests {
                 while true { withExtendedLifetime(pool) { _ = pause() } }
             }
             let pids = application.reportedPIDs(count: 3)
-            defer { for pid in pids where !isDead(pid) { kill(pid, SIGKILL) } }
+            defer { for pid in pids where liveness(of: pid) == .running { kill(pid, SIGKILL) } }
             try #require(pids.count == 3, "the stand-in application reported \(pids.count) of 3 pids")
             #expect(childProcessIDs(of: application.pid).contains(pids[0]))  // the fresh server is its child
             #expect(application.kill(with: SIGKILL).map(forkpool_wtermsig) == SIGKILL)
-            #expect(waitUntil { pids.allSatisfy(isDead) })
+            #expect(waitUntil { pids.allSatisfy { liveness(of: $0) != .running } })
         }
     }
 }

@@ -7,6 +7,7 @@
 // workers and any crash backtracer) are killed, and the test process exits with status 1: a red
 // run within a minute, never a wedged one.
 import CForkShim
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool

@@ -1,5 +1,6 @@
 // Hygiene at scale: 1,000 pools created and destroyed, 1,000 workers crashed, and the fork
 // server itself killed — no zombie, no leaked descriptor, no leaked temporary file.
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
@@ -71,7 +72,7 @@ extension ForkPoolTests {
             let error = expectForkPoolError { _ = try running.get() }
             #expect(error?.code == .workerDied)
             #expect(error?.message.contains("fork server") == true)
-            #expect(waitUntil { isDead(worker) })
+            #expect(waitUntil { liveness(of: worker) != .running })
             try expectPoolServesWithFullStrength(pool)
             #expect(pool.forkServerProcessID != server)
         }

@@ -1,19 +1,13 @@
 // Isolation, provoked for real: hangs and deadlines, crash policies, recycling, initializers
 // and restart storms, the parent's death, Ctrl-C, process groups, and bad input either way.
 import CForkShim
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
 /// Global state an initializer sets in each worker.
 nonisolated(unsafe) var initializedIn: pid_t = 0
-
-/// Whether `pid` is gone or a zombie (dead, awaiting a reaper that may be an absent init).
-func isDead(_ pid: pid_t) -> Bool {
-    guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return true }
-    let state = stat[stat.index(after: close)...].split(separator: " ").first
-    return state == "Z" || state == "X"
-}
 
 extension ForkPoolTests {
     @Suite struct IsolationTests {
@@ -35,7 +29,7 @@ extension ForkPoolTests {
             #expect(error?.processID == pid)
             #expect(error?.message.contains("time limit of 0.5 s") == true)
             #expect(try quick.get() == 25)
-            #expect(waitUntil { isDead(pid) })
+            #expect(waitUntil { liveness(of: pid) != .running })
             try expectPoolServesWithFullStrength(pool)
         }
 
@@ -55,7 +49,7 @@ extension ForkPoolTests {
             let hung = try pool.submit(pids.writeEnd)
             let pid = pids.nextPID()
             #expect(expectForkPoolError { _ = try hung.get() }?.code == .timedOut)
-            #expect(waitUntil { isDead(pid) })
+            #expect(waitUntil { liveness(of: pid) != .running })
             #expect(waitUntil { pool.workerProcessIDs.count == 1 && !pool.workerProcessIDs.contains(pid) })
         }
 
@@ -77,7 +71,7 @@ extension ForkPoolTests {
             let running = try pool.submit(.reportPID(fd: pids.writeEnd, sleepMilliseconds: -1), timeout: .milliseconds(300))
             let pid = pids.nextPID()
             #expect(expectForkPoolError { _ = try running.get() }?.code == .timedOut)
-            #expect(waitUntil { isDead(pid) })
+            #expect(waitUntil { liveness(of: pid) != .running })
             try expectPoolServesWithFullStrength(pool)
             // The queued task never ran: no pid beyond the two hung tasks' was reported.
             #expect(forkpool_set_nonblocking(pids.readEnd) == 0)
@@ -119,7 +113,7 @@ extension ForkPoolTests {
             let pid = pids.nextPID()
             #expect(try hung.get(timeout: .milliseconds(1)) == nil)  // still running
             #expect(expectForkPoolError { _ = try hung.get(timeout: .seconds(60)) }?.code == .timedOut)
-            #expect(waitUntil { isDead(pid) })
+            #expect(waitUntil { liveness(of: pid) != .running })
             #expect(try pool.submit(.square(3), timeout: .seconds(60)).get(timeout: .seconds(60)) == 9)
             #expect(expectForkPoolError { _ = try pool.submit(.square(1), timeout: .zero) }?.code == .invalidArgument)
         }
@@ -215,7 +209,7 @@ extension ForkPoolTests {
             // A limit of 5 plus 0–10% jitter (0 for 5): exactly 5 tasks per worker.
             #expect(served.count == 6)
             #expect(served.values.allSatisfy { $0 == 5 })
-            #expect(waitUntil { served.keys.allSatisfy(isDead) || served.keys.filter { !isDead($0) }.count == 1 })
+            #expect(waitUntil { served.keys.allSatisfy { liveness(of: $0) != .running } || served.keys.filter { liveness(of: $0) == .running }.count == 1 })
         }
 
         @Test func aRecycledWorkerLeavesOnlyOnceItsReplacementIsReady() throws {
@@ -238,11 +232,11 @@ extension ForkPoolTests {
             // The replacement exists (forked, held in its initializer) ...
             #expect(waitUntil { childProcessIDs(of: server).contains { $0 != old } })
             // ... and the retiring worker is still there, serving the pool's strength.
-            #expect(isAlive(old) && processState(old) != "Z", "the old worker left before its replacement was ready")
+            #expect(liveness(of: old) == .running, "the old worker left before its replacement was ready")
             gate.open(8)  // this replacement, and the next ones (each worker does one task)
             let next = try pool.submit(1).get()
             #expect(next != old)
-            #expect(waitUntil { isDead(old) })
+            #expect(waitUntil { liveness(of: old) != .running })
         }
 
         @Test func workersAreRecycledPastTheirMemoryCeiling() throws {
@@ -356,7 +350,7 @@ extension ForkPoolTests {
             close(fds[1])
             var pids = [pid_t](repeating: 0, count: 4)
             #expect(read(fds[0], &pids, 4 * MemoryLayout<pid_t>.size) == 4 * MemoryLayout<pid_t>.size)
-            #expect(pids.allSatisfy { $0 > 0 && !isDead($0) })
+            #expect(pids.allSatisfy { $0 > 0 && liveness(of: $0) == .running })
             #expect(pids.allSatisfy { getpgid($0) != getpgid(application) })  // their own process group
             #expect(kill(application, signal) == 0)
             var status: Int32 = 0
@@ -367,7 +361,7 @@ extension ForkPoolTests {
 
         @Test func parentKilledWithSIGKILLLeavesNoOrphans() throws {
             let pids = try poolOrphanedBy(SIGKILL)
-            #expect(waitUntil { pids.allSatisfy(isDead) })
+            #expect(waitUntil { pids.allSatisfy { liveness(of: $0) != .running } })
         }
 
         @Test func parentKilledWhileEveryWorkerIsBusyLeavesNoOrphans() throws {
@@ -390,27 +384,27 @@ extension ForkPoolTests {
             }
             let pids = application.reportedPIDs(count: 4)
             // Strays of a failing run are killed, so later tests see no extra processes.
-            defer { for pid in pids where !isDead(pid) { kill(pid, SIGKILL) } }
+            defer { for pid in pids where liveness(of: pid) == .running { kill(pid, SIGKILL) } }
             try #require(pids.count == 4, "the stand-in application reported \(pids.count) of 4 pids")
             let server = pids[0]
             let workers = Array(pids[1...])
             #expect(Set(workers).count == 3)
-            #expect(pids.allSatisfy { $0 > 0 && !isDead($0) })
+            #expect(pids.allSatisfy { $0 > 0 && liveness(of: $0) == .running })
             #expect(Set(childProcessIDs(of: server)).isSuperset(of: workers))
             // Every worker is busy: it reported from inside its task, which never returns.
             #expect(application.kill(with: SIGKILL).map(forkpool_wtermsig) == SIGKILL)
             // Within one second, not the generous 30 s of `waitUntil`: the death signal is
             // immediate; anything slower is some other, accidental, mechanism.
             let deadline = monotonicNanoseconds() + 1_000_000_000
-            while !pids.allSatisfy(isDead) && monotonicNanoseconds() < deadline { usleep(5_000) }
-            let survivors = pids.filter { !isDead($0) }
+            while !pids.allSatisfy({ liveness(of: $0) != .running }) && monotonicNanoseconds() < deadline { usleep(5_000) }
+            let survivors = pids.filter { liveness(of: $0) == .running }
             #expect(survivors.isEmpty, "still alive 1 s after their application was killed: \(survivors.map { $0 == server ? "fork server \($0)" : "worker \($0)" })")
         }
 
         @Test func ctrlCInTheParentEndsEveryWorkerOnce() throws {
             // SIGINT's default action ends the application; nothing needs a second Ctrl-C.
             let pids = try poolOrphanedBy(SIGINT)
-            #expect(waitUntil { pids.allSatisfy(isDead) })
+            #expect(waitUntil { pids.allSatisfy { liveness(of: $0) != .running } })
         }
 
         @Test func workersAndForkServerAreNotTheCallersProcessGroup() throws {
@@ -422,24 +416,14 @@ extension ForkPoolTests {
             #expect(getpgid(server) != getpgrp())
         }
 
-        @Test func writingToAWorkerThatDiedNeverRaisesSIGPIPE() throws {
-            let pids = PIDPipe()
-            let pool = try ProcessPool(workers: 1, configuration: quiet) { (bytes: [UInt8]) -> Int in
-                if bytes.count == 1 {
-                    var pid = getpid()
-                    _ = write(Int32(bytes[0]), &pid, MemoryLayout<pid_t>.size)
-                    while true { pause() }
-                }
-                return bytes.count
+        /// In a child process of its own (an exit test) where SIGPIPE has its default action:
+        /// this test process ignores it, which would hide a send without MSG_NOSIGNAL. A
+        /// SIGPIPE kills the child, and the test fails.
+        @Test func writingToAWorkerThatDiedNeverRaisesSIGPIPE() async {
+            await #expect(processExitsWith: .success) {
+                signal(SIGPIPE, SIG_DFL)
+                try writeToAWorkerThatDied()
             }
-            defer { pool.shutdown() }
-            let first = try pool.submit([UInt8(pids.writeEnd)])
-            let pid = pids.nextPID()
-            #expect(kill(pid, SIGKILL) == 0)
-            // 32 MiB cannot fit in a socket buffer: the dispatcher is mid-write when it finds out.
-            let big = try pool.submit([UInt8](repeating: 7, count: 32 << 20))
-            #expect(expectForkPoolError { _ = try first.get() }?.signal == SIGKILL)
-            #expect(try big.get() == 32 << 20)
         }
 
         // MARK: Bad input, both directions
@@ -654,4 +638,39 @@ func readPIDs(from fd: Int32, count: Int, timeoutMilliseconds: Int32) -> [pid_t]
         pids.append(pid)
     }
     return pids
+}
+
+/// Writes to workers that died: a task sent by lane to an idle worker already dead (its
+/// socket closed, its death not yet reported: the fork server is stopped), which runs on the
+/// replacement; and a worker killed while it runs a task, a frame too large for any socket
+/// buffer submitted behind it.
+func writeToAWorkerThatDied() throws {
+    let pids = PIDPipe()
+    let pool = try ProcessPool(workers: 1, configuration: .with { $0.workerCrashBacktraces = false }) { (bytes: [UInt8]) -> Int in
+        if bytes.count == 1 {
+            var pid = getpid()
+            _ = write(Int32(bytes[0]), &pid, MemoryLayout<pid_t>.size)
+            while true { pause() }
+        }
+        return bytes.count
+    }
+    defer { pool.shutdown() }
+
+    let server = try #require(pool.forkServerProcessID)
+    let idle = pool.workerProcessIDs[0]
+    #expect(waitUntil { pool.openLaneCount == 1 })
+    #expect(kill(server, SIGSTOP) == 0)
+    #expect(kill(idle, SIGKILL) == 0)
+    #expect(waitUntil { liveness(of: idle) == .zombie })  // its socket is closed
+    let sentByLane = try pool.submit([1, 2, 3])  // into the dead worker's socket: EPIPE
+    #expect(pool.tasksSentByLane == 1)
+    #expect(kill(server, SIGCONT) == 0)
+    #expect(try sentByLane.get() == 3)
+
+    let first = try pool.submit([UInt8(pids.writeEnd)])
+    let pid = pids.nextPID()
+    #expect(kill(pid, SIGKILL) == 0)
+    let big = try pool.submit([UInt8](repeating: 7, count: 32 << 20))
+    #expect(expectForkPoolError { _ = try first.get() }?.signal == SIGKILL)
+    #expect(try big.get() == 32 << 20)
 }

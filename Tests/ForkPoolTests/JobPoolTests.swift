@@ -5,6 +5,7 @@
 // with one name (.invalidArgument naming both), and jobs that throw, crash, hang or cannot be
 // decoded in the worker — each failing only itself, its error naming the job. A frame naming
 // a job the worker does not know fails as a malformed frame.
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool

@@ -2,6 +2,7 @@
 // within a task leaves the worker as it found it; the worker's registry of pool descriptors
 // names only what the worker really has open; an inner worker's crash fails the inner task only.
 import CForkShim
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool

@@ -2,6 +2,7 @@
 // time out and are recycled (with pid, signal and task id), its swift-metrics counters and
 // timers (through MetricsTestKit's TestMetrics, passed in, never bootstrapped), and `stats`.
 import CoreMetrics
+import ForkPoolTestSupport
 import Glibc
 import Logging
 import MetricsTestKit

@@ -4,6 +4,7 @@
 // on its replacement; a task cancelled while sent ahead leaves the others whole. Gates hold the
 // running task; where a gated task must count as short, the short-task limit is raised for the
 // test (`withShortTaskLimit`). Every wait is bounded.
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
@@ -73,8 +74,15 @@ extension ForkPoolTests {
                 usleep(100_000)  // the running task has now run far longer than a short one
                 let behind = try pool.submit(.echo(2))
                 #expect(waitUntil { pool.stats.queuedTasks == 1 })
-                usleep(20_000)  // a few dispatcher turns
-                #expect(pool.stats.queuedTasks == 1 && pool.tasksPipelined == 0)  // still waiting in the pool's queue
+                // Gates for the dispatcher's turns: probes queued behind it with a 1 ms deadline,
+                // one after the other. The dispatcher fails each in the turn that also sends
+                // ahead whatever may go, so once the second has failed, a whole turn has passed
+                // with `behind` queued and this worker busy.
+                for value in [3, 4] {
+                    let probe = try pool.submit(.echo(value), timeout: .milliseconds(1))
+                    #expect(expectForkPoolError { _ = try probe.get(timeout: .seconds(30)) }?.code == .timedOut)
+                }
+                #expect(pool.tasksPipelined == 0 && !behind.isDone)  // still waiting in the pool's queue
                 gate.open(1)
                 #expect(try held.get(timeout: .seconds(30)) == 1)
                 #expect(try behind.get(timeout: .seconds(30)) == 2)

@@ -1,5 +1,6 @@
 // Pool start is bounded: a fork server or first worker that never becomes ready makes
 // creation throw within `startTimeout`, and leaves no process and no descriptor behind.
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool

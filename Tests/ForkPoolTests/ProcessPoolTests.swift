@@ -1,5 +1,6 @@
 // ProcessPool behaviour, provoked for real: results, errors, dying workers, concurrency,
 // shutdown hygiene (no child left, no descriptor leaked) and over-limit frames.
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
@@ -186,7 +187,7 @@ extension ForkPoolTests {
             let error = expectForkPoolError { _ = try running.get() }
             #expect(error?.code == .cancelled)
             #expect(error?.message.contains("while running") == true)
-            #expect(waitUntil { access("/proc/\(pid)", F_OK) != 0 })  // killed and reaped
+            #expect(waitUntil { liveness(of: pid) == .gone })  // killed and reaped
             try expectPoolServesWithFullStrength(pool)
             #expect(!pool.workerProcessIDs.contains(pid))
         }
@@ -255,7 +256,7 @@ extension ForkPoolTests {
             #expect(error?.code == .frameTooLarge)
             #expect(error?.processID == pid)
             #expect(error?.taskID == future.taskID)
-            #expect(!isAlive(pid) || !pool.workerProcessIDs.contains(pid))
+            #expect(liveness(of: pid) == .gone || !pool.workerProcessIDs.contains(pid))
             try expectPoolServesWithFullStrength(pool)
         }
 
@@ -291,7 +292,7 @@ func expectPoolServesWithFullStrength(_ pool: ProcessPool<Command, Int>,
     let inputs = (1...12).map(Command.square)
     #expect(try pool.map(inputs) == (1...12).map { $0 * $0 }, sourceLocation: sourceLocation)
     #expect(waitUntil { pool.workerProcessIDs.count == pool.workerCount }, sourceLocation: sourceLocation)
-    #expect(pool.workerProcessIDs.allSatisfy(isAlive), sourceLocation: sourceLocation)
+    #expect(pool.workerProcessIDs.allSatisfy { liveness(of: $0) == .running }, sourceLocation: sourceLocation)
 }
 
 

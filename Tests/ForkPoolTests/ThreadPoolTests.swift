@@ -1,4 +1,5 @@
 // ThreadPool: the same promises as ProcessPool, minus isolation.
+import ForkPoolTestSupport
 import Glibc
 import Synchronization
 import Testing
@@ -72,15 +73,24 @@ extension ForkPoolTests {
 
         @Test func shutdownCancellingPendingFailsQueuedTasks() throws {
             let started = ConditionLockedCounter()
+            let gate = Gate()
             let pool = try ThreadPool(workers: 1) { (n: Int) -> Int in
                 started.add(1)
-                usleep(200_000)
+                if n == 1 { gate.pass() }  // the running task holds the only thread
                 return n
             }
             let running = try pool.submit(1)
             #expect(waitUntil { started.value == 1 })
             let queued = try (2...6).map { try pool.submit($0) }
+            // The running task goes on only once the queued ones are done: cancelled by the
+            // shutdown (which then waits for the running one), never run.
+            let opener = try PosixThread.start(name: "opener") {
+                _ = waitUntil { queued.allSatisfy(\.isDone) }
+                gate.open()
+            }
             pool.shutdown(cancelPending: true)
+            opener.join()
+            #expect(started.value == 1)
             #expect(try running.get() == 1)
             for future in queued {
                 #expect(expectForkPoolError { _ = try future.get() }?.code == .cancelled)
@@ -133,13 +143,6 @@ extension ForkPoolTests {
                 #expect(waitUntil { threadNames().filter { $0.hasPrefix("forkpool-t") }.isEmpty })
             }
         }
-    }
-}
-
-/// The names of this process's threads, from /proc/self/task/*/comm.
-func threadNames() -> [String] {
-    directoryEntries("/proc/self/task").compactMap { tid in
-        readFile("/proc/self/task/\(tid)/comm").map { String($0.prefix { $0 != "\n" }) }
     }
 }
 
