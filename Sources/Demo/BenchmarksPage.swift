@@ -125,8 +125,9 @@ func renderBenchmarksPage(results: Results, kernel: KernelBaseline?, cluster: Cl
             + "The machine may be shared and virtual: read the ratios, not the digits.",
         "",
         "Rerun: `make bench` (about 10 minutes; `make bench QUICK=1` for a short run) writes `bench/results/*.json` and this "
-            + "page; `make bench-cluster` alone reruns the PostgreSQL section. What each workload does: `Sources/Demo` "
-            + "(`Benchmark.swift`, `Figures.swift`) and `bench/python/peer.py`.",
+            + "page; `make bench-cluster` alone reruns the PostgreSQL section. What each section runs, and what the ratios "
+            + "have shown across runs: [PERFORMANCE.md](PERFORMANCE.md); the code: `Sources/Demo` (`Benchmark.swift`, "
+            + "`Figures.swift`) and `bench/python/peer.py`.",
         "",
     ]
 
@@ -243,8 +244,9 @@ func renderBenchmarksPage(results: Results, kernel: KernelBaseline?, cluster: Cl
     if let agreement = results.taggerAgreement {
         lines += ["## The transform's two taggers", "", agreement.summary + ".", ""]
     }
-    if !results.notes.isEmpty {
-        lines += ["## Notes from this run", ""] + results.notes.map { "- \($0)" } + [""]
+    let notes = results.notes.filter { $0 != results.taggerAgreement?.summary }
+    if !notes.isEmpty {
+        lines += ["## Notes from this run", ""] + notes.map { "- \($0)" } + [""]
     }
     return lines.joined(separator: "\n")
 }
