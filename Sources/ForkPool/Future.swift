@@ -1,18 +1,45 @@
-// Future: the caller's handle on one submitted task.
+// Future: the caller's handle on one task — a result cell. State (queued → running → done),
+// the threads and tasks waiting on it, completion callbacks, and one hook into the pool.
 //
-// A pool creates it at `submit`, the pool's thread completes it exactly once (result, error
-// or cancellation), and any number of callers wait on it: blocking with `get()` or
-// suspending with `await value`. State moves queued → running → done, or queued → done
-// when cancelled. `cancel()` wins while the task is queued; on a ProcessPool it also wins
-// while the task runs, by killing the worker that runs it. An awaiting caller whose Swift
-// `Task` is cancelled cancels the future the same way, the running case only when the pool
-// was configured to (`cancellationKillsRunningTasks`). Completion callbacks feed
-// `results(for:)`, which hands results over in the order they complete.
+//   pool: complete(result) ─▶ state .done ─▶ wake blocked get()s, resume awaiting tasks, run callbacks
+//   caller: get() ─▶ hook.willBlock (a process pool may read a lane reply here) ─▶ wait ─▶ result
+//   caller: cancel() ─▶ dropped while queued; while running, only if the hook can stop it
+//
+// Everything that is the pool's business (lanes, pipelines, the queue's bound, killing a
+// worker) is behind `TaskHook`; the hook completes the future, never the other way round.
 
 import CForkShim
 import Synchronization
 
-/// The eventual result of one task submitted to a ``WorkerPool``.
+/// What a pool does for the futures it makes: the one seam between a ``Future`` and its pool.
+/// Called outside the future's lock. Defaults: a task that cannot be stopped once it runs, and
+/// no reply to read.
+protocol TaskHook: AnyObject, Sendable {
+    /// Whether the running task can be stopped now (a process pool kills its worker; not a
+    /// task sent ahead behind another, not a thread).
+    var canStopRunning: Bool { get }
+    /// Stops the running task; its future is already completed as cancelled.
+    func stopRunning()
+    /// Whether a cancelled awaiting `Task` stops the task while it runs, or only while queued.
+    var cancelledCallerStopsRunning: Bool { get }
+    /// The task left the queue before it ran (its future completed while queued).
+    func leftQueueEarly()
+    /// A thread is about to block on the future until `deadline` (monotonic ns): the hook may
+    /// read the reply on this thread; afterwards the future is complete or the pool has it.
+    func willBlock(until deadline: UInt64?)
+    /// Someone waits without blocking (polls, awaits, a callback): the pool must read the reply.
+    func willNotBlock()
+}
+
+extension TaskHook {
+    var canStopRunning: Bool { false }
+    func stopRunning() {}
+    var cancelledCallerStopsRunning: Bool { false }
+    func willBlock(until deadline: UInt64?) {}
+    func willNotBlock() {}
+}
+
+/// The eventual result of one task submitted to a pool.
 public final class Future<Value: Sendable>: @unchecked Sendable {
     private enum State {
         case queued
@@ -27,71 +54,47 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     private var waiters: [UnsafeContinuation<Result<Value, ForkPoolError>, Never>] = []
     /// Called once each, outside the lock, when the future completes.
     private var completionHandlers: [@Sendable (Result<Value, ForkPoolError>) -> Void] = []
-    /// Whether a cancelled awaiting `Task` may stop the task while it runs (ProcessPool's
-    /// `cancellationKillsRunningTasks`); queued tasks are always dropped.
-    let taskCancellationStopsRunning: Bool
-    /// Set by pools that can stop a running task (ProcessPool kills its worker); called once,
-    /// outside the lock, when `cancel()` wins against a running task.
-    private let stopRunning: (@Sendable () -> Void)?
+    /// The pool's side; set once before the future is handed out, dropped on completion (it
+    /// may refer back to the future).
+    private var hook: (any TaskHook)?
     /// Mirrors `state == .done` for the lock-free spin in `waitForResult`.
     private let isCompleted = Atomic<Bool>(false)
     /// At most about 20–40 µs of `pause` on current x86: longer than a wake-up costs, far
-    /// shorter than any task worth a pool. Measured by `make bench` (round trip p50).
+    /// shorter than any task worth a pool.
     static var maximumSpins: Int { 2000 }
-    /// Whether `get()` spins briefly before sleeping (single tasks yes, `map` chunks no).
+    /// Whether `get()` spins briefly before sleeping (single tasks yes, `map` chunks no: their
+    /// replies take milliseconds, and a spinning caller would take a core from the workers).
     private let spinsWhileWaiting: Bool
-    /// Set while a task that went straight to an idle worker (ProcessPool's direct lane) has
-    /// no reader: the first caller to block on it reads the reply itself; anyone else who asks
-    /// (isDone, await, a callback) hands the reply to the pool's dispatcher. Cleared on use
-    /// and on completion.
-    private var laneClaim: (LaneClaim)?
-    /// Set by a pool with a bound on its queue: called once, outside the lock, when the future
-    /// completes while its task is still queued (cancelled, dropped), so the pool can give its
-    /// place to a caller waiting for room. Never called with the pool's lock held.
-    private let leftQueueEarly: (@Sendable () -> Void)?
 
-    init(taskID: UInt64, spinsWhileWaiting: Bool = true, stopRunning: (@Sendable () -> Void)? = nil,
-         taskCancellationStopsRunning: Bool = false, leftQueueEarly: (@Sendable () -> Void)? = nil) {
+    init(taskID: UInt64, spinsWhileWaiting: Bool = true, hook: (any TaskHook)? = nil) {
         self.taskID = taskID
         self.spinsWhileWaiting = spinsWhileWaiting
-        self.stopRunning = stopRunning
-        self.taskCancellationStopsRunning = taskCancellationStopsRunning
-        self.leftQueueEarly = leftQueueEarly
+        self.hook = hook
     }
 
-    /// Whether the future has completed, without handing a lane reply back (for the pool's
-    /// own queue, whose tasks have none).
+    /// Sets the pool's hook; only before the future is handed to anyone.
+    func attach(_ hook: any TaskHook) {
+        lock.withLock { self.hook = hook }
+    }
+
+    /// The hook while the future is not done.
+    private var liveHook: (any TaskHook)? {
+        lock.withLock { hook }
+    }
+
+    /// Whether the future has completed, without asking the pool for a reply it may hold.
     var hasCompleted: Bool { isCompleted.load(ordering: .acquiring) }
-
-    /// Set while the task waits in a worker's socket behind the task it runs (a process pool's
-    /// pipeline): on its way, so `cancel()` cannot stop it and returns false, as Python's
-    /// executor does for its call queue.
-    private var sentAhead = false
-
-    /// The pool sent the task ahead (true), or the task now runs on its worker (false).
-    func markSentAhead(_ ahead: Bool) {
-        lock.withLock { sentAhead = ahead }
-    }
 
     /// Whether the task has finished: succeeded, failed or been cancelled.
     public var isDone: Bool {
-        observe { if case .done = $0 { true } else { false } }
+        liveHook?.willNotBlock()
+        return hasCompleted
     }
 
     /// Whether the task was cancelled (its error is ``ForkPoolError/Code/cancelled``).
     var isCancelled: Bool {
-        observe { if case .done(.failure(let error)) = $0 { error.code == .cancelled } else { false } }
-    }
-
-    /// Reads the state under the lock, handing a reply nobody reads yet to the pool (a caller
-    /// who polls will not block reading it).
-    private func observe(_ read: (State) -> Bool) -> Bool {
-        let (answer, reply) = lock.withLock { () -> (Bool, (LaneClaim)?) in
-            defer { laneClaim = nil }
-            return (read(state), laneClaim)
-        }
-        reply?.handBack()
-        return answer
+        guard isDone else { return false }
+        return lock.withLock { if case .done(.failure(let error)) = state { error.code == .cancelled } else { false } }
     }
 
     /// Blocks the calling thread until the task finishes and returns its output.
@@ -107,7 +110,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// on: wait again, or ``cancel()`` it).
     public func get(timeout: Duration) throws(ForkPoolError) -> Value? {
         let deadline = monotonicNanoseconds() + timeout.nanoseconds
-        takeLaneClaim()?.receive(until: deadline)
+        if !hasCompleted { liveHook?.willBlock(until: deadline) }
         let outcome: Result<Value, ForkPoolError>? = lock.withLock {
             while true {
                 if case .done(let result) = state { return result }
@@ -120,13 +123,11 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         return try outcome?.get()
     }
 
-
-
     /// The task's output, suspending (not blocking) the calling task until it is ready.
     ///
     /// If the calling `Task` is cancelled meanwhile, the task is cancelled too: dropped if it
     /// is still queued (this then throws ``ForkPoolError/Code/cancelled``), and killed with
-    /// its worker if it runs on a ``ProcessPool`` configured with
+    /// its worker if it runs on a process pool configured with
     /// ``ProcessPoolConfiguration/cancellationKillsRunningTasks``. Otherwise a running task
     /// finishes and its result is returned: cancellation is cooperative.
     public var value: Value {
@@ -135,8 +136,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// The task's outcome as a `Result`, suspending until it is ready; cancelling the calling
-    /// `Task` cancels the task as ``value`` describes.
+    /// The task's outcome, suspending until it is ready; cancelling the calling `Task` cancels
+    /// the task as ``value`` describes.
     var result: Result<Value, ForkPoolError> {
         get async {
             await withTaskCancellationHandler {
@@ -150,7 +151,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Suspends until the future completes, ignoring cancellation of the calling task.
     var completion: Result<Value, ForkPoolError> {
         get async {
-            handBackLaneClaim()
+            liveHook?.willNotBlock()
             return await withUnsafeContinuation { continuation in
                 lock.lock()
                 if case .done(let result) = state {
@@ -165,9 +166,9 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     /// What a cancelled awaiting `Task` does: drop the task if queued; stop it while running
-    /// only where the pool allows (``taskCancellationStopsRunning``).
+    /// only where the pool allows.
     func cancelForCancelledCaller() {
-        if taskCancellationStopsRunning {
+        if liveHook?.cancelledCallerStopsRunning == true {
             cancel()
         } else {
             cancelIfQueued()
@@ -177,7 +178,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Calls `handler` once with the result: now if the future is done, else when it completes
     /// (on the completing thread, outside the lock).
     func onCompletion(_ handler: @escaping @Sendable (Result<Value, ForkPoolError>) -> Void) {
-        handBackLaneClaim()
+        liveHook?.willNotBlock()
         lock.lock()
         if case .done(let result) = state {
             lock.unlock()
@@ -189,19 +190,19 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     /// Cancels the task; returns whether it was cancelled. A queued task is dropped. A running
-    /// task is stopped only on a ``ProcessPool``, which kills the worker running it (and
-    /// replaces it); a ``ThreadPool`` cannot interrupt a thread, so there `cancel()` returns
-    /// false once the task runs. A task a process pool has sent to a busy worker behind the one
-    /// it runs (``ProcessPoolConfiguration/tasksInFlightPerWorker``) is on its way: `cancel()`
-    /// returns false and it runs. A cancelled task's waiters get ``ForkPoolError/Code/cancelled``.
+    /// task is stopped only on a process pool, which kills the worker running it (and
+    /// replaces it); a thread cannot be interrupted, so there `cancel()` returns false once the
+    /// task runs. A task a process pool has already sent to a busy worker behind the one it
+    /// runs is on its way: `cancel()` returns false and it runs. A cancelled task's waiters get
+    /// ``ForkPoolError/Code/cancelled``.
     @discardableResult
     public func cancel() -> Bool {
         if cancelIfQueued() { return true }
-        guard let stopRunning, !lock.withLock({ sentAhead }) else { return false }
+        guard let hook = liveHook, hook.canStopRunning else { return false }
         let running = ForkPoolError(.cancelled, "task \(taskID) was cancelled while running; its worker was killed",
                                     taskID: taskID)
         guard complete(.failure(running)) else { return false }
-        stopRunning()
+        hook.stopRunning()
         return true
     }
 
@@ -218,14 +219,11 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     func waitForResult() -> Result<Value, ForkPoolError> {
-        takeLaneClaim()?.receive(until: nil)
+        if !hasCompleted { liveHook?.willBlock(until: nil) }
         // A short bounded spin first, for a lone task whose reply lands within microseconds:
-        // it is picked up without sleeping on the condition variable and being woken, which
-        // on these machines costs more than the socket round trip itself. `map`'s chunk
-        // futures do not spin: their replies take milliseconds, and a spinning caller would
-        // take a core from the workers.
-        // Only a few waiters spin at once, and only while waits are short (SpinSlots): with
-        // many callers waiting, they all sleep at once.
+        // picked up without sleeping on the condition variable and being woken, which costs
+        // more than the socket round trip itself. Only a few waiters spin at once, and only
+        // while waits are short (SpinSlots): with many callers waiting, they all sleep.
         guard spinsWhileWaiting && !isCompleted.load(ordering: .acquiring) else {
             return lock.withLock {
                 while !isCompleted.load(ordering: .relaxed) { lock.wait() }
@@ -246,25 +244,6 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             while !isCompleted.load(ordering: .relaxed) { lock.wait() }
             return doneResult()
         }
-    }
-
-    /// Lets the first caller to block on a task sent by lane read its reply.
-    func attach(_ reply: LaneClaim) {
-        lock.withLock {
-            if case .done = state { return }
-            laneClaim = reply
-        }
-    }
-
-    private func takeLaneClaim() -> (LaneClaim)? {
-        lock.withLock {
-            defer { laneClaim = nil }
-            return laneClaim
-        }
-    }
-
-    private func handBackLaneClaim() {
-        takeLaneClaim()?.handBack()
     }
 
     /// The result of a completed future; the caller holds the lock.
@@ -296,7 +275,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         case .queued, .running:
             let wasQueued = if case .queued = state { true } else { false }
             state = .done(result)
-            laneClaim = nil
+            let released = hook
+            hook = nil
             isCompleted.store(true, ordering: .releasing)
             let waiting = waiters
             waiters = []
@@ -304,7 +284,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             completionHandlers = []
             lock.broadcast()
             lock.unlock()
-            if wasQueued { leftQueueEarly?() }
+            if wasQueued { released?.leftQueueEarly() }
             for continuation in waiting { continuation.resume(returning: result) }
             for handler in handlers { handler(result) }
             return true

@@ -356,25 +356,6 @@ final class DirectLane: @unchecked Sendable {
     }
 }
 
-/// A task sent by lane, as its future sees it: the waiting caller reads the reply itself.
-final class LaneClaim: @unchecked Sendable {
-    private let dispatcher: Dispatcher
-    private let lane: DirectLane
-    private let task: PendingTask
-
-    init(dispatcher: Dispatcher, lane: DirectLane, task: PendingTask) {
-        self.dispatcher = dispatcher
-        self.lane = lane
-        self.task = task
-    }
-
-    /// Reads the reply on this thread until it is in or `deadline` passes; afterwards the
-    /// future is complete or the dispatcher has the task.
-    func receive(until deadline: UInt64?) { dispatcher.receiveByLane(task, from: lane, until: deadline) }
-    /// Leaves the reply to the dispatcher (for a caller that will not block reading it).
-    func handBack() { dispatcher.handBack(task, from: lane) }
-}
-
 /// The frames received from one worker, in one reader that whoever holds the socket uses:
 /// the dispatcher, or a caller reading by lane (the dispatcher's lock orders the hand-over).
 /// The worker owns it; its lane, when it has one, borrows it.

@@ -40,7 +40,7 @@ extension Dispatcher {
             return (lane, task.frame)
         }
         guard let (lane, frame) = sending else { return }
-        task.bind(LaneClaim(dispatcher: self, lane: lane, task: task))
+        task.bind(lane)
         let delivered = lane.send(frame)
         laneSends.add(1, ordering: .relaxed)
         accounting.recordHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)

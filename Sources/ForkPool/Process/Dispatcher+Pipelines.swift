@@ -44,7 +44,7 @@ extension Dispatcher {
                     _ = queue.popFirst()
                     next.leftQueue = true
                     guard next.start() else { continue }  // cancelled while queued
-                    next.completion.markSentAhead(true)  // on its way: cancel() cannot stop it
+                    next.markSentAhead(true)  // on its way: cancel() cannot stop it
                     workers[index].pipeline(next)
                     sent.append((index, next))
                     break

@@ -1,10 +1,12 @@
 // PendingTask: one task as the dispatcher sees it — a ready-to-send frame, the dispatcher's
 // bookkeeping, and its TaskCompletion: the caller's side, which the pool makes (one input's
 // typed Future, or a chunk of `map`). The dispatcher deals only in bytes; the completion
-// decodes the output and completes the future.
+// decodes the output and completes the future. The task is also its future's hook: cancel
+// and a lane read go future → task → dispatcher → lane → frame reader.
 import Glibc
+import Synchronization
 
-final class PendingTask: @unchecked Sendable {
+final class PendingTask: TaskHook, @unchecked Sendable {
     let id: UInt64
     /// The frame, header + encoded input; released once sent.
     var frame: [UInt8]
@@ -30,11 +32,53 @@ final class PendingTask: @unchecked Sendable {
     /// Counted as ended (or cancelled): a later failure of the same task is not counted again.
     var isSettled = false
 
-    init(id: UInt64, frame: [UInt8], tail: [UInt8] = [], completion: any TaskCompletion) {
+    /// The pool that runs the task: what stops it, and where a lane reply is read.
+    private let dispatcher: Dispatcher?
+    /// The lane the task went by while nobody reads its reply: the first caller to block on
+    /// the future reads it itself.
+    private let laneClaim = Mutex<DirectLane?>(nil)
+    /// Sent to a busy worker behind the task it runs: on its way, so `cancel()` cannot stop it.
+    private let sentAhead = Atomic<Bool>(false)
+
+    init(id: UInt64, frame: [UInt8], tail: [UInt8] = [], completion: any TaskCompletion, dispatcher: Dispatcher? = nil) {
         self.id = id
         self.frame = frame
         self.tail = tail
         self.completion = completion
+        self.dispatcher = dispatcher
+        completion.attach(self)
+    }
+
+    /// The task was sent behind the running one (true), or now runs (false).
+    func markSentAhead(_ ahead: Bool) { sentAhead.store(ahead, ordering: .relaxed) }
+
+    /// The task went by `lane`: the first caller to block on its future reads the reply.
+    func bind(_ lane: DirectLane) {
+        guard !completion.hasCompleted else { return }
+        laneClaim.withLock { $0 = lane }
+    }
+
+    // MARK: TaskHook
+
+    var canStopRunning: Bool { dispatcher != nil && !sentAhead.load(ordering: .relaxed) }
+
+    func stopRunning() { dispatcher?.stopRunningTask(id) }
+
+    var cancelledCallerStopsRunning: Bool { dispatcher?.configuration.cancellationKillsRunningTasks ?? false }
+
+    func leftQueueEarly() {
+        guard let dispatcher, dispatcher.configuration.maximumQueuedTasks != nil else { return }
+        dispatcher.queuedTaskLeftEarly()
+    }
+
+    func willBlock(until deadline: UInt64?) {
+        guard let dispatcher, let lane = laneClaim.withLock({ $0.take() }) else { return }
+        dispatcher.receiveByLane(self, from: lane, until: deadline)
+    }
+
+    func willNotBlock() {
+        guard let dispatcher, let lane = laneClaim.withLock({ $0.take() }) else { return }
+        dispatcher.handBack(self, from: lane)
     }
 
     /// Moves the task to running; false if it was cancelled while queued.
@@ -43,8 +87,6 @@ final class PendingTask: @unchecked Sendable {
     func fail(_ error: ForkPoolError) { completion.fail(naming(error)) }
     /// Fails the task only if it has not started; true if it did.
     func failIfQueued(_ error: ForkPoolError) -> Bool { completion.failIfQueued(naming(error)) }
-    /// The task went by lane: lets the first caller to wait read the reply itself.
-    func bind(_ claim: LaneClaim) { completion.bind(claim) }
 
     private func naming(_ error: ForkPoolError) -> ForkPoolError {
         var failure = error
@@ -81,8 +123,8 @@ protocol TaskCompletion: AnyObject, Sendable {
     var jobName: String? { get }
     /// Moves the task to running; false if it was cancelled while queued.
     func start() -> Bool
-    /// The task was sent ahead to a busy worker (true: not cancellable), or now runs (false).
-    func markSentAhead(_ ahead: Bool)
+    /// Gives the caller's future its hook into the pool (the task).
+    func attach(_ hook: any TaskHook)
     /// Whether the caller's future has completed (a queued task cancelled, for one).
     var hasCompleted: Bool { get }
     /// Completes with the worker's encoded output (and, for a split frame received directly,
@@ -93,8 +135,6 @@ protocol TaskCompletion: AnyObject, Sendable {
     func fail(_ error: ForkPoolError)
     /// Fails only if the task has not started; true if it did.
     func failIfQueued(_ error: ForkPoolError) -> Bool
-    /// The task went by lane: the first caller to wait reads the reply itself.
-    func bind(_ claim: LaneClaim)
 }
 
 /// The error for a frame a worker should not have sent (not the reply its task awaits).
@@ -112,12 +152,10 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
     let codec: PayloadCodec<Output>?
     let jobName: String?
 
-    init(id: UInt64, codec: PayloadCodec<Output>?, stopRunning: (@Sendable () -> Void)? = nil,
-         taskCancellationStopsRunning: Bool = false, leftQueueEarly: (@Sendable () -> Void)? = nil, jobName: String? = nil) {
+    init(id: UInt64, codec: PayloadCodec<Output>?, jobName: String? = nil) {
         self.id = id
         self.jobName = jobName
-        self.future = Future(taskID: id, stopRunning: stopRunning, taskCancellationStopsRunning: taskCancellationStopsRunning,
-                             leftQueueEarly: leftQueueEarly)
+        self.future = Future(taskID: id)
         precondition(codec != nil || Output.self == [UInt8].self, "only [UInt8] outputs may go undecoded")
         self.codec = codec
     }
@@ -126,7 +164,7 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
 
     var hasCompleted: Bool { future.hasCompleted }
 
-    func markSentAhead(_ ahead: Bool) { future.markSentAhead(ahead) }
+    func attach(_ hook: any TaskHook) { future.attach(hook) }
 
     func start() -> Bool { future.markRunning() }
 
@@ -151,8 +189,6 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
     func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
 
     func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
-
-    func bind(_ claim: LaneClaim) { future.attach(claim) }
 }
 
 /// Several inputs sent as one `taskBatch` frame (`map`): the encoded `[Input]`, answered by a
@@ -173,12 +209,10 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     let codec: PayloadCodec<[Output]>
     let jobName: String?
 
-    init(id: UInt64, count: Int, codec: PayloadCodec<[Output]>, stopRunning: (@Sendable () -> Void)? = nil,
-         taskCancellationStopsRunning: Bool = false, leftQueueEarly: (@Sendable () -> Void)? = nil, jobName: String? = nil) {
+    init(id: UInt64, count: Int, codec: PayloadCodec<[Output]>, jobName: String? = nil) {
         self.id = id
         self.jobName = jobName
-        self.future = Future(taskID: id, spinsWhileWaiting: false, stopRunning: stopRunning,
-                             taskCancellationStopsRunning: taskCancellationStopsRunning, leftQueueEarly: leftQueueEarly)
+        self.future = Future(taskID: id, spinsWhileWaiting: false)
         self.count = count
         self.codec = codec
     }
@@ -187,7 +221,7 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
 
     var hasCompleted: Bool { future.hasCompleted }
 
-    func markSentAhead(_ ahead: Bool) { future.markSentAhead(ahead) }
+    func attach(_ hook: any TaskHook) { future.attach(hook) }
 
     func start() -> Bool { future.markRunning() }
 
@@ -237,9 +271,6 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
 
     func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
-
-    /// A chunk is always read by the dispatcher (its caller decodes the reply's bytes).
-    func bind(_ claim: LaneClaim) {}
 }
 
 /// Decodes a failure frame's payload: reason byte + UTF-8 message.

@@ -97,6 +97,10 @@ public final class ProcessJobPool: JobPool, @unchecked Sendable {
         dispatcher.shutdown(cancelPending: false)
     }
 
+    /// The settings the pool was created with (for integrations that size themselves by it).
+    @_spi(Integration)
+    public var configuration: ProcessPoolConfiguration { jobTasks.configuration }
+
     /// The pids of the live, ready worker processes.
     @_spi(Testing)
     public var workerProcessIDs: [pid_t] { dispatcher.workerProcessIDs }

@@ -35,13 +35,6 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         jobPrefix = jobName.map(JobFrame.prefix(naming:)) ?? []
     }
 
-    /// With a bound on the queue, a task (or `map` chunk) cancelled while queued tells the
-    /// dispatcher, which gives its place to whoever waits for room.
-    var leftQueueEarlyHook: (@Sendable () -> Void)? {
-        guard configuration.maximumQueuedTasks != nil else { return nil }
-        return { [dispatcher] in dispatcher.queuedTaskLeftEarly() }
-    }
-
     /// `error`, naming this layer's job (if any).
     func named(_ error: ForkPoolError) -> ForkPoolError {
         var named = error
@@ -305,11 +298,8 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         }
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .taskBatch, length: frame.count - FrameHeader.size, taskID: id).write(into: &frame)
-        let chunk = ChunkCompletion(id: id, count: items.count, codec: outputsCodec,
-                                    stopRunning: { [dispatcher] in dispatcher.stopRunningTask(id) },
-                                    taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks,
-                                    leftQueueEarly: leftQueueEarlyHook, jobName: jobName)
-        return ((PendingTask(id: id, frame: frame, completion: chunk), chunk), exhausted && state.carried.isEmpty)
+        let chunk = ChunkCompletion(id: id, count: items.count, codec: outputsCodec, jobName: jobName)
+        return ((PendingTask(id: id, frame: frame, completion: chunk, dispatcher: dispatcher), chunk), exhausted && state.carried.isEmpty)
     }
 
     /// Encodes `input` (after the job's name, in a job pool) into a complete task frame with a
@@ -342,10 +332,7 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .task, length: length, taskID: id, split: tail.isEmpty ? 0 : frame.count - FrameHeader.size)
             .write(into: &frame)
-        let dispatcher = dispatcher
-        let completion = OutputCompletion(id: id, codec: codec, stopRunning: { dispatcher.stopRunningTask(id) },
-                                          taskCancellationStopsRunning: configuration.cancellationKillsRunningTasks,
-                                          leftQueueEarly: leftQueueEarlyHook, jobName: jobName)
-        return (PendingTask(id: id, frame: frame, tail: tail, completion: completion), completion.future)
+        let completion = OutputCompletion(id: id, codec: codec, jobName: jobName)
+        return (PendingTask(id: id, frame: frame, tail: tail, completion: completion, dispatcher: dispatcher), completion.future)
     }
 }

@@ -197,7 +197,7 @@ struct WorkerProcess {
                 // The next task sent behind it is running now.
                 self.task = pipeline.popFirst()
                 self.task?.handedOutAt = now
-                self.task?.completion.markSentAhead(false)  // it runs now
+                self.task?.markSentAhead(false)  // it runs now
                 taskDeadline = nil
                 tasksDone += 1
                 return .taskDone

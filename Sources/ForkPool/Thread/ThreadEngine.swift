@@ -106,6 +106,9 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
     private var admission: QueueAdmission<any ThreadWork>
     /// Queued tasks cancelled before they ran: the queue is cleaned of them only when there are some.
     private var queuedLeftEarly = 0
+    /// With a bound on the queue, single tasks' futures tell the engine when they are
+    /// cancelled while queued, so a caller waiting for room takes their place.
+    private lazy var queueHook = QueueHook(engine: self)
 
     /// Starts `workers` threads (at least one), with at most `maximumQueuedTasks` tasks
     /// waiting (nil: no bound).
@@ -195,7 +198,7 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
     private func makeFutureLocked<Output>() -> Future<Output> {
         defer { nextTaskID += 1 }
         guard admission.limit != nil else { return Future<Output>(taskID: nextTaskID) }
-        return Future<Output>(taskID: nextTaskID, leftQueueEarly: { [weak self] in self?.queuedTaskLeftEarly() })
+        return Future<Output>(taskID: nextTaskID, hook: queueHook)
     }
 
     /// Under the lock: whether one more task fits, dropping cancelled tasks first.
@@ -267,7 +270,7 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
     }
 
     /// A queued task was cancelled: its place goes to a caller waiting for room, if any.
-    private func queuedTaskLeftEarly() {
+    fileprivate func queuedTaskLeftEarly() {
         let resumptions = lock.withLock {
             queuedLeftEarly += 1
             return admitParkedLocked()
@@ -424,4 +427,15 @@ final class ThreadCounters: Sendable {
     let tasksCompleted = Atomic<Int>(0)
     let tasksFailed = Atomic<Int>(0)
     let busyNanoseconds = Atomic<Int64>(0)
+}
+
+/// A bounded thread pool's futures' hook: a task cancelled while queued frees its place.
+private final class QueueHook: TaskHook, @unchecked Sendable {
+    weak var engine: ThreadEngine?
+
+    init(engine: ThreadEngine) {
+        self.engine = engine
+    }
+
+    func leftQueueEarly() { engine?.queuedTaskLeftEarly() }
 }

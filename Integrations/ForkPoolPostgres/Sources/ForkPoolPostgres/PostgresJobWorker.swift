@@ -117,7 +117,7 @@ public final class PostgresJobWorker: Service, Sendable {
         self.configuration = configuration
         var capacity = max(configuration.capacity ?? pool.stats.workers.count * 4, 1)
         if let bound = pool.configuration.maximumQueuedTasks {
-            capacity = min(capacity, pool.workerCount + bound)  // never more than the pool takes
+            capacity = min(capacity, pool.stats.workers.count + bound)  // never more than the pool takes
         }
         self.capacity = capacity
         self.logger = logger ?? queue.logger
@@ -418,7 +418,13 @@ extension Future {
     /// The outcome, without cancelling the job when the awaiting task is cancelled (the host
     /// decides that itself).
     func resultIgnoringTaskCancellation() async -> Result<Value, ForkPoolError> {
-        await Task.detached { await self.result }.value
+        await Task.detached { () async -> Result<Value, ForkPoolError> in
+            do throws(ForkPoolError) {
+                return .success(try await self.value)
+            } catch {
+                return .failure(error)
+            }
+        }.value
     }
 }
 
