@@ -5,7 +5,7 @@ import Synchronization
 
 extension ProcessPool {
     /// Queued tasks whose deadline the dispatcher watches (finished ones must be let go).
-    var tasksWatchedForDeadline: Int { dispatcher.lock.withLock { dispatcher.queuedWithDeadline.count } }
+    var tasksWatchedForDeadline: Int { dispatcher.lock.withLock { dispatcher.queue.watchedCount } }
     /// How many tasks went straight from the submitting thread to an idle worker (by lane).
     var tasksSentByLane: Int { dispatcher.laneSends.load(ordering: .relaxed) }
     /// How many callers read a reply by lane now.
@@ -15,7 +15,7 @@ extension ProcessPool {
     /// How many tasks (single inputs or chunks) the pool has created.
     var tasksCreated: UInt64 { dispatcher.taskIDs.load(ordering: .relaxed) - 1 }
     /// How many `submitWhenReady` callers wait for room now.
-    var parkedSubmissions: Int { dispatcher.lock.withLock { dispatcher.admission.parkedCount } }
+    var parkedSubmissions: Int { dispatcher.lock.withLock { dispatcher.queue.parkedCount } }
     /// How many tasks were sent behind a running one, and how many of those ran elsewhere
     /// because their worker died first.
     var tasksPipelined: Int { dispatcher.pipelinedSends.load(ordering: .relaxed) }

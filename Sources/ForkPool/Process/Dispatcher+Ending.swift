@@ -23,7 +23,6 @@ extension Dispatcher {
             default: break
             }
             lanesAllowed = false
-            queuedWithDeadline.removeAll()
             lock.broadcast()
             return queue.removeAll()
         }

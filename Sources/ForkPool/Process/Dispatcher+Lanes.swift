@@ -20,14 +20,14 @@ extension Dispatcher {
     /// otherwise queues it.
     func submit(_ task: PendingTask) throws(ForkPoolError) {
         guard lanesEnabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
-            return try enqueue(CollectionOfOne(task), limited: true)
+            return try enqueue(task, now: monotonicNanoseconds())
         }
         let now = monotonicNanoseconds()
         let sending = try lock.withLock { () throws(ForkPoolError) -> (lane: DirectLane, frame: [UInt8])? in
-            try checkAccepting()
+            try checkAcceptingLocked()
             guard lanesAllowed, queue.isEmpty, let lane = openLanes.popLast() else {
-                try checkRoomLocked()
-                appendLocked(task, now: now)
+                try queue.checkRoom()
+                queue.append(task, now: now)
                 wakeLocked()
                 return nil
             }

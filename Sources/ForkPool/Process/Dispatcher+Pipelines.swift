@@ -42,7 +42,6 @@ extension Dispatcher {
                     }
                     guard next.deadline == nil, next.tail.isEmpty, next.frame.count <= DirectLane.maximumFrameBytes else { return sent }
                     _ = queue.popFirst()
-                    next.leftQueue = true
                     guard next.start() else { continue }  // cancelled while queued
                     next.markSentAhead(true)  // on its way: cancel() cannot stop it
                     workers[index].pipeline(next)

@@ -65,9 +65,8 @@ final class Dispatcher: @unchecked Sendable {
 
     // Shared state, guarded by `lock`.
     let lock = ConditionLock()
-    var queue = FIFOQueue<PendingTask>()
-    /// Queued tasks that carry a deadline, checked for expiry each turn.
-    var queuedWithDeadline: [PendingTask] = []
+    /// The tasks waiting for a worker, their deadlines and the queue's bound.
+    var queue: WorkQueue<PendingTask>
     var phase = Phase.starting
     var shutdownRequested = false
     var cancelRequested = false
@@ -93,12 +92,6 @@ final class Dispatcher: @unchecked Sendable {
     /// dispatcher collect them, so they are counted).
     var unreadLaneTasks = 0
     var orphans: [DirectLane.Orphan] = []
-    /// The bound on queued tasks (`maximumQueuedTasks`) and the `submitWhenReady` callers
-    /// waiting for room (Dispatcher+Admission).
-    var admission: QueueAdmission<PendingTask>
-    /// Queued tasks whose futures completed before they ran (with a bound on the queue): the
-    /// queue is cleaned of them only when there are some.
-    var queuedLeftEarly = 0
 
     let joinLock = ConditionLock()
     var thread: PosixThread?
@@ -129,7 +122,7 @@ final class Dispatcher: @unchecked Sendable {
         let configuration = settings.configuration
         accounting = PoolAccounting(configuration: configuration, workerCount: settings.workerCount)
         startFailures = StartFailures(limit: configuration.maximumConsecutiveStartFailures)
-        admission = QueueAdmission(limit: configuration.maximumQueuedTasks)
+        queue = WorkQueue(limit: configuration.maximumQueuedTasks)
         let limitsPerTask = configuration.taskTimeout != nil || configuration.maximumTasksPerWorker != nil
             || configuration.maximumWorkerResidentBytes != nil
         tasksInFlightPerWorker = limitsPerTask ? 1 : configuration.tasksInFlightPerWorker
@@ -192,24 +185,14 @@ final class Dispatcher: @unchecked Sendable {
         taskIDs.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
-    /// Queues `tasks` in order and wakes the dispatcher once. `limited`: a caller's own task
-    /// (`submit`), refused with `.overloaded` when the queue is full (`map`'s chunks are not:
-    /// `map` bounds its own window).
-    func enqueue(_ tasks: some Sequence<PendingTask>, limited: Bool = false) throws(ForkPoolError) {
-        let now = monotonicNanoseconds()
+    /// Queues one chunk of `map` and wakes the dispatcher. Not refused when the queue is full:
+    /// `map` bounds its own window.
+    func enqueueChunk(_ task: PendingTask) throws(ForkPoolError) {
         try lock.withLock { () throws(ForkPoolError) in
-            try checkAccepting()
-            if limited { try checkRoomLocked() }
-            for task in tasks { appendLocked(task, now: now) }
+            try checkAcceptingLocked()
+            queue.append(task, now: monotonicNanoseconds())
             wakeLocked()
         }
-    }
-
-    /// Under the lock: puts one task at the back of the queue.
-    func appendLocked(_ task: PendingTask, now: UInt64) {
-        task.enqueuedAt = now
-        queue.append(task)
-        if task.deadline != nil { queuedWithDeadline.append(task) }
     }
 
     /// Asks the dispatcher to kill the worker running task `id` (its future is already
@@ -237,7 +220,7 @@ final class Dispatcher: @unchecked Sendable {
         join()
     }
 
-    func checkAccepting() throws(ForkPoolError) {
+    func checkAcceptingLocked() throws(ForkPoolError) {
         if shutdownRequested {
             throw ForkPoolError(.poolShutDown, "the pool has been shut down")
         }
@@ -279,9 +262,7 @@ final class Dispatcher: @unchecked Sendable {
         stopForkServer()
         if let failure = lock.withLock({ dispatcherFailure }) { failLeftovers(failure) }
         // Callers still parked for room (the loop ended before a turn could refuse them).
-        let parked = lock.withLock { admission.withdrawAll() }
-        let refusal = lock.withLock { dispatcherFailure } ?? ForkPoolError(.poolShutDown, "the pool has been shut down")
-        for submission in parked { submission.resumption(.failure(refusal)).resume() }
+        refuseParked(lock.withLock { dispatcherFailure } ?? ForkPoolError(.poolShutDown, "the pool has been shut down"))
         accounting.recordGone()
         lock.withLock {
             switch phase {
@@ -393,12 +374,10 @@ final class Dispatcher: @unchecked Sendable {
                                    resumptions: [ParkedResumption], pipelined: [(index: Int, task: PendingTask)]) {
         lock.withLock {
             var dropped: [(PendingTask, ForkPoolError)] = []
-            var expired: [PendingTask] = []
             if cancelRequested {
                 for task in queue.removeAll() {
                     dropped.append((task, .cancelledByShutdown(taskID: task.id)))
                 }
-                queuedWithDeadline.removeAll()
             }
             if case .broken(let error) = phase {
                 for task in queue.removeAll() + retries.removeAll() {
@@ -406,22 +385,9 @@ final class Dispatcher: @unchecked Sendable {
                     failure.taskID = task.id
                     dropped.append((task, failure))
                 }
-                queuedWithDeadline.removeAll()
             }
-            // Queued tasks past their deadline fail without ever running.
-            var nextQueuedDeadline: UInt64?
-            queuedWithDeadline.removeAll { task in
-                // A task that left the queue is the running-task deadline's business (or done):
-                // holding it here until its deadline would keep every finished task alive.
-                guard let deadline = task.deadline, !task.leftQueue else { return true }
-                if deadline <= now {
-                    task.leftQueue = true  // no worker takes it now: it fails outside the lock
-                    expired.append(task)
-                    return true
-                }
-                nextQueuedDeadline = min(nextQueuedDeadline ?? deadline, deadline)
-                return false
-            }
+            // Queued tasks past their deadline fail without ever running (outside the lock).
+            let (expired, nextQueuedDeadline) = queue.expire(now: now)
             var assigned: [Int] = []
             for index in workers.indices where workers[index].isIdle {
                 if let retry = popRetryLocked() {
@@ -430,8 +396,6 @@ final class Dispatcher: @unchecked Sendable {
                     continue
                 }
                 while let task = queue.popFirst() {
-                    guard !task.leftQueue else { continue }  // expired this turn
-                    task.leftQueue = true
                     if task.start() {
                         assign(task, to: index, now: now)
                         assigned.append(index)
@@ -526,6 +490,10 @@ final class Dispatcher: @unchecked Sendable {
             giveUp(on: index, error)
         }
     }
+}
+
+extension Dispatcher: WorkQueueOwner {
+    func didQueueLocked() { wakeLocked() }
 }
 
 extension Dispatcher: _PoolControl {

@@ -6,7 +6,7 @@
 import Glibc
 import Synchronization
 
-final class PendingTask: TaskHook, @unchecked Sendable {
+final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     let id: UInt64
     /// The frame, header + encoded input; released once sent.
     var frame: [UInt8]
@@ -57,6 +57,13 @@ final class PendingTask: TaskHook, @unchecked Sendable {
         guard !completion.hasCompleted else { return }
         laneClaim.withLock { $0 = lane }
     }
+
+    // MARK: QueuedWork (under the dispatcher's lock)
+
+    var isAbandoned: Bool { completion.hasCompleted }
+    var hasLeftQueue: Bool { leftQueue }
+    func leaveQueue() { leftQueue = true }
+    func didEnqueue(at now: UInt64) { enqueuedAt = now }
 
     // MARK: TaskHook
 

@@ -83,7 +83,7 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
     private func enqueue(_ task: PendingTask, timeout: Duration?) throws(ForkPoolError) {
         if let timeout { task.deadline = monotonicNanoseconds() + timeout.nanoseconds }
         do {
-            try dispatcher.enqueue(CollectionOfOne(task), limited: true)
+            try dispatcher.enqueue(task, now: monotonicNanoseconds())
         } catch {
             throw named(error)
         }
@@ -225,7 +225,7 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
             (made, state.exhausted) = try makeChunk(from: &state)
             guard let (task, chunk) = made else { continue }
             willQueue(chunk)
-            try dispatcher.enqueue(CollectionOfOne(task))
+            try dispatcher.enqueueChunk(task)
             state.inFlight.append(chunk)
         }
     }

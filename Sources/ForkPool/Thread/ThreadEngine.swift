@@ -89,10 +89,11 @@ struct ChunkOfInputs<Input: Sendable, Output: Sendable>: ThreadWork, @unchecked 
     var leftEarly: Bool { false }  // only single tasks count against the queue's bound
 }
 
-final class ThreadEngine: _PoolControl, @unchecked Sendable {
+final class ThreadEngine: _PoolControl, WorkQueueOwner, @unchecked Sendable {
     let workerCount: Int
-    private let lock = ConditionLock()
-    private var queue = FIFOQueue<any ThreadWork>()
+    let lock = ConditionLock()
+    /// The items waiting for a thread, and the queue's bound.
+    var queue: WorkQueue<ThreadQueueItem>
     private var nextTaskID: UInt64 = 1
     private var accepting = true
     private var threads: [PosixThread] = []
@@ -102,10 +103,6 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
     /// One set of counters per thread, each written by its thread only.
     private let threadCounters: [ThreadCounters]
     private let threadsStarted = Atomic<Int>(0)
-    /// The bound on queued tasks and the `submitWhenReady` callers waiting for room.
-    private var admission: QueueAdmission<any ThreadWork>
-    /// Queued tasks cancelled before they ran: the queue is cleaned of them only when there are some.
-    private var queuedLeftEarly = 0
     /// With a bound on the queue, single tasks' futures tell the engine when they are
     /// cancelled while queued, so a caller waiting for room takes their place.
     private lazy var queueHook = QueueHook(engine: self)
@@ -124,7 +121,7 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
         workerCount = workers
         self.metrics = metrics
         threadCounters = (0..<workers).map { _ in ThreadCounters() }
-        admission = QueueAdmission(limit: maximumQueuedTasks)
+        queue = WorkQueue(limit: maximumQueuedTasks)
         for index in 0..<workers {
             do {
                 threads.append(try PosixThread.start(name: "forkpool-t\(index)") { [self] in serve() })
@@ -145,7 +142,7 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
     }
 
     /// How many `submitWhenReady` callers wait for room now.
-    var parkedCount: Int { lock.withLock { admission.parkedCount } }
+    var parkedCount: Int { lock.withLock { queue.parkedCount } }
 
     var stats: PoolStats {
         var snapshot = PoolStats(workerCount: threadCounters.count)
@@ -174,15 +171,13 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
     }
 
     func shutdown(cancelPending: Bool) {
-        let (cancelled, parked): ([any ThreadWork], [ParkedSubmission<any ThreadWork>]) = lock.withLock {
+        let cancelled: [ThreadQueueItem] = lock.withLock {
             accepting = false
             lock.broadcast()
-            return (cancelPending ? queue.removeAll() : [], admission.withdrawAll())
+            return cancelPending ? queue.removeAll() : []
         }
-        for submission in parked {
-            submission.resumption(.failure(ForkPoolError(.poolShutDown, "the pool has been shut down"))).resume()
-        }
-        for item in cancelled { item.cancelByShutdown() }
+        refuseParked(ForkPoolError(.poolShutDown, "the pool has been shut down"))
+        for item in cancelled { item.work.cancelByShutdown() }
         joinLock.withLock {
             guard !joined else { return }
             for thread in threads { thread.join() }
@@ -197,24 +192,11 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
     /// while queued gives its place to a caller waiting for room.
     private func makeFutureLocked<Output>() -> Future<Output> {
         defer { nextTaskID += 1 }
-        guard admission.limit != nil else { return Future<Output>(taskID: nextTaskID) }
+        guard queue.limit != nil else { return Future<Output>(taskID: nextTaskID) }
         return Future<Output>(taskID: nextTaskID, hook: queueHook)
     }
 
-    /// Under the lock: whether one more task fits, dropping cancelled tasks first.
-    private func hasRoomLocked() -> Bool {
-        if admission.hasRoom(queued: queue.count) { return true }
-        dropCancelledLocked()
-        return admission.hasRoom(queued: queue.count)
-    }
-
-    private func dropCancelledLocked() {
-        guard queuedLeftEarly > 0 else { return }
-        queuedLeftEarly = 0
-        queue.removeAll { $0.leftEarly }
-    }
-
-    private func checkAcceptingLocked() throws(ForkPoolError) {
+    func checkAcceptingLocked() throws(ForkPoolError) {
         guard accepting else { throw ForkPoolError(.poolShutDown, "the pool has been shut down") }
     }
 
@@ -222,9 +204,9 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
                                                    work: @escaping @Sendable (Input) throws -> Output) throws(ForkPoolError) -> Future<Output> {
         try lock.withLock { () throws(ForkPoolError) in
             try checkAcceptingLocked()
-            guard hasRoomLocked() else { throw admission.overloaded(queued: queue.count) }
+            try queue.checkRoom()
             let future: Future<Output> = makeFutureLocked()
-            queue.append(SingleInput(input: input, work: work, future: future, jobName: jobName))
+            queue.append(ThreadQueueItem(SingleInput(input: input, work: work, future: future, jobName: jobName)), now: 0)
             lock.signal()
             return future
         }
@@ -233,49 +215,9 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
     func submitWhenReady<Input: Sendable, Output: Sendable>(_ input: Input, jobName: String? = nil,
                                                             work: @escaping @Sendable (Input) throws -> Output)
         async throws(ForkPoolError) -> Future<Output> {
-        let (id, future): (UInt64, Future<Output>) = lock.withLock { (admission.makeID(), makeFutureLocked()) }
-        let item = SingleInput(input: input, work: work, future: future, jobName: jobName)
-        let result: Result<Void, ForkPoolError> = await withTaskCancellationHandler {
-            await withUnsafeContinuation { continuation in
-                let now: Result<Void, ForkPoolError>? = lock.withLock {
-                    if Task.isCancelled { return .failure(ParkedSubmission<any ThreadWork>.cancelled) }
-                    guard accepting else { return .failure(ForkPoolError(.poolShutDown, "the pool has been shut down")) }
-                    guard hasRoomLocked() else {
-                        admission.park(ParkedSubmission(id: id, item: item, continuation: continuation))
-                        return nil
-                    }
-                    queue.append(item)
-                    lock.signal()
-                    return .success(())
-                }
-                if let now { continuation.resume(returning: now) }
-            }
-        } onCancel: {
-            let parked = lock.withLock { admission.withdraw(id) }
-            parked?.continuation.resume(returning: .failure(ParkedSubmission<any ThreadWork>.cancelled))
-        }
-        try result.get()
+        let future: Future<Output> = lock.withLock { makeFutureLocked() }
+        try await submitWhenReady(ThreadQueueItem(SingleInput(input: input, work: work, future: future, jobName: jobName)))
         return future
-    }
-
-    /// Under the lock: parked tasks join the queue while there is room. Their callers are
-    /// resumed outside the lock.
-    private func admitParkedLocked() -> [ParkedResumption] {
-        guard admission.hasParked else { return [] }
-        dropCancelledLocked()
-        let admitted = admission.admit(queued: queue.count)
-        for parked in admitted { queue.append(parked.item) }
-        if !admitted.isEmpty { lock.broadcast() }
-        return admitted.map { $0.resumption(.success(())) }
-    }
-
-    /// A queued task was cancelled: its place goes to a caller waiting for room, if any.
-    fileprivate func queuedTaskLeftEarly() {
-        let resumptions = lock.withLock {
-            queuedLeftEarly += 1
-            return admitParkedLocked()
-        }
-        for resumption in resumptions { resumption.resume() }
     }
 
     // MARK: map
@@ -396,8 +338,9 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
                 nextTaskID += 1
                 futures.append(future)
                 willQueue(future)
-                queue.append(ChunkOfInputs(inputs: inputs[start..<min(start + chunkSize, inputs.count)], slots: slots! + start,
-                                           work: work, future: future, jobName: jobName))
+                queue.append(ThreadQueueItem(ChunkOfInputs(inputs: inputs[start..<min(start + chunkSize, inputs.count)],
+                                                           slots: slots! + start, work: work, future: future, jobName: jobName)),
+                             now: 0)
             }
             lock.broadcast()
             return futures
@@ -410,14 +353,14 @@ final class ThreadEngine: _PoolControl, @unchecked Sendable {
     private func serve() {
         let counters = threadCounters[threadsStarted.wrappingAdd(1, ordering: .relaxed).oldValue]
         while true {
-            let (next, resumptions): ((any ThreadWork)?, [ParkedResumption]) = lock.withLock {
+            let (next, resumptions): (ThreadQueueItem?, [ParkedResumption]) = lock.withLock {
                 while queue.isEmpty && accepting { lock.wait() }
                 let item = queue.popFirst()
-                return (item, item == nil ? [] : admitParkedLocked())
+                return (item, item == nil ? [] : admitParkedLocked(now: 0))
             }
             for resumption in resumptions { resumption.resume() }
             guard let next else { return }
-            next.run { start, failed in count(counters, since: start, failed: failed) }
+            next.work.run { start, failed in count(counters, since: start, failed: failed) }
         }
     }
 }
@@ -438,4 +381,25 @@ private final class QueueHook: TaskHook, @unchecked Sendable {
     }
 
     func leftQueueEarly() { engine?.queuedTaskLeftEarly() }
+}
+
+/// A thread pool's queue entry: one item of work, as the queue sees it.
+struct ThreadQueueItem: QueuedWork, Sendable {
+    let work: any ThreadWork
+
+    init(_ work: any ThreadWork) {
+        self.work = work
+    }
+
+    var isAbandoned: Bool { work.leftEarly }
+}
+
+extension ThreadEngine {
+    /// Wakes the threads for newly queued items.
+    func didQueueLocked() { lock.broadcast() }
+
+    /// Queues one item, or throws `.overloaded` when the queue is full.
+    func submit(_ item: ThreadQueueItem) throws(ForkPoolError) {
+        try enqueue(item, now: 0)
+    }
 }
