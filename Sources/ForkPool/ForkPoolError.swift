@@ -23,7 +23,7 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         case encodingFailed
         /// An input or output could not be decoded.
         case decodingFailed
-        /// A frame was longer than ``ProcessPoolConfiguration/maximumFrameBytes``.
+        /// A frame was longer than `maximumFrameBytes` (a `@_spi(Tuning)` setting).
         case frameTooLarge
         /// A frame had a wrong version, kind or layout.
         case malformedFrame

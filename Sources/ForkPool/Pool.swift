@@ -109,7 +109,7 @@ extension WorkerPool {
         try _tasks.map(inputs, chunkSize: chunkSize)
     }
 
-    /// The async form of ``map(_:chunkSize:)-4yavb``: suspends the calling task instead of
+    /// The async form of ``WorkerPool/map(_:chunkSize:)-72qez``: suspends the calling task instead of
     /// blocking its thread. Cancelling the calling `Task` cancels the chunks not yet started
     /// (and, on a process pool with
     /// ``ProcessPoolConfiguration/cancellationKillsRunningTasks``, kills the workers running
@@ -178,14 +178,14 @@ extension JobPool {
     }
 
     /// Runs every job (all of one type) and returns the outputs in order, with chunk sizes
-    /// chosen as ``WorkerPool/map(_:chunkSize:)-4yavb`` chooses them (or exactly `chunkSize`).
+    /// chosen as ``WorkerPool/map(_:chunkSize:)-72qez`` chooses them (or exactly `chunkSize`).
     /// The first failure in order cancels the rest and is thrown.
     public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int? = nil) throws(ForkPoolError) -> [Jobs.Element.Output]
     where Jobs.Element: RunnableJob {
         try _jobs.map(jobs, chunkSize: chunkSize)
     }
 
-    /// The async form of ``map(_:chunkSize:)-3kx6e``; cancelling the calling `Task` cancels the
+    /// The async form of ``JobPool/map(_:chunkSize:)-3o745``; cancelling the calling `Task` cancels the
     /// jobs not yet started and throws ``ForkPoolError/Code/cancelled``.
     public func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int? = nil) async throws(ForkPoolError) -> [Jobs.Element.Output]
     where Jobs.Element: RunnableJob {

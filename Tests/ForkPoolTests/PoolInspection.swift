@@ -11,7 +11,7 @@ extension ProcessPool {
     /// How many callers read a reply by lane now.
     var callersReadingByLane: Int { dispatcher.laneReaders.load(ordering: .relaxed) }
     /// How many idle workers are lent to submitting threads now.
-    var openLaneCount: Int { dispatcher.lock.withLock { dispatcher.openLanes.count } }
+    var openLaneCount: Int { dispatcher.lock.withLock { dispatcher.lanes.open.count } }
     /// How many tasks (single inputs or chunks) the pool has created.
     var tasksCreated: UInt64 { dispatcher.taskIDs.load(ordering: .relaxed) - 1 }
     /// How many `submitWhenReady` callers wait for room now.

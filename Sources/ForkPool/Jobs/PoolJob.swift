@@ -37,7 +37,7 @@ public protocol PoolJob: RunnableJob, Codable where Output: Codable {
     /// Runs once in each worker process before its first job, for every job type of the pool:
     /// the place to open what a job of this type needs (a model, a cache), in place of an
     /// ``ProcessPoolConfiguration/initializer`` closure, which cannot go to a fresh worker. If it
-    /// throws, the worker fails to start (``ProcessPoolConfiguration/maximumConsecutiveStartFailures``).
+    /// throws, the worker fails to start (`maximumConsecutiveStartFailures`, a `@_spi(Tuning)` setting).
     /// Default: nothing.
     static func setUpWorker() throws
 }

@@ -16,13 +16,13 @@ extension Dispatcher {
         accounting.logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
         let queued = lock.withLock { () -> [PendingTask] in
             dispatcherFailure = error
-            if wakeLost { wakeClosed = true }
+            if wakeLost { wake.markLost() }
             switch phase {
             case .starting: phase = .failedToStart(error)
             case .running: phase = .broken(error)
             default: break
             }
-            lanesAllowed = false
+            lanes.mayLend = false
             lock.broadcast()
             return queue.removeAll()
         }
@@ -36,9 +36,9 @@ extension Dispatcher {
     /// fails the tasks they gave back (nobody else is left to run them).
     func failLeftovers(_ error: ForkPoolError) {
         let leftovers = lock.withLock { () -> [DirectLane.Orphan] in
-            while detachedReaders > 0 { _ = lock.wait(untilMonotonicNanoseconds: monotonicNanoseconds() + 100_000_000) }
-            defer { orphans.removeAll() }
-            return orphans
+            while lanes.detachedReaders > 0 { _ = lock.wait(untilMonotonicNanoseconds: monotonicNanoseconds() + 100_000_000) }
+            defer { lanes.orphans.removeAll() }
+            return lanes.orphans
         }
         for orphan in leftovers { fail(orphan.task, with: orphan.error ?? error, slot: orphan.slot) }
     }

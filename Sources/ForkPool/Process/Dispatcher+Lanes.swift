@@ -9,7 +9,7 @@
 //   a worker leaves ─▶ withdrawLane ─▶ DirectLane.withdraw (a caller still on it is detached)
 //
 // The lane's states and their transitions are DirectLane's; this file keeps the dispatcher's
-// books about them (open lanes, tasks sent but unread, detached readers, orphans), all under
+// books about them (open lanes, tasks sent but unread, detached readers, lanes.orphans), all under
 // the dispatcher's `lock`.
 import CForkShim
 import Glibc
@@ -19,13 +19,13 @@ extension Dispatcher {
     /// lane is open (its future then lets the first waiting caller read the reply itself);
     /// otherwise queues it.
     func submit(_ task: PendingTask) throws(ForkPoolError) {
-        guard lanesEnabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
+        guard lanes.enabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
             return try enqueue(task, now: monotonicNanoseconds())
         }
         let now = monotonicNanoseconds()
         let sending = try lock.withLock { () throws(ForkPoolError) -> (lane: DirectLane, frame: [UInt8])? in
             try checkAcceptingLocked()
-            guard lanesAllowed, queue.isEmpty, let lane = openLanes.popLast() else {
+            guard lanes.mayLend, queue.isEmpty, let lane = lanes.open.popLast() else {
                 try queue.checkRoom()
                 queue.append(task, now: now)
                 wakeLocked()
@@ -47,12 +47,12 @@ extension Dispatcher {
         lock.withLock {
             switch lane.endSending(task, delivered: delivered) {
             case .sent:
-                unreadLaneTasks += 1
+                lanes.unreadTasks += 1
             case .undelivered:
                 wakeLocked()
             case .orphaned(let orphan):
-                detachedReaders -= 1
-                orphans.append(orphan)
+                lanes.detachedReaders -= 1
+                lanes.orphans.append(orphan)
                 wakeLocked()
             }
         }
@@ -63,7 +63,7 @@ extension Dispatcher {
     func receiveByLane(_ task: PendingTask, from lane: DirectLane, until deadline: UInt64?) {
         let claimed = lock.withLock { () -> Bool in
             guard lane.claimForReading(task) else { return false }
-            unreadLaneTasks -= 1
+            lanes.unreadTasks -= 1
             return true
         }
         guard claimed else { return }
@@ -77,14 +77,14 @@ extension Dispatcher {
             outcome = lane.receiveReply(for: task, until: nil, recordOutcome: count)
         }
         lock.withLock {
-            switch lane.endReading(task, outcome: outcome, mayReopen: lanesAllowed && queue.isEmpty) {
+            switch lane.endReading(task, outcome: outcome, mayReopen: lanes.mayLend && queue.isEmpty) {
             case .reopened:
-                openLanes.append(lane)
+                lanes.open.append(lane)
             case .returned:
                 wakeLocked()
             case .detached(let orphan):
-                detachedReaders -= 1
-                if let orphan { orphans.append(orphan) }
+                lanes.detachedReaders -= 1
+                if let orphan { lanes.orphans.append(orphan) }
                 wakeLocked()
             }
         }
@@ -99,7 +99,7 @@ extension Dispatcher {
 
     /// Under the lock: whether idle workers may be lent to submitting threads.
     var lanesMayOpen: Bool {
-        guard lanesEnabled, !shutdownRequested, retries.isEmpty, case .running = phase else { return false }
+        guard lanes.enabled, !shutdownRequested, retries.isEmpty, case .running = phase else { return false }
         return true
     }
 
@@ -109,7 +109,7 @@ extension Dispatcher {
     /// shutdown, a retry). Kills a worker whose lane task was cancelled while a caller reads,
     /// and judges the tasks that readers of exited workers gave back.
     func reclaimLanes(now: UInt64) {
-        guard lanesEnabled else { return }
+        guard lanes.enabled else { return }
         var returned: [(index: Int, task: PendingTask?, why: DirectLane.Return)] = []
         var cancelled: [(index: Int, task: PendingTask)] = []
         let orphaned = lock.withLock { () -> [DirectLane.Orphan] in
@@ -122,7 +122,7 @@ extension Dispatcher {
                 case .closed:
                     workers[index].lent = false
                 case .adopt(let task):
-                    unreadLaneTasks -= 1
+                    lanes.unreadTasks -= 1
                     workers[index].lent = false
                     adopt(task, at: index)
                 case .returned(let task, let why):
@@ -132,10 +132,10 @@ extension Dispatcher {
                     cancelled.append((index, task))
                 }
             }
-            openLanes.removeAll { if case .open = $0.state { false } else { true } }
-            lanesAllowed = mayStayOpen
-            defer { orphans.removeAll() }
-            return orphans
+            lanes.open.removeAll { if case .open = $0.state { false } else { true } }
+            lanes.mayLend = mayStayOpen
+            defer { lanes.orphans.removeAll() }
+            return lanes.orphans
         }
         for (index, task, why) in returned { laneReturned(index, task: task, why, now: now) }
         for (index, task) in cancelled {
@@ -200,17 +200,17 @@ extension Dispatcher {
         guard let lane = workers[index].lane else { return nil }
         var heldByCaller: PendingTask?
         let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in
-            defer { openLanes.removeAll { $0 === lane } }
+            defer { lanes.open.removeAll { $0 === lane } }
             switch lane.withdraw(error: error, crashed: crashed) {
             case .closed:
                 break
             case .adopt(let task):
-                unreadLaneTasks -= 1
+                lanes.unreadTasks -= 1
                 adopt(task, at: index)
             case .returned(let task, let why):
                 return (task, why)
             case .detached(let task):
-                detachedReaders += 1
+                lanes.detachedReaders += 1
                 heldByCaller = task
             }
             return nil

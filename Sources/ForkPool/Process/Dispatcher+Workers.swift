@@ -154,7 +154,7 @@ extension Dispatcher {
     func requestWorkers(now: UInt64) {
         guard let forkServer, !stopping, missingWorkers > 0, now >= startFailures.nextSpawnTime else { return }
         let wanted = lock.withLock { () -> Int in
-            let judging = detachedReaders + orphans.count
+            let judging = lanes.detachedReaders + lanes.orphans.count
             switch phase {
             case .broken, .failedToStart, .stopped: return 0
             case .starting: return missingWorkers - judging
@@ -185,7 +185,7 @@ extension Dispatcher {
                 let slot = freeSlot()
                 accounting.recordSpawned(pid, slot: slot)
                 var worker = WorkerProcess(pid: pid, slot: slot, socket: socket, pidfd: pidfd,
-                                           maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanesEnabled)
+                                           maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanes.enabled)
                 if let limit = configuration.maximumTasksPerWorker {
                     worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
                 }

@@ -70,28 +70,14 @@ final class Dispatcher: @unchecked Sendable {
     var phase = Phase.starting
     var shutdownRequested = false
     var cancelRequested = false
-    var wakePending = false
-    /// The eventfd is closed (the dispatcher left) or lost (closed by someone else): never
-    /// written again.
-    var wakeClosed = false
     /// Why the dispatcher could not go on (its poll failed): the pool stays broken with it.
     var dispatcherFailure: ForkPoolError?
     var publishedPIDs: [pid_t] = []
     var publishedForkServerPID: pid_t?
     /// Running tasks whose futures were cancelled: their workers are to be killed.
     var cancelledRunning: Set<UInt64> = []
-    /// Idle workers lent to submitting threads (DirectLane), in state `.open`.
-    var openLanes: [DirectLane] = []
-    /// Whether submitting threads may take open lanes (while the queue is also empty): the
-    /// pool runs, is not shutting down and has no crashed task waiting for a retry.
-    var lanesAllowed = false
-    /// Callers still reading from a lane whose worker has exited, and the tasks such readers
-    /// gave back without a reply (to fail, or retry, here).
-    var detachedReaders = 0
-    /// Lanes in `.sent`: tasks sent by lane whose replies nobody reads yet (`stats` has the
-    /// dispatcher collect them, so they are counted).
-    var unreadLaneTasks = 0
-    var orphans: [DirectLane.Orphan] = []
+    /// The direct lanes' books: which idle workers are lent, and what callers hold.
+    var lanes: LaneBooks
 
     let joinLock = ConditionLock()
     var thread: PosixThread?
@@ -105,9 +91,6 @@ final class Dispatcher: @unchecked Sendable {
     var retries = FIFOQueue<PendingTask>()
     var stopping = false
     var random = SystemRandomNumberGenerator()
-    /// Whether single tasks may go by lane: not when the pool has deadlines or recycling
-    /// limits to keep, which only this thread keeps.
-    let lanesEnabled: Bool
     /// How many tasks a worker may have in flight (more than one: short tasks are sent behind
     /// the running one under load); 1 when the pool has time or recycling limits, whose
     /// bookkeeping assumes one task per worker.
@@ -126,8 +109,8 @@ final class Dispatcher: @unchecked Sendable {
         let limitsPerTask = configuration.taskTimeout != nil || configuration.maximumTasksPerWorker != nil
             || configuration.maximumWorkerResidentBytes != nil
         tasksInFlightPerWorker = limitsPerTask ? 1 : configuration.tasksInFlightPerWorker
-        lanesEnabled = configuration.usesDirectLanes && configuration.taskTimeout == nil
-            && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil
+        lanes = LaneBooks(enabled: configuration.usesDirectLanes && configuration.taskTimeout == nil
+            && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil)
         wake = try WakeEvent.make()
         do {
             thread = try PosixThread.start(name: "forkpool-disp") { [self] in run() }
@@ -165,7 +148,7 @@ final class Dispatcher: @unchecked Sendable {
     var stats: PoolStats {
         var snapshot = accounting.snapshot
         snapshot.queuedTasks = lock.withLock {
-            if unreadLaneTasks > 0 { wakeLocked() }  // count tasks sent by lane that nobody waits for
+            if lanes.unreadTasks > 0 { wakeLocked() }  // count tasks sent by lane that nobody waits for
             return queue.count
         }
         return snapshot
@@ -230,8 +213,6 @@ final class Dispatcher: @unchecked Sendable {
     /// Writes the eventfd unless a wake-up is already pending. Under `lock`, so it can never
     /// race with the dispatcher closing the eventfd.
     func wakeLocked() {
-        guard !wakeClosed, !wakePending else { return }
-        wakePending = true
         wake.signal()
     }
 
@@ -251,7 +232,6 @@ final class Dispatcher: @unchecked Sendable {
         } catch {
             lock.withLock {
                 phase = .failedToStart(error)
-                wakeClosed = true
                 wake.close()
                 lock.broadcast()
             }
@@ -271,12 +251,7 @@ final class Dispatcher: @unchecked Sendable {
             default: phase = .stopped
             }
             publishedPIDs = []
-            if wakeClosed {
-                wake.forget()  // lost: the number is not ours to close
-            } else {
-                wakeClosed = true
-                wake.close()
-            }
+            wake.close()  // a lost descriptor is only forgotten: the number is not ours to close
             lock.broadcast()
         }
     }
@@ -335,7 +310,6 @@ final class Dispatcher: @unchecked Sendable {
             if pollSet[0].revents != 0 {
                 lock.withLock {
                     wake.drain()
-                    wakePending = false
                 }
             }
             for (slot, index) in owners.enumerated() where pollSet[slot + 2].revents != 0 {
@@ -416,18 +390,18 @@ final class Dispatcher: @unchecked Sendable {
                 phase = .running
                 lock.broadcast()
             }
-            lanesAllowed = lanesMayOpen
-            if lanesAllowed && queue.isEmpty {
+            lanes.mayLend = lanesMayOpen
+            if lanes.mayLend && queue.isEmpty {
                 for index in workers.indices where workers[index].isIdle {
                     guard let lane = workers[index].lane, lane.isLendable else { continue }
                     workers[index].lent = true
                     lane.open()
-                    openLanes.append(lane)
+                    lanes.open.append(lane)
                 }
             }
             // A stopped worker's pipeline counts: its tasks run elsewhere once its exit is reported.
             let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.lent }
-                || detachedReaders > 0 || !orphans.isEmpty
+                || lanes.holdsWork
             let finished: Bool
             if case .failedToStart = phase {
                 finished = true

@@ -68,12 +68,12 @@ public struct ProcessPoolConfiguration: Sendable {
     /// no bound. When that many wait, `submit` throws ``ForkPoolError/Code/overloaded`` at once
     /// and queues nothing, and `submitWhenReady` suspends until there is room. A task cancelled
     /// while queued frees its place at once. `map` is not refused (it keeps at most
-    /// `workerCount × 4` chunks in flight of its own accord), but its waiting chunks count
+    /// four chunks per worker in flight of its own accord), but its waiting chunks count
     /// toward the bound; `results(for:)` waits for room rather than fail an input.
     public var maximumQueuedTasks: Int?
 
     /// Runs once in each worker after fork, before its first task. If it throws, the worker
-    /// exits; after ``maximumConsecutiveStartFailures`` such failures in a row the pool breaks
+    /// exits; after `maximumConsecutiveStartFailures` (a `@_spi(Tuning)` setting) such failures in a row the pool breaks
     /// (creation throws if it happens while the pool starts).
     public var initializer: (@Sendable () throws -> Void)?
 

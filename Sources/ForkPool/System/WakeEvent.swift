@@ -1,19 +1,33 @@
 // WakeEvent: the eventfd that wakes a poll loop from other threads — made, signalled, drained
-// and closed here, so the loop's code says what it means instead of writing 8 bytes.
+// and closed here, so the loop's code says what it means instead of writing 8 bytes. It also
+// keeps whether a wake-up is pending (one write per turn is enough) and whether the descriptor
+// is gone (closed by us, or by someone else: then never written again).
 import CForkShim
 import Glibc
 
-struct WakeEvent {
+/// The owner calls `signal`, `drained`, `close` and `markLost` under its one lock.
+final class WakeEvent: @unchecked Sendable {
     /// The descriptor to poll for POLLIN.
     let descriptor: CInt
+    private var isPending = false
+    /// Closed, or lost: never written again.
+    private(set) var isClosed = false
+    /// Closed by someone else: the number may be another file's by now, so it is not closed.
+    private var isLost = false
+
+    private init(descriptor: CInt) {
+        self.descriptor = descriptor
+    }
 
     /// A new close-on-exec, non-blocking eventfd, registered with the pool descriptors.
     static func make() throws(ForkPoolError) -> WakeEvent {
         WakeEvent(descriptor: try PoolDescriptors.register(forkpool_eventfd, name: "eventfd"))
     }
 
-    /// Makes the descriptor readable (the counter grows; one drain takes every signal).
+    /// Makes the descriptor readable, unless a wake-up is already pending or it is gone.
     func signal() {
+        guard !isClosed, !isPending else { return }
+        isPending = true
         var one: UInt64 = 1
         _ = write(descriptor, &one, 8)
     }
@@ -22,12 +36,23 @@ struct WakeEvent {
     func drain() {
         var counter: UInt64 = 0
         _ = read(descriptor, &counter, 8)
+        isPending = false
     }
 
-    /// Closes it (and unregisters it).
-    func close() { PoolDescriptors.close(descriptor) }
+    /// Someone else closed the descriptor: it is never written or closed here again.
+    func markLost() {
+        isClosed = true
+        isLost = true
+    }
 
-    /// Unregisters it without closing: someone else closed it, and the number may be another
-    /// file's by now.
-    func forget() { PoolDescriptors.forget(descriptor) }
+    /// Closes it (and unregisters it); a lost descriptor is only unregistered.
+    func close() {
+        if isLost {
+            PoolDescriptors.forget(descriptor)
+            isLost = false
+        } else if !isClosed {
+            PoolDescriptors.close(descriptor)
+        }
+        isClosed = true
+    }
 }

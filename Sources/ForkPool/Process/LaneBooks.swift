@@ -1,0 +1,34 @@
+// LaneBooks: the dispatcher's books about its direct lanes (DirectLane) — which idle workers
+// are lent to submitting threads, tasks sent by lane that nobody reads yet, callers still
+// reading from a worker that exited, and the tasks such callers gave back.
+//
+//   takeWork: idle worker + empty queue + mayLend ─▶ lane opened ─▶ `open`
+//   submit: pops an open lane ─▶ sends ─▶ `unreadTasks` +1 until a caller claims the reply
+//   a lent worker exits while a caller reads ─▶ `detachedReaders` +1 ─▶ its task ─▶ `orphans`
+//
+// A lane's own states are DirectLane's; these counts are guarded by the dispatcher's lock.
+
+struct LaneBooks {
+    /// Whether single tasks may go by lane at all: not when the pool has deadlines or
+    /// recycling limits to keep, which only the dispatcher thread keeps.
+    let enabled: Bool
+    /// Idle workers lent to submitting threads, in state `.open`.
+    var open: [DirectLane] = []
+    /// Whether submitting threads may take open lanes (while the queue is also empty): the
+    /// pool runs, is not shutting down and has no crashed task waiting for a retry.
+    var mayLend = false
+    /// Callers still reading from a lane whose worker has exited.
+    var detachedReaders = 0
+    /// Lanes in `.sent`: tasks sent by lane whose replies nobody reads yet (`stats` has the
+    /// dispatcher collect them, so they are counted).
+    var unreadTasks = 0
+    /// Tasks that readers of exited workers gave back without a reply (to fail, or retry).
+    var orphans: [DirectLane.Orphan] = []
+
+    init(enabled: Bool) {
+        self.enabled = enabled
+    }
+
+    /// Whether a lent worker, a reader or a given-back task still holds the pool open.
+    var holdsWork: Bool { detachedReaders > 0 || !orphans.isEmpty }
+}
