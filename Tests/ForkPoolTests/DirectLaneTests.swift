@@ -7,6 +7,7 @@
 import Glibc
 import Testing
 @testable import ForkPool
+@testable import ForkPoolWire
 
 /// What a lane test's task does, inside the worker.
 /// Runs `body` on a new thread once a caller is reading `pool`'s lane.

@@ -4,6 +4,7 @@ import CForkShim
 import Glibc
 import Testing
 @testable import ForkPool
+@testable import ForkPoolWire
 
 extension ForkPoolTests {
     @Suite struct FrameTests {

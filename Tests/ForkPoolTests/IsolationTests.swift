@@ -4,6 +4,7 @@ import CForkShim
 import Glibc
 import Testing
 @testable import ForkPool
+@testable import ForkPoolWire
 
 /// Global state an initializer sets in each worker.
 nonisolated(unsafe) var initializedIn: pid_t = 0

@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 @testable import ForkPool
+@testable import ForkPoolWire
 @testable import Workloads
 
 extension ForkPoolTests {

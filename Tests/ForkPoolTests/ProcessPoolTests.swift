@@ -3,6 +3,7 @@
 import Glibc
 import Testing
 @testable import ForkPool
+@testable import ForkPoolWire
 
 extension ForkPoolTests {
     @Suite struct ProcessPoolTests {

@@ -6,6 +6,7 @@ import Dispatch
 import Synchronization
 import Testing
 @testable import ForkPool
+@testable import ForkPoolWire
 
 extension ForkPoolTests {
     @Suite struct WireRawEnumTests {}

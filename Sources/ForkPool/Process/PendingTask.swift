@@ -2,6 +2,7 @@
 // bookkeeping, and its TaskCompletion: the caller's side, which the pool makes (one input's
 // typed Future, or a chunk of `map`). The dispatcher deals only in bytes; the completion
 // decodes the output and completes the future.
+import ForkPoolWire
 import Glibc
 
 final class PendingTask: @unchecked Sendable {
