@@ -1,5 +1,6 @@
 // FrameReader: frames from a worker socket. The wire's FrameParser cuts the stream into
-// frames; this adds the one `recv` that feeds it and turns its errors into ForkPoolErrors.
+// frames; this adds the one `recv` (SystemCall.receive) that feeds it and turns its errors
+// into ForkPoolErrors.
 //
 //   socket ── recv (fill) ──▶ FrameParser ── nextFrame ──▶ header + payload to the caller
 import ForkPoolWire
@@ -39,30 +40,26 @@ struct FrameReader {
     /// Receives once from `fd` (retrying EINTR); `wait: false` returns `.wouldBlock` rather
     /// than block on a blocking socket. Throws on a socket error.
     mutating func fill(from fd: CInt, wait: Bool = true) throws(ForkPoolError) -> FillStatus {
-        let flags = wait ? 0 : CInt(MSG_DONTWAIT)
-        var outcome = Result<FillStatus, ForkPoolError>.success(.wouldBlock)
+        var result = IOResult.wouldBlock
         do {
             _ = try parser.receive { space in
-                let count = retryingInterrupts { recv(fd, space.baseAddress, space.count, flags) }
-                outcome = Self.status(ofReceiving: count)
-                return count
+                result = SystemCall.receive(fd, into: space, wait: wait)
+                if case .transferred(let count) = result { return count }
+                return 0
             }
         } catch {
             throw ForkPoolError(error)
         }
-        return try outcome.get()
-    }
-
-    /// What a `recv` that returned `count` (with errno when negative) means.
-    private static func status(ofReceiving count: Int) -> Result<FillStatus, ForkPoolError> {
-        if count > 0 { return .success(.received) }
-        if count == 0 { return .success(.endOfStream) }
+        switch result {
+        case .transferred: return .received
+        case .wouldBlock: return .wouldBlock
+        case .endOfStream: return .endOfStream
         // A peer that closed its end with bytes of ours still unread (a worker that died with
-        // tasks sent behind the one it ran) makes the kernel report ECONNRESET: it is the same
-        // end of stream, after everything it wrote has been read.
-        if errno == ECONNRESET { return .success(.endOfStreamWithOursUnread) }
-        guard errno == EAGAIN || errno == EWOULDBLOCK else { return .failure(ForkPoolError.systemCall("recv")) }
-        return .success(.wouldBlock)
+        // tasks sent behind the one it ran) makes the kernel report ECONNRESET: the same end
+        // of stream, after everything it wrote has been read.
+        case .failed(errno: ECONNRESET): return .endOfStreamWithOursUnread
+        case .failed(let number): throw ForkPoolError(.systemCallFailed, "recv failed", errno: number)
+        }
     }
 
     /// Hands the next complete frame to `body`, or returns nil if none is complete yet.
