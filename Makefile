@@ -9,7 +9,6 @@ BENCH_FLAGS = --json bench/results/latest.json --svg bench/results/latest.svg --
 FUZZ_SECONDS ?= 60
 FUZZ_DIR = .build-fuzz
 SWIFTC ?= swiftc
-CLANG ?= $(dir $(realpath $(shell which $(SWIFTC))))clang
 
 .PHONY: all build test test-core test-postgres check-core-dependencies bench bench-cluster bench-page bench-venv demo docs fuzz \
 	test-sanitizers soak clean
@@ -117,20 +116,11 @@ soak:
 
 # The frame decoder under libFuzzer (+ AddressSanitizer) for FUZZ_SECONDS, from the seed
 # corpus in Fuzz/corpus; a crash leaves its input in $(FUZZ_DIR) (make it a regression test).
+# The wire target is pure, so the fuzzer is compiled into ForkPoolWire alone: no engine, no shim.
 fuzz:
 	mkdir -p $(FUZZ_DIR)/work
-	$(SWIFT) package resolve
-	for module in swift-log/Sources/Logging swift-metrics/Sources/CoreMetrics; do \
-		$(SWIFTC) -sanitize=address -parse-as-library -emit-library -static -package-name $$(dirname $$(dirname $$module)) -module-name $$(basename $$module) \
-			-emit-module -emit-module-path $(FUZZ_DIR)/$$(basename $$module).swiftmodule \
-			$$(find .build/checkouts/$$module -name '*.swift') -o $(FUZZ_DIR)/lib$$(basename $$module).a || exit 1; \
-	done
-	$(CLANG) -c -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address -I Sources/CForkShim/include \
-		Sources/CForkShim/shim.c -o $(FUZZ_DIR)/shim.o
-	$(SWIFTC) -sanitize=fuzzer,address -use-ld=lld -parse-as-library -module-name ForkPool -package-name forkpool -swift-version 6 \
-		-I Sources/CForkShim/include -I $(FUZZ_DIR) -L $(FUZZ_DIR) -lLogging -lCoreMetrics \
-		$$(find Sources/ForkPool -name '*.swift') Fuzz/FrameFuzzer.swift \
-		$(FUZZ_DIR)/shim.o -o $(FUZZ_DIR)/frame-fuzzer
+	$(SWIFTC) -sanitize=fuzzer,address -use-ld=lld -parse-as-library -module-name ForkPoolWire -package-name forkpool -swift-version 6 \
+		$$(find Sources/ForkPoolWire -name '*.swift') Fuzz/FrameFuzzer.swift -o $(FUZZ_DIR)/frame-fuzzer
 	$(FUZZ_DIR)/frame-fuzzer -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 		-artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/work Fuzz/corpus
 

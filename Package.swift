@@ -28,9 +28,15 @@ let package = Package(
             name: "CForkShim",
             cSettings: [.define("_GNU_SOURCE")]
         ),
+        // The wire format: frame header, payload codec, the binary Codable coder. Pure: no
+        // system calls, no I/O, no Glibc.
+        .target(
+            name: "ForkPoolWire"
+        ),
         .target(
             name: "ForkPool",
             dependencies: [
+                "ForkPoolWire",
                 "CForkShim",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -52,6 +58,7 @@ let package = Package(
             name: "Demo",
             dependencies: [
                 "ForkPool",
+                "ForkPoolWire",
                 "Workloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -74,6 +81,7 @@ let package = Package(
             dependencies: [
                 "ForkPoolTestSupport",
                 "ForkPool",
+                "ForkPoolWire",
                 "Workloads",
                 "CForkShim",
                 "CFaultInjection",

@@ -1,10 +1,9 @@
 // libFuzzer target: arbitrary bytes as they could arrive on a worker socket, in either
-// direction. They go through the one FrameReader, and every frame's payload through the
-// decoders the pools use (task inputs, results, batch replies, failures), and every task
-// payload through a job pool's worker side (the job-name field, then the job's decoder). Nothing may crash,
-// hang or allocate past the frame limit; every rejection must be a thrown ForkPoolError.
-// Built and run by `make fuzz` (compiled into the ForkPool module, so it reaches internals).
-import Glibc
+// direction, through the one FrameParser; every frame's payload then goes through the decoders
+// the pools use (task inputs, a job pool's job-name field and job, results, batch replies,
+// failure frames). Nothing may crash, hang or allocate past the frame limit; every rejection
+// must be a thrown FrameError or WireCodingError. Built and run by `make fuzz`, compiled into
+// the ForkPoolWire module alone (so it reaches internals and needs neither Glibc nor the engine).
 
 struct FuzzRecord: Codable, Sendable {
     var id: Int
@@ -27,18 +26,14 @@ struct FuzzTagged: Codable, Sendable {
     var tags: [FuzzTag]
 }
 
-/// A job a job pool's worker runs: the fuzzer feeds task payloads to the worker side of a job
-/// registry, job-name field included.
-struct FuzzJob: PoolJob {
+/// A job as a job pool sends it (its encoded value follows the job-name field).
+struct FuzzJob: Codable, Sendable {
     var record: FuzzRecord
-    func run() throws -> Int { record.id }
 }
-
-/// The worker side of a job pool (the job-name field, then the job's decoder).
-private let jobRegistry = try! JobRegistry(jobs: [FuzzJob.self])
 
 /// The decoders the pools use, made once.
 private let recordCodec = PayloadCodec<FuzzRecord>()
+private let jobCodec = PayloadCodec<FuzzJob>()
 private let recordsCodec = PayloadCodec<[FuzzRecord]>()
 private let stringsCodec = PayloadCodec<[String]>()
 private let intCodec = PayloadCodec<Int>()
@@ -48,28 +43,28 @@ private let taggedCodec = PayloadCodec<[FuzzTagged]>()
 @_cdecl("LLVMFuzzerTestOneInput")
 public func forkPoolFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: size)
-    var reader = FrameReader(maximumPayloadBytes: 1 << 16, directTailBytes: 8)
+    var reader = FrameParser(maximumPayloadBytes: 1 << 16, directTailBytes: 8)
     do {
         try reader.append(bytes)
         while let _ = try reader.nextFrame({ header, payload -> Bool in
             switch header.kind {
             case .task, .result:
-                var reply = FrameHeader.emptyFrame(), replyTail: [UInt8] = []
-                let kind = jobRegistry.handle(.task, payload, nil, &reply, &replyTail)
-                precondition(kind == .result || kind == .failure, "a job frame got a \(kind) reply")
+                // A job pool's task: the job-name field, then the job's own decoder.
+                if let (name, rest) = JobFrame.split(payload) {
+                    precondition(name.utf8.count <= JobFrame.maximumNameBytes, "a job name past the length field")
+                    _ = try? jobCodec.decode(from: rest)
+                }
                 _ = try? intCodec.decode(from: payload)
                 _ = try? stringsCodec.decode(from: payload)
                 _ = try? bytesCodec.decode(from: payload)
                 _ = try? recordCodec.decode(from: payload)
                 _ = try? taggedCodec.decode(from: payload)
             case .resultBatch:
-                let chunk = ChunkCompletion(id: header.taskID, count: 4, codec: recordsCodec)
-                chunk.finish(output: payload, tail: nil, worker: 1) { _ in }
-                precondition(chunk.future.isDone, "a batch reply left the chunk pending")
-                _ = chunk.outputs()
+                _ = try? recordsCodec.decode(from: payload)
+                _ = try? taggedCodec.decode(from: payload)
             case .failure:
-                if let first = payload.first {
-                    _ = itemFailure(status: first, message: UnsafeRawBufferPointer(rebasing: payload.dropFirst()), task: 1, worker: 1)
+                if let first = payload.first, FailureReason(rawValue: first) != nil {
+                    _ = String(decoding: UnsafeRawBufferPointer(rebasing: payload.dropFirst()), as: UTF8.self)
                 }
             case .taskBatch, .shutdown, .ready, .initializerFailed:
                 break

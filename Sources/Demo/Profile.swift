@@ -4,6 +4,7 @@
 // timing around it, except `transform-phases`, which times the transform's pool phase by phase.
 import ArgumentParser
 @_spi(Tuning) import ForkPool
+import ForkPoolWire
 import Foundation
 import Glibc
 import Histogram

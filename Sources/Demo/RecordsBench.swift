@@ -3,6 +3,7 @@
 // multiprocessing.Pool.map (pickle) on the same records in the same run; and the codec alone,
 // one thread, beside copying the same bytes with memcpy.
 import ForkPool
+import ForkPoolWire
 import Foundation
 import Glibc
 

@@ -4,6 +4,7 @@ import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
+@testable import ForkPoolWire
 
 extension ForkPoolTests {
     @Suite struct ChunkedMapTests {

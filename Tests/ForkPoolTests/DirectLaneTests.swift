@@ -9,6 +9,7 @@ import Glibc
 import Synchronization
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
+@testable import ForkPoolWire
 
 /// What a lane test's task does, inside the worker.
 /// Runs `body` on a new thread once a caller is reading `pool`'s lane.

@@ -5,6 +5,7 @@ import ForkPoolTestSupport
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
+@testable import ForkPoolWire
 
 /// Global state an initializer sets in each worker.
 nonisolated(unsafe) var initializedIn: pid_t = 0

@@ -5,6 +5,7 @@
 // containers; a value that keeps its encoder or decoder must not see it reused.
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
+@testable import ForkPoolWire
 @testable import Workloads
 
 extension ForkPoolTests {

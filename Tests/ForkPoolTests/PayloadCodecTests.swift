@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
+@testable import ForkPoolWire
 @testable import Workloads
 
 extension ForkPoolTests {

@@ -1,5 +1,6 @@
 // PayloadTestSupport: a value through PayloadCodec and back, for the codec's own tests.
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
+@testable import ForkPoolWire
 
 /// `value`'s payload, as a pool would send it.
 func encodedPayload<T: Codable>(_ value: T) throws -> [UInt8] {

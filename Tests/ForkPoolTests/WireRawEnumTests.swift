@@ -6,6 +6,7 @@ import Dispatch
 import Synchronization
 import Testing
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
+@testable import ForkPoolWire
 
 extension ForkPoolTests {
     @Suite struct WireRawEnumTests {}

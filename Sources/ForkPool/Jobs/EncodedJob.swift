@@ -8,6 +8,7 @@
 //
 // The payload is the very bytes a `ProcessJobPool` puts in a job's task frame, so the worker
 // host's parent process never decodes a job or its output: it only moves bytes.
+import ForkPoolWire
 
 /// A ``PoolJob`` as bytes: its ``RunnableJob/jobName`` and its value encoded in ForkPool's wire
 /// format. What another transport (a queue in a database) stores, and what a

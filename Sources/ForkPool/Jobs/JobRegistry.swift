@@ -8,6 +8,7 @@
 //
 // Built before the pool forks, and nothing in it depends on fork: a name and a Codable value
 // are all another transport would need.
+import ForkPoolWire
 
 struct JobRegistry: Sendable {
     struct Entry: Sendable {

@@ -12,6 +12,7 @@
 // books about them (open lanes, tasks sent but unread, detached readers, lanes.orphans), all under
 // the dispatcher's `lock`.
 import CForkShim
+import ForkPoolWire
 import Glibc
 
 extension Dispatcher {

@@ -87,32 +87,27 @@ struct ForkServerClient {
     /// `workerMain` with its socket.
     static func start(serverOptions: CInt, workerOptions: CInt,
                       workerMain: (CInt) -> Never) throws(ForkPoolError) -> ForkServerClient {
-        let (parentEnd, childEnd) = try PoolDescriptors.makeSocketPair(seqpacket: true)
+        let pair = try PoolDescriptors.makeSocketPair(seqpacket: true)
         let pid: pid_t
-        do {
-            switch try PoolDescriptors.startForkServer(control: childEnd, serverOptions: serverOptions,
-                                                       workerOptions: workerOptions) {
-            case .server(let serverPID): pid = serverPID
-            case .worker(let socket): workerMain(socket)
-            }
-        } catch {
-            PoolDescriptors.close(parentEnd)
-            PoolDescriptors.close(childEnd)
-            throw error
+        // On a throw both ends close as the pair is dropped; a worker never returns here.
+        switch try PoolDescriptors.startForkServer(control: pair.child.raw, serverOptions: serverOptions,
+                                                   workerOptions: workerOptions) {
+        case .server(let serverPID): pid = serverPID
+        case .worker(let socket): workerMain(socket)
         }
-        PoolDescriptors.close(childEnd)
-        return try adopt(pid: pid, control: parentEnd)
+        pair.child.close()
+        return try adopt(pid: pid, control: pair.parent)
     }
 
     /// The pool's side of a server just started (either way): its control end made
     /// non-blocking, its pidfd opened; on a failure the server is killed and reaped.
-    private static func adopt(pid: pid_t, control parentEnd: CInt) throws(ForkPoolError) -> ForkServerClient {
+    private static func adopt(pid: pid_t, control: consuming Descriptor) throws(ForkPoolError) -> ForkServerClient {
         do throws(ForkPoolError) {
-            guard forkpool_set_nonblocking(parentEnd) == 0 else { throw ForkPoolError.systemCall("fcntl(O_NONBLOCK)") }
+            guard forkpool_set_nonblocking(control.raw) == 0 else { throw ForkPoolError.systemCall("fcntl(O_NONBLOCK)") }
             let pidfd = try PoolDescriptors.register({ forkpool_pidfd_open(pid) }, name: "pidfd_open")
-            return ForkServerClient(pid: pid, control: parentEnd, pidfd: pidfd)
+            return ForkServerClient(pid: pid, control: control.take(), pidfd: pidfd)
         } catch {
-            PoolDescriptors.close(parentEnd)
+            control.close()
             _ = kill(pid, SIGKILL)
             var status: CInt = 0
             _ = forkpool_waitpid(pid, &status, 0)
@@ -130,16 +125,15 @@ struct ForkServerClient {
         if checkingBinary, let reason = FreshStart.unusableBinary(at: path) {
             throw ForkPoolError(.poolBroken, "a fresh fork server cannot start: \(reason); use startMethod .snapshot")
         }
-        let (parentEnd, childEnd) = try PoolDescriptors.makeSocketPair(seqpacket: true)
-        defer { PoolDescriptors.close(childEnd) }
+        let pair = try PoolDescriptors.makeSocketPair(seqpacket: true)
         let newGroup = settings.serverOptions & CInt(FORKPOOL_NEW_PROCESS_GROUP) != 0 ? CInt(1) : 0
-        let pid = forkpool_spawn_fresh_fork_server(path, childEnd, settings.encoded(parent: getpid()), newGroup)
+        let pid = forkpool_spawn_fresh_fork_server(path, pair.child.raw, settings.encoded(parent: getpid()), newGroup)
+        let number = errno
+        pair.child.close()
         guard pid > 0 else {
-            let number = errno
-            PoolDescriptors.close(parentEnd)
             throw ForkPoolError(.poolBroken, "a fresh fork server cannot start: posix_spawn of \(path) failed", errno: number)
         }
-        return try adopt(pid: pid, control: parentEnd)
+        return try adopt(pid: pid, control: pair.parent)
     }
 
     /// Asks for one more worker; false if the server is gone.

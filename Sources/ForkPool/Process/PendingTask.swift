@@ -3,6 +3,7 @@
 // typed Future, or a chunk of `map`). The dispatcher deals only in bytes; the completion
 // decodes the output and completes the future. The task is also its future's hook: cancel
 // and a lane read go future → task → dispatcher → lane → frame reader.
+import ForkPoolWire
 import Glibc
 import Synchronization
 

@@ -11,9 +11,10 @@ enum PoolDescriptors {
     private static let lock = ConditionLock()
     nonisolated(unsafe) private static var open = Set<CInt>()
 
-    /// A new AF_UNIX socketpair (stream, or seqpacket for the fork server), both ends registered.
-    static func makeSocketPair(seqpacket: Bool = false) throws(ForkPoolError) -> (parent: CInt, child: CInt) {
-        try lock.withLock { () throws(ForkPoolError) in
+    /// A new AF_UNIX socketpair (stream, or seqpacket for the fork server), both ends
+    /// registered and owned by the returned pair.
+    static func makeSocketPair(seqpacket: Bool = false) throws(ForkPoolError) -> SocketPair {
+        let (parent, child) = try lock.withLock { () throws(ForkPoolError) in
             var fds: [CInt] = [-1, -1]
             let made = seqpacket ? forkpool_seqpacket_pair(&fds) : forkpool_socketpair(&fds)
             guard made == 0 else { throw ForkPoolError.systemCall("socketpair") }
@@ -21,6 +22,7 @@ enum PoolDescriptors {
             open.insert(fds[1])
             return (fds[0], fds[1])
         }
+        return SocketPair(parent: Descriptor(registered: parent), child: Descriptor(registered: child))
     }
 
     /// Registers a descriptor made elsewhere (an eventfd, a pidfd).

@@ -11,6 +11,7 @@
 // the job's name, which the worker's JobRegistry reads to pick the job's handler). Both share
 // the Dispatcher, its fork server, lanes, pipelines and backpressure: this is the only code
 // that makes task frames.
+import ForkPoolWire
 import Glibc
 
 struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _ValueTasks {

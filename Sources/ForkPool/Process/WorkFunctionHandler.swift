@@ -7,6 +7,7 @@
 //
 // It runs only in a worker (WorkerLoop calls `handle` for each task frame); the pool's own
 // process never decodes an input or runs the work.
+import ForkPoolWire
 
 struct WorkFunctionHandler<Input: Codable & Sendable, Output: Codable & Sendable>: Sendable {
     let work: @Sendable (Input) throws -> Output

@@ -9,6 +9,7 @@
 // survive a fork of a process that already started their threads. The process leaves only
 // through `_exit`, so the parent's atexit handlers never run here.
 import CForkShim
+import ForkPoolWire
 import Glibc
 
 /// Turns one task payload into a reply: appends the result (or a failure) payload after the

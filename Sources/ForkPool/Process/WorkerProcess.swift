@@ -4,6 +4,7 @@
 // frame being written to it, the one task it runs and where it is in its life.
 // Owned by the dispatcher thread only; the process itself is a child of the fork server.
 import CForkShim
+import ForkPoolWire
 import Glibc
 
 struct WorkerProcess {

@@ -28,14 +28,14 @@ final class WakeEvent: @unchecked Sendable {
     func signal() {
         guard !isClosed, !isPending else { return }
         isPending = true
-        var one: UInt64 = 1
-        _ = write(descriptor, &one, 8)
+        let one: UInt64 = 1
+        _ = withUnsafeBytes(of: one) { SystemCall.write(descriptor, $0) }
     }
 
     /// Takes every pending signal, so the descriptor polls quiet again.
     func drain() {
         var counter: UInt64 = 0
-        _ = read(descriptor, &counter, 8)
+        _ = withUnsafeMutableBytes(of: &counter) { SystemCall.read(descriptor, into: $0) }
         isPending = false
     }
 

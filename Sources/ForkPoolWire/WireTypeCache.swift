@@ -2,8 +2,8 @@
 // encode or decode call — whether it is FastWireCodable, whether it is an Array the coder
 // handles itself (WireArrayCoding.swift), and whether it is an enum coded as its raw value
 // (WireRawEnumCoding.swift). The coder asks for every nested value; asked of the
-// runtime, each answer is a conformance-cache lookup (profiled at a tenth of the codec's time
-// on an array of enums), so the last few answers are kept here, found by type identity.
+// runtime, each answer is a conformance-cache lookup, so the last few answers are kept here,
+// found by type identity.
 
 /// The answers for one type.
 internal struct WireTypeAnswers {

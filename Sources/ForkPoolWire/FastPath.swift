@@ -330,9 +330,8 @@ extension Array: FastWireCodable where Element: FastWireCodable {
 }
 
 /// `[String]`, the commonest array of cells, in concrete code: the generic `Array` path above,
-/// unspecialized, looked up generic metadata for every element (profiled at a fifth of the
-/// codec's time on records with a `[String]` field). Same wire layout: the cells form byte,
-/// then one cell (length, UTF-8) per string.
+/// unspecialized, looks up generic metadata for every element. Same wire layout: the cells
+/// form byte, then one cell (length, UTF-8) per string.
 enum StringArrayWire {
     static func contentSize(_ strings: [String]) -> Int {
         var size = 1

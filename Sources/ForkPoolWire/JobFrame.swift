@@ -7,12 +7,12 @@
 // depends on `fork`, so another transport could carry the same frames to workers elsewhere.
 // A worker that cannot read the name, or does not know it, fails the task as a malformed frame.
 
-enum JobFrame {
+package enum JobFrame {
     /// The longest name that fits the length field.
-    static let maximumNameBytes = Int(UInt16.max)
+    package static let maximumNameBytes = Int(UInt16.max)
 
     /// The bytes a job's task payload starts with. The name must fit (JobRegistry checks).
-    static func prefix(naming name: String) -> [UInt8] {
+    package static func prefix(naming name: String) -> [UInt8] {
         let utf8 = Array(name.utf8)
         precondition(utf8.count <= maximumNameBytes, "job name longer than \(maximumNameBytes) bytes")
         return [UInt8(utf8.count & 0xFF), UInt8(utf8.count >> 8)] + utf8
@@ -20,7 +20,7 @@ enum JobFrame {
 
     /// Splits a job task's payload into the job's name and the rest (the encoded job); nil
     /// when the payload is too short for the length it declares or the name is not UTF-8.
-    static func split(_ payload: UnsafeRawBufferPointer) -> (name: String, rest: UnsafeRawBufferPointer)? {
+    package static func split(_ payload: UnsafeRawBufferPointer) -> (name: String, rest: UnsafeRawBufferPointer)? {
         guard payload.count >= 2 else { return nil }
         let length = Int(payload[0]) | Int(payload[1]) << 8
         guard payload.count >= 2 + length else { return nil }

@@ -1,18 +1,11 @@
 // PayloadCodec: what turns a task's input or output into payload bytes and back.
 //
-// Data flow: at init the codec asks once whether `Value` is FastWireCodable (the integers,
-// Double, Float, Bool, String, and arrays and optionals of those, nested to any depth). If so,
-// encode computes the value's exact wire size, grows the caller's array by that much (at most
-// one reallocation) and writes the cell straight into the new tail — an Int is a header byte
-// and eight bytes, a [UInt8] one memory copy — and decode reads it straight back. Any other
-// Codable goes through BinaryEncoder / BinaryDecoder. Both produce the same wire format
-// (described in WireFormat.swift), so the fast path is a shortcut, never a dialect: the
-// binary coder takes the same shortcut whenever a FastWireCodable value turns up nested inside
-// a struct, and its containers read whatever the fast path wrote and vice versa.
-//
-// Decoding always checks that the value used up every payload byte.
-
-import Glibc
+// Data flow: at init the codec asks once whether `Value` is FastWireCodable. If so, encode
+// grows the caller's array by the value's exact wire size and writes the cell straight into
+// it, and decode reads it straight back; any other Codable goes through BinaryEncoder /
+// BinaryDecoder. Both write the same format (WireFormat.swift). Decoding always checks that
+// the value used up every payload byte.
+import Synchronization
 
 /// Package access: the Demo's benchmark times the codec alone.
 package struct PayloadCodec<Value: Codable>: Sendable {
@@ -30,7 +23,7 @@ package struct PayloadCodec<Value: Codable>: Sendable {
     }
 
     /// Whether `Value` skips the Encoder machinery (exposed for tests).
-    var usesFastPath: Bool { fast != nil }
+    package var usesFastPath: Bool { fast != nil }
 
     /// Appends the encoded value to `bytes`, leaving whatever was there (a frame header)
     /// untouched; on a throw `bytes` is as it was.
@@ -44,14 +37,14 @@ package struct PayloadCodec<Value: Codable>: Sendable {
 
     /// A `[UInt8]` at least this long is sent from where it lies rather than copied into the
     /// frame (see ``encodePrefix(ofLargeBytes:into:)``).
-    static var borrowedBytesThreshold: Int { 64 * 1024 }
+    package static var borrowedBytesThreshold: Int { 64 * 1024 }
 
     /// When `value` is a `[UInt8]` of at least ``borrowedBytesThreshold`` bytes, appends only
     /// what precedes its bytes on the wire (cell header and form byte) and returns the array:
     /// prefix + the array's bytes is exactly what ``encode(_:into:)`` would have appended, so
     /// the sender can gather the two with `writev` and copy nothing. Otherwise appends nothing
     /// and returns nil.
-    func encodePrefix(ofLargeBytes value: Value, into bytes: inout [UInt8]) -> [UInt8]? {
+    package func encodePrefix(ofLargeBytes value: Value, into bytes: inout [UInt8]) -> [UInt8]? {
         guard Value.self == [UInt8].self else { return nil }
         let array = unsafeBitCast(value, to: [UInt8].self)
         guard array.count >= Self.borrowedBytesThreshold else { return nil }
@@ -77,7 +70,7 @@ package struct PayloadCodec<Value: Codable>: Sendable {
     /// Decodes a value whose payload is `head` followed by the raw bytes `tail` (a split frame
     /// received straight into its own array). A `[UInt8]` whose head is exactly its wire
     /// prefix is the tail itself, with no copy; anything else is decoded from the bytes joined.
-    func decode(from head: UnsafeRawBufferPointer, tail: [UInt8]?) throws -> Value {
+    package func decode(from head: UnsafeRawBufferPointer, tail: [UInt8]?) throws -> Value {
         guard let tail else { return try decode(from: head) }
         if Value.self == [UInt8].self {
             var prefix: [UInt8] = []
@@ -99,27 +92,45 @@ package struct PayloadCodec<Value: Codable>: Sendable {
     }
 }
 
-/// A new `[UInt8]` holding `raw`. A large one (a bulk payload, ≥ 4 MiB) first asks the kernel
-/// for transparent huge pages on its fresh memory: filling 64 MiB then takes 32 page faults
-/// instead of 16,384, which profiling showed cost more than the copy itself.
-internal func copyBytes(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
+/// Memory advice for large byte arrays, which this target cannot give itself (it makes no
+/// system calls): the engine installs a function that asks the kernel for transparent huge
+/// pages, so filling 64 MiB takes 32 page faults instead of 16,384.
+package enum LargeByteArrays {
+    /// Arrays from this size up are advised.
+    package static let adviceThreshold = 4 << 20
+    private static let advice = Mutex<(@Sendable (UnsafeMutableRawPointer, Int) -> Void)?>(nil)
+
+    /// Installs `advise(start, byteCount)`, called on the whole huge pages inside each new
+    /// large array's memory.
+    package static func install(_ advise: @escaping @Sendable (UnsafeMutableRawPointer, Int) -> Void) {
+        advice.withLock { $0 = advise }
+    }
+
+    fileprivate static func advise(_ buffer: UnsafeMutableBufferPointer<UInt8>, count: Int) {
+        guard let advise = advice.withLock({ $0 }), let base = buffer.baseAddress else { return }
+        let hugePage = 2 << 20
+        let start = (Int(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
+        let end = (Int(bitPattern: base) + count) & ~(hugePage - 1)
+        if end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) {
+            advise(pointer, end - start)
+        }
+    }
+}
+
+/// A new `[UInt8]` holding `raw` (a large one advised as ``largeByteArray(count:)`` says).
+package func copyBytes(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
     var bytes = largeByteArray(count: raw.count)
     bytes.withUnsafeMutableBytes { $0.copyMemory(from: raw) }
     return bytes
 }
 
 /// A new `[UInt8]` of `count` bytes for the caller to overwrite entirely (its contents are
-/// whatever the fresh memory holds). From 4 MiB up its memory is advised for transparent huge
-/// pages (see ``copyBytes(_:)``).
-internal func largeByteArray(count: Int) -> [UInt8] {
+/// whatever the fresh memory holds). From ``LargeByteArrays/adviceThreshold`` up its memory
+/// gets the installed advice first.
+package func largeByteArray(count: Int) -> [UInt8] {
     [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-        let hugePage = 2 << 20
-        if count >= 2 * hugePage, let base = buffer.baseAddress {
-            let start = (Int(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
-            let end = (Int(bitPattern: base) + count) & ~(hugePage - 1)
-            if end > start {  // advice only: where it is refused, filling faults page by page
-                _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_HUGEPAGE)
-            }
+        if count >= LargeByteArrays.adviceThreshold {
+            LargeByteArrays.advise(buffer, count: count)
         }
         initialized = count
     }

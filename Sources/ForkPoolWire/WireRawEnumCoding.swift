@@ -1,32 +1,12 @@
-// WireRawEnumCoding: a shortcut for enums coded as their raw value — `enum Tag: String,
-// Codable, CaseIterable` and the like, whose Codable conformance is the standard library's.
+// WireRawEnumCoding: enums coded as their raw value (`enum Tag: String, Codable, CaseIterable`
+// and the like) by a table instead of `init(rawValue:)`: encode looks the value's bytes up and
+// appends its case's cell; decode compares the cell's bytes with each case's.
 //
-// That conformance asks the decoder for a single-value container, decodes the raw value and
-// looks the case up (`init(rawValue:)`: a String hashed and searched per value); profiled on
-// arrays of such enums, it took half of all decoding. The shortcut writes the raw value's cell
-// directly and reads a case back by comparing the cell's bytes with each case's.
-//
-// It is taken only where it is provably the same: the first time the binary coder meets a
-// `CaseIterable & RawRepresentable & Codable` type whose raw value has a fast wire form (String,
-// the integers, …) and whose values are plain bytes (`_isPOD`, at most 2 bytes: every enum
-// with a raw type), it codes every case through the type's own encode(to:) and init(from:) —
-// three codings a case, once per process. Only if each case's own bytes are its raw value's
-// cell, those bytes decode back to exactly that case, and no two cases share bytes (in memory
-// or on the wire), is the type's table kept, for the process's life; any other answer — a
-// custom conformance, two cases with one raw value, a throw, more than 1,024 cases — leaves
-// the type on the general path for good. Bytes that match no case (not a raw value, or one spelled differently, like another
-// Unicode normalization) go through the type's own init(from:), which decodes or rejects them
-// exactly as before. So the shortcut changes neither the bytes nor any result; it assumes only
-// that a type's Codable is a function of the value.
-//
-// The tables are published as one immutable snapshot behind an atomic pointer, replaced by
-// compare-and-exchange: no lock anywhere, so a worker — a fork of a multi-threaded program,
-// where a lock some other thread held at that instant stays held forever — never waits here.
-// Two threads that check one type at once both try to publish, and both use the one published.
-//
-//   WireTypeAnswers(T) ── WireRawEnumCoding.coding(for: T) ── process-wide table, verified once
-//   encode: the value's bytes ── its case ── that case's cell   decode: cell bytes ── a case, or init(from:)
-import Glibc
+// A type gets a table only if, checked once per process through its own encode(to:) and
+// init(from:), each case's bytes are its raw value's cell, decode back to that case, and no two
+// cases share bytes; otherwise (or for bytes that match no case) the general path runs, so
+// results never change. Tables are one immutable snapshot behind an atomic pointer, published
+// by compare-and-exchange: no lock, so a forked worker never waits on one.
 import Synchronization
 
 /// The verified wire form of one enum type's cases: for each case, its bytes in memory and
@@ -97,7 +77,7 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
         let bytes = content.base + content.position
         for index in 0..<caseCount {
             let start = cellStarts[index] + contentOffsets[index]
-            if cellStarts[index + 1] - start == length && (length == 0 || memcmp(cells + start, bytes, length) == 0) {
+            if cellStarts[index + 1] - start == length && (length == 0 || bytesEqual(cells + start, bytes, length)) {
                 return index
             }
         }
@@ -112,7 +92,7 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
     private func caseIndex(ofValueBytes bytes: UnsafeRawBufferPointer) -> Int {
         if size == 1 { return Int(caseOfTag[Int(bytes[0])]) }
         guard size > 0 else { return 0 }
-        for index in 0..<caseCount where memcmp(values + index * stride, bytes.baseAddress!, size) == 0 {
+        for index in 0..<caseCount where bytesEqual(values + index * stride, bytes.baseAddress!, size) {
             return index
         }
         return -1
@@ -224,4 +204,21 @@ internal final class WireRawEnumCoding: @unchecked Sendable {
             return try context.decodeAsValue(E.self, cell: cell, path: WireCodingPath(), depth: 0)
         }
     }
+}
+
+/// Whether `count` bytes at `a` and `b` are equal: eight at a time, then one at a time.
+@inline(__always)
+private func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
+    var offset = 0
+    while offset + 8 <= count {
+        if a.loadUnaligned(fromByteOffset: offset, as: UInt64.self) != b.loadUnaligned(fromByteOffset: offset, as: UInt64.self) {
+            return false
+        }
+        offset += 8
+    }
+    while offset < count {
+        if a.load(fromByteOffset: offset, as: UInt8.self) != b.load(fromByteOffset: offset, as: UInt8.self) { return false }
+        offset += 1
+    }
+    return true
 }

@@ -1,23 +1,16 @@
-// Frame: the unit on every worker socket, and the one reader and writer for it.
+// Frame: the unit on every worker socket — its header, and the parser that cuts a byte
+// stream into frames. Pure: bytes come in through `append` or `receive` (the engine's
+// FrameReader does the socket I/O) and frames go out through `nextFrame`.
 //
-//   offset 0   version  UInt8   (FrameHeader.version)
-//          1   kind     UInt8   (FrameKind)
-//          2   split    UInt8   payload bytes before a raw byte tail (0: no tail; task/result only)
-//          3   flags    UInt8   bit 0: `sentByLane` (tasks only: sent by a caller's lane); the rest 0
-//          4   length   UInt32  payload bytes that follow the header, little-endian
-//          8   task id  UInt64  little-endian
-//         16   payload
+//   offset 0 version UInt8 · 1 kind UInt8 (FrameKind) · 2 split UInt8 (payload bytes before a
+//   raw byte tail; 0: none) · 3 flags UInt8 (bit 0: sentByLane) · 4 length UInt32 LE ·
+//   8 task id UInt64 LE · 16 payload
 //
-// Parent → worker: `task` (payload = encoded input), `taskBatch` (payload = encoded [Input])
-// and `shutdown`. Worker → parent: `result` (payload = encoded output), `resultBatch`
-// (payload = encoded [Output], one per input) or `failure` (payload = FailureReason byte +
-// UTF-8 message; for a batch, its first failing input's).
-// A header is validated — version, kind, split, flags, length against the configured
-// maximum — before a single byte is reserved for its payload.
-import CForkShim
-import Glibc
+// Parent → worker: task, taskBatch, shutdown. Worker → parent: ready or initializerFailed,
+// then result, resultBatch or failure (FailureReason byte + UTF-8 message). A header is
+// validated before a single byte is reserved for its payload.
 
-enum FrameKind: UInt8 {
+package enum FrameKind: UInt8, Sendable {
     case task = 1
     case result = 2
     case failure = 3
@@ -35,51 +28,68 @@ enum FrameKind: UInt8 {
 }
 
 /// Why a worker answered a task with a `failure` frame (first payload byte).
-enum FailureReason: UInt8 {
+package enum FailureReason: UInt8, Sendable {
     case workThrew = 1
     case inputDecodingFailed = 2
     case outputEncodingFailed = 3
     case outputTooLarge = 4
     /// A job pool's task frame named no job, or one the worker does not know.
     case unknownJob = 5
+}
 
-    var code: ForkPoolError.Code {
-        switch self {
-        case .workThrew: .workFailed
-        case .inputDecodingFailed: .decodingFailed
-        case .outputEncodingFailed: .encodingFailed
-        case .outputTooLarge: .frameTooLarge
-        case .unknownJob: .malformedFrame
-        }
+/// A frame that breaks the protocol: what the engine reports as a malformed or too large frame.
+package struct FrameError: Error, Equatable {
+    package enum Code: Sendable, Equatable {
+        case malformedFrame
+        case frameTooLarge
+    }
+
+    package let code: Code
+    package let message: String
+    /// The task the frame named, when its header was read that far.
+    package let taskID: UInt64?
+
+    package init(_ code: Code, _ message: String, taskID: UInt64? = nil) {
+        self.code = code
+        self.message = message
+        self.taskID = taskID
     }
 }
 
-struct FrameHeader: Equatable {
-    static let size = 16
-    static let version: UInt8 = 1
+package struct FrameHeader: Equatable, Sendable {
+    package static let size = 16
+    package static let version: UInt8 = 1
     /// Bit 0 of the flags byte: ``sentByLane``.
-    static let sentByLaneFlag: UInt8 = 1
+    package static let sentByLaneFlag: UInt8 = 1
 
-    var kind: FrameKind
-    var length: Int
-    var taskID: UInt64
+    package var kind: FrameKind
+    package var length: Int
+    package var taskID: UInt64
     /// For a payload that is a `[UInt8]` sent from where it lies: how many payload bytes (the
     /// value's wire prefix) come before the array's raw bytes. 0 for every other frame. A
     /// receiver may then read the raw bytes straight into the array it hands over.
-    var split = 0
+    package var split = 0
     /// A task sent by a caller's lane (DirectLane): the caller spins for the reply and tends to
     /// send its next task at once, so the worker spins briefly before it sleeps. Only on tasks.
-    var sentByLane = false
+    package var sentByLane = false
+
+    package init(kind: FrameKind, length: Int, taskID: UInt64, split: Int = 0, sentByLane: Bool = false) {
+        self.kind = kind
+        self.length = length
+        self.taskID = taskID
+        self.split = split
+        self.sentByLane = sentByLane
+    }
 
     /// Sets or clears the `sentByLane` flag of an encoded frame in place (a task about to go by
     /// lane; a task sent again, which nobody spins for).
-    static func markSentByLane(_ frame: inout [UInt8], _ sentByLane: Bool) {
+    package static func markSentByLane(_ frame: inout [UInt8], _ sentByLane: Bool) {
         guard frame.count > 3 else { return }
         frame[3] = sentByLane ? sentByLaneFlag : 0
     }
 
     /// Writes this header over the first `size` bytes of `frame`.
-    func write(into frame: inout [UInt8]) {
+    package func write(into frame: inout [UInt8]) {
         frame.withUnsafeMutableBytes { raw in
             raw[0] = Self.version
             raw[1] = kind.rawValue
@@ -91,28 +101,28 @@ struct FrameHeader: Equatable {
     }
 
     /// Reads and validates a header. `bytes` holds at least `size` bytes.
-    static func parse(_ bytes: UnsafeRawBufferPointer, maximumPayloadBytes: Int) throws(ForkPoolError) -> FrameHeader {
+    package static func parse(_ bytes: UnsafeRawBufferPointer, maximumPayloadBytes: Int) throws(FrameError) -> FrameHeader {
         guard bytes[0] == version else {
-            throw ForkPoolError(.malformedFrame, "frame has version \(bytes[0]); expected \(version)")
+            throw FrameError(.malformedFrame, "frame has version \(bytes[0]); expected \(version)")
         }
         guard let kind = FrameKind(rawValue: bytes[1]) else {
-            throw ForkPoolError(.malformedFrame, "frame has unknown kind \(bytes[1])")
+            throw FrameError(.malformedFrame, "frame has unknown kind \(bytes[1])")
         }
         guard bytes[3] & ~sentByLaneFlag == 0 else {
-            throw ForkPoolError(.malformedFrame, "frame has unknown flags \(bytes[3])")
+            throw FrameError(.malformedFrame, "frame has unknown flags \(bytes[3])")
         }
         let sentByLane = bytes[3] & sentByLaneFlag != 0
         guard !sentByLane || kind == .task else {
-            throw ForkPoolError(.malformedFrame, "frame of kind \(kind) has the sent-by-lane flag, which only tasks may have")
+            throw FrameError(.malformedFrame, "frame of kind \(kind) has the sent-by-lane flag, which only tasks may have")
         }
         let split = Int(bytes[2])
         let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
         let taskID = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard split == 0 || ((kind == .task || kind == .result) && split <= length) else {
-            throw ForkPoolError(.malformedFrame, "frame of kind \(kind) declares a split of \(split) in \(length) bytes")
+            throw FrameError(.malformedFrame, "frame of kind \(kind) declares a split of \(split) in \(length) bytes")
         }
         guard length <= maximumPayloadBytes else {
-            throw ForkPoolError(.frameTooLarge,
+            throw FrameError(.frameTooLarge,
                                 "frame declares \(length) payload bytes; the limit is \(maximumPayloadBytes)",
                                 taskID: taskID)
         }
@@ -120,33 +130,24 @@ struct FrameHeader: Equatable {
     }
 
     /// A frame with room for the header, to which a payload is then appended.
-    static func emptyFrame(reservingPayload capacity: Int = 64) -> [UInt8] {
+    package static func emptyFrame(reservingPayload capacity: Int = 64) -> [UInt8] {
         var frame = [UInt8](repeating: 0, count: size)
         frame.reserveCapacity(size + capacity)
         return frame
     }
 }
 
-/// Accumulates bytes from a stream socket and cuts them into frames.
+/// Cuts a stream of bytes into frames.
 ///
-/// Used blocking by workers and non-blocking by the dispatcher. Small frames are parsed in
-/// place from one staging buffer; the buffer grows only for a frame whose header has already
-/// been validated.
-struct FrameReader {
-    enum FillStatus: Equatable {
-        case received
-        case wouldBlock
-        case endOfStream
-        /// End of stream too, but the peer closed its end with bytes of ours still unread in
-        /// it (the kernel's ECONNRESET): whatever we sent last, it never read.
-        case endOfStreamWithOursUnread
-    }
-
+/// Small frames are parsed in place from one staging buffer; the buffer grows only for a frame
+/// whose header has already been validated. A split frame whose raw tail is long is received
+/// straight into the `[UInt8]` it is handed over as.
+package struct FrameParser {
     private static let chunk = 64 * 1024
-    let maximumPayloadBytes: Int
+    package let maximumPayloadBytes: Int
     /// A split frame whose raw tail is at least this long is received straight into the
     /// `[UInt8]` it is handed over as (tests and the fuzzer lower it).
-    let directTailBytes: Int
+    package let directTailBytes: Int
     private var buffer: [UInt8]
     private var start = 0
     private var end = 0
@@ -154,88 +155,58 @@ struct FrameReader {
     /// before the tail, the tail and how much of it has arrived.
     private var rawTailFrame: (header: FrameHeader, head: [UInt8], tail: [UInt8], filled: Int)?
 
-    init(maximumPayloadBytes: Int, directTailBytes: Int = 1 << 20) {
+    package init(maximumPayloadBytes: Int, directTailBytes: Int = 1 << 20) {
         self.maximumPayloadBytes = maximumPayloadBytes
         self.directTailBytes = max(1, directTailBytes)
         buffer = [UInt8](repeating: 0, count: Self.chunk)
     }
 
     /// Bytes held for a frame not yet complete.
-    var bufferedByteCount: Int { end - start }
+    package var bufferedByteCount: Int { end - start }
     /// Bytes allocated for buffering (tests check that a hostile length does not grow it).
-    var capacity: Int { buffer.count }
+    package var capacity: Int { buffer.count }
 
-    /// Appends bytes as if received (the fuzz target feeds the reader this way).
-    mutating func append(_ bytes: UnsafeRawBufferPointer) throws(ForkPoolError) {
+    /// Appends bytes as if received (the fuzz target feeds the parser this way).
+    package mutating func append(_ bytes: UnsafeRawBufferPointer) throws(FrameError) {
         var offset = 0
         while offset < bytes.count {
-            if var frame = rawTailFrame, frame.filled < frame.tail.count {
-                let count = min(frame.tail.count - frame.filled, bytes.count - offset)
-                rawTailFrame = nil  // keep the tail uniquely referenced while it is written
-                frame.tail.withUnsafeMutableBytes { raw in
-                    (raw.baseAddress! + frame.filled).copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
-                }
-                frame.filled += count
-                rawTailFrame = frame
-                offset += count
-                continue
+            let count = try receive { space in
+                let count = min(space.count, bytes.count - offset)
+                space.baseAddress!.copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
+                return count
             }
-            try makeRoom()
-            let count = min(buffer.count - end, bytes.count - offset)
-            buffer.withUnsafeMutableBytes { raw in
-                (raw.baseAddress! + end).copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
-            }
-            end += count
             offset += count
         }
     }
 
-    /// Receives once from `fd` (retrying EINTR); `wait: false` returns `.wouldBlock` rather
-    /// than block on a blocking socket. Throws on a socket error.
-    mutating func fill(from fd: CInt, wait: Bool = true) throws(ForkPoolError) -> FillStatus {
-        let flags = wait ? 0 : CInt(MSG_DONTWAIT)
+    /// Lets `body` write the next bytes of the stream into the space where they belong (the
+    /// raw tail being received, or the staging buffer's free space) and return how many it
+    /// wrote (0 or a negative count: none). Returns that count.
+    package mutating func receive(_ body: (UnsafeMutableRawBufferPointer) -> Int) throws(FrameError) -> Int {
         if var frame = rawTailFrame, frame.filled < frame.tail.count {
-            rawTailFrame = nil  // keep the tail uniquely referenced while recv writes into it
+            rawTailFrame = nil  // keep the tail uniquely referenced while it is written
             defer { rawTailFrame = frame }
             let filled = frame.filled
-            let (status, count) = try frame.tail.withUnsafeMutableBytes { raw in
-                Result { () throws(ForkPoolError) in
-                    try Self.receive(from: fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]), flags: flags)
-                }
-            }.get()
-            frame.filled += count
-            return status
+            let count = frame.tail.withUnsafeMutableBytes { raw in
+                body(UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
+            }
+            if count > 0 { frame.filled += count }
+            return count
         }
         try makeRoom()
         let free = end
-        let (status, count) = try buffer.withUnsafeMutableBytes { raw in
-            Result { () throws(ForkPoolError) in
-                try Self.receive(from: fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[free...]), flags: flags)
-            }
-        }.get()
-        end += count
-        return status
-    }
-
-    /// One `recv` into `space`, retrying EINTR: what happened and how many bytes arrived.
-    private static func receive(from fd: CInt, into space: UnsafeMutableRawBufferPointer, flags: CInt)
-        throws(ForkPoolError) -> (FillStatus, Int) {
-        let count = retryingInterrupts { recv(fd, space.baseAddress, space.count, flags) }
-        if count > 0 { return (.received, count) }
-        if count == 0 { return (.endOfStream, 0) }
-        // A peer that closed its end with bytes of ours still unread (a worker that died with
-        // tasks sent behind the one it ran) makes the kernel report ECONNRESET: it is the same
-        // end of stream, after everything it wrote has been read.
-        if errno == ECONNRESET { return (.endOfStreamWithOursUnread, 0) }
-        guard errno == EAGAIN || errno == EWOULDBLOCK else { throw ForkPoolError.systemCall("recv") }
-        return (.wouldBlock, 0)
+        let count = buffer.withUnsafeMutableBytes { raw in
+            body(UnsafeMutableRawBufferPointer(rebasing: raw[free...]))
+        }
+        if count > 0 { end += count }
+        return count
     }
 
     /// Hands the next complete frame to `body`, or returns nil if none is complete yet.
     /// The payload view is valid only inside `body`. A split frame received straight into its
     /// own array is handed over whole (head and tail copied together): for callers that do not
     /// take tails.
-    mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer) -> R) throws(ForkPoolError) -> R? {
+    package mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer) -> R) throws(FrameError) -> R? {
         try nextFrame { header, payload, tail in
             guard let tail else { return body(header, payload) }
             return (Array(payload) + tail).withUnsafeBytes { body(header, $0) }
@@ -245,7 +216,7 @@ struct FrameReader {
     /// Hands the next complete frame to `body`: its header, its payload and — for a split
     /// frame whose tail was received straight into its own array — that array, the payload
     /// view then holding only the bytes before it. Returns nil if no frame is complete yet.
-    mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer, [UInt8]?) -> R) throws(ForkPoolError) -> R? {
+    package mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer, [UInt8]?) -> R) throws(FrameError) -> R? {
         if let frame = rawTailFrame {
             guard frame.filled == frame.tail.count else { return nil }
             rawTailFrame = nil
@@ -289,9 +260,9 @@ struct FrameReader {
     }
 
     /// Parses the header at `start`; the caller has checked that its 16 bytes are buffered.
-    private func pendingHeader() throws(ForkPoolError) -> FrameHeader {
+    private func pendingHeader() throws(FrameError) -> FrameHeader {
         try buffer.withUnsafeBytes { raw in
-            Result { () throws(ForkPoolError) in
+            Result { () throws(FrameError) in
                 try FrameHeader.parse(UnsafeRawBufferPointer(rebasing: raw[start..<start + FrameHeader.size]),
                                       maximumPayloadBytes: maximumPayloadBytes)
             }
@@ -305,7 +276,7 @@ struct FrameReader {
 
     /// Makes sure there is space to receive into: enough for the frame in progress (its
     /// header already validated; for a frame received directly, its head only) or one chunk.
-    private mutating func makeRoom() throws(ForkPoolError) {
+    private mutating func makeRoom() throws(FrameError) {
         var needed = Self.chunk
         if end - start >= FrameHeader.size {
             let header = try pendingHeader()
@@ -321,7 +292,7 @@ struct FrameReader {
             }
         } else {
             // Grow to exactly what the validated frame needs, copying only the live bytes; the
-            // rest is left for recv to fill (UInt8 needs no initialisation to be overwritten).
+            // rest is left for the next receive to fill (UInt8 needs no initialisation to be overwritten).
             let size = live + needed
             let old = buffer
             buffer = [UInt8](unsafeUninitializedCapacity: size) { raw, initialized in
@@ -336,47 +307,11 @@ struct FrameReader {
     }
 }
 
-/// Sends `head` then `tail` (a frame and, for a large `[UInt8]` payload, the array's own
-/// bytes) completely on a blocking socket, retrying EINTR and short writes. Throws on any
-/// other error (EPIPE when the peer is gone; never SIGPIPE).
-func sendAll(_ fd: CInt, _ head: [UInt8], tail: [UInt8] = []) throws(ForkPoolError) {
-    var offset = 0
-    while offset < head.count + tail.count {
-        let sent = sendSome(fd, head: head, tail: tail, from: offset, nonblocking: false)
-        if sent >= 0 {
-            offset += sent
-        } else if errno == EAGAIN || errno == EWOULDBLOCK {
-            // A non-blocking socket (a caller's lane): wait until it takes more.
-            var writable = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            _ = retryingInterrupts { poll(&writable, 1, -1) }
-        } else {
-            throw ForkPoolError(.systemCallFailed, "send failed", errno: errno)  // EINTR is retried by the shim
-        }
-    }
-}
-
-/// One `send` of what is left of `head` + `tail` from `offset`: a gathering `sendmsg` while
-/// part of the head is unsent, so a header and a large payload leave in one call with no copy.
-/// Returns the bytes sent or -1 with errno.
-func sendSome(_ fd: CInt, head: [UInt8], tail: [UInt8], from offset: Int, nonblocking: Bool) -> Int {
-    let flag: CInt = nonblocking ? 1 : 0
-    return head.withUnsafeBytes { headBytes in
-        tail.withUnsafeBytes { tailBytes in
-            if offset < headBytes.count {
-                return forkpool_send_two(fd, headBytes.baseAddress! + offset, headBytes.count - offset,
-                                         tailBytes.baseAddress, tailBytes.count, flag)
-            }
-            return forkpool_send(fd, tailBytes.baseAddress! + (offset - headBytes.count), tailBytes.count - (offset - headBytes.count), flag)
-        }
-    }
-}
-
 extension [UInt8] {
-    /// Appends `count` (≤ 16) zero bytes: room for a header or a length written afterwards.
-    /// One memcpy — `append(contentsOf: repeatElement(0, count:))` showed up in profiles of
-    /// `map` at a few per cent, once per item.
+    /// Appends `count` (≤ 16) zero bytes: room for a header or a length written afterwards,
+    /// in one copy rather than an element-by-element append.
     @inline(__always)
-    mutating func appendZeros(_ count: Int) {
+    package mutating func appendZeros(_ count: Int) {
         precondition(count <= 16)
         Swift.withUnsafeBytes(of: (UInt64(0), UInt64(0))) { zeros in
             append(contentsOf: UnsafeRawBufferPointer(rebasing: zeros[0..<count]))

@@ -2,7 +2,6 @@
 // field costs a few stores rather than an Array append; cells whose length is patched when
 // they close; children written out of order and spliced in; unkeyed elements packed while they
 // are primitives of one width. The format it writes is WireFormat.swift's.
-import Glibc
 
 /// The encoder and path node a container used for its previous value, for the next.
 internal struct WireEncoderSlot {
@@ -14,8 +13,8 @@ internal struct WireEncoderSlot {
 /// until it is spliced into its parent), and the bookkeeping that keeps cells well formed.
 ///
 /// The buffer belongs to one encode call on one thread and no access to it ever overlaps
-/// another, so its properties opt out of run-time exclusivity checks: those were measured at a
-/// fifth of the cost of encoding a small struct.
+/// another, so its properties opt out of run-time exclusivity checks, which would cost more
+/// than the stores they guard.
 internal final class WireEncodingBuffer {
     @exclusivity(unchecked) private var storage: UnsafeMutableRawPointer
     @exclusivity(unchecked) private var capacity: Int

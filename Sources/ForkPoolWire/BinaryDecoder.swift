@@ -1,19 +1,11 @@
-// BinaryDecoder: the general decoding half of the payload wire format (laid out in
-// WireFormat.swift) — reads any Decodable value back through Swift's Decoder protocol.
+// BinaryDecoder: any Decodable value read back from the payload wire format (WireFormat.swift)
+// through Swift's Decoder protocol.
 //
-// Data flow: decode(_:from:) wraps the payload in a WireReader, reads the top-level cell, checks
-// that nothing follows it, and hands a decoder over that cell to the value's init(from:).
-// Containers never copy: each is a bounded window (base pointer, start, end) into the caller's
-// bytes, and every nested value is a narrower window cut from its parent's by a length prefix.
-// A FastWireCodable type met anywhere is read by its own fast path, which accepts everything
-// the containers accept (packed or cell-form arrays alike); an Array of anything else is read
-// by WireArrayCoding.swift, and nested values go through WireDecodingContext, which reuses a
-// container's decoder from one value to the next and reads a raw-value enum by its table
-// (WireRawEnumCoding.swift).
-//
-// The input may be hostile. Every length is checked against the bytes that remain before it
-// is used, nothing is allocated from a count that has not been checked that way, recursion is
-// capped at `maximumDepth`, and every failure is a thrown error, never a trap.
+// Data flow: the payload becomes a WireReader; the top-level cell goes to the value's
+// init(from:). Containers are bounded windows into the caller's bytes, never copies; fast-path
+// types, arrays (WireArrayCoding) and raw-value enums (WireRawEnumCoding) take their shortcuts.
+// The input may be hostile: every length is checked before use, nothing is allocated from an
+// unchecked count, recursion is capped at `maximumDepth`, and every failure is a thrown error.
 
 // MARK: - Decoder
 

@@ -1,17 +1,12 @@
-// BinaryEncoder: the general encoding half of the payload wire format — any Encodable value,
-// walked through Swift's Encoder protocol.
+// BinaryEncoder: any Encodable value written in the payload wire format (WireFormat.swift)
+// through Swift's Encoder protocol.
 //
-// Data flow: encode(_:into:) opens the top-level cell in a fresh WireEncodingBuffer (plain
-// memory, so a field costs a few stores rather than an Array append) and lets the value encode
-// itself; containers append straight into that buffer, and at the end its bytes are appended
-// to the caller's array in one copy. A nested Encodable value gets a cell whose length header
-// is reserved as one byte and patched (widened if need be) when the value's encode(to:)
-// returns. A value whose type is FastWireCodable (PayloadCodec.swift) is written by that fast
-// path instead, wherever it occurs, an enum coded as its raw value by its table
-// (WireRawEnumCoding.swift), and an Array of anything else by WireArrayCoding.swift; a
-// container's encoder serves its next value too when nothing kept it. Nested containers and super-encoders, which the Codable API
-// lets a caller fill in any order, write into a buffer of their own that is spliced into the
-// parent when the parent's cell closes. The wire format itself is laid out in WireFormat.swift.
+// Data flow: the top-level cell opens in a fresh WireEncodingBuffer, the value encodes itself
+// into it and the bytes are appended to the caller's array in one copy. A nested value's cell
+// length is patched when it closes; nested containers and super-encoders, which may be filled
+// in any order, write into a buffer of their own spliced in when the parent's cell closes.
+// Fast-path types, arrays (WireArrayCoding) and raw-value enums (WireRawEnumCoding) take
+// their shortcuts.
 //
 // MARK: - Encoder
 

@@ -2,28 +2,29 @@
 // writes it is built on — the layout constants (WireLayout), the bounded reading cursor
 // (WireReader) and the exact-size writing cursor (WireWriter, with the varint size). The
 // general coder (BinaryEncoder, BinaryDecoder) and the fast path (FastPath.swift) depend on
-// this file; it depends on nothing but WireCodingError.
-//
-// Wire format (BinaryDecoder and FastWireCodable read and write exactly this):
-//   payload  = cell, and no byte after it
-//   cell     = 0x00                        nil
-//            | varint(n + 1)  content(n)   a value whose content is n bytes
-//   varint   = unsigned LEB128
-//   content of
-//     Bool, Int8 … UInt64, Float, Double   little-endian bit pattern of the type's width
-//     Int, UInt                            little-endian, always 8 bytes
-//     String                               UTF-8 (the cell gives the length)
-//     keyed container                      ( varint(k) key-UTF-8(k) cell )*  — any order,
-//                                          read by key, unknown keys skipped
-//     unkeyed container                    nothing (empty), or a form byte then
-//                                            form 0        cell*
-//                                            form 1,2,3,4  packed elements: the bare content
-//                                                          of primitives 1, 2, 4 or 8 bytes wide
-//                                          (packed while every element so far is a primitive of
-//                                          one width — [Int], Data — cells once one is not)
-//   Optional follows its own Codable: nil is a nil cell, a value is the wrapped value's cell.
+// this file; it depends on nothing but WireCodingError. The grammar is on WireLayout.
 
 /// Constants of the wire format shared by the encoder, the decoder and the fast path.
+///
+/// ```
+///   payload  = cell, and no byte after it
+///   cell     = 0x00                        nil
+///            | varint(n + 1)  content(n)   a value whose content is n bytes
+///   varint   = unsigned LEB128
+///   content of
+///     Bool, Int8 … UInt64, Float, Double   little-endian bit pattern of the type's width
+///     Int, UInt                            little-endian, always 8 bytes
+///     String                               UTF-8 (the cell gives the length)
+///     keyed container                      ( varint(k) key-UTF-8(k) cell )*  — any order,
+///                                          read by key, unknown keys skipped
+///     unkeyed container                    nothing (empty), or a form byte then
+///                                            form 0        cell*
+///                                            form 1,2,3,4  packed elements: the bare content
+///                                                          of primitives 1, 2, 4 or 8 bytes wide
+///                                          (packed while every element so far is a primitive of
+///                                          one width — [Int], Data — cells once one is not)
+///   Optional follows its own Codable: nil is a nil cell, a value is the wrapped value's cell.
+/// ```
 internal enum WireLayout {
     static let nilCell: UInt8 = 0
     static let cellsForm: UInt8 = 0
