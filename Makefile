@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR = .build-fuzz
 SWIFTC ?= swiftc
 
-.PHONY: all build test test-core test-postgres check-core-dependencies bench bench-cluster bench-page bench-venv demo docs fuzz \
+.PHONY: all build test test-core test-postgres check-core-dependencies check-public-api bench bench-cluster bench-page bench-venv demo docs fuzz \
 	test-sanitizers soak clean
 
 all: build
@@ -19,7 +19,7 @@ build:
 	$(SWIFT) build
 
 # Every test: the core's, then the PostgreSQL integration's against a throw-away cluster.
-test: test-core check-core-dependencies test-postgres
+test: test-core check-core-dependencies check-public-api test-postgres
 
 # Serial: the process tests count this process's children, threads and descriptors.
 test-core:
@@ -39,6 +39,18 @@ check-core-dependencies:
 	if echo "$$deps" | grep -qxE 'swift-nio.*|postgres-nio'; then \
 		echo "the ForkPool package depends on SwiftNIO or postgres-nio:"; echo "$$deps"; exit 1; \
 	else echo "check-core-dependencies: ForkPool's dependency graph has no SwiftNIO and no postgres-nio"; fi
+
+# The ForkPool module's public declarations, counted from its symbol graph (synthesized members
+# and underscored names, as DocC shows them, left out; SPI not included): at most 100.
+PUBLIC_API_LIMIT = 100
+check-public-api:
+	@find .build -path '*symbolgraph/ForkPool.symbols.json' -delete 2>/dev/null; \
+	$(SWIFT) package dump-symbol-graph --minimum-access-level public --skip-synthesized-members \
+		> .build/symbolgraph-check.log 2>&1 || { cat .build/symbolgraph-check.log; exit 1; }
+	@graph=$$(find .build -path '*symbolgraph/ForkPool.symbols.json' | head -n 1); \
+	count=$$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["symbols"]))' "$$graph") || exit 1; \
+	echo "check-public-api: the ForkPool module has $$count public declarations (limit $(PUBLIC_API_LIMIT))"; \
+	[ "$$count" -le $(PUBLIC_API_LIMIT) ]
 
 # Jobs on 1, 2 and 3 worker hosts through PostgreSQL beside a local ProcessJobPool, and the time
 # to recover a killed host's jobs (bench/results/cluster.json).
