@@ -157,6 +157,42 @@ extension ForkPoolTests {
             #expect(pulled.value == 100)
         }
 
+        /// A ThreadPool chunks as a ProcessPool does: the same map (lazy input, a bounded
+        /// window, chunk sizes from the time per input).
+        @Test func aThreadPoolBatchesFastTasksAndReadsItsInputLazily() async throws {
+            let fast = try ThreadPool(workers: 2) { (n: Int) -> Int in n + 1 }
+            defer { fast.shutdown() }
+            let before = fast.tasksCreated
+            #expect(try await fast.map(Array(0..<20_000)) == Array(1...20_000))
+            let chunks = fast.tasksCreated - before
+            #expect(chunks > 2 && chunks < 2_000, "20,000 fast tasks went out in \(chunks) chunks")
+
+            let pulled = ConditionLockedCounter()
+            let started = PIDPipe()
+            let gate = Gate()
+            let held = try ThreadPool(workers: 2) { [reportFD = started.writeEnd, gateFD = gate.readEnd] (n: Int) -> Int in
+                var pid = getpid()
+                _ = write(reportFD, &pid, MemoryLayout<pid_t>.size)
+                var entry = pollfd(fd: gateFD, events: Int16(POLLIN), revents: 0)
+                guard poll(&entry, 1, 60_000) > 0 else { return Int.min }
+                var byte: UInt8 = 0
+                _ = read(gateFD, &byte, 1)
+                return n
+            }
+            defer { held.shutdown() }
+            let result = LockedBox<[Int]>()
+            let mapper = try PosixThread.start(name: "mapper") {
+                result.value = try? held.map(CountingSequence(count: 100, pulled: pulled))
+            }
+            _ = started.nextPID()
+            _ = started.nextPID()
+            #expect(pulled.value <= 8, "pulled \(pulled.value) of 100 inputs while no task could finish")
+            gate.open(100)
+            mapper.join()
+            #expect(result.value == Array(0..<100))
+            #expect(pulled.value == 100)
+        }
+
         @Test func anInputThatCannotBeEncodedStopsTheMap() throws {
             let pool = try ProcessPool(workers: 2) { (value: Unencodable) -> Int in value.number }
             defer { pool.shutdown() }

@@ -25,6 +25,8 @@ extension ProcessPool {
 extension ThreadPool {
     /// How many `submitWhenReady` callers wait for room now.
     var parkedSubmissions: Int { engine.parkedCount }
+    /// How many tasks (single inputs or chunks) the pool has created.
+    var tasksCreated: UInt64 { engine.lock.withLock { engine.nextTaskID - 1 } }
 }
 
 extension ProcessPoolConfiguration {

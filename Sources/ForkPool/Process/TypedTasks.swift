@@ -14,7 +14,7 @@
 import ForkPoolWire
 import Glibc
 
-struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _ValueTasks {
+struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _ValueTasks, ChunkMaker {
     let dispatcher: Dispatcher
     let configuration: ProcessPoolConfiguration
     let workerCount: Int
@@ -100,183 +100,14 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         return future
     }
 
-    func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int?) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
-        if let chunkSize, chunkSize < 1 {
-            throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
-        }
-        return try mapInChunks(inputs, fixedChunkSize: chunkSize)
-    }
+    // MARK: map (ChunkMaker: the chunking itself is ChunkedMap's)
 
-    func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int?) async throws(ForkPoolError) -> [Output]
-    where Inputs.Element == Input {
-        if let chunkSize, chunkSize < 1 {
-            throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
-        }
-        return try await mapInChunks(inputs, fixedChunkSize: chunkSize)
-    }
-
-    /// The amount of work per chunk `map` aims for when it picks the chunk size itself.
-    static var targetChunkSeconds: Double { 0.002 }
-
-    /// The progress of one `map` call: the input not yet read, the chunks in flight (oldest
-    /// first), the outputs so far and the chunk size. The blocking and the async `map` drive
-    /// it the same way: fill the window, take the oldest chunk's outputs, repeat.
-    struct MapState<Iterator: IteratorProtocol> where Iterator.Element == Input {
-        var iterator: Iterator
-        /// The input when it is an array, read a slice at a time from `position` instead of
-        /// through `iterator`: one bulk copy per chunk rather than a generic `next()` per input
-        /// (profiled at about a fifth of the submitting thread's time in `map` of 1M Ints).
-        let array: [Input]?
-        var position = 0
-        let fixedChunkSize: Int?
-        /// The input's `underestimatedCount`: chunks stay small enough to spread what is known.
-        let knownCount: Int
-        var outputs: [Output] = []
-        var inFlight = FIFOQueue<ChunkCompletion<Output>>()
-        var chunkSize: Int
-        /// While positive, only this many single-input probes are out (automatic chunking).
-        var probesLeft: Int
-        let started = monotonicNanoseconds()
-        /// Inputs read but left for the next chunk (the last one's frame was too large).
-        var carried: [Input] = []
-        var exhausted = false
-
-        init(_ inputs: some Sequence<Input>, iterator: Iterator, fixedChunkSize: Int?, workerCount: Int) {
-            self.iterator = iterator
-            array = inputs as? [Input]
-            self.fixedChunkSize = fixedChunkSize
-            knownCount = inputs.underestimatedCount
-            outputs.reserveCapacity(knownCount)
-            chunkSize = fixedChunkSize ?? 1
-            probesLeft = fixedChunkSize == nil ? workerCount : 0
-        }
-
-        /// Cancels every chunk in flight that has not started (running ones finish).
-        mutating func cancelQueued() {
-            while let chunk = inFlight.popFirst() { chunk.future.cancelIfQueued() }
-        }
-    }
-
-    func mapInChunks<Inputs: Sequence>(_ inputs: Inputs, fixedChunkSize: Int?) throws(ForkPoolError) -> [Output]
-    where Inputs.Element == Input {
-        var state = MapState(inputs, iterator: inputs.makeIterator(), fixedChunkSize: fixedChunkSize, workerCount: workerCount)
-        while true {
-            do {
-                try fillWindow(&state)
-            } catch {
-                state.cancelQueued()
-                throw error
-            }
-            guard let oldest = state.inFlight.popFirst() else { return state.outputs }
-            switch oldest.outputs() {
-            case .success(let values):
-                accept(values, into: &state)
-            case .failure(let error):
-                state.cancelQueued()
-                throw error
-            }
-        }
-    }
-
-    func mapInChunks<Inputs: Sequence>(_ inputs: Inputs, fixedChunkSize: Int?) async throws(ForkPoolError) -> [Output]
-    where Inputs.Element == Input {
-        var state = MapState(inputs, iterator: inputs.makeIterator(), fixedChunkSize: fixedChunkSize, workerCount: workerCount)
-        let relay = CancellationRelay()
-        // The operation returns a Result: a typed-throws closure through this rethrowing API
-        // crashes the 6.3 compiler.
-        let outcome: Result<[Output], ForkPoolError> = await withTaskCancellationHandler {
-            while true {
-                do throws(ForkPoolError) {
-                    // Each chunk joins the relay before it is queued, so a cancellation never
-                    // misses one.
-                    try fillWindow(&state) { chunk in relay.add(chunk.id) { chunk.future.cancelForCancelledCaller() } }
-                } catch {
-                    state.cancelQueued()
-                    return .failure(error)
-                }
-                guard let oldest = state.inFlight.popFirst() else { return .success(state.outputs) }
-                let result = await oldest.outputs()
-                relay.remove(oldest.id)
-                if Task.isCancelled {
-                    relay.cancelAll()
-                    state.cancelQueued()
-                    return .failure(ForkPoolError(.cancelled, "map was cancelled: its calling task was cancelled"))
-                }
-                switch result {
-                case .success(let values):
-                    accept(values, into: &state)
-                case .failure(let error):
-                    state.cancelQueued()
-                    return .failure(error)
-                }
-            }
-        } onCancel: {
-            relay.cancelAll()
-        }
-        return try outcome.get()
-    }
-
-    /// Keeps the window full: at most `workerCount × 4` chunks in flight (while probing, only
-    /// the probes), handing each chunk to `willQueue` just before it is queued.
-    private func fillWindow<Iterator>(_ state: inout MapState<Iterator>,
-                                      willQueue: (ChunkCompletion<Output>) -> Void = { _ in }) throws(ForkPoolError) {
-        let window = workerCount * 4
-        while !state.exhausted && state.inFlight.count < (state.probesLeft > 0 ? state.probesLeft : window) {
-            let made: (task: PendingTask, chunk: ChunkCompletion<Output>)?
-            (made, state.exhausted) = try makeChunk(from: &state)
-            guard let (task, chunk) = made else { continue }
-            willQueue(chunk)
-            try dispatcher.enqueueChunk(task)
-            state.inFlight.append(chunk)
-        }
-    }
-
-    /// Takes the oldest chunk's outputs and, when the pool picks chunk sizes, re-estimates:
-    /// the workers' wall time per completed input so far (round trips and a fresh worker's
-    /// first, slower task included, so the estimate errs towards smaller chunks and improves
-    /// as the map goes on).
-    private func accept<Iterator>(_ values: [Output], into state: inout MapState<Iterator>) {
-        state.outputs.append(contentsOf: values)
-        if state.probesLeft > 0 { state.probesLeft -= 1 }
-        guard state.fixedChunkSize == nil && state.probesLeft == 0 else { return }
-        let elapsed = Double(monotonicNanoseconds() - state.started) / 1e9
-        let perTask = max(elapsed * Double(workerCount) / Double(state.outputs.count), 1e-7)
-        var size = Int(Self.targetChunkSeconds / perTask)
-        if state.knownCount > state.outputs.count {
-            size = min(size, max(1, (state.knownCount - state.outputs.count) / (workerCount * 4)))
-        }
-        state.chunkSize = min(max(size, 1), 4096)
-    }
-
-    /// Takes up to `size` inputs (first those `carried` over from a chunk that was too large)
-    /// and encodes them as one `[Input]` into a `taskBatch` frame: a chunk of Ints is one
-    /// memory copy. A chunk over the frame limit sends its first half and carries the rest to
-    /// the next; a single input over the limit throws. Returns nil when no input was left, and
-    /// whether the input is used up.
-    private func makeChunk<Iterator>(from state: inout MapState<Iterator>) throws(ForkPoolError)
-        -> ((task: PendingTask, chunk: ChunkCompletion<Output>)?, Bool) {
-        let size = state.chunkSize
-        var items: [Input] = []
-        items.reserveCapacity(min(size, 4096))
-        let fromCarried = min(size, state.carried.count)
-        items.append(contentsOf: state.carried.prefix(fromCarried))
-        state.carried.removeFirst(fromCarried)
-        var exhausted = false
-        if let array = state.array {
-            let end = min(array.count, state.position + size - items.count)
-            items.append(contentsOf: array[state.position..<end])
-            state.position = end
-            exhausted = end == array.count
-        } else {
-            while items.count < size {
-                guard let input = state.iterator.next() else {
-                    exhausted = true
-                    break
-                }
-                items.append(input)
-            }
-        }
-        guard !items.isEmpty else { return (nil, exhausted) }
+    /// Encodes `inputs` as one `[Input]` into a `taskBatch` frame (a chunk of Ints is one
+    /// memory copy). A chunk over the frame limit keeps its first half and hands back the rest
+    /// for the next; a single input over the limit throws.
+    func makeChunk(_ inputs: [Input]) throws(ForkPoolError) -> (chunk: ProcessMapChunk<Output>, rest: [Input]) {
+        var items = inputs
+        var rest: [Input] = []
         let limit = configuration.maximumFrameBytes
         var frame = FrameHeader.emptyFrame(reservingPayload: jobPrefix.count + 16 * items.count)
         frame.append(contentsOf: jobPrefix)
@@ -293,14 +124,19 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
                 throw named(ForkPoolError(.frameTooLarge, "the input encodes to more than \(limit) bytes, the frame limit"))
             }
             let half = items.count / 2
-            state.carried.insert(contentsOf: items[half...], at: 0)
+            rest.insert(contentsOf: items[half...], at: 0)
             items.removeSubrange(half...)
             frame.removeSubrange(payloadStart...)
         }
         let id = dispatcher.makeTaskID()
         FrameHeader(kind: .taskBatch, length: frame.count - FrameHeader.size, taskID: id).write(into: &frame)
-        let chunk = ChunkCompletion(id: id, count: items.count, codec: outputsCodec, jobName: jobName)
-        return ((PendingTask(id: id, frame: frame, completion: chunk, dispatcher: dispatcher), chunk), exhausted && state.carried.isEmpty)
+        let completion = ChunkCompletion(id: id, count: items.count, codec: outputsCodec, jobName: jobName)
+        let task = PendingTask(id: id, frame: frame, completion: completion, dispatcher: dispatcher)
+        return (ProcessMapChunk(completion: completion, task: task), rest)
+    }
+
+    func queue(_ chunk: ProcessMapChunk<Output>) throws(ForkPoolError) {
+        try dispatcher.enqueueChunk(chunk.task)
     }
 
     /// Encodes `input` (after the job's name, in a job pool) into a complete task frame with a
@@ -336,4 +172,17 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         let completion = OutputCompletion(id: id, codec: codec, jobName: jobName)
         return (PendingTask(id: id, frame: frame, tail: tail, completion: completion, dispatcher: dispatcher), completion.future)
     }
+}
+
+/// A chunk of a process pool's `map`: the task the dispatcher sends, and the completion whose
+/// reply the caller decodes.
+struct ProcessMapChunk<Output: Codable & Sendable>: MapChunk {
+    let completion: ChunkCompletion<Output>
+    let task: PendingTask
+
+    var id: UInt64 { completion.id }
+    func outputs() -> Result<[Output], ForkPoolError> { completion.outputs() }
+    func outputs() async -> Result<[Output], ForkPoolError> { await completion.outputs() }
+    func cancelIfQueued() { completion.future.cancelIfQueued() }
+    func cancelForCancelledCaller() { completion.future.cancelForCancelledCaller() }
 }

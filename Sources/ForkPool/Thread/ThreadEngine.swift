@@ -56,33 +56,30 @@ struct SingleInput<Input: Sendable, Output: Sendable>: ThreadWork, @unchecked Se
     var leftEarly: Bool { future.hasCompleted }
 }
 
-/// A chunk of `map`, taken by one thread at once, whose outputs the thread writes straight
-/// into the caller's result buffer at `slots`. Its first failing input fails the whole chunk
-/// and leaves every slot of the chunk uninitialized.
+/// A chunk of `map`, taken by one thread at once: the work over each input, in order, into
+/// one array. Its first failing input fails the whole chunk.
 struct ChunkOfInputs<Input: Sendable, Output: Sendable>: ThreadWork, @unchecked Sendable {
-    let inputs: ArraySlice<Input>
-    let slots: UnsafeMutablePointer<Output>
+    let inputs: [Input]
     let work: @Sendable (Input) throws -> Output
-    let future: Future<Void>
+    let future: Future<[Output]>
     let jobName: String?
 
     func run(count: (UInt64, Bool) -> Void) {
         guard future.markRunning() else { return }
         let start = monotonicNanoseconds()
-        var written = 0
+        var outputs: [Output] = []
+        outputs.reserveCapacity(inputs.count)
         for input in inputs {
             do {
-                (slots + written).initialize(to: try work(input))
-                written += 1
+                outputs.append(try work(input))
             } catch {
-                slots.deinitialize(count: written)
                 count(start, true)
                 future.complete(.failure(workFailure(error, taskID: future.taskID, jobName: jobName)))
                 return
             }
         }
         count(start, false)
-        future.complete(.success(()))
+        future.complete(.success(outputs))
     }
 
     func cancelByShutdown() { future.cancelByShutdown() }
@@ -94,7 +91,7 @@ final class ThreadEngine: _PoolControl, WorkQueueOwner, @unchecked Sendable {
     let lock = ConditionLock()
     /// The items waiting for a thread, and the queue's bound.
     var queue: WorkQueue<ThreadQueueItem>
-    private var nextTaskID: UInt64 = 1
+    private(set) var nextTaskID: UInt64 = 1
     private var accepting = true
     private var threads: [PosixThread] = []
     private let joinLock = ConditionLock()
@@ -130,15 +127,6 @@ final class ThreadEngine: _PoolControl, WorkQueueOwner, @unchecked Sendable {
                 throw error
             }
         }
-    }
-
-    /// The chunk size `map` uses: `requested`, checked, or about eight chunks per thread for
-    /// `count` inputs — few enough hand-offs to cost next to nothing, enough chunks to keep
-    /// the threads evenly loaded.
-    func chunkSize(_ requested: Int?, count: Int) throws(ForkPoolError) -> Int {
-        guard let requested else { return max(1, count / (workerCount * 8)) }
-        guard requested >= 1 else { throw ForkPoolError(.invalidArgument, "chunkSize must be at least 1, not \(requested)") }
-        return requested
     }
 
     /// How many `submitWhenReady` callers wait for room now.
@@ -220,130 +208,23 @@ final class ThreadEngine: _PoolControl, WorkQueueOwner, @unchecked Sendable {
         return future
     }
 
-    // MARK: map
+    // MARK: map (the chunking itself is ChunkedMap's)
 
-    /// Queues `inputs` in chunks (one future per chunk) whose threads write each output into
-    /// its place in the result array — no per-chunk arrays, no copy at the end. On the first
-    /// failure in input order the chunks not yet started are cancelled, the running ones are
-    /// waited for (they write into the array), every output already written is destroyed, and
-    /// the failure is thrown.
-    func map<Input: Sendable, Output: Sendable>(_ inputs: [Input], chunkSize: Int, jobName: String? = nil,
-                                                work: @escaping @Sendable (Input) throws -> Output) throws(ForkPoolError) -> [Output] {
-        var failure: ForkPoolError?
-        let outputs = [Output](unsafeUninitializedCapacity: inputs.count) { slots, initialized in
-            initialized = 0
-            let queued = Result { () throws(ForkPoolError) in
-                try queueChunks(inputs, chunkSize: chunkSize, into: slots.baseAddress, jobName: jobName, work: work)
-            }
-            guard case .success(let futures) = queued else {
-                if case .failure(let error) = queued { failure = error }
-                return
-            }
-            var completed = 0
-            for future in futures {
-                if case .failure(let error) = future.waitForResult() {
-                    failure = error
-                    break
-                }
-                completed += 1
-            }
-            guard failure != nil else {
-                initialized = inputs.count
-                return
-            }
-            // Chunks before `completed` succeeded; the failed one wrote nothing; later ones are
-            // cancelled if queued, waited for if running.
-            for future in futures[(completed + 1)...] { future.cancelIfQueued() }
-            for (index, future) in futures.enumerated()
-            where index < completed || (index > completed && (try? future.waitForResult().get()) != nil) {
-                Self.destroyOutputs(ofChunk: index, chunkSize: chunkSize, count: inputs.count, in: slots.baseAddress!)
-            }
+    /// A fresh task id.
+    func makeTaskID() -> UInt64 {
+        lock.withLock {
+            defer { nextTaskID += 1 }
+            return nextTaskID
         }
-        if let failure { throw failure }
-        return outputs
     }
 
-    /// The async form: the threads write into a buffer of this call's, moved into the result
-    /// array at the end (the array's own storage cannot outlive a suspension).
-    func map<Input: Sendable, Output: Sendable>(_ inputs: [Input], chunkSize: Int, jobName: String? = nil,
-                                                work: @escaping @Sendable (Input) throws -> Output) async throws(ForkPoolError) -> [Output] {
-        let count = inputs.count
-        let slots = UnsafeMutablePointer<Output>.allocate(capacity: max(count, 1))
-        defer { slots.deallocate() }
-        let relay = CancellationRelay()
-        var futures: [Future<Void>] = []
-        // The handler is in place before any chunk is queued: once the chunks are visible, a
-        // cancellation reaches every one still queued before `cancel()` returns.
-        let (completed, failure): (Int, ForkPoolError?) = await withTaskCancellationHandler {
-            if Task.isCancelled { return (0, ForkPoolError(.cancelled, "map was cancelled before it started")) }
-            // Each chunk joins the relay before a thread can see it.
-            let queued = Result { () throws(ForkPoolError) in
-                try queueChunks(inputs, chunkSize: chunkSize, into: slots, jobName: jobName, work: work) { future in
-                    relay.add(future.taskID) { future.cancelIfQueued() }
-                }
-            }
-            switch queued {
-            case .success(let queued): futures = queued
-            case .failure(let error): return (0, error)
-            }
-            for (index, future) in futures.enumerated() {
-                if case .failure(let error) = await future.completion { return (index, error) }
-                if Task.isCancelled {
-                    return (index + 1, ForkPoolError(.cancelled, "map was cancelled: its calling task was cancelled"))
-                }
-            }
-            return (futures.count, nil)
-        } onCancel: {
-            relay.cancelAll()
-        }
-        guard let failure else {
-            return [Output](unsafeUninitializedCapacity: count) { buffer, initialized in
-                if count > 0 { buffer.baseAddress!.moveInitialize(from: slots, count: count) }
-                initialized = count
-            }
-        }
-        // Chunks before `completed` succeeded; the one at `completed` (if it failed) wrote
-        // nothing; later ones are cancelled if queued, waited for if running.
-        for future in futures.dropFirst(completed) { future.cancelIfQueued() }
-        for (index, future) in futures.enumerated() {
-            let wrote: Bool
-            if index < completed {
-                wrote = true
-            } else if case .success = await future.completion {
-                wrote = true
-            } else {
-                wrote = false
-            }
-            if wrote { Self.destroyOutputs(ofChunk: index, chunkSize: chunkSize, count: count, in: slots) }
-        }
-        throw failure
-    }
-
-    /// Destroys the outputs chunk `index` wrote into `slots` (a map that failed).
-    private static func destroyOutputs<Output>(ofChunk index: Int, chunkSize: Int, count: Int, in slots: UnsafeMutablePointer<Output>) {
-        let start = index * chunkSize
-        (slots + start).deinitialize(count: min(chunkSize, count - start))
-    }
-
-    private func queueChunks<Input: Sendable, Output: Sendable>(
-        _ inputs: [Input], chunkSize: Int, into slots: UnsafeMutablePointer<Output>?, jobName: String?,
-        work: @escaping @Sendable (Input) throws -> Output, willQueue: (Future<Void>) -> Void = { _ in }
-    ) throws(ForkPoolError) -> [Future<Void>] {
-        try lock.withLock { () throws(ForkPoolError) -> [Future<Void>] in
+    /// Queues one chunk of `map`. Not refused when the queue is full: `map` bounds its own
+    /// window.
+    func enqueueChunk(_ item: ThreadQueueItem) throws(ForkPoolError) {
+        try lock.withLock { () throws(ForkPoolError) in
             try checkAcceptingLocked()
-            var futures: [Future<Void>] = []
-            futures.reserveCapacity(inputs.count / chunkSize + 1)
-            for start in stride(from: 0, to: inputs.count, by: chunkSize) {
-                let future = Future<Void>(taskID: nextTaskID, spinsWhileWaiting: false)
-                nextTaskID += 1
-                futures.append(future)
-                willQueue(future)
-                queue.append(ThreadQueueItem(ChunkOfInputs(inputs: inputs[start..<min(start + chunkSize, inputs.count)],
-                                                           slots: slots! + start, work: work, future: future, jobName: jobName)),
-                             now: 0)
-            }
-            lock.broadcast()
-            return futures
+            queue.append(item, now: 0)
+            lock.signal()
         }
     }
 

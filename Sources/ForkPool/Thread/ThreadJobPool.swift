@@ -64,19 +64,25 @@ struct ThreadJobTasks: _JobTasks {
     let engine: ThreadEngine
     let registry: JobRegistry
 
-    func submit<Job: RunnableJob>(_ job: Job) throws(ForkPoolError) -> Future<Job.Output> {
+    /// The engine with `Job`'s own `run` as the work, once its type is known to be registered.
+    private func tasks<Job: RunnableJob>(for _: Job.Type) throws(ForkPoolError) -> ThreadTasks<Job, Job.Output> {
         try registry.check(Job.self)
+        return ThreadTasks(engine: engine, work: { job in try job.run() }, jobName: Job.jobName)
+    }
+
+    func submit<Job: RunnableJob>(_ job: Job) throws(ForkPoolError) -> Future<Job.Output> {
+        let tasks = try tasks(for: Job.self)
         do {
-            return try engine.submit(job, jobName: Job.jobName) { job in try job.run() }
+            return try tasks.submit(job)
         } catch {
             throw Self.naming(error, Job.jobName)
         }
     }
 
     func submitWhenReady<Job: RunnableJob>(_ job: Job) async throws(ForkPoolError) -> Future<Job.Output> {
-        try registry.check(Job.self)
+        let tasks = try tasks(for: Job.self)
         do {
-            return try await engine.submitWhenReady(job, jobName: Job.jobName) { job in try job.run() }
+            return try await tasks.submitWhenReady(job)
         } catch {
             throw Self.naming(error, Job.jobName)
         }
@@ -91,19 +97,11 @@ struct ThreadJobTasks: _JobTasks {
 
     func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int?) throws(ForkPoolError) -> [Jobs.Element.Output]
     where Jobs.Element: RunnableJob {
-        try registry.check(Jobs.Element.self)
-        let all = Array(jobs)
-        return try engine.map(all, chunkSize: engine.chunkSize(chunkSize, count: all.count), jobName: Jobs.Element.jobName) { job in
-            try job.run()
-        }
+        try tasks(for: Jobs.Element.self).map(jobs, chunkSize: chunkSize)
     }
 
     func map<Jobs: Sequence>(_ jobs: Jobs, chunkSize: Int?) async throws(ForkPoolError) -> [Jobs.Element.Output]
     where Jobs.Element: RunnableJob {
-        try registry.check(Jobs.Element.self)
-        let all = Array(jobs)
-        return try await engine.map(all, chunkSize: engine.chunkSize(chunkSize, count: all.count), jobName: Jobs.Element.jobName) { job in
-            try job.run()
-        }
+        try await tasks(for: Jobs.Element.self).map(jobs, chunkSize: chunkSize)
     }
 }

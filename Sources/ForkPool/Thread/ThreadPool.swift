@@ -49,26 +49,42 @@ public final class ThreadPool<Input: Sendable, Output: Sendable>: WorkerPool, @u
     }
 }
 
-/// A thread pool's engine seam: the engine and the pool's one work function.
-struct ThreadTasks<Input: Sendable, Output: Sendable>: _ValueTasks {
+/// A thread pool's engine seam: the engine and the work function (the pool's one, or a job
+/// type's `run`), as the shared calls and `map` use them.
+struct ThreadTasks<Input: Sendable, Output: Sendable>: _ValueTasks, ChunkMaker {
     let engine: ThreadEngine
     let work: @Sendable (Input) throws -> Output
+    /// The job's name in a job pool (stamped on its errors); nil in a ThreadPool.
+    var jobName: String? = nil
+
+    var workerCount: Int { engine.workerCount }
 
     func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
-        try engine.submit(input, work: work)
+        try engine.submit(input, jobName: jobName, work: work)
     }
 
     func submitWhenReady(_ input: Input) async throws(ForkPoolError) -> Future<Output> {
-        try await engine.submitWhenReady(input, work: work)
+        try await engine.submitWhenReady(input, jobName: jobName, work: work)
     }
 
-    func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int?) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
-        let all = Array(inputs)
-        return try engine.map(all, chunkSize: engine.chunkSize(chunkSize, count: all.count), work: work)
+    func makeChunk(_ inputs: [Input]) throws(ForkPoolError) -> (chunk: ThreadMapChunk<Input, Output>, rest: [Input]) {
+        let future = Future<[Output]>(taskID: engine.makeTaskID(), spinsWhileWaiting: false)
+        return (ThreadMapChunk(item: ChunkOfInputs(inputs: inputs, work: work, future: future, jobName: jobName)), [])
     }
 
-    func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int?) async throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
-        let all = Array(inputs)
-        return try await engine.map(all, chunkSize: engine.chunkSize(chunkSize, count: all.count), work: work)
+    func queue(_ chunk: ThreadMapChunk<Input, Output>) throws(ForkPoolError) {
+        try engine.enqueueChunk(ThreadQueueItem(chunk.item))
     }
+}
+
+/// A chunk of a thread pool's `map`: its queue item, whose future gets the outputs.
+struct ThreadMapChunk<Input: Sendable, Output: Sendable>: MapChunk, @unchecked Sendable {
+    let item: ChunkOfInputs<Input, Output>
+
+    var id: UInt64 { item.future.taskID }
+    func outputs() -> Result<[Output], ForkPoolError> { item.future.waitForResult() }
+    func outputs() async -> Result<[Output], ForkPoolError> { await item.future.completion }
+    func cancelIfQueued() { item.future.cancelIfQueued() }
+    /// A running thread cannot be stopped: only a queued chunk is dropped.
+    func cancelForCancelledCaller() { item.future.cancelIfQueued() }
 }
