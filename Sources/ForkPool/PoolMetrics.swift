@@ -1,6 +1,5 @@
-// PoolMetrics: one pool's swift-metrics counters and timers, made once when the pool is
-// created, with the factory the application chose (the global `MetricsSystem.factory`, a
-// no-op until bootstrapped, by default).
+// PoolMetrics: one pool's swift-metrics counters and timers, made when the pool is created
+// with the application's factory (`MetricsSystem.factory`, a no-op until bootstrapped).
 //
 //   forkpool_tasks_completed  counter  outcome=success|failure   every task that ended
 //   forkpool_task_failures    counter  code=<ForkPoolError.Code>  every task that failed
@@ -8,8 +7,7 @@
 //   forkpool_run_time         timer                               handed to a worker → its end
 //   forkpool_worker_restarts  counter                             a worker process replaced
 //
-// Every metric also carries ("pool", "process" | "thread") and the application's own
-// dimensions. Cancelled tasks are not counted (see PoolStats).
+// Each carries ("pool", "process" | "thread") and the application's dimensions.
 import CoreMetrics
 import Synchronization
 

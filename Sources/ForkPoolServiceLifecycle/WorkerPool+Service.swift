@@ -1,16 +1,12 @@
 // ForkPoolServiceLifecycle: ProcessPool and ThreadPool as swift-service-lifecycle `Service`s.
 //
-//   ServiceGroup ─▶ pool.run() ─ suspends on a continuation (holds no thread) until…
-//     graceful shutdown (SIGTERM, triggerGracefulShutdown()) ─▶ stop(cancelPending: false) ─┐
-//     cancellation of the task running run()                 ─▶ stop(cancelPending: true)  ─┤
-//   a "forkpool-stop" pthread runs the blocking pool.shutdown(cancelPending:) ◀─────────────┘
-//     └▶ resumes run() ─▶ run() returns: every worker has exited
+//   ServiceGroup ─▶ pool.run() ─ suspends (holds no thread) until…
+//     graceful shutdown (SIGTERM) ─▶ stop(cancelPending: false) ─┐
+//     cancellation of run()'s task ─▶ stop(cancelPending: true)  ─┤
+//   a "forkpool-stop" pthread runs the blocking shutdown ◀────────┘ ─▶ run() returns
 //
-// This module owns only that wait and the short-lived stopping thread; the pool still owns its
-// workers. `shutdown` joins threads and reaps processes, so it never runs on Swift's cooperative
-// pool. A cancellation that arrives while a graceful shutdown is draining the queue escalates it:
-// a second stopping thread cancels the tasks still queued (shutdown is idempotent and safe from
-// several threads at once).
+// `shutdown` joins threads and reaps processes, so it never runs on the cooperative pool; a
+// cancellation during a graceful drain escalates it (shutdown is idempotent).
 import ForkPool
 import ServiceLifecycle
 import Synchronization

@@ -1,12 +1,11 @@
 // BinaryEncoder: any Encodable value written in the payload wire format (WireFormat.swift)
 // through Swift's Encoder protocol.
 //
-// Data flow: the top-level cell opens in a fresh WireEncodingBuffer, the value encodes itself
-// into it and the bytes are appended to the caller's array in one copy. A nested value's cell
-// length is patched when it closes; nested containers and super-encoders, which may be filled
-// in any order, write into a buffer of their own spliced in when the parent's cell closes.
-// Fast-path types, arrays (WireArrayCoding) and raw-value enums (WireRawEnumCoding) take
-// their shortcuts.
+// The top-level cell opens in a fresh WireEncodingBuffer, the value encodes itself into it and
+// the bytes are appended to the caller's array in one copy. A nested cell's length is patched
+// when it closes; nested containers and super-encoders, filled in any order, write into a
+// buffer of their own spliced in when the parent's cell closes. Fast-path types, arrays and
+// raw-value enums take their shortcuts.
 //
 // MARK: - Encoder
 

@@ -1,14 +1,13 @@
-// Frame: the unit on every worker socket — its header, and the parser that cuts a byte
-// stream into frames. Pure: bytes come in through `append` or `receive` (the engine's
-// FrameReader does the socket I/O) and frames go out through `nextFrame`.
+// Frame: the unit on every worker socket — its header, and the parser that cuts a byte stream
+// into frames. Pure: bytes come in through `append`/`receive` (the engine's FrameReader does
+// the socket I/O), frames go out through `nextFrame`; a header is validated before a byte is
+// reserved for its payload.
 //
-//   offset 0 version UInt8 · 1 kind UInt8 (FrameKind) · 2 split UInt8 (payload bytes before a
-//   raw byte tail; 0: none) · 3 flags UInt8 (bit 0: sentByLane) · 4 length UInt32 LE ·
-//   8 task id UInt64 LE · 16 payload
+//   0 version u8 · 1 kind u8 · 2 split u8 (payload bytes before a raw tail) · 3 flags u8
+//   (bit 0: sentByLane) · 4 length u32 LE · 8 task id u64 LE · 16 payload
 //
 // Parent → worker: task, taskBatch, shutdown. Worker → parent: ready or initializerFailed,
-// then result, resultBatch or failure (FailureReason byte + UTF-8 message). A header is
-// validated before a single byte is reserved for its payload.
+// then result, resultBatch or failure (FailureReason byte + UTF-8 message).
 
 package enum FrameKind: UInt8, Sendable {
     case task = 1

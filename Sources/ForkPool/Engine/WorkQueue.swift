@@ -1,14 +1,11 @@
 // WorkQueue: the tasks waiting for a worker, in either engine — the queue, the queued tasks'
 // deadlines, the bound on its length with the `submitWhenReady` callers parked for room, and
-// the tasks cancelled while queued. One implementation for the process and the thread engine.
+// the tasks cancelled while queued. Guarded by its owner's one lock (WorkQueueOwner).
 //
 //   submit ─ room? ─ yes ─▶ append ─▶ popFirst by a worker (or expire at its deadline)
 //                  └ no ──▶ .overloaded, nothing queued
 //   submitWhenReady ─ no room ─▶ parked, FIFO ─▶ room frees ─▶ appended, caller resumed
 //   a queued task's future completes early (cancel) ─▶ abandoned: holds no place, never runs
-//
-// The engine that owns it guards it with its one lock (WorkQueueOwner), since each needs the
-// queue's state atomically with its own; parked callers are resumed after that lock is let go.
 
 /// One entry of a ``WorkQueue``: a task, as the queue needs to see it.
 protocol QueuedWork {

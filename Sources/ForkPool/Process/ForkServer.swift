@@ -1,22 +1,13 @@
-// ForkServer: the single-threaded "zygote" that forks every worker of one pool, and the
-// messages the pool and it exchange.
+// ForkServer: the pool's side of the single-threaded "zygote" that forks every worker.
 //
 //   dispatcher ── spawn ──────────────▶ fork server (one thread, forked once at pool creation)
 //              ◀─ spawned(pid) + [socket, pidfd] via SCM_RIGHTS ─┘   │ fork
 //              ◀─ exited(pid, wait status) ── SIGCHLD/waitpid ◀───── worker
 //
-// After creation the parent is multi-threaded (dispatcher, callers, the application's own
-// threads); a fork from it can leave the child holding a lock some other thread held at that
-// instant. The fork server is forked once, early, and stays single-threaded, so every worker —
-// the first ones and every replacement — is forked from a process where no other thread can
-// hold a lock. Workers are the server's children: it reaps them and reports each wait status.
-// Its own parent-death signal fires when the pool's dispatcher thread (hence the pool's
-// process) dies; the workers' fires when the server dies: no orphans either way.
-//
-// The server's loop is C (`forkpool_start_fork_server` in CForkShim): the server is a fork of
-// a multi-threaded program, and Swift code there could block forever on a runtime lock some
-// other thread held at the instant of fork. Swift runs again only in a worker, after its own
-// fork, from `PoolDescriptors.startForkServer`. This file is the pool's side: the message.
+// Every worker is forked from a process where no other thread can hold a lock; the server
+// reaps them and reports each wait status. Its loop is C (`forkpool_start_fork_server`): Swift
+// there could block on a runtime lock held at the instant of fork. Parent-death signals chain
+// pool → server → workers, so no process outlives the pool.
 import CForkShim
 import Glibc
 

@@ -1,19 +1,13 @@
 // FreshStart: a fork server started from the program's own binary instead of forked from the
-// running program (`ProcessPoolConfiguration.StartMethod.fresh`), and the worker side of it.
+// running program (`ProcessJobPool.StartMethod.fresh`), and the worker side of it.
 //
-//   pool (dispatcher thread) ─ posix_spawn("/proc/self/exe"), FORKPOOL_FRESH_SERVER=settings,
-//                              control socket as descriptor 3 ─▶ new process: the shim's
-//                              constructor runs before `main` ─▶ the same C fork-server loop
-//   fork server ─ fork ─▶ worker ─▶ forkpool_fresh_worker_main(socket, settings) (here):
-//                                   each job type found by its mangled name ─▶ JobRegistry ─▶
-//                                   every type's setUpWorker() ─▶ WorkerLoop, as any worker
+//   dispatcher ─ posix_spawn("/proc/self/exe"), FORKPOOL_FRESH_SERVER=settings, control on fd 3
+//     ─▶ the shim's constructor runs before `main` ─▶ the same C fork-server loop ─ fork ─▶
+//   worker: forkpool_fresh_worker_main ─▶ job types by mangled name ─▶ setUpWorker() ─▶ WorkerLoop
 //
-// The new process has one thread, a small heap, and nothing of the pool's process: not its
-// memory (so start and respawn barely depend on the parent's heap), not a lock another
-// of its threads held. A worker has only what a job carries and computes: globals that `main`
-// sets are not there, and a work closure cannot be sent, which is why only job pools start
-// fresh. The settings are text: the pool's pid, the server's and workers' options, the frame
-// limit, and one mangled type name per job type.
+// The new process has one thread, a small heap and nothing of the pool's process (no memory,
+// no held lock): a worker has only what a job carries, so only job pools start fresh. The
+// settings are text: the pool's pid, the options, the frame limit, one name per job type.
 import CForkShim
 import Glibc
 

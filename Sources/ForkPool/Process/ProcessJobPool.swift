@@ -1,15 +1,12 @@
 // ProcessJobPool: one process pool, many kinds of work — any registered job, as Python's
 // `executor.submit(fn, *args)` runs any picklable function.
 //
-//   submit(job) ─ JobRegistry.check ─▶ TypedTasks<Job, Job.Output> (cached per job type):
+//   submit(job) ─ JobRegistry.check ─▶ TypedTasks<Job, Job.Output> (one per job type):
 //                 [job name][encoded job] ─▶ frame ─▶ Dispatcher (the same engine as ProcessPool)
 //   worker: JobRegistry.handle ─ name ─▶ that job type's WorkFunctionHandler ─▶ job.run() ─▶ reply
 //
-// A thin typed layer over the engine that `ProcessPool` uses too: the dispatcher, fork server,
-// lanes, pipelines, backpressure and wire format are shared, not copied. Every job type's
-// handler is in the registry every worker has (inherited at fork, or found by name in a fresh
-// worker), so jobs of different types run on the
-// same workers, at once.
+// Every worker has every job type's handler (inherited at fork, or found by name in a fresh
+// worker), so jobs of different types run on the same workers at once.
 import Glibc
 import Synchronization
 

@@ -1,16 +1,12 @@
-// TypedTasks: the typed layer over the process pool's engine — what turns a caller's inputs
-// into task frames and their replies back into typed outputs, for one input and output type.
+// TypedTasks: the process pools' typed layer — a caller's inputs into task frames, replies
+// back into typed outputs, for one input and output type; the only code that makes frames.
 //
 //   submit(input) ─ encode on the caller's thread ─▶ [job name] + payload ─▶ frame ─▶ Dispatcher
 //   submitEncoded ─ an EncodedJob's payload as it is (ProcessJobPool+Encoded) ─▶ frame ─▶ Dispatcher
-//   map(inputs)   ─ chunks ([Input] per frame), at most workers × 4 in flight, sized from the
-//                   time per input so far ─▶ Dispatcher; replies decoded by the caller
+//   map(inputs)   ─ ChunkedMap ─▶ makeChunk: [Input] per `taskBatch` frame ─▶ Dispatcher
 //
-// `ProcessPool<Input, Output>` keeps one (no job name: the pool has one work function);
-// `ProcessJobPool` makes one per job type it is handed (the frame's payload then starts with
-// the job's name, which the worker's JobRegistry reads to pick the job's handler). Both share
-// the Dispatcher, its fork server, lanes, pipelines and backpressure: this is the only code
-// that makes task frames.
+// `ProcessPool` keeps one (no job name); `ProcessJobPool` one per job type (the payload then
+// starts with the job's name, which the worker's JobRegistry reads).
 import ForkPoolWire
 import Glibc
 

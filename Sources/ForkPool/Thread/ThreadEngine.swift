@@ -1,15 +1,12 @@
-// ThreadEngine: the engine under both thread pools — a locked queue of work items and N
-// pthreads that take them.
+// ThreadEngine: the engine under both thread pools — a WorkQueue of work items and N pthreads
+// that take them (no Dispatch, no Swift concurrency: joinable pthreads on one condition).
 //
-//   submit(input, work) ─▶ SingleInput (the input, the work, its Future) ─▶ queue (ConditionLock)
-//   map(inputs, work)   ─▶ ChunkOfInputs (a slice, where its outputs go, a Future<Void>) per chunk
+//   submit(input, work) ─▶ SingleInput (the input, the work, its Future) ─▶ queue
+//   map ─ ChunkedMap ─▶ ChunkOfInputs (inputs, the work, a Future<[Output]>) per chunk ─▶ queue
 //   thread: pop ─▶ item.run: work ─▶ count (stats, metrics) ─▶ complete the future
 //
-// It knows no input or output type: each item carries its own work, typed (`ThreadWork`), so
-// `ThreadPool<Input, Output>` (one work function) and `ThreadJobPool` (any registered job, the
-// job's `run` as the work) are thin typed layers over the same queue, threads, counters and
-// backpressure. No Dispatch and no Swift concurrency inside: joinable pthreads waiting on one
-// condition variable.
+// Each item carries its own typed work (`ThreadWork`), so ThreadPool (one work function) and
+// ThreadJobPool (a job's `run`) share one queue, its threads, counters and backpressure.
 import CoreMetrics
 import Synchronization
 
