@@ -116,12 +116,12 @@ public struct ForkPoolError: Error, CustomStringConvertible, Sendable {
         }
     }
 
-    /// A system call failure, reading `errno` now.
     /// A task dropped from the queue by `shutdown(cancelPending: true)`.
     static func cancelledByShutdown(taskID: UInt64) -> ForkPoolError {
         ForkPoolError(.cancelled, "task \(taskID) was cancelled by shutdown", taskID: taskID)
     }
 
+    /// A system call failure, reading `errno` now.
     static func systemCall(_ name: String) -> ForkPoolError {
         let number = Glibc.errno
         return ForkPoolError(.systemCallFailed, "\(name) failed", errno: number)
