@@ -185,7 +185,7 @@ extension Dispatcher {
                 let slot = freeSlot()
                 accounting.recordSpawned(pid, slot: slot)
                 var worker = WorkerProcess(pid: pid, slot: slot, socket: socket, pidfd: pidfd,
-                                           maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanes.enabled)
+                                           maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanesEnabled)
                 if let limit = configuration.maximumTasksPerWorker {
                     worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
                 }

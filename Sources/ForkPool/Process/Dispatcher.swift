@@ -77,7 +77,10 @@ final class Dispatcher: @unchecked Sendable {
     /// Running tasks whose futures were cancelled: their workers are to be killed.
     var cancelledRunning: Set<UInt64> = []
     /// The direct lanes' books: which idle workers are lent, and what callers hold.
-    var lanes: LaneBooks
+    var lanes = LaneBooks()
+    /// Whether single tasks may go by lane at all: not when the pool has deadlines or
+    /// recycling limits to keep, which only the dispatcher thread keeps. Read without the lock.
+    let lanesEnabled: Bool
 
     let joinLock = ConditionLock()
     var thread: PosixThread?
@@ -109,8 +112,8 @@ final class Dispatcher: @unchecked Sendable {
         let limitsPerTask = configuration.taskTimeout != nil || configuration.maximumTasksPerWorker != nil
             || configuration.maximumWorkerResidentBytes != nil
         tasksInFlightPerWorker = limitsPerTask ? 1 : configuration.tasksInFlightPerWorker
-        lanes = LaneBooks(enabled: configuration.usesDirectLanes && configuration.taskTimeout == nil
-            && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil)
+        lanesEnabled = configuration.usesDirectLanes && configuration.taskTimeout == nil
+            && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil
         wake = try WakeEvent.make()
         do {
             thread = try PosixThread.start(name: "forkpool-disp") { [self] in run() }

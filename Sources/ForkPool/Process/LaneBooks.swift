@@ -9,9 +9,6 @@
 // A lane's own states are DirectLane's; these counts are guarded by the dispatcher's lock.
 
 struct LaneBooks {
-    /// Whether single tasks may go by lane at all: not when the pool has deadlines or
-    /// recycling limits to keep, which only the dispatcher thread keeps.
-    let enabled: Bool
     /// Idle workers lent to submitting threads, in state `.open`.
     var open: [DirectLane] = []
     /// Whether submitting threads may take open lanes (while the queue is also empty): the
@@ -24,10 +21,6 @@ struct LaneBooks {
     var unreadTasks = 0
     /// Tasks that readers of exited workers gave back without a reply (to fail, or retry).
     var orphans: [DirectLane.Orphan] = []
-
-    init(enabled: Bool) {
-        self.enabled = enabled
-    }
 
     /// Whether a lent worker, a reader or a given-back task still holds the pool open.
     var holdsWork: Bool { detachedReaders > 0 || !orphans.isEmpty }
