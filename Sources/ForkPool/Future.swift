@@ -77,6 +77,12 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         lock.withLock { self.hook = hook }
     }
 
+    /// Drops the hook of a future nobody will see (its task was refused): the hook may refer
+    /// back to the future.
+    func detach() {
+        lock.withLock { hook = nil }
+    }
+
     /// The hook while the future is not done.
     private var liveHook: (any TaskHook)? {
         lock.withLock { hook }

@@ -223,6 +223,8 @@ extension WorkQueueOwner {
     /// served. Cancelling the calling Swift task while it waits throws `.cancelled` with
     /// nothing queued.
     func submitWhenReady(_ item: Item) async throws(ForkPoolError) {
+        // A caller cancelled before it asks is refused at once, even with room.
+        if Task.isCancelled { throw ParkedResumption.cancelled }
         do {
             return try submit(item)
         } catch where error.code == .overloaded {

@@ -33,8 +33,9 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     /// Counted as ended (or cancelled): a later failure of the same task is not counted again.
     var isSettled = false
 
-    /// The pool that runs the task: what stops it, and where a lane reply is read.
-    private let dispatcher: Dispatcher?
+    /// The pool that runs the task: what stops it, and where a lane reply is read. Weak: the
+    /// dispatcher holds its tasks (queued, running, on a lane) while it runs.
+    private weak var dispatcher: Dispatcher?
     /// The lane the task went by while nobody reads its reply: the first caller to block on
     /// the future reads it itself.
     private let laneClaim = Mutex<DirectLane?>(nil)
@@ -49,6 +50,10 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
         self.dispatcher = dispatcher
         completion.attach(self)
     }
+
+    /// The task was never queued (refused: overloaded, shut down, cancelled while waiting for
+    /// room): its future, which nobody will see, lets go of it.
+    func refused() { completion.detach() }
 
     /// The task was sent behind the running one (true), or now runs (false).
     func markSentAhead(_ ahead: Bool) { sentAhead.store(ahead, ordering: .relaxed) }
@@ -68,7 +73,7 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
 
     // MARK: TaskHook
 
-    var canStopRunning: Bool { dispatcher != nil && !sentAhead.load(ordering: .relaxed) }
+    var canStopRunning: Bool { !sentAhead.load(ordering: .relaxed) && dispatcher != nil }
 
     func stopRunning() { dispatcher?.stopRunningTask(id) }
 
@@ -80,12 +85,12 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     }
 
     func willBlock(until deadline: UInt64?) {
-        guard let dispatcher, let lane = laneClaim.withLock({ $0.take() }) else { return }
+        guard let lane = laneClaim.withLock({ $0.take() }), let dispatcher else { return }
         dispatcher.receiveByLane(self, from: lane, until: deadline)
     }
 
     func willNotBlock() {
-        guard let dispatcher, let lane = laneClaim.withLock({ $0.take() }) else { return }
+        guard let lane = laneClaim.withLock({ $0.take() }), let dispatcher else { return }
         dispatcher.handBack(self, from: lane)
     }
 
@@ -133,6 +138,8 @@ protocol TaskCompletion: AnyObject, Sendable {
     func start() -> Bool
     /// Gives the caller's future its hook into the pool (the task).
     func attach(_ hook: any TaskHook)
+    /// Takes the hook back from a future that will never be completed (its task was refused).
+    func detach()
     /// Whether the caller's future has completed (a queued task cancelled, for one).
     var hasCompleted: Bool { get }
     /// Completes with the worker's encoded output (and, for a split frame received directly,
@@ -173,6 +180,7 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
     var hasCompleted: Bool { future.hasCompleted }
 
     func attach(_ hook: any TaskHook) { future.attach(hook) }
+    func detach() { future.detach() }
 
     func start() -> Bool { future.markRunning() }
 
@@ -230,6 +238,7 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     var hasCompleted: Bool { future.hasCompleted }
 
     func attach(_ hook: any TaskHook) { future.attach(hook) }
+    func detach() { future.detach() }
 
     func start() -> Bool { future.markRunning() }
 

@@ -44,6 +44,7 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         do {
             try dispatcher.submit(task)
         } catch {
+            task.refused()
             throw named(error)  // overloaded, shut down, broken
         }
         return future
@@ -82,6 +83,7 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         do {
             try dispatcher.enqueue(task, now: monotonicNanoseconds())
         } catch {
+            task.refused()
             throw named(error)
         }
     }
@@ -91,6 +93,7 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         do {
             try await dispatcher.submitWhenReady(task)
         } catch {
+            task.refused()
             throw named(error)
         }
         return future
@@ -132,7 +135,12 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
     }
 
     func queue(_ chunk: ProcessMapChunk<Output>) throws(ForkPoolError) {
-        try dispatcher.enqueueChunk(chunk.task)
+        do {
+            try dispatcher.enqueueChunk(chunk.task)
+        } catch {
+            chunk.task.refused()
+            throw error
+        }
     }
 
     /// Encodes `input` (after the job's name, in a job pool) into a complete task frame with a
