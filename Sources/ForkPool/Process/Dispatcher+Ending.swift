@@ -27,9 +27,7 @@ extension Dispatcher {
             return queue.removeAll()
         }
         for task in queued + retries.removeAll() { fail(task, with: error, slot: nil) }  // the error names each task
-        for index in workers.indices where workers[index].fault == nil {
-            workers[index].fault = error
-        }
+        for index in workers.indices { workers[index].stop(because: error) }
     }
 
     /// After a dispatcher failure: waits for callers still reading lanes of killed workers and
@@ -75,7 +73,7 @@ extension Dispatcher {
             worker.release(killing: true)
             // Never reported as exited (the fork server stopped answering): what it held fails.
             let error = lock.withLock { dispatcherFailure } ?? ForkPoolError(.poolShutDown, "the pool shut down")
-            for task in [worker.task].compactMap({ $0 }) + worker.pipeline.removeAll() {
+            for task in [worker.task].compactMap({ $0 }) + worker.tasksSentBehind {
                 fail(task, with: error, slot: worker.slot)
             }
         }

@@ -94,8 +94,8 @@ extension WorkerProcess {
     /// its recent tasks were short and the one it runs has not run long yet (one just handed
     /// out has no start time yet: it starts now).
     func acceptsPipelinedTask(now: UInt64) -> Bool {
-        guard isReady, let running = task, running.deadline == nil, socket != nil, fault == nil, !retiring, !lent,
-              outgoingTail.isEmpty, let recent = recentTaskNanoseconds else { return false }
+        guard let running = task, running.deadline == nil, socket != nil, fault == nil, outgoing.tail.isEmpty,
+              let recent = recentTaskNanoseconds else { return false }
         let limit = Dispatcher.pipelineTaskNanoseconds
         let runningFor = running.handedOutAt.map { now > $0 ? now - $0 : 0 } ?? 0
         return recent <= limit && runningFor <= limit

@@ -47,7 +47,7 @@ extension Dispatcher {
     /// the process is reaped.
     func giveUp(on index: Int, _ fault: ForkPoolError) {
         if workers[index].fault == nil {
-            workers[index].fault = DirectLane.describe(fault, worker: workers[index].pid, task: workers[index].task?.id)
+            workers[index].stop(because: DirectLane.describe(fault, worker: workers[index].pid, task: workers[index].task?.id))
         }
         workers[index].closeSocket()
         workers[index].signal(SIGKILL)
@@ -56,9 +56,7 @@ extension Dispatcher {
     /// Stops a worker whose task timed out or was cancelled: the task fails with `fault` now;
     /// the worker gets SIGTERM (then SIGKILL after the grace period) or SIGKILL at once.
     func stop(_ index: Int, _ fault: ForkPoolError, now: UInt64) {
-        guard workers[index].fault == nil else { return }
-        workers[index].fault = fault
-        workers[index].stoppedTaskID = workers[index].task?.id
+        guard workers[index].stop(because: fault, stoppingTask: true) else { return }
         if let task = workers[index].task {
             accounting.recordOutcome(of: task, failure: fault.code, slot: workers[index].slot)
             task.fail(fault)
@@ -72,13 +70,13 @@ extension Dispatcher {
     /// died is still read to the end, so a task it finished counts, and one it had started by
     /// then is judged by the crash policy rather than run a second time elsewhere.
     func terminate(_ index: Int, now: UInt64) {
-        workers[index].taskDeadline = nil
+        workers[index].disarmDeadline()
         workers[index].discardOutgoing()
         if workers[index].pipeline.isEmpty { workers[index].closeSocket() }
-        if workers[index].lent { workers[index].lane?.shutDownSocket() }
+        if workers[index].isLent { workers[index].lane?.shutDownSocket() }
         if configuration.terminationGracePeriod > .zero {
             workers[index].signal(SIGTERM)
-            workers[index].killDeadline = now + configuration.terminationGracePeriod.nanoseconds
+            workers[index].armKill(at: now + configuration.terminationGracePeriod.nanoseconds)
         } else {
             workers[index].signal(SIGKILL)
         }
@@ -95,15 +93,15 @@ extension Dispatcher {
             }
             if let deadline = workers[index].killDeadline, deadline <= now {
                 workers[index].signal(SIGKILL)
-                workers[index].killDeadline = nil
+                workers[index].armKill(at: nil)
             }
         }
     }
 
     func checkRecycling(_ index: Int) {
-        guard !workers[index].retiring else { return }
+        guard !workers[index].isRetiring else { return }
         var metadata: Logger.Metadata
-        if workers[index].tasksDone >= workers[index].taskLimit {
+        if workers[index].recycling.isDue {
             metadata = ["forkpool.reason": "task limit"]
         } else if let ceiling = configuration.maximumWorkerResidentBytes, case let resident = workers[index].residentBytes(),
                   resident > ceiling {
@@ -113,16 +111,16 @@ extension Dispatcher {
         }
         metadata["forkpool.pid"] = "\(workers[index].pid)"
         metadata["forkpool.worker"] = "\(workers[index].slot)"
-        metadata["forkpool.tasks_done"] = "\(workers[index].tasksDone)"
+        metadata["forkpool.tasks_done"] = "\(workers[index].recycling.tasksDone)"
         accounting.logger.debug("worker recycled", metadata: metadata)
         // The replacement is requested now (the retiring worker no longer counts); the old one
         // leaves when a new worker is ready.
-        workers[index].retiring = true
+        workers[index].retire()
         if lock.withLock({ shutdownRequested }) { workers[index].dismiss() }
     }
 
     func dismissOneRetiringWorker() {
-        if let index = workers.firstIndex(where: { $0.retiring && $0.task == nil && $0.socket != nil }) {
+        if let index = workers.firstIndex(where: { $0.isRetiring && $0.socket != nil }) {
             workers[index].dismiss()
         }
     }
@@ -143,7 +141,7 @@ extension Dispatcher {
     /// its exit (so a crash is judged before a replacement can take queued tasks); a retiring
     /// one gives its slot up at once (its replacement starts before it leaves).
     var missingWorkers: Int {
-        settings.workerCount - workers.filter { !$0.retiring }.count - spawnsInFlight
+        settings.workerCount - workers.filter { !$0.isRetiring }.count - spawnsInFlight
     }
 
     /// Asks the fork server for the workers the pool lacks (none while broken, or when
@@ -184,12 +182,10 @@ extension Dispatcher {
                 spawnsInFlight -= 1
                 let slot = freeSlot()
                 accounting.recordSpawned(pid, slot: slot)
-                var worker = WorkerProcess(pid: pid, slot: slot, socket: socket, pidfd: pidfd,
-                                           maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanes.enabled)
-                if let limit = configuration.maximumTasksPerWorker {
-                    worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
-                }
-                workers.append(worker)
+                let taskLimit = Recycling.taskLimit(configuration.maximumTasksPerWorker, using: &random)
+                workers.append(WorkerProcess(pid: pid, slot: slot, socket: socket, pidfd: pidfd,
+                                             maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanes.enabled,
+                                             taskLimit: taskLimit))
                 if stopping { workers[workers.count - 1].dismiss() }
             case .success(.spawnFailed(let number)?):
                 spawnsInFlight -= 1
@@ -204,9 +200,7 @@ extension Dispatcher {
     func workerExited(_ index: Int, status: WaitStatus) {
         let fault = workers[index].fault
         let callersTask = withdrawLane(index, error: { [worker = workers[index]] task in
-            var running = worker
-            running.task = task
-            guard var fault else { return running.deathError(status: status) }
+            guard var fault else { return worker.deathError(status: status, task: task) }
             fault.taskID = task.id
             return fault
         }, crashed: fault == nil, now: monotonicNanoseconds())
@@ -240,7 +234,7 @@ extension Dispatcher {
                 handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)
             }
         }
-        rerunPipelined(worker.pipeline.removeAll(), slot: worker.slot, error: worker.fault ?? worker.deathError(status: status))
+        rerunPipelined(worker.tasksSentBehind, slot: worker.slot, error: worker.fault ?? worker.deathError(status: status))
         publishWorkers()
     }
 
@@ -298,7 +292,7 @@ extension Dispatcher {
             if let task = worker.task {
                 let error = worker.fault ?? diedWithServer(worker.pid, task)
                 fail(task, with: error, slot: worker.slot)
-                rerunPipelined(worker.pipeline.removeAll(), slot: worker.slot, error: error)
+                rerunPipelined(worker.tasksSentBehind, slot: worker.slot, error: error)
             }
         }
         accounting.recordGone()
@@ -319,7 +313,7 @@ extension Dispatcher {
     /// has handed its slot to its replacement already). There always is one: a worker is asked
     /// for only when one is missing.
     func freeSlot() -> Int {
-        let taken = workers.filter { !$0.retiring }.map(\.slot)
+        let taken = workers.filter { !$0.isRetiring }.map(\.slot)
         return (0..<settings.workerCount).first { !taken.contains($0) } ?? 0
     }
 

@@ -289,7 +289,7 @@ final class Dispatcher: @unchecked Sendable {
             owners.removeAll(keepingCapacity: true)
             pollSet.append(pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0))
             pollSet.append(pollfd(fd: forkServer?.control ?? -1, events: Int16(POLLIN), revents: 0))
-            for (index, worker) in workers.enumerated() where !worker.lent {
+            for (index, worker) in workers.enumerated() where !worker.isLent {
                 guard let socket = worker.socket else { continue }
                 var events = Int16(POLLIN)
                 if worker.hasOutgoing { events |= Int16(POLLOUT) }
@@ -331,7 +331,7 @@ final class Dispatcher: @unchecked Sendable {
         if missingWorkers > 0 && startFailures.nextSpawnTime > now {
             nearest = min(nearest ?? startFailures.nextSpawnTime, startFailures.nextSpawnTime)
         }
-        if workers.contains(where: \.lent) {
+        if workers.contains(where: \.isLent) {
             // A task sent by lane that nobody waits for is collected (and counted) within a
             // second, even if nothing else happens in the pool.
             nearest = min(nearest ?? now + 1_000_000_000, now + 1_000_000_000)
@@ -384,7 +384,7 @@ final class Dispatcher: @unchecked Sendable {
             // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later
             // turn, one sent behind a running task once it runs: keep its id until then.
             cancelledRunning = cancelledRunning.filter { id in
-                workers.contains { $0.lent && $0.lane?.callersTask?.id == id || $0.isPipelining(id) }
+                workers.contains { $0.isLent && $0.lane?.callersTask?.id == id || $0.isPipelining(id) }
             }
             if case .starting = phase, workers.filter(\.isReady).count >= settings.workerCount {
                 phase = .running
@@ -394,13 +394,13 @@ final class Dispatcher: @unchecked Sendable {
             if lanes.mayLend && queue.isEmpty {
                 for index in workers.indices where workers[index].isIdle {
                     guard let lane = workers[index].lane, lane.isLendable else { continue }
-                    workers[index].lent = true
+                    workers[index].lend()
                     lane.open()
                     lanes.open.append(lane)
                 }
             }
             // A stopped worker's pipeline counts: its tasks run elsewhere once its exit is reported.
-            let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.lent }
+            let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.isLent }
                 || lanes.holdsWork
             let finished: Bool
             if case .failedToStart = phase {

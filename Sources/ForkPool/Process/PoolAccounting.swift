@@ -119,7 +119,7 @@ final class PoolAccounting: @unchecked Sendable {
         if let task = runningTask { metadata["forkpool.task_id"] = "\(task.id)" }
         if let startError = worker.startError { metadata["forkpool.error"] = "\(startError)" }
         if worker.dismissed {
-            metadata["forkpool.reason"] = worker.retiring ? "recycled" : "shutdown"
+            metadata["forkpool.reason"] = worker.isRetiring ? "recycled" : "shutdown"
         } else if let fault = worker.fault {
             metadata["forkpool.reason"] = "\(fault.code.name)"
         } else if case .signaled = status {
