@@ -43,7 +43,7 @@ extension Dispatcher {
         guard let (lane, frame) = sending else { return }
         task.bind(lane)
         let delivered = lane.send(frame)
-        laneSends.add(1, ordering: .relaxed)
+        accounting.paths.laneSends.add(1, ordering: .relaxed)
         accounting.recordHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
         lock.withLock {
             switch lane.endSending(task, delivered: delivered) {
@@ -68,8 +68,8 @@ extension Dispatcher {
             return true
         }
         guard claimed else { return }
-        laneReaders.add(1, ordering: .relaxed)
-        defer { laneReaders.subtract(1, ordering: .relaxed) }
+        accounting.paths.laneReaders.add(1, ordering: .relaxed)
+        defer { accounting.paths.laneReaders.subtract(1, ordering: .relaxed) }
         let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot) }
         var outcome = lane.receiveReply(for: task, until: deadline, recordOutcome: count)
         if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {

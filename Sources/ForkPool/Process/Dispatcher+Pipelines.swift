@@ -58,7 +58,7 @@ extension Dispatcher {
     /// records how long each task waited in the queue.
     func handOutPipelined(_ sent: [(index: Int, task: PendingTask)]) {
         guard !sent.isEmpty else { return }
-        pipelinedSends.add(sent.count, ordering: .relaxed)
+        accounting.paths.pipelinedSends.add(sent.count, ordering: .relaxed)
         var flushed = Set<Int>()
         for (index, _) in sent where flushed.insert(index).inserted { flush(index) }
         let now = monotonicNanoseconds()
@@ -78,7 +78,7 @@ extension Dispatcher {
                 lock.withLock { _ = cancelledRunning.remove(task.id) }
                 accounting.recordOutcome(of: task, failure: .cancelled, slot: nil)
             } else if runnable {
-                pipelinedReruns.add(1, ordering: .relaxed)
+                accounting.paths.pipelinedReruns.add(1, ordering: .relaxed)
                 task.enqueuedAt = monotonicNanoseconds()
                 retries.append(task)
             } else {

@@ -55,13 +55,6 @@ final class Dispatcher: @unchecked Sendable {
     /// Wakes the poll loop from other threads (a test closes its eventfd from outside).
     let wake: WakeEvent
     let taskIDs = Atomic<UInt64>(1)
-    /// Tasks sent by lane, and callers reading a lane now (tests watch both).
-    let laneSends = Atomic<Int>(0)
-    let laneReaders = Atomic<Int>(0)
-    /// Tasks sent behind a running one, and such tasks run elsewhere after their worker died
-    /// (tests watch both).
-    let pipelinedSends = Atomic<Int>(0)
-    let pipelinedReruns = Atomic<Int>(0)
 
     // Shared state, guarded by `lock`.
     let lock = ConditionLock()

@@ -12,9 +12,12 @@
 import CoreMetrics
 import Glibc
 import Logging
+import Synchronization
 
 final class PoolAccounting: @unchecked Sendable {
     let logger: Logger
+    /// Which way tasks went (tests watch these).
+    let paths = TaskPaths()
     private let metrics: PoolMetrics
     private let lock = ConditionLock()
     private var statistics: PoolStats
@@ -104,6 +107,16 @@ final class PoolAccounting: @unchecked Sendable {
                 for slot in statistics.workers.indices { statistics.workers[slot].processID = nil }
             }
         }
+    }
+
+    /// Which way tasks went, beyond the stats: by lane or sent behind a running task.
+    final class TaskPaths: Sendable {
+        /// Tasks sent by lane, and callers reading a lane now.
+        let laneSends = Atomic<Int>(0)
+        let laneReaders = Atomic<Int>(0)
+        /// Tasks sent behind a running one, and such tasks run elsewhere after their worker died.
+        let pipelinedSends = Atomic<Int>(0)
+        let pipelinedReruns = Atomic<Int>(0)
     }
 
     /// "worker crashed": it died of a signal nobody sent on the pool's behalf. "worker exited":
