@@ -26,7 +26,7 @@ extension Dispatcher {
             lock.broadcast()
             return queue.removeAll()
         }
-        for task in queued + retries.removeAll() { fail(task, with: error, slot: nil) }  // the error names each task
+        for task in queued + workers.retries.removeAll() { fail(task, with: error, slot: nil) }  // the error names each task
         for index in workers.indices { workers[index].stop(because: error) }
     }
 
@@ -52,7 +52,7 @@ extension Dispatcher {
         }
         let deadline = monotonicNanoseconds() + (killAtOnce ? 0 : configuration.shutdownGracePeriod.nanoseconds)
         var killedAt: UInt64?
-        while (!workers.isEmpty || spawnsInFlight > 0), let control = forkServer?.control {
+        while (!workers.isEmpty || workers.spawnsInFlight > 0), let control = workers.forkServer?.control {
             for index in workers.indices where workers[index].socket != nil { workers[index].dismiss() }
             let now = monotonicNanoseconds()
             if now >= deadline && killedAt == nil {
@@ -82,8 +82,8 @@ extension Dispatcher {
 
     /// Closes the control socket; the fork server exits on end of stream and is reaped.
     func stopForkServer() {
-        guard let server = forkServer else { return }
-        forkServer = nil
+        guard let server = workers.forkServer else { return }
+        workers.forkServer = nil
         _ = server.stop()
         lock.withLock { publishedForkServerPID = nil }
     }

@@ -100,7 +100,7 @@ extension Dispatcher {
 
     /// Under the lock: whether idle workers may be lent to submitting threads.
     var lanesMayOpen: Bool {
-        guard lanes.enabled, !shutdownRequested, retries.isEmpty, case .running = phase else { return false }
+        guard lanes.enabled, !shutdownRequested, workers.retries.isEmpty, case .running = phase else { return false }
         return true
     }
 
@@ -149,7 +149,7 @@ extension Dispatcher {
             case nil:
                 accounting.recordAttemptEnded(of: orphan.task, slot: orphan.slot)
                 FrameHeader.markSentByLane(&orphan.task.frame, false)
-                retries.append(orphan.task)
+                workers.retries.append(orphan.task)
             case let error? where orphan.crashed:
                 handleCrash(of: orphan.task, error: error, slot: orphan.slot)
             case let error?:
@@ -181,7 +181,7 @@ extension Dispatcher {
             workers[index].socketEnded(now: now)
             if let task {
                 task.handedOutAt = nil
-                retries.append(task)
+                workers.retries.append(task)
             }
         case .fault(let fault):
             giveUp(on: index, fault)

@@ -80,7 +80,7 @@ extension Dispatcher {
             } else if runnable {
                 accounting.paths.pipelinedReruns.add(1, ordering: .relaxed)
                 task.enqueuedAt = monotonicNanoseconds()
-                retries.append(task)
+                workers.retries.append(task)
             } else {
                 fail(task, with: error(), slot: slot)
             }

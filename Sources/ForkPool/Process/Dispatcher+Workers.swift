@@ -31,11 +31,13 @@ extension Dispatcher {
                 break  // the worker exits next; its exit is a failed start
             case .ready?:
                 accounting.recordReady(pid, slot: slot)
-                startFailures.reset()
+                workers.startFailures.reset()
                 publishWorkers()
-                dismissOneRetiringWorker()
+                workers.dismissOneRetiringWorker()
             case .taskDone?:
-                checkRecycling(index)
+                if workers.retireIfDue(index, logger: accounting.logger) && lock.withLock({ shutdownRequested }) {
+                    workers[index].dismiss()
+                }
             case .fault(let error)?:
                 giveUp(on: index, error)
                 return
@@ -98,33 +100,6 @@ extension Dispatcher {
         }
     }
 
-    func checkRecycling(_ index: Int) {
-        guard !workers[index].isRetiring else { return }
-        var metadata: Logger.Metadata
-        if workers[index].recycling.isDue {
-            metadata = ["forkpool.reason": "task limit"]
-        } else if let ceiling = configuration.maximumWorkerResidentBytes, case let resident = workers[index].residentBytes(),
-                  resident > ceiling {
-            metadata = ["forkpool.reason": "memory", "forkpool.resident_bytes": "\(resident)"]
-        } else {
-            return
-        }
-        metadata["forkpool.pid"] = "\(workers[index].pid)"
-        metadata["forkpool.worker"] = "\(workers[index].slot)"
-        metadata["forkpool.tasks_done"] = "\(workers[index].recycling.tasksDone)"
-        accounting.logger.debug("worker recycled", metadata: metadata)
-        // The replacement is requested now (the retiring worker no longer counts); the old one
-        // leaves when a new worker is ready.
-        workers[index].retire()
-        if lock.withLock({ shutdownRequested }) { workers[index].dismiss() }
-    }
-
-    func dismissOneRetiringWorker() {
-        if let index = workers.firstIndex(where: { $0.isRetiring && $0.socket != nil }) {
-            workers[index].dismiss()
-        }
-    }
-
     func startForkServer() throws(ForkPoolError) {
         let firstStart = lock.withLock { if case .starting = phase { true } else { false } }
         let server = if let fresh = settings.fresh {
@@ -133,15 +108,8 @@ extension Dispatcher {
             try ForkServerClient.start(serverOptions: configuration.forkServerOptions,
                                        workerOptions: configuration.workerForkOptions, workerMain: workerMain)
         }
-        forkServer = server
+        workers.forkServer = server
         lock.withLock { publishedForkServerPID = server.pid }
-    }
-
-    /// Workers to ask for. A dead or killed worker keeps its slot until the fork server reports
-    /// its exit (so a crash is judged before a replacement can take queued tasks); a retiring
-    /// one gives its slot up at once (its replacement starts before it leaves).
-    var missingWorkers: Int {
-        settings.workerCount - workers.filter { !$0.isRetiring }.count - spawnsInFlight
     }
 
     /// Asks the fork server for the workers the pool lacks (none while broken, or when
@@ -150,13 +118,13 @@ extension Dispatcher {
     /// handed the task back and the crash policy has judged it: under `.breakPool` a
     /// replacement must not take a queued task first.
     func requestWorkers(now: UInt64) {
-        guard let forkServer, !stopping, missingWorkers > 0, now >= startFailures.nextSpawnTime else { return }
+        guard let forkServer = workers.forkServer, !stopping, workers.missingWorkers > 0, now >= workers.startFailures.nextSpawnTime else { return }
         let wanted = lock.withLock { () -> Int in
             let judging = lanes.detachedReaders + lanes.orphans.count
             switch phase {
             case .broken, .failedToStart, .stopped: return 0
-            case .starting: return missingWorkers - judging
-            case .running: return !shutdownRequested || !queue.isEmpty || !retries.isEmpty ? missingWorkers - judging : 0
+            case .starting: return workers.missingWorkers - judging
+            case .running: return !shutdownRequested || !queue.isEmpty || !workers.retries.isEmpty ? workers.missingWorkers - judging : 0
             }
         }
         guard wanted > 0 else { return }
@@ -165,13 +133,13 @@ extension Dispatcher {
                 forkServerDied()
                 return
             }
-            spawnsInFlight += 1
+            workers.spawnsInFlight += 1
         }
     }
 
     /// Handles every report the fork server has sent.
     func readForkServer() {
-        while let server = forkServer {
+        while let server = workers.forkServer {
             switch server.nextReport() {
             case .success(nil):
                 return
@@ -179,16 +147,11 @@ extension Dispatcher {
                 forkServerDied()
                 return
             case .success(.spawned(let pid, let socket, let pidfd)?):
-                spawnsInFlight -= 1
-                let slot = freeSlot()
-                accounting.recordSpawned(pid, slot: slot)
-                let taskLimit = Recycling.taskLimit(configuration.maximumTasksPerWorker, using: &random)
-                workers.append(WorkerProcess(pid: pid, slot: slot, socket: socket, pidfd: pidfd,
-                                             maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanes.enabled,
-                                             taskLimit: taskLimit))
-                if stopping { workers[workers.count - 1].dismiss() }
+                let index = workers.add(pid: pid, socket: socket, pidfd: pidfd, lendable: lanes.enabled)
+                accounting.recordSpawned(pid, slot: workers[index].slot)
+                if stopping { workers[index].dismiss() }
             case .success(.spawnFailed(let number)?):
-                spawnsInFlight -= 1
+                workers.spawnsInFlight -= 1
                 startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: number))
             case .success(.exited(let pid, let status)?):
                 if let index = workers.firstIndex(where: { $0.pid == pid }) { workerExited(index, status: status) }
@@ -245,7 +208,7 @@ extension Dispatcher {
         case .retry:
             accounting.recordAttemptEnded(of: task, slot: slot)
             task.enqueuedAt = monotonicNanoseconds()
-            retries.append(task)
+            workers.retries.append(task)
         case .breakPool(let failure, let broken):
             fail(task, with: failure, slot: slot)
             breakPool(broken)
@@ -254,7 +217,7 @@ extension Dispatcher {
 
     /// Counts a failed start; past the limit the pool breaks instead of restarting forever.
     func startFailed(_ error: ForkPoolError) {
-        if let broken = startFailures.count(error, now: monotonicNanoseconds()) { breakPool(broken) }
+        if let broken = workers.startFailures.count(error, now: monotonicNanoseconds()) { breakPool(broken) }
     }
 
     func breakPool(_ error: ForkPoolError) {
@@ -276,8 +239,8 @@ extension Dispatcher {
     /// The fork server died (it never should): its workers died with it. Fail their tasks,
     /// reap it and start a new one, counting it as a failed start.
     func forkServerDied() {
-        guard let server = forkServer else { return }
-        forkServer = nil
+        guard let server = workers.forkServer else { return }
+        workers.forkServer = nil
         let status = server.stop()
         accounting.logger.debug("fork server died", metadata: ["forkpool.pid": "\(server.pid)", "forkpool.wait_status": "\(status)"])
         func diedWithServer(_ worker: pid_t, _ task: PendingTask) -> ForkPoolError {
@@ -296,7 +259,7 @@ extension Dispatcher {
             }
         }
         accounting.recordGone()
-        spawnsInFlight = 0
+        workers.spawnsInFlight = 0
         publishWorkers()
         lock.withLock { publishedForkServerPID = nil }
         guard !stopping else { return }
@@ -307,14 +270,6 @@ extension Dispatcher {
         } catch {
             breakPool(error)
         }
-    }
-
-    /// The lowest slot that no worker still counted towards the pool holds (a retiring worker
-    /// has handed its slot to its replacement already). There always is one: a worker is asked
-    /// for only when one is missing.
-    func freeSlot() -> Int {
-        let taken = workers.filter { !$0.isRetiring }.map(\.slot)
-        return (0..<settings.workerCount).first { !taken.contains($0) } ?? 0
     }
 
     func publishWorkers() {

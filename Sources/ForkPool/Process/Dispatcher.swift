@@ -77,13 +77,9 @@ final class Dispatcher: @unchecked Sendable {
     var joined = false
 
     // Dispatcher thread only.
-    var workers: [WorkerProcess] = []
-    var forkServer: ForkServerClient?
-    var spawnsInFlight = 0
-    var startFailures: StartFailures
-    var retries = FIFOQueue<PendingTask>()
+    /// The workers, the fork server and the tasks to run again.
+    var workers: WorkerSet
     var stopping = false
-    var random = SystemRandomNumberGenerator()
     /// How many tasks a worker may have in flight (more than one: short tasks are sent behind
     /// the running one under load); 1 when the pool has time or recycling limits, whose
     /// bookkeeping assumes one task per worker.
@@ -97,7 +93,7 @@ final class Dispatcher: @unchecked Sendable {
         self.workerMain = workerMain
         let configuration = settings.configuration
         accounting = PoolAccounting(configuration: configuration, workerCount: settings.workerCount)
-        startFailures = StartFailures(limit: configuration.maximumConsecutiveStartFailures)
+        workers = WorkerSet(workerCount: settings.workerCount, configuration: configuration)
         queue = WorkQueue(limit: configuration.maximumQueuedTasks)
         let limitsPerTask = configuration.taskTimeout != nil || configuration.maximumTasksPerWorker != nil
             || configuration.maximumWorkerResidentBytes != nil
@@ -281,7 +277,7 @@ final class Dispatcher: @unchecked Sendable {
             pollSet.removeAll(keepingCapacity: true)
             owners.removeAll(keepingCapacity: true)
             pollSet.append(pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0))
-            pollSet.append(pollfd(fd: forkServer?.control ?? -1, events: Int16(POLLIN), revents: 0))
+            pollSet.append(pollfd(fd: workers.forkServer?.control ?? -1, events: Int16(POLLIN), revents: 0))
             for (index, worker) in workers.enumerated() where !worker.isLent {
                 guard let socket = worker.socket else { continue }
                 var events = Int16(POLLIN)
@@ -321,8 +317,9 @@ final class Dispatcher: @unchecked Sendable {
                 nearest = min(nearest ?? deadline, deadline)
             }
         }
-        if missingWorkers > 0 && startFailures.nextSpawnTime > now {
-            nearest = min(nearest ?? startFailures.nextSpawnTime, startFailures.nextSpawnTime)
+        let nextSpawnTime = workers.startFailures.nextSpawnTime
+        if workers.missingWorkers > 0 && nextSpawnTime > now {
+            nearest = min(nearest ?? nextSpawnTime, nextSpawnTime)
         }
         if workers.contains(where: \.isLent) {
             // A task sent by lane that nobody waits for is collected (and counted) within a
@@ -347,7 +344,7 @@ final class Dispatcher: @unchecked Sendable {
                 }
             }
             if case .broken(let error) = phase {
-                for task in queue.removeAll() + retries.removeAll() {
+                for task in queue.removeAll() + workers.retries.removeAll() {
                     var failure = error
                     failure.taskID = task.id
                     dropped.append((task, failure))
@@ -369,9 +366,9 @@ final class Dispatcher: @unchecked Sendable {
                         break
                     }
                 }
-                if queue.isEmpty && retries.isEmpty { break }
+                if queue.isEmpty && workers.retries.isEmpty { break }
             }
-            let pipelined = retries.isEmpty ? fillPipelinesLocked() : []
+            let pipelined = workers.retries.isEmpty ? fillPipelinesLocked() : []
             let resumptions = admitParkedLocked(now: now)
             let cancelled = cancelledRunning
             // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later
@@ -399,7 +396,7 @@ final class Dispatcher: @unchecked Sendable {
             if case .failedToStart = phase {
                 finished = true
             } else {
-                finished = shutdownRequested && queue.isEmpty && retries.isEmpty && !busy
+                finished = shutdownRequested && queue.isEmpty && workers.retries.isEmpty && !busy
             }
             return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished, resumptions, pipelined)
         }
@@ -408,7 +405,7 @@ final class Dispatcher: @unchecked Sendable {
     /// Under the lock: the next task to run again whose future is still open; one cancelled
     /// meanwhile is dropped (its cancellation is settled: it does not run again).
     func popRetryLocked() -> PendingTask? {
-        while let retry = retries.popFirst() {
+        while let retry = workers.retries.popFirst() {
             guard retry.completion.hasCompleted else { return retry }
             retry.isSettled = true
             cancelledRunning.remove(retry.id)
