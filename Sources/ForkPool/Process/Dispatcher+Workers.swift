@@ -1,14 +1,11 @@
-// Dispatcher+Workers: the worker processes' lives, from the dispatcher thread — asking the
-// fork server for workers and reading its reports, each worker's socket, deadlines and kills,
-// recycling, deaths and what the crash policy makes of them, and the fork server's own death.
+// Dispatcher+Workers: the workers' lives from the dispatcher thread — the fork server's reports,
+// each worker's socket, deadlines and kills, deaths and what the crash policy makes of them.
 //
-//   missing workers ─▶ requestWorkers ─▶ fork server ─▶ readForkServer: spawned ─▶ WorkerProcess
-//   socket readable ─▶ service ─▶ WorkerProcess.receive ─▶ ready | task done (recycling?) | fault ─▶ giveUp (SIGKILL)
+//   missing workers ─▶ requestWorkers ─▶ fork server ─▶ spawned ─▶ WorkerSet.add
+//   socket readable ─▶ service ─▶ WorkerProcess.receive ─▶ ready | task done (retire?) | fault ─▶ giveUp (SIGKILL)
 //   deadline passed / cancelled ─▶ stop ─▶ terminate (SIGTERM, grace, SIGKILL through the pidfd)
-//   fork server: exited(pid, status) ─▶ workerExited ─▶ CrashPolicy ─▶ fail | retry | break
+//   exited(pid, status) ─▶ workerExited ─▶ CrashPolicy ─▶ fail | retry | break
 //   fork server gone ─▶ forkServerDied ─▶ its workers' tasks fail ─▶ a new fork server
-//
-// Dispatcher thread only (the shared state it touches is taken under `lock`).
 import CForkShim
 import Glibc
 import Logging

@@ -1,31 +1,14 @@
-// Dispatcher: the process pool's one parent-side thread.
+// Dispatcher: the process pool's one parent-side thread, and its poll loop.
 //
-//   submit() ─▶ queue (locked) ─▶ eventfd wake ─┐
-//                                               ▼
-//   ┌──────── poll([eventfd, fork-server control socket, worker sockets], next deadline) ◀──┐
-//   │ fewer workers than wanted ─▶ `spawn` to the fork server                                │
-//   │ control: spawned(pid)+[socket, pidfd] ─▶ new worker ─▶ `ready` frame ─▶ idle          │
-//   │ idle worker + queued task ─▶ send task frame (deadline armed)                          │
-//   │ socket readable ─▶ FrameReader ─▶ result / failure frame ─▶ complete Future ──────────┘
-//   │ control: exited(pid, status) ─▶ fail or retry its task ─▶ spawn a replacement
-//   │ deadline passed / task cancelled ─▶ SIGTERM/SIGKILL via pidfd ─▶ exited(...) as above
-//   │ each turn: lanes — idle workers lent to submitting threads while the queue is empty
-//   │ (DirectLane); tasks sent by lane that nobody reads are taken over here, lanes given back
-//   │ (a fault, end of stream, a time-out) are handled as this thread's own workers
-//   └ shutdown: drain (or cancel) the queue, `shutdown` frames, wait for every exit (and every
-//     caller still reading a lane), stop the fork server and reap it
+//   submit() ─▶ queue (locked) ─▶ eventfd wake ─▶ poll([eventfd, fork server, worker sockets])
+//     ─▶ takeWork: idle worker + queued task ─▶ send its frame ─▶ reply ─▶ complete the Future
+//     ─▶ fork server reports (spawned, exited) ─▶ deadlines and cancellations ─▶ kills
+//   shutdown: drain (or cancel) the queue, dismiss every worker, wait for the exits, reap the fork server
 //
-// This file holds the dispatcher's state, the calls any thread makes (enqueue, stats,
-// shutdown) and the loop itself (serve, takeWork, handing tasks out). Its other rooms:
-// Dispatcher+Workers (the workers' lives, the fork server's reports), Dispatcher+Lanes (the
-// direct lanes' books), Dispatcher+Ending (stopping, and a loop that cannot go on); and beside
-// it ForkServerClient, WorkerProcess, DirectLane, CrashPolicy and PoolAccounting.
-//
-// Worker state is touched by this thread only, except a lent worker's lane, whose state is
-// shared under `lock`; the queue, phase and published pids are shared under `lock` too. A task
-// that goes by lane is counted (PoolAccounting) and completed on the thread that reads its
-// reply. This thread starts the fork server, because PR_SET_PDEATHSIG follows the forking
-// thread and this thread lives exactly as long as the pool.
+// Here: the shared state (under `lock`: queue, phase, published pids, lane books), the calls any
+// thread makes and the loop. Beside it: WorkerSet and WorkerProcess (the workers and their lives),
+// +Workers (fork server reports, faults, deaths), +Lanes, +Pipelines, +Ending, PoolAccounting.
+// This thread starts the fork server: PR_SET_PDEATHSIG follows the forking thread.
 import CForkShim
 import CoreMetrics
 import Glibc
