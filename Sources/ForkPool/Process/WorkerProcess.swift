@@ -70,11 +70,10 @@ struct WorkerProcess {
     /// The parent's side of a worker's end, independent of its stage: a worker given up on keeps
     /// its task until its exit is reported, and shutdown dismisses workers given up on too.
     struct Departure {
-        /// Why the parent gave up on the worker (a bad frame, a dead socket, a time-out, a
-        /// cancellation, a failed dispatcher); its tasks fail with this rather than "worker died".
-        fileprivate(set) var fault: ForkPoolError?
-        /// The task it was stopped for (a time-out, a cancellation), if it was.
-        fileprivate(set) var stoppedTaskID: UInt64?
+        /// Given up on: why (a bad frame, a dead socket, a time-out, a cancellation, a failed
+        /// dispatcher; its tasks fail with this rather than "worker died"), and the task it was
+        /// stopped for (a time-out, a cancellation), if it was. The first reason stands.
+        fileprivate(set) var givenUp: (fault: ForkPoolError, stoppedTaskID: UInt64?)?
         /// Asked to exit (`shutdown` frame): recycled, or the pool is shutting down.
         fileprivate(set) var dismissed = false
         /// When to SIGKILL it if it has not exited (it was asked to stop, or its socket ended).
@@ -114,8 +113,8 @@ struct WorkerProcess {
         var queue = pipeline
         return queue.removeAll()
     }
-    var fault: ForkPoolError? { departure.fault }
-    var stoppedTaskID: UInt64? { departure.stoppedTaskID }
+    var fault: ForkPoolError? { departure.givenUp?.fault }
+    var stoppedTaskID: UInt64? { departure.givenUp?.stoppedTaskID }
     var dismissed: Bool { departure.dismissed }
     var killDeadline: UInt64? { departure.killDeadline }
 
@@ -199,9 +198,8 @@ struct WorkerProcess {
     /// Returns false when it had been given up on already.
     @discardableResult
     mutating func stop(because fault: ForkPoolError, stoppingTask: Bool = false) -> Bool {
-        guard departure.fault == nil else { return false }
-        departure.fault = fault
-        if stoppingTask { departure.stoppedTaskID = task?.id }
+        guard departure.givenUp == nil else { return false }
+        departure.givenUp = (fault, stoppingTask ? task?.id : nil)
         return true
     }
 
