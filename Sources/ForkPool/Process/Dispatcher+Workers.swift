@@ -270,7 +270,7 @@ extension Dispatcher {
     }
 
     func publishWorkers() {
-        let pids = workers.filter { $0.isReady && $0.isServing }.map(\.pid)
+        let pids = workers.servingProcessIDs
         lock.withLock { publishedPIDs = pids }
     }
 }

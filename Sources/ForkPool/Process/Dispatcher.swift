@@ -294,12 +294,7 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Milliseconds until the nearest deadline: a task's time limit, a kill, the next spawn.
     func pollTimeout(now: UInt64, nextQueuedDeadline: UInt64?) -> Int32 {
-        var nearest = nextQueuedDeadline
-        for worker in workers {
-            for deadline in [worker.taskDeadline, worker.killDeadline].compactMap({ $0 }) {
-                nearest = min(nearest ?? deadline, deadline)
-            }
-        }
+        var nearest = [nextQueuedDeadline, workers.nearestDeadline].compactMap { $0 }.min()
         let nextSpawnTime = workers.startFailures.nextSpawnTime
         if workers.missingWorkers > 0 && nextSpawnTime > now {
             nearest = min(nearest ?? nextSpawnTime, nextSpawnTime)

@@ -70,6 +70,16 @@ struct WorkerSet: RandomAccessCollection, MutableCollection {
         return (0..<workerCount).first { !taken.contains($0) } ?? 0
     }
 
+    /// The pids of the ready workers that count towards the pool (not retiring, not given up on).
+    var servingProcessIDs: [pid_t] {
+        members.filter { $0.isReady && $0.isServing }.map(\.pid)
+    }
+
+    /// The nearest running task's deadline or armed kill among the workers.
+    var nearestDeadline: UInt64? {
+        members.lazy.flatMap { [$0.taskDeadline, $0.killDeadline] }.compactMap { $0 }.min()
+    }
+
     /// Retires the worker at `index` if it has done its number of tasks or grown past the
     /// memory ceiling; true if it retired now (its replacement is asked for next; it leaves
     /// when a new worker is ready).
