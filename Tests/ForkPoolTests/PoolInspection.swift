@@ -7,9 +7,9 @@ extension ProcessPool {
     /// Queued tasks whose deadline the dispatcher watches (finished ones must be let go).
     var tasksWatchedForDeadline: Int { dispatcher.lock.withLock { dispatcher.queue.watchedCount } }
     /// How many tasks went straight from the submitting thread to an idle worker (by lane).
-    var tasksSentByLane: Int { dispatcher.laneSends.load(ordering: .relaxed) }
+    var tasksSentByLane: Int { dispatcher.accounting.paths.laneSends.load(ordering: .relaxed) }
     /// How many callers read a reply by lane now.
-    var callersReadingByLane: Int { dispatcher.laneReaders.load(ordering: .relaxed) }
+    var callersReadingByLane: Int { dispatcher.accounting.paths.laneReaders.load(ordering: .relaxed) }
     /// How many idle workers are lent to submitting threads now.
     var openLaneCount: Int { dispatcher.lock.withLock { dispatcher.lanes.open.count } }
     /// How many tasks (single inputs or chunks) the pool has created.
@@ -18,8 +18,8 @@ extension ProcessPool {
     var parkedSubmissions: Int { dispatcher.lock.withLock { dispatcher.queue.parkedCount } }
     /// How many tasks were sent behind a running one, and how many of those ran elsewhere
     /// because their worker died first.
-    var tasksPipelined: Int { dispatcher.pipelinedSends.load(ordering: .relaxed) }
-    var pipelinedTasksRerun: Int { dispatcher.pipelinedReruns.load(ordering: .relaxed) }
+    var tasksPipelined: Int { dispatcher.accounting.paths.pipelinedSends.load(ordering: .relaxed) }
+    var pipelinedTasksRerun: Int { dispatcher.accounting.paths.pipelinedReruns.load(ordering: .relaxed) }
 }
 
 extension ThreadPool {

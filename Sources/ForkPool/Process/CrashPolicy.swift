@@ -1,8 +1,10 @@
 // CrashPolicy: what happens when a worker dies — to the task it ran (the public policy and its
-// decision), and to the pool when workers keep failing to start (the back-off and its limit).
+// decision), and to the pool when workers keep failing to start (the back-off and its limit);
+// beside them, when a healthy worker is recycled after a number of tasks.
 //
 //   worker died running a task ─▶ CrashPolicy.decide ─▶ fail it | run it again | fail it and break the pool
 //   worker died before `ready`  ─▶ StartFailures.count ─▶ wait 10 ms, 20 ms … 1 s | break the pool at the limit
+//   a task answered ─▶ Recycling.count ─▶ at its limit: the worker retires
 
 /// What a ``ProcessPool`` does with the task of a worker that died while running it.
 public enum CrashPolicy: Sendable, Equatable {
@@ -71,4 +73,28 @@ struct StartFailures {
         nextSpawnTime = now + min(UInt64(10_000_000) << UInt64(min(inARow - 1, 7)), 1_000_000_000)
         return nil
     }
+}
+
+/// A worker's recycling by task count (`maximumTasksPerWorker`): the tasks it completed and how
+/// many it may complete (the pool's limit plus up to a tenth more, so that workers started
+/// together do not all leave together).
+struct Recycling {
+    private(set) var tasksDone = 0
+    let taskLimit: Int
+
+    init(taskLimit: Int) {
+        self.taskLimit = taskLimit
+    }
+
+    /// The limit for a new worker: `limit` plus a random part of a tenth of it; no limit: `.max`.
+    static func taskLimit(_ limit: Int?, using random: inout some RandomNumberGenerator) -> Int {
+        guard let limit else { return .max }
+        return limit + Int.random(in: 0...(limit / 10), using: &random)
+    }
+
+    /// Whether the worker has done all the tasks it may.
+    var isDue: Bool { tasksDone >= taskLimit }
+
+    /// Counts a completed task.
+    mutating func count() { tasksDone += 1 }
 }

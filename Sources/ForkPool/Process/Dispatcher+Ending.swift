@@ -26,10 +26,8 @@ extension Dispatcher {
             lock.broadcast()
             return queue.removeAll()
         }
-        for task in queued + retries.removeAll() { fail(task, with: error, slot: nil) }  // the error names each task
-        for index in workers.indices where workers[index].fault == nil {
-            workers[index].fault = error
-        }
+        for task in queued + workers.retries.removeAll() { fail(task, with: error, slot: nil) }  // the error names each task
+        for index in workers.indices { workers[index].stop(because: error) }
     }
 
     /// After a dispatcher failure: waits for callers still reading lanes of killed workers and
@@ -54,7 +52,7 @@ extension Dispatcher {
         }
         let deadline = monotonicNanoseconds() + (killAtOnce ? 0 : configuration.shutdownGracePeriod.nanoseconds)
         var killedAt: UInt64?
-        while (!workers.isEmpty || spawnsInFlight > 0), let control = forkServer?.control {
+        while (!workers.isEmpty || workers.spawnsInFlight > 0), let control = workers.forkServer?.control {
             for index in workers.indices where workers[index].socket != nil { workers[index].dismiss() }
             let now = monotonicNanoseconds()
             if now >= deadline && killedAt == nil {
@@ -75,7 +73,7 @@ extension Dispatcher {
             worker.release(killing: true)
             // Never reported as exited (the fork server stopped answering): what it held fails.
             let error = lock.withLock { dispatcherFailure } ?? ForkPoolError(.poolShutDown, "the pool shut down")
-            for task in [worker.task].compactMap({ $0 }) + worker.pipeline.removeAll() {
+            for task in [worker.task].compactMap({ $0 }) + worker.tasksSentBehind {
                 fail(task, with: error, slot: worker.slot)
             }
         }
@@ -84,8 +82,8 @@ extension Dispatcher {
 
     /// Closes the control socket; the fork server exits on end of stream and is reaped.
     func stopForkServer() {
-        guard let server = forkServer else { return }
-        forkServer = nil
+        guard let server = workers.forkServer else { return }
+        workers.forkServer = nil
         _ = server.stop()
         lock.withLock { publishedForkServerPID = nil }
     }

@@ -43,7 +43,7 @@ extension Dispatcher {
         guard let (lane, frame) = sending else { return }
         task.bind(lane)
         let delivered = lane.send(frame)
-        laneSends.add(1, ordering: .relaxed)
+        accounting.paths.laneSends.add(1, ordering: .relaxed)
         accounting.recordHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
         lock.withLock {
             switch lane.endSending(task, delivered: delivered) {
@@ -68,8 +68,8 @@ extension Dispatcher {
             return true
         }
         guard claimed else { return }
-        laneReaders.add(1, ordering: .relaxed)
-        defer { laneReaders.subtract(1, ordering: .relaxed) }
+        accounting.paths.laneReaders.add(1, ordering: .relaxed)
+        defer { accounting.paths.laneReaders.subtract(1, ordering: .relaxed) }
         let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot) }
         var outcome = lane.receiveReply(for: task, until: deadline, recordOutcome: count)
         if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {
@@ -100,7 +100,7 @@ extension Dispatcher {
 
     /// Under the lock: whether idle workers may be lent to submitting threads.
     var lanesMayOpen: Bool {
-        guard lanesEnabled, !shutdownRequested, retries.isEmpty, case .running = phase else { return false }
+        guard lanesEnabled, !shutdownRequested, workers.retries.isEmpty, case .running = phase else { return false }
         return true
     }
 
@@ -115,19 +115,19 @@ extension Dispatcher {
         var cancelled: [(index: Int, task: PendingTask)] = []
         let orphaned = lock.withLock { () -> [DirectLane.Orphan] in
             let mayStayOpen = lanesMayOpen && queue.isEmpty
-            for index in workers.indices where workers[index].lent {
+            for index in workers.indices where workers[index].isLent {
                 guard let lane = workers[index].lane else { continue }  // lent implies a lane
                 switch lane.reclaim(mayStayOpen: mayStayOpen, cancelled: cancelledRunning) {
                 case .keep:
                     break
                 case .closed:
-                    workers[index].lent = false
+                    workers[index].giveBack()
                 case .adopt(let task):
                     lanes.unreadTasks -= 1
-                    workers[index].lent = false
+                    workers[index].giveBack()
                     adopt(task, at: index)
                 case .returned(let task, let why):
-                    workers[index].lent = false
+                    workers[index].giveBack()
                     returned.append((index, task, why))
                 case .cancel(let task):
                     cancelled.append((index, task))
@@ -140,8 +140,8 @@ extension Dispatcher {
         }
         for (index, task, why) in returned { laneReturned(index, task: task, why, now: now) }
         for (index, task) in cancelled {
-            workers[index].fault = ForkPoolError(.cancelled, "task \(task.id) was cancelled while running", taskID: task.id,
-                                                 processID: workers[index].pid)
+            workers[index].stop(because: ForkPoolError(.cancelled, "task \(task.id) was cancelled while running",
+                                                       taskID: task.id, processID: workers[index].pid))
             terminate(index, now: now)
         }
         for orphan in orphaned {
@@ -149,7 +149,7 @@ extension Dispatcher {
             case nil:
                 accounting.recordAttemptEnded(of: orphan.task, slot: orphan.slot)
                 FrameHeader.markSentByLane(&orphan.task.frame, false)
-                retries.append(orphan.task)
+                workers.retries.append(orphan.task)
             case let error? where orphan.crashed:
                 handleCrash(of: orphan.task, error: error, slot: orphan.slot)
             case let error?:
@@ -161,14 +161,13 @@ extension Dispatcher {
     /// The worker at `index` takes up a task a caller sent it by lane, as if this thread had
     /// assigned it; a resend (a retry) no longer asks the worker to spin.
     func adopt(_ task: PendingTask, at index: Int) {
-        workers[index].task = task
+        workers[index].adopt(task)
         FrameHeader.markSentByLane(&task.frame, false)
     }
 
     /// A lane came back to this thread: the worker takes up `task` (if any) as if it had been
     /// assigned here, and what ended the caller's read is dealt with as for any worker.
     func laneReturned(_ index: Int, task: PendingTask?, _ why: DirectLane.Return, now: UInt64) {
-        workers[index].task = nil
         if let task { adopt(task, at: index) }
         switch why {
         case .idle, .stoppedWaiting:
@@ -178,11 +177,11 @@ extension Dispatcher {
         case .undelivered:
             // The worker's end was closed before the frame got there: it is exiting, and the
             // task, which never ran, goes to the next free worker.
-            workers[index].task = nil
+            workers[index].dropUndeliveredTask()
             workers[index].socketEnded(now: now)
             if let task {
                 task.handedOutAt = nil
-                retries.append(task)
+                workers.retries.append(task)
             }
         case .fault(let fault):
             giveUp(on: index, fault)
@@ -196,8 +195,8 @@ extension Dispatcher {
     /// that still uses the socket (this thread must not read it then).
     @discardableResult
     func withdrawLane(_ index: Int, error: (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> PendingTask? {
-        guard workers[index].lent else { return nil }
-        workers[index].lent = false
+        guard workers[index].isLent else { return nil }
+        workers[index].giveBack()
         guard let lane = workers[index].lane else { return nil }
         var heldByCaller: PendingTask?
         let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in

@@ -1,22 +1,13 @@
-// Dispatcher+Pipelines: short tasks sent behind a running one, so that under load a worker
-// never waits for the dispatcher between tasks, and several frames go out in one write and
-// several replies come back in one read.
+// Dispatcher+Pipelines: short queued tasks sent behind a running one under load, so a worker
+// never waits for the dispatcher between tasks (several frames per write, replies per read).
 //
-//   takeWork: idle workers get a task each ─▶ still queued? ─▶ fillPipelinesLocked: every busy
-//             worker whose recent tasks were short gets more, level by level, up to
-//             `tasksInFlightPerWorker` in flight ─▶ handOutPipelined: one send per worker
-//   a reply ─▶ WorkerProcess.receive: the next pipelined task is the running one
-//   the worker dies ─▶ its running task: crash policy; the pipelined ones never ran: they run
-//             elsewhere (retries), or fail if the pool can no longer run anything
-//   sent ahead ─▶ on its way: `cancel()` returns false (Python's executor does the same for its
-//             call queue); once it runs, cancel() kills its worker as for any running task
+//   takeWork ─▶ fillPipelinesLocked: busy workers with short recent tasks get more, level by
+//             level, up to `tasksInFlightPerWorker` ─▶ handOutPipelined: one send per worker
+//   a reply ─▶ WorkerProcess.receive: the next one runs   the worker dies ─▶ the ones behind it
+//             never ran: they run elsewhere (retries)     sent ahead ─▶ cancel() returns false
 //
-// Only what is already queued is sent ahead: a lone task still goes at once, and nothing is
-// sent ahead to a worker whose recent tasks took longer than `pipelineTaskNanoseconds`, or
-// whose running task has run that long (a long task would hold the ones behind it hostage).
-// Replies are not batched on the worker's side: a reply held back behind the next task would
-// be lost if that task crashed, and the crash blamed on a task that had finished. Dispatcher
-// thread only; the queue under `lock`.
+// Never sent ahead: a task with a deadline, a raw tail or a large frame, nor to a worker whose
+// recent or running task is long. Replies are not batched (a crash would lose a finished one).
 extension Dispatcher {
     /// A worker whose recent tasks took longer than this, or whose running task has run this
     /// long already, gets nothing sent ahead. (A variable only so that tests can make a task
@@ -58,7 +49,7 @@ extension Dispatcher {
     /// records how long each task waited in the queue.
     func handOutPipelined(_ sent: [(index: Int, task: PendingTask)]) {
         guard !sent.isEmpty else { return }
-        pipelinedSends.add(sent.count, ordering: .relaxed)
+        accounting.paths.pipelinedSends.add(sent.count, ordering: .relaxed)
         var flushed = Set<Int>()
         for (index, _) in sent where flushed.insert(index).inserted { flush(index) }
         let now = monotonicNanoseconds()
@@ -78,9 +69,9 @@ extension Dispatcher {
                 lock.withLock { _ = cancelledRunning.remove(task.id) }
                 accounting.recordOutcome(of: task, failure: .cancelled, slot: nil)
             } else if runnable {
-                pipelinedReruns.add(1, ordering: .relaxed)
+                accounting.paths.pipelinedReruns.add(1, ordering: .relaxed)
                 task.enqueuedAt = monotonicNanoseconds()
-                retries.append(task)
+                workers.retries.append(task)
             } else {
                 fail(task, with: error(), slot: slot)
             }
@@ -94,8 +85,8 @@ extension WorkerProcess {
     /// its recent tasks were short and the one it runs has not run long yet (one just handed
     /// out has no start time yet: it starts now).
     func acceptsPipelinedTask(now: UInt64) -> Bool {
-        guard isReady, let running = task, running.deadline == nil, socket != nil, fault == nil, !retiring, !lent,
-              outgoingTail.isEmpty, let recent = recentTaskNanoseconds else { return false }
+        guard let running = task, running.deadline == nil, socket != nil, fault == nil, outgoing.tail.isEmpty,
+              let recent = recentTaskNanoseconds else { return false }
         let limit = Dispatcher.pipelineTaskNanoseconds
         let runningFor = running.handedOutAt.map { now > $0 ? now - $0 : 0 } ?? 0
         return recent <= limit && runningFor <= limit

@@ -1,14 +1,11 @@
-// Dispatcher+Workers: the worker processes' lives, from the dispatcher thread — asking the
-// fork server for workers and reading its reports, each worker's socket, deadlines and kills,
-// recycling, deaths and what the crash policy makes of them, and the fork server's own death.
+// Dispatcher+Workers: the workers' lives from the dispatcher thread — the fork server's reports,
+// each worker's socket, deadlines and kills, deaths and what the crash policy makes of them.
 //
-//   missing workers ─▶ requestWorkers ─▶ fork server ─▶ readForkServer: spawned ─▶ WorkerProcess
-//   socket readable ─▶ service ─▶ WorkerProcess.receive ─▶ ready | task done (recycling?) | fault ─▶ giveUp (SIGKILL)
+//   missing workers ─▶ requestWorkers ─▶ fork server ─▶ spawned ─▶ WorkerSet.add
+//   socket readable ─▶ service ─▶ WorkerProcess.receive ─▶ ready | task done (retire?) | fault ─▶ giveUp (SIGKILL)
 //   deadline passed / cancelled ─▶ stop ─▶ terminate (SIGTERM, grace, SIGKILL through the pidfd)
-//   fork server: exited(pid, status) ─▶ workerExited ─▶ CrashPolicy ─▶ fail | retry | break
+//   exited(pid, status) ─▶ workerExited ─▶ CrashPolicy ─▶ fail | retry | break
 //   fork server gone ─▶ forkServerDied ─▶ its workers' tasks fail ─▶ a new fork server
-//
-// Dispatcher thread only (the shared state it touches is taken under `lock`).
 import CForkShim
 import Glibc
 import Logging
@@ -31,11 +28,13 @@ extension Dispatcher {
                 break  // the worker exits next; its exit is a failed start
             case .ready?:
                 accounting.recordReady(pid, slot: slot)
-                startFailures.reset()
+                workers.startFailures.reset()
                 publishWorkers()
-                dismissOneRetiringWorker()
+                workers.dismissOneRetiringWorker()
             case .taskDone?:
-                checkRecycling(index)
+                if workers.retireIfDue(index, logger: accounting.logger) && lock.withLock({ shutdownRequested }) {
+                    workers[index].dismiss()
+                }
             case .fault(let error)?:
                 giveUp(on: index, error)
                 return
@@ -47,7 +46,7 @@ extension Dispatcher {
     /// the process is reaped.
     func giveUp(on index: Int, _ fault: ForkPoolError) {
         if workers[index].fault == nil {
-            workers[index].fault = DirectLane.describe(fault, worker: workers[index].pid, task: workers[index].task?.id)
+            workers[index].stop(because: DirectLane.describe(fault, worker: workers[index].pid, task: workers[index].task?.id))
         }
         workers[index].closeSocket()
         workers[index].signal(SIGKILL)
@@ -56,9 +55,7 @@ extension Dispatcher {
     /// Stops a worker whose task timed out or was cancelled: the task fails with `fault` now;
     /// the worker gets SIGTERM (then SIGKILL after the grace period) or SIGKILL at once.
     func stop(_ index: Int, _ fault: ForkPoolError, now: UInt64) {
-        guard workers[index].fault == nil else { return }
-        workers[index].fault = fault
-        workers[index].stoppedTaskID = workers[index].task?.id
+        guard workers[index].stop(because: fault, stoppingTask: true) else { return }
         if let task = workers[index].task {
             accounting.recordOutcome(of: task, failure: fault.code, slot: workers[index].slot)
             task.fail(fault)
@@ -72,13 +69,13 @@ extension Dispatcher {
     /// died is still read to the end, so a task it finished counts, and one it had started by
     /// then is judged by the crash policy rather than run a second time elsewhere.
     func terminate(_ index: Int, now: UInt64) {
-        workers[index].taskDeadline = nil
+        workers[index].disarmDeadline()
         workers[index].discardOutgoing()
         if workers[index].pipeline.isEmpty { workers[index].closeSocket() }
-        if workers[index].lent { workers[index].lane?.shutDownSocket() }
+        if workers[index].isLent { workers[index].lane?.shutDownSocket() }
         if configuration.terminationGracePeriod > .zero {
             workers[index].signal(SIGTERM)
-            workers[index].killDeadline = now + configuration.terminationGracePeriod.nanoseconds
+            workers[index].armKill(at: now + configuration.terminationGracePeriod.nanoseconds)
         } else {
             workers[index].signal(SIGKILL)
         }
@@ -95,35 +92,8 @@ extension Dispatcher {
             }
             if let deadline = workers[index].killDeadline, deadline <= now {
                 workers[index].signal(SIGKILL)
-                workers[index].killDeadline = nil
+                workers[index].armKill(at: nil)
             }
-        }
-    }
-
-    func checkRecycling(_ index: Int) {
-        guard !workers[index].retiring else { return }
-        var metadata: Logger.Metadata
-        if workers[index].tasksDone >= workers[index].taskLimit {
-            metadata = ["forkpool.reason": "task limit"]
-        } else if let ceiling = configuration.maximumWorkerResidentBytes, case let resident = workers[index].residentBytes(),
-                  resident > ceiling {
-            metadata = ["forkpool.reason": "memory", "forkpool.resident_bytes": "\(resident)"]
-        } else {
-            return
-        }
-        metadata["forkpool.pid"] = "\(workers[index].pid)"
-        metadata["forkpool.worker"] = "\(workers[index].slot)"
-        metadata["forkpool.tasks_done"] = "\(workers[index].tasksDone)"
-        accounting.logger.debug("worker recycled", metadata: metadata)
-        // The replacement is requested now (the retiring worker no longer counts); the old one
-        // leaves when a new worker is ready.
-        workers[index].retiring = true
-        if lock.withLock({ shutdownRequested }) { workers[index].dismiss() }
-    }
-
-    func dismissOneRetiringWorker() {
-        if let index = workers.firstIndex(where: { $0.retiring && $0.task == nil && $0.socket != nil }) {
-            workers[index].dismiss()
         }
     }
 
@@ -135,15 +105,8 @@ extension Dispatcher {
             try ForkServerClient.start(serverOptions: configuration.forkServerOptions,
                                        workerOptions: configuration.workerForkOptions, workerMain: workerMain)
         }
-        forkServer = server
+        workers.forkServer = server
         lock.withLock { publishedForkServerPID = server.pid }
-    }
-
-    /// Workers to ask for. A dead or killed worker keeps its slot until the fork server reports
-    /// its exit (so a crash is judged before a replacement can take queued tasks); a retiring
-    /// one gives its slot up at once (its replacement starts before it leaves).
-    var missingWorkers: Int {
-        settings.workerCount - workers.filter { !$0.retiring }.count - spawnsInFlight
     }
 
     /// Asks the fork server for the workers the pool lacks (none while broken, or when
@@ -152,13 +115,13 @@ extension Dispatcher {
     /// handed the task back and the crash policy has judged it: under `.breakPool` a
     /// replacement must not take a queued task first.
     func requestWorkers(now: UInt64) {
-        guard let forkServer, !stopping, missingWorkers > 0, now >= startFailures.nextSpawnTime else { return }
+        guard let forkServer = workers.forkServer, !stopping, workers.missingWorkers > 0, now >= workers.startFailures.nextSpawnTime else { return }
         let wanted = lock.withLock { () -> Int in
             let judging = lanes.detachedReaders + lanes.orphans.count
             switch phase {
             case .broken, .failedToStart, .stopped: return 0
-            case .starting: return missingWorkers - judging
-            case .running: return !shutdownRequested || !queue.isEmpty || !retries.isEmpty ? missingWorkers - judging : 0
+            case .starting: return workers.missingWorkers - judging
+            case .running: return !shutdownRequested || !queue.isEmpty || !workers.retries.isEmpty ? workers.missingWorkers - judging : 0
             }
         }
         guard wanted > 0 else { return }
@@ -167,13 +130,13 @@ extension Dispatcher {
                 forkServerDied()
                 return
             }
-            spawnsInFlight += 1
+            workers.spawnsInFlight += 1
         }
     }
 
     /// Handles every report the fork server has sent.
     func readForkServer() {
-        while let server = forkServer {
+        while let server = workers.forkServer {
             switch server.nextReport() {
             case .success(nil):
                 return
@@ -181,18 +144,11 @@ extension Dispatcher {
                 forkServerDied()
                 return
             case .success(.spawned(let pid, let socket, let pidfd)?):
-                spawnsInFlight -= 1
-                let slot = freeSlot()
-                accounting.recordSpawned(pid, slot: slot)
-                var worker = WorkerProcess(pid: pid, slot: slot, socket: socket, pidfd: pidfd,
-                                           maximumFrameBytes: configuration.maximumFrameBytes, lendable: lanesEnabled)
-                if let limit = configuration.maximumTasksPerWorker {
-                    worker.taskLimit = limit + Int.random(in: 0...(limit / 10), using: &random)
-                }
-                workers.append(worker)
-                if stopping { workers[workers.count - 1].dismiss() }
+                let index = workers.add(pid: pid, socket: socket, pidfd: pidfd, lendable: lanesEnabled)
+                accounting.recordSpawned(pid, slot: workers[index].slot)
+                if stopping { workers[index].dismiss() }
             case .success(.spawnFailed(let number)?):
-                spawnsInFlight -= 1
+                workers.spawnsInFlight -= 1
                 startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: number))
             case .success(.exited(let pid, let status)?):
                 if let index = workers.firstIndex(where: { $0.pid == pid }) { workerExited(index, status: status) }
@@ -204,9 +160,7 @@ extension Dispatcher {
     func workerExited(_ index: Int, status: WaitStatus) {
         let fault = workers[index].fault
         let callersTask = withdrawLane(index, error: { [worker = workers[index]] task in
-            var running = worker
-            running.task = task
-            guard var fault else { return running.deathError(status: status) }
+            guard var fault else { return worker.deathError(status: status, task: task) }
             fault.taskID = task.id
             return fault
         }, crashed: fault == nil, now: monotonicNanoseconds())
@@ -240,7 +194,7 @@ extension Dispatcher {
                 handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)
             }
         }
-        rerunPipelined(worker.pipeline.removeAll(), slot: worker.slot, error: worker.fault ?? worker.deathError(status: status))
+        rerunPipelined(worker.tasksSentBehind, slot: worker.slot, error: worker.fault ?? worker.deathError(status: status))
         publishWorkers()
     }
 
@@ -251,7 +205,7 @@ extension Dispatcher {
         case .retry:
             accounting.recordAttemptEnded(of: task, slot: slot)
             task.enqueuedAt = monotonicNanoseconds()
-            retries.append(task)
+            workers.retries.append(task)
         case .breakPool(let failure, let broken):
             fail(task, with: failure, slot: slot)
             breakPool(broken)
@@ -260,7 +214,7 @@ extension Dispatcher {
 
     /// Counts a failed start; past the limit the pool breaks instead of restarting forever.
     func startFailed(_ error: ForkPoolError) {
-        if let broken = startFailures.count(error, now: monotonicNanoseconds()) { breakPool(broken) }
+        if let broken = workers.startFailures.count(error, now: monotonicNanoseconds()) { breakPool(broken) }
     }
 
     func breakPool(_ error: ForkPoolError) {
@@ -282,8 +236,8 @@ extension Dispatcher {
     /// The fork server died (it never should): its workers died with it. Fail their tasks,
     /// reap it and start a new one, counting it as a failed start.
     func forkServerDied() {
-        guard let server = forkServer else { return }
-        forkServer = nil
+        guard let server = workers.forkServer else { return }
+        workers.forkServer = nil
         let status = server.stop()
         accounting.logger.debug("fork server died", metadata: ["forkpool.pid": "\(server.pid)", "forkpool.wait_status": "\(status)"])
         func diedWithServer(_ worker: pid_t, _ task: PendingTask) -> ForkPoolError {
@@ -298,11 +252,11 @@ extension Dispatcher {
             if let task = worker.task {
                 let error = worker.fault ?? diedWithServer(worker.pid, task)
                 fail(task, with: error, slot: worker.slot)
-                rerunPipelined(worker.pipeline.removeAll(), slot: worker.slot, error: error)
+                rerunPipelined(worker.tasksSentBehind, slot: worker.slot, error: error)
             }
         }
         accounting.recordGone()
-        spawnsInFlight = 0
+        workers.spawnsInFlight = 0
         publishWorkers()
         lock.withLock { publishedForkServerPID = nil }
         guard !stopping else { return }
@@ -315,16 +269,8 @@ extension Dispatcher {
         }
     }
 
-    /// The lowest slot that no worker still counted towards the pool holds (a retiring worker
-    /// has handed its slot to its replacement already). There always is one: a worker is asked
-    /// for only when one is missing.
-    func freeSlot() -> Int {
-        let taken = workers.filter { !$0.retiring }.map(\.slot)
-        return (0..<settings.workerCount).first { !taken.contains($0) } ?? 0
-    }
-
     func publishWorkers() {
-        let pids = workers.filter { $0.isReady && $0.isServing }.map(\.pid)
+        let pids = workers.servingProcessIDs
         lock.withLock { publishedPIDs = pids }
     }
 }

@@ -1,31 +1,14 @@
-// Dispatcher: the process pool's one parent-side thread.
+// Dispatcher: the process pool's one parent-side thread, and its poll loop.
 //
-//   submit() ─▶ queue (locked) ─▶ eventfd wake ─┐
-//                                               ▼
-//   ┌──────── poll([eventfd, fork-server control socket, worker sockets], next deadline) ◀──┐
-//   │ fewer workers than wanted ─▶ `spawn` to the fork server                                │
-//   │ control: spawned(pid)+[socket, pidfd] ─▶ new worker ─▶ `ready` frame ─▶ idle          │
-//   │ idle worker + queued task ─▶ send task frame (deadline armed)                          │
-//   │ socket readable ─▶ FrameReader ─▶ result / failure frame ─▶ complete Future ──────────┘
-//   │ control: exited(pid, status) ─▶ fail or retry its task ─▶ spawn a replacement
-//   │ deadline passed / task cancelled ─▶ SIGTERM/SIGKILL via pidfd ─▶ exited(...) as above
-//   │ each turn: lanes — idle workers lent to submitting threads while the queue is empty
-//   │ (DirectLane); tasks sent by lane that nobody reads are taken over here, lanes given back
-//   │ (a fault, end of stream, a time-out) are handled as this thread's own workers
-//   └ shutdown: drain (or cancel) the queue, `shutdown` frames, wait for every exit (and every
-//     caller still reading a lane), stop the fork server and reap it
+//   submit() ─▶ queue (locked) ─▶ eventfd wake ─▶ poll([eventfd, fork server, worker sockets])
+//     ─▶ takeWork: idle worker + queued task ─▶ send its frame ─▶ reply ─▶ complete the Future
+//     ─▶ fork server reports (spawned, exited) ─▶ deadlines and cancellations ─▶ kills
+//   shutdown: drain (or cancel) the queue, dismiss every worker, wait for the exits, reap the fork server
 //
-// This file holds the dispatcher's state, the calls any thread makes (enqueue, stats,
-// shutdown) and the loop itself (serve, takeWork, handing tasks out). Its other rooms:
-// Dispatcher+Workers (the workers' lives, the fork server's reports), Dispatcher+Lanes (the
-// direct lanes' books), Dispatcher+Ending (stopping, and a loop that cannot go on); and beside
-// it ForkServerClient, WorkerProcess, DirectLane, CrashPolicy and PoolAccounting.
-//
-// Worker state is touched by this thread only, except a lent worker's lane, whose state is
-// shared under `lock`; the queue, phase and published pids are shared under `lock` too. A task
-// that goes by lane is counted (PoolAccounting) and completed on the thread that reads its
-// reply. This thread starts the fork server, because PR_SET_PDEATHSIG follows the forking
-// thread and this thread lives exactly as long as the pool.
+// Here: the shared state (under `lock`: queue, phase, published pids, lane books), the calls any
+// thread makes and the loop. Beside it: WorkerSet and WorkerProcess (the workers and their lives),
+// +Workers (fork server reports, faults, deaths), +Lanes, +Pipelines, +Ending, PoolAccounting.
+// This thread starts the fork server: PR_SET_PDEATHSIG follows the forking thread.
 import CForkShim
 import CoreMetrics
 import Glibc
@@ -55,13 +38,6 @@ final class Dispatcher: @unchecked Sendable {
     /// Wakes the poll loop from other threads (a test closes its eventfd from outside).
     let wake: WakeEvent
     let taskIDs = Atomic<UInt64>(1)
-    /// Tasks sent by lane, and callers reading a lane now (tests watch both).
-    let laneSends = Atomic<Int>(0)
-    let laneReaders = Atomic<Int>(0)
-    /// Tasks sent behind a running one, and such tasks run elsewhere after their worker died
-    /// (tests watch both).
-    let pipelinedSends = Atomic<Int>(0)
-    let pipelinedReruns = Atomic<Int>(0)
 
     // Shared state, guarded by `lock`.
     let lock = ConditionLock()
@@ -87,13 +63,9 @@ final class Dispatcher: @unchecked Sendable {
     var joined = false
 
     // Dispatcher thread only.
-    var workers: [WorkerProcess] = []
-    var forkServer: ForkServerClient?
-    var spawnsInFlight = 0
-    var startFailures: StartFailures
-    var retries = FIFOQueue<PendingTask>()
+    /// The workers, the fork server and the tasks to run again.
+    var workers: WorkerSet
     var stopping = false
-    var random = SystemRandomNumberGenerator()
     /// How many tasks a worker may have in flight (more than one: short tasks are sent behind
     /// the running one under load); 1 when the pool has time or recycling limits, whose
     /// bookkeeping assumes one task per worker.
@@ -107,7 +79,7 @@ final class Dispatcher: @unchecked Sendable {
         self.workerMain = workerMain
         let configuration = settings.configuration
         accounting = PoolAccounting(configuration: configuration, workerCount: settings.workerCount)
-        startFailures = StartFailures(limit: configuration.maximumConsecutiveStartFailures)
+        workers = WorkerSet(workerCount: settings.workerCount, configuration: configuration)
         queue = WorkQueue(limit: configuration.maximumQueuedTasks)
         let limitsPerTask = configuration.taskTimeout != nil || configuration.maximumTasksPerWorker != nil
             || configuration.maximumWorkerResidentBytes != nil
@@ -291,8 +263,8 @@ final class Dispatcher: @unchecked Sendable {
             pollSet.removeAll(keepingCapacity: true)
             owners.removeAll(keepingCapacity: true)
             pollSet.append(pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0))
-            pollSet.append(pollfd(fd: forkServer?.control ?? -1, events: Int16(POLLIN), revents: 0))
-            for (index, worker) in workers.enumerated() where !worker.lent {
+            pollSet.append(pollfd(fd: workers.forkServer?.control ?? -1, events: Int16(POLLIN), revents: 0))
+            for (index, worker) in workers.enumerated() where !worker.isLent {
                 guard let socket = worker.socket else { continue }
                 var events = Int16(POLLIN)
                 if worker.hasOutgoing { events |= Int16(POLLOUT) }
@@ -325,16 +297,12 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Milliseconds until the nearest deadline: a task's time limit, a kill, the next spawn.
     func pollTimeout(now: UInt64, nextQueuedDeadline: UInt64?) -> Int32 {
-        var nearest = nextQueuedDeadline
-        for worker in workers {
-            for deadline in [worker.taskDeadline, worker.killDeadline].compactMap({ $0 }) {
-                nearest = min(nearest ?? deadline, deadline)
-            }
+        var nearest = [nextQueuedDeadline, workers.nearestDeadline].compactMap { $0 }.min()
+        let nextSpawnTime = workers.startFailures.nextSpawnTime
+        if workers.missingWorkers > 0 && nextSpawnTime > now {
+            nearest = min(nearest ?? nextSpawnTime, nextSpawnTime)
         }
-        if missingWorkers > 0 && startFailures.nextSpawnTime > now {
-            nearest = min(nearest ?? startFailures.nextSpawnTime, startFailures.nextSpawnTime)
-        }
-        if workers.contains(where: \.lent) {
+        if workers.contains(where: \.isLent) {
             // A task sent by lane that nobody waits for is collected (and counted) within a
             // second, even if nothing else happens in the pool.
             nearest = min(nearest ?? now + 1_000_000_000, now + 1_000_000_000)
@@ -357,7 +325,7 @@ final class Dispatcher: @unchecked Sendable {
                 }
             }
             if case .broken(let error) = phase {
-                for task in queue.removeAll() + retries.removeAll() {
+                for task in queue.removeAll() + workers.retries.removeAll() {
                     var failure = error
                     failure.taskID = task.id
                     dropped.append((task, failure))
@@ -379,15 +347,15 @@ final class Dispatcher: @unchecked Sendable {
                         break
                     }
                 }
-                if queue.isEmpty && retries.isEmpty { break }
+                if queue.isEmpty && workers.retries.isEmpty { break }
             }
-            let pipelined = retries.isEmpty ? fillPipelinesLocked() : []
+            let pipelined = workers.retries.isEmpty ? fillPipelinesLocked() : []
             let resumptions = admitParkedLocked(now: now)
             let cancelled = cancelledRunning
             // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later
             // turn, one sent behind a running task once it runs: keep its id until then.
             cancelledRunning = cancelledRunning.filter { id in
-                workers.contains { $0.lent && $0.lane?.callersTask?.id == id || $0.isPipelining(id) }
+                workers.contains { $0.isLent && $0.lane?.callersTask?.id == id || $0.isPipelining(id) }
             }
             if case .starting = phase, workers.filter(\.isReady).count >= settings.workerCount {
                 phase = .running
@@ -397,19 +365,19 @@ final class Dispatcher: @unchecked Sendable {
             if lanes.mayLend && queue.isEmpty {
                 for index in workers.indices where workers[index].isIdle {
                     guard let lane = workers[index].lane, lane.isLendable else { continue }
-                    workers[index].lent = true
+                    workers[index].lend()
                     lane.open()
                     lanes.open.append(lane)
                 }
             }
             // A stopped worker's pipeline counts: its tasks run elsewhere once its exit is reported.
-            let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.lent }
+            let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.isLent }
                 || lanes.holdsWork
             let finished: Bool
             if case .failedToStart = phase {
                 finished = true
             } else {
-                finished = shutdownRequested && queue.isEmpty && retries.isEmpty && !busy
+                finished = shutdownRequested && queue.isEmpty && workers.retries.isEmpty && !busy
             }
             return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished, resumptions, pipelined)
         }
@@ -418,7 +386,7 @@ final class Dispatcher: @unchecked Sendable {
     /// Under the lock: the next task to run again whose future is still open; one cancelled
     /// meanwhile is dropped (its cancellation is settled: it does not run again).
     func popRetryLocked() -> PendingTask? {
-        while let retry = retries.popFirst() {
+        while let retry = workers.retries.popFirst() {
             guard retry.completion.hasCompleted else { return retry }
             retry.isSettled = true
             cancelledRunning.remove(retry.id)

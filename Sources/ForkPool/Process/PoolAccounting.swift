@@ -12,9 +12,12 @@
 import CoreMetrics
 import Glibc
 import Logging
+import Synchronization
 
 final class PoolAccounting: @unchecked Sendable {
     let logger: Logger
+    /// Which way tasks went (tests watch these).
+    let paths = TaskPaths()
     private let metrics: PoolMetrics
     private let lock = ConditionLock()
     private var statistics: PoolStats
@@ -106,6 +109,16 @@ final class PoolAccounting: @unchecked Sendable {
         }
     }
 
+    /// Which way tasks went, beyond the stats: by lane or sent behind a running task.
+    final class TaskPaths: Sendable {
+        /// Tasks sent by lane, and callers reading a lane now.
+        let laneSends = Atomic<Int>(0)
+        let laneReaders = Atomic<Int>(0)
+        /// Tasks sent behind a running one, and such tasks run elsewhere after their worker died.
+        let pipelinedSends = Atomic<Int>(0)
+        let pipelinedReruns = Atomic<Int>(0)
+    }
+
     /// "worker crashed": it died of a signal nobody sent on the pool's behalf. "worker exited":
     /// any other end, with the reason — recycled, shutdown, killed by the pool (timed out,
     /// cancelled, a bad frame: the error code), failed to start, or unexpected (the work or the
@@ -119,7 +132,7 @@ final class PoolAccounting: @unchecked Sendable {
         if let task = runningTask { metadata["forkpool.task_id"] = "\(task.id)" }
         if let startError = worker.startError { metadata["forkpool.error"] = "\(startError)" }
         if worker.dismissed {
-            metadata["forkpool.reason"] = worker.retiring ? "recycled" : "shutdown"
+            metadata["forkpool.reason"] = worker.isRetiring ? "recycled" : "shutdown"
         } else if let fault = worker.fault {
             metadata["forkpool.reason"] = "\(fault.code.name)"
         } else if case .signaled = status {

@@ -1,19 +1,22 @@
-// WorkerProcess: the parent's record of one worker — its pid, its socket (parent end,
-// non-blocking), its pidfd (for signals that cannot hit a recycled pid), its lane (which holds
-// the frame being read from it, and lends it to submitting threads while it is idle), the
-// frame being written to it, the one task it runs and where it is in its life.
-// Owned by the dispatcher thread only; the process itself is a child of the fork server.
+// WorkerProcess: the parent's record of one worker — its pid and pidfd (signals that cannot hit
+// a recycled pid), its socket (parent end, non-blocking), its FrameInbox (the frames read from
+// it; its lane, when it has one, borrows the inbox while a caller reads a reply), the frames
+// being sent to it (OutgoingFrames), and where it is in its life (`Life`, with `Departure` for
+// how the parent is ending it). Transitions are its methods; the dispatcher thread owns it.
+//
+//   starting ─ready─▶ idle ─assign─▶ running(task, sent behind it) ─taskDone─▶ idle | running
+//   idle ─lend─▶ lent ─giveBack─▶ idle      idle ─retire─▶ retiring ─dismiss─▶ (exits)
+//   any stage ─stop(because:)─▶ given up on (its tasks fail with the fault) ─▶ killed, exits
 import CForkShim
 import ForkPoolWire
 import Glibc
 
 struct WorkerProcess {
-    let pid: pid_t
     /// The worker slot (0..<workerCount) this process fills; a replacement takes over the slot
     /// of the worker it replaces. Stats are kept per slot.
     let slot: Int
     /// Parent end of the socketpair; nil once closed (end of stream, a fault, or dismissed).
-    var socket: CInt?
+    private(set) var socket: CInt?
     /// The process, signalled through its pidfd.
     let process: ProcessHandle
     /// The frames received from this worker (read by the dispatcher, or by a caller on the lane).
@@ -21,107 +24,203 @@ struct WorkerProcess {
     /// The lane that lends this worker to submitting threads; nil when the pool has lanes off
     /// (or the socket could not be duplicated for it).
     let lane: DirectLane?
-    /// Lent to the lane (`lane.state` not `.closed`): neither idle nor polled here.
-    var lent = false
-    /// The frame being sent (its head, and a large input's bytes sent after it with no copy)
-    /// and how much of the two is out.
-    var outgoing: [UInt8] = []
-    var outgoingTail: [UInt8] = []
-    var outgoingOffset = 0
-    /// True once the worker's initializer ran and it said `ready`.
-    var isReady = false
-    /// The initializer's error, when it threw.
-    var startError: String?
-    /// The task this worker runs, if any.
-    var task: PendingTask?
-    /// Tasks already sent behind the running one, oldest first (under load, to a worker whose
-    /// recent tasks were short: see `Dispatcher.fillPipelines`); each becomes `task` when the
-    /// one before it is answered. A worker that dies runs none of them: they run elsewhere.
-    var pipeline = FIFOQueue<PendingTask>()
+    /// Its stage: starting, idle, lent, running or retiring.
+    private(set) var life = Life.starting(initializerError: nil)
+    /// How the parent is ending it, whatever its stage: given up on, asked to exit, a kill armed.
+    private(set) var departure = Departure()
+    /// The frames being sent to it.
+    private(set) var outgoing = OutgoingFrames()
+    /// Tasks completed, and how many it may complete before it is recycled.
+    private(set) var recycling: Recycling
     /// How long this worker's recent tasks took, from hand-out to reply (a moving average, ns);
-    /// nil before its first.
-    var recentTaskNanoseconds: UInt64?
-    /// When the running task must be done (monotonic ns), if it has a time limit.
-    var taskDeadline: UInt64?
-    /// Why the parent gave up on this worker (a bad frame, a dead socket, a time-out, a
-    /// cancellation), if it did; its task fails with this rather than a bare "worker died".
-    var fault: ForkPoolError?
-    /// The task this worker was stopped for (a time-out, a cancellation), if it was.
-    var stoppedTaskID: UInt64?
-    /// The running task never reached the worker: its frame had not all been sent when the
-    /// socket turned out dead, or the worker closed its end with that frame unread.
-    var headUndelivered = false
-    /// How many bytes of `outgoing` (and its tail) belong to the running task's frame, while it
-    /// is being sent.
-    var headBytesPending = 0
-    /// When to SIGKILL a worker that was asked to stop (SIGTERM, closed socket) but has not.
-    var killDeadline: UInt64?
-    /// Tasks completed, and how many this worker may complete before it is recycled.
-    var tasksDone = 0
-    var taskLimit = Int.max
-    /// Recycled: takes no more tasks, and leaves once its replacement is ready.
-    var retiring = false
-    /// Asked to exit (`shutdown` frame): recycled, or the pool is shutting down.
-    var dismissed = false
+    /// nil before its first. Only short ones get tasks sent behind them.
+    private(set) var recentTaskNanoseconds: UInt64?
 
-    init(pid: pid_t, slot: Int = 0, socket: CInt?, pidfd: CInt, maximumFrameBytes: Int, lendable: Bool = false) {
-        self.pid = pid
+    /// A worker's stage. Impossible mixes (a lent worker running a task, a starting one idle)
+    /// cannot be written down.
+    enum Life {
+        /// Forked; its initializer has not said `ready`. With the initializer's error when it
+        /// threw (the worker exits next, and its exit counts as a failed start).
+        case starting(initializerError: String?)
+        /// Ready and holding no task: takes the next one, or is lent.
+        case idle
+        /// Lent to its lane: a submitting thread sends it a task and a caller reads the reply;
+        /// the dispatcher neither hands it tasks nor polls its socket.
+        case lent
+        /// Running a task, with more perhaps sent behind it.
+        case running(Run)
+        /// Recycled: takes no more tasks, and is dismissed once its replacement is ready.
+        case retiring
+    }
+
+    /// The task a worker runs and what is sent behind it.
+    struct Run {
+        var task: PendingTask
+        /// Tasks sent behind the running one, oldest first (under load, to a worker whose
+        /// recent tasks were short: see `Dispatcher.fillPipelinesLocked`); each becomes `task`
+        /// when the one before it is answered. A worker that dies runs none of them.
+        var pipeline = FIFOQueue<PendingTask>()
+        /// When the task must be done (monotonic ns), if it has a time limit.
+        var deadline: UInt64?
+        /// False when the task never reached the worker: its frame had not all been sent when the
+        /// socket turned out dead, or the worker closed its end with that frame unread.
+        var delivered = true
+    }
+
+    /// The parent's side of a worker's end, independent of its stage: a worker given up on keeps
+    /// its task until its exit is reported, and shutdown dismisses workers given up on too.
+    struct Departure {
+        /// Given up on: why (a bad frame, a dead socket, a time-out, a cancellation, a failed
+        /// dispatcher; its tasks fail with this rather than "worker died"), and the task it was
+        /// stopped for (a time-out, a cancellation), if it was. The first reason stands.
+        fileprivate(set) var givenUp: (fault: ForkPoolError, stoppedTaskID: UInt64?)?
+        /// Asked to exit (`shutdown` frame): recycled, or the pool is shutting down.
+        fileprivate(set) var dismissed = false
+        /// When to SIGKILL it if it has not exited (it was asked to stop, or its socket ended).
+        fileprivate(set) var killDeadline: UInt64?
+    }
+
+    init(pid: pid_t, slot: Int = 0, socket: CInt?, pidfd: CInt, maximumFrameBytes: Int, lendable: Bool = false,
+         taskLimit: Int = .max) {
         self.slot = slot
         self.socket = socket
         self.process = ProcessHandle(pid: pid, pidfd: pidfd)
         let inbox = FrameInbox(maximumPayloadBytes: maximumFrameBytes)
         self.inbox = inbox
         self.lane = lendable ? socket.map { DirectLane(pid: pid, slot: slot, socket: $0, inbox: inbox) } : nil
+        self.recycling = Recycling(taskLimit: taskLimit)
     }
 
-    var isIdle: Bool { isReady && task == nil && socket != nil && fault == nil && !retiring && !lent }
+    // MARK: - What it is
+
+    var pid: pid_t { process.pid }
+    /// True once the worker's initializer ran and it said `ready`.
+    var isReady: Bool { if case .starting = life { false } else { true } }
+    /// The initializer's error, when it threw.
+    var startError: String? { if case .starting(let error) = life { error } else { nil } }
+    var isLent: Bool { if case .lent = life { true } else { false } }
+    var isRetiring: Bool { if case .retiring = life { true } else { false } }
+    /// The task this worker runs, if any.
+    var task: PendingTask? { if case .running(let run) = life { run.task } else { nil } }
+    /// When the running task must be done, if it has a time limit.
+    var taskDeadline: UInt64? { if case .running(let run) = life { run.deadline } else { nil } }
+    /// The running task never reached the worker (see `Run.delivered`).
+    var headUndelivered: Bool { if case .running(let run) = life { !run.delivered } else { false } }
+    /// The tasks sent behind the running one.
+    var pipeline: FIFOQueue<PendingTask> { if case .running(let run) = life { run.pipeline } else { FIFOQueue() } }
+    /// The same, as an array (for a worker that has left the books).
+    var tasksSentBehind: [PendingTask] {
+        var queue = pipeline
+        return queue.removeAll()
+    }
+    var fault: ForkPoolError? { departure.givenUp?.fault }
+    var stoppedTaskID: UInt64? { departure.givenUp?.stoppedTaskID }
+    var dismissed: Bool { departure.dismissed }
+    var killDeadline: UInt64? { departure.killDeadline }
+
+    var isIdle: Bool { if case .idle = life { socket != nil && fault == nil } else { false } }
     /// Counts towards the pool's strength: not leaving, not given up on.
-    var isServing: Bool { socket != nil && fault == nil && !retiring }
-    var hasOutgoing: Bool { outgoingOffset < outgoing.count + outgoingTail.count }
+    var isServing: Bool { socket != nil && fault == nil && !isRetiring }
+    var hasOutgoing: Bool { outgoing.hasPending }
     /// The tasks sent to this worker and not answered yet.
-    var tasksInFlight: Int { (task == nil ? 0 : 1) + pipeline.count }
+    var tasksInFlight: Int { if case .running(let run) = life { 1 + run.pipeline.count } else { 0 } }
+
+    // MARK: - Transitions
+
+    /// Changes the running task's record in place (its queue stays uniquely held: no copy).
+    private mutating func changeRun(_ change: (inout Run) -> Void) {
+        guard case .running(var run) = life else { return }
+        life = .idle
+        change(&run)
+        life = .running(run)
+    }
+
+    /// Starts sending `task` to this idle worker.
+    mutating func assign(_ task: PendingTask, deadline: UInt64?) {
+        life = .running(Run(task: task, deadline: deadline))
+        outgoing.start(task.frame, tail: task.tail)
+    }
+
+    /// Takes up a task a caller sent this worker by lane, as if the dispatcher had assigned it.
+    mutating func adopt(_ task: PendingTask) {
+        life = .running(Run(task: task))
+    }
 
     /// Sends `task` behind the ones in flight (the caller checked that nothing raw is being
-    /// sent: its frame goes after whatever of `outgoing` is not out yet). Its frame stays with
-    /// the task, so it can run elsewhere if this worker dies first.
+    /// sent: its frame goes after whatever is not out yet). Its frame stays with the task, so
+    /// it can run elsewhere if this worker dies first.
     mutating func pipeline(_ task: PendingTask) {
-        if !hasOutgoing {
-            outgoing.removeAll(keepingCapacity: true)
-            outgoingOffset = 0
+        outgoing.append(task.frame)
+        changeRun { $0.pipeline.append(task) }
+    }
+
+    /// The running task, handed out at `startedAt`, was answered: the next task sent behind it
+    /// runs now, if any.
+    private mutating func taskDone(startedAt: UInt64?, now: UInt64) {
+        guard case .running(var run) = life else { return }
+        if let started = startedAt, now > started {
+            let took = now - started
+            recentTaskNanoseconds = recentTaskNanoseconds.map { ($0 * 3 + took) / 4 } ?? took
         }
-        outgoing.append(contentsOf: task.frame)
-        pipeline.append(task)
+        recycling.count()
+        life = .idle
+        if let next = run.pipeline.popFirst() {
+            next.handedOutAt = now
+            next.markSentAhead(false)  // it runs now
+            life = .running(Run(task: next, pipeline: run.pipeline))
+        }
     }
 
-    /// Starts sending `task` to this worker.
-    mutating func assign(_ task: PendingTask, deadline: UInt64?) {
-        self.task = task
-        taskDeadline = deadline
-        outgoing = task.frame
-        outgoingTail = task.tail
-        outgoingOffset = 0
-        headBytesPending = task.frame.count + task.tail.count
+    /// The running task (a lane's, given back) never reached the worker: it leaves this worker
+    /// to run elsewhere.
+    mutating func dropUndeliveredTask() {
+        if case .running = life { life = .idle }
     }
 
-    /// Sends as much of the outgoing frame as the socket takes now; once it is all out, the
-    /// task's copy is released unless `keepSent` (a task that may be retried keeps it).
+    /// Lends this idle worker to its lane.
+    mutating func lend() {
+        if case .idle = life { life = .lent }
+    }
+
+    /// The lane is back: the worker is the dispatcher's again, idle (until it adopts a task).
+    mutating func giveBack() {
+        if case .lent = life { life = .idle }
+    }
+
+    /// Recycles this worker: it takes no more tasks. (Recycling limits keep one task in flight,
+    /// so a worker is idle when its last task is answered.)
+    mutating func retire() {
+        if case .idle = life { life = .retiring }
+    }
+
+    /// Gives up on this worker because of `fault` (the first reason counts): its tasks fail with
+    /// it. `stoppingTask`: it is stopped for the task it runs (a time-out, a cancellation).
+    /// Returns false when it had been given up on already.
+    @discardableResult
+    mutating func stop(because fault: ForkPoolError, stoppingTask: Bool = false) -> Bool {
+        guard departure.givenUp == nil else { return false }
+        departure.givenUp = (fault, stoppingTask ? task?.id : nil)
+        return true
+    }
+
+    /// The running task's time limit no longer applies (its worker is being stopped).
+    mutating func disarmDeadline() {
+        changeRun { $0.deadline = nil }
+    }
+
+    /// Arms a SIGKILL at `deadline`, or disarms it (nil: the kill was sent).
+    mutating func armKill(at deadline: UInt64?) {
+        departure.killDeadline = deadline
+    }
+
+    // MARK: - Talking to it
+
+    /// Sends as much of the outgoing frames as the socket takes now; once they are all out, the
+    /// running task's copy is released unless `keepSent` (a task that may be retried keeps it).
     /// Throws when the socket is dead.
     mutating func flush(keepSent: Bool) throws(ForkPoolError) {
         guard let socket else { throw ForkPoolError(.workerDied, "the socket to worker process \(pid) is closed") }
-        while hasOutgoing {
-            let sent = sendSome(socket, head: outgoing, tail: outgoingTail, from: outgoingOffset, nonblocking: true)
-            if sent >= 0 {
-                outgoingOffset += sent
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                return
-            } else {
-                throw ForkPoolError.systemCall("send")  // EINTR is retried by the shim
-            }
-        }
-        outgoing = []
-        outgoingTail = []
-        outgoingOffset = 0
-        headBytesPending = 0
+        guard try outgoing.send(on: socket) else { return }
         // The worker has it: no second copy of a large input. A small frame is kept until the
         // reply, so a task that turns out never to have reached the worker can run elsewhere.
         if !keepSent, let task, task.frame.count + task.tail.count > DirectLane.maximumFrameBytes {
@@ -132,16 +231,12 @@ struct WorkerProcess {
 
     /// Sends nothing more: the worker is being stopped, or its end of the socket is gone.
     mutating func discardOutgoing() {
-        if outgoingOffset < headBytesPending && task != nil { headUndelivered = true }
-        headBytesPending = 0
-        outgoing = []
-        outgoingTail = []
-        outgoingOffset = 0
+        if outgoing.discard() { changeRun { $0.delivered = false } }
     }
 
     /// What one step of reading the worker's socket found.
     enum Event {
-        /// The handshake: the initializer ran (`isReady` is now true).
+        /// The handshake: the initializer ran (the worker is idle now).
         case ready
         /// The initializer threw (`startError` holds why); the worker exits next.
         case initializerFailed
@@ -184,23 +279,13 @@ struct WorkerProcess {
             }
             switch outcome {
             case .ready?:
-                self.isReady = true
+                life = .idle
                 return .ready
             case .initializerFailed?:
-                startError = startMessage
+                life = .starting(initializerError: startMessage)
                 return .initializerFailed
             case .taskDone?:
-                let now = monotonicNanoseconds()
-                if let started = startedAt, now > started {
-                    let took = now - started
-                    recentTaskNanoseconds = recentTaskNanoseconds.map { ($0 * 3 + took) / 4 } ?? took
-                }
-                // The next task sent behind it is running now.
-                self.task = pipeline.popFirst()
-                self.task?.handedOutAt = now
-                self.task?.markSentAhead(false)  // it runs now
-                taskDeadline = nil
-                tasksDone += 1
+                taskDone(startedAt: startedAt, now: monotonicNanoseconds())
                 return .taskDone
             case let other?:
                 return other
@@ -220,7 +305,7 @@ struct WorkerProcess {
                 case .endOfStreamWithOursUnread:
                     // With nothing sent behind it, the unread bytes can only be the running
                     // task's own frame: the worker never read it, so never ran it.
-                    if pipeline.isEmpty && task != nil { headUndelivered = true }
+                    changeRun { if $0.pipeline.isEmpty { $0.delivered = false } }
                     socketEnded(now: monotonicNanoseconds())
                     return .endOfStream
                 }
@@ -236,18 +321,18 @@ struct WorkerProcess {
     mutating func socketEnded(now: UInt64) {
         guard socket != nil else { return }
         closeSocket()
-        killDeadline = now + ProcessKill.gracePeriodNanoseconds
+        departure.killDeadline = now + ProcessKill.gracePeriodNanoseconds
     }
 
-    /// Asks an idle worker to exit (`shutdown` frame) and closes the socket.
+    /// Asks the worker to exit (`shutdown` frame) and closes the socket.
     mutating func dismiss() {
         guard let socket else { return }
-        dismissed = true
+        departure.dismissed = true
         var farewell = FrameHeader.emptyFrame()
         FrameHeader(kind: .shutdown, length: 0, taskID: 0).write(into: &farewell)
         _ = farewell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
         closeSocket()
-        killDeadline = monotonicNanoseconds() + ProcessKill.dismissedGracePeriodNanoseconds
+        departure.killDeadline = monotonicNanoseconds() + ProcessKill.dismissedGracePeriodNanoseconds
     }
 
     /// Stops talking to the worker: closes the socket. The fork server reports its exit.
@@ -284,8 +369,10 @@ struct WorkerProcess {
         return pages * sysconf(Int32(_SC_PAGESIZE))
     }
 
-    /// Describes how the worker ended, from its wait status.
-    func deathError(status: WaitStatus) -> ForkPoolError {
+    /// Describes how the worker ended, from its wait status, naming `task` (by default the one
+    /// it ran) if it ran one.
+    func deathError(status: WaitStatus, task: PendingTask? = nil) -> ForkPoolError {
+        let task = task ?? self.task
         let running = task.map { " while running task \($0.id)" } ?? ""
         switch status {
         case .signaled(let signal):
@@ -295,5 +382,57 @@ struct WorkerProcess {
             return ForkPoolError(.workerDied, "worker process \(pid) exited with status \(exitStatus)\(running)",
                                  taskID: task?.id, processID: pid, exitStatus: exitStatus)
         }
+    }
+}
+
+/// The frames being sent to a worker: a head (a task's frame, and frames sent behind it) and a
+/// large input's bytes sent after it with no copy, and how much of the two is out.
+struct OutgoingFrames {
+    private(set) var head: [UInt8] = []
+    private(set) var tail: [UInt8] = []
+    private(set) var offset = 0
+    /// How many bytes belong to the running task's frame, while it is being sent.
+    private var taskFrameBytes = 0
+
+    var hasPending: Bool { offset < head.count + tail.count }
+
+    /// Starts sending a task's frame (the worker has nothing else coming).
+    mutating func start(_ frame: [UInt8], tail: [UInt8]) {
+        head = frame
+        self.tail = tail
+        offset = 0
+        taskFrameBytes = frame.count + tail.count
+    }
+
+    /// Adds a frame to send after whatever is not out yet (the caller checked there is no tail).
+    mutating func append(_ frame: [UInt8]) {
+        if !hasPending {
+            head.removeAll(keepingCapacity: true)
+            offset = 0
+        }
+        head.append(contentsOf: frame)
+    }
+
+    /// Sends as much as `socket` takes now; true once everything is out.
+    mutating func send(on socket: CInt) throws(ForkPoolError) -> Bool {
+        while hasPending {
+            let sent = sendSome(socket, head: head, tail: tail, from: offset, nonblocking: true)
+            if sent >= 0 {
+                offset += sent
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                return false
+            } else {
+                throw ForkPoolError.systemCall("send")  // EINTR is retried by the shim
+            }
+        }
+        self = OutgoingFrames()
+        return true
+    }
+
+    /// Drops what is not out yet; true if that cut the running task's frame short.
+    mutating func discard() -> Bool {
+        let cutShort = offset < taskFrameBytes
+        self = OutgoingFrames()
+        return cutShort
     }
 }

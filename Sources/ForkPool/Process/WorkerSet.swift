@@ -1,0 +1,111 @@
+// WorkerSet: the pool's worker processes and what decides how many there are — the fork server
+// that forks them, the spawns asked for, failed starts in a row, the slots they fill, their
+// recycling — and the tasks waiting to run again once a worker is free (retries).
+//
+//   missingWorkers ─▶ Dispatcher.requestWorkers ─▶ fork server ─▶ spawned ─▶ add (lowest free slot)
+//   a task answered ─▶ retireIfDue ─▶ retiring (its slot is free) ─▶ a new worker ready ─▶ dismissOneRetiringWorker
+//
+// Dispatcher thread only. A collection of WorkerProcess, each changed in place through its index.
+import Glibc
+import Logging
+
+struct WorkerSet: RandomAccessCollection, MutableCollection {
+    private var members: [WorkerProcess] = []
+    /// How many workers the pool keeps.
+    let workerCount: Int
+    private let configuration: ProcessPoolConfiguration
+    /// The fork server, while it runs.
+    var forkServer: ForkServerClient?
+    /// Workers asked of the fork server and not reported yet.
+    var spawnsInFlight = 0
+    /// Failed starts in a row, and when the next worker may be asked for.
+    var startFailures: StartFailures
+    /// Tasks to run again before queued ones: retried after a crash, sent behind a running task
+    /// whose worker died, or sent by lane to a worker that was already gone.
+    var retries = FIFOQueue<PendingTask>()
+    private var random = SystemRandomNumberGenerator()
+
+    init(workerCount: Int, configuration: ProcessPoolConfiguration) {
+        self.workerCount = workerCount
+        self.configuration = configuration
+        startFailures = StartFailures(limit: configuration.maximumConsecutiveStartFailures)
+    }
+
+    var startIndex: Int { members.startIndex }
+    var endIndex: Int { members.endIndex }
+
+    subscript(index: Int) -> WorkerProcess {
+        _read { yield members[index] }
+        _modify { yield &members[index] }
+    }
+
+    /// A worker the fork server forked joins in the lowest free slot (a worker that will
+    /// recycle after a number of tasks gets its own limit). Returns its index.
+    mutating func add(pid: pid_t, socket: CInt, pidfd: CInt, lendable: Bool) -> Int {
+        spawnsInFlight -= 1
+        let taskLimit = Recycling.taskLimit(configuration.maximumTasksPerWorker, using: &random)
+        members.append(WorkerProcess(pid: pid, slot: freeSlot(), socket: socket, pidfd: pidfd,
+                                     maximumFrameBytes: configuration.maximumFrameBytes, lendable: lendable,
+                                     taskLimit: taskLimit))
+        return members.count - 1
+    }
+
+    /// The worker leaves the books (it exited, or it is given up on for good).
+    mutating func remove(at index: Int) -> WorkerProcess {
+        members.remove(at: index)
+    }
+
+    /// Workers to ask for. A dead or killed worker keeps its slot until the fork server reports
+    /// its exit (so a crash is judged before a replacement can take queued tasks); a retiring
+    /// one gives its slot up at once (its replacement starts before it leaves).
+    var missingWorkers: Int {
+        workerCount - members.filter { !$0.isRetiring }.count - spawnsInFlight
+    }
+
+    /// The lowest slot that no worker still counted towards the pool holds (a retiring worker
+    /// has handed its slot to its replacement already). There always is one: a worker is asked
+    /// for only when one is missing.
+    func freeSlot() -> Int {
+        let taken = members.filter { !$0.isRetiring }.map(\.slot)
+        return (0..<workerCount).first { !taken.contains($0) } ?? 0
+    }
+
+    /// The pids of the ready workers that count towards the pool (not retiring, not given up on).
+    var servingProcessIDs: [pid_t] {
+        members.filter { $0.isReady && $0.isServing }.map(\.pid)
+    }
+
+    /// The nearest running task's deadline or armed kill among the workers.
+    var nearestDeadline: UInt64? {
+        members.lazy.flatMap { [$0.taskDeadline, $0.killDeadline] }.compactMap { $0 }.min()
+    }
+
+    /// Retires the worker at `index` if it has done its number of tasks or grown past the
+    /// memory ceiling; true if it retired now (its replacement is asked for next; it leaves
+    /// when a new worker is ready).
+    mutating func retireIfDue(_ index: Int, logger: Logger) -> Bool {
+        guard !members[index].isRetiring else { return false }
+        var metadata: Logger.Metadata
+        if members[index].recycling.isDue {
+            metadata = ["forkpool.reason": "task limit"]
+        } else if let ceiling = configuration.maximumWorkerResidentBytes, case let resident = members[index].residentBytes(),
+                  resident > ceiling {
+            metadata = ["forkpool.reason": "memory", "forkpool.resident_bytes": "\(resident)"]
+        } else {
+            return false
+        }
+        metadata["forkpool.pid"] = "\(members[index].pid)"
+        metadata["forkpool.worker"] = "\(members[index].slot)"
+        metadata["forkpool.tasks_done"] = "\(members[index].recycling.tasksDone)"
+        logger.debug("worker recycled", metadata: metadata)
+        members[index].retire()
+        return true
+    }
+
+    /// A new worker is ready: one retiring worker with no task left leaves.
+    mutating func dismissOneRetiringWorker() {
+        if let index = members.firstIndex(where: { $0.isRetiring && $0.socket != nil }) {
+            members[index].dismiss()
+        }
+    }
+}
