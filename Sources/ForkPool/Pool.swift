@@ -98,8 +98,9 @@ extension WorkerPool {
     ///
     /// With `chunkSize` nil (the default) the pool picks how many inputs to hand a worker at
     /// once: it times the inputs as they complete and batches fast ones (about 2 ms of work a
-    /// chunk) while slow ones go one at a time. With a `chunkSize`, exactly that many go at
-    /// once (Python's `Executor.map(chunksize:)`). On the first failure in input order the
+    /// chunk) while slow ones go one at a time. With a `chunkSize`, that many go at once
+    /// (Python's `Executor.map(chunksize:)`; a process pool sends fewer when a chunk would
+    /// exceed its frame limit). On the first failure in input order the
     /// work not yet started is cancelled and that failure is thrown.
     ///
     /// - Throws: ``ForkPoolError/Code/invalidArgument`` when `chunkSize` is below 1; the first
@@ -131,9 +132,10 @@ extension WorkerPool {
     public func results<Inputs: Sequence>(for inputs: Inputs, maximumInFlight: Int? = nil) throws(ForkPoolError)
         -> some AsyncSequence<(index: Int, result: Result<Output, ForkPoolError>), Never>
     where Inputs.Element == Input {
-        let tasks = _tasks
-        return try CompletedResults(inputs: inputs, maximumInFlight: maximumInFlight, workerCount: workerCount) { input async throws(ForkPoolError) in
-            try await tasks.submitWhenReady(input)
+        // The sequence holds the pool, as a caller iterating it expects: dropping the pool
+        // meanwhile would shut it down.
+        try CompletedResults(inputs: inputs, maximumInFlight: maximumInFlight, workerCount: workerCount) { [self] input async throws(ForkPoolError) in
+            try await submitWhenReady(input)
         }
     }
 }
@@ -197,9 +199,8 @@ extension JobPool {
     public func results<Jobs: Sequence>(for jobs: Jobs, maximumInFlight: Int? = nil) throws(ForkPoolError)
         -> some AsyncSequence<(index: Int, result: Result<Jobs.Element.Output, ForkPoolError>), Never>
     where Jobs.Element: RunnableJob {
-        let tasks = _jobs
-        return try CompletedResults(inputs: jobs, maximumInFlight: maximumInFlight, workerCount: workerCount) { job async throws(ForkPoolError) in
-            try await tasks.submitWhenReady(job)
+        try CompletedResults(inputs: jobs, maximumInFlight: maximumInFlight, workerCount: workerCount) { [self] job async throws(ForkPoolError) in
+            try await submitWhenReady(job)
         }
     }
 }

@@ -39,14 +39,31 @@ public func threadNames() -> [String] {
     }
 }
 
-/// Whether this process (and so a child it forks) has a handler of its own for `signal`: a
-/// function, neither the default action (`SIG_DFL`) nor `SIG_IGN`. Swift's crash backtracer
-/// installs one for the fatal signals; libdispatch installs one for a signal a
-/// `DispatchSource` watches (ServiceLifecycle's SIGTERM). An ignored signal has no handler.
-public func hasSignalHandler(_ signal: Int32) -> Bool {
+/// What this process (and so a child it forks) does with a signal.
+public enum SignalDisposition: Equatable, Sendable {
+    /// `SIG_DFL`: the default action (for SIGTERM, the end of the process).
+    case defaultAction
+    /// `SIG_IGN`.
+    case ignored
+    /// A handler function of its own.
+    case handler
+}
+
+/// The disposition of `signal` in this process.
+public func signalDisposition(_ signal: Int32) -> SignalDisposition {
     var action = sigaction()
-    guard sigaction(signal, nil, &action) == 0 else { return false }
-    return unsafeBitCast(action.__sigaction_handler, to: Int.self) > 1  // neither SIG_DFL (0) nor SIG_IGN (1)
+    guard sigaction(signal, nil, &action) == 0 else { return .defaultAction }
+    switch unsafeBitCast(action.__sigaction_handler, to: Int.self) {
+    case 0: return .defaultAction
+    case 1: return .ignored
+    default: return .handler
+    }
+}
+
+/// Whether this process has a handler function of its own for `signal` (not `SIG_DFL`, not
+/// `SIG_IGN`): Swift's crash backtracer installs one for the fatal signals.
+public func hasSignalHandler(_ signal: Int32) -> Bool {
+    signalDisposition(signal) == .handler
 }
 
 /// Runs `/bin/sh -c script` (posix_spawn: no fork of this multi-threaded process) and returns

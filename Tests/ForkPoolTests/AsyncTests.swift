@@ -11,6 +11,43 @@ import Testing
 
 extension ForkPoolTests {
     @Suite struct AsyncTests {
+        /// The sequence `results(for:)` returns holds its pool: a pool made, asked for results
+        /// and dropped at once still runs every input while the caller iterates.
+        func resultsOfAPoolNobodyElseHolds(threads: Bool) throws
+            -> any AsyncSequence<(index: Int, result: Result<Int, ForkPoolError>), Never> {
+            let pool: any WorkerPool<Int, Int> = threads
+                ? try ThreadPool(workers: 2) { (n: Int) in n * 2 } : try ProcessPool(workers: 2) { (n: Int) in n * 2 }
+            return try pool.results(for: Array(0..<20))
+        }
+
+        @Test(arguments: [true, false])
+        func aResultsSequenceKeepsItsPoolAlive(threads: Bool) async throws {
+            var doubled: [Int: Int] = [:]
+            for await (index, result) in try resultsOfAPoolNobodyElseHolds(threads: threads) {
+                doubled[index] = try result.get()
+            }
+            #expect(doubled == Dictionary(uniqueKeysWithValues: (0..<20).map { ($0, $0 * 2) }))
+        }
+
+        @Test func aNegativeWaitReturnsAtOnce() throws {
+            let gate = Gate()
+            let pool = try ThreadPool(workers: 1) { [gateFD = gate.readEnd] (n: Int) -> Int in
+                var entry = pollfd(fd: gateFD, events: Int16(POLLIN), revents: 0)
+                guard poll(&entry, 1, 60_000) > 0 else { return Int.min }
+                var byte: UInt8 = 0
+                _ = read(gateFD, &byte, 1)
+                return n
+            }
+            defer { pool.shutdown() }
+            let held = try pool.submit(7)
+            for wait in [Duration.milliseconds(-1), .milliseconds(-500), .seconds(-2), .zero] {
+                #expect(try held.get(timeout: wait) == nil, "a wait of \(wait) on a task that cannot finish")
+            }
+            gate.open(1)
+            #expect(try held.get(timeout: .seconds(30)) == 7)
+            #expect(try held.get(timeout: .milliseconds(-1)) == 7)  // done: the value, whatever the wait
+        }
+
         let quiet = ProcessPoolConfiguration.with { $0.workerCrashBacktraces = false }
 
         @Test func asyncMapMatchesTheBlockingMapOnBothPools() async throws {

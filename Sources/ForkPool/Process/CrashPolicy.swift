@@ -89,7 +89,8 @@ struct Recycling {
     /// The limit for a new worker: `limit` plus a random part of a tenth of it; no limit: `.max`.
     static func taskLimit(_ limit: Int?, using random: inout some RandomNumberGenerator) -> Int {
         guard let limit else { return .max }
-        return limit + Int.random(in: 0...(limit / 10), using: &random)
+        let (jittered, overflow) = limit.addingReportingOverflow(Int.random(in: 0...(limit / 10), using: &random))
+        return overflow ? .max : jittered
     }
 
     /// Whether the worker has done all the tasks it may.

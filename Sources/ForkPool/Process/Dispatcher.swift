@@ -310,48 +310,62 @@ final class Dispatcher: @unchecked Sendable {
         return ForkPool.pollTimeout(until: nearest, now: now)
     }
 
+    /// What one turn decided under the lock, for the loop to act on outside it (where futures
+    /// may call back into the pool).
+    struct Turn {
+        /// Workers just handed a task, to start sending it.
+        var assigned: [Int] = []
+        /// Tasks dropped from the queue (shutdown with cancelPending, a broken pool), to fail.
+        var dropped: [(PendingTask, ForkPoolError)] = []
+        /// Queued tasks past their deadline, to fail as timed out.
+        var expired: [PendingTask] = []
+        /// Running tasks whose futures were cancelled: their workers are to be stopped.
+        var cancelled: Set<UInt64> = []
+        /// The nearest deadline of a task still queued.
+        var nextQueuedDeadline: UInt64?
+        /// `submitWhenReady` callers whose tasks were queued (or refused), to resume.
+        var resumptions: [ParkedResumption] = []
+        /// Tasks sent behind busy workers' running ones.
+        var pipelined: [(index: Int, task: PendingTask)] = []
+        /// Whether the loop is done: shut down with nothing left, or the pool failed to start.
+        var finished = false
+    }
+
     /// Under the lock: expires, cancels and hands out tasks; says whether the loop is done.
-    /// `expired`: queued tasks past their deadline (failed and counted outside the lock, where
-    /// their futures may call back into the pool). `resumptions`: `submitWhenReady` callers
-    /// whose tasks were queued (or refused: shutdown), to resume outside the lock.
-    func takeWork(now: UInt64) -> (assigned: [Int], dropped: [(PendingTask, ForkPoolError)], expired: [PendingTask],
-                                   cancelled: Set<UInt64>, nextQueuedDeadline: UInt64?, finished: Bool,
-                                   resumptions: [ParkedResumption], pipelined: [(index: Int, task: PendingTask)]) {
+    func takeWork(now: UInt64) -> Turn {
         lock.withLock {
-            var dropped: [(PendingTask, ForkPoolError)] = []
+            var turn = Turn()
             if cancelRequested {
                 for task in queue.removeAll() {
-                    dropped.append((task, .cancelledByShutdown(taskID: task.id)))
+                    turn.dropped.append((task, .cancelledByShutdown(taskID: task.id)))
                 }
             }
             if case .broken(let error) = phase {
                 for task in queue.removeAll() + workers.retries.removeAll() {
                     var failure = error
                     failure.taskID = task.id
-                    dropped.append((task, failure))
+                    turn.dropped.append((task, failure))
                 }
             }
-            // Queued tasks past their deadline fail without ever running (outside the lock).
-            let (expired, nextQueuedDeadline) = queue.expire(now: now)
-            var assigned: [Int] = []
+            (turn.expired, turn.nextQueuedDeadline) = queue.expire(now: now)
             for index in workers.indices where workers[index].isIdle {
                 if let retry = popRetryLocked() {
                     assign(retry, to: index, now: now)
-                    assigned.append(index)
+                    turn.assigned.append(index)
                     continue
                 }
                 while let task = queue.popFirst() {
                     if task.start() {
                         assign(task, to: index, now: now)
-                        assigned.append(index)
+                        turn.assigned.append(index)
                         break
                     }
                 }
                 if queue.isEmpty && workers.retries.isEmpty { break }
             }
-            let pipelined = workers.retries.isEmpty ? fillPipelinesLocked() : []
-            let resumptions = admitParkedLocked(now: now)
-            let cancelled = cancelledRunning
+            turn.pipelined = workers.retries.isEmpty ? fillPipelinesLocked() : []
+            turn.resumptions = admitParkedLocked(now: now)
+            turn.cancelled = cancelledRunning
             // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later
             // turn, one sent behind a running task once it runs: keep its id until then.
             cancelledRunning = cancelledRunning.filter { id in
@@ -373,13 +387,12 @@ final class Dispatcher: @unchecked Sendable {
             // A stopped worker's pipeline counts: its tasks run elsewhere once its exit is reported.
             let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.isLent }
                 || lanes.holdsWork
-            let finished: Bool
             if case .failedToStart = phase {
-                finished = true
+                turn.finished = true
             } else {
-                finished = shutdownRequested && queue.isEmpty && workers.retries.isEmpty && !busy
+                turn.finished = shutdownRequested && queue.isEmpty && workers.retries.isEmpty && !busy
             }
-            return (assigned, dropped, expired, cancelled, nextQueuedDeadline, finished, resumptions, pipelined)
+            return turn
         }
     }
 

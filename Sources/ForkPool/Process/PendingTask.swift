@@ -97,7 +97,10 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     /// Moves the task to running; false if it was cancelled while queued.
     func start() -> Bool { completion.start() }
     /// Completes with an error, which names this task.
-    func fail(_ error: ForkPoolError) { completion.fail(naming(error)) }
+    func fail(_ error: ForkPoolError) {
+        completion.fail(naming(error))
+        laneClaim.withLock { $0 = nil }  // done: nobody reads a reply by lane now
+    }
     /// Fails the task only if it has not started; true if it did.
     func failIfQueued(_ error: ForkPoolError) -> Bool { completion.failIfQueued(naming(error)) }
 
@@ -123,6 +126,7 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
         } else {
             return false
         }
+        laneClaim.withLock { $0 = nil }  // done: nobody reads a reply by lane now
         return true
     }
 }

@@ -27,8 +27,8 @@ extension Duration {
     /// The duration in whole nanoseconds, to add to a monotonic time: 0 when negative, and at
     /// most about 146 years (2^62 ns), so that `now + nanoseconds` cannot overflow.
     var nanoseconds: UInt64 {
+        guard self > .zero else { return 0 }
         let (whole, fraction) = components
-        guard whole >= 0 else { return 0 }
         let cap: UInt64 = 1 << 62
         guard UInt64(whole) < cap / 1_000_000_000 else { return cap }
         return min(cap, UInt64(whole) * 1_000_000_000 + UInt64(fraction / 1_000_000_000))

@@ -80,7 +80,7 @@ struct ChunkOfInputs<Input: Sendable, Output: Sendable>: ThreadWork, @unchecked 
     }
 
     func cancelByShutdown() { future.cancelByShutdown() }
-    var leftEarly: Bool { false }  // only single tasks count against the queue's bound
+    var leftEarly: Bool { future.hasCompleted }
 }
 
 final class ThreadEngine: _PoolControl, WorkQueueOwner, @unchecked Sendable {
@@ -207,11 +207,12 @@ final class ThreadEngine: _PoolControl, WorkQueueOwner, @unchecked Sendable {
 
     // MARK: map (the chunking itself is ChunkedMap's)
 
-    /// A fresh task id.
-    func makeTaskID() -> UInt64 {
+    /// A future for one chunk of `map`: it does not spin, and with a bound on the queue its
+    /// cancellation while queued frees its place, as a single task's does.
+    func makeChunkFuture<Output>() -> Future<Output> {
         lock.withLock {
             defer { nextTaskID += 1 }
-            return nextTaskID
+            return Future(taskID: nextTaskID, spinsWhileWaiting: false, hook: queue.limit == nil ? nil : queueHook)
         }
     }
 

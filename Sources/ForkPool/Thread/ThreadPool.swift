@@ -68,7 +68,7 @@ struct ThreadTasks<Input: Sendable, Output: Sendable>: _ValueTasks, ChunkMaker {
     }
 
     func makeChunk(_ inputs: [Input]) throws(ForkPoolError) -> (chunk: ThreadMapChunk<Input, Output>, rest: [Input]) {
-        let future = Future<[Output]>(taskID: engine.makeTaskID(), spinsWhileWaiting: false)
+        let future: Future<[Output]> = engine.makeChunkFuture()
         return (ThreadMapChunk(item: ChunkOfInputs(inputs: inputs, work: work, future: future, jobName: jobName)), [])
     }
 
