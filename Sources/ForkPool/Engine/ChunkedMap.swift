@@ -29,14 +29,22 @@ protocol ChunkMaker<Input, Output> {
     associatedtype Output
     associatedtype Chunk: MapChunk where Chunk.Output == Output
     var workerCount: Int { get }
+    /// The largest chunk `map` picks itself (default 4096): what one hand-off may carry.
+    var largestChunk: Int { get }
+    /// The first chunk size for `knownCount` inputs, or nil (the default) to start with one
+    /// input per worker and size chunks from how long those took.
+    func firstChunkSize(knownCount: Int) -> Int?
     /// A chunk of `inputs`; when they do not all fit one (a frame limit), a chunk of a prefix
     /// and the `rest` for the next. Nothing is queued yet.
-    func makeChunk(_ inputs: [Input]) throws(ForkPoolError) -> (chunk: Chunk, rest: [Input])
+    func makeChunk(_ inputs: ArraySlice<Input>) throws(ForkPoolError) -> (chunk: Chunk, rest: [Input])
     /// Queues a chunk `makeChunk` made.
     func queue(_ chunk: Chunk) throws(ForkPoolError)
 }
 
 extension ChunkMaker {
+    var largestChunk: Int { 4096 }
+    func firstChunkSize(knownCount: Int) -> Int? { nil }
+
     /// Runs every input through the pool in chunks and returns the outputs in input order.
     /// `chunkSize` nil: picked from the time per input so far.
     func map<Inputs: Sequence>(_ inputs: Inputs, chunkSize: Int?) throws(ForkPoolError) -> [Output] where Inputs.Element == Input {
@@ -105,9 +113,6 @@ extension ChunkMaker {
 struct ChunkedMap<Maker: ChunkMaker, Iterator: IteratorProtocol> where Iterator.Element == Maker.Input {
     /// The amount of work per chunk `map` aims for when it picks the chunk size itself.
     static var targetChunkSeconds: Double { 0.002 }
-    /// The largest chunk `map` picks itself.
-    static var largestChunk: Int { 4096 }
-
     let maker: Maker
     var iterator: Iterator
     /// The input when it is an array, read a slice at a time from `position` instead of
@@ -137,8 +142,16 @@ struct ChunkedMap<Maker: ChunkMaker, Iterator: IteratorProtocol> where Iterator.
         self.fixedChunkSize = fixedChunkSize
         knownCount = inputs.underestimatedCount
         outputs.reserveCapacity(knownCount)
-        chunkSize = fixedChunkSize ?? 1
-        probesLeft = fixedChunkSize == nil ? maker.workerCount : 0
+        if let fixedChunkSize {
+            chunkSize = fixedChunkSize
+            probesLeft = 0
+        } else if let first = maker.firstChunkSize(knownCount: knownCount) {
+            chunkSize = min(max(first, 1), maker.largestChunk)
+            probesLeft = 0
+        } else {
+            chunkSize = 1
+            probesLeft = maker.workerCount
+        }
     }
 
     /// Cancels every chunk in flight that has not started (running ones finish).
@@ -164,11 +177,18 @@ struct ChunkedMap<Maker: ChunkMaker, Iterator: IteratorProtocol> where Iterator.
         }
     }
 
-    /// Up to `chunkSize` inputs: first those carried over, then the array's next slice or the
-    /// iterator's next elements. Sets `exhausted` once nothing is left to read.
-    private mutating func takeInputs() -> [Maker.Input] {
+    /// Up to `chunkSize` inputs: first those carried over, then the array's next slice (shared,
+    /// not copied, when nothing is carried) or the iterator's next elements. Sets `exhausted`
+    /// once nothing is left to read.
+    private mutating func takeInputs() -> ArraySlice<Maker.Input> {
+        if carried.isEmpty, let array {
+            let end = min(array.count, position + chunkSize)
+            defer { position = end }
+            exhausted = end == array.count
+            return array[position..<end]
+        }
         var items: [Maker.Input] = []
-        items.reserveCapacity(min(chunkSize, Self.largestChunk))
+        items.reserveCapacity(min(chunkSize, maker.largestChunk))
         let fromCarried = min(chunkSize, carried.count)
         items.append(contentsOf: carried.prefix(fromCarried))
         carried.removeFirst(fromCarried)
@@ -186,7 +206,7 @@ struct ChunkedMap<Maker: ChunkMaker, Iterator: IteratorProtocol> where Iterator.
                 items.append(input)
             }
         }
-        return items
+        return items[...]
     }
 
     /// Takes the oldest chunk's outputs and, when the pool picks chunk sizes, re-estimates:
@@ -204,6 +224,6 @@ struct ChunkedMap<Maker: ChunkMaker, Iterator: IteratorProtocol> where Iterator.
         if knownCount > outputs.count {
             size = min(size, max(1, (knownCount - outputs.count) / (workers * 4)))
         }
-        chunkSize = min(max(size, 1), Self.largestChunk)
+        chunkSize = min(max(size, 1), maker.largestChunk)
     }
 }

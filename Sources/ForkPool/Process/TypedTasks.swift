@@ -104,8 +104,8 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
     /// Encodes `inputs` as one `[Input]` into a `taskBatch` frame (a chunk of Ints is one
     /// memory copy). A chunk over the frame limit keeps its first half and hands back the rest
     /// for the next; a single input over the limit throws.
-    func makeChunk(_ inputs: [Input]) throws(ForkPoolError) -> (chunk: ProcessMapChunk<Output>, rest: [Input]) {
-        var items = inputs
+    func makeChunk(_ inputs: ArraySlice<Input>) throws(ForkPoolError) -> (chunk: ProcessMapChunk<Output>, rest: [Input]) {
+        var items = Array(inputs)
         var rest: [Input] = []
         let limit = configuration.maximumFrameBytes
         var frame = FrameHeader.emptyFrame(reservingPayload: jobPrefix.count + 16 * items.count)

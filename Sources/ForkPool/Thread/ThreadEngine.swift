@@ -56,7 +56,7 @@ struct SingleInput<Input: Sendable, Output: Sendable>: ThreadWork, @unchecked Se
 /// A chunk of `map`, taken by one thread at once: the work over each input, in order, into
 /// one array. Its first failing input fails the whole chunk.
 struct ChunkOfInputs<Input: Sendable, Output: Sendable>: ThreadWork, @unchecked Sendable {
-    let inputs: [Input]
+    let inputs: ArraySlice<Input>
     let work: @Sendable (Input) throws -> Output
     let future: Future<[Output]>
     let jobName: String?
@@ -64,16 +64,25 @@ struct ChunkOfInputs<Input: Sendable, Output: Sendable>: ThreadWork, @unchecked 
     func run(count: (UInt64, Bool) -> Void) {
         guard future.markRunning() else { return }
         let start = monotonicNanoseconds()
-        var outputs: [Output] = []
-        outputs.reserveCapacity(inputs.count)
-        for input in inputs {
-            do {
-                outputs.append(try work(input))
-            } catch {
-                count(start, true)
-                future.complete(.failure(workFailure(error, taskID: future.taskID, jobName: jobName)))
-                return
+        var failure: (any Error)?
+        // Each output written once, in place; on a failure the ones written are destroyed.
+        let outputs = [Output](unsafeUninitializedCapacity: inputs.count) { slots, initialized in
+            for input in inputs {
+                do {
+                    (slots.baseAddress! + initialized).initialize(to: try work(input))
+                    initialized += 1
+                } catch {
+                    failure = error
+                    slots.baseAddress?.deinitialize(count: initialized)
+                    initialized = 0
+                    return
+                }
             }
+        }
+        if let failure {
+            count(start, true)
+            future.complete(.failure(workFailure(failure, taskID: future.taskID, jobName: jobName)))
+            return
         }
         count(start, false)
         future.complete(.success(outputs))

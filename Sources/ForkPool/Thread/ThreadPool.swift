@@ -58,6 +58,14 @@ struct ThreadTasks<Input: Sendable, Output: Sendable>: _ValueTasks, ChunkMaker {
     var jobName: String? = nil
 
     var workerCount: Int { engine.workerCount }
+    /// A chunk costs a thread pool one lock and one wake-up, not a frame: larger chunks, fewer
+    /// hand-offs.
+    var largestChunk: Int { 1 << 16 }
+    /// With the count known, about eight chunks per thread to start (a probe round trip costs
+    /// more than many tasks); the time per input then sizes the rest.
+    func firstChunkSize(knownCount: Int) -> Int? {
+        knownCount > 0 ? max(1, knownCount / (workerCount * 8)) : nil
+    }
 
     func submit(_ input: Input) throws(ForkPoolError) -> Future<Output> {
         try engine.submit(input, jobName: jobName, work: work)
@@ -67,7 +75,7 @@ struct ThreadTasks<Input: Sendable, Output: Sendable>: _ValueTasks, ChunkMaker {
         try await engine.submitWhenReady(input, jobName: jobName, work: work)
     }
 
-    func makeChunk(_ inputs: [Input]) throws(ForkPoolError) -> (chunk: ThreadMapChunk<Input, Output>, rest: [Input]) {
+    func makeChunk(_ inputs: ArraySlice<Input>) throws(ForkPoolError) -> (chunk: ThreadMapChunk<Input, Output>, rest: [Input]) {
         let future: Future<[Output]> = engine.makeChunkFuture()
         return (ThreadMapChunk(item: ChunkOfInputs(inputs: inputs, work: work, future: future, jobName: jobName)), [])
     }
