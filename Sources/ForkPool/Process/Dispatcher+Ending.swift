@@ -44,7 +44,7 @@ extension Dispatcher {
     /// Asks every worker to exit, waits up to the grace period for the fork server to report
     /// each exit, then kills the rest.
     func stopWorkers() {
-        stopping = true
+        workers.stopping = true
         // A pool that failed to start has no task to finish: what it started is killed at once.
         let killAtOnce = lock.withLock {
             if case .failedToStart = phase { return true }
@@ -85,6 +85,6 @@ extension Dispatcher {
         guard let server = workers.forkServer else { return }
         workers.forkServer = nil
         _ = server.stop()
-        lock.withLock { publishedForkServerPID = nil }
+        lock.withLock { published.forkServer = nil }
     }
 }

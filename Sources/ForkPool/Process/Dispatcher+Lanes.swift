@@ -20,7 +20,7 @@ extension Dispatcher {
     /// lane is open (its future then lets the first waiting caller read the reply itself);
     /// otherwise queues it.
     func submit(_ task: PendingTask) throws(ForkPoolError) {
-        guard lanesEnabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
+        guard settings.lanesEnabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
             return try enqueue(task, now: monotonicNanoseconds())
         }
         let now = monotonicNanoseconds()
@@ -100,7 +100,7 @@ extension Dispatcher {
 
     /// Under the lock: whether idle workers may be lent to submitting threads.
     var lanesMayOpen: Bool {
-        guard lanesEnabled, !shutdownRequested, workers.retries.isEmpty, case .running = phase else { return false }
+        guard settings.lanesEnabled, !shutdownRequested, workers.retries.isEmpty, case .running = phase else { return false }
         return true
     }
 
@@ -110,7 +110,7 @@ extension Dispatcher {
     /// shutdown, a retry). Kills a worker whose lane task was cancelled while a caller reads,
     /// and judges the tasks that readers of exited workers gave back.
     func reclaimLanes(now: UInt64) {
-        guard lanesEnabled else { return }
+        guard settings.lanesEnabled else { return }
         var returned: [(index: Int, task: PendingTask?, why: DirectLane.Return)] = []
         var cancelled: [(index: Int, task: PendingTask)] = []
         let orphaned = lock.withLock { () -> [DirectLane.Orphan] in

@@ -2,7 +2,7 @@
 // never waits for the dispatcher between tasks (several frames per write, replies per read).
 //
 //   takeWork ─▶ fillPipelinesLocked: busy workers with short recent tasks get more, level by
-//             level, up to `tasksInFlightPerWorker` ─▶ handOutPipelined: one send per worker
+//             level, up to `settings.tasksInFlightPerWorker` ─▶ handOutPipelined: one send per worker
 //   a reply ─▶ WorkerProcess.receive: the next one runs   the worker dies ─▶ the ones behind it
 //             never ran: they run elsewhere (retries)     sent ahead ─▶ cancel() returns false
 //
@@ -19,12 +19,12 @@ extension Dispatcher {
     /// Stops at the first queued task that cannot go ahead (a deadline, a raw tail, a large
     /// frame), so the queue's order is kept.
     func fillPipelinesLocked() -> [(index: Int, task: PendingTask)] {
-        guard tasksInFlightPerWorker > 1, !queue.isEmpty else { return [] }
+        guard settings.tasksInFlightPerWorker > 1, !queue.isEmpty else { return [] }
         var sent: [(index: Int, task: PendingTask)] = []
         let now = monotonicNanoseconds()
         let candidates = workers.indices.filter { workers[$0].acceptsPipelinedTask(now: now) }
         guard !candidates.isEmpty else { return [] }
-        for level in 1..<tasksInFlightPerWorker {
+        for level in 1..<settings.tasksInFlightPerWorker {
             for index in candidates where workers[index].tasksInFlight == level {
                 while let next = queue.first {
                     if next.leftQueue {  // expired this turn
@@ -63,7 +63,7 @@ extension Dispatcher {
     /// or it is stopping), they fail with `error`. One cancelled meanwhile is only settled.
     func rerunPipelined(_ tasks: [PendingTask], slot: Int, error: @autoclosure () -> ForkPoolError) {
         guard !tasks.isEmpty else { return }
-        let runnable = !stopping && lock.withLock { dispatcherFailure == nil }
+        let runnable = !workers.stopping && lock.withLock { dispatcherFailure == nil }
         for task in tasks {
             if task.completion.hasCompleted {
                 lock.withLock { _ = cancelledRunning.remove(task.id) }

@@ -106,7 +106,7 @@ extension Dispatcher {
                                        workerOptions: configuration.workerForkOptions, workerMain: workerMain)
         }
         workers.forkServer = server
-        lock.withLock { publishedForkServerPID = server.pid }
+        lock.withLock { published.forkServer = server.pid }
     }
 
     /// Asks the fork server for the workers the pool lacks (none while broken, or when
@@ -115,7 +115,7 @@ extension Dispatcher {
     /// handed the task back and the crash policy has judged it: under `.breakPool` a
     /// replacement must not take a queued task first.
     func requestWorkers(now: UInt64) {
-        guard let forkServer = workers.forkServer, !stopping, workers.missingWorkers > 0, now >= workers.startFailures.nextSpawnTime else { return }
+        guard let forkServer = workers.forkServer, !workers.stopping, workers.missingWorkers > 0, now >= workers.startFailures.nextSpawnTime else { return }
         let wanted = lock.withLock { () -> Int in
             let judging = lanes.detachedReaders + lanes.orphans.count
             switch phase {
@@ -144,9 +144,9 @@ extension Dispatcher {
                 forkServerDied()
                 return
             case .success(.spawned(let pid, let socket, let pidfd)?):
-                let index = workers.add(pid: pid, socket: socket, pidfd: pidfd, lendable: lanesEnabled)
+                let index = workers.add(pid: pid, socket: socket, pidfd: pidfd, lendable: settings.lanesEnabled)
                 accounting.recordSpawned(pid, slot: workers[index].slot)
-                if stopping { workers[index].dismiss() }
+                if workers.stopping { workers[index].dismiss() }
             case .success(.spawnFailed(let number)?):
                 workers.spawnsInFlight -= 1
                 startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: number))
@@ -258,8 +258,8 @@ extension Dispatcher {
         accounting.recordGone()
         workers.spawnsInFlight = 0
         publishWorkers()
-        lock.withLock { publishedForkServerPID = nil }
-        guard !stopping else { return }
+        lock.withLock { published.forkServer = nil }
+        guard !workers.stopping else { return }
         startFailed(ForkPoolError(.poolBroken, "the fork server (process \(server.pid)) ended with \(status)"))
         if case .broken = lock.withLock({ phase }) { return }
         do {
@@ -271,6 +271,6 @@ extension Dispatcher {
 
     func publishWorkers() {
         let pids = workers.servingProcessIDs
-        lock.withLock { publishedPIDs = pids }
+        lock.withLock { published.workers = pids }
     }
 }

@@ -22,6 +22,25 @@ final class Dispatcher: @unchecked Sendable {
         /// Set when the fork server starts fresh from the program's binary (FreshStart);
         /// nil: it is forked from this process (`workerMain` then runs in each worker).
         var fresh: FreshStartSettings?
+
+        /// Whether the pool keeps a time or recycling limit per task, which only the dispatcher
+        /// thread keeps, and whose bookkeeping assumes one task per worker.
+        var limitsEachTask: Bool {
+            configuration.taskTimeout != nil || configuration.maximumTasksPerWorker != nil
+                || configuration.maximumWorkerResidentBytes != nil
+        }
+        /// Whether single tasks may go by lane at all: not with limits per task.
+        var lanesEnabled: Bool { configuration.usesDirectLanes && !limitsEachTask }
+        /// How many tasks a worker may have in flight (more than one: short tasks are sent
+        /// behind the running one under load); 1 with limits per task.
+        var tasksInFlightPerWorker: Int { limitsEachTask ? 1 : configuration.tasksInFlightPerWorker }
+    }
+
+    /// The pids the dispatcher publishes for other threads: the live, ready workers and the
+    /// fork server while it runs.
+    struct PublishedProcesses {
+        var workers: [pid_t] = []
+        var forkServer: pid_t?
     }
 
     enum Phase {
@@ -48,28 +67,17 @@ final class Dispatcher: @unchecked Sendable {
     var cancelRequested = false
     /// Why the dispatcher could not go on (its poll failed): the pool stays broken with it.
     var dispatcherFailure: ForkPoolError?
-    var publishedPIDs: [pid_t] = []
-    var publishedForkServerPID: pid_t?
+    var published = PublishedProcesses()
     /// Running tasks whose futures were cancelled: their workers are to be killed.
     var cancelledRunning: Set<UInt64> = []
     /// The direct lanes' books: which idle workers are lent, and what callers hold.
     var lanes = LaneBooks()
-    /// Whether single tasks may go by lane at all: not when the pool has deadlines or
-    /// recycling limits to keep, which only the dispatcher thread keeps. Read without the lock.
-    let lanesEnabled: Bool
-
-    let joinLock = ConditionLock()
-    var thread: PosixThread?
-    var joined = false
+    /// The dispatcher thread, joined once by whoever shuts the pool down first.
+    let loop = JoinableThread()
 
     // Dispatcher thread only.
     /// The workers, the fork server and the tasks to run again.
     var workers: WorkerSet
-    var stopping = false
-    /// How many tasks a worker may have in flight (more than one: short tasks are sent behind
-    /// the running one under load); 1 when the pool has time or recycling limits, whose
-    /// bookkeeping assumes one task per worker.
-    let tasksInFlightPerWorker: Int
 
     /// Stats, metrics and log events.
     let accounting: PoolAccounting
@@ -81,14 +89,9 @@ final class Dispatcher: @unchecked Sendable {
         accounting = PoolAccounting(configuration: configuration, workerCount: settings.workerCount)
         workers = WorkerSet(workerCount: settings.workerCount, configuration: configuration)
         queue = WorkQueue(limit: configuration.maximumQueuedTasks)
-        let limitsPerTask = configuration.taskTimeout != nil || configuration.maximumTasksPerWorker != nil
-            || configuration.maximumWorkerResidentBytes != nil
-        tasksInFlightPerWorker = limitsPerTask ? 1 : configuration.tasksInFlightPerWorker
-        lanesEnabled = configuration.usesDirectLanes && configuration.taskTimeout == nil
-            && configuration.maximumTasksPerWorker == nil && configuration.maximumWorkerResidentBytes == nil
         wake = try WakeEvent.make()
         do {
-            thread = try PosixThread.start(name: "forkpool-disp") { [self] in run() }
+            loop.started(try PosixThread.start(name: "forkpool-disp") { [self] in run() })
         } catch {
             wake.close()
             throw error
@@ -115,9 +118,9 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     /// The pids of the live, ready workers, as last published by the dispatcher.
-    var workerProcessIDs: [pid_t] { lock.withLock { publishedPIDs } }
+    var workerProcessIDs: [pid_t] { lock.withLock { published.workers } }
     /// The pid of the fork server, while it runs.
-    var forkServerProcessID: pid_t? { lock.withLock { publishedForkServerPID } }
+    var forkServerProcessID: pid_t? { lock.withLock { published.forkServer } }
 
     /// A snapshot of the counts, with the queue's length now.
     var stats: PoolStats {
@@ -192,11 +195,7 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     func join() {
-        joinLock.withLock {
-            guard !joined, let thread else { return }
-            thread.join()
-            joined = true
-        }
+        loop.join()
     }
 
     // MARK: - The dispatcher thread
@@ -225,7 +224,7 @@ final class Dispatcher: @unchecked Sendable {
             case .broken where dispatcherFailure != nil: break  // submit keeps saying why
             default: phase = .stopped
             }
-            publishedPIDs = []
+            published.workers = []
             wake.close()  // a lost descriptor is only forgotten: the number is not ours to close
             lock.broadcast()
         }

@@ -23,6 +23,8 @@ struct WorkerSet: RandomAccessCollection, MutableCollection {
     /// Tasks to run again before queued ones: retried after a crash, sent behind a running task
     /// whose worker died, or sent by lane to a worker that was already gone.
     var retries = FIFOQueue<PendingTask>()
+    /// The pool is stopping: every worker is being asked to leave, and none is replaced.
+    var stopping = false
     private var random = SystemRandomNumberGenerator()
 
     init(workerCount: Int, configuration: ProcessPoolConfiguration) {

@@ -39,8 +39,36 @@ package struct PosixThread: @unchecked Sendable {
         return PosixThread(handle: handle)
     }
 
-    /// Waits for a joinable thread to finish. The corresponding C function is `pthread_join`.
+    /// Waits for a joinable thread to finish. Called on that very thread (a pool dropped by
+    /// the last callback its own thread ran), it cannot wait for itself: it detaches instead,
+    /// so the thread still cleans up after itself when it ends. The corresponding C functions
+    /// are `pthread_join` and `pthread_detach`.
     package func join() {
-        pthread_join(handle, nil)
+        if pthread_equal(handle, pthread_self()) != 0 {
+            pthread_detach(handle)
+        } else {
+            pthread_join(handle, nil)
+        }
+    }
+}
+
+/// A thread that any number of callers may join, once: the first join waits, the others wait
+/// for it, later ones return at once.
+final class JoinableThread: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var thread: PosixThread?
+    private var joined = false
+
+    /// The thread has started (before anyone can join it).
+    func started(_ thread: PosixThread) {
+        lock.withLock { self.thread = thread }
+    }
+
+    func join() {
+        lock.withLock {
+            guard !joined, let thread else { return }
+            thread.join()
+            joined = true
+        }
     }
 }
