@@ -38,10 +38,10 @@ extension Dispatcher {
             task.leftQueue = true
             _ = task.start()
             task.handedOutAt = now
+            task.bindLocked(lane)  // nobody has the future yet: the first to block on it reads the reply
             return (lane, task.frame)
         }
         guard let (lane, frame) = sending else { return }
-        task.bind(lane)
         let delivered = lane.send(frame)
         accounting.paths.laneSends.add(1, ordering: .relaxed)
         accounting.recordHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
@@ -61,13 +61,13 @@ extension Dispatcher {
 
     /// A waiting caller reads `task`'s reply from its lane, unless the dispatcher has taken
     /// the task over; then gives the lane back (open again, or to the dispatcher).
-    func receiveByLane(_ task: PendingTask, from lane: DirectLane, until deadline: UInt64?) {
-        let claimed = lock.withLock { () -> Bool in
-            guard lane.claimForReading(task) else { return false }
+    func receiveByLane(_ task: PendingTask, until deadline: UInt64?) {
+        let claimed = lock.withLock { () -> DirectLane? in
+            guard let lane = task.takeLaneClaimLocked(), lane.claimForReading(task) else { return nil }
             lanes.unreadTasks -= 1
-            return true
+            return lane
         }
-        guard claimed else { return }
+        guard let lane = claimed else { return }
         accounting.paths.laneReaders.add(1, ordering: .relaxed)
         defer { accounting.paths.laneReaders.subtract(1, ordering: .relaxed) }
         let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot) }
@@ -92,9 +92,9 @@ extension Dispatcher {
     }
 
     /// The caller will not read `task`'s reply: the dispatcher takes it over on its next turn.
-    func handBack(_ task: PendingTask, from lane: DirectLane) {
+    func handBack(_ task: PendingTask) {
         lock.withLock {
-            if lane.holdsUnread(task) { wakeLocked() }
+            if let lane = task.takeLaneClaimLocked(), lane.holdsUnread(task) { wakeLocked() }
         }
     }
 

@@ -37,8 +37,10 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     /// dispatcher holds its tasks (queued, running, on a lane) while it runs.
     private weak var dispatcher: Dispatcher?
     /// The lane the task went by while nobody reads its reply: the first caller to block on
-    /// the future reads it itself.
-    private let laneClaim = Mutex<DirectLane?>(nil)
+    /// the future reads it itself. Guarded by the dispatcher's lock; `laneClaimed` says without
+    /// the lock whether it may be set (most tasks never have one).
+    private var laneClaim: DirectLane?
+    private let laneClaimed = Atomic<Bool>(false)
     /// Sent to a busy worker behind the task it runs: on its way, so `cancel()` cannot stop it.
     private let sentAhead = Atomic<Bool>(false)
 
@@ -58,10 +60,20 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     /// The task was sent behind the running one (true), or now runs (false).
     func markSentAhead(_ ahead: Bool) { sentAhead.store(ahead, ordering: .relaxed) }
 
-    /// The task went by `lane`: the first caller to block on its future reads the reply.
-    func bind(_ lane: DirectLane) {
-        guard !completion.hasCompleted else { return }
-        laneClaim.withLock { $0 = lane }
+    /// Under the dispatcher's lock: the task went by `lane`; the first caller to block on its
+    /// future reads the reply.
+    func bindLocked(_ lane: DirectLane) {
+        laneClaim = lane
+        laneClaimed.store(true, ordering: .releasing)
+    }
+
+    /// Under the dispatcher's lock: the lane claim, taken (nil once the task is done).
+    func takeLaneClaimLocked() -> DirectLane? {
+        defer {
+            laneClaim = nil
+            laneClaimed.store(false, ordering: .releasing)
+        }
+        return completion.hasCompleted ? nil : laneClaim
     }
 
     // MARK: QueuedWork (under the dispatcher's lock)
@@ -85,22 +97,19 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     }
 
     func willBlock(until deadline: UInt64?) {
-        guard let lane = laneClaim.withLock({ $0.take() }), let dispatcher else { return }
-        dispatcher.receiveByLane(self, from: lane, until: deadline)
+        guard laneClaimed.load(ordering: .acquiring), let dispatcher else { return }
+        dispatcher.receiveByLane(self, until: deadline)
     }
 
     func willNotBlock() {
-        guard let lane = laneClaim.withLock({ $0.take() }), let dispatcher else { return }
-        dispatcher.handBack(self, from: lane)
+        guard laneClaimed.load(ordering: .acquiring), let dispatcher else { return }
+        dispatcher.handBack(self)
     }
 
     /// Moves the task to running; false if it was cancelled while queued.
     func start() -> Bool { completion.start() }
     /// Completes with an error, which names this task.
-    func fail(_ error: ForkPoolError) {
-        completion.fail(naming(error))
-        laneClaim.withLock { $0 = nil }  // done: nobody reads a reply by lane now
-    }
+    func fail(_ error: ForkPoolError) { completion.fail(naming(error)) }
     /// Fails the task only if it has not started; true if it did.
     func failIfQueued(_ error: ForkPoolError) -> Bool { completion.failIfQueued(naming(error)) }
 
@@ -126,7 +135,6 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
         } else {
             return false
         }
-        laneClaim.withLock { $0 = nil }  // done: nobody reads a reply by lane now
         return true
     }
 }
