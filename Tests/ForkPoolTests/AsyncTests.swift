@@ -31,13 +31,7 @@ extension ForkPoolTests {
 
         @Test func aNegativeWaitReturnsAtOnce() throws {
             let gate = Gate()
-            let pool = try ThreadPool(workers: 1) { [gateFD = gate.readEnd] (n: Int) -> Int in
-                var entry = pollfd(fd: gateFD, events: Int16(POLLIN), revents: 0)
-                guard poll(&entry, 1, 60_000) > 0 else { return Int.min }
-                var byte: UInt8 = 0
-                _ = read(gateFD, &byte, 1)
-                return n
-            }
+            let pool = try ThreadPool(workers: 1, work: reportThenWaitAtGate(reportFD: nil, gateFD: gate.readEnd))
             defer { pool.shutdown() }
             let held = try pool.submit(7)
             for wait in [Duration.milliseconds(-1), .milliseconds(-500), .seconds(-2), .zero] {

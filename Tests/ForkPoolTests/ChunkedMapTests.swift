@@ -87,6 +87,41 @@ extension ForkPoolTests {
     }
 }
 
+/// Work that reports its pid to `reportFD` (when given), then waits for one byte at `gateFD`
+/// (at most 60 s: `Int.min` then, a gate never opened) and returns its input. Plain file
+/// descriptors, so a forked worker has them too.
+func reportThenWaitAtGate(reportFD: Int32?, gateFD: Int32) -> @Sendable (Int) -> Int {
+    { n in
+        if let reportFD {
+            var pid = getpid()
+            _ = write(reportFD, &pid, MemoryLayout<pid_t>.size)
+        }
+        var entry = pollfd(fd: gateFD, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, 60_000) > 0 else { return Int.min }
+        var byte: UInt8 = 0
+        _ = read(gateFD, &byte, 1)
+        return n
+    }
+}
+
+/// Maps 100 counted inputs on a two-worker `pool` whose tasks report at `started` and wait at
+/// `gate`: with both workers held, eager consumption would have pulled all 100; the window is
+/// at most workers × 4 chunks (while probing, one input each).
+func expectALazyBoundedWindow(_ pool: any WorkerPool<Int, Int>, started: PIDPipe, gate: Gate) throws {
+    let pulled = ConditionLockedCounter()
+    let result = LockedBox<[Int]>()
+    let mapper = try PosixThread.start(name: "mapper") {
+        result.value = try? pool.map(CountingSequence(count: 100, pulled: pulled))
+    }
+    _ = started.nextPID()
+    _ = started.nextPID()
+    #expect(pulled.value <= 8, "pulled \(pulled.value) of 100 inputs while no task could finish")
+    gate.open(100)
+    mapper.join()
+    #expect(result.value == Array(0..<100))
+    #expect(pulled.value == 100)
+}
+
 /// A sequence that counts how many elements have been pulled from it.
 struct CountingSequence: Sequence {
     let count: Int
@@ -126,35 +161,13 @@ extension ForkPoolTests {
         }
 
         @Test func inputIsConsumedLazilyWithABoundedWindow() throws {
-            let pulled = ConditionLockedCounter()
             // Made before the pool, so its workers inherit them: every task reports that it
             // started, then waits at the gate. While the gate is shut no chunk can complete, so
             // what the map has pulled by then is its window, not a race against the clock.
-            let started = PIDPipe()
-            let gate = Gate()
-            let pool = try ProcessPool(workers: 2) { [reportFD = started.writeEnd, gateFD = gate.readEnd] (n: Int) -> Int in
-                var pid = getpid()
-                _ = write(reportFD, &pid, MemoryLayout<pid_t>.size)
-                var entry = pollfd(fd: gateFD, events: Int16(POLLIN), revents: 0)
-                guard poll(&entry, 1, 60_000) > 0 else { return Int.min }  // a gate never opened: a bug, not a hang
-                var byte: UInt8 = 0
-                _ = read(gateFD, &byte, 1)
-                return n
-            }
+            let started = PIDPipe(), gate = Gate()
+            let pool = try ProcessPool(workers: 2, work: reportThenWaitAtGate(reportFD: started.writeEnd, gateFD: gate.readEnd))
             defer { pool.shutdown() }
-            let result = LockedBox<[Int]>()
-            let mapper = try PosixThread.start(name: "mapper") {
-                result.value = try? pool.map(CountingSequence(count: 100, pulled: pulled))
-            }
-            _ = started.nextPID()
-            _ = started.nextPID()
-            // Both workers hold a task at the gate. Eager consumption would have pulled all 100;
-            // the window is at most workers × 4 chunks (while probing, one input each).
-            #expect(pulled.value <= 8, "pulled \(pulled.value) of 100 inputs while no task could finish")
-            gate.open(100)
-            mapper.join()
-            #expect(result.value == Array(0..<100))
-            #expect(pulled.value == 100)
+            try expectALazyBoundedWindow(pool, started: started, gate: gate)
         }
 
         /// A ThreadPool chunks as a ProcessPool does: the same map (lazy input, a bounded
@@ -167,30 +180,10 @@ extension ForkPoolTests {
             let chunks = fast.tasksCreated - before
             #expect(chunks > 2 && chunks < 2_000, "20,000 fast tasks went out in \(chunks) chunks")
 
-            let pulled = ConditionLockedCounter()
-            let started = PIDPipe()
-            let gate = Gate()
-            let held = try ThreadPool(workers: 2) { [reportFD = started.writeEnd, gateFD = gate.readEnd] (n: Int) -> Int in
-                var pid = getpid()
-                _ = write(reportFD, &pid, MemoryLayout<pid_t>.size)
-                var entry = pollfd(fd: gateFD, events: Int16(POLLIN), revents: 0)
-                guard poll(&entry, 1, 60_000) > 0 else { return Int.min }
-                var byte: UInt8 = 0
-                _ = read(gateFD, &byte, 1)
-                return n
-            }
+            let started = PIDPipe(), gate = Gate()
+            let held = try ThreadPool(workers: 2, work: reportThenWaitAtGate(reportFD: started.writeEnd, gateFD: gate.readEnd))
             defer { held.shutdown() }
-            let result = LockedBox<[Int]>()
-            let mapper = try PosixThread.start(name: "mapper") {
-                result.value = try? held.map(CountingSequence(count: 100, pulled: pulled))
-            }
-            _ = started.nextPID()
-            _ = started.nextPID()
-            #expect(pulled.value <= 8, "pulled \(pulled.value) of 100 inputs while no task could finish")
-            gate.open(100)
-            mapper.join()
-            #expect(result.value == Array(0..<100))
-            #expect(pulled.value == 100)
+            try expectALazyBoundedWindow(held, started: started, gate: gate)
         }
 
         @Test func anInputThatCannotBeEncodedStopsTheMap() throws {
