@@ -100,7 +100,7 @@ extension Dispatcher {
 
     /// Under the lock: whether idle workers may be lent to submitting threads.
     var lanesMayOpen: Bool {
-        guard settings.lanesEnabled, !shutdownRequested, workers.retries.isEmpty, case .running = phase else { return false }
+        guard settings.lanesEnabled, !shutdownRequest.asked, workers.retries.isEmpty, case .running = phase else { return false }
         return true
     }
 

@@ -32,7 +32,7 @@ extension Dispatcher {
                 publishWorkers()
                 workers.dismissOneRetiringWorker()
             case .taskDone?:
-                if workers.retireIfDue(index, logger: accounting.logger) && lock.withLock({ shutdownRequested }) {
+                if workers.retireIfDue(index, logger: accounting.logger) && lock.withLock({ shutdownRequest.asked }) {
                     workers[index].dismiss()
                 }
             case .fault(let error)?:
@@ -121,7 +121,7 @@ extension Dispatcher {
             switch phase {
             case .broken, .failedToStart, .stopped: return 0
             case .starting: return workers.missingWorkers - judging
-            case .running: return !shutdownRequested || !queue.isEmpty || !workers.retries.isEmpty ? workers.missingWorkers - judging : 0
+            case .running: return !shutdownRequest.asked || !queue.isEmpty || !workers.retries.isEmpty ? workers.missingWorkers - judging : 0
             }
         }
         guard wanted > 0 else { return }
@@ -223,7 +223,7 @@ extension Dispatcher {
             switch phase {
             case .starting:
                 phase = .failedToStart(error)
-                shutdownRequested = true
+                shutdownRequest.ask(cancelPending: false)
                 lock.broadcast()
             case .running:
                 phase = .broken(error)
@@ -272,5 +272,23 @@ extension Dispatcher {
     func publishWorkers() {
         let pids = workers.servingProcessIDs
         lock.withLock { published.workers = pids }
+    }
+
+    /// Under a retry policy a task's frame must survive its first send.
+    var keepsSentFrames: Bool {
+        if case .retry = configuration.crashPolicy { true } else { false }
+    }
+
+    func flush(_ index: Int) {
+        do {
+            try workers[index].flush(keepSent: keepsSentFrames)
+        } catch where error.errno == EPIPE || error.errno == ECONNRESET {
+            // The worker's end is gone: it died. Send nothing more, but read what it wrote
+            // before (a finished task's reply counts) until end of stream; its exit report
+            // then judges the task it ran.
+            workers[index].discardOutgoing()
+        } catch {
+            giveUp(on: index, error)
+        }
     }
 }

@@ -16,40 +16,10 @@ import Logging
 import Synchronization
 
 final class Dispatcher: @unchecked Sendable {
-    struct Settings: Sendable {
-        var workerCount: Int
-        var configuration: ProcessPoolConfiguration
-        /// Set when the fork server starts fresh from the program's binary (FreshStart);
-        /// nil: it is forked from this process (`workerMain` then runs in each worker).
-        var fresh: FreshStartSettings?
+    typealias Settings = DispatcherSettings
 
-        /// Whether the pool keeps a time or recycling limit per task, which only the dispatcher
-        /// thread keeps, and whose bookkeeping assumes one task per worker.
-        var limitsEachTask: Bool {
-            configuration.taskTimeout != nil || configuration.maximumTasksPerWorker != nil
-                || configuration.maximumWorkerResidentBytes != nil
-        }
-        /// Whether single tasks may go by lane at all: not with limits per task.
-        var lanesEnabled: Bool { configuration.usesDirectLanes && !limitsEachTask }
-        /// How many tasks a worker may have in flight (more than one: short tasks are sent
-        /// behind the running one under load); 1 with limits per task.
-        var tasksInFlightPerWorker: Int { limitsEachTask ? 1 : configuration.tasksInFlightPerWorker }
-    }
 
-    /// The pids the dispatcher publishes for other threads: the live, ready workers and the
-    /// fork server while it runs.
-    struct PublishedProcesses {
-        var workers: [pid_t] = []
-        var forkServer: pid_t?
-    }
-
-    enum Phase {
-        case starting
-        case running
-        case failedToStart(ForkPoolError)
-        case broken(ForkPoolError)
-        case stopped
-    }
+    typealias Phase = DispatcherPhase
 
     let settings: Settings
     var configuration: ProcessPoolConfiguration { settings.configuration }
@@ -63,8 +33,8 @@ final class Dispatcher: @unchecked Sendable {
     /// The tasks waiting for a worker, their deadlines and the queue's bound.
     var queue: WorkQueue<PendingTask>
     var phase = Phase.starting
-    var shutdownRequested = false
-    var cancelRequested = false
+    /// Whether shutdown was asked for, and whether queued tasks are to be cancelled.
+    var shutdownRequest = ShutdownRequest.none
     /// Why the dispatcher could not go on (its poll failed): the pool stays broken with it.
     var dispatcherFailure: ForkPoolError?
     var published = PublishedProcesses()
@@ -106,7 +76,7 @@ final class Dispatcher: @unchecked Sendable {
                 phase = .failedToStart(ForkPoolError(
                     .poolBroken, "the pool did not start within its startTimeout of \(startTimeout): the fork server or "
                     + "first worker did not become ready"))
-                shutdownRequested = true
+                shutdownRequest.ask(cancelPending: false)
             }
             if case .failedToStart(let error) = phase { return error }
             return nil
@@ -174,15 +144,14 @@ final class Dispatcher: @unchecked Sendable {
     /// callers all wait.
     func shutdown(cancelPending: Bool) {
         lock.withLock {
-            shutdownRequested = true
-            if cancelPending { cancelRequested = true }
+            shutdownRequest.ask(cancelPending: cancelPending)
             if case .stopped = phase {} else { wakeLocked() }
         }
         join()
     }
 
     func checkAcceptingLocked() throws(ForkPoolError) {
-        if shutdownRequested {
+        if shutdownRequest.asked {
             throw ForkPoolError(.poolShutDown, "the pool has been shut down")
         }
         if case .broken(let error) = phase { throw error }
@@ -309,32 +278,11 @@ final class Dispatcher: @unchecked Sendable {
         return ForkPool.pollTimeout(until: nearest, now: now)
     }
 
-    /// What one turn decided under the lock, for the loop to act on outside it (where futures
-    /// may call back into the pool).
-    struct Turn {
-        /// Workers just handed a task, to start sending it.
-        var assigned: [Int] = []
-        /// Tasks dropped from the queue (shutdown with cancelPending, a broken pool), to fail.
-        var dropped: [(PendingTask, ForkPoolError)] = []
-        /// Queued tasks past their deadline, to fail as timed out.
-        var expired: [PendingTask] = []
-        /// Running tasks whose futures were cancelled: their workers are to be stopped.
-        var cancelled: Set<UInt64> = []
-        /// The nearest deadline of a task still queued.
-        var nextQueuedDeadline: UInt64?
-        /// `submitWhenReady` callers whose tasks were queued (or refused), to resume.
-        var resumptions: [ParkedResumption] = []
-        /// Tasks sent behind busy workers' running ones.
-        var pipelined: [(index: Int, task: PendingTask)] = []
-        /// Whether the loop is done: shut down with nothing left, or the pool failed to start.
-        var finished = false
-    }
-
     /// Under the lock: expires, cancels and hands out tasks; says whether the loop is done.
-    func takeWork(now: UInt64) -> Turn {
+    func takeWork(now: UInt64) -> DispatcherTurn {
         lock.withLock {
-            var turn = Turn()
-            if cancelRequested {
+            var turn = DispatcherTurn()
+            if shutdownRequest == .cancelPending {
                 for task in queue.removeAll() {
                     turn.dropped.append((task, .cancelledByShutdown(taskID: task.id)))
                 }
@@ -389,7 +337,7 @@ final class Dispatcher: @unchecked Sendable {
             if case .failedToStart = phase {
                 turn.finished = true
             } else {
-                turn.finished = shutdownRequested && queue.isEmpty && workers.retries.isEmpty && !busy
+                turn.finished = shutdownRequest.asked && queue.isEmpty && workers.retries.isEmpty && !busy
             }
             return turn
         }
@@ -430,23 +378,6 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    /// Under a retry policy a task's frame must survive its first send.
-    var keepsSentFrames: Bool {
-        if case .retry = configuration.crashPolicy { true } else { false }
-    }
-
-    func flush(_ index: Int) {
-        do {
-            try workers[index].flush(keepSent: keepsSentFrames)
-        } catch where error.errno == EPIPE || error.errno == ECONNRESET {
-            // The worker's end is gone: it died. Send nothing more, but read what it wrote
-            // before (a finished task's reply counts) until end of stream; its exit report
-            // then judges the task it ran.
-            workers[index].discardOutgoing()
-        } catch {
-            giveUp(on: index, error)
-        }
-    }
 }
 
 extension Dispatcher: WorkQueueOwner {
