@@ -21,9 +21,9 @@ extension ForkPoolTests {
         /// Runs `body` with tasks of up to `milliseconds` counting as short (a gated task then
         /// has tasks sent behind it), restoring the limit after.
         func withShortTaskLimit<T>(milliseconds: UInt64, _ body: () throws -> T) rethrows -> T {
-            let saved = Dispatcher.pipelineTaskNanoseconds
-            Dispatcher.pipelineTaskNanoseconds = milliseconds * 1_000_000
-            defer { Dispatcher.pipelineTaskNanoseconds = saved }
+            let saved = WorkerProcess.pipelineTaskNanoseconds
+            WorkerProcess.pipelineTaskNanoseconds = milliseconds * 1_000_000
+            defer { WorkerProcess.pipelineTaskNanoseconds = saved }
             return try body()
         }
 

@@ -291,4 +291,39 @@ extension Dispatcher {
             giveUp(on: index, error)
         }
     }
+
+    // MARK: - Tasks sent ahead (Pipelines.swift picks them)
+
+    /// Sends what `WorkerSet.sendAhead` queued for each worker (one send per worker), then
+    /// records how long each task waited in the queue.
+    func handOutPipelined(_ sent: [(index: Int, task: PendingTask)]) {
+        guard !sent.isEmpty else { return }
+        accounting.paths.pipelinedSends.add(sent.count, ordering: .relaxed)
+        var flushed = Set<Int>()
+        for (index, _) in sent where flushed.insert(index).inserted { flush(index) }
+        let now = monotonicNanoseconds()
+        for (_, task) in sent {
+            accounting.recordHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
+        }
+    }
+
+    /// Tasks sent ahead to a worker that is gone: they never ran, so they run elsewhere first
+    /// (not counted as crashes); if the pool cannot run anything more (its dispatcher failed,
+    /// or it is stopping), they fail with `error`. One cancelled meanwhile is only settled.
+    func rerunPipelined(_ tasks: [PendingTask], slot: Int, error: @autoclosure () -> ForkPoolError) {
+        guard !tasks.isEmpty else { return }
+        let runnable = !workers.stopping && lock.withLock { dispatcherFailure == nil }
+        for task in tasks {
+            if task.completion.hasCompleted {
+                lock.withLock { _ = cancelledRunning.remove(task.id) }
+                accounting.recordOutcome(of: task, failure: .cancelled, slot: nil)
+            } else if runnable {
+                accounting.paths.pipelinedReruns.add(1, ordering: .relaxed)
+                task.enqueuedAt = monotonicNanoseconds()
+                workers.retries.append(task)
+            } else {
+                fail(task, with: error(), slot: slot)
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //
 // Here: the shared state (under `lock`: queue, phase, published pids, lane books), the calls any
 // thread makes and the loop. Beside it: WorkerSet and WorkerProcess (the workers and their lives),
-// +Workers (fork server reports, faults, deaths), +Lanes, +Pipelines, +Ending, PoolAccounting.
+// +Workers (fork server reports, faults, deaths), +Lanes, +Ending, Pipelines (WorkerSet.sendAhead), PoolAccounting.
 // This thread starts the fork server: PR_SET_PDEATHSIG follows the forking thread.
 import CForkShim
 import CoreMetrics
@@ -310,7 +310,8 @@ final class Dispatcher: @unchecked Sendable {
                 }
                 if queue.isEmpty && workers.retries.isEmpty { break }
             }
-            turn.pipelined = workers.retries.isEmpty ? fillPipelinesLocked() : []
+            turn.pipelined = workers.retries.isEmpty
+                ? workers.sendAhead(from: &queue, inFlightLimit: settings.tasksInFlightPerWorker) : []
             turn.resumptions = admitParkedLocked(now: now)
             turn.cancelled = cancelledRunning
             // A task a caller still holds on its lane is cancelled by `reclaimLanes` on a later

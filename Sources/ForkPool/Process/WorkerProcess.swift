@@ -57,7 +57,7 @@ struct WorkerProcess {
     struct Run {
         var task: PendingTask
         /// Tasks sent behind the running one, oldest first (under load, to a worker whose
-        /// recent tasks were short: see `Dispatcher.fillPipelinesLocked`); each becomes `task`
+        /// recent tasks were short: see `WorkerSet.sendAhead`); each becomes `task`
         /// when the one before it is answered. A worker that dies runs none of them.
         var pipeline = FIFOQueue<PendingTask>()
         /// When the task must be done (monotonic ns), if it has a time limit.
