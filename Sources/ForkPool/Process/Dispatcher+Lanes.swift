@@ -218,4 +218,17 @@ extension Dispatcher {
         if let returned { laneReturned(index, task: returned.task, returned.why, now: now) }
         return heldByCaller
     }
+
+    // MARK: - After a dispatcher failure
+
+    /// After a dispatcher failure: waits for callers still reading lanes of killed workers and
+    /// fails the tasks they gave back (nobody else is left to run them).
+    func failLeftovers(_ error: ForkPoolError) {
+        let leftovers = lock.withLock { () -> [DirectLane.Orphan] in
+            while lanes.detachedReaders > 0 { _ = lock.wait(untilMonotonicNanoseconds: monotonicNanoseconds() + 100_000_000) }
+            defer { lanes.orphans.removeAll() }
+            return lanes.orphans
+        }
+        for orphan in leftovers { fail(orphan.task, with: orphan.error ?? error, slot: orphan.slot) }
+    }
 }

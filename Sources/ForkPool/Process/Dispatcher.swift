@@ -6,19 +6,15 @@
 //   shutdown: drain (or cancel) the queue, dismiss every worker, wait for the exits, reap the fork server
 //
 // Here: the shared state (under `lock`: queue, phase, published pids, lane books), the calls any
-// thread makes and the loop. Beside it: WorkerSet and WorkerProcess (the workers and their lives),
-// +Workers (fork server reports, faults, deaths), +Lanes, +Ending, Pipelines (WorkerSet.sendAhead), PoolAccounting.
+// thread makes, the loop and its failure. Beside it: WorkerSet and WorkerProcess (the workers),
+// +Workers (reports, faults, deaths, stopping), +Lanes, Pipelines, PoolAccounting.
 // This thread starts the fork server: PR_SET_PDEATHSIG follows the forking thread.
 import CForkShim
-import CoreMetrics
 import Glibc
-import Logging
 import Synchronization
 
 final class Dispatcher: @unchecked Sendable {
     typealias Settings = DispatcherSettings
-
-
     typealias Phase = DispatcherPhase
 
     let settings: Settings
@@ -265,16 +261,7 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Milliseconds until the nearest deadline: a task's time limit, a kill, the next spawn.
     func pollTimeout(now: UInt64, nextQueuedDeadline: UInt64?) -> Int32 {
-        var nearest = [nextQueuedDeadline, workers.nearestDeadline].compactMap { $0 }.min()
-        let nextSpawnTime = workers.startFailures.nextSpawnTime
-        if workers.missingWorkers > 0 && nextSpawnTime > now {
-            nearest = min(nearest ?? nextSpawnTime, nextSpawnTime)
-        }
-        if workers.contains(where: \.isLent) {
-            // A task sent by lane that nobody waits for is collected (and counted) within a
-            // second, even if nothing else happens in the pool.
-            nearest = min(nearest ?? now + 1_000_000_000, now + 1_000_000_000)
-        }
+        let nearest = [nextQueuedDeadline, workers.nextWake(now: now)].compactMap { $0 }.min()
         return ForkPool.pollTimeout(until: nearest, now: now)
     }
 
@@ -379,6 +366,29 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
+}
+
+extension Dispatcher {
+    /// The poll loop cannot go on (`poll` failed, or the pool's eventfd was closed from
+    /// outside): the pool breaks with the errno, lanes close, queued tasks fail now and running
+    /// ones when their workers, killed at once, are reported dead. Never a crash of the host.
+    func dispatcherFailed(_ error: ForkPoolError, wakeLost: Bool) {
+        accounting.logger.debug("pool broken", metadata: ["forkpool.error": "\(error.message)"])
+        let queued = lock.withLock { () -> [PendingTask] in
+            dispatcherFailure = error
+            if wakeLost { wake.markLost() }
+            switch phase {
+            case .starting: phase = .failedToStart(error)
+            case .running: phase = .broken(error)
+            default: break
+            }
+            lanes.mayLend = false
+            lock.broadcast()
+            return queue.removeAll()
+        }
+        for task in queued + workers.retries.removeAll() { fail(task, with: error, slot: nil) }  // the error names each task
+        for index in workers.indices { workers[index].stop(because: error) }
+    }
 }
 
 extension Dispatcher: WorkQueueOwner {

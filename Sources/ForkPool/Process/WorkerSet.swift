@@ -110,4 +110,16 @@ struct WorkerSet: RandomAccessCollection, MutableCollection {
             members[index].dismiss()
         }
     }
+
+    /// When the dispatcher must wake for its workers at the latest: a task's deadline or a
+    /// kill, the next spawn after failed starts, and within a second while a worker is lent
+    /// (a task sent by lane that nobody waits for is collected, and counted, by then).
+    func nextWake(now: UInt64) -> UInt64? {
+        var nearest = nearestDeadline
+        if missingWorkers > 0 && startFailures.nextSpawnTime > now {
+            nearest = Swift.min(nearest ?? startFailures.nextSpawnTime, startFailures.nextSpawnTime)
+        }
+        if contains(where: \.isLent) { nearest = Swift.min(nearest ?? now + 1_000_000_000, now + 1_000_000_000) }
+        return nearest
+    }
 }
