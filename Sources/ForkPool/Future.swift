@@ -154,8 +154,9 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Suspends until the future completes, ignoring cancellation of the calling task.
-    var completion: Result<Value, ForkPoolError> {
+    /// Suspends until the future completes, ignoring cancellation of the calling task (a job
+    /// queue's host decides itself when to stop a job).
+    @_spi(Integration) public var completion: Result<Value, ForkPoolError> {
         get async {
             liveHook?.willNotBlock()
             return await withUnsafeContinuation { continuation in

@@ -80,9 +80,21 @@ public struct BytesJob: PoolJob {
     public func run() throws -> Int { bytes.count }
 }
 
+/// Does nothing: the drain benchmark's job (the queue's own cost, nothing else).
+public struct NoOpJob: PoolJob {
+    public init() {}
+    public func run() throws -> Int { 0 }
+}
+
+/// A periodic job: says which host ran it.
+public struct TickJob: PoolJob {
+    public init() {}
+    public func run() throws -> HostAnswer { HostAnswer(host: currentHostName(), value: 0) }
+}
+
 /// Every job type above, for a host's pool.
 public let clusterJobTypes: [any PoolJob.Type] = [SleepJob.self, SquareJob.self, FibonacciJob.self, FailingJob.self,
-                                                  CrashingJob.self, BytesJob.self]
+                                                  CrashingJob.self, BytesJob.self, NoOpJob.self, TickJob.self]
 
 extension ProcessPoolConfiguration {
     /// The defaults with crash backtraces off: the hosts, tests and bench crash workers on purpose.

@@ -4,7 +4,7 @@
 // lost while the listening connection is down: polling is the fallback).
 //
 //   value ─ register(id) ─▶ loop (started with the first waiter, ends a poll interval after the last):
-//       listener: LISTEN forkpool_done ─ NOTIFY (payload: a job id) ─▶ hinted ids, wake
+//       listener: LISTEN forkpool_done ─ NOTIFY (payload: job ids, comma-separated) ─▶ hinted ids, wake
 //       wake ─▶ SELECT … WHERE id = ANY(hinted or newly awaited ∩ waiting; every poll
 //               interval: all waiting) AND state is final ─▶ resume those waiters
 //
@@ -19,6 +19,8 @@ final class OutcomeWatcher: Sendable {
         case succeeded([UInt8])
         case failed(code: String?, message: String?)
         case cancelled(message: String?)
+        /// No such row: deleted (retention, purge) or never written.
+        case missing
     }
 
     private struct State {
@@ -135,18 +137,19 @@ final class OutcomeWatcher: Sendable {
     }
 
     private static func lookUp(_ ids: [Int64], client: PostgresClient, logger: Logger) async throws -> [(Int64, Outcome)] {
-        let rows = try await client.query("""
-            SELECT id, state, result, error_code, error_message FROM forkpool_jobs
-            WHERE id = ANY(\(ids)) AND state IN ('succeeded', 'failed', 'cancelled')
-            """, logger: logger)
         var finished: [(Int64, Outcome)] = []
-        for try await (id, state, result, code, message) in rows.decode((Int64, String, ByteBuffer?, String?, String?).self) {
-            switch state {
-            case "succeeded": finished.append((id, .succeeded(result.map { Array($0.readableBytesView) } ?? [])))
-            case "cancelled": finished.append((id, .cancelled(message: message)))
-            default: finished.append((id, .failed(code: code, message: message)))
+        var found: Set<Int64> = []
+        for try await (id, state, result, code, message) in try await client.query(QueueSQL.lookUp(ids: ids), logger: logger)
+            .decode((Int64, String, ByteBuffer?, String?, String?).self) {
+            found.insert(id)
+            switch JobState(rawValue: state) {
+            case .succeeded: finished.append((id, .succeeded(result.map { Array($0.readableBytesView) } ?? [])))
+            case .cancelled: finished.append((id, .cancelled(message: message)))
+            case .failed: finished.append((id, .failed(code: code, message: message)))
+            case .queued, .running, nil: break
             }
         }
+        for id in ids where !found.contains(id) { finished.append((id, .missing)) }
         return finished
     }
 
@@ -162,7 +165,8 @@ final class OutcomeWatcher: Sendable {
         await listenContinually(on: "forkpool_done", client: client, logger: logger,
                                 onListening: { self.lookUpEveryoneNext() },
                                 onNotification: { payload in
-                                    if let id = Int64(payload) { self.state.withLock { _ = $0.toLookUp.insert(id) } }
+                                    let ids = payload.split(separator: ",").compactMap { Int64($0) }
+                                    self.state.withLock { $0.toLookUp.formUnion(ids) }
                                     self.wakeSignal.wake()
                                 })
     }

@@ -63,7 +63,7 @@ struct ClusterBench {
         defer { running.cancel() }
         var clusters: [[String: Any]] = []
         for hostCount in 1...3 {
-            let queue = PostgresJobQueue(client: client, name: "bench-\(hostCount)-\(getpid())", logger: logger)
+            let queue = try PostgresJobQueue(client: client, name: "bench-\(hostCount)-\(getpid())", logger: logger)
             try await queue.migrate()
             let hosts = try (0..<hostCount).map {
                 try HostProcess(name: "bench\($0)", queue: queue.name, url: url, workers: 1, leaseMilliseconds: 30_000,
@@ -102,7 +102,7 @@ struct ClusterBench {
     /// claims them once A's 2 s lease lapses.
     private func measureRecovery(client: PostgresClient, url: String, logger: Logger) async throws -> [String: Any] {
         let lease = 2000
-        let queue = PostgresJobQueue(client: client, name: "bench-recovery-\(getpid())", logger: logger)
+        let queue = try PostgresJobQueue(client: client, name: "bench-recovery-\(getpid())", logger: logger)
         let doomed = try HostProcess(name: "doomed", queue: queue.name, url: url, workers: 2, leaseMilliseconds: lease,
                                      pollMilliseconds: 200, capacity: 2)
         let handles = try await queue.submit(contentsOf: [SleepJob(milliseconds: 500, tag: 1), SleepJob(milliseconds: 500, tag: 2)])

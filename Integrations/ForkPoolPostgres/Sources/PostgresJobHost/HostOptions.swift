@@ -1,17 +1,29 @@
-// HostOptions: the worker-host program's command line (`--name value` pairs) and the database
-// URL it is given, turned into a PostgresClient configuration.
+// HostOptions: the PostgresJobHost program's command line — words before the first option
+// (the command and its arguments), `--name value` pairs, and bare switches (`--failed`) — and
+// the database URL it is given, turned into a PostgresClient configuration.
 import PostgresNIO
 
 struct HostOptions {
+    /// The words that are not options, in order.
+    private(set) var positional: [String] = []
     private var values: [String: String] = [:]
+    private var switches: Set<String> = []
+    static let switchNames: Set<String> = ["failed", "quiet"]
 
     init(_ arguments: some Sequence<String>) throws {
         var iterator = arguments.makeIterator()
-        while let flag = iterator.next() {
-            guard flag.hasPrefix("--"), let value = iterator.next() else {
-                throw UsageError(message: "expected --option value pairs, got \(flag)")
+        while let word = iterator.next() {
+            guard word.hasPrefix("--") else {
+                positional.append(word)
+                continue
             }
-            values[String(flag.dropFirst(2))] = value
+            let name = String(word.dropFirst(2))
+            if Self.switchNames.contains(name) {
+                switches.insert(name)
+                continue
+            }
+            guard let value = iterator.next() else { throw UsageError(message: "\(word) needs a value") }
+            values[name] = value
         }
     }
 
@@ -19,6 +31,8 @@ struct HostOptions {
         guard let value = values[name] ?? fallback else { throw UsageError(message: "--\(name) is required") }
         return value
     }
+
+    func optionalString(_ name: String) -> String? { values[name] }
 
     func int(_ name: String, default fallback: Int) throws -> Int {
         guard let text = values[name] else { return fallback }
@@ -29,6 +43,18 @@ struct HostOptions {
     func milliseconds(_ name: String, default fallback: Int) throws -> Duration {
         .milliseconds(try int(name, default: fallback))
     }
+
+    func has(_ name: String) -> Bool { switches.contains(name) }
+
+    /// Every option given, for checking that a command knows them all.
+    var optionNames: Set<String> { Set(values.keys).union(switches) }
+
+    /// Throws unless every option given is one of `known`.
+    func expectOnly(_ known: Set<String>, command: String) throws {
+        if let unknown = optionNames.subtracting(known).sorted().first {
+            throw UsageError(message: "\(command) does not take --\(unknown) (it takes \(known.sorted().map { "--" + $0 }.joined(separator: ", ")))")
+        }
+    }
 }
 
 struct UsageError: Error, CustomStringConvertible {
@@ -37,21 +63,33 @@ struct UsageError: Error, CustomStringConvertible {
 }
 
 extension PostgresClient.Configuration {
-    /// From `postgres://user[:password]@host[:port]/database` (TLS off: a test cluster's).
+    /// From `postgres://user[:password]@host[:port]/database` (or `postgresql://`; TLS off: a
+    /// local cluster's).
     init(url: String) throws {
-        guard url.hasPrefix("postgres://") else { throw UsageError(message: "a database URL starts with postgres://, not \(url)") }
-        var rest = Substring(url.dropFirst("postgres://".count))
+        let schemes = ["postgres://", "postgresql://"]
+        guard let scheme = schemes.first(where: { url.hasPrefix($0) }) else {
+            throw UsageError(message: "a database URL looks like postgres://user@host:port/database, not \(url)")
+        }
+        var rest = Substring(url.dropFirst(scheme.count))
         var username = "postgres", password: String?
-        if let at = rest.firstIndex(of: "@") {
+        if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at].split(separator: ":", maxSplits: 1).map(String.init)
-            username = credentials[0]
+            if let name = credentials.first { username = name }
             password = credentials.count > 1 ? credentials[1] : nil
             rest = rest[rest.index(after: at)...]
         }
         let parts = rest.split(separator: "/", maxSplits: 1).map(String.init)
-        let hostPort = parts[0].split(separator: ":").map(String.init)
-        self.init(host: hostPort[0], port: hostPort.count > 1 ? Int(hostPort[1]) ?? 5432 : 5432, username: username,
-                  password: password, database: parts.count > 1 ? parts[1] : nil, tls: .disable)
+        guard let hostPort = parts.first, !hostPort.isEmpty else { throw UsageError(message: "the database URL \(url) names no host") }
+        let pieces = hostPort.split(separator: ":").map(String.init)
+        var port = 5432
+        if pieces.count > 1 {
+            guard pieces.count == 2, let number = Int(pieces[1]), (1...65535).contains(number) else {
+                throw UsageError(message: "the database URL \(url) has a bad port: \(pieces.dropFirst().joined(separator: ":"))")
+            }
+            port = number
+        }
+        self.init(host: pieces[0], port: port, username: username, password: password,
+                  database: parts.count > 1 && !parts[1].isEmpty ? parts[1] : nil, tls: .disable)
         options.connectTimeout = .seconds(5)
     }
 }

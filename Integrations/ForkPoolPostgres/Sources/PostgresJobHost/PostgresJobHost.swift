@@ -1,11 +1,15 @@
-// PostgresJobHost: a worker host as a program — a PostgresClient and a PostgresJobWorker in a
-// ServiceGroup, running the ClusterJobs on a local ProcessJobPool until SIGTERM (graceful:
-// running jobs finish or are released) or SIGINT. The tests start several of these, some in
-// network namespaces; `PostgresJobHost bench …` runs the cluster benchmark.
+// PostgresJobHost: a worker host as a program, and an operator's command line for a queue.
 //
-//   PostgresJobHost --url postgres://… --queue Q --name A [--workers 2] [--lease-ms 30000]
-//                   [--poll-ms 1000] [--grace-ms 30000] [--capacity N] [--log-level info]
-// Prints "ready" on standard output once the schema is migrated and the host claims jobs.
+//   PostgresJobHost [run] --url postgres://… --queue Q --name A [--workers 2] [--lease-ms 30000]
+//                   [--poll-ms 1000] [--grace-ms 30000] [--capacity N] [--retention-s S]
+//                   [--periodic-every-ms MS] [--log-level info]
+//       a PostgresClient and a PostgresJobWorker in a ServiceGroup, running the ClusterJobs on a
+//       local ProcessJobPool until SIGTERM (graceful: running jobs finish or are released) or
+//       SIGINT; prints "ready" on standard output once the schema is migrated. The tests start
+//       several of these, some in network namespaces.
+//   PostgresJobHost status|list|retry|cancel|purge …   OperatorCommand (run with no argument
+//       for the list)
+//   PostgresJobHost bench …                            ClusterBench
 import ClusterJobs
 @_spi(Integration) import ForkPool
 import ForkPoolPostgres
@@ -22,10 +26,14 @@ enum PostgresJobHost {
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
-            if arguments.first == "bench" {
-                try await ClusterBench(options: HostOptions(arguments.dropFirst())).run()
-            } else {
-                try await runHost(HostOptions(arguments))
+            switch arguments.first {
+            case "bench": try await ClusterBench(options: HostOptions(arguments.dropFirst())).run()
+            case "run": try await runHost(HostOptions(arguments.dropFirst()))
+            case let command? where OperatorCommand.names.contains(command):
+                try await OperatorCommand(HostOptions(arguments)).run()
+            case let word? where !word.hasPrefix("--"):
+                throw UsageError(message: "unknown command \(word)\n" + OperatorCommand.usage)
+            default: try await runHost(HostOptions(arguments))
             }
         } catch {
             let line = Array("PostgresJobHost: \(error)\n".utf8)
@@ -45,7 +53,12 @@ enum PostgresJobHost {
         }
         let logger = Logger(label: "forkpool.host.\(name)")
         let client = PostgresClient(configuration: try .init(url: options.string("url")), backgroundLogger: logger)
-        let queue = PostgresJobQueue(client: client, name: try options.string("queue", default: "default"), logger: logger)
+        var queueConfiguration = PostgresJobQueue.Configuration()
+        let retention = try options.int("retention-s", default: 7 * 24 * 3600)
+        queueConfiguration.retention = retention > 0 ? .seconds(retention) : nil
+        queueConfiguration.retryBackoff = RetryBackoff(initial: try options.milliseconds("retry-ms", default: 100), maximum: .seconds(10))
+        let queue = try PostgresJobQueue(client: client, name: try options.string("queue", default: "default"),
+                                         configuration: queueConfiguration, logger: logger)
         let pool = try ProcessJobPool(workers: try options.int("workers", default: 2),
                                       configuration: .withoutBacktraces, jobs: clusterJobTypes)
         defer { pool.shutdown(cancelPending: true) }
@@ -57,9 +70,21 @@ enum PostgresJobHost {
         configuration.databaseCallTimeout = try options.milliseconds("call-timeout-ms", default: 10_000)
         let capacity = try options.int("capacity", default: 0)
         configuration.capacity = capacity > 0 ? capacity : nil
-        let worker = PostgresJobWorker(queue: queue, pool: pool, configuration: configuration, logger: logger)
+        let every = try options.int("periodic-every-ms", default: 0)
+        if every > 0 {
+            configuration.periodicJobs = [try PeriodicJob(name: "tick", schedule: .every(.milliseconds(every)), job: TickJob())]
+        }
+        let worker = try PostgresJobWorker(queue: queue, pool: pool, configuration: configuration, logger: logger)
 
-        let clientTask = Task { await client.run() }
+        // The client runs before anything queries it (else postgres-nio warns that run() has
+        // not been called): its task says so just before it calls run().
+        let (started, starting) = AsyncStream.makeStream(of: Void.self)
+        let clientTask = Task {
+            starting.finish()
+            await client.run()
+        }
+        for await _ in started {}
+        await Task.yield()
         try await migrate(queue, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -71,7 +96,7 @@ enum PostgresJobHost {
         let counters = worker.counters
         logger.notice("host stopped", metadata: ["claimed": "\(counters.claimed)", "settled": "\(counters.settled)",
                                                  "retried": "\(counters.retried)", "dropped": "\(counters.dropped)",
-                                                 "released": "\(counters.released)"])
+                                                 "released": "\(counters.released)", "scheduled": "\(counters.scheduled)"])
     }
 
     /// Migrates, trying again while the database is not up yet (for 30 s).

@@ -20,7 +20,7 @@ import Glibc
 struct HostFaultTests {
     @Test func aKilledHostsJobsRunOnAnotherHost() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let doomed = try HostProcess(name: "doomed", queue: database.queueName, url: database.url, leaseMilliseconds: 1000)
         let handles = try await queue.submit(contentsOf: (0..<4).map { SleepJob(milliseconds: 3000, tag: $0) })
         try await database.waitUntil("the doomed host holds all four jobs") {
@@ -45,7 +45,7 @@ struct HostFaultTests {
 
     @Test func aCancellationOutlivesTheHostThatRanTheJob() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let doomed = try HostProcess(name: "doomed", queue: database.queueName, url: database.url, leaseMilliseconds: 1000)
         let handle = try await queue.submit(SleepJob(milliseconds: 60_000, tag: 1))
         try await database.waitUntil("the doomed host runs the job") { try await database.row(handle.id).leaseOwner == "doomed" }
@@ -62,7 +62,7 @@ struct HostFaultTests {
 
     @Test func aResultIsRecordedOnceWhenTwoHostsRacePastALapsedLease() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let stalled = try HostProcess(name: "stalled", queue: database.queueName, url: database.url, leaseMilliseconds: 1000)
         let handle = try await queue.submit(SleepJob(milliseconds: 2500, tag: 1))
         try await database.waitUntil("the stalled host holds the job") { try await database.row(handle.id).leaseOwner == "stalled" }
@@ -88,7 +88,7 @@ struct HostFaultTests {
     @Test func hostsAndSubmittersGoOnAfterTheDatabaseRestarts() async throws {
         let restart = try #require(ProcessInfo.processInfo.environment["FORKPOOL_PG_RESTART"])
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let host = try HostProcess(name: "steady", queue: database.queueName, url: database.url, leaseMilliseconds: 3000)
         let handles = try await queue.submit(contentsOf: (0..<20).map { SleepJob(milliseconds: 300, tag: $0) })
         try await database.waitUntil("the host runs jobs") { try await database.row(handles[0].id).state != "queued" }
@@ -104,7 +104,7 @@ struct HostFaultTests {
 
     @Test func aGracefulShutdownFinishesRunningJobsOrReleasesThem() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         // A long grace period: the running jobs finish and are recorded before the host exits.
         let patient = try HostProcess(name: "patient", queue: database.queueName, url: database.url, graceMilliseconds: 30_000)
         let finishing = try await queue.submit(contentsOf: [SleepJob(milliseconds: 800, tag: 1), SleepJob(milliseconds: 800, tag: 2)])

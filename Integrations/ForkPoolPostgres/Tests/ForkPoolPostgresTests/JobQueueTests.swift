@@ -12,7 +12,7 @@ import Testing
 struct JobQueueTests {
     @Test func jobsAndMapsRunOnAWorkerHost() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let host = try await withLocalHost(queue: queue) { host in
             let handle = try await queue.submit(SquareJob(value: 12))
             #expect(try await handle.value == 144)
@@ -30,7 +30,7 @@ struct JobQueueTests {
 
     @Test func aJobLongerThanItsLeaseKeepsItsClaim() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let host = try await withLocalHost(queue: queue, lease: .milliseconds(500)) { host in
             let handle = try await queue.submit(SleepJob(milliseconds: 2000, tag: 4))
             #expect(try await handle.value == HostAnswer(host: "local", value: 4))
@@ -44,7 +44,7 @@ struct JobQueueTests {
     /// the first run is stopped (its worker killed), the second is the one held and recorded.
     @Test func aHostThatReclaimsItsOwnLapsedJobStopsTheFirstRun() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let host = try await withLocalHost(queue: queue, lease: .seconds(60)) { host in
             let handle = try await queue.submit(SleepJob(milliseconds: 3000, tag: 5))
             try await database.waitUntil("the job runs") { try await database.row(handle.id).state == "running" }
@@ -60,33 +60,37 @@ struct JobQueueTests {
         #expect(host.worker.counters.claimed == 2 && host.worker.counters.settled == 1 && host.worker.counters.dropped == 1)
     }
 
-    /// Two hosts past a lapsed lease, step by step: host A's claim lapses, host B claims the job
-    /// again; whatever A then writes (a result, a failure, a retry, a release) matches no row,
-    /// and B's result is the one recorded.
+    /// Two hosts past a lapsed lease, step by step: host A's claim lapses and is rescued, host B
+    /// claims the job again; whatever A then writes (a result, a failure, a retry, a release)
+    /// matches no row, and B's result is the one recorded. A write B repeats after its first
+    /// call's answer was lost is recognised as B's own.
     @Test func onlyTheCurrentClaimCanRecordAnOutcome() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let handle = try await queue.submit(SquareJob(value: 2))
         let (client, logger, name) = (database.client, database.logger, database.queueName)
-        let a = try #require(try await JobLeaseSQL.claim(queue: name, owner: "A", count: 5, lease: .seconds(60), client: client,
-                                                         logger: logger).first)
-        #expect(try await JobLeaseSQL.claim(queue: name, owner: "B", count: 5, lease: .seconds(60), client: client, logger: logger).isEmpty)
+        func claim(_ owner: String) async throws -> [JobClaim] {
+            try await JobClaimer.claim(5, queue: name, owner: owner, lease: .seconds(60), client: client, logger: logger)
+        }
+        let a = try #require(try await claim("A").first)
+        #expect(try await claim("B").isEmpty)
         _ = try await client.query("UPDATE forkpool_jobs SET lease_expires = now() - interval '1 second' WHERE id = \(handle.id)",
                                    logger: logger)
-        let b = try #require(try await JobLeaseSQL.claim(queue: name, owner: "B", count: 5, lease: .seconds(60), client: client,
-                                                         logger: logger).first)
+        for try await (requeued, _, _) in try await client.query(QueueSQL.rescueLapsed(queue: name, limit: 10), logger: logger)
+            .decode((Int64, Int64, Int64).self) { #expect(requeued == 1) }
+        let b = try #require(try await claim("B").first)
         #expect(a.id == b.id && a.attempt == 1 && b.attempt == 2 && a.token != b.token)
+        let writer = OutcomeWriter(client: client, queue: name, callTimeout: .seconds(10), logger: logger)
         let lapsed = ForkPoolError(.workerDied, "lapsed")
         for late in [Settlement.succeeded([0x42]), .failed(lapsed), .retry(lapsed, after: .zero), .cancelled, .released] {
-            #expect(try await JobLeaseSQL.settle(a, as: late, client: client, logger: logger) == false)
+            #expect(try await writer.write(a, as: late) == .lost)
         }
-        let writer = ResultWriter(client: client, callTimeout: .seconds(10), logger: logger)
-        #expect(try await writer.write(a, output: [0x42]) == false)  // the batched path a host takes for results
-        #expect(try await JobLeaseSQL.renew([(id: a.id, token: a.token)], lease: .seconds(60), client: client, logger: logger).isEmpty)
+        #expect(try await LeaseKeeper.renew([(id: a.id, token: a.token)], lease: .seconds(60), owner: "A", queue: name, client: client,
+                                            logger: logger).isEmpty)
         let output = try EncodedJob.encodeOutput(4, of: SquareJob.self)
-        #expect(try await writer.write(b, output: output))
-        #expect(try await writer.write(b, output: [0x42]) == false)
-        #expect(try await JobLeaseSQL.settle(b, as: .succeeded([0x42]), client: client, logger: logger) == false)
+        #expect(try await writer.write(b, as: .succeeded(output)) == .written)
+        #expect(try await writer.write(b, as: .succeeded(output)) == .writtenEarlier)  // B's own, answered again
+        #expect(try await writer.write(b, as: .failed(lapsed)) == .lost)  // not what B wrote
         #expect(try await handle.value == 4)
         let row = try await database.row(handle.id)
         #expect(row.state == "succeeded" && row.attempts == 2)
@@ -96,7 +100,7 @@ struct JobQueueTests {
     /// down) still reaches its waiter: the watcher polls.
     @Test func aResultWithoutANotificationIsFoundByPolling() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let handle = try await queue.submit(SquareJob(value: 9))
         async let waiting = handle.value  // a child task: the time limit cancels it
         try await Task.sleep(for: .milliseconds(300))  // the watcher has looked once and listens
@@ -109,7 +113,7 @@ struct JobQueueTests {
 
     @Test func anErrorTextPostgreSQLCannotStoreIsStoredCleaned() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let error = try await withLocalHost(queue: queue) { _ in
             let handle = try await queue.submit(FailingJob(reason: "nul\u{0}inside"))
             return await #expect(throws: ForkPoolError.self) { try await handle.value }
@@ -120,7 +124,7 @@ struct JobQueueTests {
 
     @Test func aJobThatThrowsIsRecordedFailedAtOnce() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         try await withLocalHost(queue: queue) { _ in
             let handle = try await queue.submit(FailingJob(reason: "no such file"))
             let error = await #expect(throws: ForkPoolError.self) { try await handle.value }
@@ -134,8 +138,11 @@ struct JobQueueTests {
 
     @Test func aJobThatCrashesItsWorkerIsRetriedThenRecordedFailed() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue { $0.maximumAttempts = 3 }
-        try await withLocalHost(queue: queue, configure: { $0.retryDelay = .milliseconds(10) }) { host in
+        let queue = try database.makeQueue {
+            $0.maximumAttempts = 3
+            $0.retryBackoff = RetryBackoff(initial: .milliseconds(10), maximum: .milliseconds(10), jitter: 0)
+        }
+        try await withLocalHost(queue: queue) { host in
             let handle = try await queue.submit(CrashingJob())
             let error = await #expect(throws: ForkPoolError.self) { try await handle.value }
             #expect(error?.code == .workerDied)
@@ -151,7 +158,7 @@ struct JobQueueTests {
 
     @Test func aHostWhosePoolShutsDownReleasesItsJobAndStops() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let host = try LocalHost(queue: queue)
         host.pool.shutdown()
         let handle = try await queue.submit(SquareJob(value: 2))
@@ -165,7 +172,7 @@ struct JobQueueTests {
 
     @Test func aPayloadOverTheLimitIsRefusedBeforeAnythingIsWritten() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue { $0.maximumPayloadBytes = 1024 }
+        let queue = try database.makeQueue { $0.maximumPayloadBytes = 1024 }
         let error = await #expect(throws: ForkPoolError.self) {
             _ = try await queue.submit(contentsOf: [BytesJob(bytes: [1, 2, 3]), BytesJob(bytes: Array(repeating: 9, count: 2000))])
         }
@@ -178,7 +185,7 @@ struct JobQueueTests {
 
     @Test func cancellingQueuedAndRunningJobs() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         // No host yet: the job stays queued, and cancelling it means it never runs.
         let queued = try await queue.submit(SleepJob(milliseconds: 1))
         #expect(try await queued.cancel())
@@ -200,7 +207,7 @@ struct JobQueueTests {
 
     @Test func theSchemaMigratesOnceAndRefusesANewerOne() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         try await queue.migrate()
         try await queue.migrate()
         var versions: [Int32] = []
@@ -208,7 +215,7 @@ struct JobQueueTests {
                                                                  logger: database.logger).decode(Int32.self) {
             versions.append(version)
         }
-        #expect(versions == [1])
+        #expect(versions == [1, 2])
         _ = try await database.client.query("INSERT INTO forkpool_schema (version) VALUES (99)", logger: database.logger)
         let error = await #expect(throws: ForkPoolError.self) { try await queue.migrate() }
         _ = try await database.client.query("DELETE FROM forkpool_schema WHERE version = 99", logger: database.logger)

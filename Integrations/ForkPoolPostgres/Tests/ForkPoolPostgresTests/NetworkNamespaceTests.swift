@@ -46,7 +46,7 @@ struct LinkedNamespace {
 struct NetworkNamespaceTests {
     @Test func aHostAcrossANetworkLinkLosesItMidJobAndComesBack() async throws {
         let database = try await TestDatabase()
-        let queue = database.makeQueue()
+        let queue = try database.makeQueue()
         let port = try #require(ProcessInfo.processInfo.environment["FORKPOOL_PG_PORT"])
         let namespace = try LinkedNamespace()
         defer { namespace.remove() }

@@ -44,11 +44,12 @@ final class TestDatabase: Sendable {
 
     deinit { running.cancel() }
 
-    func makeQueue(_ configure: (inout PostgresJobQueue.Configuration) -> Void = { _ in }) -> PostgresJobQueue {
+    func makeQueue(_ configure: (inout PostgresJobQueue.Configuration) -> Void = { _ in }) throws -> PostgresJobQueue {
         var configuration = PostgresJobQueue.Configuration()
         configuration.pollInterval = .milliseconds(250)
+        configuration.retryBackoff = RetryBackoff(initial: .milliseconds(100), maximum: .seconds(1))
         configure(&configuration)
-        return PostgresJobQueue(client: client, name: queueName, configuration: configuration, logger: logger)
+        return try PostgresJobQueue(client: client, name: queueName, configuration: configuration, logger: logger)
     }
 
     /// A job's row, as stored.
@@ -62,7 +63,7 @@ final class TestDatabase: Sendable {
 
     func row(_ id: Int64) async throws -> Row {
         let rows = try await client.query("""
-            SELECT state, attempts, lease_owner, error_code, error_message FROM forkpool_jobs WHERE id = \(id)
+            SELECT state::text, attempts, lease_owner, error_code, error_message FROM forkpool_jobs WHERE id = \(id)
             """, logger: logger)
         for try await (state, attempts, owner, code, message) in rows.decode((String, Int32, String?, String?, String?).self) {
             return Row(state: state, attempts: attempts, leaseOwner: owner, errorCode: code, errorMessage: message)
@@ -116,7 +117,7 @@ struct LocalHost {
         configuration.pollInterval = .milliseconds(200)
         configuration.databaseCallTimeout = .seconds(2)
         configure(&configuration)
-        let worker = PostgresJobWorker(queue: queue, pool: pool, configuration: configuration)
+        let worker = try PostgresJobWorker(queue: queue, pool: pool, configuration: configuration)
         self.worker = worker
         running = Task { try await worker.run() }
     }

@@ -1,0 +1,231 @@
+// ClaimBook: a worker host's claims — every claim it holds (waiting for a worker, running,
+// or being written), how long each lease is known to last, and whose turn it is. The duties
+// share it: the claimer adds claims, the lease keeper confirms or loses them, the runner takes
+// turns and ends them.
+//
+//   add(claims, confirmed at send time) ─▶ held ─ turn(): FIFO, one per pool worker, and only
+//   while the lease has more than half its length left by the last confirmation ─▶ .run
+//   (a stale lease blocks the queue and asks the lease keeper to re-check the claims by token
+//   first: after a stall, a claim another host may have taken is never started) ─▶
+//   jobEnded (the worker is free) ─▶ written ─▶ remove
+@_spi(Integration) import ForkPool
+import Synchronization
+
+final class ClaimBook: Sendable {
+    /// What a claim waiting for a worker gets.
+    enum Turn: Sendable {
+        /// Run it now.
+        case run
+        /// The claim was lost (or superseded): do not run it, write nothing.
+        case lost
+        /// The host stops, or the job was cancelled: do not run it (give it back, or record
+        /// it cancelled).
+        case released
+    }
+
+    struct Entry {
+        let claim: JobClaim
+        /// Until when the lease surely lasts: the send time of the statement that last set it,
+        /// plus the lease (the database set it to its own `now()` + lease, later than that).
+        var validUntil: ContinuousClock.Instant
+        var future: Future<[UInt8]>?
+        var lost = false
+        var cancelRequested = false
+        var released = false
+        var started = false
+    }
+
+    private struct State {
+        /// By lease token (a job this host claims again after its own lease lapsed is a second
+        /// claim, not the first one's).
+        var entries: [Int64: Entry] = [:]
+        var waiting: [(token: Int64, continuation: CheckedContinuation<Turn, Never>)] = []
+        var waitingHead = 0
+        /// Waiting claims may have been lost or released: look through all of them.
+        var needsSweep = false
+        /// Claims handed to the pool and not ended.
+        var running = 0
+        /// Jobs ended since the host started (the claim sizer's rate).
+        var ended = 0
+        var stopping = false
+        /// Why the host stopped on its own: its pool shut down or broke.
+        var poolFailure: ForkPoolError?
+    }
+
+    private let state = Mutex(State())
+    /// Claims run at once: the pool's workers (none waits inside the pool, where a stall could
+    /// not stop it).
+    let slots: Int
+    private let lease: Duration
+
+    init(slots: Int, lease: Duration) {
+        self.slots = max(slots, 1)
+        self.lease = lease
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
+    var endedCount: Int { state.withLock { $0.ended } }
+    var heldJobIDs: [Int64] { state.withLock { $0.entries.values.map(\.claim.id).sorted() } }
+    var isStopping: Bool { state.withLock { $0.stopping } }
+    var poolFailure: ForkPoolError? { state.withLock { $0.poolFailure } }
+
+    func stop(poolFailure: ForkPoolError? = nil) {
+        state.withLock { state in
+            state.stopping = true
+            if state.poolFailure == nil { state.poolFailure = poolFailure }
+        }
+    }
+
+    /// Holds `claims`, their leases confirmed by a statement sent at `sent`; returns the
+    /// futures of this host's earlier claims of the same jobs (lapsed, claimed again): stop them.
+    func add(_ claims: [JobClaim], confirmedAt sent: ContinuousClock.Instant) -> [Future<[UInt8]>] {
+        state.withLock { state in
+            var superseded: [Future<[UInt8]>] = []
+            for claim in claims {
+                for (token, entry) in state.entries where entry.claim.id == claim.id {
+                    state.entries[token]?.lost = true
+                    state.needsSweep = true
+                    if let future = entry.future { superseded.append(future) }
+                }
+                state.entries[claim.token] = Entry(claim: claim, validUntil: sent + lease)
+            }
+            return superseded
+        }
+    }
+
+    /// Waits for the claim's turn at a worker.
+    func turn(for token: Int64) async -> Turn {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
+            state.withLock { $0.waiting.append((token, continuation)) }
+            if grant() { staleLeaseSeen.wake() }
+        }
+    }
+
+    /// Woken when a stale lease blocks the turns: the lease keeper re-checks the claims.
+    let staleLeaseSeen = WakeSignal()
+
+    /// The pool has the claim's job: its future (to stop it). True when it must be stopped now.
+    func started(_ token: Int64, future: Future<[UInt8]>) -> Bool {
+        state.withLock { state in
+            state.entries[token]?.future = future
+            return state.entries[token].map { $0.lost || $0.cancelRequested || $0.released } ?? false
+        }
+    }
+
+    /// The claim's job ended (its worker is free): the next claim may run.
+    func jobEnded(_ token: Int64) {
+        state.withLock { state in
+            state.ended += 1
+            if state.entries[token]?.started == true {
+                state.entries[token]?.started = false
+                state.running -= 1
+            }
+        }
+        if grant() { staleLeaseSeen.wake() }
+    }
+
+    /// The claim's outcome is written (or given up): the host no longer holds it.
+    func remove(_ token: Int64) {
+        state.withLock { _ = $0.entries.removeValue(forKey: token) }
+    }
+
+    func entry(_ token: Int64) -> Entry? { state.withLock { $0.entries[token] } }
+
+    /// Every held claim, for a renewal.
+    func held() -> [(id: Int64, token: Int64)] {
+        state.withLock { $0.entries.values.map { (id: $0.claim.id, token: $0.claim.token) } }
+    }
+
+    /// A renewal sent at `sent` for `asked` answered `renewed` (token → cancel requested):
+    /// the claims it names last another lease, the others asked about are lost. The futures to
+    /// stop (lost or cancelled while running).
+    func confirm(asked: [(id: Int64, token: Int64)], renewed: [Int64: Bool], sentAt sent: ContinuousClock.Instant)
+        -> [Future<[UInt8]>] {
+        let toStop = state.withLock { state -> [Future<[UInt8]>] in
+            var futures: [Future<[UInt8]>] = []
+            for claim in asked {
+                guard var entry = state.entries[claim.token] else { continue }
+                if let cancelRequested = renewed[claim.token] {
+                    entry.validUntil = max(entry.validUntil, sent + lease)
+                    if cancelRequested { entry.cancelRequested = true }
+                } else {
+                    entry.lost = true
+                }
+                if entry.lost || entry.cancelRequested { state.needsSweep = true }
+                state.entries[claim.token] = entry
+                // At every renewal until it ends.
+                if entry.cancelRequested || entry.lost, let future = entry.future { futures.append(future) }
+            }
+            return futures
+        }
+        if grant() { staleLeaseSeen.wake() }
+        return toStop
+    }
+
+    /// Shutdown past its grace period: every held claim is given back; the futures to stop.
+    func releaseAll() -> [Future<[UInt8]>] {
+        let futures = state.withLock { state -> [Future<[UInt8]>] in
+            state.stopping = true
+            state.needsSweep = true
+            var futures: [Future<[UInt8]>] = []
+            for token in state.entries.keys {
+                state.entries[token]?.released = true
+                if let future = state.entries[token]?.future { futures.append(future) }
+            }
+            return futures
+        }
+        _ = grant()
+        return futures
+    }
+
+    /// Gives turns while workers are free; resolves waiting claims that were lost or released.
+    /// True when a stale lease blocks the next turn.
+    private func grant() -> Bool {
+        var resumed: [(CheckedContinuation<Turn, Never>, Turn)] = []
+        let stale = state.withLock { state -> Bool in
+            if state.needsSweep {
+                state.needsSweep = false
+                var kept: [(token: Int64, continuation: CheckedContinuation<Turn, Never>)] = []
+                for waiter in state.waiting[state.waitingHead...] {
+                    let entry = state.entries[waiter.token]
+                    if entry == nil || entry!.lost { resumed.append((waiter.continuation, .lost)) }
+                    else if entry!.released || entry!.cancelRequested { resumed.append((waiter.continuation, .released)) }
+                    else { kept.append(waiter) }
+                }
+                state.waiting = kept
+                state.waitingHead = 0
+            }
+            let now = ContinuousClock.now
+            var stale = false
+            while state.running < slots && state.waitingHead < state.waiting.count {
+                let waiter = state.waiting[state.waitingHead]
+                guard let entry = state.entries[waiter.token], !entry.lost else {
+                    state.waitingHead += 1
+                    resumed.append((waiter.continuation, .lost))
+                    continue
+                }
+                if entry.released || entry.cancelRequested {
+                    state.waitingHead += 1
+                    resumed.append((waiter.continuation, .released))
+                    continue
+                }
+                // Half the lease must be left: a host that stalled re-checks its claims first.
+                guard now + lease / 2 < entry.validUntil else {
+                    stale = true
+                    break
+                }
+                state.waitingHead += 1
+                state.entries[waiter.token]?.started = true
+                state.running += 1
+                resumed.append((waiter.continuation, .run))
+            }
+            if state.waitingHead > 64 && state.waitingHead * 2 > state.waiting.count {
+                state.waiting.removeFirst(state.waitingHead)
+                state.waitingHead = 0
+            }
+            return stale
+        }
+        for (continuation, turn) in resumed { continuation.resume(returning: turn) }
+        return stale
+    }
+}

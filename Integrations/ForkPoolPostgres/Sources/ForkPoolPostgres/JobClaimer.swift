@@ -1,0 +1,101 @@
+// JobClaimer: a worker host's claiming duty — claims the queue's due jobs in batches sized by
+// the host's own throughput, and starts a runner for each.
+//
+//   wake (NOTIFY forkpool_ready, a job ending, rescued claims, the poll timer) ─▶ target =
+//   jobs ended per second × 0.1 s (at least 2 per worker, at most 1,024; or the configured
+//   capacity) ─ half of it free? ─▶ QueueSQL.claim(free) ─▶ ClaimBook.add ─▶ JobRunner.run each
+// A claim that commits after its call timed out is given back (queued again, uncounted).
+@_spi(Integration) import ForkPool
+import Logging
+import PostgresNIO
+
+struct JobClaimer {
+    let host: HostContext
+
+    func run(startingRunners start: (JobClaim) -> Void) async {
+        var sizer = ClaimSizer(workers: host.book.slots, fixed: host.configuration.capacity)
+        var failures = 0
+        while !host.book.isStopping && !Task.isCancelled {
+            let held = host.book.count
+            let target = sizer.target(ended: host.book.endedCount, at: .now)
+            let free = target - held
+            if free > 0 && (held == 0 || free >= (target + 1) / 2) {
+                do {
+                    let sent = ContinuousClock.now
+                    let claims = try await withDeadline(host.configuration.databaseCallTimeout, "claiming jobs",
+                                                        onLateResult: { [host] late in Self.giveBack(late, host: host) }) { [host] in
+                        try await Self.claim(free, queue: host.queue.name, owner: host.owner, lease: host.configuration.leaseDuration,
+                                             client: host.client, logger: host.logger)
+                    }
+                    failures = 0
+                    if !claims.isEmpty {
+                        host.tallies.withLock { $0.claimed += claims.count }
+                        for future in host.book.add(claims, confirmedAt: sent) { future.cancel() }
+                        for claim in claims { start(claim) }
+                        if claims.count == free { continue }  // there may be more
+                    }
+                } catch {
+                    failures += 1
+                    if failures == 1 || failures % 30 == 0 {
+                        host.logger.warning("could not claim jobs; trying again", metadata: ["error": "\(String(reflecting: error))"])
+                    }
+                }
+            }
+            await host.claimWake.sleep(timeout: failures > 0 ? min(host.configuration.pollInterval, .milliseconds(500))
+                                                             : host.configuration.pollInterval)
+        }
+    }
+
+    static func claim(_ count: Int, queue: String, owner: String, lease: Duration, client: PostgresClient,
+                      logger: Logger) async throws -> [JobClaim] {
+        let query = QueueSQL.claim(queue: queue, owner: owner, count: count, lease: lease)
+        var claims: [JobClaim] = []
+        for try await (id, name, payload, token, attempt, maximum, cancelRequested, _)
+            in try await client.query(query, logger: logger)
+                .decode((Int64, String, ByteBuffer, Int64, Int32, Int32, Bool, Int16).self) {
+            claims.append(JobClaim(id: id, jobName: name, payload: Array(payload.readableBytesView), token: token, attempt: attempt,
+                                   maximumAttempts: maximum, cancelRequested: cancelRequested))
+        }
+        return claims
+    }
+
+    /// Gives back claims that committed after their call had timed out (this host never took
+    /// them up): queued again, the attempt not counted.
+    private static func giveBack(_ claims: [JobClaim], host: HostContext) {
+        guard !claims.isEmpty else { return }
+        host.logger.notice("giving back \(claims.count) jobs claimed after the claim had timed out")
+        Task {
+            for claim in claims { _ = try? await host.outcomes.write(claim, as: .released) }
+        }
+    }
+}
+
+/// How many claims a host holds: enough for a tenth of a second of its own throughput, so a
+/// fast host claims (and writes) in large batches and a slow one does not hoard jobs that other
+/// hosts could run.
+struct ClaimSizer {
+    let minimum: Int
+    let maximum = 1024
+    let fixed: Int?
+    private var rate = 0.0
+    private var lastEnded = 0
+    private var lastInstant = ContinuousClock.now
+
+    init(workers: Int, fixed: Int?) {
+        minimum = max(2 * workers, 2)
+        self.fixed = fixed
+    }
+
+    /// The claims to hold, given `ended` jobs so far at `now`.
+    mutating func target(ended: Int, at now: ContinuousClock.Instant) -> Int {
+        if let fixed { return fixed }
+        let elapsed = (now - lastInstant).seconds
+        if elapsed >= 0.05 {
+            let measured = Double(ended - lastEnded) / elapsed
+            rate = rate == 0 ? measured : 0.5 * rate + 0.5 * measured
+            lastEnded = ended
+            lastInstant = now
+        }
+        return min(max(Int(rate * 0.1), minimum), maximum)
+    }
+}

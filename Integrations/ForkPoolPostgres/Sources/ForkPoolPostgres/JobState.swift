@@ -1,0 +1,26 @@
+// JobState: where a job of a PostgresJobQueue is in its life — one Swift enum, stored as the
+// PostgreSQL enum type `forkpool_job_state` (schema version 2).
+//
+//   queued ─ claim ─▶ running ─┬─ succeeded / failed / cancelled   (final: kept for the queue's retention)
+//     ▲                        └─ retry (crash, deadline, lapsed lease) or released ─▶ queued
+//     └─ retry / retryFailed (an operator) ◀─ failed / cancelled
+
+/// Where a job is in its life.
+public enum JobState: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Waiting for a host to claim it (once its `notBefore` has come).
+    case queued
+    /// Claimed: a host holds it under a lease and runs it.
+    case running
+    /// Finished with a result.
+    case succeeded
+    /// Finished with an error (it threw, or crashed or timed out on every attempt).
+    case failed
+    /// Cancelled before or while it ran.
+    case cancelled
+
+    /// Whether the job has finished (its row then waits only for the queue's retention).
+    public var isFinished: Bool { self == .succeeded || self == .failed || self == .cancelled }
+
+    /// The finished states, as SQL takes them.
+    static var finishedSQL: String { "('succeeded', 'failed', 'cancelled')" }
+}

@@ -1,0 +1,68 @@
+// LapsedClaimRescuer: a worker host's rescuing duty — every poll interval, claims whose lease
+// lapsed (their host died, stalled or lost the database) go back to the queue while attempts
+// are left, else they fail (or are cancelled, if that was asked); and, as the queue's retention
+// says, finished rows past it are deleted, a batch of 1,000 at a time. Every host does both:
+// FOR UPDATE SKIP LOCKED keeps them out of each other's way.
+//
+//   timer ─▶ QueueSQL.rescueLapsed (index: running by lease_expires) ─▶ rescued? wake claimer
+//         ─▶ retention due? ─▶ QueueSQL.deleteExpired (index: finished by finished_at), while full
+@_spi(Integration) import ForkPool
+import Logging
+import PostgresNIO
+
+struct LapsedClaimRescuer {
+    let host: HostContext
+    static var batch: Int { 1000 }
+
+    func run() async {
+        let interval = min(host.configuration.pollInterval, host.configuration.leaseDuration / 2)
+        var lastExpiry: ContinuousClock.Instant?
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                var full = true
+                while full && !Task.isCancelled {
+                    let (requeued, finished) = try await rescue()
+                    if requeued > 0 { host.claimWake.wake() }
+                    full = requeued + finished == Self.batch
+                }
+                if let retention = host.queue.configuration.retention {
+                    let every = max(host.configuration.pollInterval, min(.seconds(60), retention / 10))
+                    if lastExpiry.map({ ContinuousClock.now - $0 >= every }) ?? true {
+                        while try await deleteExpired(retention) == Self.batch && !Task.isCancelled {}
+                        lastExpiry = ContinuousClock.now
+                    }
+                }
+                failures = 0
+            } catch {
+                failures += 1
+                if failures == 1 || failures % 30 == 0 {
+                    host.logger.warning("could not rescue lapsed claims or expire finished jobs; trying again",
+                                        metadata: ["error": "\(String(reflecting: error))"])
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    private func rescue() async throws -> (requeued: Int, finished: Int) {
+        let query = QueueSQL.rescueLapsed(queue: host.queue.name, limit: Self.batch)
+        return try await withDeadline(host.configuration.databaseCallTimeout, "rescuing lapsed claims") { [host] in
+            for try await (requeued, finished, _) in try await host.client.query(query, logger: host.logger)
+                .decode((Int64, Int64, Int64).self) {
+                return (Int(requeued), Int(finished))
+            }
+            return (0, 0)
+        }
+    }
+
+    private func deleteExpired(_ retention: Duration) async throws -> Int {
+        let query = QueueSQL.deleteExpired(queue: host.queue.name, retention: retention, limit: Self.batch)
+        let deleted = try await withDeadline(host.configuration.databaseCallTimeout, "deleting expired jobs") { [host] in
+            for try await count in try await host.client.query(query, logger: host.logger).decode(Int64.self) { return Int(count) }
+            return 0
+        }
+        if deleted > 0 { host.tallies.withLock { $0.expired += deleted } }
+        return deleted
+    }
+}
