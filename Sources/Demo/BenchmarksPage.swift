@@ -23,8 +23,9 @@ struct BenchmarksPage: ParsableCommand {
         let limitsData = limits.flatMap { FileManager.default.contents(atPath: $0) }
         let kernel = results.kernel ?? limitsData.flatMap { try? JSONDecoder().decode(KernelBaseline.self, from: $0) }
         let quick = limitsData.flatMap { try? JSONDecoder().decode(RunFlags.self, from: $0) }?.quick ?? false
-        let clusterResults = try cluster.flatMap { FileManager.default.contents(atPath: $0) }
-            .map { try JSONDecoder().decode(ClusterResults.self, from: $0) }
+        // A cluster.json of an older format (no section) is left out.
+        let clusterResults = cluster.flatMap { FileManager.default.contents(atPath: $0) }
+            .flatMap { try? JSONDecoder().decode(ClusterResults.self, from: $0) }
         var sources = [json]
         if let limits, limitsData != nil { sources.append(limits) }
         if let cluster, clusterResults != nil { sources.append(cluster) }
@@ -43,37 +44,8 @@ struct RunFlags: Codable {
 
 /// What `PostgresJobHost bench` writes (Integrations/ForkPoolPostgres, ClusterBench.swift).
 struct ClusterResults: Codable {
-    struct Latency: Codable {
-        var p50: Double
-        var p90: Double
-    }
-
-    struct Local: Codable {
-        var workers: Int
-        var jobsPerSecond: Double
-        var loneLatency: Latency
-    }
-
-    struct Hosts: Codable {
-        var hosts: Int
-        var jobsPerSecond: Double
-        var ratioToLocal2: Double
-        var loneLatency: Latency
-    }
-
-    struct Recovery: Codable {
-        var leaseMilliseconds: Int
-        var secondsUntilClaimed: Double
-        var secondsUntilResults: Double
-        var jobSeconds: Double
-    }
-
-    var jobs: Int
-    var job: String
-    var cores: Int?
-    var local: [Local]
-    var postgres: [Hosts]?
-    var recovery: Recovery?
+    /// The section as `PostgresJobHost bench` wrote it (its figures beside pgqueuer's).
+    var markdown: String
 }
 
 /// A figure's number: three significant digits or so, thousands grouped.
@@ -211,34 +183,7 @@ func renderBenchmarksPage(results: Results, kernel: KernelBaseline?, cluster: Cl
     }
 
     if let cluster {
-        let local2 = cluster.local.first { $0.workers == 2 }?.jobsPerSecond
-        lines += [
-            "## Past one machine: PostgreSQL (`make bench-cluster`)",
-            "",
-            "\(cluster.jobs) × `\(cluster.job)` on a local `ProcessJobPool` and through PostgreSQL on worker hosts of one worker "
-                + "each, all on this \(cluster.cores.map { "\($0)-core " } ?? "")machine (more hosts than cores add processes, not CPU).",
-            "",
-            "| | jobs/s | vs local `ProcessJobPool(workers: 2)` | lone job, submit → `value`, p50 / p90 |",
-            "| --- | --- | --- | --- |",
-        ]
-        func latency(_ l: ClusterResults.Latency) -> String { "\(pageDuration(l.p50)) / \(pageDuration(l.p90))" }
-        for local in cluster.local {
-            let ratio = local2.map { pageRatio(local.jobsPerSecond / $0) } ?? ""
-            lines.append("| local `ProcessJobPool(workers: \(local.workers))` | \(pageNumber(local.jobsPerSecond)) | \(ratio) | \(latency(local.loneLatency)) |")
-        }
-        for hosts in cluster.postgres ?? [] {
-            lines.append("| PostgreSQL, \(hosts.hosts) host\(hosts.hosts == 1 ? "" : "s") | \(pageNumber(hosts.jobsPerSecond)) | "
-                         + "\(pageRatio(hosts.ratioToLocal2)) | \(latency(hosts.loneLatency)) |")
-        }
-        lines.append("")
-        if let recovery = cluster.recovery {
-            lines += [
-                "Recovery: a SIGKILLed host's jobs (\(pageNumber(recovery.jobSeconds)) s each) were claimed by another host "
-                    + "\(pageNumber(recovery.secondsUntilClaimed)) s after the kill with a \(recovery.leaseMilliseconds) ms lease, "
-                    + "and their results were in \(pageNumber(recovery.secondsUntilResults)) s after it.",
-                "",
-            ]
-        }
+        lines += [cluster.markdown]
     }
 
     if let agreement = results.taggerAgreement {

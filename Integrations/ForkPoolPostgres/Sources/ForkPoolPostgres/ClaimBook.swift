@@ -48,6 +48,8 @@ final class ClaimBook: Sendable {
         /// Jobs ended since the host started (the claim sizer's rate).
         var ended = 0
         var stopping = false
+        /// The claimer claims again once no more than this many claims are held.
+        var claimAtOrBelow = Int.max
         /// Why the host stopped on its own: its pool shut down or broke.
         var poolFailure: ForkPoolError?
     }
@@ -124,9 +126,19 @@ final class ClaimBook: Sendable {
         if grant() { staleLeaseSeen.wake() }
     }
 
-    /// The claim's outcome is written (or given up): the host no longer holds it.
-    func remove(_ token: Int64) {
-        state.withLock { _ = $0.entries.removeValue(forKey: token) }
+    /// The claim's outcome is written (or given up): the host no longer holds it. True when
+    /// the claimer should claim again now.
+    func remove(_ token: Int64) -> Bool {
+        state.withLock { state in
+            state.entries.removeValue(forKey: token)
+            return state.entries.count <= state.claimAtOrBelow || state.stopping
+        }
+    }
+
+    /// The claimer's next claim waits until no more than `count` claims are held (a wake per
+    /// ended job would cost the busiest host a loop turn each).
+    func claimAgain(atOrBelow count: Int) {
+        state.withLock { $0.claimAtOrBelow = count }
     }
 
     func entry(_ token: Int64) -> Entry? { state.withLock { $0.entries[token] } }

@@ -19,6 +19,7 @@ struct JobClaimer {
             let held = host.book.count
             let target = sizer.target(ended: host.book.endedCount, at: .now)
             let free = target - held
+            host.book.claimAgain(atOrBelow: target - (target + 1) / 2)
             if free > 0 && (held == 0 || free >= (target + 1) / 2) {
                 do {
                     let sent = ContinuousClock.now

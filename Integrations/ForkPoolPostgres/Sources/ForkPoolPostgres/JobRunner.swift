@@ -35,8 +35,7 @@ struct JobRunner {
             host.tallies.withLock { $0.dropped += 1 }
             host.logger.notice("job \(claim.id)'s claim was lost before it ran (its lease lapsed; another host may run it): not run")
         }
-        host.book.remove(claim.token)
-        host.claimWake.wake()
+        if host.book.remove(claim.token) { host.claimWake.wake() }
     }
 
     private func runOnPool(_ claim: JobClaim) async -> Settlement {

@@ -1,14 +1,19 @@
-// ClusterBench: `PostgresJobHost bench` — the same jobs on a local ProcessJobPool and through
-// PostgreSQL on 1, 2 and 3 worker hosts (separate processes of this program, one worker each),
-// and the time to recover a killed host's jobs.
+// ClusterBench: `PostgresJobHost bench` — the PostgreSQL queue beside its peer, pgqueuer, on the
+// same PostgreSQL, interleaved; writes JSON and the Markdown section docs/BENCHMARKS.md shows.
 //
-//   local:      ProcessJobPool(workers: 1 and 2).map(jobs)             ─▶ jobs/s, lone-job latency
-//   k hosts:    PostgresJobQueue.map(jobs): one INSERT ─▶ hosts (16 claims each) ─▶ every value
-//                                                                       ─▶ jobs/s, lone-job latency
-//   recovery:   host A holds two jobs ─ SIGKILL ─▶ host B claims them once A's lease lapses
-//                                               ─▶ kill → claimed, kill → results
-// All on this machine: more hosts than cores add no CPU, only processes; the figures show the
-// queue's cost and its scaling up to the core count, not a cluster's.
+//   drain:    hosts (this program, 2 workers each, default settings) ready and idle ─▶ one
+//             INSERT of N no-op jobs ─▶ until no row of the queue is queued or running (polled
+//             every 5 ms) ─▶ jobs/s; transactions = pg_stat_database.xact_commit delta (read
+//             2 s after the drain, when every backend has flushed its counts) minus the polls,
+//             ÷ jobs. pgqueuer: the same N no-op jobs, 2 consumer processes, the same polling
+//             (bench/peers/pgqueuer_peer.py). Rounds interleave: ForkPool 1 host, pgqueuer,
+//             ForkPool 2 hosts, 3 hosts.
+//   lone job: 1 idle host, submit → `await handle.value`, one at a time; pgqueuer: enqueue →
+//             its completion watcher, at its lowest-latency setting.
+//   history:  1 host drains N jobs beside an empty table, then beside 1,000,000 finished rows
+//             of the same queue (inserted by SQL, then VACUUM ANALYZE), twice, alternating.
+//   recovery: a SIGKILLed host's jobs claimed by another host once its lease lapsed.
+// All on this machine: more hosts than cores add processes, not CPU.
 import ClusterJobs
 @_spi(Integration) import ForkPool
 import ForkPoolPostgres
@@ -23,73 +28,100 @@ import Glibc
 struct ClusterBench {
     let options: HostOptions
 
+    private struct Drain {
+        var seconds: Double
+        var jobs: Int
+        var transactions: Int
+        var polls: Int
+        var rate: Double { Double(jobs) / seconds }
+        var transactionsPerJob: Double { Double(max(transactions - polls, 0)) / Double(jobs) }
+        var json: [String: Any] {
+            ["seconds": seconds, "jobs": jobs, "jobsPerSecond": rate, "xactCommits": transactions, "pollQueries": polls,
+             "transactionsPerJob": transactionsPerJob]
+        }
+    }
+
     func run() async throws {
         let url = try options.string("url")
         let quick = try options.int("quick", default: 0) != 0
-        let jobCount = quick ? 400 : 2000
-        let fibonacci = 25
-        let jobs = (0..<jobCount).map { _ in FibonacciJob(n: fibonacci) }
-        var report: [String: Any] = ["jobs": jobCount, "job": "FibonacciJob(n: \(fibonacci))",
-                                     "cores": sysconf(Int32(_SC_NPROCESSORS_ONLN))]
-        print("cluster bench: \(jobCount) × FibonacciJob(n: \(fibonacci)); one worker per host; \(report["cores"]!) cores")
-
-        var local: [[String: Any]] = []
-        for workers in [1, 2] {
-            let pool = try ProcessJobPool(workers: workers, configuration: .withoutBacktraces,
-                                          jobs: clusterJobTypes)
-            _ = try await pool.map(jobs.prefix(50))
-            let started = ContinuousClock.now
-            let outputs = try await pool.map(jobs)
-            let seconds = (ContinuousClock.now - started) / .seconds(1)
-            precondition(outputs.count == jobCount)
-            var lone: [Double] = []
-            for value in 0..<50 {
-                let start = ContinuousClock.now
-                _ = try await pool.submit(SquareJob(value: value)).value
-                lone.append((ContinuousClock.now - start) / .seconds(1))
-            }
-            pool.shutdown()
-            let row: [String: Any] = ["workers": workers, "jobsPerSecond": Double(jobCount) / seconds, "loneLatency": percentiles(lone)]
-            print(String(format: "  local ProcessJobPool, %d worker(s): %8.0f jobs/s   lone job p50 %7.3f ms",
-                         workers, Double(jobCount) / seconds, percentiles(lone)["p50"]! * 1000))
-            local.append(row)
-        }
-        report["local"] = local
-        let baseline = local[1]["jobsPerSecond"] as! Double
+        let jobCount = quick ? 2000 : 10_000
+        let rounds = quick ? 1 : 3
+        let historyRows = quick ? 200_000 : 1_000_000
+        let peer = options.optionalString("pgqueuer-python").flatMap { $0.isEmpty ? nil : $0 }
+        let peerScript = try options.string("pgqueuer-script", default: "bench/peers/pgqueuer_peer.py")
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        var report: [String: Any] = ["jobs": jobCount, "job": "NoOpJob", "cores": cores, "rounds": rounds]
+        print("cluster bench: \(jobCount) no-op jobs; hosts of 2 workers with default settings; \(cores) cores; \(rounds) round(s)")
 
         let logger = Logger(label: "forkpool.bench")
         let client = PostgresClient(configuration: try .init(url: url), backgroundLogger: logger)
-        let running = Task { await client.run() }
-        defer { running.cancel() }
-        var clusters: [[String: Any]] = []
-        for hostCount in 1...3 {
-            let queue = try PostgresJobQueue(client: client, name: "bench-\(hostCount)-\(getpid())", logger: logger)
-            try await queue.migrate()
-            let hosts = try (0..<hostCount).map {
-                try HostProcess(name: "bench\($0)", queue: queue.name, url: url, workers: 1, leaseMilliseconds: 30_000,
-                                pollMilliseconds: 1000, capacity: 16)
-            }
-            _ = try await queue.map(jobs.prefix(20))  // every host connected and warm
-            let started = ContinuousClock.now
-            let outputs = try await queue.map(jobs)
-            precondition(outputs.count == jobCount)
-            let seconds = (ContinuousClock.now - started) / .seconds(1)
-            var lone: [Double] = []
-            for value in 0..<30 {
-                let start = ContinuousClock.now
-                _ = try await queue.submit(SquareJob(value: value)).value
-                lone.append((ContinuousClock.now - start) / .seconds(1))
-            }
-            for host in hosts { host.signal(SIGTERM) }
-            for host in hosts { host.waitStatus() }
-            let rate = Double(jobCount) / seconds
-            clusters.append(["hosts": hostCount, "jobsPerSecond": rate, "ratioToLocal2": rate / baseline,
-                             "loneLatency": percentiles(lone)])
-            print(String(format: "  PostgreSQL, %d host(s):             %8.0f jobs/s (%.2f× local, 2 workers)   lone job p50 %7.3f ms  p90 %7.3f ms",
-                         hostCount, rate, rate / baseline, percentiles(lone)["p50"]! * 1000, percentiles(lone)["p90"]! * 1000))
+        let (started, starting) = AsyncStream.makeStream(of: Void.self)
+        let running = Task {
+            starting.finish()
+            await client.run()
         }
-        report["postgres"] = clusters
+        defer { running.cancel() }
+        for await _ in started {}
+        await Task.yield()
+        try await PostgresJobQueue(client: client, name: "bench", logger: logger).migrate()
+
+        // Local ceiling: the same jobs on a ProcessJobPool in this process.
+        let pool = try ProcessJobPool(workers: 2, configuration: .withoutBacktraces, jobs: clusterJobTypes)
+        _ = try await pool.map((0..<1000).map { _ in NoOpJob() })
+        let localStart = ContinuousClock.now
+        _ = try await pool.map((0..<jobCount).map { _ in NoOpJob() })
+        let localRate = Double(jobCount) / ((ContinuousClock.now - localStart) / .seconds(1))
+        pool.shutdown()
+        print(String(format: "  local ProcessJobPool(workers: 2).map: %8.0f jobs/s (the ceiling: no database)", localRate))
+        report["localJobsPerSecond"] = localRate
+
+        var peerInstalled = false
+        if let peer {
+            peerInstalled = (try? runPeer(peer, script: peerScript, ["install-schema", "--url", url])) != nil
+            if !peerInstalled { print("  pgqueuer: could not install its schema; its figures are skipped") }
+        } else {
+            print("  pgqueuer: not installed (make bench-cluster installs it into bench/.venv); its figures are skipped")
+        }
+
+        var drains: [Int: [Drain]] = [1: [], 2: [], 3: []]
+        var peerDrains: [[String: Any]] = []
+        for round in 1...rounds {
+            for hostCount in [1, 0, 2, 3] {
+                if hostCount == 0 {
+                    guard peerInstalled, let peer else { continue }
+                    if let result = try? runPeer(peer, script: peerScript, ["drain", "--url", url, "--jobs", "\(jobCount)", "--processes", "2"]) {
+                        peerDrains.append(result)
+                        print(String(format: "  round %d  pgqueuer, 2 processes:   %8.0f jobs/s  %.3f transactions/job", round,
+                                     result["jobsPerSecond"] as? Double ?? 0, peerTransactionsPerJob(result) ?? .nan))
+                    }
+                    continue
+                }
+                let drain = try await drainOnHosts(hostCount, jobs: jobCount, url: url, client: client, logger: logger)
+                drains[hostCount]!.append(drain)
+                print(String(format: "  round %d  ForkPool, %d host(s):      %8.0f jobs/s  %.3f transactions/job", round, hostCount,
+                             drain.rate, drain.transactionsPerJob))
+            }
+        }
+        report["drain"] = drains.keys.sorted().map { ["hosts": $0, "runs": drains[$0]!.map(\.json)] }
+        report["pgqueuerDrain"] = peerDrains
+
+        let lone = try await loneJob(url: url, client: client, logger: logger, samples: quick ? 30 : 100)
+        report["loneJob"] = lone
+        print(String(format: "  lone job, ForkPool (1 idle host): p50 %.2f ms  p90 %.2f ms", lone["p50"]! * 1000, lone["p90"]! * 1000))
+        var peerLone: [String: Any]?
+        if peerInstalled, let peer {
+            peerLone = try? runPeer(peer, script: peerScript, ["lone", "--url", url, "--samples", quick ? "30" : "100"])
+            if let p50 = peerLone?["p50"] as? Double {
+                print(String(format: "  lone job, pgqueuer: p50 %.2f ms  p90 %.2f ms", p50 * 1000, (peerLone?["p90"] as? Double ?? 0) * 1000))
+            }
+        }
+        report["pgqueuerLone"] = peerLone ?? [:]
+
+        let history = try await historyDrains(rows: historyRows, jobs: jobCount, rounds: quick ? 1 : 2, url: url, client: client,
+                                              logger: logger)
+        report["history"] = history
         report["recovery"] = try await measureRecovery(client: client, url: url, logger: logger)
+        report["markdown"] = markdown(report, drains: drains, peerDrains: peerDrains, peerLone: peerLone, localRate: localRate)
 
         if let path = try? options.string("json") {
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
@@ -98,8 +130,86 @@ struct ClusterBench {
         }
     }
 
+    // MARK: Measurements
+
+    /// `hostCount` hosts with default settings drain `jobs` no-op jobs written in one INSERT.
+    private func drainOnHosts(_ hostCount: Int, jobs: Int, url: String, client: PostgresClient, logger: Logger) async throws -> Drain {
+        let queue = try PostgresJobQueue(client: client, name: "drain-\(hostCount)-\(UInt32.random(in: 0...UInt32.max))", logger: logger)
+        let hosts = try (0..<hostCount).map { try defaultHost("drain\($0)", queue: queue.name, url: url) }
+        defer { stop(hosts) }
+        _ = try await queue.map((0..<200).map { _ in NoOpJob() })  // every host connected and warm
+        return try await drain(queue, jobs: jobs, client: client, logger: logger)
+    }
+
+    private func drain(_ queue: PostgresJobQueue, jobs: Int, client: PostgresClient, logger: Logger) async throws -> Drain {
+        try await Task.sleep(for: .seconds(2))  // every backend has flushed its counts
+        let before = try await transactions(client: client, logger: logger)
+        let started = ContinuousClock.now
+        _ = try await queue.submit(contentsOf: (0..<jobs).map { _ in NoOpJob() })
+        var polls = 0
+        while true {
+            polls += 1
+            var left: Int64 = 0
+            for try await count in try await client.query("""
+                SELECT count(*) FROM forkpool_jobs WHERE queue = \(queue.name) AND state IN ('queued', 'running')
+                """, logger: logger).decode(Int64.self) { left = count }
+            if left == 0 { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let seconds = ((ContinuousClock.now - started) / .seconds(1))
+        try await Task.sleep(for: .seconds(2))
+        let after = try await transactions(client: client, logger: logger)
+        return Drain(seconds: seconds, jobs: jobs, transactions: Int(after - before), polls: polls + 1)
+    }
+
+    private func transactions(client: PostgresClient, logger: Logger) async throws -> Int64 {
+        for try await count in try await client.query("""
+            SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()
+            """, logger: logger).decode(Int64.self) { return count }
+        return 0
+    }
+
+    private func loneJob(url: String, client: PostgresClient, logger: Logger, samples: Int) async throws -> [String: Double] {
+        let queue = try PostgresJobQueue(client: client, name: "lone-\(UInt32.random(in: 0...UInt32.max))", logger: logger)
+        let host = try defaultHost("lone", queue: queue.name, url: url)
+        defer { stop([host]) }
+        for value in 0..<10 { _ = try await queue.submit(SquareJob(value: value)).value }
+        var latencies: [Double] = []
+        for value in 0..<samples {
+            let start = ContinuousClock.now
+            _ = try await queue.submit(SquareJob(value: value)).value
+            latencies.append(((ContinuousClock.now - start) / .seconds(1)))
+        }
+        return percentiles(latencies)
+    }
+
+    /// Alternates: the table emptied, a drain; 1,000,000 finished rows of the queue added, a drain.
+    private func historyDrains(rows: Int, jobs: Int, rounds: Int, url: String, client: PostgresClient,
+                               logger: Logger) async throws -> [String: Any] {
+        let queue = try PostgresJobQueue(client: client, name: "history-\(UInt32.random(in: 0...UInt32.max))", logger: logger)
+        let host = try defaultHost("history", queue: queue.name, url: url)
+        defer { stop([host]) }
+        var empty: [Drain] = [], full: [Drain] = []
+        for _ in 0..<rounds {
+            _ = try await client.query("TRUNCATE forkpool_jobs", logger: logger)
+            _ = try await client.query("VACUUM ANALYZE forkpool_jobs", logger: logger)
+            empty.append(try await drain(queue, jobs: jobs, client: client, logger: logger))
+            _ = try await client.query("""
+                INSERT INTO forkpool_jobs (queue, job_name, payload, state, attempts, max_attempts, result, finished_at)
+                SELECT \(queue.name), 'NoOpJob', '\\x00'::bytea, 'succeeded', 1, 3, '\\x00'::bytea, now() - interval '1 hour'
+                FROM generate_series(1, \(Int64(rows)))
+                """, logger: logger)
+            _ = try await client.query("VACUUM ANALYZE forkpool_jobs", logger: logger)
+            full.append(try await drain(queue, jobs: jobs, client: client, logger: logger))
+            print(String(format: "  history: drain beside an empty table %8.0f jobs/s, beside %d finished rows %8.0f jobs/s (%.2f×)",
+                         empty.last!.rate, rows, full.last!.rate, full.last!.rate / empty.last!.rate))
+        }
+        _ = try await client.query("TRUNCATE forkpool_jobs", logger: logger)
+        return ["finishedRows": rows, "empty": empty.map(\.json), "full": full.map(\.json)]
+    }
+
     /// Host A holds two 500 ms jobs when it is SIGKILLed; host B (already running, polling)
-    /// claims them once A's 2 s lease lapses.
+    /// claims them once A's 2 s lease lapsed and the rescuer queued them again.
     private func measureRecovery(client: PostgresClient, url: String, logger: Logger) async throws -> [String: Any] {
         let lease = 2000
         let queue = try PostgresJobQueue(client: client, name: "bench-recovery-\(getpid())", logger: logger)
@@ -117,14 +227,27 @@ struct ClusterBench {
         while try await owners(of: handles.map(\.id), client: client, logger: logger) != ["survivor", "survivor"] {
             try await Task.sleep(for: .milliseconds(5))
         }
-        let claimed = (ContinuousClock.now - killed) / .seconds(1)
+        let claimed = ((ContinuousClock.now - killed) / .seconds(1))
         for handle in handles { _ = try await handle.value }
-        let finished = (ContinuousClock.now - killed) / .seconds(1)
+        let finished = ((ContinuousClock.now - killed) / .seconds(1))
         survivor.signal(SIGTERM)
         survivor.waitStatus()
         print(String(format: "  recovery of a SIGKILLed host's 2 jobs (lease %d ms, poll 200 ms): claimed by another host after %.2f s, results after %.2f s (the jobs take 0.5 s)",
                      lease, claimed, finished))
         return ["leaseMilliseconds": lease, "secondsUntilClaimed": claimed, "secondsUntilResults": finished, "jobSeconds": 0.5]
+    }
+
+    // MARK: Parts
+
+    /// A host as a user runs it: 2 workers, the default lease, poll interval and capacity.
+    private func defaultHost(_ name: String, queue: String, url: String) throws -> HostProcess {
+        try HostProcess(name: name, queue: queue, url: url, workers: 2, leaseMilliseconds: 30_000, pollMilliseconds: 1000,
+                        capacity: 0, logLevel: "notice")
+    }
+
+    private func stop(_ hosts: [HostProcess]) {
+        for host in hosts { host.signal(SIGTERM) }
+        for host in hosts { host.waitStatus() }
     }
 
     private func owners(of ids: [Int64], client: PostgresClient, logger: Logger) async throws -> [String] {
@@ -138,6 +261,122 @@ struct ClusterBench {
 
     private func percentiles(_ samples: [Double]) -> [String: Double] {
         let sorted = samples.sorted()
-        return ["p50": sorted[sorted.count / 2], "p90": sorted[sorted.count * 9 / 10], "max": sorted.last!]
+        return ["p50": sorted[sorted.count / 2], "p90": sorted[sorted.count * 9 / 10], "p99": sorted[sorted.count * 99 / 100],
+                "max": sorted.last!]
     }
+
+    /// Runs the pgqueuer peer script; its last line of output, as JSON.
+    private func runPeer(_ python: String, script: String, _ arguments: [String]) throws -> [String: Any] {
+        let output = try runProgram([python, script] + arguments)
+        guard let last = output.split(separator: "\n").last,
+              let json = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {
+            throw UsageError(message: "pgqueuer peer \(arguments.first ?? ""): no JSON in its output: \(output.suffix(400))")
+        }
+        if let error = json["error"] { throw UsageError(message: "pgqueuer peer \(arguments.first ?? ""): \(error)") }
+        return json
+    }
+
+    private func peerTransactionsPerJob(_ result: [String: Any]) -> Double? {
+        guard let transactions = result["xactCommits"] as? Int, let polls = result["pollQueries"] as? Int,
+              let jobs = result["jobs"] as? Int, jobs > 0 else { return nil }
+        return Double(max(transactions - polls, 0)) / Double(jobs)
+    }
+
+    // MARK: The page's section
+
+    private func markdown(_ report: [String: Any], drains: [Int: [Drain]], peerDrains: [[String: Any]],
+                          peerLone: [String: Any]?, localRate: Double) -> String {
+        func median(_ values: [Double]) -> Double? {
+            guard !values.isEmpty else { return nil }
+            return values.sorted()[values.count / 2]
+        }
+        func number(_ value: Double) -> String { value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value) }
+        func runs(_ values: [Double]) -> String { values.map(number).joined(separator: ", ") }
+        let jobs = report["jobs"] as? Int ?? 0
+        let peerRates = peerDrains.compactMap { $0["jobsPerSecond"] as? Double }
+        let peerMedian = median(peerRates)
+        var lines = [
+            "## Past one machine: PostgreSQL (`make bench-cluster`)",
+            "",
+            "Drain: \(jobs) no-op jobs written in one INSERT while the hosts wait, timed until no row of the queue is queued "
+                + "or running (polled every 5 ms). ForkPool hosts are this repository's `PostgresJobHost` program with 2 workers "
+                + "each and default settings; pgqueuer \(peerDrains.first?["version"] as? String ?? "1.6.0") runs 2 consumer "
+                + "processes on the same PostgreSQL, in the same run, interleaved round by round. Transactions per job: the "
+                + "database's `xact_commit` delta (read 2 s after the drain) minus the bench's own polls, ÷ jobs. All on one "
+                + "\(report["cores"] as? Int ?? 0)-core machine: more hosts add processes, not CPU.",
+            "",
+            "| | jobs/s (median) | runs | vs pgqueuer (median) | transactions/job |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for hosts in [1, 2, 3] {
+            let rates = drains[hosts]!.map(\.rate)
+            guard let rate = median(rates) else { continue }
+            let ratio = peerMedian.map { String(format: "%.2f×", rate / $0) } ?? "—"
+            let transactions = median(drains[hosts]!.map(\.transactionsPerJob)).map { String(format: "%.3f", $0) } ?? "—"
+            lines.append("| ForkPool, \(hosts) host\(hosts == 1 ? "" : "s") × 2 workers | \(number(rate)) | \(runs(rates)) | \(ratio) | \(transactions) |")
+        }
+        if let peerMedian {
+            let transactions = median(peerDrains.compactMap(peerTransactionsPerJob)).map { String(format: "%.3f", $0) } ?? "—"
+            lines.append("| pgqueuer, 2 processes | \(number(peerMedian)) | \(runs(peerRates)) | 1.00× | \(transactions) |")
+        }
+        lines.append("| local `ProcessJobPool(workers: 2).map`, no database | \(number(localRate)) | | | |")
+        if let ratios = zip(drains[1]!.map(\.rate), peerRates).map({ $0 / $1 }) as [Double]?, !ratios.isEmpty {
+            lines += ["", "One host ÷ pgqueuer, round by round: " + ratios.map { String(format: "%.2f×", $0) }.joined(separator: ", ") + "."]
+        }
+        if let settings = peerDrains.first?["settings"] {
+            lines += ["", "pgqueuer's settings: `\(settings)`."]
+        }
+        if let lone = report["loneJob"] as? [String: Double] {
+            lines += ["", "Lone job (submit → `await handle.value` on an idle host, one at a time): p50 \(String(format: "%.2f", lone["p50"]! * 1000)) ms, "
+                      + "p90 \(String(format: "%.2f", lone["p90"]! * 1000)) ms"
+                      + ((peerLone?["p50"] as? Double).map {
+                          String(format: "; pgqueuer (enqueue → its completion watcher, %@): p50 %.2f ms, p90 %.2f ms (%.2f× ForkPool's p50)",
+                                 "\(peerLone?["settings"] ?? "")", $0 * 1000, (peerLone?["p90"] as? Double ?? 0) * 1000, $0 / lone["p50"]!)
+                      } ?? "") + "."]
+        }
+        if let history = report["history"] as? [String: Any], let empty = history["empty"] as? [[String: Any]],
+           let full = history["full"] as? [[String: Any]] {
+            let emptyRates = empty.compactMap { $0["jobsPerSecond"] as? Double }, fullRates = full.compactMap { $0["jobsPerSecond"] as? Double }
+            let ratios = zip(fullRates, emptyRates).map { String(format: "%.2f×", $0 / $1) }.joined(separator: ", ")
+            lines += ["", "History: one host drained the same jobs beside an empty table at \(runs(emptyRates)) jobs/s and beside "
+                      + "\(history["finishedRows"] ?? 0) finished rows of its queue at \(runs(fullRates)) jobs/s (\(ratios))."]
+        }
+        if let recovery = report["recovery"] as? [String: Any] {
+            lines += ["", String(format: "Recovery: a SIGKILLed host's two 0.5 s jobs were claimed by another host %.2f s after the kill "
+                                 + "(lease %d ms, poll 200 ms) and their results were in %.2f s after it.",
+                                 recovery["secondsUntilClaimed"] as? Double ?? 0, recovery["leaseMilliseconds"] as? Int ?? 0,
+                                 recovery["secondsUntilResults"] as? Double ?? 0)]
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// Runs a program to its end; its standard output (standard error goes to this one's).
+func runProgram(_ arguments: [String]) throws -> String {
+    var output: [Int32] = [0, 0]
+    guard pipe(&output) == 0 else { throw UsageError(message: "pipe failed") }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+    posix_spawn_file_actions_addclose(&actions, output[0])
+    posix_spawn_file_actions_addclose(&actions, output[1])
+    let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let status = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+    close(output[1])
+    defer { close(output[0]) }
+    guard status == 0 else { throw UsageError(message: "could not start \(arguments[0]): \(String(cString: strerror(status)))") }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = read(output[0], &chunk, chunk.count)
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { break }
+        bytes += chunk[..<count]
+    }
+    var waitStatus: Int32 = 0
+    while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
+    return String(decoding: bytes, as: UTF8.self)
 }

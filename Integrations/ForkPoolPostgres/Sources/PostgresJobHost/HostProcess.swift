@@ -26,12 +26,13 @@ final class HostProcess: @unchecked Sendable {
     /// Starts a host named `name` on `queue`, reaching the database at `url`, inside network
     /// namespace `namespace` if given; returns once it printed "ready".
     init(name: String, queue: String, url: String, namespace: String? = nil, workers: Int = 2, leaseMilliseconds: Int = 1500,
-         graceMilliseconds: Int = 30_000, pollMilliseconds: Int = 200, capacity: Int = 0, extra: [String] = []) throws {
+         graceMilliseconds: Int = 30_000, pollMilliseconds: Int = 200, capacity: Int = 0, logLevel: String = "info",
+         extra: [String] = []) throws {
         self.name = name
         logPath = "/tmp/forkpool-host-\(name)-\(getpid()).log"
         var arguments = [Self.programPath, "--url", url, "--queue", queue, "--name", name, "--workers", "\(workers)",
                          "--lease-ms", "\(leaseMilliseconds)", "--poll-ms", "\(pollMilliseconds)", "--grace-ms", "\(graceMilliseconds)",
-                         "--call-timeout-ms", "2000", "--capacity", "\(capacity)", "--log-level", "info"] + extra
+                         "--call-timeout-ms", "2000", "--capacity", "\(capacity)", "--log-level", logLevel] + extra
         if let namespace { arguments = ["/usr/sbin/ip", "netns", "exec", namespace] + arguments }
         var ready: [Int32] = [0, 0]
         guard pipe(&ready) == 0 else { throw ForkPoolError(.systemCallFailed, "pipe") }
