@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR = .build-fuzz
 SWIFTC ?= swiftc
 
-.PHONY: all build test test-core test-postgres check-core-dependencies check-public-api bench bench-cluster bench-page bench-venv demo docs fuzz \
+.PHONY: all build test test-core test-postgres check-core-dependencies check-public-api bench bench-cluster bench-cluster-venv bench-page bench-venv demo docs fuzz \
 	test-sanitizers soak clean
 
 all: build
@@ -53,12 +53,13 @@ check-public-api:
 	[ "$$count" -le $(PUBLIC_API_LIMIT) ]
 
 # Jobs on 1, 2 and 3 worker hosts through PostgreSQL beside a local ProcessJobPool, and the time
-# to recover a killed host's jobs (bench/results/cluster.json).
-bench-cluster:
+# to recover a killed host's jobs (bench/results/cluster.json); pgqueuer's figures on the same
+# cluster beside ours (bench/peers/pgqueuer_peer.py) when bench/.venv has pgqueuer.
+bench-cluster: bench-cluster-venv
 	$(SWIFT) build -c release --package-path $(POSTGRES_PACKAGE) --product PostgresJobHost
 	mkdir -p bench/results
 	$(POSTGRES_PACKAGE)/scripts/pg-sandbox.sh sh -c '$(POSTGRES_PACKAGE)/.build/release/PostgresJobHost bench \
-		--url "$$FORKPOOL_PG_URL" --json bench/results/cluster.json $(if $(QUICK),--quick 1)'
+		--url "$$FORKPOOL_PG_URL" --json bench/results/cluster.json $(if $(QUICK),--quick 1) $(if $(PGQUEUER_PYTHON),--pgqueuer-python $(PGQUEUER_PYTHON))'
 	@$(MAKE) --no-print-directory bench-page
 
 bench: bench-venv
@@ -105,6 +106,34 @@ bench-venv:
 		if [ -n "$$reason" ]; then \
 			echo "bench: could not install spaCy into $(VENV): $$reason; the transform peer is skipped"; \
 			mkdir -p $(VENV) && echo "$$reason" > $(VENV)/.install-failed; \
+		fi; \
+	fi
+
+# The cluster bench's Python peer: pgqueuer 1.6.0 and asyncpg in the same bench/.venv (made here
+# with the system's packages visible if bench-venv has not made it). Installed once; without a
+# network the install fails once, says why (kept in $(VENV)/.pgqueuer-install-failed), and the
+# pgqueuer peer is skipped; rm $(VENV)/.pgqueuer-install-failed to try again. PGQUEUER_PYTHON is
+# the venv's python when it can import pgqueuer, else empty (evaluated when a recipe uses it,
+# after this target has run).
+HAS_PGQUEUER = -c "import pgqueuer, asyncpg"
+PGQUEUER_PYTHON = $(shell [ -x $(VENV)/bin/python ] && $(VENV)/bin/python $(HAS_PGQUEUER) 2>/dev/null && echo $(VENV)/bin/python)
+bench-cluster-venv:
+	@if [ -x $(VENV)/bin/python ] && $(VENV)/bin/python $(HAS_PGQUEUER) 2>/dev/null; then \
+		true; \
+	elif [ -f $(VENV)/.pgqueuer-install-failed ]; then \
+		echo "bench-cluster: pgqueuer is not installed ($$(cat $(VENV)/.pgqueuer-install-failed); rm $(VENV)/.pgqueuer-install-failed to retry): the pgqueuer peer is skipped"; \
+	else \
+		echo "bench-cluster: installing pgqueuer 1.6.0 and asyncpg into $(VENV) (once)"; \
+		mkdir -p bench; reason=""; : > bench/.venv-pgqueuer-install.log; \
+		if [ ! -x $(VENV)/bin/python ] && ! python3 -m venv --system-site-packages $(VENV) >> bench/.venv-pgqueuer-install.log 2>&1; then \
+			reason="python3 -m venv failed: $$(tail -n 1 bench/.venv-pgqueuer-install.log)"; \
+		elif ! $(VENV)/bin/pip install --quiet --disable-pip-version-check --timeout 30 --retries 2 \
+			"pgqueuer==1.6.0" asyncpg >> bench/.venv-pgqueuer-install.log 2>&1; then \
+			reason="pip install failed (no network?): $$(tail -n 1 bench/.venv-pgqueuer-install.log)"; \
+		fi; \
+		if [ -n "$$reason" ]; then \
+			echo "bench-cluster: could not install pgqueuer into $(VENV): $$reason; the pgqueuer peer is skipped"; \
+			mkdir -p $(VENV) && echo "$$reason" > $(VENV)/.pgqueuer-install-failed; \
 		fi; \
 	fi
 
