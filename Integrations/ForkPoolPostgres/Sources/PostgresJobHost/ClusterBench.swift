@@ -44,11 +44,14 @@ struct ClusterBench {
     func run() async throws {
         let url = try options.string("url")
         let quick = try options.int("quick", default: 0) != 0
-        let jobCount = quick ? 2000 : 10_000
-        let rounds = quick ? 1 : 3
+        let jobCount = try options.int("jobs", default: quick ? 2000 : 10_000)
+        let rounds = try options.int("rounds", default: quick ? 1 : 3)
         let historyRows = quick ? 200_000 : 1_000_000
         let peer = options.optionalString("pgqueuer-python").flatMap { $0.isEmpty ? nil : $0 }
         let peerScript = try options.string("pgqueuer-script", default: "bench/peers/pgqueuer_peer.py")
+        // `--sections drain,lone,history,recovery` (default all): rerun a part.
+        let sections = Set(try options.string("sections", default: "drain,lone,history,recovery").split(separator: ",").map(String.init))
+        let hostCounts = try options.string("hosts", default: "1,2,3").split(separator: ",").compactMap { Int($0) }
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         var report: [String: Any] = ["jobs": jobCount, "job": "NoOpJob", "cores": cores, "rounds": rounds]
         print("cluster bench: \(jobCount) no-op jobs; hosts of 2 workers with default settings; \(cores) cores; \(rounds) round(s)")
@@ -85,8 +88,8 @@ struct ClusterBench {
 
         var drains: [Int: [Drain]] = [1: [], 2: [], 3: []]
         var peerDrains: [[String: Any]] = []
-        for round in 1...rounds {
-            for hostCount in [1, 0, 2, 3] {
+        for round in 1...rounds where sections.contains("drain") {
+            for hostCount in ([1, 0] + hostCounts.filter { $0 != 1 }).filter({ $0 == 0 || hostCounts.contains($0) }) {
                 if hostCount == 0 {
                     guard peerInstalled, let peer else { continue }
                     if let result = try? runPeer(peer, script: peerScript, ["drain", "--url", url, "--jobs", "\(jobCount)", "--processes", "2"]) {
@@ -105,11 +108,13 @@ struct ClusterBench {
         report["drain"] = drains.keys.sorted().map { ["hosts": $0, "runs": drains[$0]!.map(\.json)] }
         report["pgqueuerDrain"] = peerDrains
 
-        let lone = try await loneJob(url: url, client: client, logger: logger, samples: quick ? 30 : 100)
-        report["loneJob"] = lone
-        print(String(format: "  lone job, ForkPool (1 idle host): p50 %.2f ms  p90 %.2f ms", lone["p50"]! * 1000, lone["p90"]! * 1000))
         var peerLone: [String: Any]?
-        if peerInstalled, let peer {
+        if sections.contains("lone") {
+            let lone = try await loneJob(url: url, client: client, logger: logger, samples: quick ? 30 : 100)
+            report["loneJob"] = lone
+            print(String(format: "  lone job, ForkPool (1 idle host): p50 %.2f ms  p90 %.2f ms", lone["p50"]! * 1000, lone["p90"]! * 1000))
+        }
+        if sections.contains("lone"), peerInstalled, let peer {
             peerLone = try? runPeer(peer, script: peerScript, ["lone", "--url", url, "--samples", quick ? "30" : "100"])
             if let p50 = peerLone?["p50"] as? Double {
                 print(String(format: "  lone job, pgqueuer: p50 %.2f ms  p90 %.2f ms", p50 * 1000, (peerLone?["p90"] as? Double ?? 0) * 1000))
@@ -117,10 +122,13 @@ struct ClusterBench {
         }
         report["pgqueuerLone"] = peerLone ?? [:]
 
-        let history = try await historyDrains(rows: historyRows, jobs: jobCount, rounds: quick ? 1 : 2, url: url, client: client,
-                                              logger: logger)
-        report["history"] = history
-        report["recovery"] = try await measureRecovery(client: client, url: url, logger: logger)
+        if sections.contains("history") {
+            report["history"] = try await historyDrains(rows: historyRows, jobs: jobCount, rounds: quick ? 1 : 2, url: url,
+                                                        client: client, logger: logger)
+        }
+        if sections.contains("recovery") {
+            report["recovery"] = try await measureRecovery(client: client, url: url, logger: logger)
+        }
         report["markdown"] = markdown(report, drains: drains, peerDrains: peerDrains, peerLone: peerLone, localRate: localRate)
 
         if let path = try? options.string("json") {
