@@ -57,7 +57,9 @@ public struct RetryBackoff: Sendable, Hashable {
     public func delay(afterAttempt attempt: Int) -> Duration {
         let base = min(initial.seconds * pow(2, Double(max(attempt, 1) - 1)), maximum.seconds)
         let spread = jitter > 0 ? Double.random(in: -jitter...jitter) : 0
-        return .milliseconds(Int64(max(base * (1 + spread), 0) * 1000))
+        // At most what an Int64 of milliseconds holds: a longer maximum (it passes `problem()`)
+        // would trap the conversion, and with it the host that asks for a crashed job's delay.
+        return .milliseconds(Int64(min(max(base * (1 + spread), 0) * 1000, 9.2e18)))
     }
 
     func problem() -> String? {

@@ -95,17 +95,25 @@ extension PostgresJobQueue {
 
     /// Queues failed or cancelled job `id` again, as if new: its attempts from zero, its error
     /// cleared.
-    /// - Throws: ``ForkPoolError/Code/invalidArgument`` when there is no job `id` or it is not
-    ///   failed or cancelled, saying which.
+    /// - Throws: ``ForkPoolError/Code/invalidArgument`` when there is no job `id`, it is not
+    ///   failed or cancelled, or its unique key is held by a queued or running job, saying which.
     public func retry(jobID id: Int64) async throws {
         guard try await ids(QueueSQL.retry(id: id, failedOf: nil)).isEmpty else { return }
         guard let record = try await job(id: id) else {
             throw ForkPoolError(.invalidArgument, "there is no job \(id) (never written, or deleted after its retention)")
         }
+        if record.state == .failed || record.state == .cancelled, let key = record.uniqueKey {
+            for try await (holder, _) in try await client.query(QueueSQL.holderOfUniqueKey(queue: record.queue, key: key), logger: logger)
+                .decode((Int64, String).self) {
+                throw ForkPoolError(.invalidArgument, "job \(id)'s unique key \"\(key)\" is held by job \(holder) (queued or running): "
+                                    + "it can be retried once that job has finished")
+            }
+        }
         throw ForkPoolError(.invalidArgument, "job \(id) is \(record.state.rawValue): only a failed or cancelled job can be retried")
     }
 
-    /// Queues every failed job of this queue again; how many.
+    /// Queues every failed job of this queue again (a job whose unique key a queued or running
+    /// job holds stays failed; of several failed with one free key, the newest is queued); how many.
     @discardableResult
     public func retryFailed() async throws -> Int {
         try await ids(QueueSQL.retry(id: nil, failedOf: name)).count

@@ -369,15 +369,28 @@ extension QueueSQL {
     }
 
     /// Queues failed or cancelled jobs again (`id`, or every failed one of `queue`): attempts
-    /// from zero, errors and token cleared. The ids queued.
+    /// from zero, errors and token cleared. A job with a unique key takes it back only when no
+    /// queued or running job holds it (of several with one free key, the newest): the others
+    /// stay as they are. The ids queued.
     static func retry(id: Int64?, failedOf queue: String?) -> PostgresQuery {
         """
-        WITH again AS (
+        WITH candidates AS (
+            SELECT id, queue, unique_key FROM forkpool_jobs
+            WHERE (id = \(id)::bigint AND state IN ('failed', 'cancelled'))
+               OR (\(id)::bigint IS NULL AND queue = \(queue)::text AND state = 'failed')
+        ), chosen AS (
+            SELECT id FROM candidates WHERE unique_key IS NULL
+            UNION ALL
+            (SELECT DISTINCT ON (queue, unique_key) id FROM candidates AS job
+             WHERE unique_key IS NOT NULL AND NOT EXISTS (
+                 SELECT 1 FROM forkpool_jobs AS holder
+                 WHERE holder.queue = job.queue AND holder.unique_key = job.unique_key AND holder.state IN ('queued', 'running'))
+             ORDER BY queue, unique_key, id DESC)
+        ), again AS (
             UPDATE forkpool_jobs SET state = 'queued', attempts = 0, not_before = now(), cancel_requested = false,
                    result = NULL, error_code = NULL, error_message = NULL, finished_at = NULL, lease_token = NULL,
                    lease_owner = NULL, lease_expires = NULL
-            WHERE (id = \(id)::bigint AND state IN ('failed', 'cancelled'))
-               OR (\(id)::bigint IS NULL AND queue = \(queue)::text AND state = 'failed')
+            WHERE id IN (SELECT id FROM chosen) AND state IN ('failed', 'cancelled')
             RETURNING id, queue
         ), notified AS (
             SELECT pg_notify('forkpool_ready', queue) FROM (SELECT DISTINCT queue FROM again) AS queues
