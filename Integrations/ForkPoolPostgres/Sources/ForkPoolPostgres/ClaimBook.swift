@@ -39,6 +39,8 @@ final class ClaimBook: Sendable {
         /// By lease token (a job this host claims again after its own lease lapsed is a second
         /// claim, not the first one's).
         var entries: [Int64: Entry] = [:]
+        /// The token of each held job's newest claim.
+        var tokenOfJob: [Int64: Int64] = [:]
         var waiting: [(token: Int64, continuation: CheckedContinuation<Turn, Never>)] = []
         var waitingHead = 0
         /// Waiting claims may have been lost or released: look through all of them.
@@ -84,12 +86,13 @@ final class ClaimBook: Sendable {
         state.withLock { state in
             var superseded: [Future<[UInt8]>] = []
             for claim in claims {
-                for (token, entry) in state.entries where entry.claim.id == claim.id {
-                    state.entries[token]?.lost = true
+                if let earlier = state.tokenOfJob[claim.id], let entry = state.entries[earlier] {
+                    state.entries[earlier]?.lost = true
                     state.needsSweep = true
                     if let future = entry.future { superseded.append(future) }
                 }
                 state.entries[claim.token] = Entry(claim: claim, validUntil: sent + lease)
+                state.tokenOfJob[claim.id] = claim.token
             }
             return superseded
         }
@@ -130,7 +133,9 @@ final class ClaimBook: Sendable {
     /// the claimer should claim again now.
     func remove(_ token: Int64) -> Bool {
         state.withLock { state in
-            state.entries.removeValue(forKey: token)
+            if let entry = state.entries.removeValue(forKey: token), state.tokenOfJob[entry.claim.id] == token {
+                state.tokenOfJob[entry.claim.id] = nil
+            }
             return state.entries.count <= state.claimAtOrBelow || state.stopping
         }
     }

@@ -36,7 +36,7 @@ public struct JobOptions: Sendable, Hashable {
     }
 }
 
-/// How long a job that crashed its worker, passed its deadline or lost its host waits before
+/// How long a job that crashed its worker or passed its deadline waits before
 /// its next attempt: exponential, `initial × 2^(attempt − 1)` up to `maximum`, each delay moved
 /// by a random ±`jitter` fraction so that jobs that failed together do not retry together.
 public struct RetryBackoff: Sendable, Hashable {
