@@ -9,29 +9,37 @@
 #   FORKPOOL_PG_PORT     the port
 #   FORKPOOL_PG_RESTART  a script that restarts the server (fast shutdown) and waits for it
 #   FORKPOOL_PG_STOP / FORKPOOL_PG_START  scripts that stop / start it
-# It also installs iproute2 when `ip` is missing (the network-namespace test needs it).
+# As root, it also installs iproute2 when `ip` is missing (the network-namespace test needs
+# it; that test needs root, and is skipped without it). Not root, it installs with sudo, and
+# only PostgreSQL (without sudo it says what to install).
 # The server listens on every address, but lets in only loopback and 10.213.0.0/16 (the
 # addresses the tests give their network namespaces).
 set -euo pipefail
 
-find_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+# (Nothing found is no failure: under pipefail, ls's status would end the script unsaid.)
+find_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true; }
 
 BIN=$(find_bin)
 if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
     echo "pg-sandbox: PostgreSQL's server is not installed; installing it from Debian's packages" >&2
     SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || {
+            echo "pg-sandbox: no sudo to install it with: install Debian's postgresql package (apt-get install postgresql) as root, or run this as root" >&2
+            exit 1
+        }
+        SUDO=sudo
+    fi
     $SUDO apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >&2
     BIN=$(find_bin)
 fi
 [ -n "$BIN" ] || { echo "pg-sandbox: no PostgreSQL server programs under /usr/lib/postgresql" >&2; exit 1; }
-# The network-namespace test's `ip` (iproute2), from Debian's packages when it is missing.
-if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ]; then
+# The network-namespace test's `ip` (iproute2), from Debian's packages when it is missing: as
+# root only (the test needs root; without it the test is skipped, and no sudo is asked for).
+if [ "$(id -u)" = 0 ] && ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ]; then
     echo "pg-sandbox: installing iproute2 (ip netns) from Debian's packages" >&2
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-    $SUDO apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iproute2 >&2 || true
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >&2 || true
 fi
 
 DIR=$(mktemp -d /tmp/forkpool-pg.XXXXXX)

@@ -92,9 +92,35 @@ public struct TickJob: PoolJob {
     public func run() throws -> HostAnswer { HostAnswer(host: currentHostName(), value: 0) }
 }
 
+/// Leaves a trace of every run: appends one line "<host> <tag>" to the file at `path` (O_APPEND,
+/// one write: lines of concurrent runs do not mix), then says which host ran it. A test counts
+/// the lines to see how many times, and where, the job ran.
+public struct MarkJob: PoolJob {
+    public struct CannotWrite: Error, CustomStringConvertible {
+        public var path: String
+        public var errno: Int32
+        public var description: String { "cannot append to \(path): errno \(errno)" }
+    }
+    public var path: String
+    public var tag: Int
+    public init(path: String, tag: Int) {
+        self.path = path
+        self.tag = tag
+    }
+    public func run() throws -> HostAnswer {
+        let host = currentHostName()
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard descriptor >= 0 else { throw CannotWrite(path: path, errno: errno) }
+        defer { close(descriptor) }
+        let line = Array("\(host) \(tag)\n".utf8)
+        guard write(descriptor, line, line.count) == line.count else { throw CannotWrite(path: path, errno: errno) }
+        return HostAnswer(host: host, value: tag)
+    }
+}
+
 /// Every job type above, for a host's pool.
 public let clusterJobTypes: [any PoolJob.Type] = [SleepJob.self, SquareJob.self, FibonacciJob.self, FailingJob.self,
-                                                  CrashingJob.self, BytesJob.self, NoOpJob.self, TickJob.self]
+                                                  CrashingJob.self, BytesJob.self, NoOpJob.self, TickJob.self, MarkJob.self]
 
 extension ProcessPoolConfiguration {
     /// The defaults with crash backtraces off: the hosts, tests and bench crash workers on purpose.

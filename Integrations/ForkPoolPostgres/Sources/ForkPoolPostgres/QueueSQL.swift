@@ -176,6 +176,12 @@ enum QueueSQL {
     /// notifies the finished ones' waiters, a few hundred ids per notification; answers each
     /// written id with true, each id this host had written before with false (ids of rows
     /// written by nobody now are absent), plus one row of id -1 per notification.
+    ///
+    /// "Written before" reads the rows with a lock (FOR SHARE), not from the statement's
+    /// snapshot: when the earlier call is still waiting for the row as this one starts (a row
+    /// lock, a slow server) and commits while this one waits behind it, the UPDATE skips the
+    /// row (no longer running) and a plain read would still see it running — the host would
+    /// take its own write for a lost claim and drop the outcome.
     static func recordOutcomes(_ outcomes: [(claim: JobClaim, settlement: Settlement)], queue: String) -> PostgresQuery {
         var ids: [Int64] = [], tokens: [Int64] = [], kinds: [String] = [], results: [ByteBuffer] = []
         var codes: [String] = [], messages: [String] = [], delays: [Double] = []
@@ -214,9 +220,16 @@ enum QueueSQL {
                 FROM given AS g
                 WHERE job.id = g.id AND job.lease_token = g.token AND job.state = 'running'
                 RETURNING job.id, job.state
+            ), held AS (
+                -- Locked, so read as last committed: an earlier call's write that commits while
+                -- this statement waits for the row (done then skips it) is seen here, not the
+                -- row as it was when this statement began. Filtered apart (earlier): a state
+                -- test in here would drop the row before it is locked and read again.
+                SELECT job.id, job.state, g.kind FROM forkpool_jobs AS job
+                JOIN given AS g ON job.id = g.id AND job.lease_token = g.token
+                FOR SHARE OF job
             ), earlier AS (
-                SELECT job.id FROM forkpool_jobs AS job JOIN given AS g ON job.id = g.id AND job.lease_token = g.token
-                WHERE job.state::text = CASE WHEN g.kind IN ('retry', 'released') THEN 'queued' ELSE g.kind END
+                SELECT id FROM held WHERE state::text = CASE WHEN kind IN ('retry', 'released') THEN 'queued' ELSE kind END
             ), notified AS (
                 SELECT pg_notify('forkpool_done', string_agg(id::text, ',')) FROM (
                     SELECT id, (row_number() OVER ()) / 400 AS chunk FROM done WHERE state <> 'queued'

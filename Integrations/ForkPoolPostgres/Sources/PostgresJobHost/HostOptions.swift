@@ -62,16 +62,21 @@ struct UsageError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-extension PostgresClient.Configuration {
-    /// From `postgres://user[:password]@host[:port]/database` (or `postgresql://`; TLS off: a
-    /// local cluster's).
-    init(url: String) throws {
+/// A database URL, `postgres://user[:password]@host[:port]/database` (or `postgresql://`),
+/// taken apart.
+struct DatabaseURL {
+    var host: String
+    var port = 5432
+    var username = "postgres"
+    var password: String?
+    var database: String?
+
+    init(_ url: String) throws {
         let schemes = ["postgres://", "postgresql://"]
         guard let scheme = schemes.first(where: { url.hasPrefix($0) }) else {
             throw UsageError(message: "a database URL looks like postgres://user@host:port/database, not \(url)")
         }
         var rest = Substring(url.dropFirst(scheme.count))
-        var username = "postgres", password: String?
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at].split(separator: ":", maxSplits: 1).map(String.init)
             if let name = credentials.first { username = name }
@@ -81,15 +86,34 @@ extension PostgresClient.Configuration {
         let parts = rest.split(separator: "/", maxSplits: 1).map(String.init)
         guard let hostPort = parts.first, !hostPort.isEmpty else { throw UsageError(message: "the database URL \(url) names no host") }
         let pieces = hostPort.split(separator: ":").map(String.init)
-        var port = 5432
         if pieces.count > 1 {
             guard pieces.count == 2, let number = Int(pieces[1]), (1...65535).contains(number) else {
                 throw UsageError(message: "the database URL \(url) has a bad port: \(pieces.dropFirst().joined(separator: ":"))")
             }
             port = number
         }
-        self.init(host: pieces[0], port: port, username: username, password: password,
-                  database: parts.count > 1 && !parts[1].isEmpty ? parts[1] : nil, tls: .disable)
+        host = pieces[0]
+        database = parts.count > 1 && !parts[1].isEmpty ? parts[1] : nil
+    }
+}
+
+extension PostgresClient.Configuration {
+    /// From `postgres://user[:password]@host[:port]/database` (or `postgresql://`; TLS off: a
+    /// local cluster's).
+    init(url: String) throws {
+        let parsed = try DatabaseURL(url)
+        self.init(host: parsed.host, port: parsed.port, username: parsed.username, password: parsed.password,
+                  database: parsed.database, tls: .disable)
+        options.connectTimeout = .seconds(5)
+    }
+}
+
+extension PostgresConnection.Configuration {
+    /// One connection to the database at `url` (as ``PostgresClient/Configuration/init(url:)``).
+    init(url: String) throws {
+        let parsed = try DatabaseURL(url)
+        self.init(host: parsed.host, port: parsed.port, username: parsed.username, password: parsed.password,
+                  database: parsed.database, tls: .disable)
         options.connectTimeout = .seconds(5)
     }
 }

@@ -29,7 +29,8 @@ final class HostProcess: @unchecked Sendable {
          graceMilliseconds: Int = 30_000, pollMilliseconds: Int = 200, capacity: Int = 0, logLevel: String = "info",
          extra: [String] = []) throws {
         self.name = name
-        logPath = "/tmp/forkpool-host-\(name)-\(getpid()).log"
+        // Never a name an earlier run (of another user: not ours to truncate) may have left.
+        logPath = "/tmp/forkpool-host-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
         var arguments = [Self.programPath, "--url", url, "--queue", queue, "--name", name, "--workers", "\(workers)",
                          "--lease-ms", "\(leaseMilliseconds)", "--poll-ms", "\(pollMilliseconds)", "--grace-ms", "\(graceMilliseconds)",
                          "--call-timeout-ms", "2000", "--capacity", "\(capacity)", "--log-level", logLevel] + extra

@@ -46,7 +46,10 @@ struct OperatorCommand {
         let queue = try PostgresJobQueue(client: client, name: try options.string("queue", default: "default"), logger: logger)
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await run(on: queue, client: client) }
+                group.addTask {
+                    try await Self.reach(url, logger: logger)
+                    try await run(on: queue, client: client)
+                }
                 group.addTask {
                     try await Task.sleep(for: .seconds(15))
                     throw UsageError(message: "the database at \(url) did not answer within 15 s")
@@ -54,13 +57,41 @@ struct OperatorCommand {
                 try await group.next()
                 group.cancelAll()
             }
+        } catch let error as ForkPoolError where error.code == .invalidArgument {
+            // The queue's own refusal (no such job, not retryable): its message, without the type.
+            throw UsageError(message: error.message)
         } catch let error as PSQLError {
             if error.serverInfo?[.sqlState] == "42P01" || error.serverInfo?[.sqlState] == "42704" {
                 throw UsageError(message: "the database at \(url) has no forkpool tables: start a worker host on it (or call migrate()) first")
             }
             if let message = error.serverInfo?[.message] { throw UsageError(message: "the database refused: \(message)") }
-            throw UsageError(message: "could not reach the database at \(url): \(error.code)")
+            throw UsageError(message: "could not reach the database at \(url): \(Self.reason(error))")
         }
+    }
+
+    /// Connects once, on a connection of its own, and closes it: the client's pool tries a
+    /// failed connection again and again without a word, so a refused connection, an unknown
+    /// host, a missing database or role would show only as a time-out. This says which.
+    static func reach(_ url: String, logger: Logger) async throws {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: try .init(url: url), id: 0, logger: logger)
+        } catch let error as PSQLError {
+            throw UsageError(message: "could not connect to the database at \(url): \(reason(error))")
+        } catch let error as UsageError {
+            throw error
+        } catch {
+            throw UsageError(message: "could not connect to the database at \(url): \(error)")
+        }
+        try? await connection.close()
+    }
+
+    /// What a PostgresNIO error says (its own description hides it): the server's message, or
+    /// the network's error, or the code.
+    static func reason(_ error: PSQLError) -> String {
+        if let message = error.serverInfo?[.message] { return message }
+        if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+        return "\(error.code)"
     }
 
     private func run(on queue: PostgresJobQueue, client: PostgresClient) async throws {

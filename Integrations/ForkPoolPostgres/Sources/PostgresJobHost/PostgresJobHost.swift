@@ -27,6 +27,7 @@ enum PostgresJobHost {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
             switch arguments.first {
+            case nil: throw UsageError(message: OperatorCommand.usage)  // nothing to go on: what it takes
             case "bench": try await ClusterBench(options: HostOptions(arguments.dropFirst())).run()
             case "run": try await runHost(HostOptions(arguments.dropFirst()))
             case let command? where OperatorCommand.names.contains(command):

@@ -1,9 +1,12 @@
 // Worker hosts as separate processes, and the faults the queue promises to survive, provoked
 // for real: a host SIGKILLed mid-job (its leases lapse; another host runs the jobs), two hosts
 // racing past a lapsed lease (a host SIGSTOPped past its lease, then let go: the result is
-// recorded once, by the host that holds the claim), the database restarting mid-run (hosts
-// and submitters reconnect and go on), and a graceful shutdown (SIGTERM: running jobs finish;
-// past the grace period they are released, their attempt not counted).
+// recorded once, by the host that holds the claim), a host SIGSTOPped past its lease while a
+// job waits in its claim book behind a busy worker (let go, it re-checks the claim and never
+// starts the job another host ran: every run of that job leaves a line in a file), the
+// database restarting mid-run (hosts and submitters reconnect and go on), and a graceful
+// shutdown (SIGTERM: running jobs finish; past the grace period they are released, their
+// attempt not counted).
 import ClusterJobs
 @_spi(Integration) import ForkPool
 import ForkPoolPostgres
@@ -83,6 +86,48 @@ struct HostFaultTests {
             #expect(host.terminate() == 0)
         }
         #expect(stalled.log.contains("dropped=1"))
+    }
+
+    /// The host's only worker is busy with a long job while a second job, X, waits in its claim
+    /// book; the host stalls (SIGSTOP) past its lease, another host runs both jobs, and the long
+    /// job ends on the stalled host's worker meanwhile. Let go (SIGCONT), the stalled host finds
+    /// the worker free and X's lease stale by its own clock: it must re-check X's claim by token
+    /// (lost) and not start it. Without the fresh-lease rule in ClaimBook.grant, X runs twice.
+    @Test func aStalledHostNeverStartsAJobWhoseClaimItMayHaveLost() async throws {
+        let database = try await TestDatabase()
+        let queue = try database.makeQueue()
+        let marks = "/tmp/forkpool-marks-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(marks) }
+        let stalled = try HostProcess(name: "stalled", queue: database.queueName, url: database.url, workers: 1,
+                                      leaseMilliseconds: 1000, capacity: 2)
+        let long = try await queue.submit(SleepJob(milliseconds: 2500, tag: 1))
+        try await database.waitUntil("the stalled host runs the long job") { try await database.row(long.id).leaseOwner == "stalled" }
+        let longStarted = ContinuousClock.now  // at the latest
+        try await Task.sleep(for: .milliseconds(100))  // its runner has the worker: X's comes second
+        let x = try await queue.submit(MarkJob(path: marks, tag: 2))
+        try await database.waitUntil("the stalled host holds X too") { try await database.row(x.id).leaseOwner == "stalled" }
+        #expect(try await database.row(long.id).leaseOwner == "stalled")
+        stalled.signal(SIGSTOP)
+        // The other host takes both once their leases lapse (its rescuer queues them again).
+        let other = try HostProcess(name: "other", queue: database.queueName, url: database.url, workers: 2,
+                                    leaseMilliseconds: 1000, capacity: 2)
+        #expect(try await x.value == HostAnswer(host: "other", value: 2))
+        // Let go only once the long job has surely ended on the stalled host's worker: the
+        // stalled host then wakes with a free worker and X next in line.
+        let ended = longStarted + .milliseconds(2500 + 700)
+        if ContinuousClock.now < ended { try await Task.sleep(until: ended, clock: .continuous) }
+        stalled.signal(SIGCONT)
+        try await database.waitUntil("the stalled host gives up X") { stalled.log.contains("job \(x.id)'s claim was lost") }
+        #expect(try await long.value == HostAnswer(host: "other", value: 1))
+        #expect(try await database.row(x.id).state == "succeeded")
+        for host in [stalled, other] {
+            #expect(host.terminate() == 0)
+        }
+        // Every run of X left a line: one, on the other host.
+        let lines = try String(contentsOfFile: marks, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines == ["other 2"])
+        #expect(stalled.log.contains("job \(x.id)'s claim was lost before it ran"))
+        #expect(stalled.log.contains("dropped=2"))
     }
 
     @Test func hostsAndSubmittersGoOnAfterTheDatabaseRestarts() async throws {

@@ -9,6 +9,7 @@ import ForkPoolPostgres
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -107,7 +108,7 @@ struct LocalHost {
     let running: Task<Void, any Error>
 
     init(queue: PostgresJobQueue, name: String = "local", workers: Int = 2, lease: Duration = .milliseconds(1500),
-         configure: (inout PostgresJobWorker.Configuration) -> Void = { _ in }) throws {
+         logger: Logger? = nil, configure: (inout PostgresJobWorker.Configuration) -> Void = { _ in }) throws {
         setenv("FORKPOOL_HOST_NAME", name, 1)
         pool = try ProcessJobPool(workers: workers, configuration: .withoutBacktraces,
                                   jobs: clusterJobTypes)
@@ -117,7 +118,7 @@ struct LocalHost {
         configuration.pollInterval = .milliseconds(200)
         configuration.databaseCallTimeout = .seconds(2)
         configure(&configuration)
-        let worker = try PostgresJobWorker(queue: queue, pool: pool, configuration: configuration)
+        let worker = try PostgresJobWorker(queue: queue, pool: pool, configuration: configuration, logger: logger)
         self.worker = worker
         running = Task { try await worker.run() }
     }
@@ -126,6 +127,37 @@ struct LocalHost {
         running.cancel()
         _ = try? await running.value
         pool.shutdown(cancelPending: true)
+    }
+}
+
+/// A logger whose messages a test can read: "level message" lines, info and above.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var logger: Logger {
+        var logger = Logger(label: "forkpool.capture") { _ in Handler(capture: self) }
+        logger.logLevel = .info
+        return logger
+    }
+
+    /// Every message so far, one a line.
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+
+    private struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var metadataProvider: Logger.MetadataProvider?
+        var logLevel: Logger.Level = .info
+
+        func log(event: LogEvent) {
+            let line = "\(event.level) \(event.message)" + (event.metadata.map { " \($0)" } ?? "")
+            capture.lines.withLock { $0.append(line) }
+        }
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
     }
 }
 
