@@ -80,8 +80,12 @@ struct ClusterBench {
 
         var peerInstalled = false
         if let peer {
-            peerInstalled = (try? runPeer(peer, script: peerScript, ["install-schema", "--url", url])) != nil
-            if !peerInstalled { print("  pgqueuer: could not install its schema; its figures are skipped") }
+            do {
+                _ = try runPeer(peer, script: peerScript, ["install-schema", "--url", url])
+                peerInstalled = true
+            } catch {
+                print("  pgqueuer: could not install its schema (\(error)); its figures are skipped")
+            }
         } else {
             print("  pgqueuer: not installed (make bench-cluster installs it into bench/.venv); its figures are skipped")
         }
@@ -92,10 +96,13 @@ struct ClusterBench {
             for hostCount in ([1, 0] + hostCounts.filter { $0 != 1 }).filter({ $0 == 0 || hostCounts.contains($0) }) {
                 if hostCount == 0 {
                     guard peerInstalled, let peer else { continue }
-                    if let result = try? runPeer(peer, script: peerScript, ["drain", "--url", url, "--jobs", "\(jobCount)", "--processes", "2"]) {
+                    do {
+                        let result = try runPeer(peer, script: peerScript, ["drain", "--url", url, "--jobs", "\(jobCount)", "--processes", "2"])
                         peerDrains.append(result)
                         print(String(format: "  round %d  pgqueuer, 2 processes:   %8.0f jobs/s  %.3f transactions/job", round,
                                      result["jobsPerSecond"] as? Double ?? 0, peerTransactionsPerJob(result) ?? .nan))
+                    } catch {
+                        print("  round \(round)  pgqueuer: \(error)")
                     }
                     continue
                 }
@@ -115,7 +122,11 @@ struct ClusterBench {
             print(String(format: "  lone job, ForkPool (1 idle host): p50 %.2f ms  p90 %.2f ms", lone["p50"]! * 1000, lone["p90"]! * 1000))
         }
         if sections.contains("lone"), peerInstalled, let peer {
-            peerLone = try? runPeer(peer, script: peerScript, ["lone", "--url", url, "--samples", quick ? "30" : "100"])
+            do {
+                peerLone = try runPeer(peer, script: peerScript, ["lone", "--url", url, "--samples", quick ? "30" : "100"])
+            } catch {
+                print("  lone job, pgqueuer: \(error)")
+            }
             if let p50 = peerLone?["p50"] as? Double {
                 print(String(format: "  lone job, pgqueuer: p50 %.2f ms  p90 %.2f ms", p50 * 1000, (peerLone?["p90"] as? Double ?? 0) * 1000))
             }
@@ -369,10 +380,21 @@ func runProgram(_ arguments: [String]) throws -> String {
     posix_spawn_file_actions_adddup2(&actions, output[1], 1)
     posix_spawn_file_actions_addclose(&actions, output[0])
     posix_spawn_file_actions_addclose(&actions, output[1])
+    // Every signal unblocked and at its default in the child (this process's threads block
+    // some, and a child inherits the mask: a peer that waits for SIGTERM would never get it).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
-    let status = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+    let status = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
     close(output[1])
     defer { close(output[0]) }
     guard status == 0 else { throw UsageError(message: "could not start \(arguments[0]): \(String(cString: strerror(status)))") }
