@@ -183,8 +183,9 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     /// Calls `handler` once with the result: now if the future is done, else when it completes
-    /// (on the completing thread, outside the lock).
-    func onCompletion(_ handler: @escaping @Sendable (Result<Value, ForkPoolError>) -> Void) {
+    /// (on the completing thread, outside the lock: for a process pool, its dispatcher thread —
+    /// the handler must not block).
+    @_spi(Integration) public func onCompletion(_ handler: @escaping @Sendable (Result<Value, ForkPoolError>) -> Void) {
         liveHook?.willNotBlock()
         lock.lock()
         if case .done(let result) = state {

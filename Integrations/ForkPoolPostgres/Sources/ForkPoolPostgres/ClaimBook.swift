@@ -3,11 +3,11 @@
 // share it: the claimer adds claims, the lease keeper confirms or loses them, the runner takes
 // turns and ends them.
 //
-//   add(claims, confirmed at send time) ─▶ held ─ turn(): FIFO, one per pool worker, and only
-//   while the lease has more than half its length left by the last confirmation ─▶ .run
-//   (a stale lease blocks the queue and asks the lease keeper to re-check the claims by token
-//   first: after a stall, a claim another host may have taken is never started) ─▶
-//   jobEnded (the worker is free) ─▶ written ─▶ remove
+//   add(claims, confirmed at send time) ─▶ held, waiting ─ takeTurns(): FIFO, one per pool
+//   worker, and only while the lease has more than half its length left by the last
+//   confirmation ─▶ run (a stale lease blocks the queue and asks the lease keeper to re-check
+//   the claims by token first: after a stall, a claim another host may have taken is never
+//   started) ─▶ jobEnded (the worker is free) ─▶ written ─▶ remove
 @_spi(Integration) import ForkPool
 import Synchronization
 
@@ -41,7 +41,8 @@ final class ClaimBook: Sendable {
         var entries: [Int64: Entry] = [:]
         /// The token of each held job's newest claim.
         var tokenOfJob: [Int64: Int64] = [:]
-        var waiting: [(token: Int64, continuation: CheckedContinuation<Turn, Never>)] = []
+        /// Tokens of claims waiting for a worker, in claim order from `waitingHead` on.
+        var waiting: [Int64] = []
         var waitingHead = 0
         /// Waiting claims may have been lost or released: look through all of them.
         var needsSweep = false
@@ -93,16 +94,9 @@ final class ClaimBook: Sendable {
                 }
                 state.entries[claim.token] = Entry(claim: claim, validUntil: sent + lease)
                 state.tokenOfJob[claim.id] = claim.token
+                if !claim.cancelRequested { state.waiting.append(claim.token) }
             }
             return superseded
-        }
-    }
-
-    /// Waits for the claim's turn at a worker.
-    func turn(for token: Int64) async -> Turn {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
-            state.withLock { $0.waiting.append((token, continuation)) }
-            if grant() { staleLeaseSeen.wake() }
         }
     }
 
@@ -117,7 +111,7 @@ final class ClaimBook: Sendable {
         }
     }
 
-    /// The claim's job ended (its worker is free): the next claim may run.
+    /// The claim's job ended (its worker is free): the next claim may run (`takeTurns`).
     func jobEnded(_ token: Int64) {
         state.withLock { state in
             state.ended += 1
@@ -126,7 +120,6 @@ final class ClaimBook: Sendable {
                 state.running -= 1
             }
         }
-        if grant() { staleLeaseSeen.wake() }
     }
 
     /// The claim's outcome is written (or given up): the host no longer holds it. True when
@@ -175,7 +168,6 @@ final class ClaimBook: Sendable {
             }
             return futures
         }
-        if grant() { staleLeaseSeen.wake() }
         return toStop
     }
 
@@ -191,23 +183,29 @@ final class ClaimBook: Sendable {
             }
             return futures
         }
-        _ = grant()
         return futures
     }
 
-    /// Gives turns while workers are free; resolves waiting claims that were lost or released.
-    /// True when a stale lease blocks the next turn.
-    private func grant() -> Bool {
-        var resumed: [(CheckedContinuation<Turn, Never>, Turn)] = []
-        let stale = state.withLock { state -> Bool in
+    /// Takes the claims whose turn at a worker has come (marked started), and the waiting
+    /// claims that were lost or must not run (cancelled, released); says whether a stale lease
+    /// blocks the next turn (then wake the lease keeper).
+    func takeTurns() -> (run: [JobClaim], resolved: [(JobClaim, Turn)], staleLease: Bool) {
+        state.withLock { state in
+            var run: [JobClaim] = [], resolved: [(JobClaim, Turn)] = []
+            func resolution(_ entry: Entry?) -> Turn? {
+                guard let entry, !entry.lost else { return .lost }
+                return entry.released || entry.cancelRequested ? .released : nil
+            }
             if state.needsSweep {
                 state.needsSweep = false
-                var kept: [(token: Int64, continuation: CheckedContinuation<Turn, Never>)] = []
-                for waiter in state.waiting[state.waitingHead...] {
-                    let entry = state.entries[waiter.token]
-                    if entry == nil || entry!.lost { resumed.append((waiter.continuation, .lost)) }
-                    else if entry!.released || entry!.cancelRequested { resumed.append((waiter.continuation, .released)) }
-                    else { kept.append(waiter) }
+                var kept: [Int64] = []
+                for token in state.waiting[state.waitingHead...] {
+                    let entry = state.entries[token]
+                    if let turn = resolution(entry) {
+                        if let entry { resolved.append((entry.claim, turn)) }
+                    } else {
+                        kept.append(token)
+                    }
                 }
                 state.waiting = kept
                 state.waitingHead = 0
@@ -215,34 +213,28 @@ final class ClaimBook: Sendable {
             let now = ContinuousClock.now
             var stale = false
             while state.running < slots && state.waitingHead < state.waiting.count {
-                let waiter = state.waiting[state.waitingHead]
-                guard let entry = state.entries[waiter.token], !entry.lost else {
+                let token = state.waiting[state.waitingHead]
+                let entry = state.entries[token]
+                if let turn = resolution(entry) {
                     state.waitingHead += 1
-                    resumed.append((waiter.continuation, .lost))
-                    continue
-                }
-                if entry.released || entry.cancelRequested {
-                    state.waitingHead += 1
-                    resumed.append((waiter.continuation, .released))
+                    if let entry { resolved.append((entry.claim, turn)) }
                     continue
                 }
                 // Half the lease must be left: a host that stalled re-checks its claims first.
-                guard now + lease / 2 < entry.validUntil else {
+                guard now + lease / 2 < entry!.validUntil else {
                     stale = true
                     break
                 }
                 state.waitingHead += 1
-                state.entries[waiter.token]?.started = true
+                state.entries[token]?.started = true
                 state.running += 1
-                resumed.append((waiter.continuation, .run))
+                run.append(entry!.claim)
             }
             if state.waitingHead > 64 && state.waitingHead * 2 > state.waiting.count {
                 state.waiting.removeFirst(state.waitingHead)
                 state.waitingHead = 0
             }
-            return stale
+            return (run, resolved, stale)
         }
-        for (continuation, turn) in resumed { continuation.resume(returning: turn) }
-        return stale
     }
 }

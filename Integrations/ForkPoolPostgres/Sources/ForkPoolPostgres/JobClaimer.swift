@@ -3,7 +3,7 @@
 //
 //   wake (NOTIFY forkpool_ready, a job ending, rescued claims, the poll timer) ─▶ target =
 //   jobs ended per second × 0.1 s (at least 2 per worker, at most 1,024; or the configured
-//   capacity) ─ half of it free? ─▶ QueueSQL.claim(free) ─▶ ClaimBook.add ─▶ JobRunner.run each
+//   capacity) ─ half of it free? ─▶ QueueSQL.claim(free) ─▶ ClaimBook.add ─▶ JobRunner.claimed
 // A claim that commits after its call timed out is given back (queued again, uncounted).
 @_spi(Integration) import ForkPool
 import Logging
@@ -12,7 +12,7 @@ import PostgresNIO
 struct JobClaimer {
     let host: HostContext
 
-    func run(startingRunners start: (JobClaim) -> Void) async {
+    func run() async {
         var sizer = ClaimSizer(workers: host.book.slots, fixed: host.configuration.capacity)
         var failures = 0
         while !host.book.isStopping && !Task.isCancelled {
@@ -32,7 +32,7 @@ struct JobClaimer {
                     if !claims.isEmpty {
                         host.tallies.withLock { $0.claimed += claims.count }
                         for future in host.book.add(claims, confirmedAt: sent) { future.cancel() }
-                        for claim in claims { start(claim) }
+                        host.runner.claimed(claims)
                         if claims.count == free { continue }  // there may be more
                     }
                 } catch {
@@ -66,7 +66,7 @@ struct JobClaimer {
         guard !claims.isEmpty else { return }
         host.logger.notice("giving back \(claims.count) jobs claimed after the claim had timed out")
         Task {
-            for claim in claims { _ = try? await host.outcomes.write(claim, as: .released) }
+            for claim in claims { host.outcomes.record(claim, as: .released) { _ in } }
         }
     }
 }

@@ -45,6 +45,7 @@ struct LeaseKeeper {
                                  client: host.client, logger: host.logger)
         }
         for future in host.book.confirm(asked: asked, renewed: renewed, sentAt: sent) { future.cancel() }
+        host.runner.pump()  // fresh leases: turns go on; lost claims: settled unrun
     }
 
     /// Extends the leases of `claims`; for each claim still held (by token), whether its

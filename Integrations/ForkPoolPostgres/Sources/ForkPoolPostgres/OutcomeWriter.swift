@@ -4,21 +4,30 @@
 // last batch was not small) it lingers a millisecond to gather more; a lone job never waits.
 // Each outcome still names its claim (id, lease token): one whose claim was lost matches no
 // row; one an earlier, timed-out call already wrote is recognised by its token and state.
+// While the database is away it tries again (backing off to 2 s), the outcomes kept in order;
+// an outcome the database refuses for what it is (bad data, a limit) three times is recorded
+// as the job's failure, saying so, and given up if even that is refused.
 //
-//   job ended ─ write(claim, settlement) ─▶ pending ─┬─ no write under way: this caller writes
-//                                                    │  every pending outcome (QueueSQL.recordOutcomes)
-//                                                    └─ else: waits for the writer's next batch
-//   ◀── .written / .writtenEarlier / .lost, or the batch's error (the caller tries again)
+//   job ended ─ record(claim, settlement, done) ─▶ pending ─▶ the writer task: a batch ─▶
+//   QueueSQL.recordOutcomes ─▶ done(.written / .writtenEarlier / .lost) for each, or
+//   done(nil): given up (the host stopped, or the database refused it every way)
 @_spi(Integration) import ForkPool
 import Logging
 import PostgresNIO
 import Synchronization
 
 final class OutcomeWriter: Sendable {
+    typealias Done = @Sendable (RecordedOutcome?) -> Void
+
     private struct Pending {
         let claim: JobClaim
-        let settlement: Settlement
-        let continuation: CheckedContinuation<RecordedOutcome, any Error>
+        var settlement: Settlement
+        let done: Done
+        /// Written on its own (a batch with it was refused by the server).
+        var alone = false
+        var refusals = 0
+        /// Its settlement already became the failure "the database refused it".
+        var refusalRecorded = false
         var bytes: Int {
             if case .succeeded(let output) = settlement { return output.count }
             return 256
@@ -28,6 +37,7 @@ final class OutcomeWriter: Sendable {
     private struct State {
         var pending: [Pending] = []
         var writing = false
+        var stopped = false
         var lastBatchSize = 0
     }
 
@@ -44,16 +54,39 @@ final class OutcomeWriter: Sendable {
         self.logger = logger
     }
 
-    /// Records how `claim` ended.
-    func write(_ claim: JobClaim, as settlement: Settlement) async throws -> RecordedOutcome {
-        try await withCheckedThrowingContinuation { continuation in
-            let writes = state.withLock { state -> Bool in
-                state.pending.append(Pending(claim: claim, settlement: settlement, continuation: continuation))
-                defer { state.writing = true }
-                return !state.writing
-            }
-            if writes { Task { await self.writeWhilePending() } }
+    /// Records how `claim` ended; `done` gets what became of it (on the writer's task).
+    func record(_ claim: JobClaim, as settlement: Settlement, done: @escaping Done) {
+        let start = state.withLock { state -> Bool? in
+            guard !state.stopped else { return nil }
+            state.pending.append(Pending(claim: claim, settlement: settlement, done: done))
+            defer { state.writing = true }
+            return !state.writing
         }
+        switch start {
+        case nil: done(nil)
+        case true?: Task { await self.writeWhilePending() }
+        case false?: break
+        }
+    }
+
+    /// Records how `claim` ended and returns what became of it.
+    /// - Throws: ``ForkPoolError/Code/poolShutDown`` when the writer stopped before it was written.
+    func write(_ claim: JobClaim, as settlement: Settlement) async throws -> RecordedOutcome {
+        let outcome = await withCheckedContinuation { continuation in
+            record(claim, as: settlement) { continuation.resume(returning: $0) }
+        }
+        guard let outcome else { throw ForkPoolError(.poolShutDown, "job \(claim.id)'s outcome was not written: the host stopped") }
+        return outcome
+    }
+
+    /// Gives up every outcome not yet written, and any recorded from now on.
+    func stop() {
+        let abandoned = state.withLock { state -> [Pending] in
+            state.stopped = true
+            defer { state.pending = [] }
+            return state.pending
+        }
+        for entry in abandoned { entry.done(nil) }
     }
 
     /// The most result bytes one batch carries (PostgreSQL takes at most 1 GiB a message).
@@ -62,19 +95,20 @@ final class OutcomeWriter: Sendable {
     static var maximumBatchCount: Int { 2000 }
 
     private func writeWhilePending() async {
+        var failures = 0
         while true {
             if state.withLock({ $0.lastBatchSize >= 8 && $0.pending.count < Self.maximumBatchCount / 2 }) {
                 try? await Task.sleep(for: .milliseconds(1))  // under load: gather more
             }
             let batch = state.withLock { state -> [Pending] in
-                guard !state.pending.isEmpty else {
-                    state.writing = false  // the next write() starts a writer
+                guard !state.pending.isEmpty, !state.stopped else {
+                    state.writing = false  // the next record() starts a writer
                     return []
                 }
                 var bytes = 0
-                let count = state.pending.prefix(Self.maximumBatchCount).prefix { entry in
+                let count = state.pending[0].alone ? 1 : state.pending.prefix(Self.maximumBatchCount).prefix { entry in
                     defer { bytes += entry.bytes }
-                    return bytes == 0 || bytes + entry.bytes <= Self.maximumBatchBytes
+                    return !entry.alone && (bytes == 0 || bytes + entry.bytes <= Self.maximumBatchBytes)
                 }.count
                 defer { state.pending.removeFirst(count) }
                 state.lastBatchSize = count
@@ -83,23 +117,45 @@ final class OutcomeWriter: Sendable {
             guard !batch.isEmpty else { return }
             do {
                 let written = try await write(batch)
-                for entry in batch { entry.continuation.resume(returning: written[entry.claim.id] ?? .lost) }
+                failures = 0
+                for entry in batch { entry.done(written[entry.claim.id] ?? .lost) }
             } catch {
-                guard batch.count > 1, (error as? PSQLError)?.code == .server else {
-                    for entry in batch { entry.continuation.resume(throwing: error) }
-                    continue
+                failures += 1
+                if failures == 1 || failures % 30 == 0 {
+                    let what = batch.count == 1 ? "job \(batch[0].claim.id)'s outcome"
+                        : "\(batch.count) jobs' outcomes (\(batch.prefix(5).map { String($0.claim.id) }.joined(separator: ", "))…)"
+                    logger.warning("could not record \(what); trying again", metadata: ["error": "\(String(reflecting: error))"])
                 }
-                // The server refused the batch: one outcome may be the cause. Each on its own,
-                // so the others are not held back by it.
-                for entry in batch {
-                    do {
-                        entry.continuation.resume(returning: try await write([entry])[entry.claim.id] ?? .lost)
-                    } catch {
-                        entry.continuation.resume(throwing: error)
-                    }
+                let (retry, abandoned) = handleFailure(of: batch, error)
+                let stopped = state.withLock { state -> Bool in
+                    if !state.stopped { state.pending.insert(contentsOf: retry, at: 0) }
+                    return state.stopped
                 }
+                for entry in abandoned + (stopped ? retry : []) { entry.done(nil) }
+                try? await Task.sleep(for: .milliseconds(min(100 * failures, 2000)))
             }
         }
+    }
+
+    /// What to try again after `error`, and what to give up.
+    private func handleFailure(of batch: [Pending], _ error: any Error) -> (retry: [Pending], abandoned: [Pending]) {
+        guard let refused = error as? PSQLError, refused.code == .server else { return (batch, []) }  // away: again
+        // The server refused the batch: one outcome may be the cause. Each on its own next,
+        // so the others are not held back by it.
+        guard batch.count == 1, refused.isPermanentRefusal else {
+            return (batch.map { var entry = $0; entry.alone = true; return entry }, [])
+        }
+        var entry = batch[0]
+        entry.refusals += 1
+        guard entry.refusals >= 3 else { return ([entry], []) }
+        // The same write cannot succeed: record the refusal as the job's failure; if even that
+        // is refused, give up (the lease lapses and the job runs again elsewhere).
+        guard !entry.refusalRecorded else { return ([], [entry]) }
+        let reason = refused.serverInfo?[.message] ?? "\(refused.code)"
+        entry.settlement = .failed(ForkPoolError(.workFailed, "the host could not record the job's outcome: the database refused it: \(reason)"))
+        entry.refusalRecorded = true
+        entry.refusals = 0
+        return ([entry], [])
     }
 
     /// Writes `batch` with a time limit that grows with its size (a large result on a slow
@@ -115,5 +171,14 @@ final class OutcomeWriter: Sendable {
             }
             return written
         }
+    }
+}
+
+extension PSQLError {
+    /// An error the same statement would meet again: SQLSTATE class 22 (data exception) or 54
+    /// (program limit exceeded). Deadlocks, shutdowns, failovers and lost connections pass.
+    var isPermanentRefusal: Bool {
+        guard let state = serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("54")
     }
 }

@@ -2,8 +2,9 @@
 // of that pool's isolation). It is its duties, each a type of its own, sharing one HostContext
 // (the queue, the pool, the ClaimBook, the wake signals, the counters):
 //
-//   JobClaimer          claims due jobs in batches sized by throughput ─▶ a JobRunner each
-//   JobRunner           a turn at a worker (fresh lease only) ─▶ pool ─▶ OutcomeWriter
+//   JobClaimer          claims due jobs in batches sized by throughput ─▶ ClaimBook
+//   JobRunner           a turn at a worker (fresh lease only) ─▶ pool ─▶ OutcomeWriter; a job's
+//                       end starts the next (on the pool's completion, no task per job)
 //   OutcomeWriter       writes outcomes in batches, by (id, token)
 //   LeaseKeeper         renews every held claim, re-checks them after a stall, heartbeats
 //   LapsedClaimRescuer  queues lapsed claims again (or fails them); deletes rows past retention
@@ -147,12 +148,13 @@ public final class PostgresJobWorker: Service, Sendable {
                 group.addTask { await PeriodicScheduler(host: host, jobs: host.configuration.periodicJobs).run() }
             }
             await withGracefulShutdownHandler {
-                await JobClaimer(host: host).run { claim in group.addTask { await JobRunner(host: host).run(claim) } }
+                await JobClaimer(host: host).run()
             } onGracefulShutdown: {
                 host.book.stop()
                 host.claimWake.wake()
             }
             await self.drain()
+            host.outcomes.stop()
             await LeaseKeeper(host: host).hostStopped()
             group.cancelAll()
         }
@@ -167,9 +169,11 @@ public final class PostgresJobWorker: Service, Sendable {
             await host.claimWake.sleep(timeout: .milliseconds(100))
         }
         let toStop = host.book.releaseAll()
+        host.runner.pump()  // the waiting ones are given back unrun
         if !toStop.isEmpty { host.logger.info("releasing \(toStop.count) unfinished jobs") }
-        // Each job's own task writes its release; wait for them (bounded by their retries). The
-        // waits are not cut short by this task's cancellation (that would spin).
+        // Each stopped job's end writes its release; wait for them (bounded: the writer then
+        // stops, and the leases lapse). The waits are not cut short by this task's
+        // cancellation (that would spin).
         let giveUp = ContinuousClock.now + configuration.databaseCallTimeout * 2
         while host.book.count > 0 && ContinuousClock.now < giveUp {
             for future in toStop { future.cancel() }
@@ -199,6 +203,7 @@ final class HostContext: Sendable {
     let claimWake = WakeSignal()
     let tallies = Mutex(PostgresJobWorker.Counters())
     var client: PostgresClient { queue.client }
+    var runner: JobRunner { JobRunner(host: self) }
 
     init(queue: PostgresJobQueue, pool: ProcessJobPool, configuration: PostgresJobWorker.Configuration, owner: String, logger: Logger) {
         self.queue = queue
