@@ -1,9 +1,10 @@
 // JobClaimer: a worker host's claiming duty — claims the queue's due jobs in batches sized by
 // the host's own throughput, and starts a runner for each.
 //
-//   wake (NOTIFY forkpool_ready, a job ending, rescued claims, the poll timer) ─▶ target =
-//   jobs ended per second × 0.1 s (at least 2 per worker, at most 1,024; or the configured
-//   capacity) ─ half of it free? ─▶ QueueSQL.claim(free) ─▶ ClaimBook.add ─▶ JobRunner.claimed
+//   wake (NOTIFY forkpool_ready, held claims down to half, rescued claims, the poll timer) ─▶
+//   target = jobs ended per second × 0.25 s (a slow start before that is known; at least 2 per
+//   worker, at most 4,096; or the configured capacity) ─ half of it free? ─▶
+//   QueueSQL.claim(free) ─▶ ClaimBook.add ─▶ JobRunner.claimed
 // A claim that commits after its call timed out is given back (queued again, uncounted).
 @_spi(Integration) import ForkPool
 import Logging
@@ -17,7 +18,7 @@ struct JobClaimer {
         var failures = 0
         while !host.book.isStopping && !Task.isCancelled {
             let held = host.book.count
-            let target = sizer.target(ended: host.book.endedCount, at: .now)
+            let target = sizer.target(ended: host.book.endedCount, held: held, at: .now)
             let free = target - held
             host.book.claimAgain(atOrBelow: target - (target + 1) / 2)
             if free > 0 && (held == 0 || free >= (target + 1) / 2) {
@@ -29,6 +30,7 @@ struct JobClaimer {
                                              client: host.client, logger: host.logger)
                     }
                     failures = 0
+                    sizer.claimed(claims.count, of: free)
                     if !claims.isEmpty {
                         host.tallies.withLock { $0.claimed += claims.count }
                         for future in host.book.add(claims, confirmedAt: sent) { future.cancel() }
@@ -71,32 +73,47 @@ struct JobClaimer {
     }
 }
 
-/// How many claims a host holds: enough for a tenth of a second of its own throughput, so a
+/// How many claims a host holds: enough for a quarter of a second of its own throughput, so a
 /// fast host claims (and writes) in large batches and a slow one does not hoard jobs that other
-/// hosts could run.
+/// hosts could run. Until the throughput is known it starts small and doubles whenever its
+/// workers ran out of claims after a full batch (a slow start, as TCP's), halving that again
+/// once claims are left over.
 struct ClaimSizer {
     let minimum: Int
-    let maximum = 1024
+    let maximum = 4096
     let fixed: Int?
     private var rate = 0.0
     private var lastEnded = 0
     private var lastInstant = ContinuousClock.now
+    private var boost: Int
+    private var lastWasFull = false
 
     init(workers: Int, fixed: Int?) {
         minimum = max(2 * workers, 2)
+        boost = minimum
         self.fixed = fixed
     }
 
-    /// The claims to hold, given `ended` jobs so far at `now`.
-    mutating func target(ended: Int, at now: ContinuousClock.Instant) -> Int {
+    /// The claims to hold, given `ended` jobs so far and `held` claims at `now`.
+    mutating func target(ended: Int, held: Int, at now: ContinuousClock.Instant) -> Int {
         if let fixed { return fixed }
-        let elapsed = (now - lastInstant).seconds
+        let elapsed = (now - lastInstant) / .seconds(1)
         if elapsed >= 0.05 {
             let measured = Double(ended - lastEnded) / elapsed
             rate = rate == 0 ? measured : 0.5 * rate + 0.5 * measured
             lastEnded = ended
             lastInstant = now
         }
-        return min(max(Int(rate * 0.1), minimum), maximum)
+        if held == 0 && lastWasFull {
+            boost = min(boost * 2, maximum)  // the workers ran dry: more at once
+        } else if held > 0 {
+            boost = max(boost / 2, minimum)
+        }
+        return min(max(Int(rate * 0.25), boost, minimum), maximum)
+    }
+
+    /// The last claim asked for `asked` and got `got`.
+    mutating func claimed(_ got: Int, of asked: Int) {
+        lastWasFull = got == asked
     }
 }

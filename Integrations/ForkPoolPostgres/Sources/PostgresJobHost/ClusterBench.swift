@@ -3,7 +3,7 @@
 //
 //   drain:    hosts (this program, 2 workers each, default settings) ready and idle ─▶ one
 //             INSERT of N no-op jobs ─▶ until no row of the queue is queued or running (polled
-//             every 5 ms) ─▶ jobs/s; transactions = pg_stat_database.xact_commit delta (read
+//             every 5 ms, each state through its own partial index) ─▶ jobs/s; transactions = pg_stat_database.xact_commit delta (read
 //             2 s after the drain, when every backend has flushed its counts) minus the polls,
 //             ÷ jobs. pgqueuer: the same N no-op jobs, 2 consumer processes, the same polling
 //             (bench/peers/pgqueuer_peer.py). Rounds interleave: ForkPool 1 host, pgqueuer,
@@ -170,7 +170,8 @@ struct ClusterBench {
             polls += 1
             var left: Int64 = 0
             for try await count in try await client.query("""
-                SELECT count(*) FROM forkpool_jobs WHERE queue = \(queue.name) AND state IN ('queued', 'running')
+                SELECT (SELECT count(*) FROM forkpool_jobs WHERE queue = \(queue.name) AND state = 'queued')
+                     + (SELECT count(*) FROM forkpool_jobs WHERE queue = \(queue.name) AND state = 'running')
                 """, logger: logger).decode(Int64.self) { left = count }
             if left == 0 { break }
             try await Task.sleep(for: .milliseconds(5))
@@ -261,7 +262,7 @@ struct ClusterBench {
     /// A host as a user runs it: 2 workers, the default lease, poll interval and capacity.
     private func defaultHost(_ name: String, queue: String, url: String) throws -> HostProcess {
         try HostProcess(name: name, queue: queue, url: url, workers: 2, leaseMilliseconds: 30_000, pollMilliseconds: 1000,
-                        capacity: 0, logLevel: "notice")
+                        capacity: Int(ProcessInfo.processInfo.environment["BENCH_CAPACITY"] ?? "0") ?? 0, logLevel: "notice")
     }
 
     private func stop(_ hosts: [HostProcess]) {
