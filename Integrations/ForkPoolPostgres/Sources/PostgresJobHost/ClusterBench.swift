@@ -310,7 +310,19 @@ struct ClusterBench {
             guard !values.isEmpty else { return nil }
             return values.sorted()[values.count / 2]
         }
-        func number(_ value: Double) -> String { value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value) }
+        func number(_ value: Double) -> String {
+            guard value >= 100 else { return String(format: "%.2f", value) }
+            var digits = String(Int(value.rounded())), grouped = ""
+            while digits.count > 3 {
+                grouped = "," + digits.suffix(3) + grouped
+                digits = String(digits.dropLast(3))
+            }
+            return digits + grouped
+        }
+        func settings(_ value: Any?) -> String {
+            guard let settings = value as? [String: Any] else { return "" }
+            return settings.keys.sorted().map { "\($0) \(settings[$0].map { "\($0)" } ?? "")" }.joined(separator: ", ")
+        }
         func runs(_ values: [Double]) -> String { values.map(number).joined(separator: ", ") }
         let jobs = report["jobs"] as? Int ?? 0
         let peerRates = peerDrains.compactMap { $0["jobsPerSecond"] as? Double }
@@ -318,7 +330,7 @@ struct ClusterBench {
         var lines = [
             "## Past one machine: PostgreSQL (`make bench-cluster`)",
             "",
-            "Drain: \(jobs) no-op jobs written in one INSERT while the hosts wait, timed until no row of the queue is queued "
+            "Drain: \(number(Double(jobs))) no-op jobs written in one INSERT while the hosts wait, timed until no row of the queue is queued "
                 + "or running (polled every 5 ms). ForkPool hosts are this repository's `PostgresJobHost` program with 2 workers "
                 + "each and default settings; pgqueuer \(peerDrains.first?["version"] as? String ?? "1.6.0") runs 2 consumer "
                 + "processes on the same PostgreSQL, in the same run, interleaved round by round. Transactions per job: the "
@@ -343,15 +355,17 @@ struct ClusterBench {
         if let ratios = zip(drains[1]!.map(\.rate), peerRates).map({ $0 / $1 }) as [Double]?, !ratios.isEmpty {
             lines += ["", "One host ÷ pgqueuer, round by round: " + ratios.map { String(format: "%.2f×", $0) }.joined(separator: ", ") + "."]
         }
-        if let settings = peerDrains.first?["settings"] {
-            lines += ["", "pgqueuer's settings: `\(settings)`."]
+        if let first = peerDrains.first {
+            lines += ["", "pgqueuer's drain settings (its best on this machine, found by trying batch sizes and managers per process): "
+                      + settings(first["settings"]) + "."]
         }
         if let lone = report["loneJob"] as? [String: Double] {
             lines += ["", "Lone job (submit → `await handle.value` on an idle host, one at a time): p50 \(String(format: "%.2f", lone["p50"]! * 1000)) ms, "
                       + "p90 \(String(format: "%.2f", lone["p90"]! * 1000)) ms"
                       + ((peerLone?["p50"] as? Double).map {
-                          String(format: "; pgqueuer (enqueue → its completion watcher, %@): p50 %.2f ms, p90 %.2f ms (%.2f× ForkPool's p50)",
-                                 "\(peerLone?["settings"] ?? "")", $0 * 1000, (peerLone?["p90"] as? Double ?? 0) * 1000, $0 / lone["p50"]!)
+                          String(format: "; pgqueuer (enqueue → its completion watcher, at its lowest-latency settings: %@): "
+                                 + "p50 %.2f ms, p90 %.2f ms — ForkPool's p50 is %.2f× pgqueuer's",
+                                 settings(peerLone?["settings"]), $0 * 1000, (peerLone?["p90"] as? Double ?? 0) * 1000, lone["p50"]! / $0)
                       } ?? "") + "."]
         }
         if let history = report["history"] as? [String: Any], let empty = history["empty"] as? [[String: Any]],
@@ -359,7 +373,8 @@ struct ClusterBench {
             let emptyRates = empty.compactMap { $0["jobsPerSecond"] as? Double }, fullRates = full.compactMap { $0["jobsPerSecond"] as? Double }
             let ratios = zip(fullRates, emptyRates).map { String(format: "%.2f×", $0 / $1) }.joined(separator: ", ")
             lines += ["", "History: one host drained the same jobs beside an empty table at \(runs(emptyRates)) jobs/s and beside "
-                      + "\(history["finishedRows"] ?? 0) finished rows of its queue at \(runs(fullRates)) jobs/s (\(ratios))."]
+                      + "\(number(Double(history["finishedRows"] as? Int ?? 0))) finished rows of its queue at \(runs(fullRates)) jobs/s "
+                      + "(beside ÷ empty: \(ratios))."]
         }
         if let recovery = report["recovery"] as? [String: Any] {
             lines += ["", String(format: "Recovery: a SIGKILLed host's two 0.5 s jobs were claimed by another host %.2f s after the kill "
