@@ -58,14 +58,8 @@ struct ClusterBench {
 
         let logger = Logger(label: "forkpool.bench")
         let client = PostgresClient(configuration: try .init(url: url), backgroundLogger: logger)
-        let (started, starting) = AsyncStream.makeStream(of: Void.self)
-        let running = Task {
-            starting.finish()
-            await client.run()
-        }
+        let running = await startRunning(client)
         defer { running.cancel() }
-        for await _ in started {}
-        await Task.yield()
         try await PostgresJobQueue(client: client, name: "bench", logger: logger).migrate()
 
         // Local ceiling: the same jobs on a ProcessJobPool in this process.

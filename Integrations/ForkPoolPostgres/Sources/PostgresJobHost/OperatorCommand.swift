@@ -35,14 +35,8 @@ struct OperatorCommand {
         let url = try options.string("url")
         let logger = Logger(label: "forkpool.operator", factory: { _ in SwiftLogNoOpLogHandler() })
         let client = PostgresClient(configuration: try .init(url: url), backgroundLogger: logger)
-        let (started, starting) = AsyncStream.makeStream(of: Void.self)
-        let running = Task {
-            starting.finish()
-            await client.run()
-        }
+        let running = await startRunning(client)
         defer { running.cancel() }
-        for await _ in started {}
-        await Task.yield()
         let queue = try PostgresJobQueue(client: client, name: try options.string("queue", default: "default"), logger: logger)
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in

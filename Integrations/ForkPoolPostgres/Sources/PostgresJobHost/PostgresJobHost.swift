@@ -77,15 +77,7 @@ enum PostgresJobHost {
         }
         let worker = try PostgresJobWorker(queue: queue, pool: pool, configuration: configuration, logger: logger)
 
-        // The client runs before anything queries it (else postgres-nio warns that run() has
-        // not been called): its task says so just before it calls run().
-        let (started, starting) = AsyncStream.makeStream(of: Void.self)
-        let clientTask = Task {
-            starting.finish()
-            await client.run()
-        }
-        for await _ in started {}
-        await Task.yield()
+        let clientTask = await startRunning(client)
         try await migrate(queue, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -112,4 +104,18 @@ enum PostgresJobHost {
             }
         }
     }
+}
+
+/// Starts `client.run()` in a task and returns once that task has begun (just before it calls
+/// `run()`), so that no query is made before it: postgres-nio warns that `run()` has not been
+/// called otherwise. Cancel the task to close the client.
+func startRunning(_ client: PostgresClient) async -> Task<Void, Never> {
+    let (started, starting) = AsyncStream.makeStream(of: Void.self)
+    let running = Task {
+        starting.finish()
+        await client.run()
+    }
+    for await _ in started {}
+    await Task.yield()
+    return running
 }
