@@ -77,6 +77,7 @@ final class ClaimBook: Sendable {
     func stop(poolFailure: ForkPoolError? = nil) {
         state.withLock { state in
             state.stopping = true
+            state.needsSweep = true
             if state.poolFailure == nil { state.poolFailure = poolFailure }
         }
     }
@@ -192,9 +193,10 @@ final class ClaimBook: Sendable {
     func takeTurns() -> (run: [JobClaim], resolved: [(JobClaim, Turn)], staleLease: Bool) {
         state.withLock { state in
             var run: [JobClaim] = [], resolved: [(JobClaim, Turn)] = []
+            let stopping = state.stopping  // graceful shutdown: running jobs finish, waiting ones go back
             func resolution(_ entry: Entry?) -> Turn? {
                 guard let entry, !entry.lost else { return .lost }
-                return entry.released || entry.cancelRequested ? .released : nil
+                return entry.released || entry.cancelRequested || stopping ? .released : nil
             }
             if state.needsSweep {
                 state.needsSweep = false

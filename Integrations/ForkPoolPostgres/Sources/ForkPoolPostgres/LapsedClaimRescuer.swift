@@ -1,7 +1,8 @@
 // LapsedClaimRescuer: a worker host's rescuing duty — every poll interval, claims whose lease
 // lapsed (their host died, stalled or lost the database) go back to the queue while attempts
 // are left, else they fail (or are cancelled, if that was asked); and, as the queue's retention
-// says, finished rows past it are deleted, a batch of 1,000 at a time. Every host does both:
+// says, finished rows past it are deleted, up to ten batches of 1,000 a turn (and hosts silent
+// for an hour and ten leases are forgotten). Every host does both:
 // FOR UPDATE SKIP LOCKED keeps them out of each other's way.
 //
 //   timer ─▶ QueueSQL.rescueLapsed (index: running by lease_expires) ─▶ rescued? wake claimer
@@ -29,8 +30,12 @@ struct LapsedClaimRescuer {
                 if let retention = host.queue.configuration.retention {
                     let every = max(host.configuration.pollInterval, min(.seconds(60), retention / 10))
                     if lastExpiry.map({ ContinuousClock.now - $0 >= every }) ?? true {
-                        while try await deleteExpired(retention) == Self.batch && !Task.isCancelled {}
-                        lastExpiry = ContinuousClock.now
+                        // At most 10 batches a turn: a backlog (a database upgraded with years
+                        // of rows) must not hold up the rescue of lapsed claims.
+                        var full = 0
+                        while full < 10, try await deleteExpired(retention) == Self.batch, !Task.isCancelled { full += 1 }
+                        if full < 10 { lastExpiry = ContinuousClock.now }
+                        try await forgetSilentHosts()
                     }
                 }
                 failures = 0
@@ -53,6 +58,13 @@ struct LapsedClaimRescuer {
                 return (Int(requeued), Int(finished))
             }
             return (0, 0)
+        }
+    }
+
+    private func forgetSilentHosts() async throws {
+        let query = QueueSQL.forgetSilentHosts(queue: host.queue.name)
+        _ = try await withDeadline(host.configuration.databaseCallTimeout, "forgetting silent hosts") { [host] in
+            try await host.client.query(query, logger: host.logger)
         }
     }
 

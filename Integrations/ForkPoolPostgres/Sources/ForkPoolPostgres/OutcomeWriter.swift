@@ -118,7 +118,7 @@ final class OutcomeWriter: Sendable {
             do {
                 let written = try await write(batch)
                 failures = 0
-                for entry in batch { entry.done(written[entry.claim.id] ?? .lost) }
+                for entry in batch { entry.done(written[entry.claim.token] ?? .lost) }
             } catch {
                 failures += 1
                 if failures == 1 || failures % 30 == 0 {
@@ -139,12 +139,11 @@ final class OutcomeWriter: Sendable {
 
     /// What to try again after `error`, and what to give up.
     private func handleFailure(of batch: [Pending], _ error: any Error) -> (retry: [Pending], abandoned: [Pending]) {
-        guard let refused = error as? PSQLError, refused.code == .server else { return (batch, []) }  // away: again
-        // The server refused the batch: one outcome may be the cause. Each on its own next,
-        // so the others are not held back by it.
-        guard batch.count == 1, refused.isPermanentRefusal else {
-            return (batch.map { var entry = $0; entry.alone = true; return entry }, [])
-        }
+        // Away, restarting, a deadlock: the same batch again.
+        guard let refused = error as? PSQLError, refused.code == .server, refused.isPermanentRefusal else { return (batch, []) }
+        // The server refused the batch for what it holds: one outcome may be the cause. Each on
+        // its own next, so the others are not held back by it.
+        guard batch.count == 1 else { return (batch.map { var entry = $0; entry.alone = true; return entry }, []) }
         var entry = batch[0]
         entry.refusals += 1
         guard entry.refusals >= 3 else { return ([entry], []) }
@@ -166,8 +165,8 @@ final class OutcomeWriter: Sendable {
         let query = QueueSQL.recordOutcomes(batch.map { ($0.claim, $0.settlement) }, queue: queue)
         return try await withDeadline(limit, "recording \(batch.count) outcomes") { [client, logger] in
             var written: [Int64: RecordedOutcome] = [:]
-            for try await (id, now) in try await client.query(query, logger: logger).decode((Int64, Bool).self) where id >= 0 {
-                written[id] = now ? .written : .writtenEarlier
+            for try await (token, now) in try await client.query(query, logger: logger).decode((Int64, Bool).self) where token >= 0 {
+                written[token] = now ? .written : .writtenEarlier
             }
             return written
         }

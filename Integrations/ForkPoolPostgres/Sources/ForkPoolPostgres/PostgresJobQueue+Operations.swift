@@ -81,7 +81,8 @@ extension PostgresJobQueue {
         return byQueue.values.sorted { $0.queue < $1.queue }
     }
 
-    /// Job `id`'s row (of any queue), or nil when there is none.
+    /// Job `id`'s row, or nil when there is none. Ids are the database's, not the queue's: this,
+    /// ``retry(jobID:)`` and ``cancel(jobID:)`` act on job `id` whatever its queue.
     public func job(id: Int64) async throws -> JobRecord? {
         try await records(QueueSQL.job(id: id)).first
     }
@@ -129,7 +130,7 @@ extension PostgresJobQueue {
             for try await count in try await client.query(QueueSQL.purge(queue: name, finishedBefore: date, limit: 10_000), logger: logger)
                 .decode(Int64.self) { deleted = Int(count) }
             total += deleted
-            if deleted < 10_000 { return total }
+            if deleted == 0 { return total }  // a batch cut short by the hosts' own retention goes on
         }
     }
 

@@ -11,8 +11,9 @@
 //   PeriodicScheduler   enqueues periodic jobs, once per tick across hosts
 //   listener            LISTEN forkpool_ready ─▶ wakes the claimer
 //
-// Graceful shutdown: stop claiming, let held jobs finish for `shutdownGracePeriod`, then stop
-// the rest and release their claims (queued again, the attempt not counted).
+// Graceful shutdown: stop claiming, give back the claims waiting for a worker, let running jobs
+// finish for `shutdownGracePeriod`, then stop the rest and release their claims (queued again,
+// the attempt not counted).
 @_spi(Integration) import ForkPool
 import Logging
 import PostgresNIO
@@ -42,8 +43,8 @@ public final class PostgresJobWorker: Service, Sendable {
     /// The host's settings.
     public struct Configuration: Sendable {
         /// How many claims the host holds at once (running, waiting for a worker, being
-        /// written); nil: sized by the host's throughput — a tenth of a second of it, at least
-        /// two per worker of the pool, at most 1,024.
+        /// written); nil: sized by the host's throughput — a quarter of a second of it, at least
+        /// two per worker of the pool, at most 4,096.
         public var capacity: Int?
         /// How long a claim lasts without renewal: after a host dies, its jobs wait this long
         /// before another host runs them. Renewed every third of it; a claim with less than half
@@ -151,13 +152,14 @@ public final class PostgresJobWorker: Service, Sendable {
                 await JobClaimer(host: host).run()
             } onGracefulShutdown: {
                 host.book.stop()
+                host.runner.pump()  // claims waiting for a worker go back
                 host.claimWake.wake()
             }
             await self.drain()
             host.outcomes.stop()
-            await LeaseKeeper(host: host).hostStopped()
             group.cancelAll()
         }
+        await LeaseKeeper(host: host).hostStopped()  // after its last renewal
         if let failure = host.book.poolFailure { throw failure }
     }
 

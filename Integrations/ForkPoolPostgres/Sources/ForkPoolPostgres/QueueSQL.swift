@@ -173,9 +173,9 @@ enum QueueSQL {
     }
 
     /// Writes outcomes of claims (only where the claim still holds: id, token, running) and
-    /// notifies the finished ones' waiters, a few hundred ids per notification; answers each
-    /// written id with true, each id this host had written before with false (ids of rows
-    /// written by nobody now are absent), plus one row of id -1 per notification.
+    /// notifies the finished ones' waiters, a few hundred ids per notification; answers the
+    /// token of each claim written now with true, of each this host had written before with
+    /// false (claims no longer held are absent), plus one row of -1 per notification.
     ///
     /// "Written before" reads the rows with a lock (FOR SHARE), not from the statement's
     /// snapshot: when the earlier call is still waiting for the row as this one starts (a row
@@ -219,17 +219,17 @@ enum QueueSQL {
                     lease_owner = NULL, lease_expires = NULL
                 FROM given AS g
                 WHERE job.id = g.id AND job.lease_token = g.token AND job.state = 'running'
-                RETURNING job.id, job.state
+                RETURNING job.id, job.lease_token AS token, job.state
             ), held AS (
                 -- Locked, so read as last committed: an earlier call's write that commits while
                 -- this statement waits for the row (done then skips it) is seen here, not the
                 -- row as it was when this statement began. Filtered apart (earlier): a state
                 -- test in here would drop the row before it is locked and read again.
-                SELECT job.id, job.state, g.kind FROM forkpool_jobs AS job
+                SELECT job.id, g.token, job.state, g.kind FROM forkpool_jobs AS job
                 JOIN given AS g ON job.id = g.id AND job.lease_token = g.token
                 FOR SHARE OF job
             ), earlier AS (
-                SELECT id FROM held WHERE state::text = CASE WHEN kind IN ('retry', 'released') THEN 'queued' ELSE kind END
+                SELECT id, token FROM held WHERE state::text = CASE WHEN kind IN ('retry', 'released') THEN 'queued' ELSE kind END
             ), notified AS (
                 SELECT pg_notify('forkpool_done', string_agg(id::text, ',')) FROM (
                     SELECT id, (row_number() OVER ()) / 400 AS chunk FROM done WHERE state <> 'queued'
@@ -237,8 +237,8 @@ enum QueueSQL {
                 UNION ALL
                 SELECT pg_notify('forkpool_ready', \(queue)) WHERE EXISTS (SELECT 1 FROM done WHERE state = 'queued')
             )
-            SELECT id, true FROM done
-            UNION ALL SELECT id, false FROM earlier
+            SELECT token, true FROM done
+            UNION ALL SELECT token, false FROM earlier
             UNION ALL SELECT -1, false FROM notified
             """
     }
@@ -265,7 +265,9 @@ enum QueueSQL {
             FROM lapsed WHERE job.id = lapsed.id
             RETURNING job.id, job.state
         ), notified AS (
-            SELECT pg_notify('forkpool_done', string_agg(id::text, ',')) FROM rescued WHERE state <> 'queued' HAVING count(*) > 0
+            SELECT pg_notify('forkpool_done', string_agg(id::text, ',')) FROM (
+                SELECT id, (row_number() OVER ()) / 400 AS chunk FROM rescued WHERE state <> 'queued'
+            ) AS finished GROUP BY chunk
             UNION ALL
             SELECT pg_notify('forkpool_ready', \(queue)) WHERE EXISTS (SELECT 1 FROM rescued WHERE state = 'queued')
         )
@@ -288,6 +290,15 @@ enum QueueSQL {
             DELETE FROM forkpool_jobs AS job USING expired WHERE job.id = expired.id RETURNING 1
         )
         SELECT count(*) FROM deleted
+        """
+    }
+
+    /// Forgets the queue's hosts silent for ten leases and at least an hour (killed, not
+    /// stopped: a stopped host removes itself).
+    static func forgetSilentHosts(queue: String) -> PostgresQuery {
+        """
+        DELETE FROM forkpool_hosts
+        WHERE queue = \(queue) AND last_seen < now() - greatest(lease_ms * 10, 3600000) * interval '1 millisecond'
         """
     }
 

@@ -74,7 +74,7 @@ struct DatabaseURL {
     init(_ url: String) throws {
         let schemes = ["postgres://", "postgresql://"]
         guard let scheme = schemes.first(where: { url.hasPrefix($0) }) else {
-            throw UsageError(message: "a database URL looks like postgres://user@host:port/database, not \(url)")
+            throw UsageError(message: "a database URL looks like postgres://user@host:port/database, not \(redacted(url))")
         }
         var rest = Substring(url.dropFirst(scheme.count))
         if let at = rest.lastIndex(of: "@") {
@@ -84,11 +84,11 @@ struct DatabaseURL {
             rest = rest[rest.index(after: at)...]
         }
         let parts = rest.split(separator: "/", maxSplits: 1).map(String.init)
-        guard let hostPort = parts.first, !hostPort.isEmpty else { throw UsageError(message: "the database URL \(url) names no host") }
+        guard let hostPort = parts.first, !hostPort.isEmpty else { throw UsageError(message: "the database URL \(redacted(url)) names no host") }
         let pieces = hostPort.split(separator: ":").map(String.init)
         if pieces.count > 1 {
             guard pieces.count == 2, let number = Int(pieces[1]), (1...65535).contains(number) else {
-                throw UsageError(message: "the database URL \(url) has a bad port: \(pieces.dropFirst().joined(separator: ":"))")
+                throw UsageError(message: "the database URL \(redacted(url)) has a bad port: \(pieces.dropFirst().joined(separator: ":"))")
             }
             port = number
         }
@@ -116,4 +116,13 @@ extension PostgresConnection.Configuration {
                   database: parsed.database, tls: .disable)
         options.connectTimeout = .seconds(5)
     }
+}
+
+/// `url` with its password, if any, replaced by `***`: for messages.
+func redacted(_ url: String) -> String {
+    guard let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards),
+          scheme.upperBound < at.lowerBound else { return url }
+    let credentials = url[scheme.upperBound..<at.lowerBound]
+    guard let colon = credentials.firstIndex(of: ":") else { return url }
+    return url[..<url.index(after: colon)] + "***" + url[at.lowerBound...]
 }

@@ -46,7 +46,7 @@ struct OperatorCommand {
                 }
                 group.addTask {
                     try await Task.sleep(for: .seconds(15))
-                    throw UsageError(message: "the database at \(url) did not answer within 15 s")
+                    throw UsageError(message: "the database at \(redacted(url)) did not answer within 15 s")
                 }
                 try await group.next()
                 group.cancelAll()
@@ -56,10 +56,10 @@ struct OperatorCommand {
             throw UsageError(message: error.message)
         } catch let error as PSQLError {
             if error.serverInfo?[.sqlState] == "42P01" || error.serverInfo?[.sqlState] == "42704" {
-                throw UsageError(message: "the database at \(url) has no forkpool tables: start a worker host on it (or call migrate()) first")
+                throw UsageError(message: "the database at \(redacted(url)) has no forkpool tables: start a worker host on it (or call migrate()) first")
             }
             if let message = error.serverInfo?[.message] { throw UsageError(message: "the database refused: \(message)") }
-            throw UsageError(message: "could not reach the database at \(url): \(Self.reason(error))")
+            throw UsageError(message: "could not reach the database at \(redacted(url)): \(Self.reason(error))")
         }
     }
 
@@ -71,11 +71,11 @@ struct OperatorCommand {
         do {
             connection = try await PostgresConnection.connect(configuration: try .init(url: url), id: 0, logger: logger)
         } catch let error as PSQLError {
-            throw UsageError(message: "could not connect to the database at \(url): \(reason(error))")
+            throw UsageError(message: "could not connect to the database at \(redacted(url)): \(reason(error))")
         } catch let error as UsageError {
             throw error
         } catch {
-            throw UsageError(message: "could not connect to the database at \(url): \(error)")
+            throw UsageError(message: "could not connect to the database at \(redacted(url)): \(error)")
         }
         try? await connection.close()
     }
