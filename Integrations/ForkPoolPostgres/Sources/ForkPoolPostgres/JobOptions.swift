@@ -12,7 +12,7 @@ public struct JobOptions: Sendable, Hashable {
     /// Claimed before every due job of a lower priority in its queue; within one priority, in
     /// the order written. -32768 … 32767; default 0.
     public var priority: Int
-    /// At most one queued or running job of the queue holds a key: a submit with the key of
+    /// At most one scheduled, queued or running job of the queue holds a key: a submit with the key of
     /// such a job writes nothing and returns that job's handle. Once the job has finished, the
     /// key is free again. Only for a single job (``PostgresJobQueue/submit(_:options:)``).
     public var uniqueKey: String?

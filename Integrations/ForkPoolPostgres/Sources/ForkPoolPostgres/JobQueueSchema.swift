@@ -10,9 +10,10 @@
 //   cancel_requested, result, error_code, error_message, created_at, finished_at);
 //   forkpool_lease_tokens, the sequence every claim draws its token from.
 // Version 2 upgrades a version-1 database in place, its jobs kept, in flight or not:
-//   state becomes the enum type forkpool_job_state (JobState); + priority, unique_key;
-//   indexes, one per statement that reads them: ready (queue, priority DESC, id) WHERE queued
-//   — the claim's; leased (queue, lease_expires) WHERE running — the rescuer's; finished
+//   state becomes the enum type forkpool_job_state (JobState, with 'scheduled' for jobs set for
+//   later); + priority, unique_key; indexes, one per statement that reads them: ready (queue,
+//   priority DESC, id) WHERE queued — the claim's; scheduled (queue, not_before) WHERE
+//   scheduled — the rescuer's, to queue the due ones; leased (queue, lease_expires) WHERE running — the rescuer's; finished
 //   (queue, finished_at) WHERE final — retention's; unique (queue, unique_key) WHERE queued or
 //   running — unique jobs'; forkpool_hosts (the hosts alive), forkpool_schedules (periodic
 //   jobs' next ticks). Every column is documented in docs/POSTGRES.md of the repository root.
@@ -53,7 +54,7 @@ enum JobQueueSchema {
             "CREATE INDEX forkpool_jobs_leased ON forkpool_jobs (queue, lease_expires) WHERE state = 'running'",
         ],
         [
-            "CREATE TYPE forkpool_job_state AS ENUM ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
+            "CREATE TYPE forkpool_job_state AS ENUM ('scheduled', 'queued', 'running', 'succeeded', 'failed', 'cancelled')",
             "DROP INDEX forkpool_jobs_ready",
             "DROP INDEX forkpool_jobs_leased",
             "ALTER TABLE forkpool_jobs DROP CONSTRAINT forkpool_jobs_state_check",
@@ -66,11 +67,12 @@ enum JobQueueSchema {
                 ADD COLUMN unique_key text
             """,
             "CREATE INDEX forkpool_jobs_ready ON forkpool_jobs (queue, priority DESC, id) WHERE state = 'queued'",
+            "CREATE INDEX forkpool_jobs_scheduled ON forkpool_jobs (queue, not_before) WHERE state = 'scheduled'",
             "CREATE INDEX forkpool_jobs_leased ON forkpool_jobs (queue, lease_expires) WHERE state = 'running'",
             "CREATE INDEX forkpool_jobs_finished ON forkpool_jobs (queue, finished_at) WHERE state IN ('succeeded', 'failed', 'cancelled')",
             """
             CREATE UNIQUE INDEX forkpool_jobs_unique ON forkpool_jobs (queue, unique_key)
-            WHERE unique_key IS NOT NULL AND state IN ('queued', 'running')
+            WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running')
             """,
             """
             CREATE TABLE forkpool_hosts (

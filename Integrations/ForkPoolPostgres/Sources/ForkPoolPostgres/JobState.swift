@@ -1,13 +1,17 @@
 // JobState: where a job of a PostgresJobQueue is in its life — one Swift enum, stored as the
 // PostgreSQL enum type `forkpool_job_state` (schema version 2).
 //
-//   queued ─ claim ─▶ running ─┬─ succeeded / failed / cancelled   (final: kept for the queue's retention)
-//     ▲                        └─ retry (crash, deadline, lapsed lease) or released ─▶ queued
-//     └─ retry / retryFailed (an operator) ◀─ failed / cancelled
+//   scheduled ─ its time comes (the rescuer) ─▶ queued ─ claim ─▶ running ─┬─ succeeded / failed / cancelled
+//     ▲  (notBefore, delay, a retry's back-off)    ▲                       │   (final: kept for the retention)
+//     └──────────────── retry after a back-off ────┼───────────────────────┤
+//                       lapsed lease, released ────┘   retry / retryFailed (an operator) ◀─ failed / cancelled
 
 /// Where a job is in its life.
 public enum JobState: String, Sendable, Hashable, CaseIterable, Codable {
-    /// Waiting for a host to claim it (once its `notBefore` has come).
+    /// Waiting for its time (`notBefore`, `delay`, a retry's back-off): then queued. Kept apart
+    /// from the queued jobs so that jobs set for later cost a claim nothing.
+    case scheduled
+    /// Waiting for a host to claim it.
     case queued
     /// Claimed: a host holds it under a lease and runs it.
     case running

@@ -1,4 +1,5 @@
-// LapsedClaimRescuer: a worker host's rescuing duty — every poll interval, claims whose lease
+// LapsedClaimRescuer: a worker host's rescuing duty — every poll interval (and when the next
+// scheduled job's time comes), scheduled jobs whose time has come are queued; claims whose lease
 // lapsed (their host died, stalled or lost the database) go back to the queue while attempts
 // are left, else they fail (or are cancelled, if that was asked); and, as the queue's retention
 // says, finished rows past it are deleted, up to ten batches of 1,000 a turn (and hosts silent
@@ -6,6 +7,7 @@
 // FOR UPDATE SKIP LOCKED keeps them out of each other's way.
 //
 //   timer ─▶ QueueSQL.rescueLapsed (index: running by lease_expires) ─▶ rescued? wake claimer
+//         ─▶ QueueSQL.queueDueJobs (index: scheduled by not_before) ─▶ queued? wake claimer
 //         ─▶ retention due? ─▶ QueueSQL.deleteExpired (index: finished by finished_at), while full
 @_spi(Integration) import ForkPool
 import Logging
@@ -20,12 +22,20 @@ struct LapsedClaimRescuer {
         var lastExpiry: ContinuousClock.Instant?
         var failures = 0
         while !Task.isCancelled {
+            var sleep = interval
             do {
                 var full = true
                 while full && !Task.isCancelled {
                     let (requeued, finished) = try await rescue()
                     if requeued > 0 { host.claimWake.wake() }
                     full = requeued + finished == Self.batch
+                }
+                full = true
+                while full && !Task.isCancelled {
+                    let (queued, next) = try await queueDueJobs()
+                    if queued > 0 { host.claimWake.wake() }
+                    if let next { sleep = min(sleep, .milliseconds(Int64(max(next, 0) * 1000) + 1)) }
+                    full = queued == Self.batch
                 }
                 if let retention = host.queue.configuration.retention {
                     let every = max(host.configuration.pollInterval, min(.seconds(60), retention / 10))
@@ -46,7 +56,19 @@ struct LapsedClaimRescuer {
                                         metadata: ["error": "\(String(reflecting: error))"])
                 }
             }
-            try? await Task.sleep(for: interval)
+            try? await Task.sleep(for: sleep)
+        }
+    }
+
+    /// Queues the scheduled jobs whose time has come; how many, and the seconds until the next.
+    private func queueDueJobs() async throws -> (queued: Int, next: Double?) {
+        let query = QueueSQL.queueDueJobs(queue: host.queue.name, limit: Self.batch)
+        return try await withDeadline(host.configuration.databaseCallTimeout, "queueing due jobs") { [host] in
+            for try await (queued, next, _) in try await host.client.query(query, logger: host.logger)
+                .decode((Int64, Double?, Int64).self) {
+                return (Int(queued), next)
+            }
+            return (0, nil)
         }
     }
 

@@ -146,7 +146,7 @@ final class OutcomeWatcher: Sendable {
             case .succeeded: finished.append((id, .succeeded(result.map { Array($0.readableBytesView) } ?? [])))
             case .cancelled: finished.append((id, .cancelled(message: message)))
             case .failed: finished.append((id, .failed(code: code, message: message)))
-            case .queued, .running, nil: break
+            case .scheduled, .queued, .running, nil: break
             }
         }
         for id in ids where !found.contains(id) { finished.append((id, .missing)) }

@@ -97,7 +97,7 @@ extension PostgresJobQueue {
     /// Queues failed or cancelled job `id` again, as if new: its attempts from zero, its error
     /// cleared.
     /// - Throws: ``ForkPoolError/Code/invalidArgument`` when there is no job `id`, it is not
-    ///   failed or cancelled, or its unique key is held by a queued or running job, saying which.
+    ///   failed or cancelled, or its unique key is held by a scheduled, queued or running job, saying which.
     public func retry(jobID id: Int64) async throws {
         guard try await ids(QueueSQL.retry(id: id, failedOf: nil)).isEmpty else { return }
         guard let record = try await job(id: id) else {
@@ -106,7 +106,7 @@ extension PostgresJobQueue {
         if record.state == .failed || record.state == .cancelled, let key = record.uniqueKey {
             for try await (holder, _) in try await client.query(QueueSQL.holderOfUniqueKey(queue: record.queue, key: key), logger: logger)
                 .decode((Int64, String).self) {
-                throw ForkPoolError(.invalidArgument, "job \(id)'s unique key \"\(key)\" is held by job \(holder) (queued or running): "
+                throw ForkPoolError(.invalidArgument, "job \(id)'s unique key \"\(key)\" is held by job \(holder) (scheduled, queued or running): "
                                     + "it can be retried once that job has finished")
             }
         }

@@ -95,7 +95,7 @@ public final class PostgresJobQueue: Sendable {
     }
 
     /// Writes one job and returns its handle at once; a worker host runs it when `options` say.
-    /// With a ``JobOptions/uniqueKey`` held by a queued or running job of this queue, writes
+    /// With a ``JobOptions/uniqueKey`` held by a scheduled, queued or running job of this queue, writes
     /// nothing and returns that job's handle.
     /// - Throws: ``ForkPoolError/Code/invalidArgument`` for options out of range (or a unique
     ///   key held by a job of another type), ``ForkPoolError/Code/frameTooLarge`` for a job that

@@ -3,6 +3,9 @@
 // JobQueueSchema). Callers: PostgresJobQueue (submit, cancel, look up, operate) and a worker
 // host's duties (claim, renew, record, rescue, expire, schedule).
 //
+// A statement that picks rows and then changes them writes `id = ANY(ARRAY(SELECT id FROM
+// picked))`, not a join: one primary-key look-up per row, never a hash join over the table.
+//
 // Claims are named by (id, lease token): every claim draws a fresh token, and every write after
 // it matches that token and state 'running'. A host whose lease lapsed matches no row, so a
 // result is recorded exactly once; the rescuer, a cancel of a queued job and an operator's retry
@@ -65,10 +68,11 @@ enum QueueSQL {
                        notBefore: Date?, delaySeconds: Double) -> PostgresQuery {
         """
         WITH added AS (
-            INSERT INTO forkpool_jobs (queue, job_name, payload, max_attempts, priority, not_before)
-            SELECT \(queue), \(jobName), payload, \(attempts), \(priority),
-                   coalesce(\(notBefore)::timestamptz, now() + make_interval(secs => \(delaySeconds)))
-            FROM unnest(\(payloads)::bytea[]) WITH ORDINALITY AS given(payload, position)
+            INSERT INTO forkpool_jobs (queue, job_name, payload, max_attempts, priority, not_before, state)
+            SELECT \(queue), \(jobName), payload, \(attempts), \(priority), due.at,
+                   (CASE WHEN due.at > now() THEN 'scheduled' ELSE 'queued' END)::forkpool_job_state
+            FROM unnest(\(payloads)::bytea[]) WITH ORDINALITY AS given(payload, position),
+                 (SELECT coalesce(\(notBefore)::timestamptz, now() + make_interval(secs => \(delaySeconds))) AS at) AS due
             ORDER BY position
             RETURNING id
         ), notified AS (
@@ -78,15 +82,17 @@ enum QueueSQL {
         """
     }
 
-    /// Inserts the job unless a queued or running job of the queue holds `key`; the new id or none.
+    /// Inserts the job unless a scheduled, queued or running job of the queue holds `key`; the
+    /// new id or none.
     static func submitUnique(queue: String, jobName: String, payload: ByteBuffer, attempts: Int32, priority: Int32,
                              notBefore: Date?, delaySeconds: Double, key: String) -> PostgresQuery {
         """
         WITH added AS (
-            INSERT INTO forkpool_jobs (queue, job_name, payload, max_attempts, priority, not_before, unique_key)
-            VALUES (\(queue), \(jobName), \(payload), \(attempts), \(priority),
-                    coalesce(\(notBefore)::timestamptz, now() + make_interval(secs => \(delaySeconds))), \(key))
-            ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state IN ('queued', 'running') DO NOTHING
+            INSERT INTO forkpool_jobs (queue, job_name, payload, max_attempts, priority, not_before, state, unique_key)
+            SELECT \(queue), \(jobName), \(payload), \(attempts), \(priority), due.at,
+                   (CASE WHEN due.at > now() THEN 'scheduled' ELSE 'queued' END)::forkpool_job_state, \(key)
+            FROM (SELECT coalesce(\(notBefore)::timestamptz, now() + make_interval(secs => \(delaySeconds))) AS at) AS due
+            ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running') DO NOTHING
             RETURNING id
         ), notified AS (
             SELECT pg_notify('forkpool_ready', \(queue)) WHERE EXISTS (SELECT 1 FROM added)
@@ -95,25 +101,26 @@ enum QueueSQL {
         """
     }
 
-    /// The queued or running job holding unique `key`: (id, job name).
+    /// The scheduled, queued or running job holding unique `key`: (id, job name).
     static func holderOfUniqueKey(queue: String, key: String) -> PostgresQuery {
         """
         SELECT id, job_name FROM forkpool_jobs
-        WHERE queue = \(queue) AND unique_key = \(key) AND state IN ('queued', 'running')
+        WHERE queue = \(queue) AND unique_key = \(key) AND state IN ('scheduled', 'queued', 'running')
         """
     }
 
-    /// Cancels a queued job (state 'cancelled') or marks a running one; the state after it.
+    /// Cancels a scheduled or queued job (state 'cancelled') or marks a running one; the state
+    /// after it.
     static func cancel(id: Int64) -> PostgresQuery {
         """
         UPDATE forkpool_jobs SET
             cancel_requested = true,
-            lease_token = CASE WHEN state = 'queued' THEN NULL ELSE lease_token END,
-            error_code = CASE WHEN state = 'queued' THEN 'cancelled' ELSE error_code END,
-            error_message = CASE WHEN state = 'queued' THEN 'cancelled before it ran' ELSE error_message END,
-            finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END,
-            state = CASE WHEN state = 'queued' THEN 'cancelled'::forkpool_job_state ELSE state END
-        WHERE id = \(id) AND state IN ('queued', 'running')
+            lease_token = CASE WHEN state <> 'running' THEN NULL ELSE lease_token END,
+            error_code = CASE WHEN state <> 'running' THEN 'cancelled' ELSE error_code END,
+            error_message = CASE WHEN state <> 'running' THEN 'cancelled before it ran' ELSE error_message END,
+            finished_at = CASE WHEN state <> 'running' THEN now() ELSE finished_at END,
+            state = CASE WHEN state <> 'running' THEN 'cancelled'::forkpool_job_state ELSE state END
+        WHERE id = \(id) AND state IN ('scheduled', 'queued', 'running')
         RETURNING state::text
         """
     }
@@ -132,12 +139,13 @@ enum QueueSQL {
 
     // MARK: A worker host
 
-    /// Claims up to `count` queued jobs that are due, highest priority first, then oldest.
+    /// Claims up to `count` queued jobs, highest priority first, then oldest (a job set for later
+    /// is 'scheduled' until its time: none is passed over here).
     static func claim(queue: String, owner: String, count: Int, lease: Duration) -> PostgresQuery {
         """
         WITH picked AS (
             SELECT id FROM forkpool_jobs
-            WHERE queue = \(queue) AND state = 'queued' AND not_before <= now()
+            WHERE queue = \(queue) AND state = 'queued'
             ORDER BY priority DESC, id
             LIMIT \(Int64(count))
             FOR UPDATE SKIP LOCKED
@@ -145,7 +153,7 @@ enum QueueSQL {
         UPDATE forkpool_jobs AS job
         SET state = 'running', attempts = job.attempts + 1, lease_owner = \(owner),
             lease_token = nextval('forkpool_lease_tokens'), lease_expires = now() + make_interval(secs => \(lease.seconds))
-        FROM picked WHERE job.id = picked.id
+        WHERE job.id = ANY(ARRAY(SELECT id FROM picked))
         RETURNING job.id, job.job_name, job.payload, job.lease_token, job.attempts, job.max_attempts, job.cancel_requested,
                   job.priority
         """
@@ -209,7 +217,8 @@ enum QueueSQL {
                     AS g(id, token, kind, result, code, message, delay)
             ), done AS (
                 UPDATE forkpool_jobs AS job SET
-                    state = (CASE WHEN g.kind IN ('retry', 'released') THEN 'queued' ELSE g.kind END)::forkpool_job_state,
+                    state = (CASE WHEN g.kind = 'retry' AND g.delay > 0 THEN 'scheduled'
+                                  WHEN g.kind IN ('retry', 'released') THEN 'queued' ELSE g.kind END)::forkpool_job_state,
                     result = CASE WHEN g.kind = 'succeeded' THEN g.result END,
                     error_code = CASE g.kind WHEN 'succeeded' THEN NULL WHEN 'released' THEN job.error_code ELSE g.code END,
                     error_message = CASE g.kind WHEN 'succeeded' THEN NULL WHEN 'released' THEN job.error_message ELSE g.message END,
@@ -229,10 +238,12 @@ enum QueueSQL {
                 JOIN given AS g ON job.id = g.id AND job.lease_token = g.token
                 FOR SHARE OF job
             ), earlier AS (
-                SELECT id, token FROM held WHERE state::text = CASE WHEN kind IN ('retry', 'released') THEN 'queued' ELSE kind END
+                SELECT id, token FROM held
+                WHERE state::text = CASE WHEN kind IN ('retry', 'released') THEN 'queued' ELSE kind END
+                   OR (kind = 'retry' AND state = 'scheduled')
             ), notified AS (
                 SELECT pg_notify('forkpool_done', string_agg(id::text, ',')) FROM (
-                    SELECT id, (row_number() OVER ()) / 400 AS chunk FROM done WHERE state <> 'queued'
+                    SELECT id, (row_number() OVER ()) / 400 AS chunk FROM done WHERE state IN ('succeeded', 'failed', 'cancelled')
                 ) AS finished GROUP BY chunk
                 UNION ALL
                 SELECT pg_notify('forkpool_ready', \(queue)) WHERE EXISTS (SELECT 1 FROM done WHERE state = 'queued')
@@ -262,7 +273,7 @@ enum QueueSQL {
                                 ELSE 'its host stopped renewing its lease on attempt ' || job.attempts || ' of ' || job.max_attempts END,
                 finished_at = CASE WHEN job.cancel_requested OR job.attempts >= job.max_attempts THEN now() END,
                 lease_owner = NULL, lease_expires = NULL, lease_token = NULL
-            FROM lapsed WHERE job.id = lapsed.id
+            WHERE job.id = ANY(ARRAY(SELECT id FROM lapsed))
             RETURNING job.id, job.state
         ), notified AS (
             SELECT pg_notify('forkpool_done', string_agg(id::text, ',')) FROM (
@@ -287,7 +298,7 @@ enum QueueSQL {
             ORDER BY finished_at LIMIT \(Int64(limit))
             FOR UPDATE SKIP LOCKED
         ), deleted AS (
-            DELETE FROM forkpool_jobs AS job USING expired WHERE job.id = expired.id RETURNING 1
+            DELETE FROM forkpool_jobs AS job WHERE job.id = ANY(ARRAY(SELECT id FROM expired)) RETURNING 1
         )
         SELECT count(*) FROM deleted
         """
@@ -299,6 +310,27 @@ enum QueueSQL {
         """
         DELETE FROM forkpool_hosts
         WHERE queue = \(queue) AND last_seen < now() - greatest(lease_ms * 10, 3600000) * interval '1 millisecond'
+        """
+    }
+
+    /// Queues up to `limit` of the queue's scheduled jobs whose time has come; answers how many,
+    /// and the seconds until the next scheduled one's time (nil: none).
+    static func queueDueJobs(queue: String, limit: Int) -> PostgresQuery {
+        """
+        WITH due AS (
+            SELECT id FROM forkpool_jobs
+            WHERE queue = \(queue) AND state = 'scheduled' AND not_before <= now()
+            ORDER BY not_before LIMIT \(Int64(limit))
+            FOR UPDATE SKIP LOCKED
+        ), queued AS (
+            UPDATE forkpool_jobs AS job SET state = 'queued' WHERE job.id = ANY(ARRAY(SELECT id FROM due)) RETURNING 1
+        ), notified AS (
+            SELECT pg_notify('forkpool_ready', \(queue)) WHERE EXISTS (SELECT 1 FROM queued)
+        )
+        SELECT (SELECT count(*) FROM queued),
+               (SELECT extract(epoch FROM min(not_before) - now())::float8 FROM forkpool_jobs
+                WHERE queue = \(queue) AND state = 'scheduled' AND not_before > now()),
+               (SELECT count(*) FROM notified)
         """
     }
 
@@ -376,7 +408,7 @@ extension QueueSQL {
     static func counts(queue: String?) -> PostgresQuery {
         """
         SELECT queue, state::text, count(*),
-               extract(epoch FROM now() - min(not_before) FILTER (WHERE state = 'queued' AND not_before <= now()))::float8
+               extract(epoch FROM now() - min(not_before) FILTER (WHERE state = 'queued'))::float8
         FROM forkpool_jobs WHERE \(queue)::text IS NULL OR queue = \(queue)::text
         GROUP BY queue, state ORDER BY queue, state
         """
@@ -394,7 +426,7 @@ extension QueueSQL {
 
     /// Queues failed or cancelled jobs again (`id`, or every failed one of `queue`): attempts
     /// from zero, errors and token cleared. A job with a unique key takes it back only when no
-    /// queued or running job holds it (of several with one free key, the newest): the others
+    /// scheduled, queued or running job holds it (of several with one free key, the newest): the others
     /// stay as they are. The ids queued.
     static func retry(id: Int64?, failedOf queue: String?) -> PostgresQuery {
         """
@@ -408,7 +440,7 @@ extension QueueSQL {
             (SELECT DISTINCT ON (queue, unique_key) id FROM candidates AS job
              WHERE unique_key IS NOT NULL AND NOT EXISTS (
                  SELECT 1 FROM forkpool_jobs AS holder
-                 WHERE holder.queue = job.queue AND holder.unique_key = job.unique_key AND holder.state IN ('queued', 'running'))
+                 WHERE holder.queue = job.queue AND holder.unique_key = job.unique_key AND holder.state IN ('scheduled', 'queued', 'running'))
              ORDER BY queue, unique_key, id DESC)
         ), again AS (
             UPDATE forkpool_jobs SET state = 'queued', attempts = 0, not_before = now(), cancel_requested = false,
@@ -433,7 +465,7 @@ extension QueueSQL {
               AND (\(queue)::text IS NULL OR queue = \(queue)::text)
             LIMIT \(Int64(limit))
         ), deleted AS (
-            DELETE FROM forkpool_jobs AS job USING old WHERE job.id = old.id RETURNING 1
+            DELETE FROM forkpool_jobs AS job WHERE job.id = ANY(ARRAY(SELECT id FROM old)) RETURNING 1
         )
         SELECT count(*) FROM deleted
         """

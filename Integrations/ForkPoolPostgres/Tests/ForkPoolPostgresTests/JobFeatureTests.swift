@@ -56,9 +56,12 @@ struct JobFeatureTests {
         }
         let sent = ContinuousClock.now
         let delayed = try await queue.submit(SquareJob(value: 3), options: JobOptions(delay: .seconds(2)))
+        #expect(try await database.row(delayed.id).state == "scheduled")
         #expect(try await claim().isEmpty)
+        // A host's rescuer queues it once its time has come (by hand here: no host runs).
         var claimed: [JobClaim] = []
         try await database.waitUntil("the delayed job is claimed", seconds: 10) {
+            _ = try await database.client.query(QueueSQL.queueDueJobs(queue: database.queueName, limit: 10), logger: database.logger)
             claimed = try await claim()
             return !claimed.isEmpty
         }
@@ -77,8 +80,8 @@ struct JobFeatureTests {
             let atTime = try await queue.submit(SquareJob(value: 4), notBefore: notBefore)
             let later = try await queue.submit(SquareJob(value: 5), options: JobOptions(delay: .seconds(2)))
             #expect(try await queue.submit(SquareJob(value: 6)).value == 36)
-            #expect(try await database.row(atTime.id).state == "queued")
-            #expect(try await database.row(later.id).state == "queued")
+            #expect(try await database.row(atTime.id).state == "scheduled")
+            #expect(try await database.row(later.id).state == "scheduled")
             #expect(try await atTime.value == 16)
             #expect(Date().timeIntervalSince(notBefore) >= -0.001)
             #expect(try await later.value == 25)
@@ -530,7 +533,7 @@ struct JobFeatureTests {
         #expect(try await stateType() == ["\(schema).forkpool_job_state"])
         let indexes = try await values("SELECT indexdef FROM pg_indexes WHERE schemaname = \(schema) AND tablename = 'forkpool_jobs'",
                                        as: String.self)
-        #expect(indexes.contains { $0.contains("forkpool_jobs_ready") && $0.contains("priority DESC") } && indexes.count == 5, "\(indexes)")
+        #expect(indexes.contains { $0.contains("forkpool_jobs_ready") && $0.contains("priority DESC") } && indexes.count == 6, "\(indexes)")
         var states: [Int64: String] = [:]
         for try await (id, state, priority, key) in try await client.query(
             "SELECT id, state::text, priority, unique_key FROM forkpool_jobs WHERE queue = \(name)", logger: logger)
@@ -596,11 +599,11 @@ struct JobFeatureTests {
         #expect(try await dropped.cancel())
         var status = try await queue.status()
         #expect(status.queue == database.queueName)
-        #expect(status.counts == [.succeeded: 1, .failed: 2, .queued: 1, .cancelled: 1])
-        #expect(status.oldestQueuedAge == nil)  // the queued one is not due
+        #expect(status.counts == [.succeeded: 1, .failed: 2, .scheduled: 1, .cancelled: 1])
+        #expect(status.oldestQueuedAge == nil)  // the scheduled one is not queued
         let due = try await queue.submit(SquareJob(value: 6))
         status = try await queue.status()
-        #expect(status.counts[.queued] == 2 && status.oldestQueuedAge.map { $0 >= .zero && $0 < .seconds(30) } == true)
+        #expect(status.counts[.queued] == 1 && status.counts[.scheduled] == 1 && status.oldestQueuedAge.map { $0 >= .zero && $0 < .seconds(30) } == true)
 
         let failed = try await queue.jobs(in: .failed)
         #expect(failed.map(\.id) == failures.map(\.id).reversed())  // newest first
@@ -617,7 +620,7 @@ struct JobFeatureTests {
         let retried = try #require(try await queue.job(id: failures[0].id))
         #expect(retried.state == .queued && retried.attempts == 0 && retried.errorCode == nil && retried.errorMessage == nil
                 && retried.finishedAt == nil)
-        for (id, reason) in [(square.id, "job \(square.id) is succeeded"), (later.id, "job \(later.id) is queued"),
+        for (id, reason) in [(square.id, "job \(square.id) is succeeded"), (later.id, "job \(later.id) is scheduled"),
                              (Int64.max, "there is no job \(Int64.max)")] {
             let error = await #expect(throws: ForkPoolError.self) { try await queue.retry(jobID: id) }
             #expect(error?.code == .invalidArgument && error?.message.contains(reason) == true, "\(error?.message ?? "")")
@@ -625,7 +628,7 @@ struct JobFeatureTests {
         try await queue.retry(jobID: dropped.id)  // a cancelled one, too
         #expect(try await queue.retryFailed() == 1)
         #expect(try await queue.retryFailed() == 0)
-        #expect(try await queue.status().counts == [.succeeded: 1, .queued: 5])
+        #expect(try await queue.status().counts == [.succeeded: 1, .queued: 4, .scheduled: 1])
 
         try await withLocalHost(queue: queue) { (_: LocalHost) async throws in
             #expect(try await dropped.value == 25)
@@ -636,7 +639,7 @@ struct JobFeatureTests {
                 #expect(try await database.row(failure.id).attempts == 1)  // it ran again
             }
         }
-        #expect(try await queue.status().counts == [.succeeded: 3, .failed: 2, .queued: 1])
+        #expect(try await queue.status().counts == [.succeeded: 3, .failed: 2, .scheduled: 1])
 
         // purge(finishedBefore:): finished rows older than the date, of this queue, nothing else.
         let other = try PostgresJobQueue(client: database.client, name: database.queueName + "-other", logger: database.logger)
@@ -703,12 +706,12 @@ extension TestDatabase {
                        error_code, error_message
                 FROM forkpool_jobs WHERE id = \(id)
                 """, logger: logger).decode((String, Int32, Double, Double, String?, String?).self) {
-                if state == "queued" && attempts == attempt {
+                if state == "scheduled" && attempts == attempt {
                     guard let lookedBefore else { throw ForkPoolError(.invalidArgument, "job \(id) was queued again before the first look") }
                     return Requeue(lookedBefore: lookedBefore, lookedAt: now, notBefore: notBefore, errorCode: code ?? "",
                                    errorMessage: message ?? "")
                 }
-                guard attempts <= attempt, state == "queued" || state == "running" else {
+                guard attempts <= attempt, state == "scheduled" || state == "queued" || state == "running" else {
                     throw ForkPoolError(.invalidArgument, "job \(id) went past its requeue after attempt \(attempt) unseen: \(state), "
                                         + "attempts \(attempts)")
                 }

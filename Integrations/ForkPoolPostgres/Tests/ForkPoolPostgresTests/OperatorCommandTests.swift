@@ -85,7 +85,7 @@ struct OperatorCommandTests {
 
         let status = try await runHostProgram(["status", "--url", database.url, "--queue", database.queueName])
         #expect(status.status == 0, "\(status)")
-        #expect(status.output.contains("queue \(database.queueName): queued 1, running 1, succeeded 0, failed 0, cancelled 0"), "\(status)")
+        #expect(status.output.contains("queue \(database.queueName): scheduled 0, queued 1, running 1, succeeded 0, failed 0, cancelled 0"), "\(status)")
         #expect(status.output.contains("hosts alive: 1\n"), "\(status)")
         #expect(status.output.contains("op-busy: alive, last seen"), "\(status)")
         let age = status.output.split(separator: "\n").first { $0.contains("oldest queued job waits") }
@@ -95,7 +95,7 @@ struct OperatorCommandTests {
 
         // Every queue of the database: this one among them.
         let all = try await runHostProgram(["status", "--url", database.url])
-        #expect(all.status == 0 && all.output.contains("queue \(database.queueName): queued 1, running 1"), "\(all)")
+        #expect(all.status == 0 && all.output.contains("queue \(database.queueName): scheduled 0, queued 1, running 1"), "\(all)")
 
         // Stopped (gracefully), the host is no longer listed; its job was given back.
         #expect(host.terminate() == 0)
@@ -170,7 +170,7 @@ struct OperatorCommandTests {
         let purge = try await runHostProgram(["purge", "--finished-before", "0s", "--url", url, "--queue", name])
         #expect(purge.status == 0 && purge.output.hasPrefix("deleted: 3 jobs of queue \(name) finished before"), "\(purge)")
         #expect(try await database.rowCount() == 2)
-        #expect(try await database.row(later.id).state == "queued")
+        #expect(try await database.row(later.id).state == "scheduled")
         #expect(try await database.row(running.id).state == "running")
         let nothing = try await runHostProgram(["purge", "--finished-before", "0s", "--url", url, "--queue", name])
         #expect(nothing.status == 0 && nothing.output.hasPrefix("deleted: 0 jobs"), "\(nothing)")
@@ -198,7 +198,7 @@ struct OperatorCommandTests {
         try await expectRefused(["cancel", "999999999", "--url", url], saying: "there is no job 999999999")
         try await expectRefused(["retry", "999999999", "--url", url], saying: "there is no job 999999999")
         try await expectRefused(["list", "--state", "lost", "--url", url, "--queue", name],
-                                saying: "--state takes queued, running, succeeded, failed, cancelled, not lost")
+                                saying: "--state takes scheduled, queued, running, succeeded, failed, cancelled, not lost")
         try await expectRefused(["status", "--url", url, "--colour", "red"], saying: "status does not take --colour")
         try await expectRefused(["status"], saying: "--url is required")
         try await expectRefused(["cancel", "seven", "--url", url], saying: "a job id is a positive whole number, not seven")
