@@ -4,7 +4,8 @@
 // host's duties (claim, renew, record, rescue, expire, schedule).
 //
 // A statement that picks rows and then changes them writes `id = ANY(ARRAY(SELECT id FROM
-// picked))`, not a join: one primary-key look-up per row, never a hash join over the table.
+// picked))`, and one given ids names them `id = ANY(ids)` beside its join: one primary-key
+// look-up per row, never a scan of every running job (or of the table) for a hash join.
 //
 // Claims are named by (id, lease token): every claim draws a fresh token, and every write after
 // it matches that token and state 'running'. A host whose lease lapsed matches no row, so a
@@ -166,7 +167,7 @@ enum QueueSQL {
         WITH renewed AS (
             UPDATE forkpool_jobs AS job SET lease_expires = now() + make_interval(secs => \(lease.seconds))
             FROM unnest(\(ids)::bigint[], \(tokens)::bigint[]) AS held(id, token)
-            WHERE job.id = held.id AND job.lease_token = held.token AND job.state = 'running'
+            WHERE job.id = ANY(\(ids)::bigint[]) AND job.id = held.id AND job.lease_token = held.token AND job.state = 'running'
             RETURNING job.lease_token, job.cancel_requested
         ), seen AS (
             INSERT INTO forkpool_hosts (owner, queue, lease_ms) VALUES (\(owner), \(queue), \(Int64(lease.seconds * 1000)))
@@ -227,7 +228,7 @@ enum QueueSQL {
                     attempts = CASE WHEN g.kind = 'released' THEN job.attempts - 1 ELSE job.attempts END,
                     lease_owner = NULL, lease_expires = NULL
                 FROM given AS g
-                WHERE job.id = g.id AND job.lease_token = g.token AND job.state = 'running'
+                WHERE job.id = ANY(\(ids)::bigint[]) AND job.id = g.id AND job.lease_token = g.token AND job.state = 'running'
                 RETURNING job.id, job.lease_token AS token, job.state
             ), held AS (
                 -- Locked, so read as last committed: an earlier call's write that commits while
