@@ -256,7 +256,7 @@ struct ClusterBench {
     /// A host as a user runs it: 2 workers, the default lease, poll interval and capacity.
     private func defaultHost(_ name: String, queue: String, url: String) throws -> HostProcess {
         try HostProcess(name: name, queue: queue, url: url, workers: 2, leaseMilliseconds: 30_000, pollMilliseconds: 1000,
-                        capacity: Int(ProcessInfo.processInfo.environment["BENCH_CAPACITY"] ?? "0") ?? 0, logLevel: "notice")
+                        capacity: 0, logLevel: "notice")
     }
 
     private func stop(_ hosts: [HostProcess]) {
