@@ -15,7 +15,7 @@ struct JobClaimer {
 
     func run() async {
         var sizer = ClaimSizer(workers: host.book.slots, fixed: host.configuration.capacity)
-        var failures = 0
+        var failures = FailureStreak()
         while !host.book.isStopping && !Task.isCancelled {
             let held = host.book.count
             let target = sizer.target(ended: host.book.endedCount, held: held, at: .now)
@@ -29,7 +29,7 @@ struct JobClaimer {
                         try await Self.claim(free, queue: host.queue.name, owner: host.owner, lease: host.configuration.leaseDuration,
                                              client: host.client, logger: host.logger)
                     }
-                    failures = 0
+                    failures.succeeded()
                     sizer.claimed(claims.count, of: free)
                     if !claims.isEmpty {
                         host.tallies.withLock { $0.claimed += claims.count }
@@ -38,13 +38,10 @@ struct JobClaimer {
                         if claims.count == free { continue }  // there may be more
                     }
                 } catch {
-                    failures += 1
-                    if failures == 1 || failures % 30 == 0 {
-                        host.logger.warning("could not claim jobs; trying again", metadata: ["error": "\(String(reflecting: error))"])
-                    }
+                    failures.failed("claim jobs", error, logger: host.logger)
                 }
             }
-            await host.claimWake.sleep(timeout: failures > 0 ? min(host.configuration.pollInterval, .milliseconds(500))
+            await host.claimWake.sleep(timeout: failures.isFailing ? min(host.configuration.pollInterval, .milliseconds(500))
                                                              : host.configuration.pollInterval)
         }
     }

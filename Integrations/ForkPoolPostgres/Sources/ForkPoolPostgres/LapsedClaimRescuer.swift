@@ -20,7 +20,7 @@ struct LapsedClaimRescuer {
     func run() async {
         let interval = min(host.configuration.pollInterval, host.configuration.leaseDuration / 2)
         var lastExpiry: ContinuousClock.Instant?
-        var failures = 0
+        var failures = FailureStreak()
         while !Task.isCancelled {
             var sleep = interval
             do {
@@ -48,13 +48,9 @@ struct LapsedClaimRescuer {
                         try await forgetSilentHosts()
                     }
                 }
-                failures = 0
+                failures.succeeded()
             } catch {
-                failures += 1
-                if failures == 1 || failures % 30 == 0 {
-                    host.logger.warning("could not rescue lapsed claims or expire finished jobs; trying again",
-                                        metadata: ["error": "\(String(reflecting: error))"])
-                }
+                failures.failed("rescue lapsed claims, queue due jobs or expire finished ones", error, logger: host.logger)
             }
             try? await Task.sleep(for: sleep)
         }

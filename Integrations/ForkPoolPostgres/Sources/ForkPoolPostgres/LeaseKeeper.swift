@@ -15,23 +15,20 @@ struct LeaseKeeper {
 
     func run() async {
         let interval = host.configuration.leaseDuration / 3
-        var failures = 0
+        var failures = FailureStreak(every: 10)
         while !Task.isCancelled {
             // After a failure, not sooner than half a second (a stale lease wakes this at once).
             let slept = ContinuousClock.now
             await host.book.staleLeaseSeen.sleep(timeout: interval)
             if Task.isCancelled { return }
-            if failures > 0, ContinuousClock.now - slept < .milliseconds(500) {
+            if failures.isFailing, ContinuousClock.now - slept < .milliseconds(500) {
                 try? await Task.sleep(for: .milliseconds(500))
             }
             do {
                 try await renew()
-                failures = 0
+                failures.succeeded()
             } catch {
-                failures += 1
-                if failures == 1 || failures % 10 == 0 {
-                    host.logger.warning("could not renew leases; trying again", metadata: ["error": "\(String(reflecting: error))"])
-                }
+                failures.failed("renew leases", error, logger: host.logger)
             }
         }
     }

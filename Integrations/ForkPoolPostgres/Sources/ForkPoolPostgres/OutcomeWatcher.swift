@@ -86,12 +86,12 @@ final class OutcomeWatcher: Sendable {
     private func loop() async {
         let listener = Task { await listen() }
         defer { listener.cancel() }
-        var failures = 0
+        var failures = FailureStreak()
         var lastFullLookUp = ContinuousClock.now
         var idleSince: ContinuousClock.Instant?
         while true {
             let now = ContinuousClock.now
-            let everyone = now - lastFullLookUp >= pollInterval || failures > 0
+            let everyone = now - lastFullLookUp >= pollInterval || failures.isFailing
             let ids = state.withLock { state -> [Int64]? in
                 if state.waiters.isEmpty {
                     // Kept listening for a poll interval: a caller awaiting jobs one after
@@ -113,12 +113,9 @@ final class OutcomeWatcher: Sendable {
             if !ids.isEmpty {
                 do {
                     try await resolve(ids)
-                    failures = 0
+                    failures.succeeded()
                 } catch {
-                    failures += 1
-                    if failures == 1 || failures % 30 == 0 {
-                        logger.warning("could not look up job outcomes; trying again", metadata: ["error": "\(String(reflecting: error))"])
-                    }
+                    failures.failed("look up job outcomes", error, logger: logger)
                 }
             }
             await wakeSignal.sleep(timeout: pollInterval)

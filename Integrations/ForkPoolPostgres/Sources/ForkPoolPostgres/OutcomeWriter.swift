@@ -95,7 +95,7 @@ final class OutcomeWriter: Sendable {
     static var maximumBatchCount: Int { 2000 }
 
     private func writeWhilePending() async {
-        var failures = 0
+        var failures = FailureStreak()
         while true {
             if state.withLock({ $0.lastBatchSize >= 8 && $0.pending.count < Self.maximumBatchCount / 2 }) {
                 try? await Task.sleep(for: .milliseconds(1))  // under load: gather more
@@ -117,22 +117,19 @@ final class OutcomeWriter: Sendable {
             guard !batch.isEmpty else { return }
             do {
                 let written = try await write(batch)
-                failures = 0
+                failures.succeeded()
                 for entry in batch { entry.done(written[entry.claim.token] ?? .lost) }
             } catch {
-                failures += 1
-                if failures == 1 || failures % 30 == 0 {
-                    let what = batch.count == 1 ? "job \(batch[0].claim.id)'s outcome"
-                        : "\(batch.count) jobs' outcomes (\(batch.prefix(5).map { String($0.claim.id) }.joined(separator: ", "))…)"
-                    logger.warning("could not record \(what); trying again", metadata: ["error": "\(String(reflecting: error))"])
-                }
+                failures.failed(batch.count == 1 ? "record job \(batch[0].claim.id)'s outcome"
+                                : "record \(batch.count) jobs' outcomes (\(batch.prefix(5).map { String($0.claim.id) }.joined(separator: ", "))…)",
+                                error, logger: logger)
                 let (retry, abandoned) = handleFailure(of: batch, error)
                 let stopped = state.withLock { state -> Bool in
                     if !state.stopped { state.pending.insert(contentsOf: retry, at: 0) }
                     return state.stopped
                 }
                 for entry in abandoned + (stopped ? retry : []) { entry.done(nil) }
-                try? await Task.sleep(for: .milliseconds(min(100 * failures, 2000)))
+                try? await Task.sleep(for: .milliseconds(min(100 * failures.count, 2000)))
             }
         }
     }

@@ -46,7 +46,7 @@ struct PeriodicScheduler {
 
     func run() async {
         var registered = false
-        var failures = 0
+        var failures = FailureStreak()
         while !Task.isCancelled {
             var sleep = host.configuration.pollInterval
             do {
@@ -55,13 +55,9 @@ struct PeriodicScheduler {
                     registered = true
                 }
                 sleep = min(sleep, try await fireDueTicks())
-                failures = 0
+                failures.succeeded()
             } catch {
-                failures += 1
-                if failures == 1 || failures % 30 == 0 {
-                    host.logger.warning("could not run the periodic jobs' schedules; trying again",
-                                        metadata: ["error": "\(String(reflecting: error))"])
-                }
+                failures.failed("run the periodic jobs' schedules", error, logger: host.logger)
             }
             try? await Task.sleep(for: max(sleep, .milliseconds(5)))
         }
