@@ -5,6 +5,7 @@
 #endif
 
 #include "CForkShim.h"
+#include "shim_internal.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -41,6 +42,7 @@ static struct sigaction inherited_fault_actions[NSIG];
 // instruction faults again, but a raised or sent signal (raise, pthread_kill, kill from another
 // process, a software trap) would be swallowed and the task would go on to report success.
 static void die_of_fault_signal(int sig, siginfo_t *info, void *context) {
+    forkpool_sandbox_fault_seen(sig, errno);  // first: errno as the faulting code left it
     const struct sigaction *inherited = &inherited_fault_actions[sig];
     if (inherited->sa_flags & SA_SIGINFO) {
         if (inherited->sa_sigaction != NULL) inherited->sa_sigaction(sig, info, context);
@@ -82,6 +84,23 @@ static void arm_fault_signals(void) {
         wrapper.sa_sigaction = die_of_fault_signal;
         // The same mask and flags (SA_NODEFER above all: Swift's backtracer reads memory from
         // a thread of its own that must still catch its own SIGSEGV), plus SA_SIGINFO.
+        wrapper.sa_mask = current.sa_mask;
+        wrapper.sa_flags = (current.sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+        (void)sigaction(sig, &wrapper, NULL);
+    }
+}
+
+void forkpool_wrap_all_fault_signals(void) {
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (!is_fault_signal(sig)) continue;
+        struct sigaction current;
+        if (sigaction(sig, NULL, &current) != 0) continue;
+        if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == die_of_fault_signal) continue;
+        if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) current.sa_handler = SIG_DFL;
+        inherited_fault_actions[sig] = current;
+        struct sigaction wrapper;
+        memset(&wrapper, 0, sizeof wrapper);
+        wrapper.sa_sigaction = die_of_fault_signal;
         wrapper.sa_mask = current.sa_mask;
         wrapper.sa_flags = (current.sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
         (void)sigaction(sig, &wrapper, NULL);
@@ -306,7 +325,7 @@ static void report_exits(int control) {
 }
 
 // Forks one worker. Returns its socket in the worker; -1 in the server (reported either way).
-static int spawn_worker(int control, int child_signals, int worker_options) {
+static int spawn_worker(int control, int child_signals, int worker_options, const struct forkpool_sandbox_plan *sandbox) {
     int fds[2];
     if (forkpool_socketpair(fds) != 0) {
         report(control, SPAWN_FAILED, 0, errno, NULL, 0);
@@ -322,7 +341,10 @@ static int spawn_worker(int control, int child_signals, int worker_options) {
     }
     int closing[3] = {control, child_signals, fds[0]};
     pid_t pid = forkpool_fork_worker(closing, 3, worker_options);
-    if (pid == 0) return fds[1];
+    if (pid == 0) {
+        if (sandbox != NULL) forkpool_sandbox_apply(sandbox, fds[1]);  // or the worker exits
+        return fds[1];
+    }
     int fork_errno = errno;
     close(fds[1]);
     if (pid < 0) {
@@ -352,7 +374,7 @@ static int spawn_worker(int control, int child_signals, int worker_options) {
 // The server's life: serve spawn requests and report exits until the pool closes the control
 // socket, then exit (its workers follow through their parent-death signal). Returns only in a
 // freshly forked worker, with that worker's socket.
-static int serve_spawn_requests(int control, int worker_options) {
+static int serve_spawn_requests(int control, int worker_options, const struct forkpool_sandbox_plan *sandbox) {
     (void)prctl(PR_SET_NAME, "forkpool-server");  // for ps, top and perf (else: the forking thread's name)
     int child_signals = forkpool_child_signal_fd();
     if (child_signals < 0) _exit(SETUP_FAILED_STATUS);
@@ -375,17 +397,33 @@ static int serve_spawn_requests(int control, int worker_options) {
             uint32_t operation;
             memcpy(&operation, bytes, 4);
             if (count != MESSAGE_SIZE || le32toh(operation) != SPAWN) continue;
-            int worker_socket = spawn_worker(control, child_signals, worker_options);
+            int worker_socket = spawn_worker(control, child_signals, worker_options, sandbox);
             if (worker_socket >= 0) return worker_socket;
         }
     }
 }
 
+// Prepares the workers' sandbox in a server about to serve (NULL for none); a server that
+// cannot exits: no worker may start unjailed. (The pool checked the same before it started
+// the server, so only a change since, such as a deleted rule path, gets here.)
+static const struct forkpool_sandbox_plan *prepare_sandbox_or_exit(const char *spec) {
+    if (spec == NULL) return NULL;
+    char error[256];
+    const struct forkpool_sandbox_plan *plan = forkpool_sandbox_plan_prepare(spec, error, sizeof error);
+    if (plan != NULL) return plan;
+    static const char prefix[] = "forkpool: the fork server cannot prepare the workers' sandbox: ";
+    (void)!write(2, prefix, sizeof prefix - 1);
+    (void)!write(2, error, strnlen(error, sizeof error));
+    (void)!write(2, "\n", 1);
+    _exit(SETUP_FAILED_STATUS);
+}
+
 pid_t forkpool_start_fork_server(const int *close_fds, int close_count, int control, int server_options,
-                                 int worker_options, int *worker_socket) {
+                                 int worker_options, const char *sandbox_spec, int *worker_socket) {
     pid_t pid = forkpool_fork_worker(close_fds, close_count, server_options);
     if (pid != 0) return pid;  // the pool's side, or -1 with errno
-    *worker_socket = serve_spawn_requests(control, worker_options);
+    const struct forkpool_sandbox_plan *sandbox = prepare_sandbox_or_exit(sandbox_spec);
+    *worker_socket = serve_spawn_requests(control, worker_options, sandbox);
     return 0;
 }
 
@@ -394,31 +432,48 @@ pid_t forkpool_start_fork_server(const int *close_fds, int close_count, int cont
 // The environment variable that marks a process as a fresh fork server, and the descriptor
 // its control socket arrives on.
 #define FRESH_SERVER_VARIABLE "FORKPOOL_FRESH_SERVER"
+#define FRESH_SANDBOX_VARIABLE "FORKPOOL_FRESH_SANDBOX"
 enum { FRESH_CONTROL_FD = 3 };
 
 extern char **environ;
 // Weak: a binary that links the shim without ForkPool's Swift side never starts a fresh server.
 #pragma weak forkpool_fresh_worker_main
 
-pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings, int new_process_group) {
-    // The environment: this process's, without any FORKPOOL_FRESH_SERVER, plus the settings.
+static int is_variable(const char *entry, const char *name) {
+    size_t length = strlen(name);
+    return strncmp(entry, name, length) == 0 && entry[length] == '=';
+}
+
+pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings, const char *sandbox_spec,
+                                       int new_process_group) {
+    // The environment: this process's, without any FORKPOOL_FRESH_*, plus the settings (and
+    // the sandbox).
     size_t count = 0;
     for (char **entry = environ; entry != NULL && *entry != NULL; entry++) count++;
-    char **environment = calloc(count + 2, sizeof(char *));
+    char **environment = calloc(count + 3, sizeof(char *));
     size_t marker_length = strlen(FRESH_SERVER_VARIABLE "=") + strlen(settings) + 1;
     char *marker = malloc(marker_length);
-    if (environment == NULL || marker == NULL) {
+    size_t sandbox_length = sandbox_spec != NULL ? strlen(FRESH_SANDBOX_VARIABLE "=") + strlen(sandbox_spec) + 1 : 1;
+    char *sandbox = malloc(sandbox_length);
+    if (environment == NULL || marker == NULL || sandbox == NULL) {
         free(environment);
         free(marker);
+        free(sandbox);
         errno = ENOMEM;
         return -1;
     }
     snprintf(marker, marker_length, "%s=%s", FRESH_SERVER_VARIABLE, settings);
     size_t used = 0;
     for (size_t i = 0; i < count; i++) {
-        if (strncmp(environ[i], FRESH_SERVER_VARIABLE "=", strlen(FRESH_SERVER_VARIABLE "=")) != 0) environment[used++] = environ[i];
+        if (!is_variable(environ[i], FRESH_SERVER_VARIABLE) && !is_variable(environ[i], FRESH_SANDBOX_VARIABLE)) {
+            environment[used++] = environ[i];
+        }
     }
     environment[used++] = marker;
+    if (sandbox_spec != NULL) {
+        snprintf(sandbox, sandbox_length, "%s=%s", FRESH_SANDBOX_VARIABLE, sandbox_spec);
+        environment[used++] = sandbox;
+    }
     environment[used] = NULL;
 
     posix_spawn_file_actions_t actions;
@@ -452,6 +507,7 @@ pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char
     posix_spawn_file_actions_destroy(&actions);
     free(environment);
     free(marker);
+    free(sandbox);
     if (rc != 0) {
         errno = rc;
         return -1;
@@ -476,11 +532,16 @@ __attribute__((constructor, used)) static void forkpool_fresh_entry(void) {
         static const char refusal[] = "forkpool: FORKPOOL_FRESH_SERVER is set, but this is not a fresh fork server: ignored\n";
         (void)!write(2, refusal, sizeof refusal - 1);
         (void)unsetenv(FRESH_SERVER_VARIABLE);
+        (void)unsetenv(FRESH_SANDBOX_VARIABLE);
         return;
     }
     char *settings = strdup(value);
     (void)unsetenv(FRESH_SERVER_VARIABLE);
     if (settings == NULL) _exit(SETUP_FAILED_STATUS);
+    const char *sandbox_value = getenv(FRESH_SANDBOX_VARIABLE);
+    char *sandbox_spec = sandbox_value != NULL ? strdup(sandbox_value) : NULL;
+    (void)unsetenv(FRESH_SANDBOX_VARIABLE);
+    if (sandbox_value != NULL && sandbox_spec == NULL) _exit(SETUP_FAILED_STATUS);
     // The first line: the pool's pid, the server's options, the workers' options.
     char *rest = settings;
     long parent = strtol(rest, &rest, 10);
@@ -488,7 +549,8 @@ __attribute__((constructor, used)) static void forkpool_fresh_entry(void) {
     long worker_options = strtol(rest, &rest, 10);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != (pid_t)parent) _exit(127);
     (void)server_options;  // its process group was set at spawn
-    int worker_socket = serve_spawn_requests(FRESH_CONTROL_FD, (int)worker_options);
+    const struct forkpool_sandbox_plan *sandbox = prepare_sandbox_or_exit(sandbox_spec);
+    int worker_socket = serve_spawn_requests(FRESH_CONTROL_FD, (int)worker_options, sandbox);
     if (forkpool_fresh_worker_main == NULL) _exit(SETUP_FAILED_STATUS);
     forkpool_fresh_worker_main(worker_socket, settings);
 }

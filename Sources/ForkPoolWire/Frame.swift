@@ -7,7 +7,8 @@
 //   (bit 0: sentByLane) · 4 length u32 LE · 8 task id u64 LE · 16 payload
 //
 // Parent → worker: task, taskBatch, shutdown. Worker → parent: ready or initializerFailed,
-// then result, resultBatch or failure (FailureReason byte + UTF-8 message).
+// then result, resultBatch or failure (FailureReason byte + UTF-8 message); and at any time a
+// workerNote from a jailed worker's sandbox.
 
 package enum FrameKind: UInt8, Sendable {
     case task = 1
@@ -24,6 +25,33 @@ package enum FrameKind: UInt8, Sendable {
     /// Worker → parent, instead of `ready`: the initializer threw (payload: UTF-8 message);
     /// the worker then exits.
     case initializerFailed = 8
+    /// Worker → parent, at any time, written by the C shim's sandbox code (sandbox.c): what
+    /// brought the worker down or kept it from starting (``WorkerNote``). Not a reply.
+    case workerNote = 9
+}
+
+/// A `workerNote` frame's payload: a kind byte, a u64 LE value, then UTF-8 text.
+package enum WorkerNote: Equatable, Sendable {
+    /// Its sandbox's filter caught this system call (by number) and kills the worker for it.
+    case forbiddenSystemCall(number: Int)
+    /// An allocation failed with ENOMEM under the sandbox's memory limit (bytes), and the
+    /// worker is dying of it.
+    case memoryLimit(bytes: Int)
+    /// The sandbox could not be applied; the worker exits without starting.
+    case sandboxFailed(String)
+
+    /// Parses a note; nil for a payload that is not one.
+    package init?(payload: UnsafeRawBufferPointer) {
+        guard payload.count >= 9, payload.count <= 9 + 200 else { return nil }
+        let value = UInt64(littleEndian: payload.loadUnaligned(fromByteOffset: 1, as: UInt64.self))
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: payload[9...]), as: UTF8.self)
+        switch payload[0] {
+        case 1 where value <= UInt64(UInt32.max) && payload.count == 9: self = .forbiddenSystemCall(number: Int(value))
+        case 2 where value <= UInt64(Int.max) && payload.count == 9: self = .memoryLimit(bytes: Int(value))
+        case 3: self = .sandboxFailed(text)
+        default: return nil
+        }
+    }
 }
 
 /// Why a worker answered a task with a `failure` frame (first payload byte).

@@ -1,7 +1,10 @@
 // Real faults, one per fault signal (see include/CFaultInjection.h).
 #include "CFaultInjection.h"
 
+#include <errno.h>
+#include <linux/audit.h>
 #include <linux/filter.h>
+#include <pthread.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -70,3 +73,47 @@ int fault_sys(void) {
     (void)syscall(MADE_UP_SYSCALL);
     return 0;
 }
+
+struct without_syscall {
+    long number;
+    int error;
+    void (*body)(void *);
+    void *context;
+    int result;
+    int result_errno;
+};
+
+static void *run_without_syscall(void *argument) {
+    struct without_syscall *run = argument;
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)run->number, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)(run->error & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog program = {.len = sizeof code / sizeof code[0], .filter = code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) {
+        run->result = -1;
+        run->result_errno = errno;
+        return NULL;
+    }
+    run->body(run->context);
+    return NULL;
+}
+
+int fault_run_without_syscall(long number, int error, void (*body)(void *), void *context) {
+    struct without_syscall run = {.number = number, .error = error, .body = body, .context = context};
+    pthread_t thread;
+    int rc = pthread_create(&thread, NULL, run_without_syscall, &run);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    pthread_join(thread, NULL);
+    if (run.result != 0) errno = run.result_errno;
+    return run.result;
+}
+
+long fault_syscall_landlock_create_ruleset(void) { return SYS_landlock_create_ruleset; }
+long fault_syscall_landlock_restrict_self(void) { return SYS_landlock_restrict_self; }
+long fault_syscall_seccomp(void) { return SYS_seccomp; }

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <sys/types.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -43,8 +44,10 @@ pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options);
 /// Why C: the server is a fork of a multi-threaded program. Swift code there (allocation,
 /// generic metadata, runtime caches) could block forever on a lock another thread of the
 /// program held at the instant of fork; this loop calls only async-signal-safe functions.
+/// `sandbox_spec`, when not NULL, is a worker sandbox (`forkpool_sandbox_check`): the server
+/// prepares it before its first fork and applies it in every worker it forks.
 pid_t forkpool_start_fork_server(const int *close_fds, int close_count, int control, int server_options,
-                                 int worker_options, int *worker_socket);
+                                 int worker_options, const char *sandbox_spec, int *worker_socket);
 
 /// Starts a *fresh* fork server: this program's own binary (`path`, normally
 /// `/proc/self/exe`) started anew with `posix_spawn` — no copy of this process's heap or of any
@@ -54,12 +57,41 @@ pid_t forkpool_start_fork_server(const int *close_fds, int close_count, int cont
 /// process a constructor of this shim runs the fork-server loop instead of `main` (see
 /// `forkpool_fresh_worker_main`). Returns the server's pid, or -1 with errno.
 /// Why C: posix_spawn's attribute and file-action types, and an environment built for one call.
-pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings, int new_process_group);
+/// `sandbox_spec`, when not NULL, travels as FORKPOOL_FRESH_SANDBOX: the server prepares it and
+/// applies it in every worker, as `forkpool_start_fork_server` does.
+pid_t forkpool_spawn_fresh_fork_server(const char *path, int control, const char *settings, const char *sandbox_spec,
+                                       int new_process_group);
 
 /// In a process started by `forkpool_spawn_fresh_fork_server`, every worker it forks calls
 /// this (defined in Swift, ForkPool's FreshStart) with its socket and the settings string.
 /// Declared here for the shim's constructor; never called anywhere else.
 void forkpool_fresh_worker_main(int socket, const char *settings) __attribute__((noreturn));
+
+/// What a worker sandbox restricts (the first number of its spec; sandbox.c).
+enum {
+    FORKPOOL_SANDBOX_NETWORK_DENIED = 1 << 0,
+    FORKPOOL_SANDBOX_EXEC_DENIED = 1 << 1,
+    FORKPOOL_SANDBOX_FILESYSTEM_RESTRICTED = 1 << 2,
+    /// A forbidden call kills the worker (SIGSYS, the call reported) instead of failing with EPERM.
+    FORKPOOL_SANDBOX_KILL_ON_VIOLATION = 1 << 3,
+    FORKPOOL_SANDBOX_NO_CORE_DUMPS = 1 << 4,
+};
+
+/// Checks that the sandbox `spec` describes can be applied on this kernel, as a fork server will
+/// prepare it: the system-call filter built, Landlock present if the file system is restricted,
+/// every rule path opened. `spec` is text: "flags memoryBytes openFiles fileSizeBytes" (-1 for no
+/// limit), then one line per path, "r /path" (readable) or "w /path" (writable). Returns 0, or
+/// -1 with a message in `error`.
+/// Why C: the same preparation the fork server runs, where only C may run.
+int forkpool_sandbox_check(const char *spec, char *error, size_t error_size);
+
+/// The Landlock ABI version of the running kernel, or -errno when it has none.
+/// Why C: `syscall` is variadic.
+int forkpool_sandbox_landlock_abi(void);
+
+/// The name of a system call the sandbox's filter stops ("connect"), or NULL for another number.
+/// Why C: the system call numbers are the architecture's <asm/unistd.h> macros.
+const char *forkpool_sandbox_syscall_name(long number);
 
 /// Creates an AF_UNIX stream socketpair with SOCK_CLOEXEC. Returns 0 or -1 with errno.
 /// Why C: `SOCK_STREAM | SOCK_CLOEXEC` does not type-check in Swift (an imported enum).

@@ -361,8 +361,11 @@ final class DirectLane: @unchecked Sendable {
 /// The worker owns it; its lane, when it has one, borrows it.
 final class FrameInbox: @unchecked Sendable {
     var reader: FrameReader
+    /// What the worker's sandbox said about it, taken out of the frames whoever reads them.
+    let notes = WorkerNotes()
 
     init(maximumPayloadBytes: Int) {
         reader = FrameReader(maximumPayloadBytes: maximumPayloadBytes)
+        reader.notes = notes
     }
 }

@@ -100,10 +100,10 @@ extension Dispatcher {
     func startForkServer() throws(ForkPoolError) {
         let firstStart = lock.withLock { if case .starting = phase { true } else { false } }
         let server = if let fresh = settings.fresh {
-            try ForkServerClient.startFresh(settings: fresh, checkingBinary: firstStart)
+            try ForkServerClient.startFresh(settings: fresh, sandboxSpec: settings.sandboxSpec, checkingBinary: firstStart)
         } else {
-            try ForkServerClient.start(serverOptions: configuration.forkServerOptions,
-                                       workerOptions: configuration.workerForkOptions, workerMain: workerMain)
+            try ForkServerClient.start(serverOptions: configuration.forkServerOptions, workerOptions: configuration.workerForkOptions,
+                                       sandboxSpec: settings.sandboxSpec, workerMain: workerMain)
         }
         workers.forkServer = server
         lock.withLock { published.forkServer = server.pid }
@@ -173,7 +173,9 @@ extension Dispatcher {
         accounting.logExit(of: worker, status: status, runningTask: worker.task ?? callersTask)
         accounting.recordGone(worker.pid, slot: worker.slot)
         if !worker.isReady {
-            let cause = worker.startError.map { "the initializer threw: \($0)" } ?? worker.deathError(status: status).message
+            let cause = worker.startError.map { "the initializer threw: \($0)" }
+                ?? worker.sandboxFailure.map { "its sandbox could not be applied: \($0)" }
+                ?? worker.deathError(status: status).message
             startFailed(ForkPoolError(.poolBroken, "worker process \(worker.pid) failed to start: \(cause)",
                                       processID: worker.pid))
         }

@@ -10,6 +10,8 @@ struct DispatcherSettings: Sendable {
     /// Set when the fork server starts fresh from the program's binary (FreshStart);
     /// nil: it is forked from this process (`workerMain` then runs in each worker).
     var fresh: FreshStartSettings?
+    /// The workers' sandbox as the fork server prepares it (WorkerSandbox.spec); nil for none.
+    var sandboxSpec: String?
 
     /// Whether the pool keeps a time or recycling limit per task, which only the dispatcher
     /// thread keeps, and whose bookkeeping assumes one task per worker.

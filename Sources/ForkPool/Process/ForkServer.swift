@@ -76,13 +76,13 @@ struct ForkServerClient {
 
     /// Starts a fork server. Never returns in a worker the server forks: that process runs
     /// `workerMain` with its socket.
-    static func start(serverOptions: CInt, workerOptions: CInt,
+    static func start(serverOptions: CInt, workerOptions: CInt, sandboxSpec: String?,
                       workerMain: (CInt) -> Never) throws(ForkPoolError) -> ForkServerClient {
         let pair = try PoolDescriptors.makeSocketPair(seqpacket: true)
         let pid: pid_t
         // On a throw both ends close as the pair is dropped; a worker never returns here.
         switch try PoolDescriptors.startForkServer(control: pair.child.raw, serverOptions: serverOptions,
-                                                   workerOptions: workerOptions) {
+                                                   workerOptions: workerOptions, sandboxSpec: sandboxSpec) {
         case .server(let serverPID): pid = serverPID
         case .worker(let socket): workerMain(socket)
         }
@@ -111,14 +111,18 @@ struct ForkServerClient {
     /// started, or — `checkingBinary`, at a pool's creation — was deleted or replaced since the
     /// program started (a running pool that must restart its fork server still can: the old
     /// binary's inode stays reachable through /proc/self/exe, and it is the code that runs).
-    static func startFresh(settings: FreshStartSettings, checkingBinary: Bool) throws(ForkPoolError) -> ForkServerClient {
+    static func startFresh(settings: FreshStartSettings, sandboxSpec: String?, checkingBinary: Bool) throws(ForkPoolError)
+        -> ForkServerClient {
         let path = FreshStart.executablePath
         if checkingBinary, let reason = FreshStart.unusableBinary(at: path) {
             throw ForkPoolError(.poolBroken, "a fresh fork server cannot start: \(reason); use startMethod .snapshot")
         }
         let pair = try PoolDescriptors.makeSocketPair(seqpacket: true)
         let newGroup = settings.serverOptions & CInt(FORKPOOL_NEW_PROCESS_GROUP) != 0 ? CInt(1) : 0
-        let pid = forkpool_spawn_fresh_fork_server(path, pair.child.raw, settings.encoded(parent: getpid()), newGroup)
+        let encoded = settings.encoded(parent: getpid())
+        let pid = withOptionalCString(sandboxSpec) { sandbox in
+            forkpool_spawn_fresh_fork_server(path, pair.child.raw, encoded, sandbox, newGroup)
+        }
         let number = errno
         pair.child.close()
         guard pid > 0 else {

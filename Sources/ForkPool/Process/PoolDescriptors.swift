@@ -70,13 +70,17 @@ enum PoolDescriptors {
     /// loop runs in C (`forkpool_start_fork_server`). In a worker it forked, the registry is
     /// reset to that worker's own socket: everything else listed here was closed at fork, and
     /// a pool made inside the worker must never close a number that is reused meanwhile.
-    static func startForkServer(control: CInt, serverOptions: CInt, workerOptions: CInt) throws(ForkPoolError)
+    static func startForkServer(control: CInt, serverOptions: CInt, workerOptions: CInt, sandboxSpec: String?) throws(ForkPoolError)
         -> ForkServerStart {
         lock.lock()
         let closing = open.filter { $0 != control }.map { CInt($0) }
         var workerSocket: CInt = -1
-        let pid = closing.withUnsafeBufferPointer { fds in
-            forkpool_start_fork_server(fds.baseAddress, CInt(fds.count), control, serverOptions, workerOptions, &workerSocket)
+        // The spec's bytes stay where they are in the server, a copy of this process.
+        let pid = withOptionalCString(sandboxSpec) { sandbox in
+            closing.withUnsafeBufferPointer { fds in
+                forkpool_start_fork_server(fds.baseAddress, CInt(fds.count), control, serverOptions, workerOptions, sandbox,
+                                           &workerSocket)
+            }
         }
         let forkErrno = errno
         if pid == 0 {
@@ -102,4 +106,10 @@ enum PoolDescriptors {
     /// The number of registered descriptors (tests use it to prove nothing leaks).
     static var count: Int { lock.withLock { open.count } }
 
+}
+
+/// Runs `body` with `text` as a C string, or with nil.
+func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
 }

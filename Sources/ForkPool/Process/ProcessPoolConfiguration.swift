@@ -135,6 +135,11 @@ public struct ProcessPoolConfiguration: Sendable {
     /// pools apart, for example `[("name", "thumbnails")]`. Default none.
     public var metricsDimensions: [(String, String)] = []
 
+    /// What the workers may reach: network, programs, files, memory. Default: nothing
+    /// restricted. See ``WorkerSandbox``; the sandbox's paths, limits and this kernel's support
+    /// for it are checked when the pool is created.
+    public var sandbox = WorkerSandbox()
+
     /// A configuration with every default.
     public init() {}
 
@@ -164,12 +169,15 @@ public struct ProcessPoolConfiguration: Sendable {
     var forkServerOptions: CInt {
         var options: CInt = 0
         if workersInOwnProcessGroup { options |= CInt(FORKPOOL_NEW_PROCESS_GROUP) }
-        if workerCrashBacktraces { options |= CInt(FORKPOOL_KEEP_FAULT_HANDLERS) }
+        if keepsCrashBacktraces { options |= CInt(FORKPOOL_KEEP_FAULT_HANDLERS) }
         return options
     }
 
     /// Workers stay in the fork server's process group.
     var workerForkOptions: CInt {
-        workerCrashBacktraces ? CInt(FORKPOOL_KEEP_FAULT_HANDLERS) : 0
+        keepsCrashBacktraces ? CInt(FORKPOOL_KEEP_FAULT_HANDLERS) : 0
     }
+
+    /// Swift's backtracer runs a helper program: not in a worker that may not run one.
+    private var keepsCrashBacktraces: Bool { workerCrashBacktraces && sandbox.exec == .allowed }
 }

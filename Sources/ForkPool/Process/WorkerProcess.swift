@@ -98,6 +98,10 @@ struct WorkerProcess {
     var isReady: Bool { if case .starting = life { false } else { true } }
     /// The initializer's error, when it threw.
     var startError: String? { if case .starting(let error) = life { error } else { nil } }
+    /// Why its sandbox could not be applied, when that kept it from starting.
+    var sandboxFailure: String? {
+        if case .sandboxFailed(let message)? = inbox.notes.latest { message } else { nil }
+    }
     var isLent: Bool { if case .lent = life { true } else { false } }
     var isRetiring: Bool { if case .retiring = life { true } else { false } }
     /// The task this worker runs, if any.
@@ -376,7 +380,8 @@ struct WorkerProcess {
         let running = task.map { " while running task \($0.id)" } ?? ""
         switch status {
         case .signaled(let signal):
-            return ForkPoolError(.workerDied, "worker process \(pid) was killed by \(status)\(running)",
+            let cause = inbox.notes.latest.flatMap { SandboxReport.cause(of: signal, note: $0) } ?? ""
+            return ForkPoolError(.workerDied, "worker process \(pid) was killed by \(status)\(running)\(cause)",
                                  taskID: task?.id, processID: pid, signal: signal)
         case .exited(let exitStatus):
             return ForkPoolError(.workerDied, "worker process \(pid) exited with status \(exitStatus)\(running)",

@@ -5,6 +5,7 @@
 //   socket ── recv (fill) ──▶ FrameParser ── nextFrame ──▶ header + payload to the caller
 import ForkPoolWire
 import Glibc
+import Synchronization
 
 /// Accumulates bytes from a stream socket and cuts them into frames.
 ///
@@ -62,19 +63,57 @@ struct FrameReader {
         }
     }
 
+    /// Where `workerNote` frames go (the parent's side of a worker's socket): they are taken
+    /// out of the stream here, so no reader of replies ever sees one. nil: handed on as any frame.
+    var notes: WorkerNotes?
+
     /// Hands the next complete frame to `body`, or returns nil if none is complete yet.
     /// The payload view is valid only inside `body`. A split frame received straight into its
     /// own array is handed over whole (head and tail copied together).
     mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer) -> R) throws(ForkPoolError) -> R? {
-        do { return try parser.nextFrame(body) } catch { throw ForkPoolError(error) }
+        try nextFrame { header, payload, tail in
+            guard let tail else { return body(header, payload) }
+            return (Array(payload) + tail).withUnsafeBytes { body(header, $0) }
+        }
     }
 
     /// Hands the next complete frame to `body`: its header, its payload and — for a split
     /// frame whose tail was received straight into its own array — that array, the payload
     /// view then holding only the bytes before it. Returns nil if no frame is complete yet.
     mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer, [UInt8]?) -> R) throws(ForkPoolError) -> R? {
-        do { return try parser.nextFrame(body) } catch { throw ForkPoolError(error) }
+        guard let notes else {
+            do { return try parser.nextFrame(body) } catch { throw ForkPoolError(error) }
+        }
+        while true {
+            var noted: WorkerNote??
+            let result: R??
+            do {
+                result = try parser.nextFrame { header, payload, tail -> R? in
+                    guard header.kind == .workerNote else { return body(header, payload, tail) }
+                    noted = .some(WorkerNote(payload: payload))
+                    return nil
+                }
+            } catch {
+                throw ForkPoolError(error)
+            }
+            guard let noted else { return result ?? nil }
+            guard let note = noted else {
+                throw ForkPoolError(.malformedFrame, "worker sent a note that is not one")
+            }
+            notes.record(note)
+        }
     }
+}
+
+/// The last note a worker's sandbox sent about it (ForkPoolWire's `WorkerNote`): read by the
+/// dispatcher when the worker dies, written by whoever reads its socket (the dispatcher, or a
+/// caller reading by lane).
+final class WorkerNotes: Sendable {
+    private let last = Mutex<WorkerNote?>(nil)
+
+    func record(_ note: WorkerNote) { last.withLock { $0 = note } }
+
+    var latest: WorkerNote? { last.withLock { $0 } }
 }
 
 /// Large received arrays (≥ 4 MiB) ask for transparent huge pages: installed once, before the

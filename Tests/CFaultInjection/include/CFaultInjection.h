@@ -13,4 +13,15 @@ int fault_abrt(void);
 int fault_trap(void);
 int fault_sys(void);
 
+/// A kernel that lacks a system call, for one thread: runs `body(context)` on a new thread whose
+/// seccomp filter answers system call `number` with `error` (every thread and process it starts
+/// inherits the filter; the rest of this process is untouched). Returns 0 once `body` returned,
+/// or -1 with errno if the thread or its filter could not be set up.
+int fault_run_without_syscall(long number, int error, void (*body)(void *), void *context);
+
+/// The numbers of the system calls the sandbox tests take away.
+long fault_syscall_landlock_create_ruleset(void);
+long fault_syscall_landlock_restrict_self(void);
+long fault_syscall_seccomp(void);
+
 #endif

@@ -1,0 +1,30 @@
+// What shim.c and sandbox.c share and nothing else sees: the fork server's half of the sandbox.
+#ifndef CFORKSHIM_INTERNAL_H
+#define CFORKSHIM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// A sandbox made ready in a fork server before its first fork (see sandbox.c): the rules'
+/// directories and files open, the seccomp program built. Opaque outside sandbox.c.
+struct forkpool_sandbox_plan;
+
+/// Builds the plan `spec` describes into the server's one static plan; NULL with a message in
+/// `error` on failure. No allocation: safe in a server forked from a multi-threaded program.
+const struct forkpool_sandbox_plan *forkpool_sandbox_plan_prepare(const char *spec, char *error, size_t error_size);
+
+/// In a freshly forked worker, before anything else runs: applies `plan` around `socket`, the
+/// worker's end of its socketpair. Never returns on failure: the worker tells the pool why (a
+/// note frame on `socket`) and exits with status 71, so it never runs half-jailed.
+void forkpool_sandbox_apply(const struct forkpool_sandbox_plan *plan, int socket);
+
+/// Called first thing in the fault-signal wrapper (shim.c) with the errno the faulting thread
+/// had: in a worker whose sandbox limits memory, an ENOMEM there means an allocation past the
+/// limit brought it down, and the pool is told so before the worker dies.
+void forkpool_sandbox_fault_seen(int signal_number, int saved_errno);
+
+/// Wraps every fault signal (shim.c's wrapper), the ones left at their default action too, so
+/// that `forkpool_sandbox_fault_seen` runs before the worker dies of any of them.
+void forkpool_wrap_all_fault_signals(void);
+
+#endif

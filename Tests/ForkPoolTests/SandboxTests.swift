@@ -1,0 +1,292 @@
+// Jailed workers (`ProcessPoolConfiguration.sandbox`), provoked for real: a strict worker tries
+// what the sandbox forbids — a TCP connection to a listener this test runs, an IPv6 socket,
+// running /bin/true, reading and writing outside its paths, allocating past its memory limit,
+// opening past its file limit — and the kernel's answer comes back; with `.killOnViolation` the
+// worker dies and the error names the call. Each time the pool goes on serving, the other worker
+// is untouched, and an unrestricted pool beside it can still do the same things.
+import CFaultInjection
+import ForkPoolTestSupport
+import Glibc
+import Testing
+@_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
+
+/// A TCP listener on 127.0.0.1 (an ephemeral port), non-blocking.
+final class LocalListener {
+    let fd: Int32
+    let port: UInt16
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        try #require(fd >= 0 && bound)
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    /// Accepts whatever connection is pending: true if one was.
+    func acceptedOne() -> Bool {
+        let client = accept(fd, nil, nil)
+        if client >= 0 { close(client) }
+        return client >= 0
+    }
+
+    deinit { close(fd) }
+}
+
+extension ForkPoolTests {
+    @Suite struct SandboxTests {
+        /// A pool that answers probes, with `sandbox` (the backtracer off: crashes are expected).
+        func pool(_ sandbox: WorkerSandbox, workers: Int = 2) throws(ForkPoolError) -> ProcessPool<SandboxProbe, String> {
+            try ProcessPool(workers: workers, configuration: .with {
+                $0.sandbox = sandbox
+                $0.workerCrashBacktraces = false
+            }) { (probe: SandboxProbe) in probe.run() }
+        }
+
+        /// A fresh directory under /tmp with a file `inside.txt` in it.
+        func directory(_ name: String) throws -> String {
+            var template = Array("/tmp/forkpool-sandbox-\(name)-XXXXXX".utf8CString)
+            let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+            try #require(made != nil)
+            let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let fd = open("\(path)/inside.txt", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            try #require(fd >= 0 && write(fd, "inside", 6) == 6)
+            close(fd)
+            return path
+        }
+
+        func remove(_ directory: String) {
+            for entry in directoryEntries(directory) { unlink("\(directory)/\(entry)") }
+            rmdir(directory)
+        }
+
+        @Test func aStrictWorkerCannotConnectAnywhereButTheUnrestrictedOneCan() throws {
+            let listener = try LocalListener()
+            let jailed = try pool(.strict())
+            defer { jailed.shutdown() }
+            #expect(try jailed.submit(.connectTCP(port: listener.port)).get() == failed(EPERM))
+            #expect(try jailed.submit(.socketIPv6).get() == failed(EPERM))
+            #expect(!listener.acceptedOne(), "the listener saw a connection from a jailed worker")
+            // Beside it, the same work unrestricted.
+            let open = try pool(WorkerSandbox())
+            defer { open.shutdown() }
+            #expect(try open.submit(.connectTCP(port: listener.port)).get() == "ok")
+            #expect(waitUntil { listener.acceptedOne() })
+            #expect(try open.submit(.socketIPv6).get() == "ok")
+            // The jailed pool goes on serving.
+            #expect(try jailed.submit(.pid).get().hasPrefix("ok"))
+        }
+
+        @Test func aStrictWorkerCannotRunAProgram() throws {
+            let jailed = try pool(.strict())
+            defer { jailed.shutdown() }
+            #expect(try jailed.submit(.execveTrue).get() == failed(EPERM))
+            #expect(try jailed.submit(.spawnTrue).get() == failed(EPERM))
+            let open = try pool(WorkerSandbox())
+            defer { open.shutdown() }
+            #expect(try open.submit(.spawnTrue).get() == "ok")
+        }
+
+        @Test func aStrictWorkerReadsAndWritesOnlyWhereItWasAllowed() throws {
+            let readable = try directory("readable")
+            let writable = try directory("writable")
+            let outside = try directory("outside")
+            defer { [readable, writable, outside].forEach(remove) }
+            let jailed = try pool(.strict(readable: [readable], writable: [writable]))
+            defer { jailed.shutdown() }
+            #expect(try jailed.submit(.read(path: "\(readable)/inside.txt")).get() == "ok inside")
+            #expect(try jailed.submit(.read(path: "\(writable)/inside.txt")).get() == "ok inside")
+            #expect(try jailed.submit(.read(path: "\(outside)/inside.txt")).get() == failed(EACCES))
+            #expect(try jailed.submit(.read(path: "/etc/shadow")).get() == failed(EACCES))
+            #expect(try jailed.submit(.write(path: "\(writable)/new.txt", text: "written")).get() == "ok")
+            #expect(readFile("\(writable)/new.txt") == "written")
+            #expect(try jailed.submit(.write(path: "\(outside)/new.txt", text: "x")).get() == failed(EACCES))
+            #expect(try jailed.submit(.write(path: "\(readable)/new.txt", text: "x")).get() == failed(EACCES))
+            #expect(access("\(outside)/new.txt", F_OK) != 0 && access("\(readable)/new.txt", F_OK) != 0)
+            // The parent's own files stay out of reach: its environment through /proc.
+            #expect(try jailed.submit(.read(path: "/proc/\(getpid())/environ")).get().hasPrefix("errno="))
+            // Unrestricted, the same paths are open (and /etc/shadow to root).
+            let open = try pool(WorkerSandbox())
+            defer { open.shutdown() }
+            #expect(try open.submit(.read(path: "\(outside)/inside.txt")).get() == "ok inside")
+            #expect(try open.submit(.write(path: "\(outside)/new.txt", text: "y")).get() == "ok")
+            if geteuid() == 0 { #expect(try open.submit(.read(path: "/etc/shadow")).get().hasPrefix("ok")) }
+        }
+
+        @Test func aWorkerOverItsMemoryLimitFailsItsTaskAsACrashNamingTheLimitAndIsReplaced() throws {
+            var sandbox = WorkerSandbox()
+            let used = try #require(RuntimePaths.dataBytesOfThisProcess())
+            sandbox.limits.memoryBytes = used + (256 << 20)
+            let jailed = try pool(sandbox)
+            defer { jailed.shutdown() }
+            #expect(try jailed.submit(.allocate(megabytes: 64)).get().hasPrefix("ok"))
+            let before = Set(jailed.workerProcessIDs)
+            let error = try #require(throws: ForkPoolError.self) { try jailed.submit(.allocate(megabytes: 1024)).get() }
+            #expect(error.code == .workerDied)
+            #expect(error.message.contains("ran out of memory at its sandbox's limit of \(used + (256 << 20)) bytes"), "\(error)")
+            #expect(try jailed.submit(.allocate(megabytes: 64)).get().hasPrefix("ok"))
+            #expect(waitUntil { Set(jailed.workerProcessIDs).intersection(before).count == 1 && jailed.workerProcessIDs.count == 2 })
+            let open = try pool(WorkerSandbox())
+            defer { open.shutdown() }
+            #expect(try open.submit(.allocate(megabytes: 1024)).get().hasPrefix("ok"))
+        }
+
+        @Test func aWorkerPastItsOpenFileLimitGetsEMFILE() throws {
+            var sandbox = WorkerSandbox()
+            sandbox.limits.openFiles = 32
+            let jailed = try pool(sandbox)
+            defer { jailed.shutdown() }
+            let answer = try jailed.submit(.openFiles(count: 100)).get()
+            #expect(answer.hasPrefix(failed(EMFILE) + " after "), "\(answer)")
+            let open = try pool(WorkerSandbox())
+            defer { open.shutdown() }
+            #expect(try open.submit(.openFiles(count: 100)).get() == "ok opened 100")
+        }
+
+        @Test func killOnViolationKillsTheWorkerAtTheCallAndTheErrorNamesIt() throws {
+            var sandbox = WorkerSandbox.strict()
+            sandbox.onViolation = .killOnViolation
+            let jailed = try pool(sandbox)
+            defer { jailed.shutdown() }
+            let before = jailed.workerProcessIDs
+            let error = try #require(throws: ForkPoolError.self) { try jailed.submit(.connectTCP(port: 9)).get() }
+            #expect(error.code == .workerDied && error.signal == SIGSYS)
+            #expect(error.message.contains("system call socket, which the sandbox forbids"), "\(error)")
+            let exec = try #require(throws: ForkPoolError.self) { try jailed.submit(.execveTrue).get() }
+            #expect(exec.message.contains("system call execve"), "\(exec)")
+            // It goes on serving, with replacements as jailed as the first workers.
+            #expect(try jailed.submit(.pid).get().hasPrefix("ok"))
+            #expect(waitUntil { jailed.workerProcessIDs.count == 2 && Set(jailed.workerProcessIDs) != Set(before) })
+            let confinement = try jailed.submit(.confinement).get()
+            #expect(confinement.contains("Seccomp: 2"), "\(confinement)")
+        }
+
+        @Test func theOtherWorkerIsUntouchedByAJailedWorkersDeath() throws {
+            var sandbox = WorkerSandbox.strict()
+            sandbox.onViolation = .killOnViolation
+            let jailed = try pool(sandbox)
+            defer { jailed.shutdown() }
+            let pids = jailed.workerProcessIDs
+            #expect(pids.count == 2)
+            _ = try? jailed.submit(.socketIPv6).get()
+            #expect(waitUntil { jailed.workerProcessIDs.count == 2 })
+            let survivors = Set(jailed.workerProcessIDs).intersection(pids)
+            #expect(survivors.count == 1)
+            #expect(survivors.allSatisfy { kill($0, 0) == 0 })
+        }
+
+        @Test func aJailedWorkerHoldsNothingOfTheProgramAndNoPrivilegeAndCannotSignalIt() throws {
+            // A descriptor this process holds when the pool starts (a database connection, say).
+            let held = open("/dev/null", O_RDONLY)
+            defer { close(held) }
+            let jailed = try pool(.strict())
+            defer { jailed.shutdown() }
+            #expect(try jailed.submit(.descriptor(held)).get() == failed(EBADF))
+            #expect(try jailed.submit(.signal(pid: getpid())).get() == failed(EPERM))
+            let confinement = try jailed.submit(.confinement).get()
+            #expect(confinement.contains("NoNewPrivs: 1") && confinement.contains("Seccomp: 2")
+                    && confinement.contains("CapEff: 0000000000000000"), "\(confinement)")
+            let open = try pool(WorkerSandbox())
+            defer { open.shutdown() }
+            #expect(try open.submit(.descriptor(held)).get() == "ok")
+            #expect(try open.submit(.signal(pid: getpid())).get() == "ok")
+        }
+
+        @Test func aFreshJobPoolJailsItsWorkersAndEveryReplacement() throws {
+            let readable = try directory("fresh")
+            let outside = try directory("fresh-outside")
+            defer { [readable, outside].forEach(remove) }
+            let listener = try LocalListener()
+            let jailed = try ProcessJobPool(workers: 2, startMethod: .fresh, configuration: .with {
+                $0.sandbox = .strict(readable: [readable])
+                $0.workerCrashBacktraces = false
+            }, jobs: [SandboxProbeJob.self])
+            defer { jailed.shutdown() }
+            for round in 0..<2 {
+                #expect(try jailed.submit(SandboxProbeJob(probe: .connectTCP(port: listener.port))).get() == failed(EPERM))
+                #expect(try jailed.submit(SandboxProbeJob(probe: .read(path: "\(readable)/inside.txt"))).get() == "ok inside")
+                #expect(try jailed.submit(SandboxProbeJob(probe: .read(path: "\(outside)/inside.txt"))).get() == failed(EACCES))
+                #expect(try jailed.submit(SandboxProbeJob(probe: .spawnTrue)).get() == failed(EPERM))
+                if round == 0 {
+                    // Kill both workers: their replacements must be as jailed.
+                    let pids = jailed.workerProcessIDs
+                    pids.forEach { kill($0, SIGKILL) }
+                    #expect(waitUntil { jailed.workerProcessIDs.count == 2 && Set(jailed.workerProcessIDs).isDisjoint(with: pids) })
+                }
+            }
+            #expect(!listener.acceptedOne())
+        }
+
+        @Test func badPathsAndLimitsAreRefusedAtCreationWithClearErrors() throws {
+            let cases: [(WorkerSandbox, String)] = [
+                (.strict(readable: [""]), "a readable path is empty"),
+                (.strict(readable: ["relative/dir"]), "the readable path \"relative/dir\" is not absolute"),
+                (.strict(writable: ["/no/such/forkpool/dir"]), "the writable path /no/such/forkpool/dir cannot be used: No such file"),
+                (.strict(readable: ["/tmp\nx"]), "contains a NUL or a line break"),
+                (WorkerSandbox(limits: .init(memoryBytes: -1)), "limits.memoryBytes must be at least"),
+                (WorkerSandbox(limits: .init(memoryBytes: 1 << 20)), "limits.memoryBytes must be at least"),
+                (WorkerSandbox(limits: .init(memoryBytes: 100 << 20)), "leaves a worker no room"),
+                (WorkerSandbox(limits: .init(openFiles: 0)), "limits.openFiles must be at least 16, not 0"),
+                (WorkerSandbox(limits: .init(openFiles: -5)), "limits.openFiles must be at least 16, not -5"),
+                (WorkerSandbox(limits: .init(fileSizeBytes: -1)), "limits.fileSizeBytes must not be negative"),
+                (.strict(readable: Array(repeating: "/tmp", count: 80)), "a sandbox takes at most"),
+            ]
+            for (sandbox, message) in cases {
+                let error = try #require(throws: ForkPoolError.self) { try pool(sandbox) }
+                #expect(error.code == .invalidArgument, "\(error)")
+                #expect(error.message.contains(message), "\(error)")
+            }
+            #expect(waitUntil { childProcessIDs().isEmpty }, "a refused sandbox left processes behind: \(childProcessIDs())")
+        }
+
+        @Test func aKernelWithoutLandlockOrSeccompMakesCreationThrowInsteadOfRunningOpen() throws {
+            let refusals: [(Int, WorkerSandbox, String)] = [
+                (fault_syscall_landlock_create_ruleset(), .strict(), "this kernel has no Landlock"),
+                (fault_syscall_seccomp(), WorkerSandbox(network: .denied), "this kernel cannot filter system calls"),
+            ]
+            for (number, sandbox, message) in refusals {
+                let outcome = Outcome()
+                try runWithout(number) {
+                    outcome.result = Result { () throws(ForkPoolError) in try pool(sandbox).shutdown() }
+                }
+                let error = try #require(throws: ForkPoolError.self) { try outcome.result?.get() }
+                #expect(error.code == .poolBroken && error.message.contains(message), "\(error)")
+            }
+        }
+
+        @Test func aWorkerThatCannotEnterItsSandboxNeverStartsAndCreationSaysWhy() throws {
+            // The pool's own check passes (it never restricts itself); each worker's
+            // landlock_restrict_self then fails, as on a kernel that refuses it.
+            let outcome = Outcome()
+            try runWithout(fault_syscall_landlock_restrict_self()) {
+                outcome.result = Result { () throws(ForkPoolError) in try pool(.strict()).shutdown() }
+            }
+            let error = try #require(throws: ForkPoolError.self) { try outcome.result?.get() }
+            #expect(error.code == .poolBroken, "\(error)")
+            #expect(error.message.contains("its sandbox could not be applied: landlock_restrict_self failed: EPERM"), "\(error)")
+        }
+
+        final class Outcome: @unchecked Sendable {
+            var result: Result<Void, ForkPoolError>?
+        }
+
+        /// Runs `body` on a thread whose kernel answers system call `number` with EPERM.
+        func runWithout(_ number: Int, _ body: @escaping () -> Void) throws {
+            final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+            let box = Unmanaged.passRetained(Box(body))
+            defer { box.release() }
+            let rc = fault_run_without_syscall(number, number == fault_syscall_landlock_restrict_self() ? EPERM : ENOSYS, { context in
+                Unmanaged<Box>.fromOpaque(context!).takeUnretainedValue().body()
+            }, box.toOpaque())
+            try #require(rc == 0)
+        }
+    }
+}
