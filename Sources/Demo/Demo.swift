@@ -154,6 +154,9 @@ struct Bench: ParsableCommand {
         var latency = noOverhead ? [] : try benchmark.roundTripAndStart(samples: quick ? 500 : 5000)
         let bulk = noOverhead || !strategies.contains(.processes) ? nil : try benchmark.bulkRoundTrip(bytes: 64 << 20)
         if let bulk { latency.append(bulk) }
+        if !noOverhead && strategies.contains(.processes) {
+            latency += try benchmark.sandboxCost(samples: quick ? 1000 : 10_000)
+        }
         var extras: [Row] = []
         if !noOverhead {
             if strategies.contains(.threads) {

@@ -73,6 +73,16 @@ func collectFigures(kernel: KernelBaseline?, overhead: [Row], latency: [Row]) ->
                                   better: "higher", goal: "≥ 0.5"))
         }
     }
+    if let jailed = row("sandbox-round-trip", "strict"), let plain = row("sandbox-round-trip", "unsandboxed") {
+        figures.append(Figure("ProcessPool submit+get p50, WorkerSandbox.strict()", jailed.median * 1e6, "µs",
+                              against: "the same without a sandbox (alternating rounds)", plain.median * 1e6,
+                              better: "lower", goal: "≤ 1.05"))
+    }
+    if let jailed = row("sandbox-pool-start", "strict"), let plain = row("sandbox-pool-start", "unsandboxed") {
+        figures.append(Figure("ProcessPool(workers: 4) ready, WorkerSandbox.strict()", jailed.median * 1e3, "ms",
+                              against: "the same without a sandbox (alternating rounds)", plain.median * 1e3,
+                              better: "lower", goal: "≤ 2"))
+    }
     if let automatic = row("overhead", processes, chunk: .some(nil)),
        let peer = row("overhead", "multiprocessing.Pool") {
         figures.append(Figure("ProcessPool.map, automatic chunks", Double(automatic.tasks) / automatic.median, "tasks/s",

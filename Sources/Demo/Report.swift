@@ -134,10 +134,13 @@ func renderOverhead(_ rows: [Row]) -> String {
 func renderLatency(_ rows: [Row]) -> String {
     var lines = ["Latency: one trivial task, submit + get, nothing else in flight (median); pool start with 4 workers (median of 20)"]
     for row in rows {
-        let name = Strategy(rawValue: row.strategy)?.poolName ?? row.strategy
+        let sandboxed = row.workload.hasPrefix("sandbox-")
+        let name = sandboxed ? "ProcessPool" : Strategy(rawValue: row.strategy)?.poolName ?? row.strategy
         let what = switch row.workload {
         case "round-trip": "round trip p50"
         case "round-trip-no-lanes": "round trip p50, lanes off"
+        case "sandbox-round-trip": "round trip p50, \(row.strategy)"
+        case "sandbox-pool-start": "start (4 workers), \(row.strategy)"
         default: "start (4 workers)"
         }
         var line = "  " + pad(name, 13) + pad(what, 27) + pad("\(formatSeconds(row.median * 1e6, digits: 1)) µs", 14, right: true)

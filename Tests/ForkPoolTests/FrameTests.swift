@@ -101,7 +101,7 @@ extension ForkPoolTests {
         @Test(arguments: [
             ([2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "version"),
             ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "kind"),
-            ([1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "kind"),
+            ([1, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "kind"),
             ([1, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "unknown flags"),
             ([1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8], "sent-by-lane flag"),
             // A split longer than the payload, and a split on a kind that never has a tail.
@@ -116,6 +116,35 @@ extension ForkPoolTests {
             let error = expectForkPoolError { _ = try reader.nextFrame { _, _ in 0 } }
             #expect(error?.code == .malformedFrame)
             #expect(error?.message.contains(word) == true)
+        }
+
+        @Test func aWorkerNoteIsTakenOutOfTheStreamAndABadOneIsAMalformedFrame() throws {
+            // A note (kind 9: a forbidden call, number 42) between two results: the reader of
+            // replies sees only the results, and the note is kept for the worker's death.
+            func frame(kind: UInt8, payload: [UInt8]) -> [UInt8] {
+                [1, kind, 0, 0] + withUnsafeBytes(of: UInt32(payload.count).littleEndian, Array.init) + [UInt8](repeating: 0, count: 8)
+                    + payload
+            }
+            let note = [1] + withUnsafeBytes(of: UInt64(42).littleEndian, Array.init)
+            let pair = Pair()
+            var reader = FrameReader(maximumPayloadBytes: 1024)
+            let notes = WorkerNotes()
+            reader.notes = notes
+            pair.send(frame(kind: 2, payload: [7]) + frame(kind: 9, payload: note) + frame(kind: 2, payload: [8]))
+            _ = try reader.fill(from: pair.reader)
+            #expect(try reader.nextFrame { _, payload in Array(payload) } == [7])
+            #expect(notes.latest == nil)
+            #expect(try reader.nextFrame { _, payload in Array(payload) } == [8])
+            #expect(notes.latest == .forbiddenSystemCall(number: 42))
+            // A note that is not one: too short, an unknown kind, a number past 32 bits.
+            for bad in [[1, 2] as [UInt8], [7] + note.dropFirst(), [1] + withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init)] {
+                let pair = Pair()
+                var reader = FrameReader(maximumPayloadBytes: 1024)
+                reader.notes = WorkerNotes()
+                pair.send(frame(kind: 9, payload: bad))
+                _ = try reader.fill(from: pair.reader)
+                #expect(expectForkPoolError { _ = try reader.nextFrame { _, _ in 0 } }?.code == .malformedFrame)
+            }
         }
 
         @Test func aSplitFrameIsReceivedStraightIntoItsTailArrayAndTheNextFrameFollows() throws {
