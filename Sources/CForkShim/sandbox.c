@@ -4,7 +4,8 @@
 //   pool (Swift)  WorkerSandbox ─ spec text ─▶ forkpool_sandbox_check (the same preparation, to
 //                 fail pool creation with a clear message) ─▶ fork server (forked, or fresh)
 //   fork server   forkpool_sandbox_plan_prepare: rule paths opened (O_PATH), the seccomp
-//                 program built, the kernel's Landlock ABI read ─▶ one static plan
+//                 program built (sandbox_filter.c), the kernel's Landlock ABI read ─▶ one
+//                 static plan
 //   worker        forkpool_sandbox_apply: limits (setrlimit) ─▶ signal set-up ─▶ capabilities
 //                 dropped ─▶ no_new_privs ─▶ Landlock domain of its own (+ /proc/self) ─▶ every
 //                 descriptor but 0-2 and its socket closed ─▶ seccomp filter ─▶ Swift
@@ -22,9 +23,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/audit.h>
 #include <linux/capability.h>
-#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stddef.h>
@@ -37,11 +36,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#define SANDBOX_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define SANDBOX_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
 
 // Landlock, as of ABI 7 (Debian's kernel headers stop at ABI 2).
 struct landlock_attr {
@@ -163,8 +157,9 @@ static const char *parse_number(const char *text, int64_t *value) {
     if (*text < '0' || *text > '9') return NULL;
     int64_t result = 0;
     while (*text >= '0' && *text <= '9') {
-        if (result > (INT64_MAX - 9) / 10) return NULL;
-        result = result * 10 + (*text++ - '0');
+        int digit = *text++ - '0';
+        if (result > (INT64_MAX - digit) / 10) return NULL;
+        result = result * 10 + digit;
     }
     *value = negative ? -result : result;
     return text;
@@ -181,116 +176,6 @@ static uint64_t handled_fs_rights(int abi) {
 int forkpool_sandbox_landlock_abi(void) {
     long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
     return abi < 0 ? -errno : (int)abi;
-}
-
-// The program, instruction by instruction.
-struct program {
-    struct sock_filter *code;
-    unsigned short length;
-    int overflow;
-};
-
-static void emit(struct program *p, struct sock_filter instruction) {
-    if (p->length >= MAX_FILTER) {
-        p->overflow = 1;
-        return;
-    }
-    p->code[p->length++] = instruction;
-}
-
-#define STATEMENT(code, k) ((struct sock_filter)BPF_STMT((code), (k)))
-#define JUMP(code, k, yes, no) ((struct sock_filter)BPF_JUMP((code), (k), (yes), (no)))
-#define LOAD(offset) STATEMENT(BPF_LD | BPF_W | BPF_ABS, (offset))
-#define RETURN(value) STATEMENT(BPF_RET | BPF_K, (value))
-#define JUMP_IF_EQUAL(value, yes, no) JUMP(BPF_JMP | BPF_JEQ | BPF_K, (value), (yes), (no))
-#define ARGUMENT_LOW(n) (offsetof(struct seccomp_data, args) + 8 * (n) + (__BYTE_ORDER == __LITTLE_ENDIAN ? 0 : 4))
-#define ARGUMENT_HIGH(n) (offsetof(struct seccomp_data, args) + 8 * (n) + (__BYTE_ORDER == __LITTLE_ENDIAN ? 4 : 0))
-
-static void deny(struct program *p, long number, uint32_t action) {
-    emit(p, JUMP_IF_EQUAL((uint32_t)number, 0, 1));
-    emit(p, RETURN(action));
-}
-
-// socket and socketpair: only AF_UNIX, and only of a connected kind (stream, seqpacket): a
-// datagram socket could send to any named socket by address.
-static void allow_only_local_streams(struct program *p, long number, uint32_t action) {
-    emit(p, JUMP_IF_EQUAL((uint32_t)number, 0, 8));
-    emit(p, LOAD(ARGUMENT_LOW(0)));
-    emit(p, JUMP_IF_EQUAL(AF_UNIX, 0, 4));
-    emit(p, LOAD(ARGUMENT_LOW(1)));
-    emit(p, STATEMENT(BPF_ALU | BPF_AND | BPF_K, 0xf));  // SOCK_TYPE_MASK: without the flags
-    emit(p, JUMP_IF_EQUAL(SOCK_STREAM, 2, 0));
-    emit(p, JUMP_IF_EQUAL(SOCK_SEQPACKET, 1, 0));
-    emit(p, RETURN(action));
-    emit(p, RETURN(SECCOMP_RET_ALLOW));
-}
-
-// sendto: only without an address (`send` on a connected socket).
-static void allow_only_without_address(struct program *p, long number, uint32_t action) {
-    emit(p, JUMP_IF_EQUAL((uint32_t)number, 0, 6));
-    emit(p, LOAD(ARGUMENT_LOW(4)));
-    emit(p, JUMP_IF_EQUAL(0, 0, 3));
-    emit(p, LOAD(ARGUMENT_HIGH(4)));
-    emit(p, JUMP_IF_EQUAL(0, 0, 1));
-    emit(p, RETURN(SECCOMP_RET_ALLOW));
-    emit(p, RETURN(action));
-}
-
-// With kill-on-violation, SIGSYS must stay with the handler that reports the call: a new
-// action for it kills the process (the handler itself ends the worker this way).
-static void keep_violation_handler(struct program *p) {
-    emit(p, JUMP_IF_EQUAL(__NR_rt_sigaction, 0, 8));
-    emit(p, LOAD(ARGUMENT_LOW(0)));
-    emit(p, JUMP_IF_EQUAL(SIGSYS, 0, 5));
-    emit(p, LOAD(ARGUMENT_LOW(1)));
-    emit(p, JUMP_IF_EQUAL(0, 0, 2));
-    emit(p, LOAD(ARGUMENT_HIGH(1)));
-    emit(p, JUMP_IF_EQUAL(0, 1, 0));
-    emit(p, RETURN(SECCOMP_RET_KILL_PROCESS));
-    emit(p, RETURN(SECCOMP_RET_ALLOW));
-}
-
-static const long always_denied[] = {
-    // Another process's memory, descriptors or keys (the pool's, a sibling's).
-    __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev, __NR_pidfd_getfd,
-    __NR_keyctl, __NR_add_key, __NR_request_key,
-    // Kernel interfaces a task has no use for, and io_uring, whose operations (open, socket,
-    // connect) would pass the filter by.
-    __NR_bpf, __NR_perf_event_open, __NR_io_uring_setup, __NR_io_uring_enter, __NR_io_uring_register,
-};
-static const long network_denied[] = {__NR_connect, __NR_bind, __NR_listen, __NR_accept, __NR_accept4};
-static const long exec_denied[] = {__NR_execve, __NR_execveat};
-
-static int build_filter(struct forkpool_sandbox_plan *plan) {
-#ifndef SANDBOX_AUDIT_ARCH
-    (void)plan;
-    return -1;
-#else
-    struct program p = {.code = plan->filter, .length = 0, .overflow = 0};
-    uint32_t action = (plan->flags & FORKPOOL_SANDBOX_KILL_ON_VIOLATION) ? SECCOMP_RET_TRAP : (SECCOMP_RET_ERRNO | EPERM);
-    emit(&p, LOAD(offsetof(struct seccomp_data, arch)));
-    emit(&p, JUMP_IF_EQUAL(SANDBOX_AUDIT_ARCH, 1, 0));
-    emit(&p, RETURN(SECCOMP_RET_KILL_PROCESS));  // another ABI (i386 through int 0x80)
-    emit(&p, LOAD(offsetof(struct seccomp_data, nr)));
-#if defined(__x86_64__)
-    emit(&p, JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));  // x32 system calls
-    emit(&p, RETURN(action));
-#endif
-    if (plan->flags & FORKPOOL_SANDBOX_KILL_ON_VIOLATION) keep_violation_handler(&p);
-    for (size_t i = 0; i < sizeof always_denied / sizeof always_denied[0]; i++) deny(&p, always_denied[i], action);
-    if (plan->flags & FORKPOOL_SANDBOX_NETWORK_DENIED) {
-        allow_only_local_streams(&p, __NR_socket, action);
-        allow_only_local_streams(&p, __NR_socketpair, action);
-        allow_only_without_address(&p, __NR_sendto, action);
-        for (size_t i = 0; i < sizeof network_denied / sizeof network_denied[0]; i++) deny(&p, network_denied[i], action);
-    }
-    if (plan->flags & FORKPOOL_SANDBOX_EXEC_DENIED) {
-        for (size_t i = 0; i < sizeof exec_denied / sizeof exec_denied[0]; i++) deny(&p, exec_denied[i], action);
-    }
-    emit(&p, RETURN(SECCOMP_RET_ALLOW));
-    plan->filter_length = p.length;
-    return p.overflow ? -1 : 0;
-#endif
 }
 
 static void close_plan(struct forkpool_sandbox_plan *plan) {
@@ -318,7 +203,7 @@ static int prepare(struct forkpool_sandbox_plan *plan, const char *spec, char *e
     }
     plan->flags = (unsigned)flags;
     if (*cursor == '\n') cursor++;
-#ifndef SANDBOX_AUDIT_ARCH
+#if !defined(__x86_64__) && !defined(__aarch64__)
     fail_with(error, error_size, "the sandbox's seccomp filter is built for x86_64 and aarch64 only", NULL, NULL);
     return -1;
 #endif
@@ -374,7 +259,7 @@ static int prepare(struct forkpool_sandbox_plan *plan, const char *spec, char *e
         plan->path_count++;
         cursor = end != NULL ? end + 1 : path + length;
     }
-    if (build_filter(plan) != 0) {
+    if (forkpool_sandbox_build_filter(plan->flags, plan->filter, MAX_FILTER, &plan->filter_length) != 0) {
         close_plan(plan);
         fail_with(error, error_size, "the sandbox's seccomp filter does not fit its program", NULL, NULL);
         return -1;
@@ -517,34 +402,4 @@ void forkpool_sandbox_apply(const struct forkpool_sandbox_plan *plan, int socket
     if (syscall(SYS_close_range, socket + 1, ~0U, 0) != 0) sandbox_failed("close_range", errno);
     struct sock_fprog program = {.len = plan->filter_length, .filter = (struct sock_filter *)plan->filter};
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) sandbox_failed("seccomp(SECCOMP_SET_MODE_FILTER)", errno);
-}
-
-// MARK: Names of the calls the filter stops
-
-const char *forkpool_sandbox_syscall_name(long number) {
-    switch (number) {
-    case __NR_socket: return "socket";
-    case __NR_socketpair: return "socketpair";
-    case __NR_connect: return "connect";
-    case __NR_bind: return "bind";
-    case __NR_listen: return "listen";
-    case __NR_accept: return "accept";
-    case __NR_accept4: return "accept4";
-    case __NR_sendto: return "sendto";
-    case __NR_execve: return "execve";
-    case __NR_execveat: return "execveat";
-    case __NR_ptrace: return "ptrace";
-    case __NR_process_vm_readv: return "process_vm_readv";
-    case __NR_process_vm_writev: return "process_vm_writev";
-    case __NR_pidfd_getfd: return "pidfd_getfd";
-    case __NR_keyctl: return "keyctl";
-    case __NR_add_key: return "add_key";
-    case __NR_request_key: return "request_key";
-    case __NR_bpf: return "bpf";
-    case __NR_perf_event_open: return "perf_event_open";
-    case __NR_io_uring_setup: return "io_uring_setup";
-    case __NR_io_uring_enter: return "io_uring_enter";
-    case __NR_io_uring_register: return "io_uring_register";
-    default: return NULL;
-    }
 }

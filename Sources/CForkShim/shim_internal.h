@@ -2,12 +2,18 @@
 #ifndef CFORKSHIM_INTERNAL_H
 #define CFORKSHIM_INTERNAL_H
 
+#include <linux/filter.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /// A sandbox made ready in a fork server before its first fork (see sandbox.c): the rules'
 /// directories and files open, the seccomp program built. Opaque outside sandbox.c.
 struct forkpool_sandbox_plan;
+
+/// Writes the seccomp program for a sandbox with `flags` (FORKPOOL_SANDBOX_*) into `code`, at most
+/// `capacity` instructions, and its length into `*length` (sandbox_filter.c). Returns 0, or -1 on
+/// an architecture it does not know or a program that does not fit.
+int forkpool_sandbox_build_filter(unsigned flags, struct sock_filter *code, unsigned short capacity, unsigned short *length);
 
 /// Builds the plan `spec` describes into the server's one static plan; NULL with a message in
 /// `error` on failure. No allocation: safe in a server forked from a multi-threaded program.

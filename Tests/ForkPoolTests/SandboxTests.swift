@@ -237,6 +237,7 @@ extension ForkPoolTests {
                 (WorkerSandbox(limits: .init(openFiles: 0)), "limits.openFiles must be at least 16, not 0"),
                 (WorkerSandbox(limits: .init(openFiles: -5)), "limits.openFiles must be at least 16, not -5"),
                 (WorkerSandbox(limits: .init(fileSizeBytes: -1)), "limits.fileSizeBytes must not be negative"),
+                (WorkerSandbox(limits: .init(openFiles: 1 << 40)), "limits.openFiles 1099511627776 is above"),
                 (.strict(readable: Array(repeating: "/tmp", count: 80)), "a sandbox takes at most"),
             ]
             for (sandbox, message) in cases {
@@ -245,6 +246,37 @@ extension ForkPoolTests {
                 #expect(error.message.contains(message), "\(error)")
             }
             #expect(waitUntil { childProcessIDs().isEmpty }, "a refused sandbox left processes behind: \(childProcessIDs())")
+        }
+
+        @Test func fuzzedPathsAndLimitsGetAClearErrorOrAWorkingPool() throws {
+            // Paths built from the pieces that trip parsers (separators, dots, line breaks, NUL,
+            // spaces, long runs) and limits around every boundary: each either makes a pool that
+            // answers, or is refused with `.invalidArgument` and a message naming the setting.
+            var generator = SystemRandomNumberGenerator()
+            let pieces = ["/", "//", ".", "..", "tmp", "etc", " ", "\n", "\0", "é", "-", String(repeating: "a", count: 300), ""]
+            let limits = [Int.min, -1, 0, 1, 15, 16, 1 << 20, 63 << 20, 1 << 40, Int.max]
+            var accepted = 0
+            for round in 0..<120 {
+                var sandbox = WorkerSandbox()
+                if round % 2 == 0 {
+                    let path = (0..<Int.random(in: 0...4, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+                    sandbox.fileSystem = round % 4 == 0 ? .restricted(readable: [path], writable: []) : .restricted(readable: [], writable: [path])
+                } else {
+                    sandbox.limits = .init(memoryBytes: limits.randomElement(using: &generator),
+                                           openFiles: limits.randomElement(using: &generator),
+                                           fileSizeBytes: limits.randomElement(using: &generator))
+                }
+                do {
+                    let jailed = try pool(sandbox, workers: 1)
+                    #expect(try jailed.submit(.pid).get().hasPrefix("ok"))
+                    jailed.shutdown()
+                    accepted += 1
+                } catch {
+                    #expect(error.code == .invalidArgument, "\(sandbox): \(error)")
+                    #expect(error.message.hasPrefix("sandbox: "), "\(error)")
+                }
+            }
+            #expect(accepted < 120)
         }
 
         @Test func aKernelWithoutLandlockOrSeccompMakesCreationThrowInsteadOfRunningOpen() throws {

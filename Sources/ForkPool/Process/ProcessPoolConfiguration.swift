@@ -31,6 +31,7 @@ public struct ProcessPoolConfiguration: Sendable {
     /// symbolicates first, tens of milliseconds in a release build and a few hundred in a debug
     /// one). A fault signal ends the worker either way, even one raised or sent. When false
     /// a crashing worker dies silently at once; the task's error still names the signal.
+    /// The backtracer starts a helper program, so a ``sandbox`` that denies exec turns it off.
     /// Default true.
     public var workerCrashBacktraces = true
 

@@ -167,14 +167,22 @@ extension WorkerSandbox {
             guard files >= Self.minimumOpenFiles else {
                 throw invalid("limits.openFiles must be at least \(Self.minimumOpenFiles), not \(files)")
             }
-            var current = rlimit()
-            if getrlimit(RLIMIT_NOFILE_VALUE, &current) == 0, geteuid() != 0, current.rlim_max != rlim_t.max,
-               UInt64(files) > UInt64(current.rlim_max) {
-                throw invalid("limits.openFiles \(files) is above this program's hard limit of \(current.rlim_max)")
+            if let most = RuntimePaths.readText("/proc/sys/fs/nr_open").flatMap({ Int($0.filter(\.isNumber)) }), files > most {
+                throw invalid("limits.openFiles \(files) is above the kernel's most, \(most) (fs.nr_open)")
             }
         }
         if let size = limits.fileSizeBytes, size < 0 {
             throw invalid("limits.fileSizeBytes must not be negative, not \(size)")
+        }
+        // A worker can lower its limits, never raise them past the program's hard limits.
+        for (name, value, resource) in [("memoryBytes", limits.memoryBytes, RLIMIT_DATA.rawValue),
+                                         ("openFiles", limits.openFiles, RLIMIT_NOFILE.rawValue),
+                                         ("fileSizeBytes", limits.fileSizeBytes, RLIMIT_FSIZE.rawValue)] {
+            var current = rlimit()
+            guard let value, getrlimit(__rlimit_resource_t(resource), &current) == 0, current.rlim_max != rlim_t.max else { continue }
+            if UInt64(value) > UInt64(current.rlim_max) {
+                throw invalid("limits.\(name) \(value) is above this program's own hard limit of \(current.rlim_max)")
+            }
         }
     }
 
@@ -195,8 +203,6 @@ extension WorkerSandbox {
         }
     }
 }
-
-private let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
 
 /// The paths every worker needs to run, read from this process: its binary, the directories of
 /// the shared libraries it has loaded (more may be loaded later), and the system's data a Swift
@@ -242,7 +248,7 @@ struct RuntimePaths {
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    private static func readText(_ path: String) -> String? {
+    static func readText(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
