@@ -6,9 +6,10 @@
 //   fork server   forkpool_sandbox_plan_prepare: rule paths opened (O_PATH), the seccomp
 //                 program built (sandbox_filter.c), the kernel's Landlock ABI read ─▶ one
 //                 static plan
-//   worker        forkpool_sandbox_apply: limits (setrlimit) ─▶ signal set-up ─▶ capabilities
-//                 dropped ─▶ no_new_privs ─▶ Landlock domain of its own (+ /proc/self) ─▶ every
-//                 descriptor but 0-2 and its socket closed ─▶ seccomp filter ─▶ Swift
+//   worker        forkpool_sandbox_apply: limits (setrlimit) ─▶ signal set-up ─▶ a session of
+//                 its own ─▶ capabilities dropped ─▶ no_new_privs ─▶ Landlock domain of its
+//                 own (+ /proc/self) ─▶ every descriptor but 0-2 and its socket closed ─▶ the
+//                 open-file limit ─▶ seccomp filter ─▶ Swift
 //
 // Only system calls run in the worker (async-signal-safe: it is a fork of a process whose
 // other threads may have held any lock), and no allocation anywhere here: the forked fork
@@ -221,11 +222,19 @@ static int prepare(struct forkpool_sandbox_plan *plan, const char *spec, char *e
     }
     while (*cursor != '\0') {
         char kind = cursor[0];
-        const char *path = cursor + 2;
+        int64_t device = -1, inode = -1;
+        const char *path = cursor[1] == ' ' ? parse_number(cursor + 2, &device) : NULL;
+        if (path != NULL) path = parse_number(path, &inode);
+        if (path == NULL || *path != ' ') {
+            close_plan(plan);
+            fail_with(error, error_size, "the sandbox description has a malformed path line", NULL, NULL);
+            return -1;
+        }
+        path++;
         const char *end = strchr(path, '\n');
         size_t length = end != NULL ? (size_t)(end - path) : strlen(path);
         char buffer[4096];
-        if ((kind != 'r' && kind != 'w') || cursor[1] != ' ' || length == 0 || length >= sizeof buffer) {
+        if ((kind != 'r' && kind != 'w') || length == 0 || length >= sizeof buffer) {
             close_plan(plan);
             fail_with(error, error_size, "the sandbox description has a malformed path line", NULL, NULL);
             return -1;
@@ -249,7 +258,13 @@ static int prepare(struct forkpool_sandbox_plan *plan, const char *spec, char *e
             return -1;
         }
         struct stat info;
-        int is_directory = fstat(fd, &info) == 0 && S_ISDIR(info.st_mode);
+        if (fstat(fd, &info) != 0 || (int64_t)info.st_dev != device || (int64_t)info.st_ino != inode) {
+            close(fd);
+            close_plan(plan);
+            fail_with(error, error_size, buffer, " is no longer the file or directory it was when the pool started", NULL);
+            return -1;
+        }
+        int is_directory = S_ISDIR(info.st_mode);
         uint64_t access = kind == 'w' ? LL_WRITABLE : LL_READABLE;
         if (!is_directory) access &= LL_FILE_RIGHTS;
         plan->path_fds[plan->path_count] = fd;
@@ -258,6 +273,9 @@ static int prepare(struct forkpool_sandbox_plan *plan, const char *spec, char *e
         add(&name, buffer);
         plan->path_count++;
         cursor = end != NULL ? end + 1 : path + length;
+    }
+    if ((plan->flags & FORKPOOL_SANDBOX_FILESYSTEM_RESTRICTED) && plan->landlock_abi < 3) {
+        plan->flags |= FORKPOOL_SANDBOX_DENY_TRUNCATE;
     }
     if (forkpool_sandbox_build_filter(plan->flags, plan->filter, MAX_FILTER, &plan->filter_length) != 0) {
         close_plan(plan);
@@ -303,13 +321,21 @@ static void violation_trap(int sig, siginfo_t *info, void *context) {
     (void)sig;
     (void)context;
     send_note(NOTE_FORBIDDEN_CALL, (uint64_t)(uint32_t)info->si_syscall, NULL);
-    // The filter answers a new action for SIGSYS by killing the process with SIGSYS: that is
-    // how the worker ends here, whatever the code it ran did to its signal set-up.
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     (void)sigaction(SIGSYS, &dfl, NULL);
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, SIGSYS);
+    (void)sigprocmask(SIG_UNBLOCK, &only, NULL);
+    (void)raise(SIGSYS);
     _exit(128 + SIGSYS);  // not reached
+}
+
+void forkpool_sandbox_forget(void) {
+    note_socket = -1;
+    noted_memory_limit = -1;
 }
 
 void forkpool_sandbox_fault_seen(int signal_number, int saved_errno) {
@@ -332,8 +358,10 @@ static void enter_landlock_domain(const struct forkpool_sandbox_plan *plan) {
     int abi = plan->landlock_abi;
     int files = (plan->flags & FORKPOOL_SANDBOX_FILESYSTEM_RESTRICTED) != 0;
     int network = (plan->flags & FORKPOOL_SANDBOX_NETWORK_DENIED) != 0;
+    // A domain even when files are unrestricted (then every right granted beneath "/"): inside
+    // one, the worker cannot trace or open /proc/<pid>/mem of a process outside it.
     struct landlock_attr attributes = {
-        .handled_access_fs = files ? handled_fs_rights(abi) : 0,
+        .handled_access_fs = handled_fs_rights(abi),
         .handled_access_net = network && abi >= 4 ? (LL_NET_BIND_TCP | LL_NET_CONNECT_TCP) : 0,
         .scoped = abi >= 6 ? (LL_SCOPE_SIGNAL | (network ? LL_SCOPE_ABSTRACT_UNIX_SOCKET : 0)) : 0,
     };
@@ -343,6 +371,13 @@ static void enter_landlock_domain(const struct forkpool_sandbox_plan *plan) {
                                                           : offsetof(struct landlock_attr, handled_access_net);
     int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attributes, size, 0);
     if (ruleset < 0) sandbox_failed("landlock_create_ruleset", errno);
+    if (!files && attributes.handled_access_fs != 0) {
+        int root = open("/", O_PATH | O_CLOEXEC | O_DIRECTORY);
+        if (root < 0) sandbox_failed("open /", errno);
+        struct landlock_path_rule rule = {.allowed_access = attributes.handled_access_fs, .parent_fd = root};
+        if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_PATH_BENEATH, &rule, 0) != 0) sandbox_failed("landlock_add_rule for /", errno);
+        close(root);
+    }
     if (files) {
         for (int i = 0; i < plan->path_count; i++) {
             struct landlock_path_rule rule = {.allowed_access = plan->path_access[i] & attributes.handled_access_fs,
@@ -371,7 +406,6 @@ static void enter_landlock_domain(const struct forkpool_sandbox_plan *plan) {
 void forkpool_sandbox_apply(const struct forkpool_sandbox_plan *plan, int socket) {
     note_socket = socket;
     set_limit(RLIMIT_DATA, plan->memory_bytes, "setrlimit(RLIMIT_DATA)");
-    set_limit(RLIMIT_NOFILE, plan->open_files, "setrlimit(RLIMIT_NOFILE)");
     set_limit(RLIMIT_FSIZE, plan->file_size_bytes, "setrlimit(RLIMIT_FSIZE)");
     if (plan->flags & FORKPOOL_SANDBOX_NO_CORE_DUMPS) set_limit(RLIMIT_CORE, 0, "setrlimit(RLIMIT_CORE)");
     if (plan->file_size_bytes >= 0) {
@@ -393,13 +427,19 @@ void forkpool_sandbox_apply(const struct forkpool_sandbox_plan *plan, int socket
         sigemptyset(&trap.sa_mask);
         if (sigaction(SIGSYS, &trap, NULL) != 0) sandbox_failed("sigaction(SIGSYS)", errno);
     }
+    // A session of its own: no controlling terminal to type into or take signals from.
+    if (setsid() < 0) sandbox_failed("setsid", errno);
     drop_capabilities();
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) sandbox_failed("prctl(PR_SET_NO_NEW_PRIVS)", errno);
     enter_landlock_domain(plan);
     // Nothing of the program it was forked from: no database connection, no listening socket,
     // no open file. (The rules' O_PATH descriptors go too.)
-    if (socket > 3 && syscall(SYS_close_range, 3, socket - 1, 0) != 0) sandbox_failed("close_range", errno);
-    if (syscall(SYS_close_range, socket + 1, ~0U, 0) != 0) sandbox_failed("close_range", errno);
+    unsigned first = 3;
+    if ((unsigned)socket > first && syscall(SYS_close_range, first, (unsigned)socket - 1, 0) != 0) sandbox_failed("close_range", errno);
+    if ((unsigned)socket >= first) first = (unsigned)socket + 1;
+    if (syscall(SYS_close_range, first, ~0U, 0) != 0) sandbox_failed("close_range", errno);
+    // Only now: the program's descriptors, closed above, would have counted against it.
+    set_limit(RLIMIT_NOFILE, plan->open_files, "setrlimit(RLIMIT_NOFILE)");
     struct sock_fprog program = {.len = plan->filter_length, .filter = (struct sock_filter *)plan->filter};
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) sandbox_failed("seccomp(SECCOMP_SET_MODE_FILTER)", errno);
 }

@@ -2,9 +2,11 @@
 // sandbox denies. Built once per fork server (sandbox.c), into the plan's own array: no
 // allocation, so it is safe in a server forked from a multi-threaded program.
 //
-//   arch ≠ this build's ─▶ kill │ x32 call ─▶ deny │ kill-on-violation: rt_sigaction(SIGSYS, act) ─▶ kill
-//   always: ptrace, process_vm_*, pidfd_getfd, keyctl, add_key, request_key, bpf, perf_event_open,
-//           io_uring_* ─▶ deny
+//   arch ≠ this build's ─▶ kill │ x32 call ─▶ deny
+//   always: ioctl TIOCSTI/TIOCLINUX; clone with namespace flags (clone3 ─▶ ENOSYS); ptrace,
+//           process_vm_*, pidfd_getfd, keyctl, add_key, request_key, bpf, perf_event_open,
+//           io_uring_*, unshare, setns, userfaultfd ─▶ deny
+//   files restricted on Landlock ABI < 3 (no truncate right): truncate ─▶ deny
 //   network denied: socket/socketpair other than AF_UNIX stream/seqpacket, sendto with an
 //           address, connect, bind, listen, accept, accept4 ─▶ deny
 //   exec denied: execve, execveat ─▶ deny
@@ -16,14 +18,20 @@
 #include "CForkShim.h"
 #include "shim_internal.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <linux/audit.h>
+#include <linux/sched.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+
+#define NAMESPACE_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | \
+                         CLONE_NEWNET | 0x80 /* CLONE_NEWTIME */)
 
 #if defined(__x86_64__)
 #define SANDBOX_AUDIT_ARCH AUDIT_ARCH_X86_64
@@ -85,18 +93,28 @@ static void allow_only_without_address(struct program *p, long number, uint32_t 
     emit(p, RETURN(action));
 }
 
-// With kill-on-violation, SIGSYS must stay with the handler that reports the call: a new
-// action for it kills the process (the handler itself ends the worker this way).
-static void keep_violation_handler(struct program *p) {
-    emit(p, JUMP_IF_EQUAL(__NR_rt_sigaction, 0, 8));
-    emit(p, LOAD(ARGUMENT_LOW(0)));
-    emit(p, JUMP_IF_EQUAL(SIGSYS, 0, 5));
+// ioctl: never TIOCSTI or TIOCLINUX, which type into the terminal the worker's standard I/O
+// may be (the command is an int: its low word).
+static void deny_terminal_injection(struct program *p, uint32_t action) {
+    emit(p, JUMP_IF_EQUAL(__NR_ioctl, 0, 5));
     emit(p, LOAD(ARGUMENT_LOW(1)));
-    emit(p, JUMP_IF_EQUAL(0, 0, 2));
-    emit(p, LOAD(ARGUMENT_HIGH(1)));
-    emit(p, JUMP_IF_EQUAL(0, 1, 0));
-    emit(p, RETURN(SECCOMP_RET_KILL_PROCESS));
+    emit(p, JUMP_IF_EQUAL(TIOCSTI, 1, 0));
+    emit(p, JUMP_IF_EQUAL(TIOCLINUX, 0, 1));
+    emit(p, RETURN(action));
     emit(p, RETURN(SECCOMP_RET_ALLOW));
+}
+
+// clone: threads and plain forks only, no new namespace (a user namespace would hand the code
+// capabilities of its own). clone3 passes its flags in memory the filter cannot read: it fails
+// with ENOSYS, and the C library falls back to clone.
+static void deny_new_namespaces(struct program *p, uint32_t action) {
+    emit(p, JUMP_IF_EQUAL(__NR_clone, 0, 4));
+    emit(p, LOAD(ARGUMENT_LOW(0)));
+    emit(p, JUMP(BPF_JMP | BPF_JSET | BPF_K, NAMESPACE_FLAGS, 0, 1));
+    emit(p, RETURN(action));
+    emit(p, RETURN(SECCOMP_RET_ALLOW));
+    emit(p, JUMP_IF_EQUAL(__NR_clone3, 0, 1));
+    emit(p, RETURN(SECCOMP_RET_ERRNO | ENOSYS));
 }
 
 static const long always_denied[] = {
@@ -106,6 +124,8 @@ static const long always_denied[] = {
     // Kernel interfaces a task has no use for, and io_uring, whose operations (open, socket,
     // connect) would pass the filter by.
     __NR_bpf, __NR_perf_event_open, __NR_io_uring_setup, __NR_io_uring_enter, __NR_io_uring_register,
+    // Namespaces (capabilities of their own inside), and userfaultfd (a tool for kernel races).
+    __NR_unshare, __NR_setns, __NR_userfaultfd,
 };
 static const long network_denied[] = {__NR_connect, __NR_bind, __NR_listen, __NR_accept, __NR_accept4};
 static const long exec_denied[] = {__NR_execve, __NR_execveat};
@@ -128,7 +148,8 @@ int forkpool_sandbox_build_filter(unsigned flags, struct sock_filter *code, unsi
     emit(&p, JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));  // x32 system calls
     emit(&p, RETURN(action));
 #endif
-    if (flags & FORKPOOL_SANDBOX_KILL_ON_VIOLATION) keep_violation_handler(&p);
+    deny_terminal_injection(&p, action);
+    deny_new_namespaces(&p, action);
     for (size_t i = 0; i < sizeof always_denied / sizeof always_denied[0]; i++) deny(&p, always_denied[i], action);
     if (flags & FORKPOOL_SANDBOX_NETWORK_DENIED) {
         allow_only_local_streams(&p, __NR_socket, action);
@@ -136,6 +157,7 @@ int forkpool_sandbox_build_filter(unsigned flags, struct sock_filter *code, unsi
         allow_only_without_address(&p, __NR_sendto, action);
         for (size_t i = 0; i < sizeof network_denied / sizeof network_denied[0]; i++) deny(&p, network_denied[i], action);
     }
+    if (flags & FORKPOOL_SANDBOX_DENY_TRUNCATE) deny(&p, __NR_truncate, action);
     if (flags & FORKPOOL_SANDBOX_EXEC_DENIED) {
         for (size_t i = 0; i < sizeof exec_denied / sizeof exec_denied[0]; i++) deny(&p, exec_denied[i], action);
     }

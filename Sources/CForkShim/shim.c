@@ -116,6 +116,7 @@ pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options) {
         return pid;  // parent, or -1 with errno
     }
     // Child: async-signal-safe calls only until we return to Swift.
+    forkpool_sandbox_forget();
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
@@ -549,6 +550,11 @@ __attribute__((constructor, used)) static void forkpool_fresh_entry(void) {
     long worker_options = strtol(rest, &rest, 10);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != (pid_t)parent) _exit(127);
     (void)server_options;  // its process group was set at spawn
+    if ((worker_options & FORKPOOL_SANDBOXED_WORKERS) && sandbox_spec == NULL) {
+        static const char missing[] = "forkpool: the workers are to be sandboxed, but FORKPOOL_FRESH_SANDBOX is missing\n";
+        (void)!write(2, missing, sizeof missing - 1);
+        _exit(SETUP_FAILED_STATUS);
+    }
     const struct forkpool_sandbox_plan *sandbox = prepare_sandbox_or_exit(sandbox_spec);
     int worker_socket = serve_spawn_requests(FRESH_CONTROL_FD, (int)worker_options, sandbox);
     if (forkpool_fresh_worker_main == NULL) _exit(SETUP_FAILED_STATUS);

@@ -24,6 +24,11 @@ const struct forkpool_sandbox_plan *forkpool_sandbox_plan_prepare(const char *sp
 /// note frame on `socket`) and exits with status 71, so it never runs half-jailed.
 void forkpool_sandbox_apply(const struct forkpool_sandbox_plan *plan, int socket);
 
+/// In every freshly forked child: it is not (yet) a jailed worker, whatever the process it was
+/// forked from was, so its fault handlers send no note (on a descriptor number that may since
+/// name another file).
+void forkpool_sandbox_forget(void);
+
 /// Called first thing in the fault-signal wrapper (shim.c) with the errno the faulting thread
 /// had: in a worker whose sandbox limits memory, an ENOMEM there means an allocation past the
 /// limit brought it down, and the pool is told so before the worker dies.

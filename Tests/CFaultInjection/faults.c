@@ -2,6 +2,11 @@
 #include "CFaultInjection.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <pthread.h>
@@ -117,3 +122,69 @@ int fault_run_without_syscall(long number, int error, void (*body)(void *), void
 long fault_syscall_landlock_create_ruleset(void) { return SYS_landlock_create_ruleset; }
 long fault_syscall_landlock_restrict_self(void) { return SYS_landlock_restrict_self; }
 long fault_syscall_seccomp(void) { return SYS_seccomp; }
+
+int fault_type_into_terminal(int fd) {
+    char c = 'x';
+    return ioctl(fd, TIOCSTI, &c);
+}
+
+int fault_new_user_namespace(void) { return unshare(CLONE_NEWUSER); }
+
+int fault_connect_unix(const char *path, const char *abstract_name) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    socklen_t length;
+    if (path != NULL) {
+        strncpy(address.sun_path, path, sizeof address.sun_path - 1);
+        length = sizeof address;
+    } else {
+        strncpy(address.sun_path + 1, abstract_name, sizeof address.sun_path - 2);
+        length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract_name));
+    }
+    int rc = connect(fd, (struct sockaddr *)&address, length);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int fault_send_to_address(const char *path) {
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return -1;
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    strncpy(address.sun_path, path, sizeof address.sun_path - 1);
+    ssize_t rc = sendto(fds[0], "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&address, sizeof address);
+    int saved = errno;
+    close(fds[0]);
+    close(fds[1]);
+    errno = saved;
+    return rc < 0 ? -1 : 0;
+}
+
+int fault_listen_unix(const char *path, const char *abstract_name) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    socklen_t length;
+    if (path != NULL) {
+        strncpy(address.sun_path, path, sizeof address.sun_path - 1);
+        length = sizeof address;
+    } else {
+        strncpy(address.sun_path + 1, abstract_name, sizeof address.sun_path - 2);
+        length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract_name));
+    }
+    if (bind(fd, (struct sockaddr *)&address, length) != 0 || listen(fd, 8) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}

@@ -1,5 +1,6 @@
 // SandboxProbe: one attempt at something a sandbox may forbid, run in a worker, answering
 // "ok…" or "errno=N" — the system call's own verdict, so each test sees what the kernel did.
+import CFaultInjection
 import Glibc
 @_spi(Testing) @_spi(Tuning) @_spi(Integration) @testable import ForkPool
 
@@ -28,6 +29,16 @@ enum SandboxProbe: Codable, Sendable {
     case confinement
     /// This worker's pid.
     case pid
+    /// A connection to a named (path) or abstract AF_UNIX stream socket.
+    case connectUnix(path: String?, abstractName: String?)
+    /// sendto with an address, on a stream socketpair (refused by the kernel if not by a filter).
+    case sendToAddress
+    /// ioctl(0, TIOCSTI): typing into a terminal.
+    case typeIntoTerminal
+    /// unshare(CLONE_NEWUSER).
+    case newUserNamespace
+    /// "leader" if this worker leads a session of its own, else "member".
+    case session
 
     func run() -> String {
         switch self {
@@ -107,6 +118,16 @@ enum SandboxProbe: Codable, Sendable {
                 .joined(separator: ";")
         case .pid:
             return "ok \(getpid())"
+        case .connectUnix(let path, let name):
+            return fault_connect_unix(path, name) == 0 ? "ok" : "errno=\(errno)"
+        case .sendToAddress:
+            return fault_send_to_address("/tmp/forkpool-no-such-socket") == 0 ? "ok" : "errno=\(errno)"
+        case .typeIntoTerminal:
+            return fault_type_into_terminal(0) == 0 ? "ok" : "errno=\(errno)"
+        case .newUserNamespace:
+            return fault_new_user_namespace() == 0 ? "ok" : "errno=\(errno)"
+        case .session:
+            return getsid(0) == getpid() ? "leader" : "member"
         }
     }
 }

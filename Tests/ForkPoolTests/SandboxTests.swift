@@ -85,6 +85,76 @@ extension ForkPoolTests {
             #expect(try jailed.submit(.pid).get().hasPrefix("ok"))
         }
 
+        @Test func aStrictWorkerReachesNoUnixSocketSendsToNoAddressAndTypesIntoNoTerminal() throws {
+            let path = "/tmp/forkpool-sandbox-\(getpid()).sock"
+            let abstract = "forkpool-sandbox-\(getpid())"
+            unlink(path)
+            let named = fault_listen_unix(path, nil), hidden = fault_listen_unix(nil, abstract)
+            defer { close(named); close(hidden); unlink(path) }
+            try #require(named >= 0 && hidden >= 0)
+            func acceptedOne(_ fd: Int32) -> Bool {
+                let client = accept(fd, nil, nil)
+                if client >= 0 { close(client) }
+                return client >= 0
+            }
+            let jailed = try pool(.strict())
+            defer { jailed.shutdown() }
+            #expect(try jailed.submit(.connectUnix(path: path, abstractName: nil)).get() == failed(EPERM))
+            #expect(try jailed.submit(.connectUnix(path: nil, abstractName: abstract)).get() == failed(EPERM))
+            #expect(!acceptedOne(named) && !acceptedOne(hidden))
+            #expect(try jailed.submit(.sendToAddress).get() == failed(EPERM))
+            #expect(try jailed.submit(.typeIntoTerminal).get() == failed(EPERM))
+            #expect(try jailed.submit(.newUserNamespace).get() == failed(EPERM))
+            #expect(try jailed.submit(.session).get() == "leader")
+            let open = try pool(WorkerSandbox())
+            defer { open.shutdown() }
+            #expect(try open.submit(.connectUnix(path: path, abstractName: nil)).get() == "ok")
+            #expect(try open.submit(.connectUnix(path: nil, abstractName: abstract)).get() == "ok")
+            #expect(waitUntil { acceptedOne(named) } && waitUntil { acceptedOne(hidden) })
+            #expect(try open.submit(.sendToAddress).get() != failed(EPERM))  // the kernel's own refusal
+            #expect(try open.submit(.typeIntoTerminal).get() != failed(EPERM))  // standard input is no terminal
+            #expect(try open.submit(.newUserNamespace).get() == "ok")
+            #expect(try open.submit(.session).get() == "member")
+        }
+
+        @Test func killOnViolationLeavesWhatIsAllowedWorkingAndAProgramWithManyDescriptorsCanStartStrictWorkers() throws {
+            // Exec allowed, network denied, kill on violation: a program still starts (its
+            // child resets its signals, SIGSYS among them), and a forbidden call still kills.
+            var sandbox = WorkerSandbox(network: .denied)
+            sandbox.onViolation = .killOnViolation
+            let jailed = try pool(sandbox)
+            defer { jailed.shutdown() }
+            #expect(try jailed.submit(.spawnTrue).get() == "ok")
+            let error = try #require(throws: ForkPoolError.self) { try jailed.submit(.socketIPv6).get() }
+            #expect(error.message.contains("system call socket"), "\(error)")
+            // A busy program: more descriptors open than a strict worker may have.
+            let held = (0..<300).map { _ in open("/dev/null", O_RDONLY | O_CLOEXEC) }
+            defer { held.forEach { close($0) } }
+            #expect(held.allSatisfy { $0 >= 0 })
+            let strict = try pool(.strict())
+            defer { strict.shutdown() }
+            #expect(try strict.submit(.openFiles(count: 300)).get().hasPrefix(failed(EMFILE)))
+        }
+
+        @Test func aRulePathSwappedForASymlinkIsRefusedWhenTheForkServerStartsAgain() throws {
+            // A readable directory is replaced by a symlink to a secret one, then the fork server
+            // dies: the new server must not grant the secret in the directory's place.
+            let base = try directory("swap")
+            let secret = try directory("secret")
+            defer { unlink("\(base)/models"); rmdir("\(base)/models"); [base, secret].forEach(remove) }
+            try #require(mkdir("\(base)/models", 0o755) == 0)
+            let jailed = try pool(.strict(readable: ["\(base)/models"]))
+            defer { jailed.shutdown() }
+            #expect(try jailed.submit(.read(path: "\(secret)/inside.txt")).get() == failed(EACCES))
+            let server = try #require(jailed.forkServerProcessID)
+            try #require(rmdir("\(base)/models") == 0 && symlink(secret, "\(base)/models") == 0)
+            kill(server, SIGKILL)
+            for _ in 0..<3 {
+                let answer = try? jailed.submit(.read(path: "\(base)/models/inside.txt")).get(timeout: .seconds(10))
+                #expect(answer != "ok inside", "a new fork server granted the symlink's target")
+            }
+        }
+
         @Test func aStrictWorkerCannotRunAProgram() throws {
             let jailed = try pool(.strict())
             defer { jailed.shutdown() }
@@ -176,8 +246,9 @@ extension ForkPoolTests {
             defer { jailed.shutdown() }
             let pids = jailed.workerProcessIDs
             #expect(pids.count == 2)
-            _ = try? jailed.submit(.socketIPv6).get()
-            #expect(waitUntil { jailed.workerProcessIDs.count == 2 })
+            let error = try #require(throws: ForkPoolError.self) { try jailed.submit(.socketIPv6).get() }
+            #expect(error.signal == SIGSYS)
+            #expect(waitUntil { Set(jailed.workerProcessIDs).count == 2 && Set(jailed.workerProcessIDs) != Set(pids) })
             let survivors = Set(jailed.workerProcessIDs).intersection(pids)
             #expect(survivors.count == 1)
             #expect(survivors.allSatisfy { kill($0, 0) == 0 })

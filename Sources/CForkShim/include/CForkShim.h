@@ -24,6 +24,9 @@ enum {
     /// (the backtracer does, for a raised or sent signal) the child dies of that signal. An
     /// ignored fault signal gets its default action; all other handlers are reset.
     FORKPOOL_KEEP_FAULT_HANDLERS = 1 << 1,
+    /// The workers are sandboxed: a fresh fork server that finds no sandbox spec exits rather
+    /// than fork an unjailed worker.
+    FORKPOOL_SANDBOXED_WORKERS = 1 << 2,
 };
 
 /// Forks a worker. In the child, before returning 0: resets the signal mask and handlers,
@@ -75,13 +78,18 @@ enum {
     /// A forbidden call kills the worker (SIGSYS, the call reported) instead of failing with EPERM.
     FORKPOOL_SANDBOX_KILL_ON_VIOLATION = 1 << 3,
     FORKPOOL_SANDBOX_NO_CORE_DUMPS = 1 << 4,
+    /// Set by the fork server, not in a spec: files are restricted on a Landlock ABI below 3,
+    /// which cannot restrict truncation, so the filter denies `truncate` instead.
+    FORKPOOL_SANDBOX_DENY_TRUNCATE = 1 << 5,
 };
 
 /// Checks that the sandbox `spec` describes can be applied on this kernel, as a fork server will
 /// prepare it: the system-call filter built, Landlock present if the file system is restricted,
 /// every rule path opened. `spec` is text: "flags memoryBytes openFiles fileSizeBytes" (-1 for no
-/// limit), then one line per path, "r /path" (readable) or "w /path" (writable). Returns 0, or
-/// -1 with a message in `error`.
+/// limit), then one line per path, "r dev ino /path" (readable) or "w dev ino /path" (writable),
+/// `dev` and `ino` those the path had when the pool checked it: a path that names another file
+/// by the time a fork server opens it (a directory swapped for a symlink) is refused. Returns 0,
+/// or -1 with a message in `error`.
 /// Why C: the same preparation the fork server runs, where only C may run.
 int forkpool_sandbox_check(const char *spec, char *error, size_t error_size);
 

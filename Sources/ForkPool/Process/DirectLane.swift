@@ -45,9 +45,10 @@ final class DirectLane: @unchecked Sendable {
         /// Given back to the dispatcher, with the task still to finish (if any) and why.
         case returned(PendingTask?, Return)
         /// The worker exited while a caller sent or read; a task left without a reply fails with
-        /// this error (`crashed`: through the crash policy), or runs elsewhere if its frame never
-        /// got there.
-        case detached(ForkPoolError, crashed: Bool)
+        /// the error this makes (`crashed`: through the crash policy), or runs elsewhere if its
+        /// frame never got there. Made only once the caller is done: what the caller read last
+        /// (a note from the worker's sandbox) can still be in it.
+        case detached((PendingTask) -> ForkPoolError, crashed: Bool)
     }
 
     enum Return {
@@ -145,7 +146,7 @@ final class DirectLane: @unchecked Sendable {
         switch state {
         case .detached(let error, let crashed):
             // The frame reached a worker that died (judged as its crash), or never got there (rerun).
-            return .orphaned(Orphan(task: task, error: delivered ? error : nil, slot: slot, crashed: crashed))
+            return .orphaned(Orphan(task: task, error: delivered ? error(task) : nil, slot: slot, crashed: crashed))
         case .sending where delivered:
             state = .sent(task)
             return .sent
@@ -196,7 +197,7 @@ final class DirectLane: @unchecked Sendable {
             case .fault(let fault):
                 return .detached(Orphan(task: task, error: Self.describe(fault, worker: pid, task: task.id), slot: slot, crashed: false))
             case .stoppedWaiting, .endOfStream:
-                return .detached(Orphan(task: task, error: error, slot: slot, crashed: crashed))
+                return .detached(Orphan(task: task, error: error(task), slot: slot, crashed: crashed))
             }
         }
         switch outcome {
@@ -260,7 +261,7 @@ final class DirectLane: @unchecked Sendable {
         case detached(PendingTask)
     }
 
-    func withdraw(error: (PendingTask) -> ForkPoolError, crashed: Bool) -> Withdrawal {
+    func withdraw(error: @escaping (PendingTask) -> ForkPoolError, crashed: Bool) -> Withdrawal {
         switch state {
         case .open, .closed, .detached:
             state = .closed
@@ -268,7 +269,7 @@ final class DirectLane: @unchecked Sendable {
         case .sent, .returned:
             return takeBack()
         case .sending(let task), .reading(let task):
-            state = .detached(error(task), crashed: crashed)
+            state = .detached(error, crashed: crashed)
             shutDownSocket()
             return .detached(task)
         }

@@ -194,7 +194,7 @@ extension Dispatcher {
     /// if no reply is there (`crashed`: through the crash policy). Returns the task of a caller
     /// that still uses the socket (this thread must not read it then).
     @discardableResult
-    func withdrawLane(_ index: Int, error: (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> PendingTask? {
+    func withdrawLane(_ index: Int, error: @escaping (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> PendingTask? {
         guard workers[index].isLent else { return nil }
         workers[index].giveBack()
         guard let lane = workers[index].lane else { return nil }

@@ -174,9 +174,12 @@ public struct ProcessPoolConfiguration: Sendable {
         return options
     }
 
-    /// Workers stay in the fork server's process group.
+    /// Workers stay in the fork server's process group (a sandboxed one leaves for a session
+    /// of its own).
     var workerForkOptions: CInt {
-        keepsCrashBacktraces ? CInt(FORKPOOL_KEEP_FAULT_HANDLERS) : 0
+        var options: CInt = keepsCrashBacktraces ? CInt(FORKPOOL_KEEP_FAULT_HANDLERS) : 0
+        if !sandbox.isUnrestricted { options |= CInt(FORKPOOL_SANDBOXED_WORKERS) }
+        return options
     }
 
     /// Swift's backtracer runs a helper program: not in a worker that may not run one.

@@ -132,15 +132,15 @@ extension WorkerSandbox {
         var lines: [String] = []
         if case .restricted(let readable, let writable) = fileSystem {
             flags |= CInt(FORKPOOL_SANDBOX_FILESYSTEM_RESTRICTED)
-            for path in readable { try Self.check(path, "readable") }
-            for path in writable { try Self.check(path, "writable") }
+            let rules = try readable.map { path throws(ForkPoolError) in try Self.rule("r", path, "readable") }
+                + writable.map { path throws(ForkPoolError) in try Self.rule("w", path, "writable") }
             let runtime = RuntimePaths.current
             let total = readable.count + writable.count + runtime.count
             guard total <= 64 else {
                 throw ForkPoolError(.invalidArgument, "a sandbox takes at most \(64 - runtime.count) paths here, not "
                                     + "\(readable.count + writable.count): list directories rather than files")
             }
-            lines = runtime.map { "\($0.writable ? "w" : "r") \($0.path)" } + readable.map { "r \($0)" } + writable.map { "w \($0)" }
+            lines = runtime.compactMap { try? Self.rule($0.writable ? "w" : "r", $0.path, "runtime") } + rules
         }
         let numbers = [Int(flags), limits.memoryBytes ?? -1, limits.openFiles ?? -1, limits.fileSizeBytes ?? -1]
         let spec = ([numbers.map(String.init).joined(separator: " ")] + lines).joined(separator: "\n")
@@ -186,8 +186,9 @@ extension WorkerSandbox {
         }
     }
 
-    /// A rule path must be absolute, one line of text, and exist now.
-    private static func check(_ path: String, _ kind: String) throws(ForkPoolError) {
+    /// A rule's spec line, "r|w dev ino path": the path must be absolute, one line of text, and
+    /// exist now; the fork server refuses it if it names another file by the time it opens it.
+    private static func rule(_ access: String, _ path: String, _ kind: String) throws(ForkPoolError) -> String {
         func invalid(_ message: String) -> ForkPoolError { ForkPoolError(.invalidArgument, "sandbox: \(message)") }
         guard !path.isEmpty else { throw invalid("a \(kind) path is empty") }
         guard path.hasPrefix("/") else { throw invalid("the \(kind) path \"\(path)\" is not absolute") }
@@ -201,6 +202,7 @@ extension WorkerSandbox {
             throw ForkPoolError(.invalidArgument, "sandbox: the \(kind) path \(path) cannot be used: \(String(cString: strerror(number)))",
                                 errno: number)
         }
+        return "\(access) \(info.st_dev) \(info.st_ino) \(path)"
     }
 }
 
@@ -222,7 +224,10 @@ struct RuntimePaths {
         for line in (readText("/proc/self/maps") ?? "").split(separator: "\n") {
             guard let slash = line.firstIndex(of: "/") else { continue }
             let file = String(line[slash...])
-            guard file.contains(".so"), !file.hasSuffix(" (deleted)"), let end = file.lastIndex(of: "/") else { continue }
+            // A shared library: "libname.so" or "libname.so.6" as the last component.
+            guard !file.hasSuffix(" (deleted)"), let end = file.lastIndex(of: "/") else { continue }
+            let name = file[file.index(after: end)...]
+            guard name.hasSuffix(".so") || name.contains(".so.") else { continue }
             add(end == file.startIndex ? "/" : String(file[..<end]))
         }
         for path in ["/etc/ld.so.cache", "/etc/localtime", "/usr/share/zoneinfo", "/usr/lib/locale",

@@ -19,6 +19,24 @@ int fault_sys(void);
 /// or -1 with errno if the thread or its filter could not be set up.
 int fault_run_without_syscall(long number, int error, void (*body)(void *), void *context);
 
+/// ioctl(fd, TIOCSTI, "x"): types a character into a terminal. Returns 0 or -1 with errno.
+int fault_type_into_terminal(int fd);
+
+/// unshare(CLONE_NEWUSER). Returns 0 or -1 with errno.
+int fault_new_user_namespace(void);
+
+/// A named (`path`) or abstract (`abstract_name`, without its leading NUL) AF_UNIX stream
+/// socket connected to that address. Returns 0 or -1 with errno.
+int fault_connect_unix(const char *path, const char *abstract_name);
+
+/// A listening AF_UNIX stream socket, named (`path`) or abstract; non-blocking. Returns the
+/// descriptor, or -1 with errno.
+int fault_listen_unix(const char *path, const char *abstract_name);
+
+/// sendto with an address (AF_UNIX, `path`) on one end of a fresh stream socketpair. Returns 0
+/// or -1 with errno (a stream socket refuses an address: EISCONN or EOPNOTSUPP).
+int fault_send_to_address(const char *path);
+
 /// The numbers of the system calls the sandbox tests take away.
 long fault_syscall_landlock_create_ruleset(void);
 long fault_syscall_landlock_restrict_self(void);
