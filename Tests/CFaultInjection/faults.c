@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -187,4 +189,13 @@ int fault_listen_unix(const char *path, const char *abstract_name) {
         return -1;
     }
     return fd;
+}
+
+int fault_clone_new_user_namespace(void) {
+    long pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), 0, 0, 0, 0);
+    if (pid < 0) return -1;
+    if (pid == 0) _exit(0);
+    int status = 0;
+    (void)waitpid((pid_t)pid, &status, 0);
+    return 0;
 }

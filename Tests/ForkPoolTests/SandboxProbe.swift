@@ -37,6 +37,8 @@ enum SandboxProbe: Codable, Sendable {
     case typeIntoTerminal
     /// unshare(CLONE_NEWUSER).
     case newUserNamespace
+    /// clone(CLONE_NEWUSER).
+    case cloneIntoNewUserNamespace
     /// "leader" if this worker leads a session of its own, else "member".
     case session
 
@@ -126,6 +128,8 @@ enum SandboxProbe: Codable, Sendable {
             return fault_type_into_terminal(0) == 0 ? "ok" : "errno=\(errno)"
         case .newUserNamespace:
             return fault_new_user_namespace() == 0 ? "ok" : "errno=\(errno)"
+        case .cloneIntoNewUserNamespace:
+            return fault_clone_new_user_namespace() == 0 ? "ok" : "errno=\(errno)"
         case .session:
             return getsid(0) == getpid() ? "leader" : "member"
         }

@@ -22,6 +22,9 @@ int fault_run_without_syscall(long number, int error, void (*body)(void *), void
 /// ioctl(fd, TIOCSTI, "x"): types a character into a terminal. Returns 0 or -1 with errno.
 int fault_type_into_terminal(int fd);
 
+/// clone(CLONE_NEWUSER) of a child that exits at once, waited for. Returns 0 or -1 with errno.
+int fault_clone_new_user_namespace(void);
+
 /// unshare(CLONE_NEWUSER). Returns 0 or -1 with errno.
 int fault_new_user_namespace(void);
 
