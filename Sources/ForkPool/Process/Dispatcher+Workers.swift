@@ -159,8 +159,10 @@ extension Dispatcher {
     /// A worker ended: fail, retry or break on its task, and count failed starts.
     func workerExited(_ index: Int, status: WaitStatus) {
         let fault = workers[index].fault
-        let callersTask = withdrawLane(index, error: { [worker = workers[index]] task in
-            guard var fault else { return worker.deathError(status: status, task: task) }
+        // The lane keeps this until its caller is done: the obituary, not the worker's record
+        // (which holds the lane).
+        let callersTask = withdrawLane(index, error: { [obituary = workers[index].obituary] task in
+            guard var fault else { return obituary.error(status: status, task: task) }
             fault.taskID = task.id
             return fault
         }, crashed: fault == nil, now: monotonicNanoseconds())
