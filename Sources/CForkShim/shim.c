@@ -62,20 +62,19 @@ static void die_of_fault_signal(int sig, siginfo_t *info, void *context) {
     _exit(128 + sig);                               // not reached
 }
 
-// Child side of FORKPOOL_KEEP_FAULT_HANDLERS: every fault signal must end the process. A
-// handler is wrapped so it still runs once; an ignored fault signal gets its default action.
-static void arm_fault_signals(void) {
+// Puts die_of_fault_signal in front of every fault signal's action. `keep_defaults`: a signal
+// at its default action (or ignored) is wrapped too (so a jailed worker's note is sent before
+// it dies of it); otherwise it is left at, or reset to, its default action.
+static void wrap_fault_signals(int keep_defaults) {
     for (int sig = 1; sig < NSIG; sig++) {
         if (!is_fault_signal(sig)) continue;
         struct sigaction current;
         if (sigaction(sig, NULL, &current) != 0) continue;
         if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == die_of_fault_signal) continue;  // wrapped already
-        if (!(current.sa_flags & SA_SIGINFO) && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) {
-            struct sigaction dfl;
-            memset(&dfl, 0, sizeof dfl);
-            dfl.sa_handler = SIG_DFL;
-            sigemptyset(&dfl.sa_mask);
-            (void)sigaction(sig, &dfl, NULL);
+        int no_handler = !(current.sa_flags & SA_SIGINFO) && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN);
+        if (no_handler) current.sa_handler = SIG_DFL;  // an ignored fault signal gets its default action
+        if (no_handler && !keep_defaults) {
+            (void)sigaction(sig, &current, NULL);
             continue;
         }
         inherited_fault_actions[sig] = current;
@@ -90,22 +89,11 @@ static void arm_fault_signals(void) {
     }
 }
 
-void forkpool_wrap_all_fault_signals(void) {
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (!is_fault_signal(sig)) continue;
-        struct sigaction current;
-        if (sigaction(sig, NULL, &current) != 0) continue;
-        if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == die_of_fault_signal) continue;
-        if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) current.sa_handler = SIG_DFL;
-        inherited_fault_actions[sig] = current;
-        struct sigaction wrapper;
-        memset(&wrapper, 0, sizeof wrapper);
-        wrapper.sa_sigaction = die_of_fault_signal;
-        wrapper.sa_mask = current.sa_mask;
-        wrapper.sa_flags = (current.sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
-        (void)sigaction(sig, &wrapper, NULL);
-    }
-}
+// Child side of FORKPOOL_KEEP_FAULT_HANDLERS: every fault signal must end the process. A
+// handler is wrapped so it still runs once; an ignored fault signal gets its default action.
+static void arm_fault_signals(void) { wrap_fault_signals(0); }
+
+void forkpool_wrap_all_fault_signals(void) { wrap_fault_signals(1); }
 
 pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options) {
     pid_t parent = getpid();

@@ -132,20 +132,23 @@ int fault_type_into_terminal(int fd) {
 
 int fault_new_user_namespace(void) { return unshare(CLONE_NEWUSER); }
 
+// A named (`path`) or abstract AF_UNIX address; returns its length.
+static socklen_t unix_address(struct sockaddr_un *address, const char *path, const char *abstract_name) {
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    if (path != NULL) {
+        strncpy(address->sun_path, path, sizeof address->sun_path - 1);
+        return sizeof *address;
+    }
+    strncpy(address->sun_path + 1, abstract_name, sizeof address->sun_path - 2);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract_name));
+}
+
 int fault_connect_unix(const char *path, const char *abstract_name) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_un address;
-    memset(&address, 0, sizeof address);
-    address.sun_family = AF_UNIX;
-    socklen_t length;
-    if (path != NULL) {
-        strncpy(address.sun_path, path, sizeof address.sun_path - 1);
-        length = sizeof address;
-    } else {
-        strncpy(address.sun_path + 1, abstract_name, sizeof address.sun_path - 2);
-        length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract_name));
-    }
+    socklen_t length = unix_address(&address, path, abstract_name);
     int rc = connect(fd, (struct sockaddr *)&address, length);
     int saved = errno;
     close(fd);
@@ -172,16 +175,7 @@ int fault_listen_unix(const char *path, const char *abstract_name) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
     struct sockaddr_un address;
-    memset(&address, 0, sizeof address);
-    address.sun_family = AF_UNIX;
-    socklen_t length;
-    if (path != NULL) {
-        strncpy(address.sun_path, path, sizeof address.sun_path - 1);
-        length = sizeof address;
-    } else {
-        strncpy(address.sun_path + 1, abstract_name, sizeof address.sun_path - 2);
-        length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract_name));
-    }
+    socklen_t length = unix_address(&address, path, abstract_name);
     if (bind(fd, (struct sockaddr *)&address, length) != 0 || listen(fd, 8) != 0) {
         int saved = errno;
         close(fd);
