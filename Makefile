@@ -41,9 +41,10 @@ check-core-dependencies:
 	else echo "check-core-dependencies: ForkPool's dependency graph has no SwiftNIO and no postgres-nio"; fi
 
 # The ForkPool module's public declarations, counted from its symbol graph (synthesized members
-# and underscored names, as DocC shows them, left out; SPI not included): the engine's 100 and
-# WorkerSandbox's 24 (CHANGELOG.md), and not one more without a decision to grow the API.
-PUBLIC_API_LIMIT = 124
+# and underscored names, as DocC shows them, left out; SPI not included): the engine's 100,
+# WorkerSandbox's 24 and AsyncPoolJob's 4 (CHANGELOG.md), and not one more without a decision
+# to grow the API.
+PUBLIC_API_LIMIT = 128
 check-public-api:
 	@find .build -path '*symbolgraph/ForkPool.symbols.json' -delete 2>/dev/null; \
 	$(SWIFT) package dump-symbol-graph --minimum-access-level public --skip-synthesized-members \

@@ -51,7 +51,14 @@ struct JobRegistry: Sendable {
     }
 
     private static func entry<J: PoolJob>(for type: J.Type) -> Entry {
+        if let asyncType = type as? any AsyncPoolJob.Type { return asyncEntry(for: asyncType) }
         let handler = WorkFunctionHandler<J, J.Output> { job in try job.run() }.handle
+        return Entry(name: J.jobName, type: ObjectIdentifier(J.self), typeName: String(reflecting: J.self), handler: handler)
+    }
+
+    /// An async job's worker side: its `run()` in a Task of the (fresh) worker's own runtime.
+    private static func asyncEntry<J: AsyncPoolJob>(for type: J.Type) -> Entry {
+        let handler = WorkFunctionHandler<J, J.Output> { job in try AsyncJobRunner.run { try await job.run() } }.handle
         return Entry(name: J.jobName, type: ObjectIdentifier(J.self), typeName: String(reflecting: J.self), handler: handler)
     }
 

@@ -69,6 +69,11 @@ public final class ProcessJobPool: JobPool, @unchecked Sendable {
         let registry = try JobRegistry(jobs: jobs)
         self.registry = registry
         var settings = Dispatcher.Settings(workerCount: workers, configuration: configuration)
+        if startMethod == .snapshot, let asyncType = jobs.first(where: { $0 is any AsyncPoolJob.Type }) {
+            throw ForkPoolError(.invalidArgument, "\(String(reflecting: asyncType)) is an async job, and a snapshot worker (a copy of "
+                                + "this multi-threaded program) cannot run Swift concurrency: use a fresh job pool (startMethod .fresh, "
+                                + "the default)")
+        }
         if startMethod == .fresh {
             guard configuration.initializer == nil else {
                 throw ForkPoolError(.invalidArgument, "an initializer closure cannot go to a fresh worker process: set the workers up in "

@@ -67,7 +67,7 @@ struct ThreadJobTasks: _JobTasks {
     /// The engine with `Job`'s own `run` as the work, once its type is known to be registered.
     private func tasks<Job: RunnableJob>(for _: Job.Type) throws(ForkPoolError) -> ThreadTasks<Job, Job.Output> {
         try registry.check(Job.self)
-        return ThreadTasks(engine: engine, work: { job in try job.run() }, jobName: Job.jobName)
+        return ThreadTasks(engine: engine, work: Self.work(of: Job.self), jobName: Job.jobName)
     }
 
     func submit<Job: RunnableJob>(_ job: Job) throws(ForkPoolError) -> Future<Job.Output> {
@@ -89,6 +89,21 @@ struct ThreadJobTasks: _JobTasks {
     }
 
     /// `error` (overloaded, shut down, cancelled while waiting), naming the job.
+    /// How a thread runs a job: its `run()`, or, for an ``AsyncPoolJob``, its async `run()` in a
+    /// Task on the cooperative pool while the thread waits.
+    private static func work<Job: RunnableJob>(of _: Job.Type) -> @Sendable (Job) throws -> Job.Output {
+        guard Job.self is any AsyncPoolJob.Type else { return { job in try job.run() } }
+        return { job in
+            // The cast cannot fail: `Job` is an AsyncPoolJob, whose output is this Output.
+            let asyncJob = job as! any AsyncPoolJob
+            return try runAsync(asyncJob) as! Job.Output
+        }
+    }
+
+    private static func runAsync<Job: AsyncPoolJob>(_ job: Job) throws -> any Sendable {
+        try AsyncJobRunner.run { try await job.run() }
+    }
+
     private static func naming(_ error: ForkPoolError, _ jobName: String) -> ForkPoolError {
         var named = error
         named.jobName = jobName
