@@ -1,6 +1,6 @@
 // ClosedClassWords: how the tagger settles the words whose tag depends on their neighbours
-// ("that", "to", "as", "'s" and the like), once every token has its lexical tag. Tagger.swift
-// holds the rest of the tagging.
+// ("that", "to", "as", "'s" and the like), once every token has its lexical tag. Tagger+Context.swift
+// holds the rest of that pass, Tagger.swift the entry point.
 
 extension Tagger {
     func resolveSpecial(_ special: Special, _ slots: inout [Slot], _ index: Int,

@@ -1,5 +1,5 @@
 // Lexicon: the tagger's word list — lowercased word to its most likely tag (and runner-up),
-// built once from the source table below. Tagger.swift does the tagging.
+// built once from the source table below. Tagger+LexicalTagging.swift looks words up in it.
 
 extension Tagger {
     /// Lowercased word → most likely tag (and runner-up), built once from `lexiconSource`.
