@@ -49,9 +49,7 @@ final class Dispatcher: @unchecked Sendable {
     let accounting: PoolAccounting
 
     init(settings: Settings, workerMain: @escaping @Sendable (CInt) -> Never) throws(ForkPoolError) {
-        var settings = settings
-        settings.sandboxSpec = try settings.configuration.sandbox.spec(forkingThisProcess: settings.fresh == nil)
-        self.settings = settings
+        self.settings = try settings.withSandboxSpec()
         self.workerMain = workerMain
         let configuration = settings.configuration
         accounting = PoolAccounting(configuration: configuration, workerCount: settings.workerCount)

@@ -13,6 +13,14 @@ struct DispatcherSettings: Sendable {
     /// The workers' sandbox as the fork server prepares it (WorkerSandbox.spec); nil for none.
     var sandboxSpec: String?
 
+    /// These settings with `sandboxSpec` made from the configuration's sandbox (checked: it
+    /// throws for a sandbox that cannot be applied).
+    func withSandboxSpec() throws(ForkPoolError) -> DispatcherSettings {
+        var settings = self
+        settings.sandboxSpec = try configuration.sandbox.spec(forkingThisProcess: fresh == nil)
+        return settings
+    }
+
     /// Whether the pool keeps a time or recycling limit per task, which only the dispatcher
     /// thread keeps, and whose bookkeeping assumes one task per worker.
     var limitsEachTask: Bool {
