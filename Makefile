@@ -42,9 +42,9 @@ check-core-dependencies:
 
 # The ForkPool module's public declarations, counted from its symbol graph (synthesized members
 # and underscored names, as DocC shows them, left out; SPI not included): the engine's 100,
-# WorkerSandbox's 24 and AsyncPoolJob's 4 (CHANGELOG.md), and not one more without a decision
-# to grow the API.
-PUBLIC_API_LIMIT = 128
+# WorkerSandbox's 24, AsyncPoolJob's 4 and jobsPerWorker (CHANGELOG.md), and not one more
+# without a decision to grow the API.
+PUBLIC_API_LIMIT = 129
 check-public-api:
 	@find .build -path '*symbolgraph/ForkPool.symbols.json' -delete 2>/dev/null; \
 	$(SWIFT) package dump-symbol-graph --minimum-access-level public --skip-synthesized-members \

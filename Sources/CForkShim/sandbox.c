@@ -126,7 +126,7 @@ static void fail_with(char *error, size_t error_size, const char *first, const c
 
 // MARK: Notes to the pool (the frame format of ForkPoolWire's Frame.swift, kind workerNote)
 
-enum { NOTE_FRAME_KIND = 9, NOTE_FORBIDDEN_CALL = 1, NOTE_MEMORY_LIMIT = 2, NOTE_SANDBOX_FAILED = 3 };
+enum { NOTE_FRAME_KIND = 9, NOTE_FORBIDDEN_CALL = 1, NOTE_MEMORY_LIMIT = 2, NOTE_SANDBOX_FAILED = 3, NOTE_CRASHED_IN_TASK = 4 };
 
 // The worker's socket and its memory limit, for the signal handlers; -1 outside a jailed worker.
 static int note_socket = -1;
@@ -333,12 +333,23 @@ static void violation_trap(int sig, siginfo_t *info, void *context) {
     _exit(128 + SIGSYS);  // not reached
 }
 
+
+
+// The task whose async job this thread runs now (a worker that runs several at once), 0 for none.
+static __thread uint64_t current_task;
+
+void forkpool_set_current_task(uint64_t task) { current_task = task; }
+
 void forkpool_sandbox_forget(void) {
     note_socket = -1;
     noted_memory_limit = -1;
+    current_task = 0;
 }
 
+void forkpool_send_notes_to(int socket) { note_socket = socket; }
+
 void forkpool_sandbox_fault_seen(int signal_number, int saved_errno) {
+    if (current_task != 0) send_note(NOTE_CRASHED_IN_TASK, current_task, NULL);
     if (signal_number == SIGSYS || noted_memory_limit < 0 || saved_errno != ENOMEM) return;
     send_note(NOTE_MEMORY_LIMIT, (uint64_t)noted_memory_limit, NULL);
 }

@@ -32,6 +32,10 @@ protocol TaskHook: AnyObject, Sendable {
 }
 
 extension TaskHook {
+    /// A running task is stopped by cancelling its job's Task in the worker, not by killing the
+    /// worker (an async job running beside others). Default false.
+    var cancelsInPlace: Bool { false }
+
     var canStopRunning: Bool { false }
     func stopRunning() {}
     var cancelledCallerStopsRunning: Bool { false }
@@ -207,8 +211,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     public func cancel() -> Bool {
         if cancelIfQueued() { return true }
         guard let hook = liveHook, hook.canStopRunning else { return false }
-        let running = ForkPoolError(.cancelled, "task \(taskID) was cancelled while running; its worker was killed",
-                                    taskID: taskID)
+        let how = hook.cancelsInPlace ? "its Task was cancelled, in its worker" : "its worker was killed"
+        let running = ForkPoolError(.cancelled, "task \(taskID) was cancelled while running; \(how)", taskID: taskID)
         guard complete(.failure(running)) else { return false }
         hook.stopRunning()
         return true

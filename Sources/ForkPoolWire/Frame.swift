@@ -28,6 +28,9 @@ package enum FrameKind: UInt8, Sendable {
     /// Worker → parent, at any time, written by the C shim's sandbox code (sandbox.c): what
     /// brought the worker down or kept it from starting (``WorkerNote``). Not a reply.
     case workerNote = 9
+    /// Parent → worker: cancel the `Task` of this running async job (a worker that runs several
+    /// at once). No reply of its own: the job's reply comes as it ends.
+    case cancel = 10
 }
 
 /// A `workerNote` frame's payload: a kind byte, a u64 LE value, then UTF-8 text.
@@ -39,6 +42,9 @@ package enum WorkerNote: Equatable, Sendable {
     case memoryLimit(bytes: Int)
     /// The sandbox could not be applied; the worker exits without starting.
     case sandboxFailed(String)
+    /// A fault signal came while this task's job ran on the faulting thread (a worker that
+    /// runs several async jobs at once): the job that brought it down.
+    case crashedInTask(UInt64)
 
     /// Parses a note; nil for a payload that is not one.
     package init?(payload: UnsafeRawBufferPointer) {
@@ -49,6 +55,7 @@ package enum WorkerNote: Equatable, Sendable {
         case 1 where value <= UInt64(UInt32.max) && payload.count == 9: self = .forbiddenSystemCall(number: Int(value))
         case 2 where value <= UInt64(Int.max) && payload.count == 9: self = .memoryLimit(bytes: Int(value))
         case 3: self = .sandboxFailed(text)
+        case 4 where payload.count == 9 && value != 0: self = .crashedInTask(value)
         default: return nil
         }
     }

@@ -101,6 +101,20 @@ int forkpool_sandbox_landlock_abi(void);
 /// Why C: the system call numbers are the architecture's <asm/unistd.h> macros.
 const char *forkpool_sandbox_syscall_name(long number);
 
+/// In a worker that runs several async jobs at once: the task whose job the calling thread runs
+/// from now on (0: none). A fault signal on this thread then tells the pool which job brought
+/// the worker down (a note on the socket given to `forkpool_send_notes_to`).
+/// Why C: the fault handler, which is C, reads it (a thread-local, async-signal-safe).
+void forkpool_set_current_task(uint64_t task);
+
+/// Where this worker's notes to the pool go (its socket), and every fault signal wrapped so that
+/// they are sent before it dies. Called by a worker that runs several async jobs at once.
+/// Why C: the notes are written by the fault handler.
+void forkpool_send_notes_to(int socket);
+
+/// Wraps every fault signal so the notes above are sent before the process dies of it.
+void forkpool_wrap_all_fault_signals(void);
+
 /// Creates an AF_UNIX stream socketpair with SOCK_CLOEXEC. Returns 0 or -1 with errno.
 /// Why C: `SOCK_STREAM | SOCK_CLOEXEC` does not type-check in Swift (an imported enum).
 int forkpool_socketpair(int fds[2]);

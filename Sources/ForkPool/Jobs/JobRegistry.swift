@@ -17,6 +17,9 @@ struct JobRegistry: Sendable {
         let typeName: String
         /// Runs a task frame of this job in a worker (process pools only).
         let handler: TaskHandler?
+        /// An async job's: starts a task frame's job (or chunk) as a Task of a worker that runs
+        /// several at once; false for a payload it cannot decode (the handler then answers it).
+        var startConcurrently: (@Sendable (FrameKind, UInt64, UnsafeRawBufferPointer, ConcurrentJobs) -> Bool)? = nil
     }
 
     private let entries: [String: Entry]
@@ -59,7 +62,29 @@ struct JobRegistry: Sendable {
     /// An async job's worker side: its `run()` in a Task of the (fresh) worker's own runtime.
     private static func asyncEntry<J: AsyncPoolJob>(for type: J.Type) -> Entry {
         let handler = WorkFunctionHandler<J, J.Output> { job in try AsyncJobRunner.run { try await job.run() } }.handle
-        return Entry(name: J.jobName, type: ObjectIdentifier(J.self), typeName: String(reflecting: J.self), handler: handler)
+        var entry = Entry(name: J.jobName, type: ObjectIdentifier(J.self), typeName: String(reflecting: J.self), handler: handler)
+        entry.startConcurrently = { kind, taskID, payload, jobs in
+            if kind == .taskBatch {
+                guard let batch = try? PayloadCodec<[J]>().decode(from: payload) else { return false }
+                jobs.start(taskID: taskID, ConcurrentJobs.batchBody(batch))
+            } else {
+                guard let job = try? PayloadCodec<J>().decode(from: payload) else { return false }
+                jobs.start(taskID: taskID, ConcurrentJobs.body(job))
+            }
+            return true
+        }
+        return entry
+    }
+
+    /// Whether any job type is async.
+    var hasAsyncJobs: Bool { entries.values.contains { $0.startConcurrently != nil } }
+
+    /// The worker side, in a worker that runs several async jobs at once: starts the job a task
+    /// frame names as a Task if it is an async job's; false otherwise (it then runs as any task).
+    func startConcurrently(_ header: FrameHeader, _ payload: UnsafeRawBufferPointer, on jobs: ConcurrentJobs) -> Bool {
+        guard header.kind == .task || header.kind == .taskBatch, let (name, rest) = JobFrame.split(payload),
+              let start = entries[name]?.startConcurrently else { return false }
+        return start(header.kind, header.taskID, rest, jobs)
     }
 
     private static func entry<J: RunnableJob>(forRunnable type: J.Type) -> Entry {

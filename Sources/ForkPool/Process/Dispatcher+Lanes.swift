@@ -20,7 +20,8 @@ extension Dispatcher {
     /// lane is open (its future then lets the first waiting caller read the reply itself);
     /// otherwise queues it.
     func submit(_ task: PendingTask) throws(ForkPoolError) {
-        guard settings.lanesEnabled, task.deadline == nil, task.tail.isEmpty, task.frame.count <= DirectLane.maximumFrameBytes else {
+        guard settings.lanesEnabled, !task.concurrent, task.deadline == nil, task.tail.isEmpty,
+              task.frame.count <= DirectLane.maximumFrameBytes else {
             return try enqueue(task, now: monotonicNanoseconds())
         }
         let now = monotonicNanoseconds()

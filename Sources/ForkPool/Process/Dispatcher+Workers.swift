@@ -35,6 +35,13 @@ extension Dispatcher {
                 if workers.retireIfDue(index, logger: accounting.logger) && lock.withLock({ shutdownRequest.asked }) {
                     workers[index].dismiss()
                 }
+            case .servedDone?:
+                // Recycling waits for the jobs it runs: it takes no more, and retires once idle.
+                if workers[index].isServingJobs {
+                    if workers[index].recycling.isDue || workers.isOverMemoryCeiling(index) { workers[index].drainJobs() }
+                } else if workers.retireIfDue(index, logger: accounting.logger) && lock.withLock({ shutdownRequest.asked }) {
+                    workers[index].dismiss()
+                }
             case .fault(let error)?:
                 giveUp(on: index, error)
                 return
@@ -82,6 +89,9 @@ extension Dispatcher {
     }
 
     func enforceDeadlines(now: UInt64) {
+        for index in workers.indices where workers[index].isServingJobs {
+            enforceServedDeadlines(index, now: now)
+        }
         for index in workers.indices {
             if let deadline = workers[index].taskDeadline, deadline <= now, let task = workers[index].task {
                 accounting.logger.debug("task timed out", metadata: ["forkpool.task_id": "\(task.id)", "forkpool.pid": "\(workers[index].pid)",
@@ -199,6 +209,7 @@ extension Dispatcher {
             }
         }
         rerunPipelined(worker.tasksSentBehind, slot: worker.slot, error: worker.fault ?? worker.deathError(status: status))
+        failServedJobs(of: &worker, status: status)
         publishWorkers()
     }
 
@@ -365,7 +376,8 @@ extension Dispatcher {
             worker.release(killing: true)
             // Never reported as exited (the fork server stopped answering): what it held fails.
             let error = lock.withLock { dispatcherFailure } ?? ForkPoolError(.poolShutDown, "the pool shut down")
-            for task in [worker.task].compactMap({ $0 }) + worker.tasksSentBehind {
+            let jobs = worker.takeServed().filter { !$0.answered }.map(\.task)
+            for task in [worker.task].compactMap({ $0 }) + worker.tasksSentBehind + jobs {
                 fail(task, with: error, slot: worker.slot)
             }
         }

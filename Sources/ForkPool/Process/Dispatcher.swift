@@ -219,6 +219,7 @@ final class Dispatcher: @unchecked Sendable {
             if turn.finished { return }
             handOut(turn.assigned)
             handOutPipelined(turn.pipelined)
+            _ = cancelServedJobs(turn.cancelled)
             for index in workers.indices where workers[index].task.map({ turn.cancelled.contains($0.id) }) == true {
                 stop(index, ForkPoolError(.cancelled, "task \(workers[index].task!.id) was cancelled while running",
                                           taskID: workers[index].task!.id, processID: workers[index].pid), now: now)
@@ -297,6 +298,7 @@ final class Dispatcher: @unchecked Sendable {
                 }
                 if queue.isEmpty && workers.retries.isEmpty { break }
             }
+            fillJobSlotsLocked(now: now, into: &turn)
             turn.pipelined = workers.retries.isEmpty
                 ? workers.sendAhead(from: &queue, inFlightLimit: settings.tasksInFlightPerWorker) : []
             turn.resumptions = admitParkedLocked(now: now)
@@ -320,7 +322,7 @@ final class Dispatcher: @unchecked Sendable {
                 }
             }
             // A stopped worker's pipeline counts: its tasks run elsewhere once its exit is reported.
-            let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.isLent }
+            let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.isLent || !$0.served.isEmpty }
                 || lanes.holdsWork
             if case .failedToStart = phase {
                 turn.finished = true
@@ -348,7 +350,11 @@ final class Dispatcher: @unchecked Sendable {
             let end = now + limit.nanoseconds
             deadline = min(deadline ?? end, end)
         }
-        workers[index].assign(task, deadline: deadline)
+        if task.concurrent {
+            workers[index].serve(task, deadline: deadline)
+        } else {
+            workers[index].assign(task, deadline: deadline)
+        }
     }
 
     /// Starts sending the tasks just assigned to these workers, then records how long each

@@ -18,11 +18,14 @@ struct FreshStartSettings: Sendable, Equatable {
     var maximumFrameBytes: Int
     /// One per job type, in registration order: `_mangledTypeName` of the type.
     var jobTypeNames: [String]
+    /// How many async jobs a worker runs at once (`ProcessPoolConfiguration.jobsPerWorker`).
+    var jobsPerWorker = 1
 
     /// The text the shim's constructor and `forkpool_fresh_worker_main` read: first line
-    /// "pid serverOptions workerOptions maximumFrameBytes", then one type name per line.
+    /// "pid serverOptions workerOptions maximumFrameBytes jobsPerWorker", then one type name per line.
     func encoded(parent: pid_t) -> String {
-        (["\(parent) \(serverOptions) \(workerOptions) \(maximumFrameBytes)"] + jobTypeNames).joined(separator: "\n")
+        (["\(parent) \(serverOptions) \(workerOptions) \(maximumFrameBytes) \(jobsPerWorker)"] + jobTypeNames)
+            .joined(separator: "\n")
     }
 
     init(serverOptions: CInt, workerOptions: CInt, maximumFrameBytes: Int, jobTypeNames: [String]) {
@@ -35,9 +38,11 @@ struct FreshStartSettings: Sendable, Equatable {
     init?(decoding text: String) {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let numbers = lines.first.map { $0.split(separator: " ").compactMap { Int($0) } } ?? []
-        guard numbers.count == 4, let server = CInt(exactly: numbers[1]), let worker = CInt(exactly: numbers[2]) else { return nil }
+        guard numbers.count == 5, let server = CInt(exactly: numbers[1]), let worker = CInt(exactly: numbers[2]),
+              numbers[4] >= 1 else { return nil }
         self.init(serverOptions: server, workerOptions: worker, maximumFrameBytes: numbers[3],
                   jobTypeNames: lines.dropFirst().map(String.init))
+        jobsPerWorker = numbers[4]
     }
 
     /// The job types, each found by its mangled name in this process (nil names the first
@@ -97,8 +102,20 @@ public func _forkpoolFreshWorkerMain(_ socket: CInt, _ settings: UnsafePointer<C
         WorkerLoop.run(socket: socket, maximumFrameBytes: decoded.maximumFrameBytes, initializer: { throw error },
                        handler: { _, _, _, _, _ in .failure })
     case .success(let (types, registry)):
+        var concurrency: WorkerLoop.Concurrency?
+        var concurrencyError: ForkPoolError?
+        if decoded.jobsPerWorker > 1 && registry.hasAsyncJobs {
+            do {
+                let jobs = try ConcurrentJobs(socket: socket, maximumFrameBytes: decoded.maximumFrameBytes)
+                concurrency = WorkerLoop.Concurrency(jobs: jobs) { header, payload in registry.startConcurrently(header, payload, on: jobs) }
+            } catch {
+                concurrencyError = error
+            }
+        }
+        let startError = concurrencyError
         WorkerLoop.run(socket: socket, maximumFrameBytes: decoded.maximumFrameBytes, initializer: {
+            if let startError { throw startError }
             for type in types { try type.setUpWorker() }
-        }, handler: registry.handle)
+        }, handler: registry.handle, concurrency: concurrency)
     }
 }

@@ -19,6 +19,9 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
 
     /// The caller's deadline (monotonic ns) from `submit(_:timeout:)`, if any.
     var deadline: UInt64?
+    /// An async job's task in a pool whose workers run several at once (`jobsPerWorker` > 1):
+    /// it runs beside others on a worker, never by lane or sent ahead.
+    var concurrent = false
     /// Set (under the dispatcher's lock) once the task left the queue: started, or dropped as
     /// cancelled. From then on the queue's deadline watch lets go of it.
     var leftQueue = false
@@ -88,6 +91,8 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     var canStopRunning: Bool { !sentAhead.load(ordering: .relaxed) && dispatcher != nil }
 
     func stopRunning() { dispatcher?.stopRunningTask(id) }
+
+    var cancelsInPlace: Bool { concurrent }
 
     var cancelledCallerStopsRunning: Bool { dispatcher?.configuration.cancellationKillsRunningTasks ?? false }
 

@@ -28,7 +28,8 @@ extension WorkerSet {
                         _ = queue.popFirst()
                         continue
                     }
-                    guard next.deadline == nil, next.tail.isEmpty, next.frame.count <= DirectLane.maximumFrameBytes else { return sent }
+                    guard !next.concurrent, next.deadline == nil, next.tail.isEmpty, next.frame.count <= DirectLane.maximumFrameBytes
+                    else { return sent }
                     _ = queue.popFirst()
                     guard next.start() else { continue }  // cancelled while queued
                     next.markSentAhead(true)  // on its way: cancel() cannot stop it

@@ -82,6 +82,7 @@ public final class ProcessJobPool: JobPool, @unchecked Sendable {
             settings.fresh = FreshStartSettings(serverOptions: configuration.forkServerOptions, workerOptions: configuration.workerForkOptions,
                                                 maximumFrameBytes: configuration.maximumFrameBytes,
                                                 jobTypeNames: try FreshStart.typeNames(of: jobs))
+            settings.fresh?.jobsPerWorker = configuration.jobsPerWorker
         }
         let maximumFrameBytes = configuration.maximumFrameBytes
         let initializer = configuration.initializer
@@ -139,8 +140,9 @@ final class ProcessJobTasks: _JobTasks {
     func tasks<Job: PoolJob>(for _: Job.Type) -> TypedTasks<Job, Job.Output> {
         let key = ObjectIdentifier(Job.self)
         if let known = typed.withLock({ $0[key] }) as? TypedTasks<Job, Job.Output> { return known }
-        let made = TypedTasks<Job, Job.Output>(dispatcher: dispatcher, configuration: configuration, workerCount: workerCount,
+        var made = TypedTasks<Job, Job.Output>(dispatcher: dispatcher, configuration: configuration, workerCount: workerCount,
                                                 jobName: Job.jobName)
+        made.concurrent = Job.self is any AsyncPoolJob.Type && configuration.jobsPerWorker > 1
         typed.withLock { $0[key] = made }
         return made
     }

@@ -136,6 +136,12 @@ public struct ProcessPoolConfiguration: Sendable {
     /// pools apart, for example `[("name", "thumbnails")]`. Default none.
     public var metricsDimensions: [(String, String)] = []
 
+    /// How many ``AsyncPoolJob``s a worker of a fresh ``ProcessJobPool`` runs at once: while
+    /// one awaits (a timer, a socket), the others go on. The jobs of a worker share one thread
+    /// for their code, as asyncio's coroutines do. Sync jobs still have a worker to themselves,
+    /// and other pools ignore this. Default 1.
+    public var jobsPerWorker = 1
+
     /// What the workers may reach: network, programs, files, memory. Default: nothing
     /// restricted. See ``WorkerSandbox``; the sandbox's paths, limits and this kernel's support
     /// for it are checked when the pool is created.
@@ -163,6 +169,9 @@ public struct ProcessPoolConfiguration: Sendable {
         }
         guard (1...64).contains(tasksInFlightPerWorker) else {
             throw invalid("tasksInFlightPerWorker must be between 1 and 64, not \(tasksInFlightPerWorker)")
+        }
+        guard (1...10_000).contains(jobsPerWorker) else {
+            throw invalid("jobsPerWorker must be between 1 and 10000, not \(jobsPerWorker)")
         }
         guard maximumConsecutiveStartFailures >= 1 else { throw invalid("maximumConsecutiveStartFailures must be at least 1") }
     }

@@ -18,6 +18,8 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
     let jobName: String?
     /// What every payload starts with: the job's name on the wire (JobFrame), or nothing.
     let jobPrefix: [UInt8]
+    /// An async job's tasks in a pool whose workers run several at once (PendingTask.concurrent).
+    var concurrent = false
     private let inputCodec = PayloadCodec<Input>()
     private let outputCodec = PayloadCodec<Output>()
     /// `map`'s chunks: a whole `[Input]` or `[Output]` per frame.
@@ -131,6 +133,7 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         FrameHeader(kind: .taskBatch, length: frame.count - FrameHeader.size, taskID: id).write(into: &frame)
         let completion = ChunkCompletion(id: id, count: items.count, codec: outputsCodec, jobName: jobName)
         let task = PendingTask(id: id, frame: frame, completion: completion, dispatcher: dispatcher)
+        task.concurrent = concurrent
         return (ProcessMapChunk(completion: completion, task: task), rest)
     }
 
@@ -174,7 +177,9 @@ struct TypedTasks<Input: Codable & Sendable, Output: Codable & Sendable>: _Value
         FrameHeader(kind: .task, length: length, taskID: id, split: tail.isEmpty ? 0 : frame.count - FrameHeader.size)
             .write(into: &frame)
         let completion = OutputCompletion(id: id, codec: codec, jobName: jobName)
-        return (PendingTask(id: id, frame: frame, tail: tail, completion: completion, dispatcher: dispatcher), completion.future)
+        let task = PendingTask(id: id, frame: frame, tail: tail, completion: completion, dispatcher: dispatcher)
+        task.concurrent = concurrent && tail.isEmpty
+        return (task, completion.future)
     }
 }
 

@@ -31,12 +31,32 @@ enum WorkerLoop {
     /// The longest a worker spins for its next task after answering one sent by lane.
     static let spinLimit: UInt64 = 25_000
 
+    /// A worker that runs several async jobs at once: its jobs, and what starts one from a task
+    /// frame (false: the frame is not an async job's, and runs here as any task).
+    struct Concurrency {
+        var jobs: ConcurrentJobs
+        var start: (FrameHeader, UnsafeRawBufferPointer) -> Bool
+    }
+
+    /// Replies go out from the job thread too when jobs run at once: one frame at a time.
+    private static let sendLock = ConditionLock()
+    nonisolated(unsafe) private static var sendsFromManyThreads = false
+
+    /// Sends one whole reply frame (from a job's Task, or the loop), under the send lock when
+    /// jobs run at once; a dead socket ends the worker.
+    static func sendReply(_ frame: [UInt8], tail: [UInt8] = []) {
+        let sent = sendsFromManyThreads ? sendLock.withLock { (try? sendAll(socketInThisWorker, frame, tail: tail)) != nil }
+            : (try? sendAll(socketInThisWorker, frame, tail: tail)) != nil
+        if !sent { leave(0) }
+    }
+
     static func run(socket fd: CInt, maximumFrameBytes: Int, initializer: (@Sendable () throws -> Void)?,
-                    handler: TaskHandler) -> Never {
+                    handler: TaskHandler, concurrency: Concurrency? = nil) -> Never {
         socketInThisWorker = fd
+        sendsFromManyThreads = concurrency != nil
         forkpool_set_thread_name(pthread_self(), "forkpool-worker")  // for ps, top and perf
         var reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
-        var reply = FrameHeader.emptyFrame()
+        var reply: [UInt8] = []
         var replyTail: [UInt8] = []
         // After answering a task sent by lane (a caller spinning for the reply, likely to send
         // the next task at once) the worker spins before it sleeps in recv: no wake-up on
@@ -61,6 +81,13 @@ enum WorkerLoop {
             let frame: (FrameHeader, Bool)?
             do {
                 frame = try reader.nextFrame { header, payload, tail in
+                    if let concurrency {
+                        if header.kind == .cancel {
+                            concurrency.jobs.cancel(header.taskID)
+                            return (header, true)
+                        }
+                        if tail == nil && concurrency.start(header, payload) { return (header, true) }
+                    }
                     guard header.kind == .task || header.kind == .taskBatch else { return (header, false) }
                     reply.removeAll(keepingCapacity: true)
                     reply.appendZeros(FrameHeader.size)
@@ -101,13 +128,12 @@ enum WorkerLoop {
             guard handled else {
                 leave(header.kind == .shutdown ? 0 : protocolErrorStatus)
             }
+            // Started as a Task (it replies when it ends), or a cancellation: nothing to send.
+            if header.kind == .cancel || reply.isEmpty { continue }
             // Output the work printed must reach the terminal before the result does.
             fflush(nil)
-            do {
-                try sendAll(fd, reply, tail: replyTail)
-            } catch {
-                leave(0)
-            }
+            sendReply(reply, tail: replyTail)
+            reply.removeAll(keepingCapacity: true)
             replyTail = []
             answeredLaneTaskAt = header.sentByLane ? monotonicNanoseconds() : nil
         }
@@ -118,7 +144,7 @@ enum WorkerLoop {
         reply.append(contentsOf: message.utf8)
     }
 
-    private static func leave(_ status: Int32) -> Never {
+    static func leave(_ status: Int32) -> Never {
         fflush(nil)
         _exit(status)
     }

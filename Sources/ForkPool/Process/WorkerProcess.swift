@@ -35,6 +35,12 @@ struct WorkerProcess {
     /// How long this worker's recent tasks took, from hand-out to reply (a moving average, ns);
     /// nil before its first. Only short ones get tasks sent behind them.
     private(set) var recentTaskNanoseconds: UInt64?
+    /// The async jobs it runs at once, by task id (life `.serving`); changed only in
+    /// WorkerProcess+Serving.
+    var served: [UInt64: ServedTask] = [:]
+    /// Due for recycling while it ran jobs at once: takes no more, and retires once they are
+    /// done. Changed only in WorkerProcess+Serving.
+    var drainingJobs = false
 
     /// A worker's stage. Impossible mixes (a lent worker running a task, a starting one idle)
     /// cannot be written down.
@@ -51,6 +57,8 @@ struct WorkerProcess {
         case running(Run)
         /// Recycled: takes no more tasks, and is dismissed once its replacement is ready.
         case retiring
+        /// Running async jobs at once (`served`), up to the pool's `jobsPerWorker`.
+        case serving
     }
 
     /// The task a worker runs and what is sent behind it.
@@ -127,8 +135,7 @@ struct WorkerProcess {
     var isServing: Bool { socket != nil && fault == nil && !isRetiring }
     var hasOutgoing: Bool { outgoing.hasPending }
     /// The tasks sent to this worker and not answered yet.
-    var tasksInFlight: Int { if case .running(let run) = life { 1 + run.pipeline.count } else { 0 } }
-
+    var tasksInFlight: Int { if case .running(let run) = life { 1 + run.pipeline.count } else { served.count } }
     // MARK: - Transitions
 
     /// Changes the running task's record in place (its queue stays uniquely held: no copy).
@@ -181,6 +188,16 @@ struct WorkerProcess {
         if case .running = life { life = .idle }
     }
 
+    /// An idle worker starts running async jobs at once (WorkerProcess+Serving).
+    mutating func beginServing() {
+        if case .idle = life { life = .serving }
+    }
+
+    /// Sends `frame` after whatever is not out yet (a served job's task, a `cancel`).
+    mutating func sendAlso(_ frame: [UInt8]) {
+        outgoing.append(frame)
+    }
+
     /// Lends this idle worker to its lane.
     mutating func lend() {
         if case .idle = life { life = .lent }
@@ -201,9 +218,9 @@ struct WorkerProcess {
     /// it. `stoppingTask`: it is stopped for the task it runs (a time-out, a cancellation).
     /// Returns false when it had been given up on already.
     @discardableResult
-    mutating func stop(because fault: ForkPoolError, stoppingTask: Bool = false) -> Bool {
+    mutating func stop(because fault: ForkPoolError, stoppingTask: Bool = false, stoppingJob job: UInt64? = nil) -> Bool {
         guard departure.givenUp == nil else { return false }
-        departure.givenUp = (fault, stoppingTask ? task?.id : nil)
+        departure.givenUp = (fault, job ?? (stoppingTask ? task?.id : nil))
         return true
     }
 
@@ -246,6 +263,8 @@ struct WorkerProcess {
         case initializerFailed
         /// The running task's reply was handled (its future completed, counted first).
         case taskDone
+        /// The reply of one of the async jobs it runs at once was handled.
+        case servedDone
         /// The socket reached end of stream: the worker is exiting (the socket is closed, and
         /// the worker killed if it has not exited by `killDeadline`).
         case endOfStream
@@ -258,7 +277,8 @@ struct WorkerProcess {
     /// through `record`.
     mutating func receive(record: (PendingTask, ForkPoolError.Code?) -> Void) -> Event? {
         while true {
-            let (task, isReady, pid) = (self.task, self.isReady, self.pid)
+            let (task, isReady, pid, served) = (self.task, self.isReady, self.pid, self.served)
+            var servedID: UInt64?
             let startedAt = task?.handedOutAt  // counting the reply clears it
             let outcome: Event?
             var startMessage: String?
@@ -275,6 +295,13 @@ struct WorkerProcess {
                     } else if let task, task.complete(from: header, payload: payload, tail: tail, worker: pid,
                                                       recordOutcome: { record(task, $0) }) {
                         return .taskDone
+                    } else if let job = served[header.taskID], [FrameKind.result, .resultBatch, .failure].contains(header.kind) {
+                        servedID = header.taskID
+                        // A job whose caller has its answer already (cancelled, timed out): dropped.
+                        if job.answered || job.task.complete(from: header, payload: payload, tail: tail, worker: pid,
+                                                            recordOutcome: { record(job.task, $0) }) {
+                            return .servedDone
+                        }
                     }
                     return .fault(unexpectedFrame(header, worker: pid))
                 }
@@ -291,6 +318,11 @@ struct WorkerProcess {
             case .taskDone?:
                 taskDone(startedAt: startedAt, now: monotonicNanoseconds())
                 return .taskDone
+            case .servedDone?:
+                self.served[servedID!] = nil
+                recycling.count()
+                if self.served.isEmpty, case .serving = life { life = .idle }
+                return .servedDone
             case let other?:
                 return other
             case nil:
@@ -360,25 +392,6 @@ struct WorkerProcess {
         process.signal(signal)
     }
 
-    /// Resident memory in bytes, from /proc/<pid>/statm (0 if unreadable).
-    func residentBytes() -> Int {
-        let fd = open("/proc/\(pid)/statm", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 128)
-        let count = read(fd, &buffer, buffer.count)
-        guard count > 0 else { return 0 }
-        let fields = buffer[0..<count].split(separator: UInt8(ascii: " "))
-        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
-        return pages * sysconf(Int32(_SC_PAGESIZE))
-    }
-
-    /// Describes how the worker ended, from its wait status, naming `task` (by default the one
-    /// it ran) if it ran one.
-    func deathError(status: WaitStatus, task: PendingTask? = nil) -> ForkPoolError {
-        obituary.error(status: status, task: task ?? self.task)
-    }
-
-    /// What describes this worker's death, apart from its record.
-    var obituary: WorkerObituary { WorkerObituary(pid: pid, notes: inbox.notes) }
+    /// Resident memory in bytes (0 if unreadable).
+    func residentBytes() -> Int { process.residentBytes() }
 }

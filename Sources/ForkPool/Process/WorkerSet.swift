@@ -79,7 +79,7 @@ struct WorkerSet: RandomAccessCollection, MutableCollection {
 
     /// The nearest running task's deadline or armed kill among the workers.
     var nearestDeadline: UInt64? {
-        members.lazy.flatMap { [$0.taskDeadline, $0.killDeadline] }.compactMap { $0 }.min()
+        members.lazy.flatMap { [$0.taskDeadline, $0.killDeadline, $0.nearestServedDeadline] }.compactMap { $0 }.min()
     }
 
     /// Retires the worker at `index` if it has done its number of tasks or grown past the
@@ -102,6 +102,12 @@ struct WorkerSet: RandomAccessCollection, MutableCollection {
         logger.debug("worker recycled", metadata: metadata)
         members[index].retire()
         return true
+    }
+
+    /// Whether the worker at `index` has grown past the pool's memory ceiling.
+    func isOverMemoryCeiling(_ index: Int) -> Bool {
+        guard let ceiling = configuration.maximumWorkerResidentBytes else { return false }
+        return members[index].residentBytes() > ceiling
     }
 
     /// A new worker is ready: one retiring worker with no task left leaves.

@@ -24,4 +24,17 @@ struct ProcessHandle {
 
     /// Closes the pidfd (and unregisters it).
     func close() { PoolDescriptors.close(pidfd) }
+
+    /// Resident memory in bytes, from /proc/<pid>/statm (0 if unreadable).
+    func residentBytes() -> Int {
+        let fd = open("/proc/\(pid)/statm", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0 else { return 0 }
+        let fields = buffer[0..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
+        return pages * sysconf(Int32(_SC_PAGESIZE))
+    }
 }
