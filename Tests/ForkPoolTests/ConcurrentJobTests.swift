@@ -162,8 +162,10 @@ extension ForkPoolTests {
         @Test func recyclingWaitsForTheJobsInFlight() throws {
             let pool = try pool(workers: 1, jobsPerWorker: 10) { $0.maximumTasksPerWorker = 5 }
             defer { pool.shutdown() }
-            let futures = try (0..<40).map { _ in try pool.submit(NapJob(milliseconds: 50)) }
-            let pids = try futures.map { try $0.get() }
+            // Staggered jobs: a slot frees now and then, and the queue refills it at once, so the
+            // worker is never idle while jobs wait: it must stop taking them to be recycled.
+            let futures = try (0..<60).map { try pool.submit(NapJob(milliseconds: 20 + ($0 % 7) * 15)) }
+            let pids = try futures.map { try $0.get() }  // every job finished: none was cut short
             #expect(Set(pids).count > 1, "the worker was never recycled")
         }
 
