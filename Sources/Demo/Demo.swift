@@ -165,6 +165,7 @@ struct Bench: ParsableCommand {
             if strategies.contains(.processes) {
                 extras += try benchmark.slowTasks(count: quick ? 40 : 100, microseconds: 2000, workers: overheadWorkers)
                 extras.append(try benchmark.workerPrivateMemory())
+                extras += try benchmark.asyncJobs(count: quick ? 200 : 1000, rounds: quick ? 1 : 3, python: noPython ? nil : python)
             }
         }
         // Many callers next, while the machine is still quiet.

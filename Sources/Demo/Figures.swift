@@ -73,6 +73,16 @@ func collectFigures(kernel: KernelBaseline?, overhead: [Row], latency: [Row]) ->
                                   better: "higher", goal: "≥ 0.5"))
         }
     }
+    if let concurrent = row("async-jobs", "async, jobsPerWorker 100"), let sync = row("async-jobs", "sync") {
+        figures.append(Figure("\(concurrent.tasks) jobs awaiting 10 ms, 2 workers, jobsPerWorker 100", Double(concurrent.tasks) / concurrent.median,
+                              "jobs/s", against: "the same work as sync jobs", Double(sync.tasks) / sync.median,
+                              better: "higher", goal: "≥ 30"))
+        if let peer = row("async-jobs", "ProcessPoolExecutor + asyncio") {
+            figures.append(Figure("\(concurrent.tasks) jobs awaiting 10 ms, 2 workers, jobsPerWorker 100", Double(concurrent.tasks) / concurrent.median,
+                                  "jobs/s", against: "ProcessPoolExecutor, each worker running its share under asyncio",
+                                  Double(peer.tasks) / peer.median, better: "higher"))
+        }
+    }
     if let jailed = row("sandbox-round-trip", "strict"), let plain = row("sandbox-round-trip", "unsandboxed") {
         figures.append(Figure("ProcessPool submit+get p50, WorkerSandbox.strict()", jailed.median * 1e6, "µs",
                               against: "the same without a sandbox (alternating rounds)", plain.median * 1e6,
