@@ -76,6 +76,9 @@ struct JobRegistry: Sendable {
         return entry
     }
 
+    /// Whether the job type named `name` is async (its tasks may run beside others on a worker).
+    func runsConcurrently(_ name: String) -> Bool { entries[name]?.startConcurrently != nil }
+
     /// Whether any job type is async.
     var hasAsyncJobs: Bool { entries.values.contains { $0.startConcurrently != nil } }
 

@@ -25,8 +25,9 @@ extension ProcessJobPool {
     @_spi(Integration)
     public func submit(_ job: EncodedJob, timeout: Duration? = nil) throws(ForkPoolError) -> Future<[UInt8]> {
         try registry.check(name: job.jobName)
-        let tasks = TypedTasks<[UInt8], [UInt8]>(dispatcher: dispatcher, configuration: jobTasks.configuration, workerCount: jobTasks.workerCount,
-                                                 jobName: job.jobName)
+        var tasks = TypedTasks<[UInt8], [UInt8]>(dispatcher: dispatcher, configuration: jobTasks.configuration,
+                                                 workerCount: jobTasks.workerCount, jobName: job.jobName)
+        tasks.concurrent = registry.runsConcurrently(job.jobName) && jobTasks.configuration.jobsPerWorker > 1
         return try tasks.submitEncoded(job.payload, timeout: timeout)
     }
 }

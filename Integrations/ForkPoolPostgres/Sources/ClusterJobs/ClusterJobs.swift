@@ -118,9 +118,25 @@ public struct MarkJob: PoolJob {
     }
 }
 
+/// Awaits a timer (simulated I/O: a host with `--jobs-per-worker` runs many at once per worker),
+/// then says which host ran it.
+public struct AwaitJob: AsyncPoolJob {
+    public var milliseconds: Int
+    public var tag: Int
+    public init(milliseconds: Int, tag: Int = 0) {
+        self.milliseconds = milliseconds
+        self.tag = tag
+    }
+    public func run() async throws -> HostAnswer {
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        return HostAnswer(host: currentHostName(), value: tag)
+    }
+}
+
 /// Every job type above, for a host's pool.
 public let clusterJobTypes: [any PoolJob.Type] = [SleepJob.self, SquareJob.self, FibonacciJob.self, FailingJob.self,
-                                                  CrashingJob.self, BytesJob.self, NoOpJob.self, TickJob.self, MarkJob.self]
+                                                  CrashingJob.self, BytesJob.self, NoOpJob.self, TickJob.self, MarkJob.self,
+                                                  AwaitJob.self]
 
 extension ProcessPoolConfiguration {
     /// The defaults with crash backtraces off: the hosts, tests and bench crash workers on purpose.

@@ -213,7 +213,8 @@ final class HostContext: Sendable {
         self.configuration = configuration
         self.owner = owner
         self.logger = logger
-        book = ClaimBook(slots: pool.stats.workers.count, lease: configuration.leaseDuration)
+        // Each worker runs up to jobsPerWorker async jobs at once: the host's capacity follows.
+        book = ClaimBook(slots: pool.stats.workers.count * pool.configuration.jobsPerWorker, lease: configuration.leaseDuration)
         outcomes = OutcomeWriter(client: queue.client, queue: queue.name, callTimeout: configuration.databaseCallTimeout, logger: logger)
     }
 }

@@ -1,6 +1,6 @@
 // PostgresJobHost: a worker host as a program, and an operator's command line for a queue.
 //
-//   PostgresJobHost [run] --url postgres://… --queue Q --name A [--workers 2] [--lease-ms 30000]
+//   PostgresJobHost [run] --url postgres://… --queue Q --name A [--workers 2] [--jobs-per-worker 1] [--lease-ms 30000]
 //                   [--poll-ms 1000] [--grace-ms 30000] [--capacity N] [--retention-s S]
 //                   [--periodic-every-ms MS] [--log-level info]
 //       a PostgresClient and a PostgresJobWorker in a ServiceGroup, running the ClusterJobs on a
@@ -60,8 +60,10 @@ enum PostgresJobHost {
         queueConfiguration.retryBackoff = RetryBackoff(initial: try options.milliseconds("retry-ms", default: 100), maximum: .seconds(10))
         let queue = try PostgresJobQueue(client: client, name: try options.string("queue", default: "default"),
                                          configuration: queueConfiguration, logger: logger)
-        let pool = try ProcessJobPool(workers: try options.int("workers", default: 2),
-                                      configuration: .withoutBacktraces, jobs: clusterJobTypes)
+        var poolConfiguration = ProcessPoolConfiguration.withoutBacktraces
+        poolConfiguration.jobsPerWorker = try options.int("jobs-per-worker", default: 1)
+        let pool = try ProcessJobPool(workers: try options.int("workers", default: 2), configuration: poolConfiguration,
+                                      jobs: clusterJobTypes)
         defer { pool.shutdown(cancelPending: true) }
         var configuration = PostgresJobWorker.Configuration()
         configuration.hostName = name

@@ -46,6 +46,37 @@ struct HostFaultTests {
         #expect(survivor.terminate() == 0)
     }
 
+    @Test func tenThousandAsyncJobsSurviveAKilledHostEachResultRecordedOnce() async throws {
+        // Hosts that run 100 async jobs at once per worker; one is killed mid-run. Every job
+        // ends succeeded, with the answer of the host whose claim it held, exactly once.
+        let database = try await TestDatabase()
+        let queue = try database.makeQueue()
+        let doomed = try HostProcess(name: "doomed", queue: database.queueName, url: database.url, leaseMilliseconds: 1000,
+                                     extra: ["--jobs-per-worker", "100"])
+        let handles = try await queue.submit(contentsOf: (0..<10_000).map { AwaitJob(milliseconds: 20, tag: $0) })
+        try await database.waitUntil("the doomed host has finished a few thousand jobs", seconds: 50) {
+            try await database.count(state: "succeeded") >= 2_000
+        }
+        doomed.signal(SIGKILL)
+        _ = doomed.waitStatus()
+        let survivor = try HostProcess(name: "survivor", queue: database.queueName, url: database.url,
+                                       extra: ["--jobs-per-worker", "100"])
+        try await database.waitUntil("every job succeeded", seconds: 50) {
+            try await database.count(state: "succeeded") == 10_000
+        }
+        var hosts: [String: Int] = [:]
+        for (index, handle) in handles.enumerated() where index < 500 || index >= 9_500 {
+            let answer = try await handle.value
+            #expect(answer.value == index)
+            hosts[answer.host, default: 0] += 1
+        }
+        #expect(try await database.rowCount() == 10_000)
+        // A job the killed host had claimed ran again on the survivor: its second attempt.
+        #expect(try await database.count(state: "succeeded", attemptsAbove: 1) > 0)
+        #expect(Set(hosts.keys).isSubset(of: ["doomed", "survivor"]) && hosts["survivor", default: 0] > 0, "\(hosts)")
+        #expect(survivor.terminate() == 0)
+    }
+
     @Test func aCancellationOutlivesTheHostThatRanTheJob() async throws {
         let database = try await TestDatabase()
         let queue = try database.makeQueue()

@@ -79,6 +79,15 @@ final class TestDatabase: Sendable {
         return 0
     }
 
+    /// How many of this test's jobs are in `state` (with more than `attemptsAbove` attempts).
+    func count(state: String, attemptsAbove: Int = 0) async throws -> Int {
+        let rows = try await client.query("""
+            SELECT count(*) FROM forkpool_jobs WHERE queue = \(queueName) AND state::text = \(state) AND attempts > \(attemptsAbove)
+            """, logger: logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
     /// Waits (up to `seconds`) until `condition` holds.
     func waitUntil(_ what: String, seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
