@@ -6,7 +6,9 @@ line ({"error": ...} and exit status 1 on failure), within --timeout (120 s); it
 are always stopped, and die with it.
 install-schema --url URL: Queries.install() (`pgq install`) unless schema_is_installed(), then
   optimize_autovacuum() (`pgq autovac`, on pgqueuer's tuning checklist; idempotent).
-drain --url URL [--jobs 10000] [--processes 2] [--batch-size 250] [--concurrency 1] [--max-tasks 0]
+drain --url URL [--jobs 10000] [--processes 2] [--batch-size 250] [--concurrency 1] [--max-tasks 0] [--await-ms 0]
+  (--await-ms M: the entrypoint awaits an M ms timer, then a little CPU work, as the async-jobs section's
+  Swift job does; 0: a no-op)
   Untimed setup, as pgqueuer's tools/benchmark.py: TRUNCATE queue, log and statistics (clear_queue,
   clear_queue_log, clear_statistics_log). P consumer processes (`consume`), each running C QueueManagers
   (an asyncpg connection each; run(batch_size=B, max_concurrent_tasks=--max-tasks or unlimited)) with
@@ -62,6 +64,14 @@ CHILDREN = []  # the consumer processes (asyncio.subprocess.Process)
 PROCESSED = [0]  # in a consumer: the jobs its no-op entrypoint ran
 
 
+def little_work(seed):
+    """The CPU part of an async-jobs job: the Swift AwaitJob's loop."""
+    value = seed
+    for _ in range(2000):
+        value = (value * 1103515245 + 12345) & 0x7FFFFFFF
+    return value
+
+
 def kill_children():
     for child in (child for child in CHILDREN if child.returncode is None):
         with contextlib.suppress(ProcessLookupError):
@@ -83,6 +93,9 @@ async def consume(a):
 
         @qm.entrypoint("noop", concurrency_limit=0)
         async def noop(job):
+            if a.await_ms > 0:  # the async-jobs section: await a timer, then a little work
+                await asyncio.sleep(a.await_ms / 1000)
+                little_work(PROCESSED[0])
             PROCESSED[0] += 1
         managers.append((conn, qm))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -110,7 +123,8 @@ async def start_consumers(a):
         CHILDREN.append(await asyncio.create_subprocess_exec(
             sys.executable, os.path.abspath(__file__), "consume", "--url", a.url, "--batch-size", str(a.batch_size),
             "--concurrency", str(a.concurrency), "--dequeue-timeout", str(a.dequeue_timeout),
-            "--max-tasks", str(a.max_tasks), stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL))
+            "--max-tasks", str(a.max_tasks), "--await-ms", str(a.await_ms), stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL))
     for child in CHILDREN:
         if (await asyncio.wait_for(child.stdout.readline(), 60)).strip() != b"ready":
             raise RuntimeError(f"consumer {child.pid} did not get ready (exit status {await child.wait()})")
@@ -246,7 +260,7 @@ def main():
         for option, kind, default in (("timeout", float, 120), ("processes", int, 1 if lone_ else 2),
                                       ("batch-size", int, 1 if lone_ else 250), ("concurrency", int, 1),
                                       ("max-tasks", int, 0), ("dequeue-timeout", float, 30), ("jobs", int, 10000),
-                                      ("samples", int, 30), ("debounce", float, 0.0)):
+                                      ("samples", int, 30), ("debounce", float, 0.0), ("await-ms", float, 0.0)):
             p.add_argument("--" + option, type=kind, default=default)
     a = parser.parse_args()
     if a.command == "consume":

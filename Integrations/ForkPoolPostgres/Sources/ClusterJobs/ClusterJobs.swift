@@ -119,7 +119,8 @@ public struct MarkJob: PoolJob {
 }
 
 /// Awaits a timer (simulated I/O: a host with `--jobs-per-worker` runs many at once per worker),
-/// then says which host ran it.
+/// then does a little CPU work (2,000 steps of a linear congruential generator, as the Python
+/// peer's job does) and says which host ran it.
 public struct AwaitJob: AsyncPoolJob {
     public var milliseconds: Int
     public var tag: Int
@@ -129,7 +130,9 @@ public struct AwaitJob: AsyncPoolJob {
     }
     public func run() async throws -> HostAnswer {
         try await Task.sleep(for: .milliseconds(milliseconds))
-        return HostAnswer(host: currentHostName(), value: tag)
+        var value = tag
+        for _ in 0..<2000 { value = (value &* 1_103_515_245 &+ 12_345) & 0x7FFF_FFFF }
+        return HostAnswer(host: currentHostName(), value: value == -1 ? value : tag)
     }
 }
 

@@ -82,6 +82,18 @@ extension ClusterBench {
                                  recovery["secondsUntilClaimed"] as? Double ?? 0, recovery["leaseMilliseconds"] as? Int ?? 0,
                                  recovery["secondsUntilResults"] as? Double ?? 0)]
         }
+        if let async = report["asyncJobs"] as? [String: Any], let ours = median(async["forkPool"] as? [Double] ?? []) {
+            let theirs = median(async["pgqueuer"] as? [Double] ?? [])
+            lines += ["", "Async jobs: \(number(Double(async["jobs"] as? Int ?? 0))) jobs that each await a 10 ms timer, then do a little "
+                      + "CPU work, drained as above: one `PostgresJobHost --jobs-per-worker 100` (2 workers, 100 async jobs at once "
+                      + "each) beside pgqueuer's 2 processes running the same as an async entrypoint, interleaved round by round.", "",
+                      "| | jobs/s (median) | runs | vs pgqueuer (median) |", "| --- | --- | --- | --- |",
+                      "| ForkPool, 1 host × 2 workers × 100 at once | \(number(ours)) | \(runs(async["forkPool"] as? [Double] ?? [])) | "
+                      + "\(theirs.map { String(format: "%.2f×", ours / $0) } ?? "—") |"]
+            if let theirs {
+                lines.append("| pgqueuer, 2 processes | \(number(theirs)) | \(runs(async["pgqueuer"] as? [Double] ?? [])) | 1.00× |")
+            }
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -50,7 +50,7 @@ struct ClusterBench {
         let peer = options.optionalString("pgqueuer-python").flatMap { $0.isEmpty ? nil : $0 }
         let peerScript = try options.string("pgqueuer-script", default: "bench/peers/pgqueuer_peer.py")
         // `--sections drain,lone,history,recovery` (default all): rerun a part.
-        let sections = Set(try options.string("sections", default: "drain,lone,history,recovery").split(separator: ",").map(String.init))
+        let sections = Set(try options.string("sections", default: "drain,lone,history,recovery,async").split(separator: ",").map(String.init))
         let hostCounts = try options.string("hosts", default: "1,2,3").split(separator: ",").compactMap { Int($0) }
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         var report: [String: Any] = ["jobs": jobCount, "job": "NoOpJob", "cores": cores, "rounds": rounds]
@@ -134,6 +134,10 @@ struct ClusterBench {
         if sections.contains("recovery") {
             report["recovery"] = try await measureRecovery(client: client, url: url, logger: logger)
         }
+        if sections.contains("async") {
+            report["asyncJobs"] = try await asyncDrains(jobs: jobCount, rounds: rounds, url: url, client: client, logger: logger,
+                                                        peer: peerInstalled ? peer : nil, peerScript: peerScript)
+        }
         report["markdown"] = markdown(report, drains: drains, peerDrains: peerDrains, peerLone: peerLone, localRate: localRate)
 
         if let path = try? options.string("json") {
@@ -154,11 +158,41 @@ struct ClusterBench {
         return try await drain(queue, jobs: jobs, client: client, logger: logger)
     }
 
-    private func drain(_ queue: PostgresJobQueue, jobs: Int, client: PostgresClient, logger: Logger) async throws -> Drain {
+    /// Async jobs (each awaits a 10 ms timer, then a little CPU work): one host whose 2 workers
+    /// run 100 at once each, beside pgqueuer's 2 processes running the same as async
+    /// entrypoints, interleaved round by round.
+    private func asyncDrains(jobs: Int, rounds: Int, url: String, client: PostgresClient, logger: Logger, peer: String?,
+                             peerScript: String) async throws -> [String: Any] {
+        var ours: [Double] = [], theirs: [Double] = []
+        for round in 1...rounds {
+            let queue = try PostgresJobQueue(client: client, name: "async-\(UInt32.random(in: 0...UInt32.max))", logger: logger)
+            let host = try HostProcess(name: "async0", queue: queue.name, url: url, workers: 2, leaseMilliseconds: 30_000,
+                                       pollMilliseconds: 1000, capacity: 0, logLevel: "notice", extra: ["--jobs-per-worker", "100"])
+            _ = try await queue.map((0..<200).map { _ in NoOpJob() })  // connected and warm
+            let drained = try await drain(queue, jobs: jobs, client: client, logger: logger) { AwaitJob(milliseconds: 10, tag: $0) }
+            stop([host])
+            ours.append(drained.rate)
+            print(String(format: "  round %d  async jobs, ForkPool 1 host × 2 workers × 100 at once: %8.0f jobs/s", round, drained.rate))
+            guard let peer else { continue }
+            do {
+                let result = try runPeer(peer, script: peerScript, ["drain", "--url", url, "--jobs", "\(jobs)", "--processes", "2",
+                                                                     "--await-ms", "10"])
+                let rate = result["jobsPerSecond"] as? Double ?? 0
+                theirs.append(rate)
+                print(String(format: "  round %d  async jobs, pgqueuer 2 processes:                 %8.0f jobs/s", round, rate))
+            } catch {
+                print("  round \(round)  async jobs, pgqueuer: \(error)")
+            }
+        }
+        return ["forkPool": ours, "pgqueuer": theirs, "jobs": jobs, "awaitMilliseconds": 10]
+    }
+
+    private func drain<Job: PoolJob>(_ queue: PostgresJobQueue, jobs: Int, client: PostgresClient, logger: Logger,
+                                     job: (Int) -> Job = { _ in NoOpJob() }) async throws -> Drain {
         try await Task.sleep(for: .seconds(2))  // every backend has flushed its counts
         let before = try await transactions(client: client, logger: logger)
         let started = ContinuousClock.now
-        _ = try await queue.submit(contentsOf: (0..<jobs).map { _ in NoOpJob() })
+        _ = try await queue.submit(contentsOf: (0..<jobs).map(job))
         var polls = 0
         while true {
             polls += 1
