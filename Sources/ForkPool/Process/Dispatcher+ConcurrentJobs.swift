@@ -95,13 +95,13 @@ extension Dispatcher {
                     failure.taskID = job.task.id
                     fail(job.task, with: failure, slot: worker.slot)
                 } else {
-                    handleCrash(of: job.task, error: worker.deathError(status: status, task: job.task), slot: worker.slot)
+                    handleCrash(of: job.task, error: worker.obituary.error(status: status, task: job.task), slot: worker.slot)
                 }
                 continue
             }
             let cause = culprit.map { "task \($0), running beside it, took the worker down" }
                 ?? "a job running beside it took the worker down (which one is not known)"
-            let death = worker.deathError(status: status, task: job.task)
+            let death = worker.obituary.error(status: status, task: job.task)
             let sibling = ForkPoolError(.workerDied, "task \(job.task.id) did not finish: worker process \(worker.pid) died "
                                         + "(\(death.message)); \(cause)", taskID: job.task.id, processID: worker.pid,
                                         signal: death.signal, exitStatus: death.exitStatus)

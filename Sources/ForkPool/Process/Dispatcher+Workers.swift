@@ -187,14 +187,14 @@ extension Dispatcher {
         if !worker.isReady {
             let cause = worker.startError.map { "the initializer threw: \($0)" }
                 ?? worker.sandboxFailure.map { "its sandbox could not be applied: \($0)" }
-                ?? worker.deathError(status: status).message
+                ?? worker.obituary.error(status: status, task: worker.task).message
             startFailed(ForkPoolError(.poolBroken, "worker process \(worker.pid) failed to start: \(cause)",
                                       processID: worker.pid))
         }
         if let task = worker.task {
             if worker.headUndelivered && !task.frame.isEmpty {
                 // Its frame never got there (the worker was already gone): it runs elsewhere.
-                rerunPipelined([task], slot: worker.slot, error: worker.deathError(status: status))
+                rerunPipelined([task], slot: worker.slot, error: worker.obituary.error(status: status, task: worker.task))
             } else if let stopped = worker.stoppedTaskID, stopped != task.id {
                 // The pool stopped the worker for another task, which had just finished: this
                 // one, sent behind it, may have started. The pool's own kill is no crash of
@@ -205,10 +205,10 @@ extension Dispatcher {
             } else if let fault = worker.fault {
                 fail(task, with: fault, slot: worker.slot)
             } else {
-                handleCrash(of: task, error: worker.deathError(status: status), slot: worker.slot)
+                handleCrash(of: task, error: worker.obituary.error(status: status, task: worker.task), slot: worker.slot)
             }
         }
-        rerunPipelined(worker.tasksSentBehind, slot: worker.slot, error: worker.fault ?? worker.deathError(status: status))
+        rerunPipelined(worker.tasksSentBehind, slot: worker.slot, error: worker.fault ?? worker.obituary.error(status: status, task: worker.task))
         failServedJobs(of: &worker, status: status)
         publishWorkers()
     }

@@ -155,13 +155,9 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Writes the eventfd unless a wake-up is already pending. Under `lock`, so it can never
     /// race with the dispatcher closing the eventfd.
-    func wakeLocked() {
-        wake.signal()
-    }
+    func wakeLocked() { wake.signal() }
 
-    func join() {
-        loop.join()
-    }
+    func join() { loop.join() }
 
     // MARK: - The dispatcher thread
 
@@ -350,11 +346,7 @@ final class Dispatcher: @unchecked Sendable {
             let end = now + limit.nanoseconds
             deadline = min(deadline ?? end, end)
         }
-        if task.concurrent {
-            workers[index].serve(task, deadline: deadline)
-        } else {
-            workers[index].assign(task, deadline: deadline)
-        }
+        if task.concurrent { workers[index].serve(task, deadline: deadline) } else { workers[index].assign(task, deadline: deadline) }
     }
 
     /// Starts sending the tasks just assigned to these workers, then records how long each

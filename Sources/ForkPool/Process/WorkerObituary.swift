@@ -28,14 +28,3 @@ struct WorkerObituary {
     }
 
 }
-
-extension WorkerProcess {
-    /// Describes how the worker ended, from its wait status, naming `task` (by default the one
-    /// it ran) if it ran one.
-    func deathError(status: WaitStatus, task: PendingTask? = nil) -> ForkPoolError {
-        obituary.error(status: status, task: task ?? self.task)
-    }
-
-    /// What describes this worker's death, apart from its record.
-    var obituary: WorkerObituary { WorkerObituary(pid: pid, notes: inbox.notes) }
-}

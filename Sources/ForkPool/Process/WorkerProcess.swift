@@ -392,6 +392,9 @@ struct WorkerProcess {
         process.signal(signal)
     }
 
+    /// What describes this worker's death (WorkerObituary), apart from its record.
+    var obituary: WorkerObituary { WorkerObituary(pid: pid, notes: inbox.notes) }
+
     /// Resident memory in bytes (0 if unreadable).
     func residentBytes() -> Int { process.residentBytes() }
 }
