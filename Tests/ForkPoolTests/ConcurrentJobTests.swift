@@ -169,6 +169,51 @@ extension ForkPoolTests {
             #expect(Set(pids).count > 1, "the worker was never recycled")
         }
 
+        @Test func neverMoreThanJobsPerWorkerAtOnceAndASyncJobWaitsForAnIdleWorker() throws {
+            let pool = try pool(workers: 1, jobsPerWorker: 10)
+            defer { pool.shutdown() }
+            let crowded = try (0..<30).map { _ in try pool.submit(MeetJob(others: 50)) }
+            // A sync job queued behind async ones gets the worker to itself once they are done.
+            let sync = try pool.submit(SquareJob(value: 9))
+            #expect(try crowded.map { try $0.get() }.allSatisfy { $0 <= 10 })
+            #expect(try sync.get() == 81)
+            #expect(try pool.submit(MeetJob(others: 0)).get() == 1)
+        }
+
+        @Test func jobsOnAWorkerThatDiesWithTheForkServerFailAndThePoolRecovers() throws {
+            let pool = try pool(workers: 1, jobsPerWorker: 10)
+            defer { pool.shutdown() }
+            let jobs = try (0..<5).map { _ in try pool.submit(NapJob(milliseconds: 20_000)) }
+            usleep(200_000)
+            kill(try #require(pool.forkServerProcessID), SIGKILL)
+            for job in jobs {
+                let error = try #require(throws: ForkPoolError.self) { try job.get(timeout: .seconds(30)) }
+                #expect(error.code == .workerDied && error.message.contains("fork server"), "\(error)")
+            }
+            #expect(try pool.submit(NapJob(milliseconds: 1)).get() > 0)
+        }
+
+        @Test func aCancelledJobThatIgnoresItHasItsWorkerKilledAndShutdownEnds() throws {
+            let pool = try pool(workers: 1, jobsPerWorker: 10)
+            let before = pool.workerProcessIDs
+            let stubborn = try pool.submit(StubbornJob(seconds: 30))
+            usleep(200_000)
+            #expect(stubborn.cancel())
+            #expect(waitUntil { pool.workerProcessIDs.count == 1 && pool.workerProcessIDs != before })
+            pool.shutdown()
+        }
+
+        @Test func withOneJobPerWorkerADeadlineStillCancelsTheTaskAndKeepsTheWorker() throws {
+            let pool = try pool(workers: 1, jobsPerWorker: 1)
+            defer { pool.shutdown() }
+            let marker = "/tmp/forkpool-one-\(getpid())"
+            defer { unlink(marker) }
+            let before = pool.workerProcessIDs
+            #expect(throws: ForkPoolError.self) { try pool.submit(CancellableJob(marker: marker), timeout: .milliseconds(200)).get() }
+            #expect(waitUntil { readFile(marker) == "cancelled" })
+            #expect(pool.workerProcessIDs == before)
+        }
+
         @Test func jobsPerWorkerOutOfRangeIsRefused() {
             for bad in [0, -1, 10_001] {
                 let error = expectForkPoolError { _ = try pool(jobsPerWorker: bad) }

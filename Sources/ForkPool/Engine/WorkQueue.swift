@@ -85,6 +85,13 @@ struct WorkQueue<Item: QueuedWork> {
         if item.deadline != nil { watched.append(item) }
     }
 
+    /// The oldest task that has not left the queue (those at the head that have — expired,
+    /// dropped — are let go of first).
+    mutating func firstLive() -> Item? {
+        while let item = items.first, item.hasLeftQueue { _ = items.popFirst() }
+        return items.first
+    }
+
     /// Takes out the oldest task that has not left the queue already, marking it as out.
     mutating func popFirst() -> Item? {
         while let item = items.popFirst() {

@@ -19,37 +19,44 @@ extension Dispatcher {
     static let cancelledJobGracePeriod: UInt64 = 1_000_000_000
 
     /// Under the lock: hands async jobs to run again (a crash policy's retries), then queued
-    /// ones, to workers with room, oldest first; stops at the first task that is not one (it
-    /// waits for an idle worker, keeping the order).
+    /// ones, to workers already running jobs and with room, oldest first; stops at the first
+    /// task that is not one (it waits for an idle worker, keeping the order). Idle workers are
+    /// the idle loop's (Dispatcher.takeWork): a sync task needs one.
     func fillJobSlotsLocked(now: UInt64, into turn: inout DispatcherTurn) {
         let limit = configuration.jobsPerWorker
-        guard limit > 1 else { return }
-        for index in workers.indices where workers[index].acceptsConcurrentTask(limit: limit) {
-            while workers[index].acceptsConcurrentTask(limit: limit), workers.retries.first?.concurrent == true,
-                  let retry = popRetryLocked() {
-                assign(retry, to: index, now: now)
-                retry.handedOutAt = now
-                if !turn.assigned.contains(index) { turn.assigned.append(index) }
+        for index in workers.indices where workers[index].isServingJobs && workers[index].acceptsConcurrentTask(limit: limit) {
+            while workers[index].acceptsConcurrentTask(limit: limit), let head = workers.retries.first, head.concurrent {
+                let retry = workers.retries.popFirst()!
+                guard !retry.completion.hasCompleted else {  // cancelled meanwhile: settled, not run again
+                    retry.isSettled = true
+                    cancelledRunning.remove(retry.id)
+                    continue
+                }
+                hand(retry, to: index, now: now, into: &turn)
             }
-            guard workers.retries.isEmpty else { return }
-            while workers[index].acceptsConcurrentTask(limit: limit), let next = queue.first, next.concurrent {
+            guard workers.retries.isEmpty else { continue }  // a retry waits for a worker with room
+            while workers[index].acceptsConcurrentTask(limit: limit), let next = queue.firstLive(), next.concurrent {
                 _ = queue.popFirst()
                 guard next.start() else { continue }  // cancelled while queued
-                assign(next, to: index, now: now)
-                next.handedOutAt = now
-                if !turn.assigned.contains(index) { turn.assigned.append(index) }
+                hand(next, to: index, now: now, into: &turn)
             }
-            if queue.first?.concurrent != true { return }
+            if let next = queue.firstLive(), !next.concurrent { return }
         }
+    }
+
+    private func hand(_ task: PendingTask, to index: Int, now: UInt64, into turn: inout DispatcherTurn) {
+        assign(task, to: index, now: now)
+        if !turn.assigned.contains(index) { turn.assigned.append(index) }
     }
 
     /// Sends `cancel` frames for the async jobs whose callers cancelled them; returns the ids it
     /// handled (the worker lives: only the job's Task is cancelled).
-    func cancelServedJobs(_ ids: Set<UInt64>) -> Set<UInt64> {
+    func cancelServedJobs(_ ids: Set<UInt64>, now: UInt64) -> Set<UInt64> {
         var handled = Set<UInt64>()
         for id in ids {
             guard let index = workers.firstIndex(where: { $0.served[id] != nil }) else { continue }
-            workers[index].cancelServed(id)
+            // Its Task cancelled; a job that ignores that has its worker killed after the grace period.
+            workers[index].expireServed(id, killAt: now + Self.cancelledJobGracePeriod)
             flush(index)
             handled.insert(id)
         }
@@ -61,11 +68,12 @@ extension Dispatcher {
     func enforceServedDeadlines(_ index: Int, now: UInt64) {
         for job in workers[index].served.values {
             if job.answered, let killAt = job.killAt, killAt <= now {
-                let fault = ForkPoolError(.timedOut, "task \(job.task.id) ran past its deadline and did not end within "
+                let fault = ForkPoolError(.timedOut, "task \(job.task.id) did not end within "
                                           + "\(Self.cancelledJobGracePeriod / 1_000_000) ms of its Task being cancelled: "
                                           + "worker process \(workers[index].pid) was killed", taskID: job.task.id,
                                           processID: workers[index].pid)
                 guard workers[index].stop(because: fault, stoppingJob: job.task.id) else { return }
+                workers[index].disarmServed()
                 terminate(index, now: now)
                 return
             }
@@ -82,30 +90,36 @@ extension Dispatcher {
 
     /// A serving worker ended: the job that brought it down (the one it was killed for, or the
     /// one its faulting thread ran) fails with its death; the others fail saying a sibling took
-    /// their worker down. Both through the crash policy, as any task on a dead worker.
+    /// their worker down, through the crash policy — except after the pool's own kill, which
+    /// never breaks the pool. A worker given up on for a fault of the pool's or its protocol's
+    /// (no job of its own to blame) fails every job with that fault.
     func failServedJobs(of worker: inout WorkerProcess, status: WaitStatus) {
         let jobs = worker.takeServed()
         guard !jobs.isEmpty else { return }
-        var culprit = worker.stoppedTaskID
-        if culprit == nil, case .crashedInTask(let id)? = worker.inbox.notes.latest { culprit = id }
+        let stoppedByPool = worker.stoppedTaskID != nil
+        let culprit = worker.stoppedTaskID ?? worker.inbox.notes.crashedTask
         for job in jobs where !job.answered {
+            if let fault = worker.fault, !stoppedByPool {
+                var failure = fault
+                failure.taskID = job.task.id
+                fail(job.task, with: failure, slot: worker.slot)
+                continue
+            }
+            let death = worker.obituary.error(status: status, task: job.task)
             if job.task.id == culprit {
-                if let fault = worker.fault {
-                    var failure = fault
-                    failure.taskID = job.task.id
-                    fail(job.task, with: failure, slot: worker.slot)
-                } else {
-                    handleCrash(of: job.task, error: worker.obituary.error(status: status, task: job.task), slot: worker.slot)
-                }
+                handleCrash(of: job.task, error: death, slot: worker.slot)
                 continue
             }
             let cause = culprit.map { "task \($0), running beside it, took the worker down" }
                 ?? "a job running beside it took the worker down (which one is not known)"
-            let death = worker.obituary.error(status: status, task: job.task)
             let sibling = ForkPoolError(.workerDied, "task \(job.task.id) did not finish: worker process \(worker.pid) died "
                                         + "(\(death.message)); \(cause)", taskID: job.task.id, processID: worker.pid,
                                         signal: death.signal, exitStatus: death.exitStatus)
-            handleCrash(of: job.task, error: sibling, slot: worker.slot)
+            if stoppedByPool, case .breakPool = configuration.crashPolicy {
+                fail(job.task, with: sibling, slot: worker.slot)
+            } else {
+                handleCrash(of: job.task, error: sibling, slot: worker.slot)
+            }
         }
     }
 }

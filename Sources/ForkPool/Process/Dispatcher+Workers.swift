@@ -39,8 +39,10 @@ extension Dispatcher {
                 // Recycling waits for the jobs it runs: it takes no more, and retires once idle.
                 if workers[index].isServingJobs {
                     if workers[index].recycling.isDue || workers.isOverMemoryCeiling(index) { workers[index].drainJobs() }
-                } else if workers.retireIfDue(index, logger: accounting.logger) && lock.withLock({ shutdownRequest.asked }) {
-                    workers[index].dismiss()
+                } else if workers.retireIfDue(index, logger: accounting.logger) {
+                    if lock.withLock({ shutdownRequest.asked }) { workers[index].dismiss() }
+                } else {
+                    workers[index].undrainJobs()  // back under its memory ceiling: it takes jobs again
                 }
             case .fault(let error)?:
                 giveUp(on: index, error)
@@ -78,7 +80,8 @@ extension Dispatcher {
     func terminate(_ index: Int, now: UInt64) {
         workers[index].disarmDeadline()
         workers[index].discardOutgoing()
-        if workers[index].pipeline.isEmpty { workers[index].closeSocket() }
+        // (Nor while it runs async jobs: what the others finished before it died still counts.)
+        if workers[index].pipeline.isEmpty && workers[index].served.isEmpty { workers[index].closeSocket() }
         if workers[index].isLent { workers[index].lane?.shutDownSocket() }
         if configuration.terminationGracePeriod > .zero {
             workers[index].signal(SIGTERM)
@@ -268,6 +271,9 @@ extension Dispatcher {
                 let error = worker.fault ?? diedWithServer(worker.pid, task)
                 fail(task, with: error, slot: worker.slot)
                 rerunPipelined(worker.tasksSentBehind, slot: worker.slot, error: error)
+            }
+            for job in worker.takeServed() where !job.answered {
+                fail(job.task, with: worker.fault ?? diedWithServer(worker.pid, job.task), slot: worker.slot)
             }
         }
         accounting.recordGone()

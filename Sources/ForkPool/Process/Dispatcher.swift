@@ -215,7 +215,7 @@ final class Dispatcher: @unchecked Sendable {
             if turn.finished { return }
             handOut(turn.assigned)
             handOutPipelined(turn.pipelined)
-            _ = cancelServedJobs(turn.cancelled)
+            _ = cancelServedJobs(turn.cancelled, now: now)
             for index in workers.indices where workers[index].task.map({ turn.cancelled.contains($0.id) }) == true {
                 stop(index, ForkPoolError(.cancelled, "task \(workers[index].task!.id) was cancelled while running",
                                           taskID: workers[index].task!.id, processID: workers[index].pid), now: now)
@@ -279,6 +279,7 @@ final class Dispatcher: @unchecked Sendable {
                 }
             }
             (turn.expired, turn.nextQueuedDeadline) = queue.expire(now: now)
+            fillJobSlotsLocked(now: now, into: &turn)  // async jobs to workers running some: idle ones may be needed
             for index in workers.indices where workers[index].isIdle {
                 if let retry = popRetryLocked() {
                     assign(retry, to: index, now: now)
@@ -346,7 +347,7 @@ final class Dispatcher: @unchecked Sendable {
             let end = now + limit.nanoseconds
             deadline = min(deadline ?? end, end)
         }
-        if task.concurrent { workers[index].serve(task, deadline: deadline) } else { workers[index].assign(task, deadline: deadline) }
+        if task.concurrent { workers[index].serve(task, deadline: deadline, now: now) } else { workers[index].assign(task, deadline: deadline) }
     }
 
     /// Starts sending the tasks just assigned to these workers, then records how long each

@@ -104,7 +104,7 @@ public func _forkpoolFreshWorkerMain(_ socket: CInt, _ settings: UnsafePointer<C
     case .success(let (types, registry)):
         var concurrency: WorkerLoop.Concurrency?
         var concurrencyError: ForkPoolError?
-        if decoded.jobsPerWorker > 1 && registry.hasAsyncJobs {
+        if registry.hasAsyncJobs {
             do {
                 let jobs = try ConcurrentJobs(socket: socket, maximumFrameBytes: decoded.maximumFrameBytes)
                 concurrency = WorkerLoop.Concurrency(jobs: jobs) { header, payload in registry.startConcurrently(header, payload, on: jobs) }

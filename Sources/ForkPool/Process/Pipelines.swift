@@ -23,11 +23,7 @@ extension WorkerSet {
         guard !candidates.isEmpty else { return [] }
         for level in 1..<inFlightLimit {
             for index in candidates where self[index].tasksInFlight == level {
-                while let next = queue.first {
-                    if next.leftQueue {  // expired this turn
-                        _ = queue.popFirst()
-                        continue
-                    }
+                while let next = queue.firstLive() {
                     guard !next.concurrent, next.deadline == nil, next.tail.isEmpty, next.frame.count <= DirectLane.maximumFrameBytes
                     else { return sent }
                     _ = queue.popFirst()

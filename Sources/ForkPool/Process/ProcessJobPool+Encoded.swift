@@ -27,7 +27,7 @@ extension ProcessJobPool {
         try registry.check(name: job.jobName)
         var tasks = TypedTasks<[UInt8], [UInt8]>(dispatcher: dispatcher, configuration: jobTasks.configuration,
                                                  workerCount: jobTasks.workerCount, jobName: job.jobName)
-        tasks.concurrent = registry.runsConcurrently(job.jobName) && jobTasks.configuration.jobsPerWorker > 1
+        tasks.concurrent = registry.runsConcurrently(job.jobName)
         return try tasks.submitEncoded(job.payload, timeout: timeout)
     }
 }

@@ -100,6 +100,10 @@ public final class ProcessJobPool: JobPool, @unchecked Sendable {
         dispatcher.shutdown(cancelPending: false)
     }
 
+    /// Whether any of its job types is async (its workers run `jobsPerWorker` of those at once).
+    @_spi(Integration)
+    public var runsAsyncJobs: Bool { registry.hasAsyncJobs }
+
     /// The settings the pool was created with (for integrations that size themselves by it).
     @_spi(Integration)
     public var configuration: ProcessPoolConfiguration { jobTasks.configuration }
@@ -142,7 +146,7 @@ final class ProcessJobTasks: _JobTasks {
         if let known = typed.withLock({ $0[key] }) as? TypedTasks<Job, Job.Output> { return known }
         var made = TypedTasks<Job, Job.Output>(dispatcher: dispatcher, configuration: configuration, workerCount: workerCount,
                                                 jobName: Job.jobName)
-        made.concurrent = Job.self is any AsyncPoolJob.Type && configuration.jobsPerWorker > 1
+        made.concurrent = Job.self is any AsyncPoolJob.Type  // a fresh pool's: a snapshot one refuses them
         typed.withLock { $0[key] = made }
         return made
     }

@@ -22,7 +22,8 @@ extension WorkerProcess {
     var isServingJobs: Bool { if case .serving = life { true } else { false } }
     /// Can take one more async job to run beside the ones it runs (or as its first).
     func acceptsConcurrentTask(limit: Int) -> Bool {
-        guard socket != nil, fault == nil, !drainingJobs else { return false }
+        // Never past its recycling limit: the jobs it runs count toward it.
+        guard socket != nil, fault == nil, !drainingJobs, recycling.tasksDone + served.count < recycling.taskLimit else { return false }
         if case .idle = life { return true }
         return isServingJobs && served.count < limit
     }
@@ -40,7 +41,8 @@ extension WorkerProcess {
 
     /// Starts sending an async job's task to this idle or serving worker, to run beside the
     /// others (its frame has no raw tail).
-    mutating func serve(_ task: PendingTask, deadline: UInt64?) {
+    mutating func serve(_ task: PendingTask, deadline: UInt64?, now: UInt64) {
+        task.handedOutAt = now
         beginServing()
         served[task.id] = ServedTask(task: task, deadline: deadline)
         sendAlso(task.frame)
@@ -54,6 +56,17 @@ extension WorkerProcess {
         FrameHeader(kind: .cancel, length: 0, taskID: id).write(into: &frame)
         sendAlso(frame)
     }
+
+    /// Its jobs' deadlines and kills no longer apply (it is being stopped).
+    mutating func disarmServed() {
+        for id in served.keys {
+            served[id]?.deadline = nil
+            served[id]?.killAt = nil
+        }
+    }
+
+    /// Takes jobs at once again (it was not retired after all).
+    mutating func undrainJobs() { drainingJobs = false }
 
     /// Takes no more jobs at once (due for recycling); it retires once its jobs are done.
     mutating func drainJobs() { drainingJobs = true }

@@ -109,11 +109,19 @@ struct FrameReader {
 /// dispatcher when the worker dies, written by whoever reads its socket (the dispatcher, or a
 /// caller reading by lane).
 final class WorkerNotes: Sendable {
-    private let last = Mutex<WorkerNote?>(nil)
+    private let last = Mutex<(note: WorkerNote?, crashedTask: UInt64?)>((nil, nil))
 
-    func record(_ note: WorkerNote) { last.withLock { $0 = note } }
+    /// Keeps `note` as the latest, except which job crashed the worker, kept apart (the notes
+    /// its sandbox sends as it dies come after it).
+    func record(_ note: WorkerNote) {
+        last.withLock {
+            if case .crashedInTask(let id) = note { $0.crashedTask = id } else { $0.note = note }
+        }
+    }
 
-    var latest: WorkerNote? { last.withLock { $0 } }
+    var latest: WorkerNote? { last.withLock { $0.note } }
+    /// The task whose job ran on the faulting thread of a worker that ran several at once.
+    var crashedTask: UInt64? { last.withLock { $0.crashedTask } }
 }
 
 /// Large received arrays (≥ 4 MiB) ask for transparent huge pages: installed once, before the

@@ -214,7 +214,8 @@ final class HostContext: Sendable {
         self.owner = owner
         self.logger = logger
         // Each worker runs up to jobsPerWorker async jobs at once: the host's capacity follows.
-        book = ClaimBook(slots: pool.stats.workers.count * pool.configuration.jobsPerWorker, lease: configuration.leaseDuration)
+        let perWorker = pool.runsAsyncJobs ? pool.configuration.jobsPerWorker : 1
+        book = ClaimBook(slots: pool.stats.workers.count * perWorker, lease: configuration.leaseDuration)
         outcomes = OutcomeWriter(client: queue.client, queue: queue.name, callTimeout: configuration.databaseCallTimeout, logger: logger)
     }
 }
