@@ -1,4 +1,4 @@
-// ConcurrentJobs: a fresh worker that runs several async jobs at once (`jobsPerWorker` > 1).
+// ConcurrentJobs: a fresh worker's async jobs, up to `jobsPerWorker` at once, each in a Task.
 //
 //   worker loop (main thread): task frame of an async job ─▶ decoded ─▶ start: a Task whose
 //     executor is the worker's job thread ─▶ the loop reads the next frame at once

@@ -1,5 +1,5 @@
-// Dispatcher+ConcurrentJobs: async jobs run several at once on a fresh worker
-// (`jobsPerWorker` > 1) — the dispatcher's side of ConcurrentJobs.
+// Dispatcher+ConcurrentJobs: async jobs on fresh workers, up to `jobsPerWorker` at once on one
+// — the dispatcher's side of ConcurrentJobs.
 //
 //   queue head is such a job ─▶ a worker with room (idle, or serving fewer than jobsPerWorker)
 //     ─▶ WorkerProcess.serve: its frame appended to what goes out ─▶ replies come back in any
@@ -7,6 +7,7 @@
 //   deadline passed ─▶ the caller gets .timedOut now, the job's Task a `cancel` frame ─▶ not
 //     ended within the grace period ─▶ the worker is killed (its other jobs: siblings)
 //   cancel() ─▶ the caller gets .cancelled, the job's Task a `cancel` frame; the worker lives
+//     (unless the job ignores it past the grace period, as for a deadline)
 //   the worker dies ─▶ the job it ran on the faulting thread (its note) or the one it was killed
 //     for fails with the death; every other job in flight fails saying a sibling took the
 //     worker down, through the crash policy (a retry runs it again elsewhere)

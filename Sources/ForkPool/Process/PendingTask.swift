@@ -19,8 +19,8 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
 
     /// The caller's deadline (monotonic ns) from `submit(_:timeout:)`, if any.
     var deadline: UInt64?
-    /// An async job's task in a pool whose workers run several at once (`jobsPerWorker` > 1):
-    /// it runs beside others on a worker, never by lane or sent ahead.
+    /// An async job's task (a fresh job pool's): it runs beside others on a worker, up to
+    /// `jobsPerWorker`, never by lane or sent ahead.
     var concurrent = false
     /// Set (under the dispatcher's lock) once the task left the queue: started, or dropped as
     /// cancelled. From then on the queue's deadline watch lets go of it.

@@ -139,7 +139,9 @@ public struct ProcessPoolConfiguration: Sendable {
     /// How many ``AsyncPoolJob``s a worker of a fresh ``ProcessJobPool`` runs at once: while
     /// one awaits (a timer, a socket), the others go on. The jobs of a worker share one thread
     /// for their code, as asyncio's coroutines do. Sync jobs still have a worker to themselves,
-    /// and other pools ignore this. Default 1.
+    /// and other pools ignore this. Default 1. At any value, an async job's deadline and
+    /// `cancel()` cancel its `Task` first; its worker is killed only if it has not ended a
+    /// second later.
     public var jobsPerWorker = 1
 
     /// What the workers may reach: network, programs, files, memory. Default: nothing

@@ -1,4 +1,4 @@
-// WorkerProcess+Serving: a worker that runs several async jobs at once (`jobsPerWorker` > 1;
+// WorkerProcess+Serving: a worker running async jobs, up to `jobsPerWorker` at once (a fresh pool;
 // Dispatcher+ConcurrentJobs decides when) — its jobs by task id, their deadlines and
 // cancellations, and whether it takes one more.
 //
