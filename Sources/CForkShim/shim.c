@@ -105,6 +105,7 @@ pid_t forkpool_fork_worker(const int *close_fds, int close_count, int options) {
     }
     // Child: async-signal-safe calls only until we return to Swift.
     forkpool_sandbox_forget();
+    forkpool_ring_forget();
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
@@ -328,9 +329,23 @@ static int spawn_worker(int control, int child_signals, int worker_options, cons
         report(control, SPAWN_FAILED, 0, fcntl_errno, NULL, 0);
         return -1;
     }
+    int rings = -1;
+    if (worker_options & FORKPOOL_SHARED_RINGS) {
+        rings = forkpool_ring_make();
+        if (rings < 0) {
+            int memfd_errno = errno;
+            close(fds[0]);
+            close(fds[1]);
+            report(control, SPAWN_FAILED, 0, memfd_errno, NULL, 0);
+            return -1;
+        }
+    }
     int closing[3] = {control, child_signals, fds[0]};
     pid_t pid = forkpool_fork_worker(closing, 3, worker_options);
     if (pid == 0) {
+        // Mapped before the sandbox closes every other descriptor; a worker without its
+        // region cannot serve the pool, which sees it exit before `ready`.
+        if (rings >= 0 && forkpool_ring_enter_worker(rings) != 0) _exit(SETUP_FAILED_STATUS);
         if (sandbox != NULL) forkpool_sandbox_apply(sandbox, fds[1]);  // or the worker exits
         return fds[1];
     }
@@ -338,6 +353,7 @@ static int spawn_worker(int control, int child_signals, int worker_options, cons
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
+        if (rings >= 0) close(rings);
         report(control, SPAWN_FAILED, 0, fork_errno, NULL, 0);
         return -1;
     }
@@ -346,16 +362,18 @@ static int spawn_worker(int control, int child_signals, int worker_options, cons
     if (pidfd < 0) {
         int open_errno = errno;
         close(fds[0]);
+        if (rings >= 0) close(rings);
         (void)kill(pid, SIGKILL);
         report(control, SPAWN_FAILED, 0, open_errno, NULL, 0);
         return -1;
     }
-    int attached[2] = {fds[0], pidfd};
+    int attached[3] = {fds[0], pidfd, rings};
     unsigned char bytes[MESSAGE_SIZE];
     encode_message(bytes, SPAWNED, pid, 0);
-    ssize_t sent = forkpool_send_with_fds(control, bytes, MESSAGE_SIZE, attached, 2);
+    ssize_t sent = forkpool_send_with_fds(control, bytes, MESSAGE_SIZE, attached, rings >= 0 ? 3 : 2);
     close(fds[0]);
     close(pidfd);
+    if (rings >= 0) close(rings);
     if (sent < 0) _exit(0);  // the pool is gone
     return -1;
 }

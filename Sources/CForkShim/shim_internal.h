@@ -1,4 +1,5 @@
-// What shim.c and sandbox.c share and nothing else sees: the fork server's half of the sandbox.
+// What shim.c, sandbox.c and rings.c share and nothing else sees: the fork server's half of the
+// sandbox and of the workers' shared rings.
 #ifndef CFORKSHIM_INTERNAL_H
 #define CFORKSHIM_INTERNAL_H
 
@@ -37,5 +38,15 @@ void forkpool_sandbox_fault_seen(int signal_number, int saved_errno);
 /// Wraps every fault signal (shim.c's wrapper), the ones left at their default action too, so
 /// that `forkpool_sandbox_fault_seen` runs before the worker dies of any of them.
 void forkpool_wrap_all_fault_signals(void);
+
+/// In the fork server, before a fork: a memfd of `FORKPOOL_RING_REGION_BYTES`, zero-filled and
+/// sealed against shrinking, growing and new seals. -1 with errno on failure.
+int forkpool_ring_make(void);
+
+/// In the worker just forked: maps the region and closes `memfd`. -1 with errno on failure.
+int forkpool_ring_enter_worker(int memfd);
+
+/// In every freshly forked child: unmaps a region it inherited from the worker it was forked from.
+void forkpool_ring_forget(void);
 
 #endif

@@ -8,7 +8,7 @@
 //
 // Parent → worker: task, taskBatch, shutdown. Worker → parent: ready or initializerFailed,
 // then result, resultBatch or failure (FailureReason byte + UTF-8 message); and at any time a
-// workerNote from a jailed worker's sandbox.
+// workerNote from a jailed worker's sandbox. Either way: a doorbell (the shared ring has frames).
 
 package enum FrameKind: UInt8, Sendable {
     case task = 1
@@ -31,6 +31,9 @@ package enum FrameKind: UInt8, Sendable {
     /// Parent → worker: cancel the `Task` of this running async job (a worker that runs several
     /// at once). No reply of its own: the job's reply comes as it ends.
     case cancel = 10
+    /// Either way, no payload: the other side published into the shared ring while this side
+    /// slept in poll on its socket. Taken out of the stream by the reader; not a reply.
+    case doorbell = 11
 }
 
 /// A `workerNote` frame's payload: a kind byte, a u64 LE value, then UTF-8 text.

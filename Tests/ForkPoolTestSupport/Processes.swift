@@ -39,6 +39,13 @@ public func threadNames() -> [String] {
     }
 }
 
+/// The ids of this process's threads whose name starts with `prefix`.
+public func threadIDs(named prefix: String) -> Set<String> {
+    Set(directoryEntries("/proc/self/task").filter { tid in
+        readFile("/proc/self/task/\(tid)/comm")?.hasPrefix(prefix) == true
+    })
+}
+
 /// What this process (and so a child it forks) does with a signal.
 public enum SignalDisposition: Equatable, Sendable {
     /// `SIG_DFL`: the default action (for SIGTERM, the end of the process).

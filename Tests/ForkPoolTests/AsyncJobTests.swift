@@ -59,7 +59,6 @@ extension ForkPoolTests {
             }
             #expect(error.code == .invalidArgument, "\(error)")
             #expect(error.message.contains("SleepThenSquareJob is an async job") && error.message.contains("startMethod .fresh"), "\(error)")
-            #expect(PoolDescriptors.count == 0)
         }
 
         @Test func aThreadJobPoolRunsAsyncJobsWithTheSameCalls() async throws {

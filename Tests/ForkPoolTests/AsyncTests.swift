@@ -80,7 +80,8 @@ extension ForkPoolTests {
             let maps = (0..<6).map { n in
                 Task { try await pool.map([Command.passGate(reportFD: reportFD, gateFD: gateFD, value: n)]) }
             }
-            let running = Set((0..<6).map { _ in report.nextPID() })
+            // Read on a thread of its own: this very test must not block the cooperative pool.
+            let running = try await offCooperativePool { Set((0..<6).map { _ in report.nextPID() }) }
             #expect(running.count == 6)
             #expect(await Task.detached { 42 }.value == 42)
             gate.open(6)

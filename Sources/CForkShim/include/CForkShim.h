@@ -27,7 +27,57 @@ enum {
     /// The workers are sandboxed: a fresh fork server that finds no sandbox spec exits rather
     /// than fork an unjailed worker.
     FORKPOOL_SANDBOXED_WORKERS = 1 << 2,
+    /// Give each worker shared-memory rings (`forkpool_ring_*`): the fork server makes a sealed
+    /// memfd per worker, maps it in the worker before its loop and passes it to the pool with the
+    /// worker's socket and pidfd.
+    FORKPOOL_SHARED_RINGS = 1 << 3,
 };
+
+/// The geometry of a worker's shared region (a memfd both sides map, sealed against shrinking
+/// and growing): a control page, then the ring to the worker, then the ring to the pool, each of
+/// `FORKPOOL_RING_SLOT_COUNT` slots of `FORKPOOL_RING_SLOT_BYTES` (an 8-byte sequence number,
+/// a 4-byte length, 4 unused, then one frame). The control page holds one cache line per word.
+enum {
+    FORKPOOL_RING_SLOT_COUNT = 64,
+    FORKPOOL_RING_SLOT_BYTES = 4096,
+    FORKPOOL_RING_SLOT_HEADER_BYTES = 16,
+    FORKPOOL_RING_CONTROL_BYTES = 4096,
+    FORKPOOL_RING_REGION_BYTES = 4096 + 2 * 64 * 4096,
+};
+
+/// In a worker forked with FORKPOOL_SHARED_RINGS: its shared region, mapped before its loop;
+/// NULL anywhere else.
+void *forkpool_worker_ring_region(void);
+
+/// The pool's side: maps a worker's region from the memfd the fork server passed, after
+/// checking that it is exactly `FORKPOOL_RING_REGION_BYTES` long and sealed against shrinking
+/// (so the worker can never make the pool's accesses fault). NULL with errno on failure.
+/// Why C: fcntl's F_GET_SEALS and mmap's flags are macros and variadic calls.
+void *forkpool_ring_map(int memfd);
+
+/// Unmaps a region `forkpool_ring_map` mapped.
+void forkpool_ring_unmap(void *region);
+
+/// Atomic accesses to words of a shared region (another process on the other side).
+/// Why C: Swift's atomics cannot be placed over memory another process maps.
+static inline uint64_t forkpool_ring_load_acquire(const void *word) {
+    return __atomic_load_n((const uint64_t *)word, __ATOMIC_ACQUIRE);
+}
+static inline void forkpool_ring_store_release(void *word, uint64_t value) {
+    __atomic_store_n((uint64_t *)word, value, __ATOMIC_RELEASE);
+}
+static inline uint32_t forkpool_ring_load_flag(const void *word) {
+    return __atomic_load_n((const uint32_t *)word, __ATOMIC_SEQ_CST);
+}
+static inline void forkpool_ring_store_flag(void *word, uint32_t value) {
+    __atomic_store_n((uint32_t *)word, value, __ATOMIC_SEQ_CST);
+}
+static inline uint32_t forkpool_ring_exchange_flag(void *word, uint32_t value) {
+    return __atomic_exchange_n((uint32_t *)word, value, __ATOMIC_SEQ_CST);
+}
+static inline void forkpool_ring_fence(void) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
 
 /// Forks a worker. In the child, before returning 0: resets the signal mask and handlers,
 /// asks for SIGKILL when the forking thread's process dies (and exits at once if it already

@@ -5,7 +5,8 @@
 //   submit():   queue empty, a lane open ─▶ .sending(task) ─▶ frame sent on the lane's own dup
 //               of the socket, from the submitting thread (no eventfd, no dispatcher wake-up)
 //               ─▶ .sent(task)
-//   get():      .sent ─▶ .reading ─▶ spin briefly, then poll, on the socket ─▶ reply decoded,
+//   get():      .sent ─▶ .reading ─▶ spin briefly (on the shared ring, with no system call, when
+//               the worker has one), then poll on the socket ─▶ reply decoded,
 //               future completed on this thread ─▶ .open again (or .returned if the dispatcher
 //               wants the worker: queue not empty, shutdown, cancellation)
 //   anything else (isDone, await, onCompletion, a second waiter, the dispatcher's next turn):
@@ -28,6 +29,7 @@
 // under recycling limits, whose bookkeeping only the dispatcher does; a pool with lanes off
 // gives its workers none.
 import CForkShim
+import ForkPoolWire
 import Glibc
 
 final class DirectLane: @unchecked Sendable {
@@ -306,7 +308,17 @@ final class DirectLane: @unchecked Sendable {
     /// closed (or the socket failed): the frame did not get there.
     func send(_ frame: [UInt8]) -> Bool {
         guard let socket else { return false }
-        return (try? sendAll(socket, frame)) != nil
+        guard let ring = inbox.reader.ring else { return (try? sendAll(socket, frame)) != nil }
+        // Through the worker's ring (a lent worker has nothing else in it); a full ring or an
+        // impossible count there means the worker is not reading: the frame did not get there.
+        switch frame.withUnsafeBytes({ try? ring.publish($0) }) {
+        case .published?:
+            return !ring.consumerNeedsWaking() || (try? sendAll(socket, FrameHeader.doorbell)) != nil
+        case .onSocket?:
+            return (try? sendAll(socket, frame)) != nil
+        case .full?, nil:
+            return false
+        }
     }
 
     /// Caller side, in .reading: receives `task`'s reply and completes its future on this
@@ -327,9 +339,17 @@ final class DirectLane: @unchecked Sendable {
                 return .fault(error)
             }
             if let handled {
-                guard case .replied = handled, inbox.reader.bufferedByteCount > 0 else { return handled }
+                guard case .replied = handled, inbox.reader.holdsMoreAfterReply else { return handled }
                 return .repliedThenFault(ForkPoolError(.malformedFrame, "worker process \(pid) sent bytes after the reply to task \(task.id)",
                                                        processID: pid))
+            }
+            if inbox.reader.ring != nil && !inbox.reader.awaitsSocketFrame {
+                // The reply comes through the ring: spin on it with no system call.
+                let now = monotonicNanoseconds()
+                if now < spinEnd && deadline.map({ now < $0 }) ?? true {
+                    for _ in 0..<8 { forkpool_cpu_relax() }
+                    continue
+                }
             }
             let status: FrameReader.FillStatus
             do {
@@ -349,9 +369,11 @@ final class DirectLane: @unchecked Sendable {
                     for _ in 0..<8 { forkpool_cpu_relax() }
                     continue
                 }
+                guard inbox.reader.prepareToSleep() else { continue }  // the ring has it now
                 var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
                 let timeout = pollTimeout(until: deadline, now: now)
                 _ = retryingInterrupts { poll(&readable, 1, timeout) }
+                inbox.reader.wokeUp()
             }
         }
     }
@@ -365,8 +387,8 @@ final class FrameInbox: @unchecked Sendable {
     /// What the worker's sandbox said about it, taken out of the frames whoever reads them.
     let notes = WorkerNotes()
 
-    init(maximumPayloadBytes: Int) {
-        reader = FrameReader(maximumPayloadBytes: maximumPayloadBytes)
+    init(maximumPayloadBytes: Int, ring: SharedRing? = nil) {
+        reader = FrameReader(maximumPayloadBytes: maximumPayloadBytes, ring: ring)
         reader.notes = notes
     }
 }

@@ -156,10 +156,11 @@ extension Dispatcher {
             case .failure:
                 forkServerDied()
                 return
-            case .success(.spawned(let pid, let socket, let pidfd)?):
-                let index = workers.add(pid: pid, socket: socket, pidfd: pidfd, lendable: settings.lanesEnabled)
+            case .success(.spawned(let pid, let socket, let pidfd, let rings)?):
+                let ring = Result { () throws(ForkPoolError) in try rings.map(SharedRing.mapping) }
+                let index = workers.add(pid: pid, socket: socket, pidfd: pidfd, ring: try? ring.get(), lendable: settings.lanesEnabled)
                 accounting.recordSpawned(pid, slot: workers[index].slot)
-                if workers.stopping { workers[index].dismiss() }
+                if case .failure(let error) = ring { giveUp(on: index, error) } else if workers.stopping { workers[index].dismiss() }
             case .success(.spawnFailed(let number)?):
                 workers.spawnsInFlight -= 1
                 startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: number))
@@ -207,6 +208,9 @@ extension Dispatcher {
                                                taskID: task.id, processID: worker.pid), slot: worker.slot)
             } else if let fault = worker.fault {
                 fail(task, with: fault, slot: worker.slot)
+            } else if worker.neverTook(task) {
+                // It died between tasks: its ring says it never took this one, which runs elsewhere.
+                rerunPipelined([task], slot: worker.slot, error: worker.obituary.error(status: status, task: worker.task))
             } else {
                 handleCrash(of: task, error: worker.obituary.error(status: status, task: worker.task), slot: worker.slot)
             }

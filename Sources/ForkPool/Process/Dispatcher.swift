@@ -228,12 +228,17 @@ final class Dispatcher: @unchecked Sendable {
             for (index, worker) in workers.enumerated() where !worker.isLent {
                 guard let socket = worker.socket else { continue }
                 var events = Int16(POLLIN)
-                if worker.hasOutgoing { events |= Int16(POLLOUT) }
+                if worker.waitsForSocket { events |= Int16(POLLOUT) }
                 pollSet.append(pollfd(fd: socket, events: events, revents: 0))
                 owners.append(index)
             }
-            let timeout = pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline)
-            if retryingInterrupts({ poll(&pollSet, nfds_t(pollSet.count), timeout) }) < 0 {
+            var timeout = pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline)
+            // Shared rings: each worker rings on its socket only once told this thread sleeps.
+            for index in owners where !workers[index].inbox.reader.prepareToSleep() { timeout = 0 }
+            if timeout != 0, owners.contains(where: { workers[$0].waitsForRing }) { timeout = 1 }
+            let polled = retryingInterrupts({ poll(&pollSet, nfds_t(pollSet.count), timeout) })
+            for index in owners { workers[index].inbox.reader.wokeUp() }
+            if polled < 0 {
                 dispatcherFailed(ForkPoolError(.poolBroken, "the pool's dispatcher cannot wait for events: poll failed",
                                                errno: errno), wakeLost: false)
                 return
@@ -248,8 +253,11 @@ final class Dispatcher: @unchecked Sendable {
                     wake.drain()
                 }
             }
-            for (slot, index) in owners.enumerated() where pollSet[slot + 2].revents != 0 {
-                service(index, events: pollSet[slot + 2].revents)
+            for (slot, index) in owners.enumerated() {
+                var events = pollSet[slot + 2].revents
+                if workers[index].waitsForRing { events |= Int16(POLLOUT) }
+                if workers[index].inbox.reader.ringHasFrame { events |= Int16(POLLIN) }
+                if events != 0 { service(index, events: events) }
             }
             if pollSet[1].revents != 0 { readForkServer() }
             enforceDeadlines(now: monotonicNanoseconds())

@@ -1,7 +1,7 @@
 // ForkServer: the pool's side of the single-threaded "zygote" that forks every worker.
 //
 //   dispatcher ── spawn ──────────────▶ fork server (one thread, forked once at pool creation)
-//              ◀─ spawned(pid) + [socket, pidfd] via SCM_RIGHTS ─┘   │ fork
+//              ◀─ spawned(pid) + [socket, pidfd, rings memfd] via SCM_RIGHTS ─┘   │ fork
 //              ◀─ exited(pid, wait status) ── SIGCHLD/waitpid ◀───── worker
 //
 // Every worker is forked from a process where no other thread can hold a lock; the server
@@ -66,8 +66,8 @@ struct ForkServerClient {
     /// What the server reported.
     enum Report {
         /// A worker was forked: its socket (the pool's end, non-blocking) and pidfd, both
-        /// registered in PoolDescriptors.
-        case spawned(pid: pid_t, socket: CInt, pidfd: CInt)
+        /// registered in PoolDescriptors, and the memfd of its shared rings (when it has them).
+        case spawned(pid: pid_t, socket: CInt, pidfd: CInt, rings: CInt?)
         /// A fork failed with this errno.
         case spawnFailed(errno: Int32)
         /// A worker ended.
@@ -154,8 +154,8 @@ struct ForkServerClient {
         if count < 0 && (receiveErrno == EAGAIN || receiveErrno == EWOULDBLOCK) { return .success(nil) }
         let message = count > 0 ? buffer.withUnsafeBytes { ForkServerMessage(UnsafeRawBufferPointer(rebasing: $0[0..<count])) } : nil
         switch message?.operation {
-        case .spawned? where passed.count == 2:
-            return .success(.spawned(pid: message!.pid, socket: passed[0], pidfd: passed[1]))
+        case .spawned? where passed.count == 2 || passed.count == 3:
+            return .success(.spawned(pid: message!.pid, socket: passed[0], pidfd: passed[1], rings: passed.count == 3 ? passed[2] : nil))
         case .spawnFailed?:
             passed.forEach(PoolDescriptors.close)
             return .success(.spawnFailed(errno: Int32(truncatingIfNeeded: message!.value)))

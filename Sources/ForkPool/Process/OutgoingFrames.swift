@@ -2,6 +2,9 @@
 // it, then a large input's own bytes after them with no copy — and how much of it is out.
 //
 //   WorkerProcess.assign / pipeline ─▶ start / append ─▶ flush: sendSome until EAGAIN ─▶ done
+//   with a shared ring: each frame that fits a slot is published there (until the ring is
+//   full); one that does not leaves a marker and goes on the socket, the frames after it
+//   waiting until it is out; a sleeping worker is rung once the published frames are in.
 //
 // Owned by its WorkerProcess, on the dispatcher thread.
 import CForkShim
@@ -18,6 +21,12 @@ struct OutgoingFrames {
     private var taskFrameBytes = 0
 
     var hasPending: Bool { offset < head.count + tail.count }
+    /// With a ring: where the frame going on the socket ends (its marker is published).
+    private var socketFrameEnd: Int?
+    /// With a ring: the last flush stopped at a full ring (retried on the dispatcher's next turn).
+    private(set) var waitsForRing = false
+    /// Whether the socket must take more bytes before anything else can go (poll for POLLOUT).
+    var waitsForSocket: Bool { hasPending && !waitsForRing }
 
     /// Starts sending a task's frame (the worker has nothing else coming).
     mutating func start(_ frame: [UInt8], tail: [UInt8]) {
@@ -36,10 +45,57 @@ struct OutgoingFrames {
         head.append(contentsOf: frame)
     }
 
-    /// Sends as much as `socket` takes now; true once everything is out.
-    mutating func send(on socket: CInt) throws(ForkPoolError) -> Bool {
+    /// Sends as much as `socket` (and `ring`) take now; true once everything is out.
+    mutating func send(on socket: CInt, ring: SharedRing?) throws(ForkPoolError) -> Bool {
+        guard let ring else {
+            guard try sendOnSocket(socket, upTo: head.count + tail.count) else { return false }
+            self = OutgoingFrames()
+            return true
+        }
+        var published = false
+        defer { if published && socketFrameEnd == nil && ring.consumerNeedsWaking() { ringDoorbell(socket) } }
+        waitsForRing = false
         while hasPending {
-            let sent = sendSome(socket, head: head, tail: tail, from: offset, nonblocking: true)
+            if let end = socketFrameEnd {
+                guard try sendOnSocket(socket, upTo: end) else { return false }
+                socketFrameEnd = nil
+                continue
+            }
+            // `offset` is at a frame's start: its header is in `head` (a tail only ever follows
+            // the last frame's header and prefix).
+            let length = head.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))) }
+            let end = offset + FrameHeader.size + length
+            let start = offset
+            let result = head.withUnsafeBytes { raw in
+                Result { () throws(ForkPoolError) in
+                    end <= raw.count ? try ring.publish(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                        : try ring.publish(UnsafeRawBufferPointer(start: nil, count: 0), socketOnly: true)
+                }
+            }
+            switch try result.get() {
+            case .published:
+                published = true
+                offset = end
+            case .onSocket:
+                socketFrameEnd = end
+            case .full:
+                waitsForRing = true
+                return false
+            }
+        }
+        self = OutgoingFrames()
+        return true
+    }
+
+    /// Sends `head` + `tail` from `offset` up to `end` as far as the socket takes it now.
+    private mutating func sendOnSocket(_ socket: CInt, upTo end: Int) throws(ForkPoolError) -> Bool {
+        while offset < end {
+            let sent = end <= head.count
+                ? head.withUnsafeBytes { raw in
+                    let rest = UnsafeRawBufferPointer(rebasing: raw[offset..<end])
+                    return forkpool_send(socket, rest.baseAddress, rest.count, 1)
+                }
+                : sendSome(socket, head: head, tail: tail, from: offset, nonblocking: true)
             if sent >= 0 {
                 offset += sent
             } else if errno == EAGAIN || errno == EWOULDBLOCK {
@@ -48,8 +104,13 @@ struct OutgoingFrames {
                 throw ForkPoolError.systemCall("send")  // EINTR is retried by the shim
             }
         }
-        self = OutgoingFrames()
         return true
+    }
+
+    /// Wakes a worker asleep in recv: one doorbell frame (16 bytes go in one piece or not at
+    /// all; a socket too full for them already holds bytes that wake it).
+    private func ringDoorbell(_ socket: CInt) {
+        _ = FrameHeader.doorbell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
     }
 
     /// Drops what is not out yet; true if that cut the running task's frame short.

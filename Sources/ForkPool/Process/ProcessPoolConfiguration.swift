@@ -102,6 +102,14 @@ public struct ProcessPoolConfiguration: Sendable {
     @_spi(Tuning)
     public var usesDirectLanes = true
 
+    /// Whether tasks and replies travel through shared memory: each worker gets a memfd both
+    /// sides map, with a ring of 64 slots of 4 KiB each way; a side that has nothing to read
+    /// spins briefly, then sleeps until the other rings it on the socket. Frames over a slot
+    /// (and large `[UInt8]`s) still go on the socket, which also stays the control path.
+    /// Default true. false: everything goes on the socket, as before.
+    @_spi(Tuning)
+    public var usesSharedMemoryRings = true
+
     /// The most tasks a worker may hold at once: the one it runs, and under load short tasks
     /// sent behind it, so that it never waits for the pool between tasks and several go out in
     /// one write (replies come back one by one). Only tasks already queued are sent ahead, and
@@ -190,6 +198,7 @@ public struct ProcessPoolConfiguration: Sendable {
     var workerForkOptions: CInt {
         var options: CInt = keepsCrashBacktraces ? CInt(FORKPOOL_KEEP_FAULT_HANDLERS) : 0
         if !sandbox.isUnrestricted { options |= CInt(FORKPOOL_SANDBOXED_WORKERS) }
+        if usesSharedMemoryRings { options |= CInt(FORKPOOL_SHARED_RINGS) }
         return options
     }
 

@@ -5,6 +5,11 @@
 //        ▲        shutdown / end of stream / socket error ─▶ flush stdio ─▶ _exit         │
 //        └────────────────────────────────────────────────────────────────────────────────┘
 //
+// With shared rings (SharedRing) frames come from the submission ring and replies go to the
+// completion ring; the socket carries what does not fit a slot, notes and doorbells. Before
+// running a task the worker records its id in the region (`taken`). With nothing to read it
+// spins briefly (after a lane task), then raises its `asleep` flag and sleeps in recv.
+//
 // Plain synchronous code on the one thread fork left: Dispatch and Swift concurrency do not
 // survive a fork of a process that already started their threads. The process leaves only
 // through `_exit`, so the parent's atexit handlers never run here.
@@ -41,21 +46,50 @@ enum WorkerLoop {
     /// Replies go out from the job thread too when jobs run at once: one frame at a time.
     private static let sendLock = ConditionLock()
     nonisolated(unsafe) private static var sendsFromManyThreads = false
+    /// This worker's shared rings, if it was forked with them.
+    nonisolated(unsafe) static var ringInThisWorker: SharedRing?
 
     /// Sends one whole reply frame (from a job's Task, or the loop), under the send lock when
     /// jobs run at once; a dead socket ends the worker.
     static func sendReply(_ frame: [UInt8], tail: [UInt8] = []) {
-        let sent = sendsFromManyThreads ? sendLock.withLock { (try? sendAll(socketInThisWorker, frame, tail: tail)) != nil }
-            : (try? sendAll(socketInThisWorker, frame, tail: tail)) != nil
+        let sent = sendsFromManyThreads ? sendLock.withLock { send(frame, tail: tail) } : send(frame, tail: tail)
         if !sent { leave(0) }
+    }
+
+    /// One frame into the completion ring (a marker and the socket if it does not fit a slot),
+    /// waiting while the ring is full, ringing the pool if it sleeps; or on the socket alone.
+    private static func send(_ frame: [UInt8], tail: [UInt8]) -> Bool {
+        guard let ring = ringInThisWorker else { return (try? sendAll(socketInThisWorker, frame, tail: tail)) != nil }
+        while true {
+            let published = frame.withUnsafeBytes { try? ring.publish($0, socketOnly: !tail.isEmpty) }
+            switch published {
+            case .published?:
+                if ring.consumerNeedsWaking() {
+                    return (try? sendAll(socketInThisWorker, FrameHeader.doorbell)) != nil
+                }
+                return true
+            case .onSocket?:
+                return (try? sendAll(socketInThisWorker, frame, tail: tail)) != nil
+            case .full?:
+                // The pool reads replies as they come: a full ring means it is busy. Its end of
+                // the socket closing (the pool gone) ends the wait.
+                var socket = pollfd(fd: socketInThisWorker, events: 0, revents: 0)
+                if poll(&socket, 1, 0) > 0 && socket.revents & Int16(POLLHUP | POLLERR) != 0 { return false }
+                var pause = timespec(tv_sec: 0, tv_nsec: 20_000)
+                _ = nanosleep(&pause, nil)
+            case nil:
+                return false
+            }
+        }
     }
 
     static func run(socket fd: CInt, maximumFrameBytes: Int, initializer: (@Sendable () throws -> Void)?,
                     handler: TaskHandler, concurrency: Concurrency? = nil) -> Never {
         socketInThisWorker = fd
         sendsFromManyThreads = concurrency != nil
+        ringInThisWorker = SharedRing.inThisWorker()
         forkpool_set_thread_name(pthread_self(), "forkpool-worker")  // for ps, top and perf
-        var reader = FrameReader(maximumPayloadBytes: maximumFrameBytes)
+        var reader = FrameReader(maximumPayloadBytes: maximumFrameBytes, ring: ringInThisWorker)
         var reply: [UInt8] = []
         var replyTail: [UInt8] = []
         // After answering a task sent by lane (a caller spinning for the reply, likely to send
@@ -75,7 +109,7 @@ enum WorkerLoop {
             startStatus = initializerFailedStatus
         }
         fflush(nil)
-        do { try sendAll(fd, greeting) } catch { leave(0) }
+        sendReply(greeting)
         if let startStatus { leave(startStatus) }
         while true {
             let frame: (FrameHeader, Bool)?
@@ -89,6 +123,7 @@ enum WorkerLoop {
                         if tail == nil && concurrency.start(header, payload) { return (header, true) }
                     }
                     guard header.kind == .task || header.kind == .taskBatch else { return (header, false) }
+                    ringInThisWorker?.recordTaken(header.taskID)
                     reply.removeAll(keepingCapacity: true)
                     reply.appendZeros(FrameHeader.size)
                     var kind = handler(header.kind, payload, tail, &reply, &replyTail)
@@ -111,7 +146,19 @@ enum WorkerLoop {
             }
             guard let (header, handled) = frame else {
                 let spinning = answeredLaneTaskAt.map { monotonicNanoseconds() < $0 + spin.budget } ?? false
-                switch try? reader.fill(from: fd, wait: !spinning) {
+                if spinning && reader.ring != nil && !reader.awaitsSocketFrame {
+                    // The next task comes through the ring: look at it again, no system call.
+                    for _ in 0..<8 { forkpool_cpu_relax() }
+                    if reader.ringHasFrame, let answered = answeredLaneTaskAt {
+                        spin.learn(waited: monotonicNanoseconds() - answered)
+                        answeredLaneTaskAt = nil
+                    }
+                    continue
+                }
+                let sleeps = !spinning && reader.prepareToSleep()
+                let filled = try? reader.fill(from: fd, wait: sleeps)
+                if sleeps { reader.wokeUp() }
+                switch filled {
                 case .received:
                     if let answered = answeredLaneTaskAt {
                         spin.learn(waited: monotonicNanoseconds() - answered)
@@ -137,6 +184,31 @@ enum WorkerLoop {
             replyTail = []
             answeredLaneTaskAt = header.sentByLane ? monotonicNanoseconds() : nil
         }
+    }
+
+    /// Tests: `bytes` into this worker's transport as if they were frames — each whole frame
+    /// in a ring slot of its own and what is left over in one more (a marker and the socket
+    /// for what does not fit a slot), or the socket without rings — so a test can forge what a
+    /// broken worker would send.
+    static func forgeFrames(_ bytes: [UInt8]) {
+        guard let ring = ringInThisWorker else {
+            _ = bytes.withUnsafeBytes { write(socketInThisWorker, $0.baseAddress, $0.count) }
+            return
+        }
+        var start = 0
+        while start < bytes.count {
+            var end = bytes.count
+            if bytes.count - start >= FrameHeader.size {
+                let length = bytes.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: start + 4, as: UInt32.self))) }
+                end = min(bytes.count, start + FrameHeader.size + length)
+            }
+            let piece = Array(bytes[start..<end])
+            if (try? piece.withUnsafeBytes({ try ring.publish($0) })) == .onSocket {
+                _ = piece.withUnsafeBytes { write(socketInThisWorker, $0.baseAddress, $0.count) }
+            }
+            start = end
+        }
+        if ring.consumerNeedsWaking() { _ = FrameHeader.doorbell.withUnsafeBytes { write(socketInThisWorker, $0.baseAddress, $0.count) } }
     }
 
     static func appendFailure(_ reason: FailureReason, _ message: String, to reply: inout [UInt8]) {

@@ -88,12 +88,12 @@ struct WorkerProcess {
         fileprivate(set) var killDeadline: UInt64?
     }
 
-    init(pid: pid_t, slot: Int = 0, socket: CInt?, pidfd: CInt, maximumFrameBytes: Int, lendable: Bool = false,
-         taskLimit: Int = .max) {
+    init(pid: pid_t, slot: Int = 0, socket: CInt?, pidfd: CInt, maximumFrameBytes: Int, ring: SharedRing? = nil,
+         lendable: Bool = false, taskLimit: Int = .max) {
         self.slot = slot
         self.socket = socket
         self.process = ProcessHandle(pid: pid, pidfd: pidfd)
-        let inbox = FrameInbox(maximumPayloadBytes: maximumFrameBytes)
+        let inbox = FrameInbox(maximumPayloadBytes: maximumFrameBytes, ring: ring)
         self.inbox = inbox
         self.lane = lendable ? socket.map { DirectLane(pid: pid, slot: slot, socket: $0, inbox: inbox) } : nil
         self.recycling = Recycling(taskLimit: taskLimit)
@@ -118,6 +118,13 @@ struct WorkerProcess {
     var taskDeadline: UInt64? { if case .running(let run) = life { run.deadline } else { nil } }
     /// The running task never reached the worker (see `Run.delivered`).
     var headUndelivered: Bool { if case .running(let run) = life { !run.delivered } else { false } }
+    /// Whether its shared ring says it never took `task` (the id it recorded last, before
+    /// running a task, is another's), so `task` never ran. Without a ring, or with a frame no
+    /// longer kept to send again, it is taken to have run.
+    func neverTook(_ task: PendingTask) -> Bool {
+        guard let ring = inbox.reader.ring, !task.frame.isEmpty else { return false }
+        return ring.takenTaskID != task.id
+    }
     /// The tasks sent behind the running one.
     var pipeline: FIFOQueue<PendingTask> { if case .running(let run) = life { run.pipeline } else { FIFOQueue() } }
     /// The same, as an array (for a worker that has left the books).
@@ -134,6 +141,10 @@ struct WorkerProcess {
     /// Counts towards the pool's strength: not leaving, not given up on.
     var isServing: Bool { socket != nil && fault == nil && !isRetiring }
     var hasOutgoing: Bool { outgoing.hasPending }
+    /// Frames wait for the socket to take more (poll for POLLOUT).
+    var waitsForSocket: Bool { outgoing.waitsForSocket }
+    /// Frames wait for a slot in the shared ring (try again on the next turn).
+    var waitsForRing: Bool { outgoing.waitsForRing }
     /// The tasks sent to this worker and not answered yet.
     var tasksInFlight: Int { if case .running(let run) = life { 1 + run.pipeline.count } else { served.count } }
     // MARK: - Transitions
@@ -241,7 +252,7 @@ struct WorkerProcess {
     /// Throws when the socket is dead.
     mutating func flush(keepSent: Bool) throws(ForkPoolError) {
         guard let socket else { throw ForkPoolError(.workerDied, "the socket to worker process \(pid) is closed") }
-        guard try outgoing.send(on: socket) else { return }
+        guard try outgoing.send(on: socket, ring: inbox.reader.ring) else { return }
         // The worker has it: no second copy of a large input. A small frame is kept until the
         // reply, so a task that turns out never to have reached the worker can run elsewhere.
         if !keepSent, let task, task.frame.count + task.tail.count > DirectLane.maximumFrameBytes {
@@ -366,7 +377,15 @@ struct WorkerProcess {
         departure.dismissed = true
         var farewell = FrameHeader.emptyFrame()
         FrameHeader(kind: .shutdown, length: 0, taskID: 0).write(into: &farewell)
-        _ = farewell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
+        if let ring = inbox.reader.ring {
+            // Through the ring, behind what is there; a full ring or frames still going out
+            // leave it to end of stream, which ends the worker as well.
+            if !outgoing.hasPending, (try? farewell.withUnsafeBytes { try ring.publish($0) }) == .published, ring.consumerNeedsWaking() {
+                _ = FrameHeader.doorbell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
+            }
+        } else {
+            _ = farewell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
+        }
         closeSocket()
         departure.killDeadline = monotonicNanoseconds() + ProcessKill.dismissedGracePeriodNanoseconds
     }

@@ -43,11 +43,11 @@ struct WorkerSet: RandomAccessCollection, MutableCollection {
 
     /// A worker the fork server forked joins in the lowest free slot (a worker that will
     /// recycle after a number of tasks gets its own limit). Returns its index.
-    mutating func add(pid: pid_t, socket: CInt, pidfd: CInt, lendable: Bool) -> Int {
+    mutating func add(pid: pid_t, socket: CInt, pidfd: CInt, ring: SharedRing?, lendable: Bool) -> Int {
         spawnsInFlight -= 1
         let taskLimit = Recycling.taskLimit(configuration.maximumTasksPerWorker, using: &random)
         members.append(WorkerProcess(pid: pid, slot: freeSlot(), socket: socket, pidfd: pidfd,
-                                     maximumFrameBytes: configuration.maximumFrameBytes, lendable: lendable,
+                                     maximumFrameBytes: configuration.maximumFrameBytes, ring: ring, lendable: lendable,
                                      taskLimit: taskLimit))
         return members.count - 1
     }

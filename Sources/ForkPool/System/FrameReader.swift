@@ -1,8 +1,11 @@
-// FrameReader: frames from a worker socket. The wire's FrameParser cuts the stream into
-// frames; this adds the one `recv` (SystemCall.receive) that feeds it and turns its errors
-// into ForkPoolErrors.
+// FrameReader: frames from a worker's shared ring and its socket. The wire's FrameParser cuts
+// the stream into frames; this adds the one `recv` (SystemCall.receive) that feeds it, takes
+// frames from the shared ring first (SharedRing: each slot's bytes copied into a parser of
+// their own, which must find exactly one frame there), and turns errors into ForkPoolErrors.
 //
-//   socket ── recv (fill) ──▶ FrameParser ── nextFrame ──▶ header + payload to the caller
+//   ring slot ─── copy ──▶ FrameParser (one frame) ─┐
+//   ring marker ─▶ the next frame is the socket's   ├─ nextFrame ─▶ header + payload to the caller
+//   socket ── recv (fill) ──▶ FrameParser ──────────┘  (notes and doorbells taken out)
 import ForkPoolWire
 import Glibc
 import Synchronization
@@ -21,11 +24,39 @@ struct FrameReader {
     }
 
     private var parser: FrameParser
+    /// The shared ring's frames, one slot at a time.
+    private var ringParser: FrameParser
+    /// The worker's shared ring (frames come from it first), or nil: the socket only.
+    var ring: SharedRing?
+    /// The ring's last slot was a marker: the next frame (not a note, not a doorbell) is the socket's.
+    private(set) var awaitsSocketFrame = false
+    /// A ring slot's bytes, copied out of the shared region.
+    private var ringScratch: [UInt8] = []
 
-    init(maximumPayloadBytes: Int, directTailBytes: Int = 1 << 20) {
+    init(maximumPayloadBytes: Int, directTailBytes: Int = 1 << 20, ring: SharedRing? = nil) {
         _ = installHugePageAdvice
         parser = FrameParser(maximumPayloadBytes: maximumPayloadBytes, directTailBytes: directTailBytes)
+        ringParser = FrameParser(maximumPayloadBytes: maximumPayloadBytes, directTailBytes: Int.max)
+        self.ring = ring
     }
+
+    /// After a lone task's reply: whether anything else came (the socket may also hold
+    /// doorbells, with a ring: only the ring's next frame counts then).
+    var holdsMoreAfterReply: Bool { ring == nil ? bufferedByteCount > 0 : ringHasFrame }
+
+    /// Whether the ring has a frame (or a marker) this reader has not taken.
+    var ringHasFrame: Bool { !awaitsSocketFrame && ring?.hasIncoming == true }
+
+    /// Before sleeping in poll on the socket: raises the ring's `asleep` flag so the producer
+    /// rings; false if a frame came meanwhile (do not sleep). Always true without a ring or while
+    /// a socket frame is awaited (its bytes wake the poll).
+    func prepareToSleep() -> Bool {
+        guard let ring, !awaitsSocketFrame else { return true }
+        return ring.prepareToSleep()
+    }
+
+    /// After sleeping: producers need not ring any more.
+    func wokeUp() { ring?.wokeUp() }
 
     var maximumPayloadBytes: Int { parser.maximumPayloadBytes }
     /// Bytes held for a frame not yet complete.
@@ -80,28 +111,83 @@ struct FrameReader {
     /// Hands the next complete frame to `body`: its header, its payload and — for a split
     /// frame whose tail was received straight into its own array — that array, the payload
     /// view then holding only the bytes before it. Returns nil if no frame is complete yet.
+    /// With a ring, its frames come first, in order, the socket's only where a marker says so.
     mutating func nextFrame<R>(_ body: (FrameHeader, UnsafeRawBufferPointer, [UInt8]?) -> R) throws(ForkPoolError) -> R? {
-        guard let notes else {
-            do { return try parser.nextFrame(body) } catch { throw ForkPoolError(error) }
-        }
         while true {
-            var noted: WorkerNote??
+            if let ring, !awaitsSocketFrame {
+                var scratch = ringScratch
+                ringScratch = []  // uniquely referenced while it is written
+                defer { ringScratch = scratch }
+                switch try ring.receive({ bytes in
+                    // Copied out of the shared region before a byte of it is looked at.
+                    scratch.removeAll(keepingCapacity: true)
+                    scratch.append(contentsOf: bytes)
+                }) {
+                case .frame:
+                    return try takeRingFrame(scratch, body)
+                case .onSocket:
+                    awaitsSocketFrame = true
+                case .empty:
+                    break
+                }
+            }
+            var skipped = false
+            var badNote = false
             let result: R??
             do {
                 result = try parser.nextFrame { header, payload, tail -> R? in
-                    guard header.kind == .workerNote else { return body(header, payload, tail) }
-                    noted = .some(WorkerNote(payload: payload))
-                    return nil
+                    switch header.kind {
+                    case .workerNote where notes != nil:
+                        skipped = true
+                        if let note = WorkerNote(payload: payload) { notes?.record(note) } else { badNote = true }
+                        return nil
+                    case .doorbell:
+                        skipped = true
+                        return nil
+                    default:
+                        return body(header, payload, tail)
+                    }
                 }
             } catch {
                 throw ForkPoolError(error)
             }
-            guard let noted else { return result ?? nil }
-            guard let note = noted else {
-                throw ForkPoolError(.malformedFrame, "worker sent a note that is not one")
+            if badNote { throw ForkPoolError(.malformedFrame, "worker sent a note that is not one") }
+            if skipped { continue }
+            guard let result else { return nil }
+            if ring != nil && !awaitsSocketFrame {
+                throw ForkPoolError(.malformedFrame, "an unexpected frame came on the socket without its marker in the shared ring")
             }
-            notes.record(note)
+            awaitsSocketFrame = false
+            return result
         }
+    }
+
+    /// The one frame a ring slot held (copied out), to `body`; a slot with more or less than
+    /// one whole frame breaks the protocol.
+    private mutating func takeRingFrame<R>(_ bytes: [UInt8],
+                                           _ body: (FrameHeader, UnsafeRawBufferPointer, [UInt8]?) -> R) throws(ForkPoolError) -> R {
+        let declared = bytes.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self))) }
+        guard bytes.count == FrameHeader.size + declared else {
+            throw ForkPoolError(.malformedFrame, "a shared ring slot of \(bytes.count) bytes holds a frame of \(declared) payload bytes")
+        }
+        let result: R??
+        do throws(FrameError) {
+            var appendError: FrameError?
+            bytes.withUnsafeBytes { raw in
+                do throws(FrameError) { try ringParser.append(raw) } catch { appendError = error }
+            }
+            if let appendError { throw appendError }
+            result = try ringParser.nextFrame { header, payload, _ -> R? in
+                header.kind == .workerNote || header.kind == .doorbell ? nil : body(header, payload, nil)
+            }
+        } catch {
+            ringParser = FrameParser(maximumPayloadBytes: ringParser.maximumPayloadBytes, directTailBytes: Int.max)
+            throw ForkPoolError(error)
+        }
+        guard let result, let result else {
+            throw ForkPoolError(.malformedFrame, "a shared ring slot held a frame that does not travel in one")
+        }
+        return result
     }
 }
 
