@@ -286,5 +286,3 @@ func fails(_ future: Future<Int>, with code: ForkPoolError.Code) -> Bool {
         return error.code == code
     }
 }
-
-}
