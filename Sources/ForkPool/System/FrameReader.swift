@@ -133,6 +133,7 @@ struct FrameReader {
             }
             var skipped = false
             var badNote = false
+            let unmarked = ring != nil && !awaitsSocketFrame
             let result: R??
             do {
                 result = try parser.nextFrame { header, payload, tail -> R? in
@@ -145,6 +146,7 @@ struct FrameReader {
                         skipped = true
                         return nil
                     default:
+                        if unmarked { return nil }  // never handed on: the protocol is broken
                         return body(header, payload, tail)
                     }
                 }
@@ -154,7 +156,7 @@ struct FrameReader {
             if badNote { throw ForkPoolError(.malformedFrame, "worker sent a note that is not one") }
             if skipped { continue }
             guard let result else { return nil }
-            if ring != nil && !awaitsSocketFrame {
+            if unmarked {
                 throw ForkPoolError(.malformedFrame, "an unexpected frame came on the socket without its marker in the shared ring")
             }
             awaitsSocketFrame = false
