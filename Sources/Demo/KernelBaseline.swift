@@ -22,7 +22,18 @@ struct KernelBaseline: Codable {
         var tasks_per_second: Double
     }
 
+    struct SharedMemoryCallers: Codable {
+        var workers: Int
+        var callers: Int
+        var tasks: Int
+        var tasks_per_second: Double
+    }
+
     var socketpair_round_trip: Latency
+    /// Two processes handing one shared cache line back and forth, both spinning.
+    var shm_round_trip: Latency?
+    /// 8 blocking callers over shared-memory slots served by forked workers, futex sleeps.
+    var shm_ring_callers: SharedMemoryCallers?
     /// Both ends busy-polling with MSG_DONTWAIT: the socket's floor without a wake-up.
     var busy_poll_round_trip: Latency?
     /// N forked echo workers, a window of requests in flight each, one write and one read per task.

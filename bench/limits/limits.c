@@ -38,6 +38,17 @@
  *                          the kernel, so no wake-up cost. Like spin_ping_pong, the run stops
  *                          after 10 s (1 s with --quick) with the samples taken so far: on a
  *                          single busy CPU each round trip can cost a scheduler time slice.
+ *   shm_round_trip         (informational) parent <-> forked child through one shared cache
+ *                          line (MAP_SHARED): each side spins on a sequence number, then
+ *                          writes the next; what two processes sharing memory cost at best.
+ *   shm_ring_callers       the shared-memory pattern's own limit with blocking callers: N
+ *                          forked workers (--pipeline-workers, default 2) and 8 caller threads;
+ *                          each caller has a slot (request and reply sequence numbers) in a
+ *                          MAP_SHARED region served by worker (caller % N). A caller writes its
+ *                          request, wakes its worker through a futex only when that worker
+ *                          sleeps, spins briefly for the reply, then sleeps on a futex the
+ *                          worker wakes only when the caller sleeps; a worker spins over its
+ *                          slots, then sleeps likewise. Tasks per second over 200,000 tasks.
  *   fork_exit_wait         fork() + child _exit(0) + waitpid().
  *   machine                online CPU count and kernel release.
  *
@@ -67,6 +78,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -599,6 +613,165 @@ static latency bench_spin(long warmup, long n, int64_t budget_ns, long *yields) 
     return l;
 }
 
+/* ---------------------------------------------------------------- shared memory */
+
+static void *shared_region(size_t bytes) {
+    void *region = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (region == MAP_FAILED) fail_errno("mmap");
+    memset(region, 0, bytes);
+    return region;
+}
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t expected) {
+    (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word) {
+    (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* One cache line each way: the parent writes odd numbers, the child answers with the next. */
+typedef struct { _Alignas(64) _Atomic uint64_t ping; _Alignas(64) _Atomic uint64_t pong; } shm_line;
+
+static latency bench_shm_round_trip(long warmup, long n) {
+    shm_line *line = shared_region(sizeof(shm_line));
+    long total = warmup + n;
+    pid_t pid = fork();
+    if (pid < 0) fail_errno("fork");
+    if (pid == 0) {
+        in_child = true;
+        for (long i = 1; i <= total; i++) {
+            long spins = 0;
+            while (atomic_load_explicit(&line->ping, memory_order_acquire) != (uint64_t)i)
+                if (++spins % 1024 == 0) sched_yield(); else cpu_relax();
+            atomic_store_explicit(&line->pong, (uint64_t)i, memory_order_release);
+        }
+        _exit(0);
+    }
+    current_child = pid;
+    int64_t *ns = xmalloc(sizeof(int64_t) * (size_t)n);
+    for (long i = 1; i <= total; i++) {
+        int64_t t0 = now_ns();
+        atomic_store_explicit(&line->ping, (uint64_t)i, memory_order_release);
+        long spins = 0;
+        while (atomic_load_explicit(&line->pong, memory_order_acquire) != (uint64_t)i)
+            if (++spins % 1024 == 0) sched_yield(); else cpu_relax();
+        if (i > warmup) ns[i - warmup - 1] = now_ns() - t0;
+    }
+    reap(pid, "shm_round_trip");
+    current_child = -1;
+    latency l = summarize(ns, n);
+    free(ns);
+    (void)munmap(line, sizeof(shm_line));
+    return l;
+}
+
+enum { SHM_CALLERS = 8, SHM_SPIN_NS = 20000 };
+
+typedef struct {
+    _Alignas(64) _Atomic uint32_t request;   /* the caller's sequence number */
+    _Atomic uint32_t reply;                  /* the worker's answer: the same number */
+    _Atomic uint32_t caller_asleep;
+} shm_slot;
+
+typedef struct {
+    _Alignas(64) _Atomic uint32_t doorbell;  /* bumped to wake a sleeping worker */
+    _Atomic uint32_t asleep;
+} shm_worker;
+
+typedef struct {
+    shm_slot slots[SHM_CALLERS];
+    shm_worker workers[MAX_PIPELINE_WORKERS];
+    _Atomic uint32_t stop;
+} shm_board;
+
+static shm_board *board;
+static int shm_workers;
+static long shm_tasks_per_caller;
+
+static void shm_worker_main(int w) {
+    uint32_t served[SHM_CALLERS] = {0};
+    shm_worker *me = &board->workers[w];
+    while (!atomic_load(&board->stop)) {
+        int found = 0;
+        int64_t spin_end = now_ns() + SHM_SPIN_NS;
+        do {
+            for (int c = w; c < SHM_CALLERS; c += shm_workers) {
+                uint32_t request = atomic_load_explicit(&board->slots[c].request, memory_order_acquire);
+                if (request == served[c]) continue;
+                served[c] = request;
+                atomic_store_explicit(&board->slots[c].reply, request, memory_order_release);
+                if (atomic_load(&board->slots[c].caller_asleep)) futex_wake(&board->slots[c].reply);
+                found = 1;
+            }
+            if (!found) cpu_relax();
+        } while (!found && now_ns() < spin_end && !atomic_load(&board->stop));
+        if (found) continue;
+        uint32_t bell = atomic_load(&me->doorbell);
+        atomic_store(&me->asleep, 1);
+        int pending = 0;
+        for (int c = w; c < SHM_CALLERS; c += shm_workers)
+            if (atomic_load(&board->slots[c].request) != served[c]) pending = 1;
+        if (!pending && !atomic_load(&board->stop)) futex_wait(&me->doorbell, bell);
+        atomic_store(&me->asleep, 0);
+    }
+    _exit(0);
+}
+
+static void *shm_caller_main(void *arg) {
+    int c = (int)(intptr_t)arg;
+    shm_slot *slot = &board->slots[c];
+    shm_worker *worker = &board->workers[c % shm_workers];
+    for (long i = 0; i < shm_tasks_per_caller; i++) {
+        uint32_t seq = atomic_load(&slot->request) + 1;
+        atomic_store_explicit(&slot->request, seq, memory_order_release);
+        if (atomic_load(&worker->asleep)) {
+            atomic_fetch_add(&worker->doorbell, 1);
+            futex_wake(&worker->doorbell);
+        }
+        int64_t spin_end = now_ns() + SHM_SPIN_NS;
+        while (atomic_load_explicit(&slot->reply, memory_order_acquire) != seq) {
+            if (now_ns() < spin_end) { cpu_relax(); continue; }
+            atomic_store(&slot->caller_asleep, 1);
+            uint32_t seen = atomic_load(&slot->reply);
+            if (seen != seq) futex_wait(&slot->reply, seen);
+            atomic_store(&slot->caller_asleep, 0);
+        }
+    }
+    return NULL;
+}
+
+typedef struct { int workers; long tasks; double seconds, tasks_per_second; } shm_callers;
+
+static shm_callers bench_shm_callers(int workers, long tasks) {
+    board = shared_region(sizeof(shm_board));
+    shm_workers = workers;
+    shm_tasks_per_caller = tasks / SHM_CALLERS;
+    pid_t pids[MAX_PIPELINE_WORKERS];
+    for (int w = 0; w < workers; w++) {
+        pids[w] = fork();
+        if (pids[w] < 0) fail_errno("fork");
+        if (pids[w] == 0) { in_child = true; shm_worker_main(w); }
+    }
+    pthread_t threads[SHM_CALLERS];
+    int64_t t0 = now_ns();
+    for (int c = 0; c < SHM_CALLERS; c++)
+        check_pthread("pthread_create", pthread_create(&threads[c], NULL, shm_caller_main, (void *)(intptr_t)c));
+    for (int c = 0; c < SHM_CALLERS; c++) check_pthread("pthread_join", pthread_join(threads[c], NULL));
+    int64_t ns = now_ns() - t0;
+    atomic_store(&board->stop, 1);
+    for (int w = 0; w < workers; w++) {
+        atomic_fetch_add(&board->workers[w].doorbell, 1);
+        futex_wake(&board->workers[w].doorbell);
+        reap(pids[w], "shm_ring_callers");
+    }
+    (void)munmap(board, sizeof(shm_board));
+    shm_callers r = {.workers = workers, .tasks = shm_tasks_per_caller * SHM_CALLERS};
+    r.seconds = (double)ns / 1e9;
+    r.tasks_per_second = (double)r.tasks / r.seconds;
+    return r;
+}
+
 /* ---------------------------------------------------------------- 7. busy-poll round trip */
 
 /* Reads exactly n bytes without ever sleeping in the kernel: recv(MSG_DONTWAIT), and a pause
@@ -795,6 +968,12 @@ int main(int argc, char **argv) {
     latency bp = bench_busy_poll(scaled(1000, quick), scaled(20000, quick),
                                  quick ? 1000000000LL : 10000000000LL);
 
+    progress("shm_round_trip");
+    latency sr = bench_shm_round_trip(scaled(1000, quick), scaled(100000, quick));
+
+    progress("shm_ring_callers");
+    shm_callers sc = bench_shm_callers(pipeline_workers, scaled(200000, quick));
+
     progress("fork_exit_wait");
     latency fk = bench_fork(scaled(20, quick), scaled(500, quick));
 
@@ -814,6 +993,9 @@ int main(int argc, char **argv) {
     print_latency("condvar_ping_pong", cv, "");
     print_latency("spin_ping_pong", sp, spin_extra);
     print_latency("busy_poll_round_trip", bp, "");
+    print_latency("shm_round_trip", sr, "");
+    printf("  \"shm_ring_callers\": {\"workers\": %d, \"callers\": %d, \"tasks\": %ld, \"seconds\": %.6f, "
+           "\"tasks_per_second\": %.0f},\n", sc.workers, SHM_CALLERS, sc.tasks, sc.seconds, sc.tasks_per_second);
     print_latency("fork_exit_wait", fk, "");
     printf("  \"machine\": {\"cpus\": %ld, \"kernel\": ", cpus);
     print_json_string(un.release);
