@@ -2,6 +2,7 @@
 // children and open file descriptors, which tests running alongside would disturb; and
 // hang-guarded: a test still running after 60 s ends the run red (HangGuard.swift).
 import CForkShim
+import ForkPoolWire
 import ForkPoolTestSupport
 import Glibc
 import Testing
@@ -48,6 +49,10 @@ enum Command: Codable, Sendable {
     case shareSocketWithGrandchild(fd: Int32)
     /// Writes `bytes` to the worker's own socket in one write, then returns `value`.
     case writeThenReturn([UInt8], value: Int)
+    /// Waits (up to 2 s) until the next task's frame is in the worker's shared ring, then
+    /// sends its own reply (`value`) by hand and exits with status 9 before taking that task;
+    /// returns `Int.min` normally if no next task came.
+    case replyThenExitBeforeNextTask(value: Int)
 }
 
 @Sendable func obey(_ command: Command) throws -> Int {
@@ -75,6 +80,18 @@ enum Command: Codable, Sendable {
         var pid = getpid()
         _ = write(fd, &pid, MemoryLayout<pid_t>.size)
         while true { pause() }
+    case .replyThenExitBeforeNextTask(let value):
+        guard let ring = WorkerLoop.ringInThisWorker else { return Int.min }
+        let giveUp = monotonicNanoseconds() + 2_000_000_000
+        while !ring.hasIncoming {
+            if monotonicNanoseconds() > giveUp { return Int.min }
+            usleep(100)
+        }
+        var reply = FrameHeader.emptyFrame()
+        try? PayloadCodec<Int>().encode(value, into: &reply)
+        FrameHeader(kind: .result, length: reply.count - FrameHeader.size, taskID: ring.takenTaskID).write(into: &reply)
+        WorkerLoop.sendReply(reply)
+        exitLikeUserCode(9)
     case .writeThenReturn(let bytes, let value):
         WorkerLoop.forgeFrames(bytes)  // by the worker's transport: its ring, or its socket
         return value

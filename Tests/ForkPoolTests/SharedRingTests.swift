@@ -218,6 +218,38 @@ extension ForkPoolTests {
             }
         }
 
+        /// A worker that dies after answering its task but before taking the one sent behind
+        /// it (its ring holds that task's frame, its `taken` cell the answered task's id): the
+        /// task behind never ran, so it runs on the replacement instead of failing as a crash.
+        @Test func aTaskTheWorkerNeverTookBeforeItDiedRunsOnItsReplacement() throws {
+            var configuration = quiet
+            configuration.usesDirectLanes = false  // both through the dispatcher, the second sent behind the first
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
+            defer { pool.shutdown() }
+            // Any task counts as short: the second is sent behind the first while it runs.
+            let saved = WorkerProcess.pipelineTaskNanoseconds
+            WorkerProcess.pipelineTaskNanoseconds = 10_000_000_000
+            defer { WorkerProcess.pipelineTaskNanoseconds = saved }
+            var attempts = 0
+            while true {
+                attempts += 1
+                let pid = pool.workerProcessIDs[0]
+                let first = try pool.submit(.replyThenExitBeforeNextTask(value: 41))
+                let second = try pool.submit(.echo(42))
+                let answer = try first.get()
+                if answer == Int.min {  // the second was not sent ahead this time: try again
+                    #expect(try second.get() == 42)
+                    #expect(attempts < 20, "the second task was never sent behind the first")
+                    if attempts < 20 { continue } else { break }
+                }
+                #expect(answer == 41)
+                #expect(try second.get() == 42, "the task the worker never took runs elsewhere")
+                #expect(waitUntil { liveness(of: pid) == .gone })
+                #expect(pool.stats.tasksFailed == 0)
+                break
+            }
+        }
+
         @Test func aFrameOnTheSocketWithoutItsMarkerIsAFault() throws {
             let pool = try ProcessPool(workers: 1, configuration: quiet, work: obey)
             defer { pool.shutdown() }
