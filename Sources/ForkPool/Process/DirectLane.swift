@@ -91,7 +91,7 @@ final class DirectLane: @unchecked Sendable {
     /// reply to a trivial task lands well within it, and waking a sleeping thread costs more
     /// than the round trip itself on these machines. It adapts to how long replies took on
     /// this lane before. Measured by `make bench` (round trip p50).
-    var spin = AdaptiveSpin(limit: 40_000)
+    var spin = AdaptiveSpin(limit: 100_000)
     /// Frames up to this size go by lane (one `send` takes them); larger ones, and inputs with
     /// a raw `[UInt8]` tail, go through the queue.
     static let maximumFrameBytes = 64 * 1024

@@ -34,7 +34,7 @@ enum WorkerLoop {
     nonisolated(unsafe) static var socketInThisWorker: CInt = -1
 
     /// The longest a worker spins for its next task after answering one sent by lane.
-    static let spinLimit: UInt64 = 25_000
+    static let spinLimit: UInt64 = 100_000
 
     /// A worker that runs several async jobs at once: its jobs, and what starts one from a task
     /// frame (false: the frame is not an async job's, and runs here as any task).
