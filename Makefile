@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR = .build-fuzz
 SWIFTC ?= swiftc
 
-.PHONY: all build test test-core test-postgres check-core-dependencies check-public-api bench bench-cluster bench-cluster-venv bench-page bench-venv demo docs fuzz \
+.PHONY: all build test test-core test-postgres check-core-dependencies check-public-api bench bench-cluster bench-http bench-cluster-venv bench-page bench-venv demo docs fuzz \
 	test-sanitizers soak clean
 
 all: build
@@ -71,12 +71,21 @@ bench: bench-venv
 	.build-bench/limits $(if $(QUICK),--quick) > bench/results/limits.json
 	$(RELEASE_BIN)/Demo bench $(BENCH_FLAGS) --limits bench/results/limits.json $(if $(QUICK),--quick) \
 		--python $$($(PEER_PYTHON))
+	@$(MAKE) --no-print-directory bench-http || echo "bench: the HTTP bench (make bench-http) failed; see above"
 	@$(MAKE) --no-print-directory bench-page
 	@$(MAKE) --no-print-directory bench-cluster || echo "bench: the cluster bench (make bench-cluster) failed; see above"
 
+# A Hummingbird server doing a small CPU job per request through a ProcessPool and through a
+# ThreadPool, loaded on loopback (bench/http, a package of its own: SwiftNIO is built only here).
+bench-http:
+	$(SWIFT) build -c release --package-path bench/http
+	mkdir -p bench/results
+	bench/http/.build/release/HTTPBench $(if $(QUICK),--seconds 1 --rounds 1) > bench/results/http.json
+
 # docs/BENCHMARKS.md, rendered from the JSON the last make bench (and make bench-cluster) wrote.
 BENCH_PAGE_FLAGS = --json bench/results/latest.json --limits bench/results/limits.json --output docs/BENCHMARKS.md \
-	$(if $(wildcard bench/results/cluster.json),--cluster bench/results/cluster.json)
+	$(if $(wildcard bench/results/cluster.json),--cluster bench/results/cluster.json) \
+	$(if $(wildcard bench/results/http.json),--http bench/results/http.json)
 bench-page:
 	@if [ -f bench/results/latest.json ]; then \
 		$(SWIFT) build -c release --product Demo && $(RELEASE_BIN)/Demo benchmarks-page $(BENCH_PAGE_FLAGS); \

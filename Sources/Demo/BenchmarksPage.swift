@@ -13,6 +13,7 @@ struct BenchmarksPage: ParsableCommand {
     @Option(help: "The JSON `Demo bench --json` wrote.") var json = "bench/results/latest.json"
     @Option(help: "bench/limits' JSON (the kernel's own costs), when not already inside --json.") var limits: String?
     @Option(help: "`PostgresJobHost bench`'s JSON; skipped when the file does not exist.") var cluster: String?
+    @Option(help: "bench/http's JSON (the HTTP server through each pool); skipped when the file does not exist.") var http: String?
     @Option(help: "The Markdown file to write.") var output = "docs/BENCHMARKS.md"
 
     func run() throws {
@@ -26,10 +27,14 @@ struct BenchmarksPage: ParsableCommand {
         // A cluster.json of an older format (no section) is left out.
         let clusterResults = cluster.flatMap { FileManager.default.contents(atPath: $0) }
             .flatMap { try? JSONDecoder().decode(ClusterResults.self, from: $0) }
+        let httpResults = http.flatMap { FileManager.default.contents(atPath: $0) }
+            .flatMap { try? JSONDecoder().decode(HTTPResults.self, from: $0) }
         var sources = [json]
         if let limits, limitsData != nil { sources.append(limits) }
         if let cluster, clusterResults != nil { sources.append(cluster) }
-        let page = renderBenchmarksPage(results: results, kernel: kernel, cluster: clusterResults, quick: quick, sources: sources)
+        if let http, httpResults != nil { sources.append(http) }
+        let page = renderBenchmarksPage(results: results, kernel: kernel, cluster: clusterResults, http: httpResults, quick: quick,
+                                        sources: sources)
         let url = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(page.utf8).write(to: url)
@@ -82,7 +87,7 @@ private func withUnit(_ value: Double, _ unit: String) -> String {
 private func cell(_ text: String) -> String { text.replacingOccurrences(of: "|", with: "\\|") }
 
 /// The whole page. Deterministic: the same JSON gives the same Markdown.
-func renderBenchmarksPage(results: Results, kernel: KernelBaseline?, cluster: ClusterResults?, quick: Bool = false,
+func renderBenchmarksPage(results: Results, kernel: KernelBaseline?, cluster: ClusterResults?, http: HTTPResults? = nil, quick: Bool = false,
                           sources: [String] = ["bench/results/latest.json"]) -> String {
     var lines: [String] = []
     lines += [
@@ -182,6 +187,10 @@ func renderBenchmarksPage(results: Results, kernel: KernelBaseline?, cluster: Cl
         ]
     }
 
+    if let http {
+        lines += http.markdown
+    }
+
     if let cluster {
         lines += [cluster.markdown]
     }
@@ -194,4 +203,28 @@ func renderBenchmarksPage(results: Results, kernel: KernelBaseline?, cluster: Cl
         lines += ["## Notes from this run", ""] + notes.map { "- \($0)" } + [""]
     }
     return lines.joined(separator: "\n")
+}
+
+/// What bench/http (`make bench-http`) wrote: a Hummingbird server doing a small CPU job per
+/// request through each pool, loaded on loopback, rounds alternating.
+struct HTTPResults: Codable {
+    var server: String
+    var connections: Int
+    var seconds: Double
+    var workers: Int
+    var rounds: Int
+    var process_pool_median: Double
+    var thread_pool_median: Double
+    var ratio: Double
+
+    var markdown: [String] {
+        [
+            "## An HTTP server through each pool", "",
+            "\(server); \(connections) keep-alive connections on loopback, one request in flight each, \(Int(seconds)) s per round, "
+                + "\(rounds) rounds alternating, \(workers) workers (`bench/http`, `make bench-http`).", "",
+            "| server through | requests/s (median) | ratio |", "| --- | ---: | ---: |",
+            "| `ProcessPool` | \(Int(process_pool_median)) | **\(String(format: "%.2f", ratio))×** `ThreadPool` (goal ≥ 0.95) |",
+            "| `ThreadPool` | \(Int(thread_pool_median)) | 1.00× |", "",
+        ]
+    }
 }
