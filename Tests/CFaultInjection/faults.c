@@ -1,6 +1,10 @@
 // Real faults, one per fault signal (see include/CFaultInjection.h).
 #include "CFaultInjection.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -192,4 +196,14 @@ int fault_clone_new_user_namespace(void) {
     int status = 0;
     (void)waitpid((pid_t)pid, &status, 0);
     return 0;
+}
+
+int fault_make_memfd(long bytes, int sealed) {
+    int fd = memfd_create("forkpool-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    if (ftruncate(fd, bytes) != 0 || (sealed && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -1,6 +1,7 @@
 // The shared-memory rings between the pool and its workers: frames through slots and markers,
 // the sleeping flags, a reader fuzzed with random regions, and workers that scribble on their
 // rings for real (each killed, its task failing with `.malformedFrame`, the pool serving on).
+import CFaultInjection
 import CForkShim
 import ForkPoolTestSupport
 import ForkPoolWire
@@ -129,6 +130,22 @@ extension ForkPoolTests {
             #expect(!pool.consumerNeedsWaking())
             // Asleep with a frame already there: it does not sleep.
             #expect(!worker.prepareToSleep())
+        }
+
+        /// The pool maps only a region the worker cannot shrink under it (a shrunk mapping
+        /// would fault on access): the right size, sealed against shrinking.
+        @Test func aRegionThatIsNotSealedOrNotItsSizeIsRefused() throws {
+            for (bytes, seal) in [(SharedRing.regionBytes, false), (SharedRing.regionBytes - 4096, true), (SharedRing.regionBytes, true)] {
+                let fd = fault_make_memfd(bytes, seal ? 1 : 0)
+                #expect(fd >= 0)
+                let registered = try PoolDescriptors.register({ fd }, name: "memfd")
+                let mapped = Result { () throws(ForkPoolError) in try SharedRing.mapping(memfd: registered) }
+                if bytes == SharedRing.regionBytes && seal {
+                    #expect((try? mapped.get()) != nil)
+                } else {
+                    #expect(throws: ForkPoolError.self) { try mapped.get() }
+                }
+            }
         }
 
         @Test func aConsumerCountOutsideWhatWasSentIsAFault() throws {

@@ -92,9 +92,10 @@ public struct ProcessPoolConfiguration: Sendable {
     /// Whether a `submit` made while the queue is empty goes straight from the submitting
     /// thread to an idle worker, the reply then read by the first thread that blocks on the
     /// future (`get()`), with no hop through the pool's dispatcher thread. Default true: a
-    /// lone `submit` + `get` then costs about what the raw socket round trip costs. The
-    /// waiting thread spins for the reply for up to 40 µs, and a worker that answered such a
-    /// task spins for up to 25 µs for the next one; both spins shrink on their own when
+    /// lone `submit` + `get` then costs a few microseconds (less than a socket round trip with
+    /// both ends busy-polling). The waiting thread spins for the reply for up to 100 µs, and a
+    /// worker that answered such a task spins for up to 100 µs for the next one (with shared
+    /// rings, on the ring: no system call); both spins shrink on their own when
     /// replies or tasks come later than that. false: every task goes through the dispatcher
     /// thread, and workers never spin. Tasks with a deadline, and pools with ``taskTimeout``,
     /// ``maximumTasksPerWorker`` or ``maximumWorkerResidentBytes``, always go through the

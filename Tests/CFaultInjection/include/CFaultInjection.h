@@ -25,6 +25,11 @@ int fault_type_into_terminal(int fd);
 /// clone(CLONE_NEWUSER) of a child that exits at once, waited for. Returns 0 or -1 with errno.
 int fault_clone_new_user_namespace(void);
 
+/// A memfd of `bytes`, sealed against shrinking, growing and further seals as the fork server
+/// seals a worker's rings when `sealed` (memfd_create and F_ADD_SEALS are not imported): its
+/// descriptor, or -1 with errno.
+int fault_make_memfd(long bytes, int sealed);
+
 /// unshare(CLONE_NEWUSER). Returns 0 or -1 with errno.
 int fault_new_user_namespace(void);
 
