@@ -51,6 +51,8 @@ enum Scribble: String, Codable, Sendable, CaseIterable {
     case wholeRegion
     /// A well-formed reply for the task itself, under a sequence number from a later lap.
     case wellFormedReplyOutOfSequence
+    /// A well-formed reply for the task itself with stray bytes after it in the same slot.
+    case replyWithStrayBytesInItsSlot
 }
 
 /// In the worker: damages its ring as `scribble` says, then sleeps (the pool kills it).
@@ -67,13 +69,15 @@ func scribbleOnRing(_ scribble: Scribble) -> Never {
         for offset in 0..<40 { slot.storeBytes(of: UInt8(truncatingIfNeeded: offset &* 37 &+ 11), toByteOffset: 16 + offset, as: UInt8.self) }
         slot.storeBytes(of: UInt32(40), toByteOffset: 8, as: UInt32.self)
         slot.storeBytes(of: ring.sent + 1, as: UInt64.self)
-    case .wellFormedReplyOutOfSequence:
+    case .wellFormedReplyOutOfSequence, .replyWithStrayBytesInItsSlot:
         var reply = FrameHeader.emptyFrame()
         try? PayloadCodec<Int>().encode(7, into: &reply)
         FrameHeader(kind: .result, length: reply.count - FrameHeader.size, taskID: ring.takenTaskID).write(into: &reply)
+        let lap = scribble == .wellFormedReplyOutOfSequence ? SharedRing.slotCount : 0
+        if scribble == .replyWithStrayBytesInItsSlot { reply += [1, 2, 3, 4, 5] }
         reply.withUnsafeBytes { (slot + SharedRing.slotHeaderBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         slot.storeBytes(of: UInt32(reply.count), toByteOffset: 8, as: UInt32.self)
-        slot.storeBytes(of: ring.sent + 1 + SharedRing.slotCount, as: UInt64.self)
+        slot.storeBytes(of: ring.sent + 1 + lap, as: UInt64.self)
     case .wholeRegion:
         var scrambler = Scrambler(state: UInt64(getpid()) | 1)
         for offset in stride(from: 0, to: SharedRing.Ring.toPool.slots + Int(SharedRing.slotCount) * SharedRing.slotBytes, by: 8)
