@@ -53,6 +53,12 @@ enum Command: Codable, Sendable {
     /// sends its own reply (`value`) by hand and exits with status 9 before taking that task;
     /// returns `Int.min` normally if no next task came.
     case replyThenExitBeforeNextTask(value: Int)
+    /// Raises the worker's own `asleep` flag (as it does just before it finds a frame after
+    /// all), waits until the next task is in its ring (so the pool rang, for nothing), lets the
+    /// doorbell land, then returns `value` (`Int.min` if no next task came within 2 s).
+    case raiseSleepFlagThenWaitForNextTask(value: Int)
+    /// Appends a line to the file at `path`, then the worker dies (status 9).
+    case appendLineThenDie(path: String)
 }
 
 @Sendable func obey(_ command: Command) throws -> Int {
@@ -80,6 +86,21 @@ enum Command: Codable, Sendable {
         var pid = getpid()
         _ = write(fd, &pid, MemoryLayout<pid_t>.size)
         while true { pause() }
+    case .raiseSleepFlagThenWaitForNextTask(let value):
+        guard let ring = WorkerLoop.ringInThisWorker else { return Int.min }
+        forkpool_ring_store_flag(ring.region + SharedRing.Ring.toWorker.asleep, 1)
+        let giveUp = monotonicNanoseconds() + 2_000_000_000
+        while !ring.hasIncoming {
+            if monotonicNanoseconds() > giveUp { return Int.min }
+            usleep(100)
+        }
+        usleep(20_000)
+        return value
+    case .appendLineThenDie(let path):
+        let fd = open(path, O_CREAT | O_WRONLY | O_APPEND, 0o600)
+        _ = "ran\n".withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        exitLikeUserCode(9)
     case .replyThenExitBeforeNextTask(let value):
         guard let ring = WorkerLoop.ringInThisWorker else { return Int.min }
         let giveUp = monotonicNanoseconds() + 2_000_000_000

@@ -5,6 +5,7 @@ import CFaultInjection
 import CForkShim
 import ForkPoolTestSupport
 import ForkPoolWire
+import Foundation
 import Glibc
 import Testing
 @_spi(Testing) @_spi(Tuning) @testable import ForkPool
@@ -263,6 +264,7 @@ extension ForkPoolTests {
             var attempts = 0
             while true {
                 attempts += 1
+                #expect(try pool.submit(.echo(0)).get() == 0)  // a task done: the worker may get one sent ahead
                 let pid = pool.workerProcessIDs[0]
                 let first = try pool.submit(.replyThenExitBeforeNextTask(value: 41))
                 let second = try pool.submit(.echo(42))
@@ -278,6 +280,36 @@ extension ForkPoolTests {
                 #expect(pool.stats.tasksFailed == 0)
                 break
             }
+        }
+
+        /// A doorbell the worker never read (it found its task before sleeping) is still in its
+        /// socket when that task kills it: the pool's recv then says "ours unread", which must
+        /// not pass for "the task never got there" — the task ran, and runs once only.
+        @Test func aTaskThatKillsItsWorkerRunsOnceEvenWithADoorbellUnread() throws {
+            var configuration = quiet
+            configuration.usesDirectLanes = false
+            let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
+            defer { pool.shutdown() }
+            let saved = WorkerProcess.pipelineTaskNanoseconds
+            WorkerProcess.pipelineTaskNanoseconds = 10_000_000_000
+            defer { WorkerProcess.pipelineTaskNanoseconds = saved }
+            var checked = 0
+            for attempt in 1...8 {
+                let path = "/tmp/forkpool-ring-test-\(getpid())-\(attempt)"
+                unlink(path)
+                defer { unlink(path) }
+                #expect(try pool.submit(.echo(0)).get() == 0)  // a task done: the worker may get one sent ahead
+                let first = try pool.submit(.raiseSleepFlagThenWaitForNextTask(value: 1))
+                let second = try pool.submit(.appendLineThenDie(path: path))
+                let answer = try first.get()
+                let error = expectForkPoolError { _ = try second.get() }
+                if answer == Int.min { continue }  // not sent behind the first this time
+                checked += 1
+                #expect(error?.code == .workerDied)
+                let runs = (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").count ?? 0
+                #expect(runs == 1, "the task that killed its worker ran \(runs) times")
+            }
+            #expect(checked > 0)
         }
 
         @Test func aFrameOnTheSocketWithoutItsMarkerIsAFault() throws {

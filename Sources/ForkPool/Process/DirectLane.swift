@@ -313,7 +313,10 @@ final class DirectLane: @unchecked Sendable {
         // impossible count there means the worker is not reading: the frame did not get there.
         switch frame.withUnsafeBytes({ try? ring.publish($0) }) {
         case .published?:
-            return !ring.consumerNeedsWaking() || (try? sendAll(socket, FrameHeader.doorbell)) != nil
+            // In the ring, it got there (a worker that died since is judged by its exit). The
+            // doorbell is one non-blocking send: a socket too full for it already wakes the worker.
+            if ring.consumerNeedsWaking() { _ = FrameHeader.doorbell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) } }
+            return true
         case .onSocket?:
             return (try? sendAll(socket, frame)) != nil
         case .full?, nil:
@@ -361,6 +364,8 @@ final class DirectLane: @unchecked Sendable {
             case .received:
                 continue
             case .endOfStream, .endOfStreamWithOursUnread:
+                // What the worker published before it went is in its ring: read that first.
+                if inbox.reader.ringHasFrame { continue }
                 return .endOfStream
             case .wouldBlock:
                 let now = monotonicNanoseconds()

@@ -15,9 +15,9 @@ extension Dispatcher {
     /// (a frame's consequences — a recycled worker dismissed — come before the next is read).
     func service(_ index: Int, events: Int16) {
         if events & Int16(POLLOUT) != 0 { flush(index) }
-        guard workers[index].socket != nil, events & ~Int16(POLLOUT) != 0 else { return }
+        guard workers[index].hasFramesToRead, events & ~Int16(POLLOUT) != 0 else { return }
         let (pid, slot) = (workers[index].pid, workers[index].slot)
-        while workers[index].socket != nil {
+        while workers[index].hasFramesToRead {
             let event = workers[index].receive { [accounting] task, failure in
                 accounting.recordOutcome(of: task, failure: failure, slot: slot)
             }
@@ -183,7 +183,7 @@ extension Dispatcher {
         // Whatever it wrote before it exited (a result, `initializerFailed`) counts: read it
         // first, even when the exit report overtook the socket's turn in the poll loop. (Not
         // while a caller reads it by lane.)
-        if workers[index].socket != nil && callersTask == nil { service(index, events: Int16(POLLIN)) }
+        if workers[index].hasFramesToRead && callersTask == nil { service(index, events: Int16(POLLIN)) }
         var worker = workers.remove(at: index)
         worker.release(killing: false)
         accounting.logExit(of: worker, status: status, runningTask: worker.task ?? callersTask)
@@ -209,7 +209,9 @@ extension Dispatcher {
             } else if let fault = worker.fault {
                 fail(task, with: fault, slot: worker.slot)
             } else if worker.neverTook(task) {
-                // It died between tasks: its ring says it never took this one, which runs elsewhere.
+                // It died between tasks: its ring says it never took this one, which runs
+                // elsewhere (once: the id is the worker's word, and a second time it is judged).
+                task.reranAsNeverTaken = true
                 rerunPipelined([task], slot: worker.slot, error: worker.obituary.error(status: status, task: worker.task))
             } else {
                 handleCrash(of: task, error: worker.obituary.error(status: status, task: worker.task), slot: worker.slot)

@@ -319,7 +319,7 @@ final class Dispatcher: @unchecked Sendable {
             }
             lanes.mayLend = lanesMayOpen
             if lanes.mayLend && queue.isEmpty {
-                for index in workers.indices where workers[index].isIdle {
+                for index in workers.indices where workers[index].isIdle && !workers[index].hasOutgoing {
                     guard let lane = workers[index].lane, lane.isLendable else { continue }
                     workers[index].lend()
                     lane.open()

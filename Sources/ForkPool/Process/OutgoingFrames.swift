@@ -30,9 +30,9 @@ struct OutgoingFrames {
 
     /// Starts sending a task's frame (the worker has nothing else coming).
     mutating func start(_ frame: [UInt8], tail: [UInt8]) {
+        self = OutgoingFrames()
         head = frame
         self.tail = tail
-        offset = 0
         taskFrameBytes = frame.count + tail.count
     }
 

@@ -27,6 +27,8 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     var leftQueue = false
     /// How many times the task was re-run after its worker died (``CrashPolicy/retry(times:)``).
     var retries = 0
+    /// Run again once because its worker's ring said it never took it (never a second time).
+    var reranAsNeverTaken = false
 
     // Dispatcher bookkeeping for stats and metrics (monotonic ns).
     /// When the task was queued (or queued again for a retry).

@@ -115,6 +115,7 @@ enum WorkerLoop {
             let frame: (FrameHeader, Bool)?
             do {
                 frame = try reader.nextFrame { header, payload, tail in
+                    if header.kind == .task || header.kind == .taskBatch { ringInThisWorker?.recordTaken(header.taskID) }
                     if let concurrency {
                         if header.kind == .cancel {
                             concurrency.jobs.cancel(header.taskID)
@@ -123,7 +124,6 @@ enum WorkerLoop {
                         if tail == nil && concurrency.start(header, payload) { return (header, true) }
                     }
                     guard header.kind == .task || header.kind == .taskBatch else { return (header, false) }
-                    ringInThisWorker?.recordTaken(header.taskID)
                     reply.removeAll(keepingCapacity: true)
                     reply.appendZeros(FrameHeader.size)
                     var kind = handler(header.kind, payload, tail, &reply, &replyTail)

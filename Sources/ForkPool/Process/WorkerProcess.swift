@@ -122,7 +122,7 @@ struct WorkerProcess {
     /// running a task, is another's), so `task` never ran. Without a ring, or with a frame no
     /// longer kept to send again, it is taken to have run.
     func neverTook(_ task: PendingTask) -> Bool {
-        guard let ring = inbox.reader.ring, !task.frame.isEmpty else { return false }
+        guard let ring = inbox.reader.ring, !task.frame.isEmpty, !task.reranAsNeverTaken else { return false }
         return ring.takenTaskID != task.id
     }
     /// The tasks sent behind the running one.
@@ -287,6 +287,7 @@ struct WorkerProcess {
     /// nil when nothing more has arrived. A task's reply completes its future, counted first
     /// through `record`.
     mutating func receive(record: (PendingTask, ForkPoolError.Code?) -> Void) -> Event? {
+        var fills = 0
         while true {
             let (task, isReady, pid, served) = (self.task, self.isReady, self.pid, self.served)
             var servedID: UInt64?
@@ -340,6 +341,8 @@ struct WorkerProcess {
                 break  // no complete frame buffered: receive more
             }
             guard let socket else { return .endOfStream }
+            fills += 1
+            if fills > Self.fillsPerReceive { return nil }  // a worker flooding its socket: the loop goes on
             do {
                 switch try inbox.reader.fill(from: socket) {
                 case .received:
@@ -348,19 +351,27 @@ struct WorkerProcess {
                     return nil
                 case .endOfStream:
                     socketEnded(now: monotonicNanoseconds())
-                    return .endOfStream
                 case .endOfStreamWithOursUnread:
                     // With nothing sent behind it, the unread bytes can only be the running
-                    // task's own frame: the worker never read it, so never ran it.
-                    changeRun { if $0.pipeline.isEmpty { $0.delivered = false } }
+                    // task's own frame: the worker never read it, so never ran it. (With a ring
+                    // they may be a doorbell only: its `taken` id decides instead.)
+                    if inbox.reader.ring == nil { changeRun { if $0.pipeline.isEmpty { $0.delivered = false } } }
                     socketEnded(now: monotonicNanoseconds())
-                    return .endOfStream
                 }
             } catch {
                 return .fault(error)
             }
+            // The worker is gone: everything it published is in its ring, read to the end first.
+            if !inbox.reader.ringHasFrame { return .endOfStream }
         }
     }
+
+    /// How many times one `receive` fills from the socket with nothing to hand on (notes,
+    /// doorbells) before it lets the poll loop go on.
+    static let fillsPerReceive = 64
+
+    /// Whether frames wait to be read: on the socket, or in the ring after it closed.
+    var hasFramesToRead: Bool { socket != nil || inbox.reader.ringHasFrame }
 
     /// The socket reached end of stream: the process is exiting (the fork server will report
     /// it). Closes the socket and arms a kill in case it does not exit; a worker this thread
