@@ -99,3 +99,10 @@ struct Recycling {
     /// Counts a completed task.
     mutating func count() { tasksDone += 1 }
 }
+
+extension CrashPolicy {
+    /// Under a retry policy a task's frame must survive its first send.
+    var keepsSentFrames: Bool {
+        if case .retry = self { true } else { false }
+    }
+}

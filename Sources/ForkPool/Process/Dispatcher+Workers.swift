@@ -157,10 +157,9 @@ extension Dispatcher {
                 forkServerDied()
                 return
             case .success(.spawned(let pid, let socket, let pidfd, let rings)?):
-                let ring = Result { () throws(ForkPoolError) in try rings.map(SharedRing.mapping) }
-                let index = workers.add(pid: pid, socket: socket, pidfd: pidfd, ring: try? ring.get(), lendable: settings.lanesEnabled)
+                let (index, unmapped) = workers.add(pid: pid, socket: socket, pidfd: pidfd, rings: rings, lendable: settings.lanesEnabled)
                 accounting.recordSpawned(pid, slot: workers[index].slot)
-                if case .failure(let error) = ring { giveUp(on: index, error) } else if workers.stopping { workers[index].dismiss() }
+                if let unmapped { giveUp(on: index, unmapped) } else if workers.stopping { workers[index].dismiss() }
             case .success(.spawnFailed(let number)?):
                 workers.spawnsInFlight -= 1
                 startFailed(ForkPoolError(.systemCallFailed, "the fork server could not fork a worker", errno: number))
@@ -208,9 +207,7 @@ extension Dispatcher {
                                                taskID: task.id, processID: worker.pid), slot: worker.slot)
             } else if let fault = worker.fault {
                 fail(task, with: fault, slot: worker.slot)
-            } else if worker.neverTook(task) {
-                // It died between tasks: its ring says it never took this one, which runs
-                // elsewhere (once: the id is the worker's word, and a second time it is judged).
+            } else if worker.neverTook(task) {  // died between tasks: runs elsewhere (once only)
                 task.reranAsNeverTaken = true
                 rerunPipelined([task], slot: worker.slot, error: worker.obituary.error(status: status, task: worker.task))
             } else {
@@ -301,14 +298,9 @@ extension Dispatcher {
         lock.withLock { published.workers = pids }
     }
 
-    /// Under a retry policy a task's frame must survive its first send.
-    var keepsSentFrames: Bool {
-        if case .retry = configuration.crashPolicy { true } else { false }
-    }
-
     func flush(_ index: Int) {
         do {
-            try workers[index].flush(keepSent: keepsSentFrames)
+            try workers[index].flush(keepSent: configuration.crashPolicy.keepsSentFrames)
         } catch where error.errno == EPIPE || error.errno == ECONNRESET {
             // The worker's end is gone: it died. Send nothing more, but read what it wrote
             // before (a finished task's reply counts) until end of stream; its exit report

@@ -232,12 +232,9 @@ final class Dispatcher: @unchecked Sendable {
                 pollSet.append(pollfd(fd: socket, events: events, revents: 0))
                 owners.append(index)
             }
-            var timeout = pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline)
-            // Shared rings: each worker rings on its socket only once told this thread sleeps.
-            for index in owners where !workers[index].inbox.reader.prepareToSleep() { timeout = 0 }
-            if timeout != 0, owners.contains(where: { workers[$0].waitsForRing }) { timeout = 1 }
+            let timeout = workers.ringsReadyToSleep(owners, timeout: pollTimeout(now: now, nextQueuedDeadline: turn.nextQueuedDeadline))
             let polled = retryingInterrupts({ poll(&pollSet, nfds_t(pollSet.count), timeout) })
-            for index in owners { workers[index].inbox.reader.wokeUp() }
+            workers.ringsWokeUp(owners)
             if polled < 0 {
                 dispatcherFailed(ForkPoolError(.poolBroken, "the pool's dispatcher cannot wait for events: poll failed",
                                                errno: errno), wakeLost: false)
@@ -248,16 +245,9 @@ final class Dispatcher: @unchecked Sendable {
                                                + "someone else", errno: EBADF), wakeLost: true)
                 return
             }
-            if pollSet[0].revents != 0 {
-                lock.withLock {
-                    wake.drain()
-                }
-            }
-            for (slot, index) in owners.enumerated() {
-                var events = pollSet[slot + 2].revents
-                if workers[index].waitsForRing { events |= Int16(POLLOUT) }
-                if workers[index].inbox.reader.ringHasFrame { events |= Int16(POLLIN) }
-                if events != 0 { service(index, events: events) }
+            if pollSet[0].revents != 0 { lock.withLock { wake.drain() } }
+            for (slot, index) in owners.enumerated() where pollSet[slot + 2].revents | workers.ringEvents(index) != 0 {
+                service(index, events: pollSet[slot + 2].revents | workers.ringEvents(index))
             }
             if pollSet[1].revents != 0 { readForkServer() }
             enforceDeadlines(now: monotonicNanoseconds())

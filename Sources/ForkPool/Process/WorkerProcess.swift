@@ -42,39 +42,6 @@ struct WorkerProcess {
     /// done. Changed only in WorkerProcess+Serving.
     var drainingJobs = false
 
-    /// A worker's stage. Impossible mixes (a lent worker running a task, a starting one idle)
-    /// cannot be written down.
-    enum Life {
-        /// Forked; its initializer has not said `ready`. With the initializer's error when it
-        /// threw (the worker exits next, and its exit counts as a failed start).
-        case starting(initializerError: String?)
-        /// Ready and holding no task: takes the next one, or is lent.
-        case idle
-        /// Lent to its lane: a submitting thread sends it a task and a caller reads the reply;
-        /// the dispatcher neither hands it tasks nor polls its socket.
-        case lent
-        /// Running a task, with more perhaps sent behind it.
-        case running(Run)
-        /// Recycled: takes no more tasks, and is dismissed once its replacement is ready.
-        case retiring
-        /// Running async jobs at once (`served`), up to the pool's `jobsPerWorker`.
-        case serving
-    }
-
-    /// The task a worker runs and what is sent behind it.
-    struct Run {
-        var task: PendingTask
-        /// Tasks sent behind the running one, oldest first (under load, to a worker whose
-        /// recent tasks were short: see `WorkerSet.sendAhead`); each becomes `task`
-        /// when the one before it is answered. A worker that dies runs none of them.
-        var pipeline = FIFOQueue<PendingTask>()
-        /// When the task must be done (monotonic ns), if it has a time limit.
-        var deadline: UInt64?
-        /// False when the task never reached the worker: its frame had not all been sent when the
-        /// socket turned out dead, or the worker closed its end with that frame unread.
-        var delivered = true
-    }
-
     /// The parent's side of a worker's end, independent of its stage: a worker given up on keeps
     /// its task until its exit is reported, and shutdown dismisses workers given up on too.
     struct Departure {
@@ -370,8 +337,9 @@ struct WorkerProcess {
     /// doorbells) before it lets the poll loop go on.
     static let fillsPerReceive = 64
 
-    /// Whether frames wait to be read: on the socket, or in the ring after it closed.
-    var hasFramesToRead: Bool { socket != nil || inbox.reader.ringHasFrame }
+    /// Whether frames wait to be read: on the socket, or in the ring after it reached end of
+    /// stream (never from a worker given up on: what it sent since counts for nothing).
+    var hasFramesToRead: Bool { socket != nil || (fault == nil && inbox.reader.ringHasFrame) }
 
     /// The socket reached end of stream: the process is exiting (the fork server will report
     /// it). Closes the socket and arms a kill in case it does not exit; a worker this thread

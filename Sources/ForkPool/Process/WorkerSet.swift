@@ -42,14 +42,18 @@ struct WorkerSet: RandomAccessCollection, MutableCollection {
     }
 
     /// A worker the fork server forked joins in the lowest free slot (a worker that will
-    /// recycle after a number of tasks gets its own limit). Returns its index.
-    mutating func add(pid: pid_t, socket: CInt, pidfd: CInt, ring: SharedRing?, lendable: Bool) -> Int {
+    /// recycle after a number of tasks gets its own limit), its shared rings mapped from `rings`
+    /// (when it has them). Returns its index, and the error to give it up with if the region
+    /// could not be mapped.
+    mutating func add(pid: pid_t, socket: CInt, pidfd: CInt, rings: CInt?, lendable: Bool) -> (index: Int, unmapped: ForkPoolError?) {
+        let mapped = Result { () throws(ForkPoolError) in try rings.map(SharedRing.mapping) }
         spawnsInFlight -= 1
         let taskLimit = Recycling.taskLimit(configuration.maximumTasksPerWorker, using: &random)
         members.append(WorkerProcess(pid: pid, slot: freeSlot(), socket: socket, pidfd: pidfd,
-                                     maximumFrameBytes: configuration.maximumFrameBytes, ring: ring, lendable: lendable,
+                                     maximumFrameBytes: configuration.maximumFrameBytes, ring: try? mapped.get(), lendable: lendable,
                                      taskLimit: taskLimit))
-        return members.count - 1
+        if case .failure(let error) = mapped { return (members.count - 1, error) }
+        return (members.count - 1, nil)
     }
 
     /// The worker leaves the books (it exited, or it is given up on for good).
@@ -127,5 +131,30 @@ struct WorkerSet: RandomAccessCollection, MutableCollection {
         }
         if contains(where: \.isLent) { nearest = Swift.min(nearest ?? now + 1_000_000_000, now + 1_000_000_000) }
         return nearest
+    }
+}
+
+// MARK: - Shared rings around the poll loop's sleep
+
+extension WorkerSet {
+    /// Before the poll loop sleeps: raises the `asleep` flag of each polled worker's ring, so
+    /// the worker rings for its next frame. 0 if a frame came meanwhile (poll only looks), at
+    /// most 1 ms while frames wait for room in a ring; else `timeout`.
+    func ringsReadyToSleep(_ polled: [Int], timeout: Int32) -> Int32 {
+        var timeout = timeout
+        for index in polled where !self[index].inbox.reader.prepareToSleep() { timeout = 0 }
+        if timeout != 0, polled.contains(where: { self[$0].waitsForRing }) { timeout = 1 }
+        return timeout
+    }
+
+    /// After the sleep: the flags come down, so busy workers stop ringing.
+    func ringsWokeUp(_ polled: [Int]) {
+        for index in polled { self[index].inbox.reader.wokeUp() }
+    }
+
+    /// What the worker's ring adds to its socket's poll events: a frame to read (POLLIN), or
+    /// room to wait for (POLLOUT: try sending again).
+    func ringEvents(_ index: Int) -> Int16 {
+        (self[index].waitsForRing ? Int16(POLLOUT) : 0) | (self[index].inbox.reader.ringHasFrame ? Int16(POLLIN) : 0)
     }
 }
