@@ -86,8 +86,16 @@ func scribbleOnRing(_ scribble: Scribble) -> Never {
             (ring.region + offset).storeBytes(of: scrambler.next(), as: UInt64.self)
         }
     }
-    if ring.consumerNeedsWaking() { _ = FrameHeader.doorbell.withUnsafeBytes { write(WorkerLoop.socketInThisWorker, $0.baseAddress, $0.count) } }
+    ring.wakeConsumer(through: WorkerLoop.socketInThisWorker)
     while true { pause() }
+}
+
+/// Makes any running task count as short, so a queued task is sent behind it; returns what
+/// puts the threshold back.
+private func everyTaskCountsAsShort() -> () -> Void {
+    let saved = WorkerProcess.pipelineTaskNanoseconds
+    WorkerProcess.pipelineTaskNanoseconds = 10_000_000_000
+    return { WorkerProcess.pipelineTaskNanoseconds = saved }
 }
 
 extension ForkPoolTests {
@@ -257,10 +265,8 @@ extension ForkPoolTests {
             configuration.usesDirectLanes = false  // both through the dispatcher, the second sent behind the first
             let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
             defer { pool.shutdown() }
-            // Any task counts as short: the second is sent behind the first while it runs.
-            let saved = WorkerProcess.pipelineTaskNanoseconds
-            WorkerProcess.pipelineTaskNanoseconds = 10_000_000_000
-            defer { WorkerProcess.pipelineTaskNanoseconds = saved }
+            let restore = everyTaskCountsAsShort()  // the second is sent behind the first while it runs
+            defer { restore() }
             var attempts = 0
             while true {
                 attempts += 1
@@ -290,9 +296,8 @@ extension ForkPoolTests {
             configuration.usesDirectLanes = false
             let pool = try ProcessPool(workers: 1, configuration: configuration, work: obey)
             defer { pool.shutdown() }
-            let saved = WorkerProcess.pipelineTaskNanoseconds
-            WorkerProcess.pipelineTaskNanoseconds = 10_000_000_000
-            defer { WorkerProcess.pipelineTaskNanoseconds = saved }
+            let restore = everyTaskCountsAsShort()
+            defer { restore() }
             var checked = 0
             for attempt in 1...8 {
                 let path = "/tmp/forkpool-ring-test-\(getpid())-\(attempt)"

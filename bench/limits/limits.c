@@ -46,9 +46,10 @@
  *                          each caller has a slot (request and reply sequence numbers) in a
  *                          MAP_SHARED region served by worker (caller % N). A caller writes its
  *                          request, wakes its worker through a futex only when that worker
- *                          sleeps, spins briefly for the reply, then sleeps on a futex the
- *                          worker wakes only when the caller sleeps; a worker spins over its
- *                          slots, then sleeps likewise. Tasks per second over 200,000 tasks.
+ *                          sleeps, and sleeps at once on a futex the worker wakes (a blocking
+ *                          caller: every task wakes one, as a pool's blocked `get()` must);
+ *                          a worker spins 20 us over its slots, then sleeps likewise. Tasks
+ *                          per second over 200,000 tasks.
  *   fork_exit_wait         fork() + child _exit(0) + waitpid().
  *   machine                online CPU count and kernel release.
  *
@@ -666,7 +667,7 @@ static latency bench_shm_round_trip(long warmup, long n) {
     return l;
 }
 
-enum { SHM_CALLERS = 8, SHM_SPIN_NS = 20000 };
+enum { SHM_CALLERS = 8, SHM_SPIN_NS = 20000, SHM_CALLER_SPIN_NS = 0 };
 
 typedef struct {
     _Alignas(64) _Atomic uint32_t request;   /* the caller's sequence number */
@@ -729,7 +730,7 @@ static void *shm_caller_main(void *arg) {
             atomic_fetch_add(&worker->doorbell, 1);
             futex_wake(&worker->doorbell);
         }
-        int64_t spin_end = now_ns() + SHM_SPIN_NS;
+        int64_t spin_end = now_ns() + SHM_CALLER_SPIN_NS;
         while (atomic_load_explicit(&slot->reply, memory_order_acquire) != seq) {
             if (now_ns() < spin_end) { cpu_relax(); continue; }
             atomic_store(&slot->caller_asleep, 1);

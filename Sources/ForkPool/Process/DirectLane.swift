@@ -313,9 +313,8 @@ final class DirectLane: @unchecked Sendable {
         // impossible count there means the worker is not reading: the frame did not get there.
         switch frame.withUnsafeBytes({ try? ring.publish($0) }) {
         case .published?:
-            // In the ring, it got there (a worker that died since is judged by its exit). The
-            // doorbell is one non-blocking send: a socket too full for it already wakes the worker.
-            if ring.consumerNeedsWaking() { _ = FrameHeader.doorbell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) } }
+            // In the ring, it got there (a worker that died since is judged by its exit).
+            ring.wakeConsumer(through: socket)
             return true
         case .onSocket?:
             return (try? sendAll(socket, frame)) != nil

@@ -53,7 +53,7 @@ struct OutgoingFrames {
             return true
         }
         var published = false
-        defer { if published && socketFrameEnd == nil && ring.consumerNeedsWaking() { ringDoorbell(socket) } }
+        defer { if published && socketFrameEnd == nil { ring.wakeConsumer(through: socket) } }
         waitsForRing = false
         while hasPending {
             if let end = socketFrameEnd {
@@ -105,12 +105,6 @@ struct OutgoingFrames {
             }
         }
         return true
-    }
-
-    /// Wakes a worker asleep in recv: one doorbell frame (16 bytes go in one piece or not at
-    /// all; a socket too full for them already holds bytes that wake it).
-    private func ringDoorbell(_ socket: CInt) {
-        _ = FrameHeader.doorbell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
     }
 
     /// Drops what is not out yet; true if that cut the running task's frame short.

@@ -64,10 +64,7 @@ enum WorkerLoop {
             let published = frame.withUnsafeBytes { try? ring.publish($0, socketOnly: !tail.isEmpty) }
             switch published {
             case .published?:
-                if ring.consumerNeedsWaking() {
-                    return (try? sendAll(socketInThisWorker, FrameHeader.doorbell)) != nil
-                }
-                return true
+                return ring.wakeConsumer(through: socketInThisWorker)
             case .onSocket?:
                 return (try? sendAll(socketInThisWorker, frame, tail: tail)) != nil
             case .full?:
@@ -208,7 +205,7 @@ enum WorkerLoop {
             }
             start = end
         }
-        if ring.consumerNeedsWaking() { _ = FrameHeader.doorbell.withUnsafeBytes { write(socketInThisWorker, $0.baseAddress, $0.count) } }
+        ring.wakeConsumer(through: socketInThisWorker)
     }
 
     static func appendFailure(_ reason: FailureReason, _ message: String, to reply: inout [UInt8]) {

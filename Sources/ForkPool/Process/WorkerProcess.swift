@@ -359,8 +359,8 @@ struct WorkerProcess {
         if let ring = inbox.reader.ring {
             // Through the ring, behind what is there; a full ring or frames still going out
             // leave it to end of stream, which ends the worker as well.
-            if !outgoing.hasPending, (try? farewell.withUnsafeBytes { try ring.publish($0) }) == .published, ring.consumerNeedsWaking() {
-                _ = FrameHeader.doorbell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
+            if !outgoing.hasPending, (try? farewell.withUnsafeBytes { try ring.publish($0) }) == .published {
+                ring.wakeConsumer(through: socket)
             }
         } else {
             _ = farewell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }

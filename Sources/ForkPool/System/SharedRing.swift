@@ -129,6 +129,16 @@ final class SharedRing: @unchecked Sendable {
         return forkpool_ring_load_flag(flag) != 0 && forkpool_ring_exchange_flag(flag, 0) != 0
     }
 
+    /// After publishing: rings a consumer gone to sleep with one `doorbell` frame on `socket`,
+    /// sent without blocking (16 bytes go in one piece or not at all, and a socket too full for
+    /// them already holds bytes that wake the consumer). False only if the socket is dead.
+    @discardableResult
+    func wakeConsumer(through socket: CInt) -> Bool {
+        guard consumerNeedsWaking() else { return true }
+        let sent = FrameHeader.doorbell.withUnsafeBytes { forkpool_send(socket, $0.baseAddress, $0.count, 1) }
+        return sent >= 0 || errno == EAGAIN || errno == EWOULDBLOCK
+    }
+
     // MARK: Consuming
 
     enum Incoming {
