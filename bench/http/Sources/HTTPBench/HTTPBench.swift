@@ -16,10 +16,12 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// The small CPU job: a few thousand multiply-adds (tens of µs), the same in either pool.
-@Sendable func job(_ n: Int) -> Int {
+/// The CPU job: `steps` multiply-adds on `n`, the same in either pool. A request carries both
+/// (`n` in its low 20 bits), so the load generator can check every answer.
+@Sendable func job(_ request: Int) -> Int {
+    let (n, steps) = (request & 0xF_FFFF, request >> 20)
     var accumulator = UInt64(truncatingIfNeeded: n)
-    for step in 0..<UInt64(4_000) { accumulator = accumulator &* 6_364_136_223_846_793_005 &+ step }
+    for step in 0..<UInt64(steps) { accumulator = accumulator &* 6_364_136_223_846_793_005 &+ step }
     return Int(truncatingIfNeeded: accumulator >> 1)
 }
 
@@ -28,6 +30,9 @@ struct Settings {
     var connections = 32
     var rounds = 3
     var workers = 2
+    /// The job sizes measured, in multiply-adds: a tiny job (a few µs, the pool's own cost
+    /// shows) and a small one (tens of µs).
+    var jobSteps = [4_000, 50_000]
 
     init(_ arguments: [String]) {
         var index = 1
@@ -38,6 +43,7 @@ struct Settings {
             case "--connections": connections = Int(value) ?? connections
             case "--rounds": rounds = Int(value) ?? rounds
             case "--workers": workers = Int(value) ?? workers
+            case "--steps": jobSteps = value.split(separator: ",").compactMap { Int($0) }
             default: break
             }
             index += 2
@@ -58,7 +64,7 @@ func serve(through pool: any WorkerPool<Int, Int>, port: Int) -> Application<Rou
 
 /// Keep-alive connections, one request in flight each, until `deadline`: responses counted and
 /// each checked against the job's own result.
-func load(port: Int, connections: Int, seconds: Double) throws -> Int {
+func load(port: Int, connections: Int, seconds: Double, steps: Int) throws -> Int {
     let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: connections)
     counts.initialize(repeating: 0)
     defer { counts.deallocate() }
@@ -79,9 +85,10 @@ func load(port: Int, connections: Int, seconds: Double) throws -> Int {
             var n = connection
             while Date() < deadline {
                 n = (n + 1) % 1000
-                let request = Array("GET /work?n=\(n) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+                let argument = steps << 20 | n
+                let request = Array("GET /work?n=\(argument) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
                 guard request.withUnsafeBytes({ send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count,
-                      let body = readResponse(socket, &buffer), body == String(job(n)) else {
+                      let body = readResponse(socket, &buffer), body == String(job(argument)) else {
                     failuresRef[connection] += 1
                     return
                 }
@@ -157,7 +164,7 @@ func freePort() -> Int {
 }
 
 /// One round: a server through `pool`, loaded for `seconds`; requests per second.
-func round(_ pool: any WorkerPool<Int, Int>, settings: Settings) async throws -> Double {
+func round(_ pool: any WorkerPool<Int, Int>, settings: Settings, steps: Int) async throws -> Double {
     let port = freePort()
     let app = serve(through: pool, port: port)
     let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "http-bench")))
@@ -169,7 +176,7 @@ func round(_ pool: any WorkerPool<Int, Int>, settings: Settings) async throws ->
     }
     guard ready else { throw BenchFailure(description: "the server never listened on port \(port)") }
     let seconds = settings.seconds, connections = settings.connections
-    let requests = try await Task.detached { try load(port: port, connections: connections, seconds: seconds) }.value
+    let requests = try await Task.detached { try load(port: port, connections: connections, seconds: seconds, steps: steps) }.value
     await group.triggerGracefulShutdown()
     try await running.value
     return Double(requests) / seconds
@@ -179,24 +186,29 @@ func round(_ pool: any WorkerPool<Int, Int>, settings: Settings) async throws ->
 struct HTTPBench {
     static func main() async throws {
         let settings = Settings(CommandLine.arguments)
-        var processes: [Double] = []
-        var threads: [Double] = []
-        for index in 0..<settings.rounds {
-            let processPool = try ProcessPool(workers: settings.workers, work: job)
-            processes.append(try await round(processPool, settings: settings))
-            processPool.shutdown()
-            let threadPool = try ThreadPool(workers: settings.workers, work: job)
-            threads.append(try await round(threadPool, settings: settings))
-            threadPool.shutdown()
-            FileHandle.standardError.write(Data("http round \(index + 1): ProcessPool \(Int(processes.last!)) req/s, ThreadPool \(Int(threads.last!)) req/s\n".utf8))
-        }
         let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+        var sizes: [[String: Any]] = []
+        for steps in settings.jobSteps {
+            var processes: [Double] = []
+            var threads: [Double] = []
+            for index in 0..<settings.rounds {
+                let processPool = try ProcessPool(workers: settings.workers, work: job)
+                processes.append(try await round(processPool, settings: settings, steps: steps))
+                processPool.shutdown()
+                let threadPool = try ThreadPool(workers: settings.workers, work: job)
+                threads.append(try await round(threadPool, settings: settings, steps: steps))
+                threadPool.shutdown()
+                FileHandle.standardError.write(Data(("http, \(steps) steps, round \(index + 1): ProcessPool \(Int(processes.last!)) req/s, "
+                                                     + "ThreadPool \(Int(threads.last!)) req/s\n").utf8))
+            }
+            sizes.append(["job_steps": steps, "process_pool_requests_per_second": processes, "thread_pool_requests_per_second": threads,
+                          "process_pool_median": median(processes), "thread_pool_median": median(threads),
+                          "ratio": median(processes) / median(threads)])
+        }
         let result: [String: Any] = [
-            "server": "Hummingbird 2, GET /work?n= → await pool.submit(n).value (a ~4,000-step multiply-add job)",
+            "server": "Hummingbird 2, GET /work?n= → await pool.submit(n).value (a job of multiply-adds)",
             "connections": settings.connections, "seconds": settings.seconds, "workers": settings.workers, "rounds": settings.rounds,
-            "process_pool_requests_per_second": processes, "thread_pool_requests_per_second": threads,
-            "process_pool_median": median(processes), "thread_pool_median": median(threads),
-            "ratio": median(processes) / median(threads),
+            "jobs": sizes,
         ]
         let json = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
         FileHandle.standardOutput.write(json + Data("\n".utf8))
