@@ -32,8 +32,8 @@ extension CrashPolicy {
         switch self {
         case .failTask:
             return .fail(error)
-        case .retry(let times) where task.retries < times:
-            task.retries += 1
+        case .retry(let times) where task.reruns.retries < times:
+            task.reruns.retries += 1
             return .retry
         case .retry(let times):
             return .fail(ForkPoolError(error.code, "\(error.message) (after \(times) retries)", taskID: task.id,

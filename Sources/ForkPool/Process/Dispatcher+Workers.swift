@@ -208,7 +208,7 @@ extension Dispatcher {
             } else if let fault = worker.fault {
                 fail(task, with: fault, slot: worker.slot)
             } else if worker.neverTook(task) {  // died between tasks: runs elsewhere (once only)
-                task.reranAsNeverTaken = true
+                task.reruns.neverTaken = true
                 rerunPipelined([task], slot: worker.slot, error: worker.obituary.error(status: status, task: worker.task))
             } else {
                 handleCrash(of: task, error: worker.obituary.error(status: status, task: worker.task), slot: worker.slot)

@@ -25,10 +25,15 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     /// Set (under the dispatcher's lock) once the task left the queue: started, or dropped as
     /// cancelled. From then on the queue's deadline watch lets go of it.
     var leftQueue = false
-    /// How many times the task was re-run after its worker died (``CrashPolicy/retry(times:)``).
-    var retries = 0
-    /// Run again once because its worker's ring said it never took it (never a second time).
-    var reranAsNeverTaken = false
+    /// The task's runs again after its worker died.
+    var reruns = Reruns()
+
+    struct Reruns {
+        /// Through ``CrashPolicy/retry(times:)``.
+        var retries = 0
+        /// Once because its worker's ring said it never took it (never a second time).
+        var neverTaken = false
+    }
 
     // Dispatcher bookkeeping for stats and metrics (monotonic ns).
     /// When the task was queued (or queued again for a retry).

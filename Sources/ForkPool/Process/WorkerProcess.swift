@@ -1,7 +1,7 @@
 // WorkerProcess: the parent's record of one worker — its pid and pidfd (signals that cannot hit
 // a recycled pid), its socket (parent end, non-blocking), its FrameInbox (the frames read from
 // it; its lane, when it has one, borrows the inbox while a caller reads a reply), the frames
-// being sent to it (OutgoingFrames), and where it is in its life (`Life`, with `Departure` for
+// being sent to it (OutgoingFrames), and where it is in its life (`WorkerLife`, with `Departure` for
 // how the parent is ending it). Transitions are its methods; the dispatcher thread owns it.
 //
 //   starting ─ready─▶ idle ─assign─▶ running(task, sent behind it) ─taskDone─▶ idle | running
@@ -25,7 +25,7 @@ struct WorkerProcess {
     /// (or the socket could not be duplicated for it).
     let lane: DirectLane?
     /// Its stage: starting, idle, lent, running or retiring.
-    private(set) var life = Life.starting(initializerError: nil)
+    private(set) var life = WorkerLife.starting(initializerError: nil)
     /// How the parent is ending it, whatever its stage: given up on, asked to exit, a kill armed.
     private(set) var departure = Departure()
     /// The frames being sent to it.
@@ -89,7 +89,7 @@ struct WorkerProcess {
     /// running a task, is another's), so `task` never ran. Without a ring, or with a frame no
     /// longer kept to send again, it is taken to have run.
     func neverTook(_ task: PendingTask) -> Bool {
-        guard let ring = inbox.reader.ring, !task.frame.isEmpty, !task.reranAsNeverTaken else { return false }
+        guard let ring = inbox.reader.ring, !task.frame.isEmpty, !task.reruns.neverTaken else { return false }
         return ring.takenTaskID != task.id
     }
     /// The tasks sent behind the running one.
@@ -117,7 +117,7 @@ struct WorkerProcess {
     // MARK: - Transitions
 
     /// Changes the running task's record in place (its queue stays uniquely held: no copy).
-    private mutating func changeRun(_ change: (inout Run) -> Void) {
+    private mutating func changeRun(_ change: (inout WorkerRun) -> Void) {
         guard case .running(var run) = life else { return }
         life = .idle
         change(&run)
@@ -126,13 +126,13 @@ struct WorkerProcess {
 
     /// Starts sending `task` to this idle worker.
     mutating func assign(_ task: PendingTask, deadline: UInt64?) {
-        life = .running(Run(task: task, deadline: deadline))
+        life = .running(WorkerRun(task: task, deadline: deadline))
         outgoing.start(task.frame, tail: task.tail)
     }
 
     /// Takes up a task a caller sent this worker by lane, as if the dispatcher had assigned it.
     mutating func adopt(_ task: PendingTask) {
-        life = .running(Run(task: task))
+        life = .running(WorkerRun(task: task))
     }
 
     /// Sends `task` behind the ones in flight (the caller checked that nothing raw is being
@@ -156,7 +156,7 @@ struct WorkerProcess {
         if let next = run.pipeline.popFirst() {
             next.handedOutAt = now
             next.markSentAhead(false)  // it runs now
-            life = .running(Run(task: next, pipeline: run.pipeline))
+            life = .running(WorkerRun(task: next, pipeline: run.pipeline))
         }
     }
 
