@@ -66,6 +66,9 @@ static inline uint64_t forkpool_ring_load_acquire(const void *word) {
 static inline void forkpool_ring_store_release(void *word, uint64_t value) {
     __atomic_store_n((uint64_t *)word, value, __ATOMIC_RELEASE);
 }
+static inline uint32_t forkpool_ring_load_u32(const void *word) {
+    return __atomic_load_n((const uint32_t *)word, __ATOMIC_RELAXED);
+}
 static inline uint32_t forkpool_ring_load_flag(const void *word) {
     return __atomic_load_n((const uint32_t *)word, __ATOMIC_SEQ_CST);
 }

@@ -162,7 +162,7 @@ final class SharedRing: @unchecked Sendable {
             throw ForkPoolError(.malformedFrame, "shared ring slot \(received % Self.slotCount) holds sequence number \(sequence), "
                                 + "expected \(received + 1) or \(unpublished)")
         }
-        let length = slot.load(fromByteOffset: 8, as: UInt32.self)
+        let length = forkpool_ring_load_u32(slot + 8)  // read once, atomically: the worker may write it still
         if length == Self.onSocket {
             consume()
             return .onSocket
