@@ -147,8 +147,9 @@ final class DirectLane: @unchecked Sendable {
     func endSending(_ task: PendingTask, delivered: Bool) -> SendEnd {
         switch state {
         case .detached(let error, let crashed):
-            // The frame reached a worker that died (judged as its crash), or never got there (rerun).
-            return .orphaned(Orphan(task: task, error: delivered ? error(task) : nil, slot: slot, crashed: crashed))
+            // The frame reached a worker that died (judged as its crash), or never got there, or
+            // its ring says the worker never took it (rerun).
+            return .orphaned(Orphan(task: task, error: delivered && !neverTook(task) ? error(task) : nil, slot: slot, crashed: crashed))
         case .sending where delivered:
             state = .sent(task)
             return .sent
@@ -199,7 +200,7 @@ final class DirectLane: @unchecked Sendable {
             case .fault(let fault):
                 return .detached(Orphan(task: task, error: Self.describe(fault, worker: pid, task: task.id), slot: slot, crashed: false))
             case .stoppedWaiting, .endOfStream:
-                return .detached(Orphan(task: task, error: error(task), slot: slot, crashed: crashed))
+                return .detached(Orphan(task: task, error: neverTook(task) ? nil : error(task), slot: slot, crashed: crashed))
             }
         }
         switch outcome {
@@ -291,6 +292,14 @@ final class DirectLane: @unchecked Sendable {
         }
     }
 
+    /// Whether the worker, gone now, never took `task` (its ring's `taken` id is another's): the
+    /// task runs elsewhere, once (a second time it is judged as the worker's crash).
+    private func neverTook(_ task: PendingTask) -> Bool {
+        guard let ring = inbox.reader.ring, !task.reruns.neverTaken, ring.takenTaskID != task.id else { return false }
+        task.reruns.neverTaken = true
+        return true
+    }
+
     /// The error a task gets when its worker broke the protocol or its socket failed.
     static func describe(_ fault: ForkPoolError, worker pid: pid_t, task: UInt64?) -> ForkPoolError {
         switch fault.code {
@@ -380,19 +389,5 @@ final class DirectLane: @unchecked Sendable {
                 inbox.reader.wokeUp()
             }
         }
-    }
-}
-
-/// The frames received from one worker, in one reader that whoever holds the socket uses:
-/// the dispatcher, or a caller reading by lane (the dispatcher's lock orders the hand-over).
-/// The worker owns it; its lane, when it has one, borrows it.
-final class FrameInbox: @unchecked Sendable {
-    var reader: FrameReader
-    /// What the worker's sandbox said about it, taken out of the frames whoever reads them.
-    let notes = WorkerNotes()
-
-    init(maximumPayloadBytes: Int, ring: SharedRing? = nil) {
-        reader = FrameReader(maximumPayloadBytes: maximumPayloadBytes, ring: ring)
-        reader.notes = notes
     }
 }

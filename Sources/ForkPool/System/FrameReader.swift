@@ -6,6 +6,9 @@
 //   ring slot ─── copy ──▶ FrameParser (one frame) ─┐
 //   ring marker ─▶ the next frame is the socket's   ├─ nextFrame ─▶ header + payload to the caller
 //   socket ── recv (fill) ──▶ FrameParser ──────────┘  (notes and doorbells taken out)
+//
+// FrameInbox holds a worker's one FrameReader: the dispatcher reads with it, or a caller on the
+// worker's lane (the lane's state says who, under the dispatcher's lock).
 import ForkPoolWire
 import Glibc
 import Synchronization
@@ -190,6 +193,20 @@ struct FrameReader {
             throw ForkPoolError(.malformedFrame, "a shared ring slot held a frame that does not travel in one")
         }
         return result
+    }
+}
+
+/// The frames received from one worker, in one reader that whoever holds the socket uses:
+/// the dispatcher, or a caller reading by lane (the dispatcher's lock orders the hand-over).
+/// The worker owns it; its lane, when it has one, borrows it.
+final class FrameInbox: @unchecked Sendable {
+    var reader: FrameReader
+    /// What the worker's sandbox said about it, taken out of the frames whoever reads them.
+    let notes = WorkerNotes()
+
+    init(maximumPayloadBytes: Int, ring: SharedRing? = nil) {
+        reader = FrameReader(maximumPayloadBytes: maximumPayloadBytes, ring: ring)
+        reader.notes = notes
     }
 }
 
