@@ -63,6 +63,9 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     private var hook: (any TaskHook)?
     /// Mirrors `state == .done` for the lock-free spin in `waitForResult`.
     private let isCompleted = Atomic<Bool>(false)
+    /// Set when the pool sent the task on a lane for a thread blocked in `get()` to read: that
+    /// thread wakes and reads the reply itself, through the hook.
+    private var replyToRead = false
     /// At most about 20–40 µs of `pause` on current x86: longer than a wake-up costs, far
     /// shorter than any task worth a pool.
     static var maximumSpins: Int { 2000 }
@@ -236,12 +239,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         // picked up without sleeping on the condition variable and being woken, which costs
         // more than the socket round trip itself. Only a few waiters spin at once, and only
         // while waits are short (SpinSlots): with many callers waiting, they all sleep.
-        guard spinsWhileWaiting && !isCompleted.load(ordering: .acquiring) else {
-            return lock.withLock {
-                while !isCompleted.load(ordering: .relaxed) { lock.wait() }
-                return doneResult()
-            }
-        }
+        guard spinsWhileWaiting && !isCompleted.load(ordering: .acquiring) else { return sleepUntilDone() }
         let budget = SpinSlots.budget(maximum: Self.maximumSpins)
         if budget > 0 && SpinSlots.acquire() {
             var spins = 0
@@ -252,9 +250,34 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             SpinSlots.release()
             SpinSlots.learn(answeredWhileSpinning: spins < budget, maximum: Self.maximumSpins)
         }
-        return lock.withLock {
-            while !isCompleted.load(ordering: .relaxed) { lock.wait() }
-            return doneResult()
+        return sleepUntilDone()
+    }
+
+    /// Sleeps until the future completes; woken to read a reply the pool left for this thread
+    /// (`wakeToReadReply`), reads it through the hook and sleeps again if that was not all.
+    private func sleepUntilDone() -> Result<Value, ForkPoolError> {
+        lock.lock()
+        while !isCompleted.load(ordering: .relaxed) {
+            if replyToRead, let hook {
+                replyToRead = false
+                lock.unlock()
+                hook.willBlock(until: nil)
+                lock.lock()
+                continue
+            }
+            lock.wait()
+        }
+        let result = doneResult()
+        lock.unlock()
+        return result
+    }
+
+    /// The pool sent this task on a lane for the thread blocked in `get()` to read its reply:
+    /// wakes it to do so.
+    func wakeToReadReply() {
+        lock.withLock {
+            replyToRead = true
+            lock.broadcast()
         }
     }
 

@@ -20,6 +20,10 @@ extension ProcessPool {
     /// because their worker died first.
     var tasksPipelined: Int { dispatcher.accounting.paths.pipelinedSends.load(ordering: .relaxed) }
     var pipelinedTasksRerun: Int { dispatcher.accounting.paths.pipelinedReruns.load(ordering: .relaxed) }
+    /// How many turns the dispatcher's loop has taken (one per wake-up).
+    var dispatcherTurns: Int { dispatcher.accounting.paths.dispatcherTurns.load(ordering: .relaxed) }
+    /// How many times a thread blocked in `get()` on a queued task.
+    var blockedReaders: Int { dispatcher.accounting.paths.blockedReaders.load(ordering: .relaxed) }
 }
 
 extension ThreadPool {

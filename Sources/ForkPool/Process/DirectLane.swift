@@ -40,8 +40,9 @@ final class DirectLane: @unchecked Sendable {
         case open
         /// A caller is sending this task's frame.
         case sending(PendingTask)
-        /// A caller sent this task; nobody reads the reply yet.
-        case sent(PendingTask)
+        /// A caller sent this task; nobody reads the reply yet. `readerComing`: a thread blocked
+        /// on its future was woken to read it (the dispatcher leaves it to that thread).
+        case sent(PendingTask, readerComing: Bool)
         /// A caller reads this task's reply.
         case reading(PendingTask)
         /// Given back to the dispatcher, with the task still to finish (if any) and why.
@@ -92,6 +93,10 @@ final class DirectLane: @unchecked Sendable {
     /// than the round trip itself on these machines. It adapts to how long replies took on
     /// this lane before. Measured by `make bench` (round trip p50).
     var spin = AdaptiveSpin(limit: 100_000)
+    /// How long a caller whose reply is in goes on serving the queue from its lane (sending
+    /// the next task and reading its reply for its owner) before it returns: long enough to
+    /// keep the worker busy through several tasks, short enough not to delay the caller much.
+    static let servingWindow: UInt64 = 50_000
     /// Frames up to this size go by lane (one `send` takes them); larger ones, and inputs with
     /// a raw `[UInt8]` tail, go through the queue.
     static let maximumFrameBytes = 64 * 1024
@@ -144,14 +149,28 @@ final class DirectLane: @unchecked Sendable {
         case orphaned(Orphan)
     }
 
-    func endSending(_ task: PendingTask, delivered: Bool) -> SendEnd {
+    /// Who reads the reply of a task sent on the lane.
+    enum Reader {
+        /// The first caller to block on its future (`submit`'s task: nobody has the future yet).
+        case firstToBlock
+        /// The thread that sent it, at once (a caller serving the queue from its lane).
+        case sender
+        /// The thread blocked on its future, woken for it (`PendingTask.wakeReader`).
+        case wokenOwner
+    }
+
+    func endSending(_ task: PendingTask, delivered: Bool, reader: Reader) -> SendEnd {
         switch state {
         case .detached(let error, let crashed):
             // The frame reached a worker that died (judged as its crash), or never got there, or
             // its ring says the worker never took it (rerun).
             return .orphaned(Orphan(task: task, error: delivered && !neverTook(task) ? error(task) : nil, slot: slot, crashed: crashed))
         case .sending where delivered:
-            state = .sent(task)
+            switch reader {
+            case .sender: state = .reading(task)
+            case .firstToBlock: state = .sent(task, readerComing: false)
+            case .wokenOwner: state = .sent(task, readerComing: true)
+            }
             return .sent
         default:
             state = .returned(task, .undelivered)
@@ -161,20 +180,42 @@ final class DirectLane: @unchecked Sendable {
 
     /// get(): the caller takes the reply over, if `task` still waits on this lane unread.
     func claimForReading(_ task: PendingTask) -> Bool {
-        guard case .sent(let sent) = state, sent === task else { return false }
+        guard case .sent(let sent, _) = state, sent === task else { return false }
         state = .reading(task)
         return true
     }
 
+    /// A caller serving the queue stops waiting for `task`'s reply: its blocked owner, woken
+    /// next, reads it (`.sent`, reader coming).
+    func handOverRead(_ task: PendingTask) {
+        if case .reading(let reading) = state, reading === task { state = .sent(task, readerComing: true) }
+    }
+
+    /// The caller that reopened the lane gives the idle worker back to the dispatcher (the
+    /// queue's next task is not one for a lane).
+    func returnIdle() {
+        if case .open = state { state = .returned(nil, .idle) }
+    }
+
+    /// Whether a caller is on the lane who will end it through `endReading` or `endSending`
+    /// (reading, or woken to read): the dispatcher need not be woken for work queued meanwhile,
+    /// since that caller takes it or gives the lane back.
+    var isDriven: Bool {
+        switch state {
+        case .reading, .sent(_, readerComing: true): true
+        default: false
+        }
+    }
+
     /// Whether `task` was sent on this lane and nobody reads its reply yet.
     func holdsUnread(_ task: PendingTask) -> Bool {
-        if case .sent(let sent) = state { sent === task } else { false }
+        if case .sent(let sent, _) = state { sent === task } else { false }
     }
 
     /// The task a caller sends, sent, or reads on this lane.
     var callersTask: PendingTask? {
         switch state {
-        case .sending(let task), .sent(let task), .reading(let task): task
+        case .sending(let task), .sent(let task, _), .reading(let task): task
         default: nil
         }
     }
@@ -236,6 +277,8 @@ final class DirectLane: @unchecked Sendable {
         case .open where !mayStayOpen:
             state = .closed
             return .closed
+        case .sent(let task, readerComing: true) where task.holdsLaneClaimLocked && !cancelled.contains(task.id):
+            return .keep  // its owner was woken to read it
         case .sent, .returned:
             return switch takeBack() {
             case .adopt(let task): .adopt(task)
@@ -281,7 +324,7 @@ final class DirectLane: @unchecked Sendable {
     /// Closes a lane in `.sent` or `.returned`: the dispatcher has its worker, and its task, back.
     private func takeBack() -> Withdrawal {
         switch state {
-        case .sent(let task):
+        case .sent(let task, _):
             state = .closed
             return .adopt(task)
         case .returned(let task, let why):

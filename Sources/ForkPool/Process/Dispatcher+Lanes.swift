@@ -18,50 +18,89 @@ import Glibc
 extension Dispatcher {
     /// Sends `task` straight to an idle worker from this thread when the queue is empty and a
     /// lane is open (its future then lets the first waiting caller read the reply itself);
-    /// otherwise queues it.
+    /// otherwise queues it — without waking the dispatcher when callers on every lane will
+    /// take it from the queue themselves.
     func submit(_ task: PendingTask) throws(ForkPoolError) {
-        guard settings.lanesEnabled, !task.concurrent, task.deadline == nil, task.tail.isEmpty,
-              task.frame.count <= DirectLane.maximumFrameBytes else {
+        guard settings.lanesEnabled, task.fitsLane else {
             return try enqueue(task, now: monotonicNanoseconds())
         }
         let now = monotonicNanoseconds()
-        let sending = try lock.withLock { () throws(ForkPoolError) -> (lane: DirectLane, frame: [UInt8])? in
+        let lane = try lock.withLock { () throws(ForkPoolError) -> DirectLane? in
             try checkAcceptingLocked()
             guard lanes.mayLend, queue.isEmpty, let lane = lanes.open.popLast() else {
                 try queue.checkRoom()
                 queue.append(task, now: now)
-                wakeLocked()
+                if !lanes.lanesCarryTheQueue(workerCount: settings.workerCount) { wakeLocked() }
                 return nil
             }
             task.enqueuedAt = now
-            FrameHeader.markSentByLane(&task.frame, true)  // the worker may spin for this caller's next task
-            lane.beginSending(task)
             task.leftQueue = true
             _ = task.start()
-            task.handedOutAt = now
+            startOnLaneLocked(task, lane: lane, now: now)
             task.bindLocked(lane)  // nobody has the future yet: the first to block on it reads the reply
-            return (lane, task.frame)
+            return lane
         }
-        guard let (lane, frame) = sending else { return }
-        let delivered = lane.send(frame)
+        guard let lane else { return }
+        _ = sendOnLane(lane, task, reader: .firstToBlock)
+    }
+
+    /// Under the lock: `lane` (open) takes `task`, which this thread sends next.
+    func startOnLaneLocked(_ task: PendingTask, lane: DirectLane, now: UInt64) {
+        FrameHeader.markSentByLane(&task.frame, true)  // the worker may spin for this lane's next task
+        lane.beginSending(task)
+        task.handedOutAt = now
+    }
+
+    /// Sends the frame of `task`, which `lane` took (`.sending`), from this thread, and books
+    /// how that went; `reader` reads the reply. Returns whether the frame is out on the lane.
+    func sendOnLane(_ lane: DirectLane, _ task: PendingTask, reader: DirectLane.Reader) -> Bool {
+        let delivered = lane.send(task.frame)
         accounting.paths.laneSends.add(1, ordering: .relaxed)
-        accounting.recordHandedOut(queuedNanoseconds: monotonicNanoseconds() - now)
-        lock.withLock {
-            switch lane.endSending(task, delivered: delivered) {
+        let now = monotonicNanoseconds()
+        accounting.recordHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
+        return lock.withLock {
+            switch lane.endSending(task, delivered: delivered, reader: reader) {
             case .sent:
-                lanes.unreadTasks += 1
+                if reader != .sender { lanes.unreadTasks += 1 }
+                // Its owner stopped blocking meanwhile (and took the claim): the dispatcher reads it.
+                if reader == .wokenOwner && !task.holdsLaneClaimLocked { wakeLocked() }
+                return true
             case .undelivered:
                 wakeLocked()
+                return false
             case .orphaned(let orphan):
                 lanes.detachedReaders -= 1
                 lanes.orphans.append(orphan)
                 wakeLocked()
+                return false
             }
         }
     }
 
+    /// Under the lock: the queue's next task if it may go by lane (`forBlockedReader`: only if
+    /// a thread blocks on it and nothing else waits), taken out of the queue and started.
+    func takeQueuedForLaneLocked(forBlockedReader: Bool) -> PendingTask? {
+        while let next = queue.firstLive() {
+            guard next.fitsLane, !forBlockedReader || next.awaitsLaneReader else { return nil }
+            _ = queue.popFirst()
+            if queue.hasParked { wakeLocked() }  // room for a caller waiting to submit
+            if next.start() { return next }
+        }
+        return nil
+    }
+
+    /// A thread blocks in `get()` on `task`: while it is queued, a lane may be handed to it.
+    func noteBlockedReader(_ task: PendingTask) {
+        lock.withLock { task.noteBlockedReaderLocked() }
+        accounting.paths.blockedReaders.add(1, ordering: .relaxed)
+    }
+
     /// A waiting caller reads `task`'s reply from its lane, unless the dispatcher has taken
-    /// the task over; then gives the lane back (open again, or to the dispatcher).
+    /// the task over. Then, while the pool may lend and for at most `servingWindow`, it serves
+    /// the queue from the same lane: sends the next queued task and reads its reply too
+    /// (completing that caller's future); past the window, or when a reply is slow, it leaves
+    /// the last task to its blocked owner, woken to read it, or to the dispatcher. Finally it
+    /// gives the lane back: open again, or to the dispatcher.
     func receiveByLane(_ task: PendingTask, until deadline: UInt64?) {
         let claimed = lock.withLock { () -> DirectLane? in
             guard let lane = task.takeLaneClaimLocked(), lane.claimForReading(task) else { return nil }
@@ -71,24 +110,63 @@ extension Dispatcher {
         guard let lane = claimed else { return }
         accounting.paths.laneReaders.add(1, ordering: .relaxed)
         defer { accounting.paths.laneReaders.subtract(1, ordering: .relaxed) }
-        let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot) }
-        var outcome = lane.receiveReply(for: task, until: deadline, recordOutcome: count)
-        if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {
-            // The worker is gone and its socket shut down: what it wrote before it exited is
-            // all there, and counts. Read it to the end before giving up.
-            outcome = lane.receiveReply(for: task, until: nil, recordOutcome: count)
-        }
-        lock.withLock {
-            switch lane.endReading(task, outcome: outcome, mayReopen: lanes.mayLend && queue.isEmpty) {
-            case .reopened:
-                lanes.open.append(lane)
-            case .returned:
-                wakeLocked()
-            case .detached(let orphan):
-                lanes.detachedReaders -= 1
-                if let orphan { lanes.orphans.append(orphan) }
-                wakeLocked()
+        var reading = task
+        var servingEnd: UInt64?  // set once the caller's own reply is in
+        while true {
+            let current = reading
+            let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: current, failure: failure, slot: lane.slot) }
+            var outcome = lane.receiveReply(for: current, until: servingEnd ?? deadline, recordOutcome: count)
+            if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {
+                // The worker is gone and its socket shut down: what it wrote before it exited is
+                // all there, and counts. Read it to the end before giving up.
+                outcome = lane.receiveReply(for: current, until: nil, recordOutcome: count)
             }
+            let now = monotonicNanoseconds()
+            if servingEnd == nil { servingEnd = now + DirectLane.servingWindow }
+            let mayServe = now < servingEnd!
+            let next = lock.withLock { () -> (task: PendingTask, reader: DirectLane.Reader)? in
+                if current !== task, case .stoppedWaiting = outcome, current.awaitsLaneReader {
+                    // A served task's reply is slow: its blocked owner, woken next, reads it.
+                    lane.handOverRead(current)
+                    current.bindLocked(lane)
+                    lanes.unreadTasks += 1
+                    return (current, .wokenOwner)
+                }
+                switch lane.endReading(current, outcome: outcome, mayReopen: lanes.mayLend) {
+                case .reopened:
+                    guard let next = takeQueuedForLaneLocked(forBlockedReader: !mayServe) else {
+                        if queue.isEmpty {
+                            lanes.open.append(lane)
+                        } else {
+                            lane.returnIdle()
+                            wakeLocked()
+                        }
+                        return nil
+                    }
+                    startOnLaneLocked(next, lane: lane, now: now)
+                    if mayServe { return (next, .sender) }
+                    next.bindLocked(lane)
+                    return (next, .wokenOwner)
+                case .returned:
+                    wakeLocked()
+                case .detached(let orphan):
+                    lanes.detachedReaders -= 1
+                    if let orphan { lanes.orphans.append(orphan) }
+                    wakeLocked()
+                }
+                return nil
+            }
+            guard let next else { return }
+            if next.task === current {  // handed over, already sent
+                current.wakeReader()
+                return
+            }
+            guard sendOnLane(lane, next.task, reader: next.reader) else { return }
+            if next.reader == .wokenOwner {
+                next.task.wakeReader()
+                return
+            }
+            reading = next.task
         }
     }
 
@@ -123,12 +201,15 @@ extension Dispatcher {
                     break
                 case .closed:
                     workers[index].giveBack()
+                    lanes.giveBack(lane)
                 case .adopt(let task):
                     lanes.unreadTasks -= 1
                     workers[index].giveBack()
+                    lanes.giveBack(lane)
                     adopt(task, at: index)
                 case .returned(let task, let why):
                     workers[index].giveBack()
+                    lanes.giveBack(lane)
                     returned.append((index, task, why))
                 case .cancel(let task):
                     cancelled.append((index, task))
@@ -201,7 +282,10 @@ extension Dispatcher {
         guard let lane = workers[index].lane else { return nil }
         var heldByCaller: PendingTask?
         let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in
-            defer { lanes.open.removeAll { $0 === lane } }
+            defer {
+                lanes.open.removeAll { $0 === lane }
+                lanes.giveBack(lane)
+            }
             switch lane.withdraw(error: error, crashed: crashed) {
             case .closed:
                 break

@@ -197,6 +197,7 @@ final class Dispatcher: @unchecked Sendable {
         var pollSet: [pollfd] = []
         var owners: [Int] = []  // worker index of each pollfd after the first two
         while true {
+            accounting.paths.dispatcherTurns.add(1, ordering: .relaxed)
             let now = monotonicNanoseconds()
             // Lanes first: a task a caller gave back is judged (crash policy) before a
             // replacement for its dead worker is asked for.
@@ -214,6 +215,7 @@ final class Dispatcher: @unchecked Sendable {
             for resumption in turn.resumptions { resumption.resume() }
             if turn.finished { return }
             handOut(turn.assigned)
+            for (lane, task) in turn.handedOver where sendOnLane(lane, task, reader: .wokenOwner) { task.wakeReader() }
             handOutPipelined(turn.pipelined)
             _ = cancelServedJobs(turn.cancelled, now: now)
             for index in workers.indices where workers[index].task.map({ turn.cancelled.contains($0.id) }) == true {
@@ -284,6 +286,17 @@ final class Dispatcher: @unchecked Sendable {
                     turn.assigned.append(index)
                     continue
                 }
+                if let lane = workers[index].lane, lane.isLendable, !workers[index].hasOutgoing, lanesMayOpen,
+                   let task = takeQueuedForLaneLocked(forBlockedReader: true) {
+                    // Its owner blocks in get(): it reads the reply, and serves the queue, itself.
+                    workers[index].lend()
+                    lanes.lend(lane)
+                    lane.open()
+                    startOnLaneLocked(task, lane: lane, now: now)
+                    task.bindLocked(lane)
+                    turn.handedOver.append((lane, task))
+                    continue
+                }
                 while let task = queue.popFirst() {
                     if task.start() {
                         assign(task, to: index, now: now)
@@ -312,6 +325,7 @@ final class Dispatcher: @unchecked Sendable {
                 for index in workers.indices where workers[index].isIdle && !workers[index].hasOutgoing {
                     guard let lane = workers[index].lane, lane.isLendable else { continue }
                     workers[index].lend()
+                    lanes.lend(lane)
                     lane.open()
                     lanes.open.append(lane)
                 }

@@ -17,6 +17,9 @@ struct DispatcherTurn {
     var nextQueuedDeadline: UInt64?
     /// `submitWhenReady` callers whose tasks were queued (or refused), to resume.
     var resumptions: [ParkedResumption] = []
+    /// Queued tasks whose owners block in `get()`, each given an idle worker's lane: to send
+    /// from this thread and wake the owner, who reads the reply (and serves the queue) itself.
+    var handedOver: [(lane: DirectLane, task: PendingTask)] = []
     /// Tasks sent behind busy workers' running ones.
     var pipelined: [(index: Int, task: PendingTask)] = []
     /// Whether the loop is done: shut down with nothing left, or the pool failed to start.

@@ -47,12 +47,34 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     /// dispatcher holds its tasks (queued, running, on a lane) while it runs.
     private weak var dispatcher: Dispatcher?
     /// The lane the task went by while nobody reads its reply: the first caller to block on
-    /// the future reads it itself. Guarded by the dispatcher's lock; `laneClaimed` says without
+    /// the future reads it itself. Guarded by the dispatcher's lock; `signals` says without
     /// the lock whether it may be set (most tasks never have one).
     private var laneClaim: DirectLane?
-    private let laneClaimed = Atomic<Bool>(false)
-    /// Sent to a busy worker behind the task it runs: on its way, so `cancel()` cannot stop it.
-    private let sentAhead = Atomic<Bool>(false)
+    /// What the task's callers and its dispatcher tell each other without a lock.
+    private let signals = Atomic<UInt8>(0)
+
+    /// The bits of `signals`.
+    private enum Signal: UInt8 {
+        /// `laneClaim` may be set.
+        case laneClaimed = 1
+        /// Sent to a busy worker behind the task it runs: on its way, so `cancel()` cannot stop it.
+        case sentAhead = 2
+        /// A thread blocks in `get()` on the future while the task is queued (set under the
+        /// dispatcher's lock): a lane may be handed to that thread to read the reply.
+        case blockedReader = 4
+    }
+
+    private func raise(_ signal: Signal) {
+        signals.bitwiseOr(signal.rawValue, ordering: .sequentiallyConsistent)
+    }
+
+    private func lower(_ signal: Signal) {
+        signals.bitwiseAnd(~signal.rawValue, ordering: .sequentiallyConsistent)
+    }
+
+    private func has(_ signal: Signal) -> Bool {
+        signals.load(ordering: .sequentiallyConsistent) & signal.rawValue != 0
+    }
 
     init(id: UInt64, frame: [UInt8], tail: [UInt8] = [], completion: any TaskCompletion, dispatcher: Dispatcher? = nil) {
         self.id = id
@@ -68,23 +90,49 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     func refused() { completion.detach() }
 
     /// The task was sent behind the running one (true), or now runs (false).
-    func markSentAhead(_ ahead: Bool) { sentAhead.store(ahead, ordering: .relaxed) }
+    func markSentAhead(_ ahead: Bool) { if ahead { raise(.sentAhead) } else { lower(.sentAhead) } }
+
+    /// Whether the task may be sent ahead of a running one: no deadline, and a frame one send
+    /// takes (deadlines and async jobs are the dispatcher's to watch).
+    var mayBeSentAhead: Bool {
+        !concurrent && deadline == nil && tail.isEmpty && frame.count <= DirectLane.maximumFrameBytes
+    }
+
+    /// Whether the task may go by lane: one that may be sent ahead, and one input (a `map`
+    /// chunk goes through the dispatcher, which sends chunks ahead).
+    var fitsLane: Bool { mayBeSentAhead && completion.replyKind == .result }
+
+    /// Under the dispatcher's lock: a thread blocks in `get()` on this task (and stays until
+    /// it is done), so a caller or the dispatcher may send it on a lane and wake that thread to
+    /// read the reply itself.
+    var awaitsLaneReader: Bool { has(.blockedReader) }
+
+    /// Under the dispatcher's lock: a thread blocks in `get()` on this queued task.
+    func noteBlockedReaderLocked() {
+        if !leftQueue && !completion.hasCompleted { raise(.blockedReader) }
+    }
+
+    /// The task was sent on a lane for its blocked reader: wakes that thread to read it.
+    func wakeReader() { completion.wakeToReadReply() }
 
     /// Under the dispatcher's lock: the task went by `lane`; the first caller to block on its
     /// future reads the reply.
     func bindLocked(_ lane: DirectLane) {
         laneClaim = lane
-        laneClaimed.store(true, ordering: .releasing)
+        raise(.laneClaimed)
     }
 
     /// Under the dispatcher's lock: the lane claim, taken (nil once the task is done).
     func takeLaneClaimLocked() -> DirectLane? {
         defer {
             laneClaim = nil
-            laneClaimed.store(false, ordering: .releasing)
+            lower(.laneClaimed)
         }
         return completion.hasCompleted ? nil : laneClaim
     }
+
+    /// Under the dispatcher's lock: whether a caller may still come to read the reply by lane.
+    var holdsLaneClaimLocked: Bool { laneClaim != nil && !completion.hasCompleted }
 
     // MARK: QueuedWork (under the dispatcher's lock)
 
@@ -95,7 +143,7 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
 
     // MARK: TaskHook
 
-    var canStopRunning: Bool { !sentAhead.load(ordering: .relaxed) && dispatcher != nil }
+    var canStopRunning: Bool { !has(.sentAhead) && dispatcher != nil }
 
     func stopRunning() { dispatcher?.stopRunningTask(id) }
 
@@ -109,12 +157,16 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     }
 
     func willBlock(until deadline: UInt64?) {
-        guard laneClaimed.load(ordering: .acquiring), let dispatcher else { return }
-        dispatcher.receiveByLane(self, until: deadline)
+        guard let dispatcher else { return }
+        if has(.laneClaimed) {
+            dispatcher.receiveByLane(self, until: deadline)
+        } else if deadline == nil && !has(.blockedReader) && dispatcher.settings.lanesEnabled {
+            dispatcher.noteBlockedReader(self)
+        }
     }
 
     func willNotBlock() {
-        guard laneClaimed.load(ordering: .acquiring), let dispatcher else { return }
+        guard has(.laneClaimed), let dispatcher else { return }
         dispatcher.handBack(self)
     }
 
@@ -166,6 +218,8 @@ protocol TaskCompletion: AnyObject, Sendable {
     func detach()
     /// Whether the caller's future has completed (a queued task cancelled, for one).
     var hasCompleted: Bool { get }
+    /// Wakes a thread blocked on the future to read its reply from the lane it was sent on.
+    func wakeToReadReply()
     /// Completes with the worker's encoded output (and, for a split frame received directly,
     /// its raw tail), first telling `recordOutcome` whether the outcome is a failure (its code) or a
     /// success (nil), so the pool counts it before anyone waiting wakes.
@@ -205,6 +259,7 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
 
     func attach(_ hook: any TaskHook) { future.attach(hook) }
     func detach() { future.detach() }
+    func wakeToReadReply() { future.wakeToReadReply() }
 
     func start() -> Bool { future.markRunning() }
 
@@ -263,6 +318,7 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
 
     func attach(_ hook: any TaskHook) { future.attach(hook) }
     func detach() { future.detach() }
+    func wakeToReadReply() { future.wakeToReadReply() }
 
     func start() -> Bool { future.markRunning() }
 

@@ -24,8 +24,7 @@ extension WorkerSet {
         for level in 1..<inFlightLimit {
             for index in candidates where self[index].tasksInFlight == level {
                 while let next = queue.firstLive() {
-                    guard !next.concurrent, next.deadline == nil, next.tail.isEmpty, next.frame.count <= DirectLane.maximumFrameBytes
-                    else { return sent }
+                    guard next.mayBeSentAhead else { return sent }
                     _ = queue.popFirst()
                     guard next.start() else { continue }  // cancelled while queued
                     next.markSentAhead(true)  // on its way: cancel() cannot stop it

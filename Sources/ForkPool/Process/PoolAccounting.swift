@@ -117,6 +117,10 @@ final class PoolAccounting: @unchecked Sendable {
         /// Tasks sent behind a running one, and such tasks run elsewhere after their worker died.
         let pipelinedSends = Atomic<Int>(0)
         let pipelinedReruns = Atomic<Int>(0)
+        /// Turns of the dispatcher's loop (each wake-up), and threads that blocked in `get()`
+        /// on a queued task (which a lane may then be handed to).
+        let dispatcherTurns = Atomic<Int>(0)
+        let blockedReaders = Atomic<Int>(0)
     }
 
     /// "worker crashed": it died of a signal nobody sent on the pool's behalf. "worker exited":
