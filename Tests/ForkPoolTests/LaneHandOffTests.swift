@@ -81,6 +81,7 @@ extension ForkPoolTests {
             #expect(lane.reader.value == 1)
             #expect(callers.map(\.value) == (2...6).map { $0 })
             #expect(lane.pool.tasksSentByLane == 6)
+            #expect(lane.pool.tasksServedByLane >= 1, "the first caller did not serve the queue")
             #expect(lane.pool.dispatcherTurns == turns, "the dispatcher woke for tasks the lane's callers served")
             #expect(lane.pool.stats.tasksCompleted == 6)
         }

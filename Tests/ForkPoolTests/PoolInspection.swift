@@ -24,6 +24,8 @@ extension ProcessPool {
     var dispatcherTurns: Int { dispatcher.accounting.paths.dispatcherTurns.load(ordering: .relaxed) }
     /// How many times a thread blocked in `get()` on a queued task.
     var blockedReaders: Int { dispatcher.accounting.paths.blockedReaders.load(ordering: .relaxed) }
+    /// How many tasks a caller sent from its lane for another caller.
+    var tasksServedByLane: Int { dispatcher.accounting.paths.servedByLane.load(ordering: .relaxed) }
 }
 
 extension ThreadPool {

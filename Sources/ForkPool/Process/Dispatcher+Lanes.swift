@@ -56,6 +56,7 @@ extension Dispatcher {
     func sendOnLane(_ lane: DirectLane, _ task: PendingTask, reader: DirectLane.Reader) -> Bool {
         let delivered = lane.send(task.frame)
         accounting.paths.laneSends.add(1, ordering: .relaxed)
+        if reader == .sender { accounting.paths.servedByLane.add(1, ordering: .relaxed) }
         let now = monotonicNanoseconds()
         accounting.recordHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
         return lock.withLock {

@@ -121,6 +121,8 @@ final class PoolAccounting: @unchecked Sendable {
         /// on a queued task (which a lane may then be handed to).
         let dispatcherTurns = Atomic<Int>(0)
         let blockedReaders = Atomic<Int>(0)
+        /// Tasks a caller sent from its lane for another caller (serving the queue).
+        let servedByLane = Atomic<Int>(0)
     }
 
     /// "worker crashed": it died of a signal nobody sent on the pool's behalf. "worker exited":
