@@ -146,7 +146,8 @@ func renderFigures(_ figures: [Figure],
 }
 
 /// The many-callers figures: each load's tasks per second beside the raw pipelined socket (C)
-/// and Python's executor doing the same loop; context switches per task; idle CPU.
+/// and Python's executor doing the same loop; context switches and dispatcher wake-ups per
+/// task; idle CPU.
 func collectManyCallerFigures(kernel: KernelBaseline?, rows: [Row]) -> [Figure] {
     var figures: [Figure] = []
     func row(_ workload: String, _ strategy: String) -> Row? {
@@ -186,6 +187,12 @@ func collectManyCallerFigures(kernel: KernelBaseline?, rows: [Row]) -> [Figure] 
     if let switches = row("context-switches", Strategy.processes.rawValue) {
         figures.append(Figure("ProcessPool, 8 threads: context switches per task", switches.median, "",
                               against: "the goal", 0.5, better: "lower", goal: "≤ 1"))
+    }
+    if let switches = row("context-switches", Strategy.processes.rawValue),
+       let wakeups = row("dispatcher-wakeups", Strategy.processes.rawValue) {
+        figures.append(Figure("ProcessPool, 8 threads: dispatcher wake-ups per task", wakeups.median, "",
+                              against: "all context switches per task", switches.median, better: "lower",
+                              goal: "≈ 0: the dispatcher only supervises"))
     }
     if let idle = row("idle-cpu", Strategy.processes.rawValue) {
         figures.append(Figure("ProcessPool CPU over \(Int(idle.seconds.first ?? 5)) idle s after a burst", idle.median * 1e3, "ms",

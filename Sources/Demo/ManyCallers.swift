@@ -26,10 +26,13 @@ extension Benchmark {
                 progress.update("many callers: \(strategy.poolName), \(callers) threads")
                 let per = max(1, total / callers)
                 let probe = strategy == .processes && callers == 8 ? SwitchProbe(pool: pool) : nil
+                let dispatcher = strategy == .processes && callers == 8 ? DispatcherWakeups() : nil
                 let seconds = try submitFromThreads(pool, callers: callers, each: per)
-                if let probe {
+                if let probe, let dispatcher {
                     rows.append(Row(workload: "context-switches", language: "Swift", strategy: strategy.rawValue, workers: workers,
                                     tasks: callers * per, seconds: [], median: Double(probe.switches()) / Double(callers * per)))
+                    rows.append(Row(workload: "dispatcher-wakeups", language: "Swift", strategy: strategy.rawValue, workers: workers,
+                                    tasks: callers * per, seconds: [], median: Double(dispatcher.count()) / Double(callers * per)))
                 }
                 rows.append(Row(workload: "many-callers-\(callers)-threads", language: "Swift", strategy: strategy.rawValue,
                                 workers: workers, tasks: callers * per, seconds: [seconds], median: seconds))
@@ -182,6 +185,23 @@ private struct SwitchProbe {
             total += statusField("/proc/\(pid)/status", "nonvoluntary_ctxt_switches")
         }
         return total
+    }
+}
+
+/// How often the pool's dispatcher thread (named forkpool-disp) went to sleep and was woken
+/// since creation: its context switches, from /proc. Zero per task when callers carry the tasks.
+struct DispatcherWakeups {
+    let start = Self.total()
+
+    func count() -> Int { Self.total() - start }
+
+    private static func total() -> Int {
+        directoryEntries("/proc/self/task").reduce(0) { total, task in
+            let comm = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+            guard comm.hasPrefix("forkpool-disp") else { return total }
+            let status = "/proc/self/task/\(task)/status"
+            return total + statusField(status, "voluntary_ctxt_switches") + statusField(status, "nonvoluntary_ctxt_switches")
+        }
     }
 }
 

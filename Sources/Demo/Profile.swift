@@ -83,8 +83,10 @@ struct Profile: ParsableCommand {
             let benchmark = Benchmark(workloads: [], strategies: [.processes], workerCounts: [], latencyWorkerCounts: [],
                                       repetitions: 1, sizes: Sizes(), progress: Progress())
             let tasks = iterations ?? 400_000
+            let wakeups = DispatcherWakeups()
             let seconds = try benchmark.submitFromThreads(pool, callers: 8, each: tasks / 8)
-            print("8 threads: \(Int(Double(tasks) / seconds)) tasks/s")
+            let perTask = Double(wakeups.count()) / Double(tasks)
+            print("8 threads: \(Int(Double(tasks) / seconds)) tasks/s, \(String(format: "%.3f", perTask)) dispatcher wake-ups per task")
         case .freshStart:
             let heap = heapMiB > 0 ? UnsafeMutableRawPointer.allocate(byteCount: heapMiB << 20, alignment: 4096) : nil
             heap?.initializeMemory(as: UInt8.self, repeating: 1, count: heapMiB << 20)
