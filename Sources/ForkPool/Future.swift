@@ -190,8 +190,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     }
 
     /// Calls `handler` once with the result: now if the future is done, else when it completes
-    /// (on the completing thread, outside the lock: for a process pool, its dispatcher thread —
-    /// the handler must not block).
+    /// (on the completing thread, outside the lock: for a process pool, its dispatcher thread
+    /// or a caller's thread reading replies by lane — the handler must not block).
     @_spi(Integration) public func onCompletion(_ handler: @escaping @Sendable (Result<Value, ForkPoolError>) -> Void) {
         liveHook?.willNotBlock()
         lock.lock()

@@ -9,6 +9,9 @@
 //               the worker has one), then poll on the socket ─▶ reply decoded,
 //               future completed on this thread ─▶ .open again (or .returned if the dispatcher
 //               wants the worker: queue not empty, shutdown, cancellation)
+//   hand-off:   the reader, its reply in, sends the queue's next task itself ─▶ .reading(next)
+//               (it reads that reply for its caller) or, past `servingWindow`, ─▶ .sent(next,
+//               readerComing) for the caller blocked on it, woken to read it (Dispatcher+Lanes)
 //   anything else (isDone, await, onCompletion, a second waiter, the dispatcher's next turn):
 //               .sent ─▶ the dispatcher takes the task over and reads the reply as for any task
 //   end of stream, a bad frame, get(timeout:) running out ─▶ .returned(task, why) ─▶ the

@@ -2,9 +2,13 @@
 // takes an open lane and sends its task itself, a waiting caller that reads the reply itself,
 // and the dispatcher's turn that takes back what callers gave back or left unread.
 //
-//   submit ─▶ lane open? ─ no ─▶ queue (Dispatcher.swift)
+//   submit ─▶ lane open? ─ no ─▶ queue; the dispatcher woken unless the lanes carry the queue
 //                        └ yes ─▶ beginSending ─▶ send on the lane's socket ─▶ endSending
-//   get()  ─▶ claimForReading ─▶ DirectLane.receiveReply ─▶ endReading ─▶ reopened | returned | detached
+//   get()  ─▶ queued? note a blocked reader (a lane may be handed to it)
+//          ─▶ claimForReading ─▶ DirectLane.receiveReply ─▶ endReading ─▶ reopened | returned | detached
+//          reopened, queue not empty (lane hand-off) ─▶ within the serving window: send the next
+//          task, read its reply for its caller, again │ past it: send the next task whose caller
+//          blocks and wake that caller to read it │ next task not for a lane: give the lane back
 //   each turn: reclaimLanes ─▶ DirectLane.reclaim ─▶ adopt a task nobody reads / laneReturned / kill a cancelled one
 //   a worker leaves ─▶ withdrawLane ─▶ DirectLane.withdraw (a caller still on it is detached)
 //
