@@ -92,7 +92,7 @@ extension Benchmark {
     }
 
     /// Seconds for `callers` Swift tasks, each looping `try await submit(i).value` `each` times.
-    private func submitFromTasks(_ pool: any WorkerPool<Int, Int>, callers: Int, each: Int) throws -> Double {
+    func submitFromTasks(_ pool: any WorkerPool<Int, Int>, callers: Int, each: Int) throws -> Double {
         let outcome = LockedResult()
         let done = DispatchSemaphore(value: 0)
         Task.detached {

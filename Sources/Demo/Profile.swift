@@ -21,6 +21,8 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     case threadMap = "thread-map"
     /// 8 threads sharing a 2-worker ProcessPool, each looping `submit` + `get` (many callers).
     case manyCallers = "many-callers"
+    /// 64 Swift tasks sharing a 2-worker ProcessPool, each looping `await submit(…).value`.
+    case manyAsync = "many-async"
     /// A fresh ProcessJobPool created, answering once and shut down, over and over, with
     /// `--heap-mib` MiB of touched heap in this process (the heap section's start).
     case freshStart = "fresh-start"
@@ -87,6 +89,16 @@ struct Profile: ParsableCommand {
             let seconds = try benchmark.submitFromThreads(pool, callers: 8, each: tasks / 8)
             let perTask = Double(wakeups.count()) / Double(tasks)
             print("8 threads: \(Int(Double(tasks) / seconds)) tasks/s, \(String(format: "%.3f", perTask)) dispatcher wake-ups per task")
+        case .manyAsync:
+            let pool = try ProcessPool(workers: min(2, onlineProcessors)) { (n: Int) in n }
+            defer { pool.shutdown() }
+            let benchmark = Benchmark(workloads: [], strategies: [.processes], workerCounts: [], latencyWorkerCounts: [],
+                                      repetitions: 1, sizes: Sizes(), progress: Progress())
+            let tasks = iterations ?? 400_000
+            let wakeups = DispatcherWakeups()
+            let seconds = try benchmark.submitFromTasks(pool, callers: 64, each: tasks / 64)
+            let perTask = Double(wakeups.count()) / Double(tasks)
+            print("64 async tasks: \(Int(Double(tasks) / seconds)) tasks/s, \(String(format: "%.3f", perTask)) dispatcher wake-ups per task")
         case .freshStart:
             let heap = heapMiB > 0 ? UnsafeMutableRawPointer.allocate(byteCount: heapMiB << 20, alignment: 4096) : nil
             heap?.initializeMemory(as: UInt8.self, repeating: 1, count: heapMiB << 20)
