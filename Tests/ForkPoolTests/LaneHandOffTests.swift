@@ -119,6 +119,31 @@ extension ForkPoolTests {
             #expect(lane.pool.tasksSentByLane == 2, "the blocked caller's task went through the dispatcher")
         }
 
+        /// The worker of a served task exits between the serving caller's giving up on its reply
+        /// and its handing the read over: the lane is detached by then, so the task goes back
+        /// as the worker's crash instead of to a caller who can no longer read it (which once
+        /// left that caller blocked for good and shutdown waiting for it).
+        @Test func aServedTaskWhoseWorkerExitsAsItsReadIsHandedOverFailsAsACrash() throws {
+            let lane = try GatedLane()
+            let (pool, pid, pids) = (lane.pool, lane.pid, lane.pids)
+            Dispatcher.testPauseAfterServedReadStopped = {
+                Dispatcher.testPauseAfterServedReadStopped = nil
+                _ = pids.nextPID()  // the served task runs (a task its worker never took would run again elsewhere)
+                kill(pid, SIGKILL)
+                _ = waitUntil { pool.dispatcher.lock.withLock { pool.dispatcher.lanes.detachedReaders == 1 } }
+            }
+            defer { Dispatcher.testPauseAfterServedReadStopped = nil }
+            let callers = try lane.queueBlockedCallers([.passGate(reportFD: lane.pids.writeEnd, gateFD: lane.second.readEnd, value: 2)])
+            lane.gate.open()
+            lane.reader.join()
+            callers[0].join()
+            #expect(lane.reader.value == 1)
+            #expect(callers[0].error?.code == .workerDied)
+            #expect(callers[0].error?.signal == SIGKILL)
+            #expect(pool.dispatcher.lock.withLock { pool.dispatcher.lanes.detachedReaders == 0 && pool.dispatcher.lanes.unreadTasks == 0 })
+            #expect(try pool.submit(.echo(3)).get() == 3)
+        }
+
         @Test func aServedTaskThatKillsItsWorkerFailsAloneAndTheQueueGoesOn() throws {
             let lane = try GatedLane()
             let callers = try lane.queueBlockedCallers([.echo(2), .segfault, .echo(4)])

@@ -94,6 +94,10 @@ extension Dispatcher {
         return nil
     }
 
+    /// Tests only: runs when a caller serving the queue stopped waiting for a served reply,
+    /// before it takes the lock to hand the read over (a test kills the worker there).
+    nonisolated(unsafe) static var testPauseAfterServedReadStopped: (() -> Void)?
+
     /// A thread blocks in `get()` on `task`: while it is queued, a lane may be handed to it.
     func noteBlockedReader(_ task: PendingTask) {
         lock.withLock { task.noteBlockedReaderLocked() }
@@ -126,11 +130,12 @@ extension Dispatcher {
                 // all there, and counts. Read it to the end before giving up.
                 outcome = lane.receiveReply(for: current, until: nil, recordOutcome: count)
             }
+            if current !== task, case .stoppedWaiting = outcome { Self.testPauseAfterServedReadStopped?() }
             let now = monotonicNanoseconds()
             if servingEnd == nil { servingEnd = now + DirectLane.servingWindow }
             let mayServe = now < servingEnd!
             let next = lock.withLock { () -> (task: PendingTask, reader: DirectLane.Reader)? in
-                if current !== task, case .stoppedWaiting = outcome, current.awaitsLaneReader {
+                if current !== task, case .stoppedWaiting = outcome, current.awaitsLaneReader, !lane.isDetached {
                     // A served task's reply is slow: its blocked owner, woken next, reads it.
                     lane.handOverRead(current)
                     current.bindLocked(lane)
