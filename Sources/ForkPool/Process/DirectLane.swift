@@ -380,11 +380,14 @@ final class DirectLane: @unchecked Sendable {
 
     /// Caller side, in .reading: receives `task`'s reply and completes its future on this
     /// thread (`recordOutcome` counts it first), or stops at `deadline`, end of stream or a fault.
-    func receiveReply(for task: PendingTask, until deadline: UInt64?, recordOutcome: (ForkPoolError.Code?) -> Void) -> ReadOutcome {
+    /// `spinsOnly`: a reply served for another caller, waited for by spinning up to `deadline`
+    /// and never in `poll` (whose time-out counts whole milliseconds).
+    func receiveReply(for task: PendingTask, until deadline: UInt64?, spinsOnly: Bool = false,
+                      recordOutcome: (ForkPoolError.Code?) -> Void) -> ReadOutcome {
         guard let socket else { return .endOfStream }  // never lent
         let start = monotonicNanoseconds()
-        let spinEnd = start + spin.budget
-        defer { spin.learn(waited: monotonicNanoseconds() - start) }
+        let spinEnd = spinsOnly ? deadline ?? start : start + spin.budget
+        defer { if !spinsOnly { spin.learn(waited: monotonicNanoseconds() - start) } }
         while true {
             let handled: ReadOutcome?
             do {

@@ -36,9 +36,7 @@ extension Dispatcher {
                 hand(retry, to: index, now: now, into: &turn)
             }
             guard workers.retries.isEmpty else { continue }  // a retry waits for a worker with room
-            while workers[index].acceptsConcurrentTask(limit: limit), let next = queue.firstLive(), next.concurrent {
-                _ = queue.popFirst()
-                guard next.start() else { continue }  // cancelled while queued
+            while workers[index].acceptsConcurrentTask(limit: limit), let next = queue.startFirst(if: \.concurrent) {
                 hand(next, to: index, now: now, into: &turn)
             }
             if let next = queue.firstLive(), !next.concurrent { return }

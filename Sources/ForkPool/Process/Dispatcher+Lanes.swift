@@ -62,7 +62,7 @@ extension Dispatcher {
         accounting.paths.laneSends.add(1, ordering: .relaxed)
         if reader == .sender { accounting.paths.servedByLane.add(1, ordering: .relaxed) }
         let now = monotonicNanoseconds()
-        accounting.recordHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
+        accounting.recordHandedOut(queuedNanoseconds: task.waitedInQueue(until: now))
         return lock.withLock {
             switch lane.endSending(task, delivered: delivered, reader: reader) {
             case .sent:
@@ -85,13 +85,9 @@ extension Dispatcher {
     /// Under the lock: the queue's next task if it may go by lane (`forBlockedReader`: only if
     /// a thread blocks on it and nothing else waits), taken out of the queue and started.
     func takeQueuedForLaneLocked(forBlockedReader: Bool) -> PendingTask? {
-        while let next = queue.firstLive() {
-            guard next.fitsLane, !forBlockedReader || next.awaitsLaneReader else { return nil }
-            _ = queue.popFirst()
-            if queue.hasParked { wakeLocked() }  // room for a caller waiting to submit
-            if next.start() { return next }
-        }
-        return nil
+        let next = queue.startFirst { $0.fitsLane && (!forBlockedReader || $0.awaitsLaneReader) }
+        if next != nil && queue.hasParked { wakeLocked() }  // room for a caller waiting to submit
+        return next
     }
 
     /// Tests only: runs when a caller serving the queue stopped waiting for a served reply,
@@ -124,7 +120,7 @@ extension Dispatcher {
         while true {
             let current = reading
             let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: current, failure: failure, slot: lane.slot) }
-            var outcome = lane.receiveReply(for: current, until: servingEnd ?? deadline, recordOutcome: count)
+            var outcome = lane.receiveReply(for: current, until: servingEnd ?? deadline, spinsOnly: servingEnd != nil, recordOutcome: count)
             if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {
                 // The worker is gone and its socket shut down: what it wrote before it exited is
                 // all there, and counts. Read it to the end before giving up.
@@ -210,16 +206,13 @@ extension Dispatcher {
                 case .keep:
                     break
                 case .closed:
-                    workers[index].giveBack()
-                    lanes.giveBack(lane)
+                    giveBackLocked(index, lane)
                 case .adopt(let task):
                     lanes.unreadTasks -= 1
-                    workers[index].giveBack()
-                    lanes.giveBack(lane)
+                    giveBackLocked(index, lane)
                     adopt(task, at: index)
                 case .returned(let task, let why):
-                    workers[index].giveBack()
-                    lanes.giveBack(lane)
+                    giveBackLocked(index, lane)
                     returned.append((index, task, why))
                 case .cancel(let task):
                     cancelled.append((index, task))
@@ -248,6 +241,19 @@ extension Dispatcher {
                 fail(orphan.task, with: error, slot: orphan.slot)
             }
         }
+    }
+
+    /// Under the lock: lends the idle worker at `index` to callers (its lane open).
+    func lendLocked(_ index: Int, _ lane: DirectLane) {
+        workers[index].lend()
+        lanes.lend(lane)
+        lane.open()
+    }
+
+    /// Under the lock: the lent worker at `index` is the dispatcher's again.
+    func giveBackLocked(_ index: Int, _ lane: DirectLane) {
+        workers[index].giveBack()
+        lanes.giveBack(lane)
     }
 
     /// The worker at `index` takes up a task a caller sent it by lane, as if this thread had
@@ -288,14 +294,14 @@ extension Dispatcher {
     @discardableResult
     func withdrawLane(_ index: Int, error: @escaping (PendingTask) -> ForkPoolError, crashed: Bool, now: UInt64) -> PendingTask? {
         guard workers[index].isLent else { return nil }
-        workers[index].giveBack()
-        guard let lane = workers[index].lane else { return nil }
+        guard let lane = workers[index].lane else {
+            workers[index].giveBack()
+            return nil
+        }
         var heldByCaller: PendingTask?
         let returned = lock.withLock { () -> (task: PendingTask?, why: DirectLane.Return)? in
-            defer {
-                lanes.open.removeAll { $0 === lane }
-                lanes.giveBack(lane)
-            }
+            giveBackLocked(index, lane)
+            defer { lanes.open.removeAll { $0 === lane } }
             switch lane.withdraw(error: error, crashed: crashed) {
             case .closed:
                 break

@@ -322,7 +322,7 @@ extension Dispatcher {
         for (index, _) in sent where flushed.insert(index).inserted { flush(index) }
         let now = monotonicNanoseconds()
         for (_, task) in sent {
-            accounting.recordHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
+            accounting.recordHandedOut(queuedNanoseconds: task.waitedInQueue(until: now))
         }
     }
 

@@ -289,9 +289,7 @@ final class Dispatcher: @unchecked Sendable {
                 if let lane = workers[index].lane, lane.isLendable, !workers[index].hasOutgoing, lanesMayOpen,
                    let task = takeQueuedForLaneLocked(forBlockedReader: true) {
                     // Its owner blocks in get(): it reads the reply, and serves the queue, itself.
-                    workers[index].lend()
-                    lanes.lend(lane)
-                    lane.open()
+                    lendLocked(index, lane)
                     startOnLaneLocked(task, lane: lane, now: now)
                     task.bindLocked(lane)
                     turn.handedOver.append((lane, task))
@@ -324,9 +322,7 @@ final class Dispatcher: @unchecked Sendable {
             if lanes.mayLend && queue.isEmpty {
                 for index in workers.indices where workers[index].isIdle && !workers[index].hasOutgoing {
                     guard let lane = workers[index].lane, lane.isLendable else { continue }
-                    workers[index].lend()
-                    lanes.lend(lane)
-                    lane.open()
+                    lendLocked(index, lane)
                     lanes.open.append(lane)
                 }
             }
@@ -373,7 +369,7 @@ final class Dispatcher: @unchecked Sendable {
         }
         for index in assigned {
             guard let task = workers[index].task else { continue }
-            accounting.recordHandedOut(queuedNanoseconds: now > task.enqueuedAt ? now - task.enqueuedAt : 0)
+            accounting.recordHandedOut(queuedNanoseconds: task.waitedInQueue(until: now))
         }
     }
 

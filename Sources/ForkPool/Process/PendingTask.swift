@@ -141,6 +141,9 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     func leaveQueue() { leftQueue = true }
     func didEnqueue(at now: UInt64) { enqueuedAt = now }
 
+    /// How long the task waited in the queue, up to `now` (monotonic ns).
+    func waitedInQueue(until now: UInt64) -> UInt64 { now > enqueuedAt ? now - enqueuedAt : 0 }
+
     // MARK: TaskHook
 
     var canStopRunning: Bool { !has(.sentAhead) && dispatcher != nil }
@@ -200,6 +203,20 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
             return false
         }
         return true
+    }
+}
+
+extension WorkQueue where Item == PendingTask {
+    /// Under the owner's lock: takes out and starts the oldest queued task if it `fits`; nil
+    /// when the queue's head does not (it stays queued) or the queue is empty. Tasks cancelled
+    /// while queued are dropped on the way.
+    mutating func startFirst(if fits: (PendingTask) -> Bool) -> PendingTask? {
+        while let next = firstLive() {
+            guard fits(next) else { return nil }
+            _ = popFirst()
+            if next.start() { return next }
+        }
+        return nil
     }
 }
 

@@ -23,15 +23,10 @@ extension WorkerSet {
         guard !candidates.isEmpty else { return [] }
         for level in 1..<inFlightLimit {
             for index in candidates where self[index].tasksInFlight == level {
-                while let next = queue.firstLive() {
-                    guard next.mayBeSentAhead else { return sent }
-                    _ = queue.popFirst()
-                    guard next.start() else { continue }  // cancelled while queued
-                    next.markSentAhead(true)  // on its way: cancel() cannot stop it
-                    self[index].pipeline(next)
-                    sent.append((index, next))
-                    break
-                }
+                guard let next = queue.startFirst(if: \.mayBeSentAhead) else { return sent }
+                next.markSentAhead(true)  // on its way: cancel() cannot stop it
+                self[index].pipeline(next)
+                sent.append((index, next))
                 if queue.isEmpty { return sent }
             }
         }
