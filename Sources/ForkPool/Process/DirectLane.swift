@@ -24,15 +24,12 @@
 // Every transition of `state` is a method here (open, beginSending/endSending,
 // claimForReading/endReading, reclaim, withdraw), each returning what the dispatcher must do
 // with its books (open lanes, unread tasks, detached readers, orphans). `state` and
-// `withdrawn` are guarded by the dispatcher's lock; the worker's `inbox` (its frame reader,
-// which the worker owns and the lane borrows) belongs to whoever the state says reads (the dispatcher in .closed/.open/.returned, the caller in .reading and
-// .detached), and the lock's hand-over orders their accesses. The socket is a dup of the
-// dispatcher's, closed when the last reference goes, so the dispatcher may close its own end
-// (a fault, a kill) while a caller still reads. Lanes are off for tasks with deadlines and
-// under recycling limits, whose bookkeeping only the dispatcher does; a pool with lanes off
-// gives its workers none.
-import CForkShim
-import ForkPoolWire
+// `withdrawn` are guarded by the dispatcher's lock. The worker's transport as a caller uses it
+// (a dup of the socket, the borrowed frame reader, the spin) is its `LaneConnection`, which
+// belongs to whoever the state says reads (the dispatcher in .closed/.open/.returned, the
+// caller in .sending, .reading and .detached); the lock's hand-over orders their accesses.
+// Lanes are off for tasks with deadlines and under recycling limits, whose bookkeeping only
+// the dispatcher does; a pool with lanes off gives its workers none.
 import Glibc
 
 final class DirectLane: @unchecked Sendable {
@@ -70,32 +67,16 @@ final class DirectLane: @unchecked Sendable {
         case fault(ForkPoolError)
     }
 
-    /// How a caller's read ended.
-    enum ReadOutcome {
-        case replied
-        case repliedThenFault(ForkPoolError)
-        case stoppedWaiting
-        case endOfStream
-        case fault(ForkPoolError)
-    }
 
     let pid: pid_t
     let slot: Int
-    /// A dup of the dispatcher's socket to the worker; nil when lanes are off or the dup
-    /// failed (the lane is then never lent).
-    let socket: CInt?
-    /// The worker's frames, shared with the dispatcher: whoever the state says reads them.
-    let inbox: FrameInbox
+    /// The caller's end of the worker's transport: whoever the state says reads uses it.
+    let connection: LaneConnection
     private(set) var state = State.closed
     /// Set when the dispatcher killed the worker while a caller read (a cancellation): the
     /// lane must not open again.
     var withdrawn = false
 
-    /// How long a caller spins on the socket before it sleeps in `poll`, at most: a worker's
-    /// reply to a trivial task lands well within it, and waking a sleeping thread costs more
-    /// than the round trip itself on these machines. It adapts to how long replies took on
-    /// this lane before. Measured by `make bench` (round trip p50).
-    var spin = AdaptiveSpin(limit: 100_000)
     /// How long a caller whose reply is in goes on serving the queue from its lane (sending
     /// the next task and reading its reply for its owner) before it returns: long enough to
     /// keep the worker busy through several tasks, short enough not to delay the caller much.
@@ -107,22 +88,11 @@ final class DirectLane: @unchecked Sendable {
     init(pid: pid_t, slot: Int, socket: CInt, inbox: FrameInbox) {
         self.pid = pid
         self.slot = slot
-        self.socket = try? PoolDescriptors.register({ fcntl(socket, F_DUPFD_CLOEXEC, 0) }, name: "dup")
-        self.inbox = inbox
-    }
-
-    deinit {
-        if let socket { PoolDescriptors.close(socket) }
+        connection = LaneConnection(pid: pid, socket: socket, inbox: inbox)
     }
 
     /// Whether the lane can be lent at all.
-    var isLendable: Bool { socket != nil }
-
-    /// Ends every send and read on the lane's socket at once (its worker is leaving the pool):
-    /// a blocked caller sees end of stream.
-    func shutDownSocket() {
-        if let socket { _ = Glibc.shutdown(socket, CInt(SHUT_RDWR)) }
-    }
+    var isLendable: Bool { connection.socket != nil }
 
     // MARK: The state machine — every transition, each called under the dispatcher's lock
 
@@ -236,7 +206,7 @@ final class DirectLane: @unchecked Sendable {
         case detached(Orphan?)
     }
 
-    func endReading(_ task: PendingTask, outcome: ReadOutcome, mayReopen: Bool) -> ReadEnd {
+    func endReading(_ task: PendingTask, outcome: LaneConnection.ReadOutcome, mayReopen: Bool) -> ReadEnd {
         if case .detached(let error, let crashed) = state {
             switch outcome {
             case .replied, .repliedThenFault:
@@ -319,7 +289,7 @@ final class DirectLane: @unchecked Sendable {
             return takeBack()
         case .sending(let task), .reading(let task):
             state = .detached(error, crashed: crashed)
-            shutDownSocket()
+            connection.shutDown()
             return .detached(task)
         }
     }
@@ -341,7 +311,7 @@ final class DirectLane: @unchecked Sendable {
     /// Whether the worker, gone now, never took `task` (its ring's `taken` id is another's): the
     /// task runs elsewhere, once (a second time it is judged as the worker's crash).
     private func neverTook(_ task: PendingTask) -> Bool {
-        guard let ring = inbox.reader.ring, !task.reruns.neverTaken, ring.takenTaskID != task.id else { return false }
+        guard let ring = connection.inbox.reader.ring, !task.reruns.neverTaken, ring.takenTaskID != task.id else { return false }
         task.reruns.neverTaken = true
         return true
     }
@@ -354,89 +324,6 @@ final class DirectLane: @unchecked Sendable {
         default:
             ForkPoolError(.workerDied, "lost the socket to worker process \(pid): \(fault.message)",
                           taskID: task, processID: pid, errno: fault.errno)
-        }
-    }
-
-    // MARK: The caller's side of the socket
-
-    /// Caller side, in .sending: writes the task's whole frame. False if the worker's end is
-    /// closed (or the socket failed): the frame did not get there.
-    func send(_ frame: [UInt8]) -> Bool {
-        guard let socket else { return false }
-        guard let ring = inbox.reader.ring else { return (try? sendAll(socket, frame)) != nil }
-        // Through the worker's ring (a lent worker has nothing else in it); a full ring or an
-        // impossible count there means the worker is not reading: the frame did not get there.
-        switch frame.withUnsafeBytes({ try? ring.publish($0) }) {
-        case .published?:
-            // In the ring, it got there (a worker that died since is judged by its exit).
-            ring.wakeConsumer(through: socket)
-            return true
-        case .onSocket?:
-            return (try? sendAll(socket, frame)) != nil
-        case .full?, nil:
-            return false
-        }
-    }
-
-    /// Caller side, in .reading: receives `task`'s reply and completes its future on this
-    /// thread (`recordOutcome` counts it first), or stops at `deadline`, end of stream or a fault.
-    /// `spinsOnly`: a reply served for another caller, waited for by spinning up to `deadline`
-    /// and never in `poll` (whose time-out counts whole milliseconds).
-    func receiveReply(for task: PendingTask, until deadline: UInt64?, spinsOnly: Bool = false,
-                      recordOutcome: (ForkPoolError.Code?) -> Void) -> ReadOutcome {
-        guard let socket else { return .endOfStream }  // never lent
-        let start = monotonicNanoseconds()
-        let spinEnd = spinsOnly ? deadline ?? start : start + spin.budget
-        defer { if !spinsOnly { spin.learn(waited: monotonicNanoseconds() - start) } }
-        while true {
-            let handled: ReadOutcome?
-            do {
-                handled = try inbox.reader.nextFrame { header, payload, tail -> ReadOutcome in
-                    task.complete(from: header, payload: payload, tail: tail, worker: pid, recordOutcome: recordOutcome)
-                        ? .replied : .fault(unexpectedFrame(header, worker: pid))
-                }
-            } catch {
-                return .fault(error)
-            }
-            if let handled {
-                guard case .replied = handled, inbox.reader.holdsMoreAfterReply else { return handled }
-                return .repliedThenFault(ForkPoolError(.malformedFrame, "worker process \(pid) sent bytes after the reply to task \(task.id)",
-                                                       processID: pid))
-            }
-            if inbox.reader.ring != nil && !inbox.reader.awaitsSocketFrame {
-                // The reply comes through the ring: spin on it with no system call.
-                let now = monotonicNanoseconds()
-                if now < spinEnd && deadline.map({ now < $0 }) ?? true {
-                    for _ in 0..<8 { forkpool_cpu_relax() }
-                    continue
-                }
-            }
-            let status: FrameReader.FillStatus
-            do {
-                status = try inbox.reader.fill(from: socket)
-            } catch {
-                return .fault(error)
-            }
-            switch status {
-            case .received:
-                continue
-            case .endOfStream, .endOfStreamWithOursUnread:
-                // What the worker published before it went is in its ring: read that first.
-                if inbox.reader.ringHasFrame { continue }
-                return .endOfStream
-            case .wouldBlock:
-                let now = monotonicNanoseconds()
-                if let deadline, now >= deadline { return .stoppedWaiting }
-                if now < spinEnd {
-                    for _ in 0..<8 { forkpool_cpu_relax() }
-                    continue
-                }
-                guard inbox.reader.prepareToSleep() else { continue }  // the ring has it now
-                var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-                let timeout = pollTimeout(until: deadline, now: now)
-                _ = retryingInterrupts { poll(&readable, 1, timeout) }
-                inbox.reader.wokeUp()
-            }
         }
     }
 }

@@ -5,7 +5,7 @@
 //   submit ─▶ lane open? ─ no ─▶ queue; the dispatcher woken unless the lanes carry the queue
 //                        └ yes ─▶ beginSending ─▶ send on the lane's socket ─▶ endSending
 //   get()  ─▶ queued? note a blocked reader (a lane may be handed to it)
-//          ─▶ claimForReading ─▶ DirectLane.receiveReply ─▶ endReading ─▶ reopened | returned | detached
+//          ─▶ claimForReading ─▶ LaneConnection.receiveReply ─▶ endReading ─▶ reopened | returned | detached
 //          reopened, queue not empty (lane hand-off) ─▶ within the serving window: send the next
 //          task, read its reply for its caller, again │ past it: send the next task whose caller
 //          blocks and wake that caller to read it │ next task not for a lane: give the lane back
@@ -58,7 +58,7 @@ extension Dispatcher {
     /// Sends the frame of `task`, which `lane` took (`.sending`), from this thread, and books
     /// how that went; `reader` reads the reply. Returns whether the frame is out on the lane.
     func sendOnLane(_ lane: DirectLane, _ task: PendingTask, reader: DirectLane.Reader) -> Bool {
-        let delivered = lane.send(task.frame)
+        let delivered = lane.connection.send(task.frame)
         accounting.paths.laneSends.add(1, ordering: .relaxed)
         if reader == .sender { accounting.paths.servedByLane.add(1, ordering: .relaxed) }
         let now = monotonicNanoseconds()
@@ -120,11 +120,11 @@ extension Dispatcher {
         while true {
             let current = reading
             let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: current, failure: failure, slot: lane.slot) }
-            var outcome = lane.receiveReply(for: current, until: servingEnd ?? deadline, spinsOnly: servingEnd != nil, recordOutcome: count)
+            var outcome = lane.connection.receiveReply(for: current, until: servingEnd ?? deadline, spinsOnly: servingEnd != nil, recordOutcome: count)
             if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {
                 // The worker is gone and its socket shut down: what it wrote before it exited is
                 // all there, and counts. Read it to the end before giving up.
-                outcome = lane.receiveReply(for: current, until: nil, recordOutcome: count)
+                outcome = lane.connection.receiveReply(for: current, until: nil, recordOutcome: count)
             }
             if current !== task, case .stoppedWaiting = outcome { Self.testPauseAfterServedReadStopped?() }
             let now = monotonicNanoseconds()
@@ -241,6 +241,28 @@ extension Dispatcher {
                 fail(orphan.task, with: error, slot: orphan.slot)
             }
         }
+    }
+
+    /// Under the lock, the queue empty: lends every idle worker to submitting threads.
+    func openIdleLanesLocked() {
+        for index in workers.indices where workers[index].isIdle && !workers[index].hasOutgoing {
+            guard let lane = workers[index].lane, lane.isLendable else { continue }
+            lendLocked(index, lane)
+            lanes.open.append(lane)
+        }
+    }
+
+    /// Under the lock: if the queue's next task has a caller blocked on it, lends the idle
+    /// worker at `index` for it — this thread sends it after the turn and wakes that caller,
+    /// who reads the reply and serves the queue itself. Returns whether it did.
+    func handOverToBlockedReaderLocked(_ index: Int, now: UInt64, into turn: inout DispatcherTurn) -> Bool {
+        guard let lane = workers[index].lane, lane.isLendable, !workers[index].hasOutgoing, lanesMayOpen,
+              let task = takeQueuedForLaneLocked(forBlockedReader: true) else { return false }
+        lendLocked(index, lane)
+        startOnLaneLocked(task, lane: lane, now: now)
+        task.bindLocked(lane)
+        turn.handedOver.append((lane, task))
+        return true
     }
 
     /// Under the lock: lends the idle worker at `index` to callers (its lane open).

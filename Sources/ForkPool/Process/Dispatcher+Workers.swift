@@ -82,7 +82,7 @@ extension Dispatcher {
         workers[index].discardOutgoing()
         // (Nor while it runs async jobs: what the others finished before it died still counts.)
         if workers[index].pipeline.isEmpty && workers[index].served.isEmpty { workers[index].closeSocket() }
-        if workers[index].isLent { workers[index].lane?.shutDownSocket() }
+        if workers[index].isLent { workers[index].lane?.connection.shutDown() }
         if configuration.terminationGracePeriod > .zero {
             workers[index].signal(SIGTERM)
             workers[index].armKill(at: now + configuration.terminationGracePeriod.nanoseconds)

@@ -286,21 +286,10 @@ final class Dispatcher: @unchecked Sendable {
                     turn.assigned.append(index)
                     continue
                 }
-                if let lane = workers[index].lane, lane.isLendable, !workers[index].hasOutgoing, lanesMayOpen,
-                   let task = takeQueuedForLaneLocked(forBlockedReader: true) {
-                    // Its owner blocks in get(): it reads the reply, and serves the queue, itself.
-                    lendLocked(index, lane)
-                    startOnLaneLocked(task, lane: lane, now: now)
-                    task.bindLocked(lane)
-                    turn.handedOver.append((lane, task))
-                    continue
-                }
-                while let task = queue.popFirst() {
-                    if task.start() {
-                        assign(task, to: index, now: now)
-                        turn.assigned.append(index)
-                        break
-                    }
+                if handOverToBlockedReaderLocked(index, now: now, into: &turn) { continue }
+                if let task = queue.startFirst(if: { _ in true }) {
+                    assign(task, to: index, now: now)
+                    turn.assigned.append(index)
                 }
                 if queue.isEmpty && workers.retries.isEmpty { break }
             }
@@ -319,13 +308,7 @@ final class Dispatcher: @unchecked Sendable {
                 lock.broadcast()
             }
             lanes.mayLend = lanesMayOpen
-            if lanes.mayLend && queue.isEmpty {
-                for index in workers.indices where workers[index].isIdle && !workers[index].hasOutgoing {
-                    guard let lane = workers[index].lane, lane.isLendable else { continue }
-                    lendLocked(index, lane)
-                    lanes.open.append(lane)
-                }
-            }
+            if lanes.mayLend && queue.isEmpty { openIdleLanesLocked() }
             // A stopped worker's pipeline counts: its tasks run elsewhere once its exit is reported.
             let busy = workers.contains { ($0.task != nil && $0.fault == nil) || !$0.pipeline.isEmpty || $0.isLent || !$0.served.isEmpty }
                 || lanes.holdsWork
