@@ -93,7 +93,9 @@ extension Dispatcher {
 
     func enforceDeadlines(now: UInt64) {
         for index in workers.indices where workers[index].isServingJobs {
-            enforceServedDeadlines(index, now: now)
+            let expired = workers[index].expireServedJobs(now: now, taskTimeout: configuration.taskTimeout)
+            for (task, error) in expired.timedOut { fail(task, with: error, slot: workers[index].slot) }
+            if expired.terminate { terminate(index, now: now) } else if !expired.timedOut.isEmpty { flush(index) }
         }
         for index in workers.indices {
             if let deadline = workers[index].taskDeadline, deadline <= now, let task = workers[index].task {
@@ -215,7 +217,9 @@ extension Dispatcher {
             }
         }
         rerunPipelined(worker.tasksSentBehind, slot: worker.slot, error: worker.fault ?? worker.obituary.error(status: status, task: worker.task))
-        failServedJobs(of: &worker, status: status)
+        for (task, error, crashed) in worker.endServedJobs(status: status, crashPolicyBreaksPool: configuration.crashPolicy == .breakPool) {
+            if crashed { handleCrash(of: task, error: error, slot: worker.slot) } else { fail(task, with: error, slot: worker.slot) }
+        }
         publishWorkers()
     }
 
@@ -291,11 +295,6 @@ extension Dispatcher {
         } catch {
             breakPool(error)
         }
-    }
-
-    func publishWorkers() {
-        let pids = workers.servingProcessIDs
-        lock.withLock { published.workers = pids }
     }
 
     func flush(_ index: Int) {

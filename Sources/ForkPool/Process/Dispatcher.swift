@@ -6,8 +6,9 @@
 //   shutdown: drain (or cancel) the queue, dismiss every worker, wait for the exits, reap the fork server
 //
 // Here: the shared state (under `lock`: queue, phase, published pids, lane books), the calls any
-// thread makes, the loop and its failure. Beside it: WorkerSet and WorkerProcess (the workers),
-// +Workers (reports, faults, deaths, stopping), +Lanes, Pipelines, PoolAccounting.
+// thread makes, the loop and its failure. Beside it: WorkerSet and WorkerProcess (the workers,
+// what is sent ahead, which worker serves which async job), +Workers (reports, faults, deaths,
+// stopping), +Lanes (callers that carry tasks themselves), PoolAccounting.
 // This thread starts the fork server: PR_SET_PDEATHSIG follows the forking thread.
 import CForkShim
 import Glibc
@@ -85,6 +86,12 @@ final class Dispatcher: @unchecked Sendable {
 
     /// The pids of the live, ready workers, as last published by the dispatcher.
     var workerProcessIDs: [pid_t] { lock.withLock { published.workers } }
+    /// Publishes the serving workers' pids (dispatcher thread).
+    func publishWorkers() {
+        let pids = workers.servingProcessIDs
+        lock.withLock { published.workers = pids }
+    }
+
     /// The pid of the fork server, while it runs.
     var forkServerProcessID: pid_t? { lock.withLock { published.forkServer } }
 
@@ -217,7 +224,7 @@ final class Dispatcher: @unchecked Sendable {
             handOut(turn.assigned)
             for (lane, task) in turn.handedOver where sendOnLane(lane, task, reader: .wokenOwner) { task.wakeReader() }
             handOutPipelined(turn.pipelined)
-            _ = cancelServedJobs(turn.cancelled, now: now)
+            for index in workers.cancelServedJobs(turn.cancelled, killAt: now + WorkerProcess.cancelledJobGracePeriod) { flush(index) }
             for index in workers.indices where workers[index].task.map({ turn.cancelled.contains($0.id) }) == true {
                 stop(index, ForkPoolError(.cancelled, "task \(workers[index].task!.id) was cancelled while running",
                                           taskID: workers[index].task!.id, processID: workers[index].pid), now: now)
@@ -333,12 +340,15 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     func assign(_ task: PendingTask, to index: Int, now: UInt64) {
-        var deadline = task.deadline
-        if let limit = configuration.taskTimeout {
-            let end = now + limit.nanoseconds
-            deadline = min(deadline ?? end, end)
-        }
+        let deadline = task.runDeadline(taskTimeout: configuration.taskTimeout, now: now)
         if task.concurrent { workers[index].serve(task, deadline: deadline, now: now) } else { workers[index].assign(task, deadline: deadline) }
+    }
+
+    /// Under the lock: async jobs to workers already running some, with room (WorkerSet).
+    func fillJobSlotsLocked(now: UInt64, into turn: inout DispatcherTurn) {
+        let filled = workers.fillJobSlots(from: &queue, limit: configuration.jobsPerWorker, taskTimeout: configuration.taskTimeout, now: now)
+        for index in filled.served where !turn.assigned.contains(index) { turn.assigned.append(index) }
+        for id in filled.settled { cancelledRunning.remove(id) }
     }
 
     /// Starts sending the tasks just assigned to these workers, then records how long each

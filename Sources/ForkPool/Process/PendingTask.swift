@@ -141,6 +141,14 @@ final class PendingTask: TaskHook, QueuedWork, @unchecked Sendable {
     func leaveQueue() { leftQueue = true }
     func didEnqueue(at now: UInt64) { enqueuedAt = now }
 
+    /// When the task must end if handed to a worker at `now`: its own deadline or the pool's
+    /// `taskTimeout` from now, whichever comes first.
+    func runDeadline(taskTimeout: Duration?, now: UInt64) -> UInt64? {
+        guard let limit = taskTimeout else { return deadline }
+        let end = now + limit.nanoseconds
+        return min(deadline ?? end, end)
+    }
+
     /// How long the task waited in the queue, up to `now` (monotonic ns).
     func waitedInQueue(until now: UInt64) -> UInt64 { now > enqueuedAt ? now - enqueuedAt : 0 }
 

@@ -1,12 +1,23 @@
-// WorkerProcess+Serving: a worker running async jobs, up to `jobsPerWorker` at once (a fresh pool;
-// Dispatcher+ConcurrentJobs decides when) — its jobs by task id, their deadlines and
-// cancellations, and whether it takes one more.
+// WorkerProcess+Serving: a worker running async jobs, up to `jobsPerWorker` at once (a fresh
+// pool; WorkerSet.fillJobSlots hands them out) — its jobs by task id, their deadlines and
+// cancellations, whether it takes one more, and what its death makes of the jobs it ran.
 //
+//   queue head is such a job ─▶ a worker with room (idle, or serving fewer than jobsPerWorker)
+//     ─▶ serve: its frame appended to what goes out ─▶ replies in any order, by task id
 //   idle ─serve─▶ serving(served: id → job) ─ reply (any order) ─▶ removed ─ none left ─▶ idle
-//   cancel / deadline ─▶ `cancel` frame, the job answered already ─ deadline + grace ─▶ killed
+//   cancel / deadline ─▶ the caller answered now, a `cancel` frame for the job's Task
+//     ─ not ended within the grace period ─▶ the worker is stopped (its other jobs: siblings)
+//   the worker dies ─▶ the job it ran on the faulting thread (its note) or the one it was killed
+//     for fails with the death; every other job fails saying a sibling took the worker down,
+//     through the crash policy (a retry runs it again elsewhere)
+//   due for recycling or over its memory ceiling ─▶ no more jobs; retires once its jobs end
 import ForkPoolWire
 
 extension WorkerProcess {
+    /// How long a job whose deadline passed may take to end once its Task is cancelled before
+    /// its worker is killed.
+    static let cancelledJobGracePeriod: UInt64 = 1_000_000_000
+
     /// An async job's task on a worker that runs several at once.
     struct ServedTask {
         var task: PendingTask
@@ -75,5 +86,56 @@ extension WorkerProcess {
     mutating func takeServed() -> [ServedTask] {
         defer { served = [:] }
         return Array(served.values).sorted { $0.task.id < $1.task.id }
+    }
+
+    /// Its jobs' deadlines at `now`: a job past its deadline times out (returned, to fail; its
+    /// Task is cancelled, and the worker is to be killed if it has not ended after the grace
+    /// period); a job still running past that grace period stops the worker (`terminate`: the
+    /// pool is to signal it).
+    mutating func expireServedJobs(now: UInt64, taskTimeout: Duration?) -> (timedOut: [(PendingTask, ForkPoolError)], terminate: Bool) {
+        var timedOut: [(PendingTask, ForkPoolError)] = []
+        for job in served.values {
+            if job.answered, let killAt = job.killAt, killAt <= now {
+                let fault = ForkPoolError(.timedOut, "task \(job.task.id) did not end within "
+                                          + "\(Self.cancelledJobGracePeriod / 1_000_000) ms of its Task being cancelled: "
+                                          + "worker process \(pid) was killed", taskID: job.task.id, processID: pid)
+                guard stop(because: fault, stoppingJob: job.task.id) else { return (timedOut, false) }
+                disarmServed()
+                return (timedOut, true)
+            }
+            guard !job.answered, let deadline = job.deadline, deadline <= now else { continue }
+            let limit = taskTimeout.map { "its time limit of \($0)" } ?? "its deadline"
+            timedOut.append((job.task, ForkPoolError(.timedOut, "task \(job.task.id) ran past \(limit) in worker process \(pid); "
+                                                     + "its Task was cancelled", taskID: job.task.id, processID: pid)))
+            expireServed(job.task.id, killAt: now + Self.cancelledJobGracePeriod)
+        }
+        return (timedOut, false)
+    }
+
+    /// The worker ended (`status`): its jobs still owed an answer, taken off its books, each
+    /// with the error it fails with and whether through the crash policy (`crashed`). The job
+    /// that brought it down (the one it was killed for, or the one its faulting thread ran)
+    /// fails with its death; the others say a sibling took their worker down — through the
+    /// crash policy, except after the pool's own kill under a policy that breaks the pool
+    /// (`crashPolicyBreaksPool`), which never breaks it. A worker given up on for a fault of
+    /// the pool's or its protocol's (no job of its own to blame) fails every job with that fault.
+    mutating func endServedJobs(status: WaitStatus, crashPolicyBreaksPool: Bool) -> [(PendingTask, ForkPoolError, crashed: Bool)] {
+        let stoppedByPool = stoppedTaskID != nil
+        let culprit = stoppedTaskID ?? inbox.notes.crashedTask
+        return takeServed().filter { !$0.answered }.map { job in
+            if let fault, !stoppedByPool {
+                var failure = fault
+                failure.taskID = job.task.id
+                return (job.task, failure, false)
+            }
+            let death = obituary.error(status: status, task: job.task)
+            if job.task.id == culprit { return (job.task, death, true) }
+            let cause = culprit.map { "task \($0), running beside it, took the worker down" }
+                ?? "a job running beside it took the worker down (which one is not known)"
+            let sibling = ForkPoolError(.workerDied, "task \(job.task.id) did not finish: worker process \(pid) died "
+                                        + "(\(death.message)); \(cause)", taskID: job.task.id, processID: pid,
+                                        signal: death.signal, exitStatus: death.exitStatus)
+            return (job.task, sibling, !(stoppedByPool && crashPolicyBreaksPool))
+        }
     }
 }

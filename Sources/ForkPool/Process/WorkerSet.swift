@@ -158,3 +158,48 @@ extension WorkerSet {
         (self[index].waitsForRing ? Int16(POLLOUT) : 0) | (self[index].inbox.reader.ringHasFrame ? Int16(POLLIN) : 0)
     }
 }
+
+extension WorkerSet {
+    /// Under the dispatcher's lock (the queue is shared): hands async jobs to run again (a crash
+    /// policy's retries), then queued ones, to workers already running jobs and with room, oldest
+    /// first; stops at the first task that is not one (it waits for an idle worker, keeping the
+    /// order). Idle workers are the dispatcher's idle loop's: a sync task needs one. Returns the
+    /// workers that got one, and the retries found cancelled meanwhile (settled, not run again).
+    mutating func fillJobSlots(from queue: inout WorkQueue<PendingTask>, limit: Int, taskTimeout: Duration?,
+                               now: UInt64) -> (served: [Int], settled: [UInt64]) {
+        var served: [Int] = []
+        var settled: [UInt64] = []
+        for index in indices where self[index].isServingJobs && self[index].acceptsConcurrentTask(limit: limit) {
+            while self[index].acceptsConcurrentTask(limit: limit), let head = retries.first, head.concurrent {
+                let retry = retries.popFirst()!
+                guard !retry.completion.hasCompleted else {
+                    retry.isSettled = true
+                    settled.append(retry.id)
+                    continue
+                }
+                self[index].serve(retry, deadline: retry.runDeadline(taskTimeout: taskTimeout, now: now), now: now)
+                served.append(index)
+            }
+            guard retries.isEmpty else { continue }  // a retry waits for a worker with room
+            while self[index].acceptsConcurrentTask(limit: limit), let next = queue.startFirst(if: \.concurrent) {
+                self[index].serve(next, deadline: next.runDeadline(taskTimeout: taskTimeout, now: now), now: now)
+                served.append(index)
+            }
+            if let next = queue.firstLive(), !next.concurrent { break }
+        }
+        return (served, settled)
+    }
+
+    /// Sends `cancel` frames for the async jobs among `ids` (their callers cancelled them; the
+    /// worker lives: only the job's Task is cancelled, and the worker is killed at `killAt` if
+    /// the job ignores it). Returns the workers with frames to send.
+    mutating func cancelServedJobs(_ ids: Set<UInt64>, killAt: UInt64) -> [Int] {
+        var touched: [Int] = []
+        for id in ids {
+            guard let index = firstIndex(where: { $0.served[id] != nil }) else { continue }
+            self[index].expireServed(id, killAt: killAt)
+            touched.append(index)
+        }
+        return touched
+    }
+}
