@@ -233,6 +233,26 @@ extension ForkPoolTests {
             #expect(try open.submit(.openFiles(count: 100)).get() == "ok opened 100")
         }
 
+        /// The worker dies of its sandbox before the caller that sent it the task by lane has
+        /// booked the send: the caller still reads what the worker wrote before it went, so
+        /// the error names the call (it once described the death before reading the note).
+        @Test func aViolationReportedBeforeTheLaneSendIsBookedIsStillNamed() throws {
+            var sandbox = WorkerSandbox.strict()
+            sandbox.onViolation = .killOnViolation
+            let jailed = try pool(sandbox, workers: 1)
+            defer { jailed.shutdown() }
+            #expect(waitUntil { jailed.openLaneCount == 1 })
+            let pid = jailed.workerProcessIDs[0]
+            Dispatcher.testPauseAfterLaneSend = {
+                Dispatcher.testPauseAfterLaneSend = nil
+                _ = waitUntil { !jailed.workerProcessIDs.contains(pid) }  // its exit is in: the lane is detached
+            }
+            defer { Dispatcher.testPauseAfterLaneSend = nil }
+            let error = try #require(throws: ForkPoolError.self) { try jailed.submit(.connectTCP(port: 9)).get() }
+            #expect(error.code == .workerDied && error.signal == SIGSYS)
+            #expect(error.message.contains("system call socket, which the sandbox forbids"), "\(error)")
+        }
+
         @Test func killOnViolationKillsTheWorkerAtTheCallAndTheErrorNamesIt() throws {
             var sandbox = WorkerSandbox.strict()
             sandbox.onViolation = .killOnViolation

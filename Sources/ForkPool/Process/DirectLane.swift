@@ -118,8 +118,13 @@ final class DirectLane: @unchecked Sendable {
         case sent
         /// The frame did not get there (`.returned`, `.undelivered`).
         case undelivered
-        /// The worker exited meanwhile (the lane was `.detached`): the task goes back.
+        /// The frame never got there and the worker exited meanwhile (the lane was
+        /// `.detached`): the task goes back, to run elsewhere.
         case orphaned(Orphan)
+        /// The frame got there and the worker exited meanwhile (`.detached`): the sender reads
+        /// what the worker wrote before it went (its reply, or the note saying why it died) and
+        /// ends as a reader of the detached lane (`endReading`).
+        case detached
     }
 
     /// Who reads the reply of a task sent on the lane.
@@ -134,10 +139,10 @@ final class DirectLane: @unchecked Sendable {
 
     func endSending(_ task: PendingTask, delivered: Bool, reader: Reader) -> SendEnd {
         switch state {
-        case .detached(let error, let crashed):
-            // The frame reached a worker that died (judged as its crash), or never got there, or
-            // its ring says the worker never took it (rerun).
-            return .orphaned(Orphan(task: task, error: delivered && !neverTook(task) ? error(task) : nil, slot: slot, crashed: crashed))
+        case .detached where delivered:
+            return .detached
+        case .detached(_, let crashed):
+            return .orphaned(Orphan(task: task, error: nil, slot: slot, crashed: crashed))
         case .sending where delivered:
             switch reader {
             case .sender: state = .reading(task)

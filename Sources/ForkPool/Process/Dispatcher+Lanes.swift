@@ -59,27 +59,43 @@ extension Dispatcher {
     /// how that went; `reader` reads the reply. Returns whether the frame is out on the lane.
     func sendOnLane(_ lane: DirectLane, _ task: PendingTask, reader: DirectLane.Reader) -> Bool {
         let delivered = lane.connection.send(task.frame)
+        Self.testPauseAfterLaneSend?()
         accounting.paths.laneSends.add(1, ordering: .relaxed)
         if reader == .sender { accounting.paths.servedByLane.add(1, ordering: .relaxed) }
         let now = monotonicNanoseconds()
         accounting.recordHandedOut(queuedNanoseconds: task.waitedInQueue(until: now))
-        return lock.withLock {
-            switch lane.endSending(task, delivered: delivered, reader: reader) {
+        let end = lock.withLock { () -> DirectLane.SendEnd in
+            let end = lane.endSending(task, delivered: delivered, reader: reader)
+            switch end {
             case .sent:
                 if reader != .sender { lanes.unreadTasks += 1 }
                 // Its owner stopped blocking meanwhile (and took the claim): the dispatcher reads it.
                 if reader == .wokenOwner && !task.holdsLaneClaimLocked { wakeLocked() }
-                return true
             case .undelivered:
                 wakeLocked()
-                return false
             case .orphaned(let orphan):
                 lanes.detachedReaders -= 1
                 lanes.orphans.append(orphan)
                 wakeLocked()
-                return false
+            case .detached:
+                break
+            }
+            return end
+        }
+        guard case .detached = end else { if case .sent = end { return true } else { return false } }
+        // The worker exited after the frame got there: what it wrote before it went (its reply,
+        // the note that says why it died) is all on the socket, shut down now. Read it to the end.
+        let outcome = lane.connection.receiveReply(for: task, until: nil) { failure in
+            self.accounting.recordOutcome(of: task, failure: failure, slot: lane.slot)
+        }
+        lock.withLock {
+            if case .detached(let orphan) = lane.endReading(task, outcome: outcome, mayReopen: false) {
+                lanes.detachedReaders -= 1
+                if let orphan { lanes.orphans.append(orphan) }
+                wakeLocked()
             }
         }
+        return false
     }
 
     /// Under the lock: the queue's next task if it may go by lane (`forBlockedReader`: only if
@@ -89,6 +105,10 @@ extension Dispatcher {
         if next != nil && queue.hasParked { wakeLocked() }  // room for a caller waiting to submit
         return next
     }
+
+    /// Tests only: runs after a caller sent a frame by lane, before it books the send (a test
+    /// lets the worker die there).
+    nonisolated(unsafe) static var testPauseAfterLaneSend: (() -> Void)?
 
     /// Tests only: runs when a caller serving the queue stopped waiting for a served reply,
     /// before it takes the lock to hand the read over (a test kills the worker there).
