@@ -19,7 +19,7 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     case mapAuto = "map-auto"
     /// `ThreadPool.map` over trivial Int tasks.
     case threadMap = "thread-map"
-    /// 8 threads sharing a 2-worker ProcessPool, each looping `submit` + `get` (many callers).
+    /// 8 threads (`--callers`) sharing a 2-worker ProcessPool, each looping `submit` + `get`.
     case manyCallers = "many-callers"
     /// 64 Swift tasks sharing a 2-worker ProcessPool, each looping `await submit(…).value`.
     case manyAsync = "many-async"
@@ -53,11 +53,19 @@ struct Profile: ParsableCommand {
     @Option(help: "Round trips, bulk transfers, map inputs, or sentences (transform cases).")
     var iterations: Int?
 
+    @Option(help: "many-callers: how many threads share the pool.")
+    var callers = 8
+
     @Flag(help: "round-trip: send every task through the dispatcher thread (no direct lane).")
     var noLanes = false
 
     @Option(name: .customLong("heap-mib"), help: "fresh-start: MiB of heap allocated and touched first.")
     var heapMiB = 0
+
+    func validate() throws {
+        if callers < 1 { throw ValidationError("--callers must be at least 1") }
+        if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1") }
+    }
 
     func run() throws {
         switch hotLoop {
@@ -86,9 +94,9 @@ struct Profile: ParsableCommand {
                                       repetitions: 1, sizes: Sizes(), progress: Progress())
             let tasks = iterations ?? 400_000
             let wakeups = DispatcherWakeups()
-            let seconds = try benchmark.submitFromThreads(pool, callers: 8, each: tasks / 8)
+            let seconds = try benchmark.submitFromThreads(pool, callers: callers, each: tasks / callers)
             let perTask = Double(wakeups.count()) / Double(tasks)
-            print("8 threads: \(Int(Double(tasks) / seconds)) tasks/s, \(String(format: "%.3f", perTask)) dispatcher wake-ups per task")
+            print("\(callers) threads: \(Int(Double(tasks) / seconds)) tasks/s, \(String(format: "%.3f", perTask)) dispatcher wake-ups per task")
         case .manyAsync:
             let pool = try ProcessPool(workers: min(2, onlineProcessors)) { (n: Int) in n }
             defer { pool.shutdown() }

@@ -66,6 +66,10 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
     /// Set when the pool sent the task on a lane for a thread blocked in `get()` to read: that
     /// thread wakes and reads the reply itself, through the hook.
     private var replyToRead = false
+    /// A caller serving the queue completes this future and wakes its sleeping waiters later,
+    /// once it leaves the lane (`releaseWakes`): a woken thread would take a core from it.
+    private var holdsWakes = false
+    private var wakeHeld = false
     /// At most about 20–40 µs of `pause` on current x86: longer than a wake-up costs, far
     /// shorter than any task worth a pool.
     static var maximumSpins: Int { 2000 }
@@ -274,6 +278,22 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
 
     /// The pool sent this task on a lane for the thread blocked in `get()` to read its reply:
     /// wakes it to do so.
+    /// A caller serving the queue from its lane is about to read this task's reply: if it
+    /// completes the future, threads asleep on it stay asleep until `releaseWakes` (async
+    /// waiters and callbacks go on at once).
+    func holdWakes() { lock.withLock { holdsWakes = true } }
+
+    /// Wakes the threads asleep on the future if its completion was held back.
+    func releaseWakes() {
+        lock.withLock {
+            holdsWakes = false
+            if wakeHeld {
+                wakeHeld = false
+                lock.broadcast()
+            }
+        }
+    }
+
     func wakeToReadReply() {
         lock.withLock {
             replyToRead = true
@@ -317,7 +337,7 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
             waiters = []
             let handlers = completionHandlers
             completionHandlers = []
-            lock.broadcast()
+            if holdsWakes { wakeHeld = true } else { lock.broadcast() }
             lock.unlock()
             if wasQueued { released?.leftQueueEarly() }
             for continuation in waiting { continuation.resume(returning: result) }

@@ -80,7 +80,7 @@ final class DirectLane: @unchecked Sendable {
     /// How long a caller whose reply is in goes on serving the queue from its lane (sending
     /// the next task and reading its reply for its owner) before it returns: long enough to
     /// keep the worker busy through several tasks, short enough not to delay the caller much.
-    static let servingWindow: UInt64 = 50_000
+    static let servingWindow: UInt64 = 100_000
     /// Frames up to this size go by lane (one `send` takes them); larger ones, and inputs with
     /// a raw `[UInt8]` tail, go through the queue.
     static let maximumFrameBytes = 64 * 1024

@@ -125,7 +125,8 @@ extension Dispatcher {
     /// the queue from the same lane: sends the next queued task and reads its reply too
     /// (completing that caller's future); past the window, or when a reply is slow, it leaves
     /// the last task to its blocked owner, woken to read it, or to the dispatcher. Finally it
-    /// gives the lane back: open again, or to the dispatcher.
+    /// gives the lane back: open again, or to the dispatcher. The callers it served sleep on
+    /// until then (their futures are complete; a waiter that spins sees it at once).
     func receiveByLane(_ task: PendingTask, until deadline: UInt64?) {
         let claimed = lock.withLock { () -> DirectLane? in
             guard let lane = task.takeLaneClaimLocked(), lane.claimForReading(task) else { return nil }
@@ -137,8 +138,16 @@ extension Dispatcher {
         defer { accounting.paths.laneReaders.subtract(1, ordering: .relaxed) }
         var reading = task
         var servingEnd: UInt64?  // set once the caller's own reply is in
+        // Callers whose tasks this one serves are woken once it leaves the lane, not as each
+        // reply comes: a thread woken mid-window takes a core from this one or from the worker.
+        var served: [PendingTask] = []
+        defer { for done in served { done.completion.releaseWakes() } }
         while true {
             let current = reading
+            if current !== task {
+                current.completion.holdWakes()
+                served.append(current)
+            }
             let count = { (failure: ForkPoolError.Code?) in self.accounting.recordOutcome(of: current, failure: failure, slot: lane.slot) }
             var outcome = lane.connection.receiveReply(for: current, until: servingEnd ?? deadline, spinsOnly: servingEnd != nil, recordOutcome: count)
             if case .stoppedWaiting = outcome, lock.withLock({ lane.isDetached }) {

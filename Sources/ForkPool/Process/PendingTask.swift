@@ -245,6 +245,10 @@ protocol TaskCompletion: AnyObject, Sendable {
     var hasCompleted: Bool { get }
     /// Wakes a thread blocked on the future to read its reply from the lane it was sent on.
     func wakeToReadReply()
+    /// Holds back waking the threads asleep on the future when it completes, until
+    /// `releaseWakes` (a caller serving the queue wakes them as it leaves its lane).
+    func holdWakes()
+    func releaseWakes()
     /// Completes with the worker's encoded output (and, for a split frame received directly,
     /// its raw tail), first telling `recordOutcome` whether the outcome is a failure (its code) or a
     /// success (nil), so the pool counts it before anyone waiting wakes.
@@ -285,6 +289,8 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
     func attach(_ hook: any TaskHook) { future.attach(hook) }
     func detach() { future.detach() }
     func wakeToReadReply() { future.wakeToReadReply() }
+    func holdWakes() { future.holdWakes() }
+    func releaseWakes() { future.releaseWakes() }
 
     func start() -> Bool { future.markRunning() }
 
@@ -344,6 +350,8 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     func attach(_ hook: any TaskHook) { future.attach(hook) }
     func detach() { future.detach() }
     func wakeToReadReply() { future.wakeToReadReply() }
+    func holdWakes() { future.holdWakes() }
+    func releaseWakes() { future.releaseWakes() }
 
     func start() -> Bool { future.markRunning() }
 
