@@ -29,7 +29,12 @@ test-core:
 # PostgreSQL cluster that pg-sandbox.sh makes on a free port (installing Debian's postgresql
 # if it is missing) and deletes afterwards.
 POSTGRES_PACKAGE = Integrations/ForkPoolPostgres
+# The packages beside the root one build ForkPool from its sources by path, but SwiftPM keeps
+# their build plan (description.json) across a source file added or removed there: dropping it
+# makes them plan again, so a moved file never breaks their build.
+replan = rm -f $(1)/.build/*/debug/description.json $(1)/.build/*/release/description.json
 test-postgres:
+	$(call replan,$(POSTGRES_PACKAGE))
 	$(POSTGRES_PACKAGE)/scripts/pg-sandbox.sh $(SWIFT) test --package-path $(POSTGRES_PACKAGE) --no-parallel
 
 # A program that uses only the ForkPool product must not fetch or build postgres-nio or SwiftNIO:
@@ -58,6 +63,7 @@ check-public-api:
 # to recover a killed host's jobs (bench/results/cluster.json); pgqueuer's figures on the same
 # cluster beside ours (bench/peers/pgqueuer_peer.py) when bench/.venv has pgqueuer.
 bench-cluster: bench-cluster-venv
+	$(call replan,$(POSTGRES_PACKAGE))
 	$(SWIFT) build -c release --package-path $(POSTGRES_PACKAGE) --product PostgresJobHost
 	mkdir -p bench/results
 	$(POSTGRES_PACKAGE)/scripts/pg-sandbox.sh sh -c '$(POSTGRES_PACKAGE)/.build/release/PostgresJobHost bench \
@@ -78,6 +84,7 @@ bench: bench-venv
 # A Hummingbird server doing a small CPU job per request through a ProcessPool and through a
 # ThreadPool, loaded on loopback (bench/http, a package of its own: SwiftNIO is built only here).
 bench-http:
+	$(call replan,bench/http)
 	$(SWIFT) build -c release --package-path bench/http
 	mkdir -p bench/results
 	bench/http/.build/release/HTTPBench $(if $(QUICK),--seconds 1 --rounds 1) > bench/results/http.json

@@ -99,7 +99,7 @@ extension Dispatcher {
     }
 
     /// Under the lock: the queue's next task if it may go by lane (`forBlockedReader`: only if
-    /// a thread blocks on it and nothing else waits), taken out of the queue and started.
+    /// a thread blocks on it in `get()`), taken out of the queue and started.
     func takeQueuedForLaneLocked(forBlockedReader: Bool) -> PendingTask? {
         let next = queue.startFirst { $0.fitsLane && (!forBlockedReader || $0.awaitsLaneReader) }
         if next != nil && queue.hasParked { wakeLocked() }  // room for a caller waiting to submit
