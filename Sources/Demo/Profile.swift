@@ -62,6 +62,20 @@ struct Profile: ParsableCommand {
     @Option(name: .customLong("heap-mib"), help: "fresh-start: MiB of heap allocated and touched first.")
     var heapMiB = 0
 
+    /// A 2-worker identity pool under `load` (the benchmark, the pool, the task count): its
+    /// rate and the dispatcher's wake-ups per task.
+    private func manyCallers(label: String, _ load: (Benchmark, ProcessPool<Int, Int>, Int) throws -> Double) throws {
+        let pool = try ProcessPool(workers: min(2, onlineProcessors)) { (n: Int) in n }
+        defer { pool.shutdown() }
+        let benchmark = Benchmark(workloads: [], strategies: [.processes], workerCounts: [], latencyWorkerCounts: [],
+                                  repetitions: 1, sizes: Sizes(), progress: Progress())
+        let tasks = iterations ?? 400_000
+        let wakeups = DispatcherWakeups()
+        let seconds = try load(benchmark, pool, tasks)
+        let perTask = Double(wakeups.count()) / Double(tasks)
+        print("\(label): \(Int(Double(tasks) / seconds)) tasks/s, \(String(format: "%.3f", perTask)) dispatcher wake-ups per task")
+    }
+
     func validate() throws {
         if callers < 1 { throw ValidationError("--callers must be at least 1") }
         if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1") }
@@ -88,25 +102,9 @@ struct Profile: ParsableCommand {
             defer { pool.shutdown() }
             guard try pool.map(inputs) == inputs else { throw BenchmarkError(description: "map returned wrong results") }
         case .manyCallers:
-            let pool = try ProcessPool(workers: min(2, onlineProcessors)) { (n: Int) in n }
-            defer { pool.shutdown() }
-            let benchmark = Benchmark(workloads: [], strategies: [.processes], workerCounts: [], latencyWorkerCounts: [],
-                                      repetitions: 1, sizes: Sizes(), progress: Progress())
-            let tasks = iterations ?? 400_000
-            let wakeups = DispatcherWakeups()
-            let seconds = try benchmark.submitFromThreads(pool, callers: callers, each: tasks / callers)
-            let perTask = Double(wakeups.count()) / Double(tasks)
-            print("\(callers) threads: \(Int(Double(tasks) / seconds)) tasks/s, \(String(format: "%.3f", perTask)) dispatcher wake-ups per task")
+            try manyCallers(label: "\(callers) threads") { try $0.submitFromThreads($1, callers: callers, each: $2 / callers) }
         case .manyAsync:
-            let pool = try ProcessPool(workers: min(2, onlineProcessors)) { (n: Int) in n }
-            defer { pool.shutdown() }
-            let benchmark = Benchmark(workloads: [], strategies: [.processes], workerCounts: [], latencyWorkerCounts: [],
-                                      repetitions: 1, sizes: Sizes(), progress: Progress())
-            let tasks = iterations ?? 400_000
-            let wakeups = DispatcherWakeups()
-            let seconds = try benchmark.submitFromTasks(pool, callers: 64, each: tasks / 64)
-            let perTask = Double(wakeups.count()) / Double(tasks)
-            print("64 async tasks: \(Int(Double(tasks) / seconds)) tasks/s, \(String(format: "%.3f", perTask)) dispatcher wake-ups per task")
+            try manyCallers(label: "64 async tasks") { try $0.submitFromTasks($1, callers: 64, each: $2 / 64) }
         case .freshStart:
             let heap = heapMiB > 0 ? UnsafeMutableRawPointer.allocate(byteCount: heapMiB << 20, alignment: 4096) : nil
             heap?.initializeMemory(as: UInt8.self, repeating: 1, count: heapMiB << 20)

@@ -45,10 +45,29 @@ func unexpectedFrame(_ header: FrameHeader, worker: pid_t) -> ForkPoolError {
                   processID: worker)
 }
 
+/// A completion whose caller's side is one Future: everything but the reply's decoding goes
+/// straight to it.
+protocol FutureCompletion: TaskCompletion {
+    associatedtype Value: Sendable
+    var future: Future<Value> { get }
+}
+
+extension FutureCompletion {
+    var hasCompleted: Bool { future.hasCompleted }
+    func attach(_ hook: any TaskHook) { future.attach(hook) }
+    func detach() { future.detach() }
+    func wakeToReadReply() { future.wakeToReadReply() }
+    func holdWakes() { future.holdWakes() }
+    func releaseWakes() { future.releaseWakes() }
+    func start() -> Bool { future.markRunning() }
+    func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
+    func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
+}
+
 /// One input's future, as ProcessPool makes it: decodes the output and completes the typed
 /// Future. Without a codec (an encoded job's, `Output == [UInt8]`) the future gets the reply's
 /// bytes as they came.
-final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unchecked Sendable {
+final class OutputCompletion<Output: Codable & Sendable>: FutureCompletion, @unchecked Sendable {
     let id: UInt64
     let future: Future<Output>
     let codec: PayloadCodec<Output>?
@@ -63,16 +82,6 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
     }
 
     var replyKind: FrameKind { .result }
-
-    var hasCompleted: Bool { future.hasCompleted }
-
-    func attach(_ hook: any TaskHook) { future.attach(hook) }
-    func detach() { future.detach() }
-    func wakeToReadReply() { future.wakeToReadReply() }
-    func holdWakes() { future.holdWakes() }
-    func releaseWakes() { future.releaseWakes() }
-
-    func start() -> Bool { future.markRunning() }
 
     func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, recordOutcome: (ForkPoolError.Code?) -> Void) {
         let result: Result<Output, ForkPoolError>
@@ -92,9 +101,6 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
         future.complete(result)
     }
 
-    func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
-
-    func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
 }
 
 /// Several inputs sent as one `taskBatch` frame (`map`): the encoded `[Input]`, answered by a
@@ -102,7 +108,7 @@ final class OutputCompletion<Output: Codable & Sendable>: TaskCompletion, @unche
 /// that failed (what `map` throws). The dispatcher only copies the reply's bytes into the
 /// chunk's future; the caller waiting in `map` decodes them with ``outputs()``, so decoding
 /// runs on the callers' threads in parallel with the dispatcher's I/O.
-final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchecked Sendable {
+final class ChunkCompletion<Output: Codable & Sendable>: FutureCompletion, @unchecked Sendable {
     /// The reply: the `resultBatch` payload and the pid of the worker that sent it.
     struct Reply: Sendable {
         let payload: [UInt8]
@@ -124,16 +130,6 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
     }
 
     var replyKind: FrameKind { .resultBatch }
-
-    var hasCompleted: Bool { future.hasCompleted }
-
-    func attach(_ hook: any TaskHook) { future.attach(hook) }
-    func detach() { future.detach() }
-    func wakeToReadReply() { future.wakeToReadReply() }
-    func holdWakes() { future.holdWakes() }
-    func releaseWakes() { future.releaseWakes() }
-
-    func start() -> Bool { future.markRunning() }
 
     func finish(output: UnsafeRawBufferPointer, tail: [UInt8]?, worker: pid_t, recordOutcome: (ForkPoolError.Code?) -> Void) {
         recordOutcome(nil)  // a failed chunk comes as a `failure` frame
@@ -178,9 +174,6 @@ final class ChunkCompletion<Output: Codable & Sendable>: TaskCompletion, @unchec
         return .success(outputs)
     }
 
-    func fail(_ error: ForkPoolError) { future.complete(.failure(error)) }
-
-    func failIfQueued(_ error: ForkPoolError) -> Bool { future.complete(.failure(error), onlyIfQueued: true) }
 }
 
 /// Decodes a failure frame's payload: reason byte + UTF-8 message.
