@@ -82,7 +82,11 @@ extension Dispatcher {
             }
             return end
         }
-        guard case .detached = end else { if case .sent = end { return true } else { return false } }
+        switch end {
+        case .sent: return true
+        case .undelivered, .orphaned: return false
+        case .detached: break
+        }
         // The worker exited after the frame got there: what it wrote before it went (its reply,
         // the note that says why it died) is all on the socket, shut down now. Read it to the end.
         let outcome = lane.connection.receiveReply(for: task, until: nil) { failure in
