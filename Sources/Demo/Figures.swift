@@ -146,7 +146,8 @@ func renderFigures(_ figures: [Figure],
 }
 
 /// The many-callers figures: each load's tasks per second beside the raw pipelined socket (C)
-/// and Python's executor doing the same loop; context switches and dispatcher wake-ups per
+/// and Python's executor doing the same loop, the async loads also beside their loop with no
+/// pool (the ceiling of any pool's async rate); context switches and dispatcher wake-ups per
 /// task; idle CPU.
 func collectManyCallerFigures(kernel: KernelBaseline?, rows: [Row]) -> [Figure] {
     var figures: [Figure] = []
@@ -177,6 +178,16 @@ func collectManyCallerFigures(kernel: KernelBaseline?, rows: [Row]) -> [Figure] 
                                           against: "shared-memory slots, \(shared.workers) workers, \(shared.callers) blocking callers (C)",
                                           shared.tasks_per_second, better: "higher", goal: "≥ 0.8"))
                 }
+            }
+            if strategy == .processes, workload.hasSuffix("-async"), let threads = row(workload, Strategy.threads.rawValue) {
+                figures.append(Figure(name, rate, "tasks/s", against: "ThreadPool, the same async tasks",
+                                      Double(threads.tasks) / threads.median, better: "higher",
+                                      goal: workload == "many-callers-64-async" ? "stretch: ≥ 1.0" : nil))
+            }
+            if workload.hasSuffix("-async"), let ceiling = row("async-hand-off-\(Benchmark.manyCallerTasks[0])", "none") {
+                figures.append(Figure(name, rate, "tasks/s",
+                                      against: "no pool: \(Benchmark.manyCallerTasks[0]) Swift tasks awaiting a continuation one thread resumes",
+                                      Double(ceiling.tasks) / ceiling.median, better: "higher"))
             }
             if let python = row(workload, peer) {
                 figures.append(Figure(name, rate, "tasks/s", against: "Python \(peer), same loop",

@@ -23,6 +23,9 @@ enum ProfileCase: String, CaseIterable, ExpressibleByArgument {
     case manyCallers = "many-callers"
     /// 64 Swift tasks sharing a 2-worker ProcessPool, each looping `await submit(…).value`.
     case manyAsync = "many-async"
+    /// 64 Swift tasks, each looping on a continuation one thread resumes: no pool (the async
+    /// ceiling the many-async figure is read against).
+    case asyncHandOff = "async-hand-off"
     /// A fresh ProcessJobPool created, answering once and shut down, over and over, with
     /// `--heap-mib` MiB of touched heap in this process (the heap section's start).
     case freshStart = "fresh-start"
@@ -105,6 +108,12 @@ struct Profile: ParsableCommand {
             try manyCallers(label: "\(callers) threads") { try $0.submitFromThreads($1, callers: callers, each: $2 / callers) }
         case .manyAsync:
             try manyCallers(label: "64 async tasks") { try $0.submitFromTasks($1, callers: 64, each: $2 / 64) }
+        case .asyncHandOff:
+            let benchmark = Benchmark(workloads: [], strategies: [], workerCounts: [], latencyWorkerCounts: [],
+                                      repetitions: 1, sizes: Sizes(), progress: Progress())
+            let tasks = iterations ?? 400_000
+            let seconds = try benchmark.asyncHandOff(callers: 64, each: tasks / 64)
+            print("async hand-off, 64 tasks: \(Int(Double(tasks) / seconds)) tasks/s")
         case .freshStart:
             let heap = heapMiB > 0 ? UnsafeMutableRawPointer.allocate(byteCount: heapMiB << 20, alignment: 4096) : nil
             heap?.initializeMemory(as: UInt8.self, repeating: 1, count: heapMiB << 20)
