@@ -1,5 +1,6 @@
 // Short tasks sent behind a running one (`tasksInFlightPerWorker`), provoked for real: they go
-// ahead only under load and only to a worker whose tasks are short, come back in order, and
+// ahead only under load and only to a worker whose tasks are short (moderate ones: one task
+// behind the running one), come back in order, and
 // when the worker dies the crash is blamed on the task it ran while the ones sent behind it run
 // on its replacement; a task cancelled while sent ahead leaves the others whole. Gates hold the
 // running task; where a gated task must count as short, the short-task limit is raised for the
@@ -24,6 +25,15 @@ extension ForkPoolTests {
             let saved = WorkerProcess.pipelineTaskNanoseconds
             WorkerProcess.pipelineTaskNanoseconds = milliseconds * 1_000_000
             defer { WorkerProcess.pipelineTaskNanoseconds = saved }
+            return try body()
+        }
+
+        /// Runs `body` with tasks of up to `short` nanoseconds counting as short and of up to
+        /// `moderate` as moderate (one task sent behind the running one), restoring both after.
+        func withTaskLimits<T>(short: UInt64, moderate: UInt64, _ body: () throws -> T) rethrows -> T {
+            let saved = (WorkerProcess.pipelineTaskNanoseconds, WorkerProcess.oneAheadTaskNanoseconds)
+            (WorkerProcess.pipelineTaskNanoseconds, WorkerProcess.oneAheadTaskNanoseconds) = (short, moderate)
+            defer { (WorkerProcess.pipelineTaskNanoseconds, WorkerProcess.oneAheadTaskNanoseconds) = saved }
             return try body()
         }
 
@@ -86,6 +96,26 @@ extension ForkPoolTests {
                 gate.open(1)
                 #expect(try held.get(timeout: .seconds(30)) == 1)
                 #expect(try behind.get(timeout: .seconds(30)) == 2)
+            }
+        }
+
+        @Test func aWorkerWhoseTasksAreModerateGetsOneTaskBehindItsRunningOne() throws {
+            // Nothing counts as short; tasks up to a minute count as moderate (the held one too).
+            try withTaskLimits(short: 0, moderate: 60_000_000_000) {
+                let (pool, gate, held, _) = try poolWithAHeldTask()
+                defer { pool.shutdown() }
+                let behind = try (2..<6).map { try pool.submit(.echo($0)) }
+                #expect(waitUntil { pool.tasksPipelined == 1 && pool.stats.queuedTasks == 3 })
+                // Probes with a 1 ms deadline queued behind them, one after the other: once the
+                // second has failed, a whole turn has passed with the rest queued.
+                for value in [10, 11] {
+                    let probe = try pool.submit(.echo(value), timeout: .milliseconds(1))
+                    #expect(expectForkPoolError { _ = try probe.get(timeout: .seconds(30)) }?.code == .timedOut)
+                }
+                #expect(pool.tasksPipelined == 1 && !behind.contains(where: \.isDone))  // one ahead, the rest still queued
+                gate.open(1)
+                #expect(try held.get(timeout: .seconds(30)) == 1)
+                #expect(try behind.map { try $0.get(timeout: .seconds(30)) } == [2, 3, 4, 5])
             }
         }
 
