@@ -19,7 +19,13 @@ extension ForkPoolTests {
         func makePool(_ kind: Kind, limit: Int) throws -> any WorkerPool<Command, Int> {
             switch kind {
             case .processes:
-                try ProcessPool(workers: 1, configuration: .with { $0.workerCrashBacktraces = false; $0.maximumQueuedTasks = limit }, work: obey)
+                // One task at a time: a queued task leaves the queue only when it starts, never
+                // sent ahead behind the running one (quick gated tasks count as moderate ones).
+                try ProcessPool(workers: 1, configuration: .with {
+                    $0.workerCrashBacktraces = false
+                    $0.maximumQueuedTasks = limit
+                    $0.tasksInFlightPerWorker = 1
+                }, work: obey)
             case .threads:
                 try ThreadPool(workers: 1, maximumQueuedTasks: limit, work: obey)
             }
