@@ -1,10 +1,10 @@
 // Short tasks sent behind a running one (`tasksInFlightPerWorker`), provoked for real: they go
 // ahead only under load and only to a worker whose tasks are short (moderate ones: one task
-// behind the running one), come back in order, and
-// when the worker dies the crash is blamed on the task it ran while the ones sent behind it run
-// on its replacement; a task cancelled while sent ahead leaves the others whole. Gates hold the
-// running task; where a gated task must count as short, the short-task limit is raised for the
-// test (`withShortTaskLimit`). Every wait is bounded.
+// behind the running one), come back in order, and when the worker dies the crash is blamed on
+// the task it ran while the ones sent behind it run on its replacement; a task cancelled while
+// sent ahead leaves the others whole. Gates hold the running task; where a gated task must
+// count as short (or moderate), the limits are raised for the test (`withShortTaskLimit`,
+// `withTaskLimits`). Every wait is bounded.
 import ForkPoolTestSupport
 import Glibc
 import Testing

@@ -43,7 +43,8 @@ extension WorkerProcess {
     nonisolated(unsafe) static var pipelineTaskNanoseconds: UInt64 = 100_000
     /// Moderate tasks: up to this, the worker gets one task behind its running one, so it
     /// never waits for the dispatcher between tasks (as Python's executor keeps a call queued
-    /// per worker); the task sent ahead waits at most one such task. Longer: nothing is sent ahead.
+    /// per worker); the task sent ahead waits for one such task at most. Longer: nothing goes
+    /// ahead.
     nonisolated(unsafe) static var oneAheadTaskNanoseconds: UInt64 = 1_000_000
 
     /// How many tasks this worker may have in flight, its running one included, when the
