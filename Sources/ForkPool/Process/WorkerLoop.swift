@@ -8,7 +8,8 @@
 // With shared rings (SharedRing) frames come from the submission ring and replies go to the
 // completion ring; the socket carries what does not fit a slot, notes and doorbells. Before
 // running a task the worker records its id in the region (`taken`). With nothing to read it
-// spins briefly (after a lane task), then raises its `asleep` flag and sleeps in recv.
+// spins briefly (after a lane task), then raises its `asleep` flag and sleeps in poll (POLLIN:
+// not woken when the pool reads what it sent, as a sleeping recv is).
 //
 // Plain synchronous code on the one thread fork left: Dispatch and Swift concurrency do not
 // survive a fork of a process that already started their threads. The process leaves only
@@ -90,7 +91,7 @@ enum WorkerLoop {
         var reply: [UInt8] = []
         var replyTail: [UInt8] = []
         // After answering a task sent by lane (a caller spinning for the reply, likely to send
-        // the next task at once) the worker spins before it sleeps in recv: no wake-up on
+        // the next task at once) the worker spins before it sleeps in poll: no wake-up on
         // either side of a tight submit/get loop.
         var spin = AdaptiveSpin(limit: spinLimit)
         var answeredLaneTaskAt: UInt64?
@@ -153,6 +154,9 @@ enum WorkerLoop {
                     continue
                 }
                 let sleeps = !spinning && reader.prepareToSleep()
+                // Asleep in poll, not recv: the pool reading this worker's doorbell or reply
+                // would wake a recv for nothing, once per frame.
+                if sleeps { SystemCall.waitReadable(fd) }
                 let filled = try? reader.fill(from: fd, wait: sleeps)
                 if sleeps { reader.wokeUp() }
                 switch filled {

@@ -49,6 +49,15 @@ enum SystemCall {
         return IOResult(returned: retryingInterrupts { recv(fd, space.baseAddress, space.count, flags) })
     }
 
+    /// Sleeps until `fd` is readable, has hung up or failed (retrying EINTR). For a unix socket's
+    /// reader that would sleep in a blocking `recv`: that sleeper is also woken, and put back to
+    /// sleep, each time the peer reads what it sent (the kernel's write-space wake-up), while
+    /// `poll` for POLLIN wakes only for data or the end.
+    static func waitReadable(_ fd: CInt) {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        _ = retryingInterrupts { poll(&entry, 1, -1) }
+    }
+
     /// One `read` into `space`, retrying EINTR.
     @inline(__always)
     static func read(_ fd: CInt, into space: UnsafeMutableRawBufferPointer) -> IOResult {
