@@ -22,10 +22,7 @@ extension ForkPoolTests {
         /// Runs `body` with tasks of up to `milliseconds` counting as short (a gated task then
         /// has tasks sent behind it), restoring the limit after.
         func withShortTaskLimit<T>(milliseconds: UInt64, _ body: () throws -> T) rethrows -> T {
-            let saved = WorkerProcess.pipelineTaskNanoseconds
-            WorkerProcess.pipelineTaskNanoseconds = milliseconds * 1_000_000
-            defer { WorkerProcess.pipelineTaskNanoseconds = saved }
-            return try body()
+            try withTaskLimits(short: milliseconds * 1_000_000, moderate: WorkerProcess.oneAheadTaskNanoseconds, body)
         }
 
         /// Runs `body` with tasks of up to `short` nanoseconds counting as short and of up to

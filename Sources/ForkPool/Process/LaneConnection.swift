@@ -127,9 +127,7 @@ final class LaneConnection: @unchecked Sendable {
                     continue
                 }
                 guard inbox.reader.prepareToSleep() else { continue }  // the ring has it now
-                var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-                let timeout = pollTimeout(until: deadline, now: now)
-                _ = retryingInterrupts { poll(&readable, 1, timeout) }
+                SystemCall.waitReadable(socket, milliseconds: pollTimeout(until: deadline, now: now))
                 inbox.reader.wokeUp()
             }
         }

@@ -17,9 +17,7 @@ struct ProcessHandle {
 
     /// Waits up to `milliseconds` for the process to exit; true if it has.
     func waitForExit(milliseconds: Int32) -> Bool {
-        var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-        _ = retryingInterrupts { poll(&exited, 1, milliseconds) }
-        return exited.revents != 0
+        SystemCall.waitReadable(pidfd, milliseconds: milliseconds)
     }
 
     /// Closes the pidfd (and unregisters it).

@@ -49,13 +49,16 @@ enum SystemCall {
         return IOResult(returned: retryingInterrupts { recv(fd, space.baseAddress, space.count, flags) })
     }
 
-    /// Sleeps until `fd` is readable, has hung up or failed (retrying EINTR). For a unix socket's
-    /// reader that would sleep in a blocking `recv`: that sleeper is also woken, and put back to
+    /// Sleeps until `fd` is readable, has hung up or failed, or `milliseconds` pass (-1: no
+    /// limit), retrying EINTR; whether it is. The one way any side here sleeps on a socket or a
+    /// pidfd: a unix socket's reader asleep in a blocking `recv` is also woken, and put back to
     /// sleep, each time the peer reads what it sent (the kernel's write-space wake-up), while
     /// `poll` for POLLIN wakes only for data or the end.
-    static func waitReadable(_ fd: CInt) {
+    @discardableResult
+    static func waitReadable(_ fd: CInt, milliseconds: Int32 = -1) -> Bool {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        _ = retryingInterrupts { poll(&entry, 1, -1) }
+        _ = retryingInterrupts { poll(&entry, 1, milliseconds) }
+        return entry.revents != 0
     }
 
     /// One `read` into `space`, retrying EINTR.
