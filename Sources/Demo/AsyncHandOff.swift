@@ -55,40 +55,14 @@ private final class Resumer: @unchecked Sendable {
     }
 }
 
-extension Benchmark {
-    /// Seconds for `callers` Swift tasks, each awaiting `each` values that a resumer thread
-    /// hands back (every value checked): the async hand-off's ceiling.
-    func asyncHandOff(callers: Int, each: Int) throws -> Double {
-        let resumer = try Resumer()
-        defer { resumer.stop() }
-        let outcome = LockedSeconds()
-        let done = DispatchSemaphore(value: 0)
-        Task.detached {
-            let began = now()
-            let wrong = await withTaskGroup(of: Bool.self) { group in
-                for _ in 0..<callers {
-                    group.addTask {
-                        for value in 0..<each {
-                            let back = await withUnsafeContinuation { resumer.hand($0, value) }
-                            if back != value { return true }
-                        }
-                        return false
-                    }
-                }
-                return await group.contains(true)
-            }
-            outcome.set(wrong ? nil : now() - began)
-            done.signal()
+/// Seconds for `callers` Swift tasks, each awaiting `each` values that a resumer thread hands
+/// back (every value checked): the async hand-off's ceiling.
+func asyncHandOff(callers: Int, each: Int) throws -> Double {
+    let resumer = try Resumer()
+    defer { resumer.stop() }
+    return try secondsOfTasks(callers: callers, what: "async hand-off") {
+        for value in 0..<each where await withUnsafeContinuation({ resumer.hand($0, value) }) != value {
+            throw BenchmarkError(description: "a wrong value came back")
         }
-        done.wait()
-        guard let seconds = outcome.get() else { throw BenchmarkError(description: "async hand-off: a wrong value came back") }
-        return seconds
     }
-}
-
-private final class LockedSeconds: @unchecked Sendable {
-    private let lock = NSLock()
-    private var seconds: Double?
-    func set(_ value: Double?) { lock.withLock { seconds = value } }
-    func get() -> Double? { lock.withLock { seconds } }
 }

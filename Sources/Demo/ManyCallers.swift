@@ -103,30 +103,34 @@ extension Benchmark {
 
     /// Seconds for `callers` Swift tasks, each looping `try await submit(i).value` `each` times.
     func submitFromTasks(_ pool: any WorkerPool<Int, Int>, callers: Int, each: Int) throws -> Double {
-        let outcome = LockedResult()
-        let done = DispatchSemaphore(value: 0)
-        Task.detached {
-            let began = now()
-            do {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for _ in 0..<callers {
-                        group.addTask {
-                            for value in 0..<each where try await pool.submit(value).value != value {
-                                throw BenchmarkError(description: "a task returned a wrong value")
-                            }
-                        }
-                    }
-                    try await group.waitForAll()
-                }
-                outcome.set(.success(now() - began))
-            } catch {
-                outcome.set(.failure(BenchmarkError(description: "many callers (async): \(error)")))
+        try secondsOfTasks(callers: callers, what: "many callers (async)") {
+            for value in 0..<each where try await pool.submit(value).value != value {
+                throw BenchmarkError(description: "a task returned a wrong value")
             }
-            done.signal()
         }
-        done.wait()
-        return try outcome.get()
     }
+}
+
+/// Seconds for `callers` Swift tasks running `loop` at once, timed from off this thread (a
+/// detached task) while this thread waits; the first error thrown, named by `what`, is rethrown.
+func secondsOfTasks(callers: Int, what: String, _ loop: @escaping @Sendable () async throws -> Void) throws -> Double {
+    let outcome = LockedResult()
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+        let began = now()
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<callers { group.addTask(operation: loop) }
+                try await group.waitForAll()
+            }
+            outcome.set(.success(now() - began))
+        } catch {
+            outcome.set(.failure(BenchmarkError(description: "\(what): \(error)")))
+        }
+        done.signal()
+    }
+    done.wait()
+    return try outcome.get()
 }
 
 /// Lets every caller thread start at once; the clock starts when they are released.

@@ -109,10 +109,8 @@ struct Profile: ParsableCommand {
         case .manyAsync:
             try manyCallers(label: "64 async tasks") { try $0.submitFromTasks($1, callers: 64, each: $2 / 64) }
         case .asyncHandOff:
-            let benchmark = Benchmark(workloads: [], strategies: [], workerCounts: [], latencyWorkerCounts: [],
-                                      repetitions: 1, sizes: Sizes(), progress: Progress())
             let tasks = iterations ?? 400_000
-            let seconds = try benchmark.asyncHandOff(callers: 64, each: tasks / 64)
+            let seconds = try asyncHandOff(callers: 64, each: tasks / 64)
             print("async hand-off, 64 tasks: \(Int(Double(tasks) / seconds)) tasks/s")
         case .freshStart:
             let heap = heapMiB > 0 ? UnsafeMutableRawPointer.allocate(byteCount: heapMiB << 20, alignment: 4096) : nil
