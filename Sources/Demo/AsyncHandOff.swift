@@ -2,8 +2,8 @@
 // produces — the task suspends on a continuation, one thread (standing in for a pool's) takes
 // the continuations in batches and resumes each with its value at once. No work, no pool, no
 // encoding: what is left is the Swift runtime's suspend, resume and task switch on this
-// machine's cooperative threads. The many-callers async rows are read against it (same
-// callers, same loop, same run): a pool's async rate cannot pass it.
+// machine's cooperative threads. The many-callers rows with as many async tasks are read against
+// it (same callers, same loop, same run): a pool's async rate cannot pass it.
 //
 //   64 Swift tasks ── withUnsafeContinuation ──▶ locked list ──▶ resumer thread: take all,
 //        ▲                                                          resume each (value)

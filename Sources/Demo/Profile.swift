@@ -82,6 +82,15 @@ struct Profile: ParsableCommand {
     func validate() throws {
         if callers < 1 { throw ValidationError("--callers must be at least 1") }
         if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1") }
+        // The many-caller loops split the iterations between their callers: each runs at least one.
+        let callerCount: Int? = switch hotLoop {
+        case .manyCallers: callers
+        case .manyAsync, .asyncHandOff: 64
+        default: nil
+        }
+        if let callerCount, let iterations, iterations < callerCount {
+            throw ValidationError("--iterations must be at least \(callerCount) for \(hotLoop.rawValue): one per caller")
+        }
     }
 
     func run() throws {

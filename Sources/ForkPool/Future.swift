@@ -276,8 +276,6 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         return result
     }
 
-    /// The pool sent this task on a lane for the thread blocked in `get()` to read its reply:
-    /// wakes it to do so.
     /// A caller serving the queue from its lane is about to read this task's reply: if it
     /// completes the future, threads asleep on it stay asleep until `releaseWakes` (async
     /// waiters and callbacks go on at once).
@@ -294,6 +292,8 @@ public final class Future<Value: Sendable>: @unchecked Sendable {
         }
     }
 
+    /// The pool sent this task on a lane for the thread blocked in `get()` to read its reply:
+    /// wakes it to do so.
     func wakeToReadReply() {
         lock.withLock {
             replyToRead = true

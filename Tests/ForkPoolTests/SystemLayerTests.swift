@@ -1,6 +1,8 @@
 // The system layer under the engine: transfers that report .wouldBlock and failures as values,
-// and a pool descriptor that closes (and unregisters) itself when dropped.
+// a pool descriptor that closes (and unregisters) itself when dropped, and a wait on a
+// descriptor that signals cannot stretch.
 import CForkShim
+import ForkPoolTestSupport
 import Glibc
 import Testing
 @testable import ForkPool
@@ -26,6 +28,35 @@ extension ForkPoolTests {
             // The peer is gone: EPIPE as a value, and no SIGPIPE (MSG_NOSIGNAL).
             #expect(sendPart(ours, head: [1], tail: [], from: 0, nonblocking: true) == .failed(errno: EPIPE))
             close(ours)
+        }
+
+        /// A signal that interrupts `waitReadable` neither ends the wait nor restarts its time
+        /// limit: a 300 ms wait interrupted every 20 ms still ends. (Were each interruption to
+        /// restart the limit, the wait would last as long as the signals came: 10 s here.)
+        @Test func aWaitInterruptedOverAndOverStillEndsAtItsTimeLimit() throws {
+            let pipe = TestPipe()  // nothing is ever written to it
+            let previous = signal(SIGUSR2) { _ in }
+            defer { signal(SIGUSR2, previous) }
+            let waiter = LockedBox<pthread_t>()
+            let readable = LockedBox<Bool>()
+            let thread = try PosixThread.start(name: "interrupted-wait") {
+                var interrupting = sigset_t()  // the test runner's threads may block it: this one must not
+                sigemptyset(&interrupting)
+                sigaddset(&interrupting, SIGUSR2)
+                pthread_sigmask(SIG_UNBLOCK, &interrupting, nil)
+                waiter.value = pthread_self()
+                readable.value = SystemCall.waitReadable(pipe.readEnd, milliseconds: 300)
+            }
+            #expect(waitUntil { waiter.value != nil })
+            var signals = 0
+            while readable.value == nil && signals < 500 {
+                pthread_kill(waiter.value!, SIGUSR2)
+                usleep(20_000)
+                signals += 1
+            }
+            thread.join()
+            #expect(readable.value == false)
+            #expect(signals < 500, "the wait outlasted 10 s of interruptions")
         }
 
         @Test func aDroppedDescriptorIsClosedAndUnregistered() throws {

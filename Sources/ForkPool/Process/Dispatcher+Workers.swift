@@ -366,10 +366,8 @@ extension Dispatcher {
                 killedAt = now
             }
             if let killedAt, now > killedAt + 5_000_000_000 { break }  // the server stopped reporting
-            var pollSet = [pollfd(fd: control, events: Int16(POLLIN), revents: 0)]
             let timeout = killedAt == nil ? ForkPool.pollTimeout(until: deadline, now: now) : 100
-            _ = retryingInterrupts { poll(&pollSet, 1, timeout) }
-            if pollSet[0].revents != 0 { readForkServer() }
+            if SystemCall.waitReadable(control, milliseconds: timeout) { readForkServer() }
         }
         for index in workers.indices.reversed() {
             withdrawLane(index, error: { task in
