@@ -50,8 +50,8 @@ enum SystemCall {
     }
 
     /// Sleeps until `fd` is readable, has hung up or failed, or `milliseconds` pass (-1: no
-    /// limit); whether it is. A signal that interrupts the sleep does not end it, nor restart
-    /// the time limit. The one way any side here sleeps on a single socket, pidfd or control
+    /// limit; at most a minute, as any `pollTimeout`); whether it is. A signal that interrupts
+    /// the sleep does not end it, nor restart the time limit. The one way any side here sleeps on a single socket, pidfd or control
     /// descriptor: a unix socket's reader asleep in a blocking `recv` is also woken, and put back
     /// to sleep, each time the peer reads what it sent (the kernel's write-space wake-up), while
     /// `poll` for POLLIN wakes only for data or the end.
@@ -59,11 +59,8 @@ enum SystemCall {
     static func waitReadable(_ fd: CInt, milliseconds: Int32 = -1) -> Bool {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let deadline = milliseconds < 0 ? nil : monotonicNanoseconds() + UInt64(milliseconds) * 1_000_000
-        while true {
-            let now = monotonicNanoseconds()
-            let left = deadline.map { $0 > now ? Int32(($0 - now + 999_999) / 1_000_000) : 0 } ?? -1
-            if poll(&entry, 1, left) >= 0 || errno != EINTR { return entry.revents != 0 }
-        }
+        _ = retryingInterrupts { poll(&entry, 1, pollTimeout(until: deadline, now: monotonicNanoseconds())) }
+        return entry.revents != 0
     }
 
     /// One `read` into `space`, retrying EINTR.
