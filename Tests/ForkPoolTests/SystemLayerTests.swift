@@ -45,7 +45,7 @@ extension ForkPoolTests {
                 sigaddset(&interrupting, SIGUSR2)
                 pthread_sigmask(SIG_UNBLOCK, &interrupting, nil)
                 waiter.value = pthread_self()
-                readable.value = SystemCall.waitReadable(pipe.readEnd, milliseconds: 300)
+                readable.value = SystemCall.waitReadable(pipe.readEnd, until: monotonicNanoseconds() + 300_000_000)
             }
             #expect(waitUntil { waiter.value != nil })
             var signals = 0

@@ -366,8 +366,7 @@ extension Dispatcher {
                 killedAt = now
             }
             if let killedAt, now > killedAt + 5_000_000_000 { break }  // the server stopped reporting
-            let timeout = killedAt == nil ? ForkPool.pollTimeout(until: deadline, now: now) : 100
-            if SystemCall.waitReadable(control, milliseconds: timeout) { readForkServer() }
+            if SystemCall.waitReadable(control, until: killedAt == nil ? deadline : now + 100_000_000) { readForkServer() }
         }
         for index in workers.indices.reversed() {
             withdrawLane(index, error: { task in

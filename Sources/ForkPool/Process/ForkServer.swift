@@ -176,7 +176,7 @@ struct ForkServerClient {
     func stop() -> WaitStatus {
         PoolDescriptors.close(control)
         let server = ProcessHandle(pid: pid, pidfd: pidfd)
-        if !server.waitForExit(milliseconds: Int32(ProcessKill.gracePeriodNanoseconds / 1_000_000)) {
+        if !server.waitForExit(until: monotonicNanoseconds() + ProcessKill.gracePeriodNanoseconds) {
             server.signal(SIGKILL)
         }
         var status: CInt = 0

@@ -127,7 +127,7 @@ final class LaneConnection: @unchecked Sendable {
                     continue
                 }
                 guard inbox.reader.prepareToSleep() else { continue }  // the ring has it now
-                SystemCall.waitReadable(socket, milliseconds: pollTimeout(until: deadline, now: now))
+                SystemCall.waitReadable(socket, until: deadline)
                 inbox.reader.wokeUp()
             }
         }

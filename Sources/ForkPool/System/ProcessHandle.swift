@@ -15,9 +15,9 @@ struct ProcessHandle {
         forkpool_pidfd_send_signal(pidfd, signal) == 0
     }
 
-    /// Waits up to `milliseconds` for the process to exit; true if it has.
-    func waitForExit(milliseconds: Int32) -> Bool {
-        SystemCall.waitReadable(pidfd, milliseconds: milliseconds)
+    /// Waits until `deadline` (monotonic ns) at most for the process to exit; true if it has.
+    func waitForExit(until deadline: UInt64) -> Bool {
+        SystemCall.waitReadable(pidfd, until: deadline)
     }
 
     /// Closes the pidfd (and unregisters it).

@@ -49,16 +49,15 @@ enum SystemCall {
         return IOResult(returned: retryingInterrupts { recv(fd, space.baseAddress, space.count, flags) })
     }
 
-    /// Sleeps until `fd` is readable, has hung up or failed, or `milliseconds` pass (-1: no
-    /// limit; at most a minute, as any `pollTimeout`); whether it is. A signal that interrupts
-    /// the sleep does not end it, nor restart the time limit. The one way any side here sleeps on a single socket, pidfd or control
+    /// Sleeps until `fd` is readable, has hung up or failed, or `deadline` (monotonic ns; nil:
+    /// none) passes — at most a minute, as any `pollTimeout`; whether it is. A signal that interrupts the sleep does not end it, and the
+    /// deadline stays where it was. The one way any side here sleeps on a single socket, pidfd or control
     /// descriptor: a unix socket's reader asleep in a blocking `recv` is also woken, and put back
     /// to sleep, each time the peer reads what it sent (the kernel's write-space wake-up), while
     /// `poll` for POLLIN wakes only for data or the end.
     @discardableResult
-    static func waitReadable(_ fd: CInt, milliseconds: Int32 = -1) -> Bool {
+    static func waitReadable(_ fd: CInt, until deadline: UInt64? = nil) -> Bool {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let deadline = milliseconds < 0 ? nil : monotonicNanoseconds() + UInt64(milliseconds) * 1_000_000
         _ = retryingInterrupts { poll(&entry, 1, pollTimeout(until: deadline, now: monotonicNanoseconds())) }
         return entry.revents != 0
     }
