@@ -1,8 +1,8 @@
 // ManyCallers: the server's case — many threads or Swift tasks sharing one pool, each submitting
 // one trivial task and waiting for it, in a loop. Measured for both pools (2 workers) at 1, 8
 // and 64 threads and 64 and 1,024 async tasks, beside the raw pipelined socket (bench/limits)
-// and Python's executors doing the same loop in the same run; the async loads also beside the
-// same Swift tasks' loop with no pool (AsyncHandOff). Also: context switches per task under the
+// and Python's executors doing the same loop in the same run; the 64-task async load also beside
+// the same Swift tasks' loop with no pool (AsyncHandOff). Also: context switches per task under the
 // 8-thread load, and the pool's CPU time over 5 idle seconds after a burst.
 import ForkPool
 import Foundation
@@ -21,7 +21,7 @@ extension Benchmark {
     func manyCallers(workers: Int, total: Int, idleSeconds: Double) throws -> [Row] {
         var rows: [Row] = []
         if strategies.contains(where: { $0 != .sequential }) {
-            // The ceiling of the async rows: the same Swift tasks' loop with no pool at all.
+            // The ceiling of the first async load: the same Swift tasks' loop with no pool at all.
             progress.update("many callers: async hand-off, \(Self.manyCallerTasks[0]) tasks, no pool")
             let callers = Self.manyCallerTasks[0], per = max(1, total / callers)
             // Its best of three: a ceiling, not a typical run (the first also warms the threads up).
